@@ -1,0 +1,1 @@
+//! Voltmesh grid simulation: SimBench grids and profiles, household agents, power flow and KPIs.
