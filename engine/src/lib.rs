@@ -22,7 +22,7 @@
 //! same [`RejectReason`] everywhere. [`settlement`] turns trades and metered energy into bills.
 #![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
 
-// pub mod book_file;
+pub mod book_file;
 pub mod call_auction;
 pub mod config;
 pub mod continuous;

@@ -1,3 +1,29 @@
-//! `voltmesh`: the one command-line binary. Each subcommand lives in the crate that owns it.
+//! `voltmesh`: the one command-line binary users type. Each subcommand's work lives in the crate
+//! that owns it; this file only parses arguments and dispatches.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod clear;
+
+/// Voltmesh: a peer-to-peer energy exchange for one neighborhood.
+#[derive(Debug, Parser)]
+#[command(name = "voltmesh", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Clear a book of orders from a JSON file and print the result as JSON.
+    Clear(clear::ClearArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Clear(args) => clear::run(&args),
+    }
+}
