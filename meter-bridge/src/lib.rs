@@ -1,4 +1,41 @@
 //! Voltmesh meter bridge: decodes smart-meter payloads that arrive over MQTT, forecasts each
-//! household's next interval and turns it into signed orders.
+//! household's next interval and turns it into orders.
+//!
+//! # Layout
+//!
+//! * [`Reading`]: the normalised reading every decoder produces.
+//! * Decoders, one module per format, each a pure function with its own error type:
+//!   [`dsmr`] (P1 telegrams), [`tasmota`] (SML JSON), [`shelly_gen2`] (Pro 3EM `NotifyStatus`),
+//!   [`shelly_gen1`] (EM per-value topics), [`native`] (Voltmesh's own JSON).
+//! * [`format`](mod@format): the [`Format`] enum, the [`Decoder`] dispatcher and [`DecodeError`].
+//!
+//! Nothing in this crate's core does I/O or reads a clock: times arrive as arguments.
+#![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod decimal;
+pub mod dsmr;
+pub mod error_kind;
+pub mod format;
+mod json;
+pub mod local_time;
+pub mod native;
+pub mod reading;
+pub mod shelly_gen1;
+pub mod shelly_gen2;
+pub mod tasmota;
+
+pub use error_kind::ErrorKind;
+pub use format::{DecodeError, Decoder, DecoderConfig, Format};
+pub use reading::{BadMeterId, MeterId, Reading, MAX_PAYLOAD_BYTES};
 pub use voltmesh_engine as engine;
+
+/// At most 48 bytes of `bytes`, lossily as text, for error messages and logs.
+pub(crate) fn snippet(bytes: &[u8]) -> String {
+    const MAX: usize = 48;
+    let cut = &bytes[..bytes.len().min(MAX)];
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if bytes.len() > MAX {
+        text.push('…');
+    }
+    text
+}

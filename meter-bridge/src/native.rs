@@ -1,0 +1,100 @@
+//! Voltmesh's native JSON reading, for meters and gateways that can choose their format.
+//! Documented for users in the crate's `README.md`.
+//!
+//! ```json
+//! {"meter":"hh-042","ts":"2026-11-22T10:15:00Z","import_wh":1234567,"export_wh":89012,"power_w":-1530,"seq":17}
+//! ```
+//!
+//! Every field except `seq` is required; unknown fields are an error (a typo must not silently
+//! drop a value). Energy and power are JSON integers: a fraction is an error, not rounded.
+//! `seq` is the gateway's message counter; it is checked but not part of the reading.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::reading::{MeterId, Reading, MAX_PAYLOAD_BYTES};
+
+/// Why a native payload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NativeError {
+    /// Larger than [`MAX_PAYLOAD_BYTES`].
+    #[error("payload of {len} bytes exceeds the {max} byte limit")]
+    TooLarge {
+        /// Payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a valid native reading (syntax, missing or unknown field, wrong type, bad value).
+    #[error("invalid native reading: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    meter: MeterId,
+    ts: DateTime<Utc>,
+    import_wh: u64,
+    export_wh: u64,
+    power_w: i64,
+    #[serde(default)]
+    #[allow(dead_code)]
+    seq: Option<u64>,
+}
+
+/// Decodes one native reading.
+///
+/// # Errors
+/// [`NativeError`] if the payload is oversized or not exactly the documented object.
+pub fn decode(bytes: &[u8]) -> Result<Reading, NativeError> {
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(NativeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let wire: Wire =
+        serde_json::from_slice(bytes).map_err(|e| NativeError::Invalid(e.to_string()))?;
+    Ok(Reading {
+        meter: wire.meter,
+        timestamp: wire.ts,
+        import_wh: wire.import_wh,
+        export_wh: wire.export_wh,
+        power_w: wire.power_w,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_rejects() {
+        let ok = br#"{"meter":"hh-042","ts":"2026-11-22T11:15:00+01:00","import_wh":1234567,"export_wh":89012,"power_w":-1530,"seq":17}"#;
+        let r = decode(ok).unwrap();
+        assert_eq!(r.meter.as_str(), "hh-042");
+        assert_eq!(r.timestamp.to_rfc3339(), "2026-11-22T10:15:00+00:00");
+        assert_eq!(
+            (r.import_wh, r.export_wh, r.power_w),
+            (1_234_567, 89_012, -1530)
+        );
+        let without_seq =
+            br#"{"meter":"m","ts":"2026-11-22T10:15:00Z","import_wh":1,"export_wh":2,"power_w":3}"#;
+        assert!(decode(without_seq).is_ok());
+        for bad in [
+            r#"{"meter":"m","ts":"2026-11-22T10:15:00Z","import_wh":1,"export_wh":2,"power_w":3,"extra":1}"#,
+            r#"{"meter":"m","ts":"2026-11-22T10:15:00Z","import_wh":1.5,"export_wh":2,"power_w":3}"#,
+            r#"{"meter":"m","ts":"2026-11-22T10:15:00Z","import_wh":-1,"export_wh":2,"power_w":3}"#,
+            r#"{"meter":"m","ts":"2026-11-22 10:15","import_wh":1,"export_wh":2,"power_w":3}"#,
+            r#"{"meter":"","ts":"2026-11-22T10:15:00Z","import_wh":1,"export_wh":2,"power_w":3}"#,
+            r#"{"meter":"m","ts":"2026-11-22T10:15:00Z","import_wh":1,"export_wh":2}"#,
+            "not json",
+        ] {
+            assert!(
+                matches!(decode(bad.as_bytes()), Err(NativeError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+}
