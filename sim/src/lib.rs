@@ -1,1 +1,5 @@
 //! Voltmesh grid simulation: SimBench grids and profiles, household agents, power flow and KPIs.
+
+pub mod data;
+pub mod powerflow;
+pub mod simbench;
