@@ -337,10 +337,18 @@ const VERSION: &str = "1-3:0.2.8";
 const BELGIAN_VERSION: &str = "0-0:96.1.4";
 
 fn read_line<'a>(line: &'a [u8], o: &mut Objects<'a>) -> Result<(), DsmrError> {
-    // Fast reject: every object we read starts with "0-0:" or "1-".
-    if line.len() < 9 || !(line.starts_with(b"1-") || line.starts_with(b"0-0:")) {
+    // Dispatch on the 4-byte prefix: electricity objects are "1-0:", the rest "0-0:"/"1-3:".
+    if line.len() < 9 {
         return Ok(());
     }
+    match &line[..4] {
+        b"1-0:" => electricity_line(line, o),
+        b"0-0:" | b"1-3:" => other_line(line, o),
+        _ => Ok(()),
+    }
+}
+
+fn electricity_line<'a>(line: &'a [u8], o: &mut Objects<'a>) -> Result<(), DsmrError> {
     if let Some(rest) = line.strip_prefix(b"1-0:1.8.") {
         return register_line(line, rest, &mut o.import, IMPORT_TOTAL, IMPORT_TARIFF);
     }
@@ -367,6 +375,10 @@ fn read_line<'a>(line: &'a [u8], o: &mut Objects<'a>) -> Result<(), DsmrError> {
             return set_once(slot, watts, obis);
         }
     }
+    Ok(())
+}
+
+fn other_line<'a>(line: &'a [u8], o: &mut Objects<'a>) -> Result<(), DsmrError> {
     for (obis, which) in [
         (TIMESTAMP, 0),
         (EQUIPMENT_ID, 1),

@@ -1,0 +1,127 @@
+//! Meter payload decode throughput, one bench per format (and per DSMR variant), on the real
+//! sample payloads in `meter-bridge/tests/fixtures/`. Target: ≥ 200,000 decodes/s per format on
+//! one core. An element is one message; for the Shelly formats, whose readings span several
+//! messages, the `reading` benches count one element per completed reading.
+//!
+//! `cargo bench -p voltmesh-benches --bench decode`
+
+use chrono::{DateTime, Utc};
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use voltmesh_meter_bridge::format::{Decoder, DecoderConfig, Format};
+use voltmesh_meter_bridge::shelly_gen1::{self, Gen1Accumulator};
+use voltmesh_meter_bridge::shelly_gen2::{self, Gen2Accumulator};
+use voltmesh_meter_bridge::tasmota::{self, TasmotaConfig};
+use voltmesh_meter_bridge::{dsmr, native};
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../meter-bridge/tests/fixtures/",
+            $name
+        ))
+    };
+}
+
+const DSMR: [(&str, &[u8]); 6] = [
+    ("v2_2_iskra", fixture!("dsmr_v2_2_iskra_MT382.txt")),
+    ("v4_2_kaifa", fixture!("dsmr_v4_2_kaifa.txt")),
+    ("v5_iskra", fixture!("dsmr_v5_iskra_MT382.txt")),
+    ("be_fluvius", fixture!("dsmr_be_fluvius_v1_7_1.txt")),
+    ("at_sagemcom", fixture!("dsmr_at_sagemcom_t210_d_r.txt")),
+    ("hu_eon", fixture!("dsmr_v5_eon_hungary.txt")),
+];
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default()
+}
+
+fn decode(c: &mut Criterion) {
+    let t = now();
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(1));
+
+    for (name, telegram) in DSMR {
+        assert!(dsmr::decode(telegram, t).is_ok(), "{name} must decode");
+        group.bench_function(format!("dsmr/{name}"), |b| {
+            b.iter(|| dsmr::decode(black_box(telegram), t))
+        });
+    }
+
+    let config = TasmotaConfig::default();
+    let sensor = fixture!("tasmota_sml_tele_SENSOR_3phase.json");
+    assert!(tasmota::decode(sensor, "haus-1", &config).is_ok());
+    group.bench_function("tasmota/sensor_3phase", |b| {
+        b.iter(|| tasmota::decode(black_box(sensor), "haus-1", &config))
+    });
+    let named = TasmotaConfig {
+        sensor: Some("SML".to_owned()),
+        ..TasmotaConfig::default()
+    };
+    group.bench_function("tasmota/sensor_3phase_named", |b| {
+        b.iter(|| tasmota::decode(black_box(sensor), "haus-1", &named))
+    });
+
+    let em = fixture!("shelly_pro3em_events_rpc_em0.json");
+    let emdata = fixture!("shelly_pro3em_events_rpc_emdata0.json");
+    group.bench_function("shelly_gen2/em0", |b| {
+        b.iter(|| shelly_gen2::decode(black_box(em)))
+    });
+    group.bench_function("shelly_gen2/emdata0", |b| {
+        b.iter(|| shelly_gen2::decode(black_box(emdata)))
+    });
+    group.bench_function("shelly_gen2/reading", |b| {
+        let mut acc = Gen2Accumulator::new(16);
+        b.iter(|| {
+            let first = shelly_gen2::decode(black_box(em)).map(|s| acc.push(s));
+            let second = shelly_gen2::decode(black_box(emdata)).map(|s| acc.push(s));
+            (first, second)
+        })
+    });
+
+    let topic = "shellies/shellyem-C45BBE6B4A21/emeter/0/total";
+    group.bench_function("shelly_gen1/message", |b| {
+        b.iter(|| shelly_gen1::decode(black_box(topic), black_box(b"2716455.3")))
+    });
+    let burst = [
+        (
+            "shellies/shellyem-C45BBE6B4A21/emeter/0/power",
+            &b"1532.48"[..],
+        ),
+        (
+            "shellies/shellyem-C45BBE6B4A21/emeter/0/total",
+            b"2716455.3",
+        ),
+        (
+            "shellies/shellyem-C45BBE6B4A21/emeter/0/total_returned",
+            b"904112.8",
+        ),
+    ];
+    group.bench_function("shelly_gen1/reading", |b| {
+        let mut acc = Gen1Accumulator::new(16);
+        b.iter(|| {
+            let mut last = None;
+            for (topic, payload) in burst {
+                last = shelly_gen1::decode(black_box(topic), black_box(payload))
+                    .map(|v| acc.push(v, t))
+                    .ok();
+            }
+            last
+        })
+    });
+
+    let reading = fixture!("voltmesh_native_reading.json");
+    group.bench_function("native", |b| b.iter(|| native::decode(black_box(reading))));
+
+    // The dispatcher's own cost on top of a decoder (format sniffed from topic and payload).
+    let mut decoder = Decoder::new(DecoderConfig::default());
+    let kaifa = fixture!("dsmr_v4_2_kaifa.txt");
+    assert_eq!(Format::sniff("p1/kaifa", kaifa), Some(Format::Dsmr));
+    group.bench_function("dispatch/dsmr_v4_2_kaifa", |b| {
+        b.iter(|| decoder.decode(None, black_box("p1/kaifa"), black_box(kaifa), t))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode);
+criterion_main!(benches);
