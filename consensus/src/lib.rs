@@ -3,3 +3,5 @@
 //! This crate is filled by the node issue; for now it only re-exports the engine it will replicate.
 
 pub use voltmesh_engine as engine;
+
+pub mod net;

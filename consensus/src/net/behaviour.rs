@@ -1,0 +1,82 @@
+//! The composed libp2p behaviour: genesis allow-list, consensus request-response and order
+//! gossip.
+
+use std::sync::Arc;
+
+use libp2p::{
+    allow_block_list::{self, AllowedPeers},
+    gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode},
+    request_response::{self, ProtocolSupport},
+    swarm::NetworkBehaviour,
+};
+use sha2::{Digest, Sha256};
+
+use super::{
+    codec::{FrameCodec, CONSENSUS_PROTOCOL},
+    config::{NetConfig, ValidatorTable},
+    error::NetError,
+    stats::Counters,
+};
+
+/// Bytes of gossipsub framing allowed on top of `max_order_size` (protobuf fields, the author's
+/// public key, the signature, the sequence number and the topic name).
+const GOSSIP_ENVELOPE_OVERHEAD: usize = 4096;
+
+/// The node's network behaviour.
+///
+/// Invariant: `allow` lists exactly the genesis validators, so every connection that reaches
+/// `consensus` or `gossip` is to an authenticated genesis validator; a connection from any other
+/// key is denied as soon as its Noise handshake reveals the key.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) allow: allow_block_list::Behaviour<AllowedPeers>,
+    pub(crate) consensus: request_response::Behaviour<FrameCodec>,
+    pub(crate) gossip: gossipsub::Behaviour,
+}
+
+/// The id gossipsub uses to suppress duplicates: SHA-256 of the order bytes, so the same order
+/// published by two nodes is delivered once.
+pub(crate) fn order_message_id(message: &gossipsub::Message) -> MessageId {
+    MessageId::new(&Sha256::digest(&message.data))
+}
+
+impl Behaviour {
+    pub(crate) fn new(
+        config: &NetConfig,
+        table: &ValidatorTable,
+        counters: Arc<Counters>,
+        topic: &IdentTopic,
+    ) -> Result<Self, NetError> {
+        let mut allow = allow_block_list::Behaviour::<AllowedPeers>::default();
+        for (_, peer) in table.remotes() {
+            allow.allow_peer(peer);
+        }
+
+        let consensus = request_response::Behaviour::with_codec(
+            FrameCodec::new(config.max_message_size, counters),
+            [(CONSENSUS_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(config.request_timeout),
+        );
+
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(ValidationMode::Strict)
+            .message_id_fn(order_message_id)
+            .max_transmit_size(config.max_order_size + GOSSIP_ENVELOPE_OVERHEAD)
+            .build()
+            .map_err(|e| NetError::Gossip(e.to_string()))?;
+        let mut gossip = gossipsub::Behaviour::new(
+            MessageAuthenticity::Signed(config.keypair.clone()),
+            gossip_config,
+        )
+        .map_err(|e| NetError::Gossip(e.to_string()))?;
+        gossip
+            .subscribe(topic)
+            .map_err(|e| NetError::Gossip(e.to_string()))?;
+
+        Ok(Self {
+            allow,
+            consensus,
+            gossip,
+        })
+    }
+}

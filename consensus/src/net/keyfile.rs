@@ -1,0 +1,192 @@
+//! The node key file written by `voltmesh keygen`.
+//!
+//! # Format
+//! One line holding the 32-byte ed25519 secret key as 64 lowercase hex characters, followed by a
+//! newline. Surrounding whitespace is ignored when reading. The public key (what goes into the
+//! genesis file) is the 32-byte ed25519 public key, also as 64 hex characters; the libp2p
+//! [`PeerId`] is derived from it.
+//!
+//! On Unix the file is created with mode `0600`, and saving never overwrites an existing file.
+
+use std::{fs, io::Write, path::Path};
+
+use libp2p::{
+    identity::{ed25519, Keypair},
+    PeerId,
+};
+
+use super::error::KeyFileError;
+
+/// Length of an ed25519 secret or public key in bytes.
+pub const KEY_LEN: usize = 32;
+
+/// A fresh ed25519 keypair from the operating system's RNG (for `voltmesh keygen`; never call this
+/// on a replicated path).
+#[must_use]
+pub fn generate_keypair() -> Keypair {
+    Keypair::generate_ed25519()
+}
+
+/// The secret key of `keypair` as 64 hex characters (no newline).
+///
+/// # Errors
+/// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
+pub fn secret_to_hex(keypair: &Keypair) -> Result<String, KeyFileError> {
+    let ed = keypair
+        .clone()
+        .try_into_ed25519()
+        .map_err(|_| KeyFileError::NotEd25519)?;
+    // `to_bytes` is secret (32 bytes) followed by public (32 bytes).
+    let bytes = ed.to_bytes();
+    Ok(hex::encode(&bytes[..KEY_LEN]))
+}
+
+/// Parses a keypair from the hex secret key (surrounding whitespace ignored).
+///
+/// # Errors
+/// [`KeyFileError::Hex`] for non-hex text, [`KeyFileError::Length`] if it does not decode to 32
+/// bytes, [`KeyFileError::Invalid`] if libp2p refuses the key.
+pub fn keypair_from_hex(text: &str) -> Result<Keypair, KeyFileError> {
+    let bytes = hex::decode(text.trim())?;
+    if bytes.len() != KEY_LEN {
+        return Err(KeyFileError::Length {
+            expected: KEY_LEN,
+            found: bytes.len(),
+        });
+    }
+    Keypair::ed25519_from_bytes(bytes).map_err(KeyFileError::Invalid)
+}
+
+/// The ed25519 public key of `keypair` as 64 hex characters.
+///
+/// # Errors
+/// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
+pub fn public_key_hex(keypair: &Keypair) -> Result<String, KeyFileError> {
+    let public = keypair
+        .public()
+        .try_into_ed25519()
+        .map_err(|_| KeyFileError::NotEd25519)?;
+    Ok(hex::encode(public.to_bytes()))
+}
+
+/// Parses an ed25519 public key from 64 hex characters (as written in the genesis file).
+///
+/// # Errors
+/// [`KeyFileError::Hex`], [`KeyFileError::Length`] or [`KeyFileError::Invalid`] as for
+/// [`keypair_from_hex`].
+pub fn public_key_from_hex(text: &str) -> Result<ed25519::PublicKey, KeyFileError> {
+    let bytes = hex::decode(text.trim())?;
+    if bytes.len() != KEY_LEN {
+        return Err(KeyFileError::Length {
+            expected: KEY_LEN,
+            found: bytes.len(),
+        });
+    }
+    ed25519::PublicKey::try_from_bytes(&bytes).map_err(KeyFileError::Invalid)
+}
+
+/// The libp2p peer id of an ed25519 public key.
+#[must_use]
+pub fn peer_id_of(public: &ed25519::PublicKey) -> PeerId {
+    libp2p::identity::PublicKey::from(public.clone()).to_peer_id()
+}
+
+/// Writes `keypair` to a new file at `path` in the key file format.
+///
+/// # Errors
+/// [`KeyFileError::Io`] if the file exists already or cannot be written,
+/// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
+pub fn save_keypair(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError> {
+    let text = secret_to_hex(keypair)?;
+    let io_err = |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io_err)?;
+    file.write_all(text.as_bytes()).map_err(io_err)?;
+    file.write_all(b"\n").map_err(io_err)?;
+    file.sync_all().map_err(io_err)
+}
+
+/// Reads a keypair from a key file.
+///
+/// # Errors
+/// [`KeyFileError::Io`] if the file cannot be read, otherwise as for [`keypair_from_hex`].
+pub fn load_keypair(path: &Path) -> Result<Keypair, KeyFileError> {
+    let text = fs::read_to_string(path).map_err(|source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    keypair_from_hex(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_keeps_identity() {
+        let kp = generate_keypair();
+        let text = secret_to_hex(&kp).expect("ed25519");
+        assert_eq!(text.len(), 64);
+        let back = keypair_from_hex(&format!("  {text}\n")).expect("parse");
+        assert_eq!(back.public(), kp.public());
+        let public = public_key_from_hex(&public_key_hex(&kp).expect("ed")).expect("pk");
+        assert_eq!(peer_id_of(&public), kp.public().to_peer_id());
+    }
+
+    #[test]
+    fn bad_text_is_an_error_not_a_panic() {
+        assert!(matches!(keypair_from_hex("zz"), Err(KeyFileError::Hex(_))));
+        assert!(matches!(
+            keypair_from_hex("abcd"),
+            Err(KeyFileError::Length {
+                expected: 32,
+                found: 2
+            })
+        ));
+        assert!(matches!(
+            public_key_from_hex(&"00".repeat(31)),
+            Err(KeyFileError::Length { .. })
+        ));
+        assert!(matches!(
+            keypair_from_hex(""),
+            Err(KeyFileError::Length { .. })
+        ));
+    }
+
+    #[test]
+    fn save_then_load_and_never_overwrite() {
+        let dir = std::env::temp_dir().join(format!(
+            "voltmesh-keyfile-test-{}-{}",
+            std::process::id(),
+            public_key_hex(&generate_keypair()).expect("ed")
+        ));
+        fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("node.key");
+        let kp = generate_keypair();
+        save_keypair(&path, &kp).expect("save");
+        let loaded = load_keypair(&path).expect("load");
+        assert_eq!(loaded.public(), kp.public());
+        let other = generate_keypair();
+        assert!(matches!(
+            save_keypair(&path, &other),
+            Err(KeyFileError::Io { .. })
+        ));
+        assert_eq!(load_keypair(&path).expect("load").public(), kp.public());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,591 @@
+//! End-to-end tests of the libp2p adapter: real TCP + Noise + Yamux swarms on 127.0.0.1 with
+//! ports chosen by the OS. Every wait is bounded by [`WAIT`]; no test sleeps for correctness.
+
+use std::{collections::BTreeMap, future::Future, time::Duration};
+
+use tokio::{task::JoinHandle, time::timeout};
+use voltmesh_consensus::net::{
+    self, Client, Event, Events, Keypair, Multiaddr, NetConfig, PeerId, PublishError, SendError,
+    Validator, ValidatorIndex,
+};
+
+/// Upper bound of every wait; generous because the machine is shared.
+const WAIT: Duration = Duration::from_secs(20);
+/// Poll interval of [`eventually`] (a wait on a counter, not a timing assumption).
+const POLL: Duration = Duration::from_millis(20);
+
+struct Node {
+    client: Client,
+    events: Events,
+    task: JoinHandle<()>,
+    addr: Multiaddr,
+}
+
+impl Node {
+    /// Stops the node abruptly: the event loop future is dropped with its swarm.
+    async fn stop(self) {
+        self.task.abort();
+        let _cancelled = self.task.await;
+    }
+}
+
+fn any_port() -> Multiaddr {
+    "/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")
+}
+
+/// A loopback address nobody listens on, used until the real address is known.
+fn unknown_addr() -> Multiaddr {
+    "/ip4/127.0.0.1/tcp/1".parse().expect("valid multiaddr")
+}
+
+fn validator(key: &Keypair, addr: Multiaddr) -> Validator {
+    Validator {
+        public_key: key.public().try_into_ed25519().expect("ed25519 key"),
+        addr,
+    }
+}
+
+fn keys(n: usize) -> Vec<Keypair> {
+    (0..n).map(|_| net::keyfile::generate_keypair()).collect()
+}
+
+fn v(i: usize) -> ValidatorIndex {
+    ValidatorIndex(u32::try_from(i).expect("small index"))
+}
+
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+/// Waits until `cond` holds, checking every [`POLL`], for at most [`WAIT`].
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::time::sleep(POLL).await;
+        }
+    })
+    .await;
+}
+
+/// Next event for which `pick` returns `Some`; other events are passed to `seen`.
+async fn next_where<T>(
+    what: &str,
+    events: &mut Events,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+    mut seen: impl FnMut(Event),
+) -> T {
+    within(what, async {
+        loop {
+            let event = events.recv().await.expect("event loop running");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+            seen(event);
+        }
+    })
+    .await
+}
+
+/// Starts one node and waits for its listen address.
+async fn start(config: NetConfig) -> Node {
+    let (client, mut events, event_loop) = net::new(config).expect("network starts");
+    let task = tokio::spawn(event_loop.run());
+    let addr = next_where(
+        "the listen address",
+        &mut events,
+        |e| match e {
+            Event::Listening { address } => Some(address.clone()),
+            _ => None,
+        },
+        drop,
+    )
+    .await;
+    Node {
+        client,
+        events,
+        task,
+        addr,
+    }
+}
+
+/// Starts `keys.len()` validators on OS-chosen ports, tells each the others' addresses and
+/// waits until every node has reported every other as connected.
+async fn mesh(keys: &[Keypair], tweak: impl Fn(usize, &mut NetConfig)) -> Vec<Node> {
+    let genesis: Vec<Validator> = keys.iter().map(|k| validator(k, unknown_addr())).collect();
+    let mut nodes = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let mut config = NetConfig::new(key.clone(), any_port(), genesis.clone(), "test");
+        tweak(i, &mut config);
+        nodes.push(start(config).await);
+    }
+    let addrs: Vec<Multiaddr> = nodes.iter().map(|n| n.addr.clone()).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        for (j, addr) in addrs.iter().enumerate() {
+            if i != j {
+                node.client
+                    .set_validator_addr(v(j), addr.clone())
+                    .await
+                    .expect("known validator");
+            }
+        }
+    }
+    for (i, node) in nodes.iter_mut().enumerate() {
+        wait_connected(
+            node,
+            keys.len() - 1,
+            &format!("node {i} to see the full mesh"),
+        )
+        .await;
+    }
+    nodes
+}
+
+async fn wait_connected(node: &mut Node, count: usize, what: &str) {
+    let mut up = std::collections::BTreeSet::new();
+    within(what, async {
+        while up.len() < count {
+            match node.events.recv().await.expect("event loop running") {
+                Event::PeerConnected { validator, .. } => {
+                    up.insert(validator);
+                }
+                Event::PeerDisconnected { validator, .. } => {
+                    up.remove(&validator);
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+}
+
+fn message_from(event: &Event) -> Option<(ValidatorIndex, PeerId, Vec<u8>)> {
+    match event {
+        Event::Message {
+            from,
+            peer_id,
+            bytes,
+        } => Some((*from, *peer_id, bytes.clone())),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_other_validator_once_with_authenticated_origin() {
+    let keys = keys(4);
+    let mut nodes = mesh(&keys, |_, _| {}).await;
+
+    for round in 0..2 {
+        for (i, node) in nodes.iter().enumerate() {
+            node.client
+                .broadcast(format!("round {round} from {i}").into_bytes())
+                .await
+                .expect("queued");
+        }
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let mut got: BTreeMap<ValidatorIndex, Vec<u8>> = BTreeMap::new();
+            while got.len() < 3 {
+                let (from, peer, bytes) = next_where(
+                    &format!("node {i} to receive round {round}"),
+                    &mut node.events,
+                    message_from,
+                    drop,
+                )
+                .await;
+                assert_ne!(from, v(i), "a node never receives its own broadcast");
+                assert_eq!(peer, keys[from.0 as usize].public().to_peer_id());
+                let expected = format!("round {round} from {}", from.0).into_bytes();
+                assert_eq!(bytes, expected, "payload matches the authenticated sender");
+                assert!(
+                    got.insert(from, bytes).is_none(),
+                    "{from} delivered twice to node {i}"
+                );
+            }
+        }
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let stats = node.client.stats();
+        assert_eq!(
+            stats.messages_received, 6,
+            "node {i}: exactly two rounds of three"
+        );
+        assert_eq!(stats.messages_sent, 6, "node {i}");
+        assert_eq!(stats.connected_validators, 3, "node {i}");
+        assert_eq!(stats.messages_not_connected, 0, "node {i}");
+        assert_eq!(
+            node.client
+                .connected_validators()
+                .await
+                .expect("running")
+                .len(),
+            3
+        );
+    }
+    // Point-to-point: only the addressee receives it.
+    nodes[2]
+        .client
+        .send(v(1), b"just for 1".to_vec())
+        .await
+        .expect("queued");
+    let (from, _, bytes) = next_where(
+        "the direct message",
+        &mut nodes[1].events,
+        message_from,
+        drop,
+    )
+    .await;
+    assert_eq!((from, bytes.as_slice()), (v(2), &b"just for 1"[..]));
+    assert_eq!(
+        nodes[2].client.try_send(v(2), vec![1]),
+        Err(SendError::ToSelf(v(2)))
+    );
+    assert_eq!(
+        nodes[2].client.try_send(v(9), vec![1]),
+        Err(SendError::UnknownValidator(v(9)))
+    );
+    eventually("every message acknowledged", || {
+        nodes
+            .iter()
+            .map(|n| n.client.stats().messages_acked)
+            .sum::<u64>()
+            == 25
+    })
+    .await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn non_genesis_key_is_refused_and_never_heard() {
+    let keys = keys(2);
+    let mut nodes = mesh(&keys, |_, _| {}).await;
+    let genesis: Vec<Validator> = keys
+        .iter()
+        .zip(&nodes)
+        .map(|(k, n)| validator(k, n.addr.clone()))
+        .collect();
+
+    // The intruder knows the genesis and the addresses, but its key is not a validator.
+    let intruder_key = net::keyfile::generate_keypair();
+    let intruder_peer = intruder_key.public().to_peer_id();
+    let mut config = NetConfig::new(intruder_key, any_port(), genesis, "test");
+    config.redial_initial = Duration::from_millis(20);
+    config.redial_max = Duration::from_millis(100);
+    let intruder = start(config).await;
+    assert_eq!(intruder.client.local_validator(), None);
+
+    within(
+        "the validators to refuse the intruder's dials and redials",
+        async {
+            loop {
+                let denied: u64 = nodes
+                    .iter()
+                    .map(|n| n.client.stats().connections_denied)
+                    .sum();
+                if denied >= 4 {
+                    break;
+                }
+                // Keep trying to inject while the intruder redials.
+                let _ = intruder.client.try_broadcast(b"forged".to_vec());
+                let _ = intruder.client.try_publish_order(b"forged order".to_vec());
+                tokio::time::sleep(POLL).await;
+            }
+        },
+    )
+    .await;
+
+    nodes[1]
+        .client
+        .broadcast(b"genuine".to_vec())
+        .await
+        .expect("queued");
+    let mut before = Vec::new();
+    let (from, peer, _) = next_where(
+        "the genuine message",
+        &mut nodes[0].events,
+        |e| message_from(e).filter(|(_, _, b)| b == b"genuine"),
+        |e| before.push(e),
+    )
+    .await;
+    assert_eq!((from, peer), (v(1), keys[1].public().to_peer_id()));
+    for event in &before {
+        match event {
+            Event::Message { peer_id, .. }
+            | Event::Order { peer_id, .. }
+            | Event::PeerConnected { peer_id, .. }
+            | Event::PeerDisconnected { peer_id, .. } => {
+                assert_ne!(
+                    *peer_id, intruder_peer,
+                    "intruder leaked through: {event:?}"
+                );
+            }
+            Event::Listening { .. } => {}
+        }
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let stats = node.client.stats();
+        assert_eq!(
+            stats.messages_received,
+            u64::from(i == 0),
+            "only the genuine message: {stats:?}"
+        );
+        assert_eq!(stats.orders_received, 0);
+        assert_eq!(stats.connected_validators, 1);
+    }
+    let intruder_stats = intruder.client.stats();
+    assert_eq!(
+        intruder_stats.messages_acked, 0,
+        "no forged message was ever read"
+    );
+    assert_eq!(
+        intruder_stats.orders_published, 0,
+        "no validator subscribed for it"
+    );
+    intruder.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_message_is_rejected_counted_and_the_link_survives() {
+    const SMALL_LIMIT: usize = 64 * 1024;
+    let keys = keys(2);
+    // Node 0 may send up to 1 MiB; node 1 accepts at most 64 KiB.
+    let mut nodes = mesh(&keys, |i, c| {
+        c.max_message_size = if i == 0 { 1024 * 1024 } else { SMALL_LIMIT };
+    })
+    .await;
+
+    assert_eq!(
+        nodes[1].client.try_send(v(0), vec![0; SMALL_LIMIT + 1]),
+        Err(SendError::TooLarge {
+            len: SMALL_LIMIT + 1,
+            max: SMALL_LIMIT
+        }),
+        "the sender's own limit applies locally"
+    );
+
+    nodes[0]
+        .client
+        .send(v(1), vec![0xAB; SMALL_LIMIT + 1])
+        .await
+        .expect("within the sender's limit");
+    let receiver = nodes[1].client.clone();
+    eventually("the receiver to count the oversized frame", || {
+        receiver.stats().messages_oversized == 1
+    })
+    .await;
+    let sender = nodes[0].client.clone();
+    eventually("the sender to see the failure", || {
+        sender.stats().messages_failed == 1
+    })
+    .await;
+
+    nodes[0]
+        .client
+        .send(v(1), vec![7; SMALL_LIMIT])
+        .await
+        .expect("queued");
+    let mut before = Vec::new();
+    let (from, _, bytes) = next_where(
+        "a message at the limit after the rejection",
+        &mut nodes[1].events,
+        message_from,
+        |e| before.push(e),
+    )
+    .await;
+    assert_eq!(from, v(0));
+    assert_eq!(bytes, vec![7; SMALL_LIMIT]);
+    assert!(
+        !before
+            .iter()
+            .any(|e| matches!(e, Event::PeerDisconnected { .. })),
+        "the connection survived: {before:?}"
+    );
+    let stats = nodes[1].client.stats();
+    assert_eq!(stats.messages_received, 1);
+    assert_eq!(stats.messages_oversized, 1);
+    assert_eq!(stats.connected_validators, 1);
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn restarted_validator_is_redialed_and_hears_again() {
+    let keys = keys(3);
+    let tweak = |_: usize, c: &mut NetConfig| {
+        c.redial_initial = Duration::from_millis(50);
+        c.redial_max = Duration::from_millis(500);
+    };
+    let mut nodes = mesh(&keys, tweak).await;
+    // Let the redials left over from the mesh set-up (dials to unknown addresses) run out, so
+    // that only the reaction to the stop can reconnect the restarted node.
+    let clients: Vec<Client> = nodes.iter().map(|n| n.client.clone()).collect();
+    eventually("no redial pending", || {
+        clients.iter().all(|c| c.stats().redials_pending == 0)
+    })
+    .await;
+    let restarted = nodes.pop().expect("three nodes");
+    let port_addr = restarted.addr.clone();
+    let dials_before: Vec<u64> = nodes.iter().map(|n| n.client.stats().dials).collect();
+    restarted.stop().await;
+
+    for (i, node) in nodes.iter_mut().enumerate() {
+        next_where(
+            &format!("node {i} to notice the stop"),
+            &mut node.events,
+            |e| {
+                matches!(e, Event::PeerDisconnected { validator, .. } if *validator == v(2))
+                    .then_some(())
+            },
+            drop,
+        )
+        .await;
+    }
+
+    // Same key, same port; it does not know where the others are, so only their redials can
+    // reconnect it.
+    let genesis: Vec<Validator> = keys.iter().map(|k| validator(k, unknown_addr())).collect();
+    let mut config = NetConfig::new(keys[2].clone(), port_addr.clone(), genesis, "test");
+    tweak(2, &mut config);
+    let mut back = start(config).await;
+    assert_eq!(back.addr, port_addr, "restarted on the same port");
+
+    for (i, node) in nodes.iter_mut().enumerate() {
+        next_where(
+            &format!("node {i} to redial the restarted validator"),
+            &mut node.events,
+            |e| {
+                matches!(e, Event::PeerConnected { validator, .. } if *validator == v(2))
+                    .then_some(())
+            },
+            drop,
+        )
+        .await;
+        assert!(
+            node.client.stats().dials > dials_before[i],
+            "node {i} redialed"
+        );
+    }
+    wait_connected(&mut back, 2, "the restarted node to see both peers").await;
+
+    nodes[0]
+        .client
+        .broadcast(b"after restart".to_vec())
+        .await
+        .expect("queued");
+    let (from, _, bytes) = next_where(
+        "the message after restart",
+        &mut back.events,
+        message_from,
+        drop,
+    )
+    .await;
+    assert_eq!((from, bytes.as_slice()), (v(0), &b"after restart"[..]));
+    back.client
+        .send(v(1), b"hello again".to_vec())
+        .await
+        .expect("queued");
+    let (from, _, bytes) = next_where(
+        "the reply",
+        &mut nodes[1].events,
+        |e| message_from(e).filter(|(_, _, b)| b == b"hello again"),
+        drop,
+    )
+    .await;
+    assert_eq!((from, bytes.as_slice()), (v(2), &b"hello again"[..]));
+
+    back.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn gossiped_order_reaches_every_node_once() {
+    let keys = keys(4);
+    let mut nodes = mesh(&keys, |_, _| {}).await;
+    let clients: Vec<Client> = nodes.iter().map(|n| n.client.clone()).collect();
+    eventually("every node to see three order subscribers", || {
+        clients.iter().all(|c| c.stats().order_topic_peers == 3)
+    })
+    .await;
+
+    nodes[0]
+        .client
+        .publish_order(b"order-1".to_vec())
+        .await
+        .expect("published");
+    // Wait for order-1 everywhere before the marker: gossip gives no ordering guarantee
+    // between different publishers.
+    for (i, node) in nodes.iter_mut().enumerate().skip(1) {
+        let from = next_where(
+            &format!("node {i} to receive order-1"),
+            &mut node.events,
+            |e| match e {
+                Event::Order { from, bytes, .. } if bytes == b"order-1" => Some(*from),
+                _ => None,
+            },
+            drop,
+        )
+        .await;
+        assert_eq!(from, v(0), "origin is the signing publisher");
+    }
+    assert_eq!(
+        nodes[1].client.publish_order(b"order-1".to_vec()).await,
+        Err(PublishError::Duplicate),
+        "same bytes, same message id: suppressed"
+    );
+    nodes[2]
+        .client
+        .publish_order(b"order-2".to_vec())
+        .await
+        .expect("published");
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if i == 2 {
+            continue;
+        }
+        let mut orders = Vec::new();
+        let from = next_where(
+            &format!("node {i} to receive order-2"),
+            &mut node.events,
+            |e| match e {
+                Event::Order { from, bytes, .. } if bytes == b"order-2" => Some(*from),
+                _ => None,
+            },
+            |e| orders.push(e),
+        )
+        .await;
+        assert_eq!(from, v(2));
+        assert!(
+            !orders.iter().any(|e| matches!(e, Event::Order { .. })),
+            "node {i} got an extra order: {orders:?}"
+        );
+    }
+    let received: Vec<u64> = nodes
+        .iter()
+        .map(|n| n.client.stats().orders_received)
+        .collect();
+    assert_eq!(
+        received,
+        vec![1, 2, 1, 2],
+        "each order once, never one's own"
+    );
+    assert_eq!(nodes[0].client.stats().orders_published, 1);
+    assert_eq!(
+        nodes[3]
+            .client
+            .try_publish_order(vec![0; net::DEFAULT_MAX_ORDER_SIZE + 1]),
+        Err(PublishError::TooLarge {
+            len: net::DEFAULT_MAX_ORDER_SIZE + 1,
+            max: net::DEFAULT_MAX_ORDER_SIZE
+        })
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
