@@ -12,35 +12,40 @@
 //! # Performance
 //! Same as the uniform auction: a sort per side and a linear walk.
 
-use crate::walk::{sort_sides, trade, unfilled, walk};
-use crate::{ClearingOutcome, Mechanism, Order, PayAsBidPricing};
+use crate::matching::Pricing;
+use crate::walk::{sort_sides, walk};
+use crate::{ClearingOutcome, Matching, Mechanism, Order, PayAsBidPricing, Price};
 
-/// Clears `orders` pair by pair.
+fn midpoint(bid: &Order, ask: &Order) -> Price {
+    bid.limit_price.midpoint(ask.limit_price)
+}
+
+fn bid_price(bid: &Order, _ask: &Order) -> Price {
+    bid.limit_price
+}
+
+/// Clears `orders` pair by pair, borrowing them.
+///
+/// The orders must already be admitted by a book: positive quantities, unique ids.
+pub fn match_orders(orders: &[Order], pricing: PayAsBidPricing) -> Matching<'_> {
+    let sides = sort_sides(orders);
+    let w = walk(&sides);
+    let price_of = match pricing {
+        PayAsBidPricing::Midpoint => midpoint,
+        PayAsBidPricing::Bid => bid_price,
+    };
+    let pricing = Pricing::PerPair {
+        mechanism: Mechanism::PayAsBid { pricing },
+        price_of,
+    };
+    Matching::new(orders, sides, w, pricing)
+}
+
+/// Clears `orders` pair by pair and returns an owned outcome.
 ///
 /// The orders must already be admitted by a book: positive quantities, unique ids.
 pub fn clear(orders: &[Order], pricing: PayAsBidPricing) -> ClearingOutcome {
-    let (bids, asks) = sort_sides(orders, |_| true);
-    let w = walk(orders, &bids, &asks);
-    let trades = w
-        .pairs
-        .iter()
-        .map(|&pair| {
-            let (b, a) = (&orders[pair.bid as usize], &orders[pair.ask as usize]);
-            let price = match pricing {
-                PayAsBidPricing::Midpoint => b.limit_price.midpoint(a.limit_price),
-                PayAsBidPricing::Bid => b.limit_price,
-            };
-            trade(orders, pair, price)
-        })
-        .collect();
-    ClearingOutcome {
-        mechanism: Mechanism::PayAsBid { pricing },
-        clearing_price: None,
-        price_range: None,
-        volume_wh: w.pairs.iter().map(|p| p.quantity_wh).sum(),
-        unfilled: unfilled(orders, &bids, &asks, &w),
-        trades,
-    }
+    match_orders(orders, pricing).to_outcome()
 }
 
 #[cfg(test)]

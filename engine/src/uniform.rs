@@ -24,55 +24,45 @@
 //! `O(n log n)`: one sort of compact `(price, seq, index)` keys per side and a linear walk. The
 //! `clearing` bench compares it with a bare sort of the same prices.
 
-use crate::walk::{sort_sides, trade, unfilled, walk};
-use crate::{ClearingOutcome, Mechanism, Order, PriceRange, K};
+use crate::matching::Pricing;
+use crate::walk::{sort_sides, walk, Key};
+use crate::{ClearingOutcome, Matching, Mechanism, Order, PriceRange, K};
 
-/// Clears `orders` at one price.
+/// Clears `orders` at one price, borrowing them.
 ///
 /// The orders must already be admitted by a book: positive quantities, unique ids.
-pub fn clear(orders: &[Order], k: K) -> ClearingOutcome {
-    let (bids, asks) = sort_sides(orders, |_| true);
-    let w = walk(orders, &bids, &asks);
+pub fn match_orders(orders: &[Order], k: K) -> Matching<'_> {
+    let sides = sort_sides(orders);
+    let w = walk(&sides);
+    let limit = |keys: &[Key], pos: usize| keys.get(pos).map(|k| orders[k.idx()].limit_price);
     let range = w.pairs.last().map(|last| {
-        let (lb, la) = (&orders[last.bid as usize], &orders[last.ask as usize]);
-        let bid_partial = w.filled[last.bid as usize] < lb.quantity_wh;
-        let ask_partial = w.filled[last.ask as usize] < la.quantity_wh;
-        if bid_partial {
-            PriceRange {
-                lo: lb.limit_price,
-                hi: lb.limit_price,
-            }
-        } else if ask_partial {
-            PriceRange {
-                lo: la.limit_price,
-                hi: la.limit_price,
-            }
+        let last_bid = orders[sides.bids[last.bid as usize].idx()].limit_price;
+        let last_ask = orders[sides.asks[last.ask as usize].idx()].limit_price;
+        let pin = |p| PriceRange { lo: p, hi: p };
+        if w.bid_partial() {
+            pin(last_bid)
+        } else if w.ask_partial() {
+            pin(last_ask)
         } else {
-            let first_rejected_bid = bids
-                .get(w.next_bid)
-                .map(|&i| orders[i as usize].limit_price);
-            let first_rejected_ask = asks
-                .get(w.next_ask)
-                .map(|&i| orders[i as usize].limit_price);
             PriceRange {
-                lo: first_rejected_bid.map_or(la.limit_price, |b| b.max(la.limit_price)),
-                hi: first_rejected_ask.map_or(lb.limit_price, |a| a.min(lb.limit_price)),
+                lo: limit(&sides.bids, w.next_bid).map_or(last_ask, |b| b.max(last_ask)),
+                hi: limit(&sides.asks, w.next_ask).map_or(last_bid, |a| a.min(last_bid)),
             }
         }
     });
-    let price = range.map(|r| k.interpolate(r.lo, r.hi));
-    let trades = match price {
-        Some(p) => w.pairs.iter().map(|&pair| trade(orders, pair, p)).collect(),
-        None => Vec::new(),
-    };
-    ClearingOutcome {
+    let pricing = Pricing::Uniform {
         mechanism: Mechanism::Uniform { k },
-        clearing_price: price,
-        price_range: range,
-        volume_wh: w.pairs.iter().map(|p| p.quantity_wh).sum(),
-        unfilled: unfilled(orders, &bids, &asks, &w),
-        trades,
-    }
+        price: range.map(|r| k.interpolate(r.lo, r.hi)),
+        range,
+    };
+    Matching::new(orders, sides, w, pricing)
+}
+
+/// Clears `orders` at one price and returns an owned outcome.
+///
+/// The orders must already be admitted by a book: positive quantities, unique ids.
+pub fn clear(orders: &[Order], k: K) -> ClearingOutcome {
+    match_orders(orders, k).to_outcome()
 }
 
 #[cfg(test)]

@@ -11,19 +11,24 @@ use voltmesh_engine::{Order, Price, Side};
 
 /// Orders with small quantities and prices on a coarse grid, so ties and crossings are common.
 pub(crate) fn arb_orders(max: usize) -> impl Strategy<Value = Vec<Order>> {
-    prop::collection::vec((any::<bool>(), 1u64..40, 0i64..30, 0u64..8), 0..max).prop_map(|raw| {
-        raw.into_iter()
-            .enumerate()
-            .map(|(i, (buy, q, tick, seq))| Order {
-                id: format!("o{i:03}").into(),
-                participant: format!("p{}", i % 7).into(),
-                side: if buy { Side::Buy } else { Side::Sell },
-                quantity_wh: q,
-                limit_price: Price::from_micros(tick * 250_000).unwrap(),
-                seq,
-            })
-            .collect()
-    })
+    (
+        prop::collection::vec((any::<bool>(), 1u64..40, -10i64..30, 0u64..8), 0..max),
+        any::<bool>(),
+    )
+        .prop_map(|(raw, arrival_order)| {
+            raw.into_iter()
+                .enumerate()
+                .map(|(i, (buy, q, tick, seq))| Order {
+                    id: format!("o{i:03}").into(),
+                    participant: format!("p{}", i % 7).into(),
+                    side: if buy { Side::Buy } else { Side::Sell },
+                    quantity_wh: q,
+                    limit_price: Price::from_micros(tick * 250_000).unwrap(),
+                    // Half the books arrive in sequence order (the radix fast path), half not.
+                    seq: if arrival_order { i as u64 } else { seq },
+                })
+                .collect()
+        })
 }
 
 /// The largest volume any individually rational matching can reach: `max_p min(D(p), S(p))`.
