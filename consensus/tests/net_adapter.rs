@@ -589,3 +589,71 @@ async fn gossiped_order_reaches_every_node_once() {
         node.stop().await;
     }
 }
+
+#[tokio::test]
+async fn full_inbound_queue_drops_and_counts_without_stalling() {
+    const CAPACITY: usize = 4;
+    const SENT: u64 = 40;
+    let keys = keys(2);
+    let mut nodes = mesh(&keys, |i, c| {
+        if i == 1 {
+            c.message_capacity = CAPACITY;
+        }
+    })
+    .await;
+
+    // Node 1's app reads nothing while node 0 floods it.
+    for k in 0..SENT {
+        nodes[0]
+            .client
+            .send(v(1), k.to_be_bytes().to_vec())
+            .await
+            .expect("queued");
+    }
+    let receiver = nodes[1].client.clone();
+    eventually("every message queued or dropped", || {
+        let s = receiver.stats();
+        s.messages_received + s.messages_dropped_full == SENT
+    })
+    .await;
+    let stats = receiver.stats();
+    assert!(stats.messages_received <= CAPACITY as u64, "{stats:?}");
+    assert!(
+        stats.messages_dropped_full >= SENT - CAPACITY as u64,
+        "{stats:?}"
+    );
+
+    // The swarm never waited on the app: every message was acknowledged.
+    let sender = nodes[0].client.clone();
+    eventually("every message acknowledged", || {
+        sender.stats().messages_acked == SENT
+    })
+    .await;
+
+    // What was queued is intact and in the queue.
+    let mut queued = 0;
+    while let Ok(event) = nodes[1].events.try_recv() {
+        if let Event::Message { from, bytes, .. } = event {
+            assert_eq!(from, v(0));
+            assert_eq!(bytes.len(), 8);
+            queued += 1;
+        }
+    }
+    assert_eq!(queued, stats.messages_received);
+
+    nodes[0]
+        .client
+        .send(v(1), b"after the flood".to_vec())
+        .await
+        .expect("queued");
+    next_where(
+        "a message after the flood",
+        &mut nodes[1].events,
+        |e| message_from(e).filter(|(_, _, b)| b == b"after the flood"),
+        drop,
+    )
+    .await;
+    for node in nodes {
+        node.stop().await;
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use libp2p::{
     allow_block_list::{self, AllowedPeers},
+    connection_limits::{self, ConnectionLimits},
     gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode},
     request_response::{self, ProtocolSupport},
     swarm::NetworkBehaviour,
@@ -22,14 +23,21 @@ use super::{
 /// public key, the signature, the sequence number and the topic name).
 const GOSSIP_ENVELOPE_OVERHEAD: usize = 4096;
 
+/// Inbound connections still in their handshake, from anyone; bounds what unknown dialers cost.
+const MAX_PENDING_INCOMING: u32 = 32;
+/// Established connections per validator: one dialed by each side is the normal worst case.
+const MAX_ESTABLISHED_PER_PEER: u32 = 2;
+
 /// The node's network behaviour.
 ///
 /// Invariant: `allow` lists exactly the genesis validators, so every connection that reaches
 /// `consensus` or `gossip` is to an authenticated genesis validator; a connection from any other
-/// key is denied as soon as its Noise handshake reveals the key.
+/// key is denied as soon as its Noise handshake reveals the key. `limits` bounds handshakes in
+/// flight and connections per validator.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) allow: allow_block_list::Behaviour<AllowedPeers>,
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) consensus: request_response::Behaviour<FrameCodec>,
     pub(crate) gossip: gossipsub::Behaviour,
 }
@@ -51,6 +59,12 @@ impl Behaviour {
         for (_, peer) in table.remotes() {
             allow.allow_peer(peer);
         }
+
+        let limits = connection_limits::Behaviour::new(
+            ConnectionLimits::default()
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                .with_max_established_per_peer(Some(MAX_ESTABLISHED_PER_PEER)),
+        );
 
         let consensus = request_response::Behaviour::with_codec(
             FrameCodec::new(config.max_message_size, counters),
@@ -75,6 +89,7 @@ impl Behaviour {
 
         Ok(Self {
             allow,
+            limits,
             consensus,
             gossip,
         })

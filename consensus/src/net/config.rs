@@ -170,6 +170,7 @@ impl NetConfig {
 #[derive(Debug, Clone)]
 pub struct ValidatorTable {
     peers: Vec<(PeerId, Multiaddr)>,
+    keys: Vec<ed25519::PublicKey>,
     by_peer: HashMap<PeerId, ValidatorIndex>,
     local: Option<ValidatorIndex>,
 }
@@ -191,6 +192,7 @@ impl ValidatorTable {
         let local = by_peer.get(&local_peer).copied();
         Ok(Self {
             peers,
+            keys: validators.iter().map(|v| v.public_key.clone()).collect(),
             by_peer,
             local,
         })
@@ -224,6 +226,12 @@ impl ValidatorTable {
     #[must_use]
     pub fn peer_of(&self, index: ValidatorIndex) -> Option<PeerId> {
         self.entry(index).map(|(p, _)| *p)
+    }
+
+    /// The ed25519 public key of a validator (what its consensus signatures verify against).
+    #[must_use]
+    pub fn public_key(&self, index: ValidatorIndex) -> Option<&ed25519::PublicKey> {
+        usize::try_from(index.0).ok().and_then(|i| self.keys.get(i))
     }
 
     /// The genesis address of a validator.
@@ -279,6 +287,8 @@ mod tests {
             let peer = k.public().to_peer_id();
             assert_eq!(table.index_of(&peer), Some(ValidatorIndex(i as u32)));
             assert_eq!(table.peer_of(ValidatorIndex(i as u32)), Some(peer));
+            let key = table.public_key(ValidatorIndex(i as u32)).expect("key");
+            assert_eq!(libp2p::identity::PublicKey::from(key.clone()), k.public());
         }
         let remotes: Vec<_> = table.remotes().map(|(i, _)| i.0).collect();
         assert_eq!(remotes, vec![0, 2]);

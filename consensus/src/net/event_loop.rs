@@ -178,7 +178,9 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Allow(never)) => match never {},
+            SwarmEvent::Behaviour(BehaviourEvent::Allow(never) | BehaviourEvent::Limits(never)) => {
+                match never {}
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => self.on_consensus(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -290,9 +292,8 @@ impl EventLoop {
                     warn!(%peer, "consensus message from a non-genesis peer dropped");
                     return;
                 };
-                Counters::inc(&self.counters.messages_received);
                 trace!(%peer, %from, len = request.len(), "consensus message");
-                emit(
+                if emit(
                     &self.consensus_events,
                     Event::Message {
                         from,
@@ -300,7 +301,9 @@ impl EventLoop {
                         bytes: request,
                     },
                     &self.counters.messages_dropped_full,
-                );
+                ) {
+                    Counters::inc(&self.counters.messages_received);
+                }
             }
             request_response::Event::Message {
                 message: request_response::Message::Response { .. },
@@ -336,8 +339,7 @@ impl EventLoop {
                     debug!(source = ?message.source, "order from a non-genesis author dropped");
                     return;
                 };
-                Counters::inc(&self.counters.orders_received);
-                emit(
+                if emit(
                     &self.order_events,
                     Event::Order {
                         from,
@@ -345,7 +347,9 @@ impl EventLoop {
                         bytes: message.data,
                     },
                     &self.counters.orders_dropped_full,
-                );
+                ) {
+                    Counters::inc(&self.counters.orders_received);
+                }
             }
             gossipsub::Event::Subscribed { .. } | gossipsub::Event::Unsubscribed { .. } => {
                 self.count_topic_peers();
@@ -444,13 +448,15 @@ impl EventLoop {
 }
 
 /// Queues an event without ever waiting; a full queue drops the event and bumps `dropped`.
-fn emit(queue: &mpsc::Sender<Event>, event: Event, dropped: &std::sync::atomic::AtomicU64) {
+/// Returns whether the event was queued.
+fn emit(queue: &mpsc::Sender<Event>, event: Event, dropped: &std::sync::atomic::AtomicU64) -> bool {
     match queue.try_send(event) {
-        Ok(()) => {}
+        Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
             Counters::inc(dropped);
             debug!("event queue full; event dropped");
+            false
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }

@@ -27,18 +27,41 @@ pub fn generate_keypair() -> Keypair {
     Keypair::generate_ed25519()
 }
 
+/// The 32-byte ed25519 secret key (seed) of `keypair`, e.g. to build the consensus signer
+/// (`ed25519_dalek::SigningKey::from_bytes`) from the same key file as the libp2p identity.
+///
+/// # Errors
+/// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
+pub fn secret_key_bytes(keypair: &Keypair) -> Result<[u8; KEY_LEN], KeyFileError> {
+    let ed = keypair
+        .clone()
+        .try_into_ed25519()
+        .map_err(|_| KeyFileError::NotEd25519)?;
+    // `to_bytes` is the secret (32 bytes) followed by the public key (32 bytes).
+    let bytes = ed.to_bytes();
+    let mut secret = [0u8; KEY_LEN];
+    secret.copy_from_slice(&bytes[..KEY_LEN]);
+    Ok(secret)
+}
+
+/// The 32-byte ed25519 public key of `keypair`.
+///
+/// # Errors
+/// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
+pub fn public_key_bytes(keypair: &Keypair) -> Result<[u8; KEY_LEN], KeyFileError> {
+    let public = keypair
+        .public()
+        .try_into_ed25519()
+        .map_err(|_| KeyFileError::NotEd25519)?;
+    Ok(public.to_bytes())
+}
+
 /// The secret key of `keypair` as 64 hex characters (no newline).
 ///
 /// # Errors
 /// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
 pub fn secret_to_hex(keypair: &Keypair) -> Result<String, KeyFileError> {
-    let ed = keypair
-        .clone()
-        .try_into_ed25519()
-        .map_err(|_| KeyFileError::NotEd25519)?;
-    // `to_bytes` is secret (32 bytes) followed by public (32 bytes).
-    let bytes = ed.to_bytes();
-    Ok(hex::encode(&bytes[..KEY_LEN]))
+    Ok(hex::encode(secret_key_bytes(keypair)?))
 }
 
 /// Parses a keypair from the hex secret key (surrounding whitespace ignored).
@@ -62,11 +85,7 @@ pub fn keypair_from_hex(text: &str) -> Result<Keypair, KeyFileError> {
 /// # Errors
 /// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
 pub fn public_key_hex(keypair: &Keypair) -> Result<String, KeyFileError> {
-    let public = keypair
-        .public()
-        .try_into_ed25519()
-        .map_err(|_| KeyFileError::NotEd25519)?;
-    Ok(hex::encode(public.to_bytes()))
+    Ok(hex::encode(public_key_bytes(keypair)?))
 }
 
 /// Parses an ed25519 public key from 64 hex characters (as written in the genesis file).
@@ -140,6 +159,10 @@ mod tests {
         assert_eq!(back.public(), kp.public());
         let public = public_key_from_hex(&public_key_hex(&kp).expect("ed")).expect("pk");
         assert_eq!(peer_id_of(&public), kp.public().to_peer_id());
+        // The seed alone rebuilds the same keypair (what a second signer library would do).
+        let seed = secret_key_bytes(&kp).expect("ed");
+        let again = Keypair::ed25519_from_bytes(seed).expect("seed");
+        assert_eq!(public_key_bytes(&again).expect("ed"), public.to_bytes());
     }
 
     #[test]

@@ -73,7 +73,8 @@ pub struct NetStats {
     pub messages_failed: u64,
     /// Consensus messages dropped because the target validator was not connected.
     pub messages_not_connected: u64,
-    /// Consensus messages received from genesis validators and queued for the app.
+    /// Consensus messages received from genesis validators and queued for the app (not counting
+    /// dropped ones).
     pub messages_received: u64,
     /// Inbound consensus messages refused for exceeding `max_message_size`.
     pub messages_oversized: u64,
@@ -81,7 +82,7 @@ pub struct NetStats {
     pub messages_dropped_full: u64,
     /// Orders published by this node.
     pub orders_published: u64,
-    /// Orders received by gossip and queued for the app.
+    /// Orders received by gossip and queued for the app (not counting dropped ones).
     pub orders_received: u64,
     /// Inbound orders dropped because the app's order queue was full.
     pub orders_dropped_full: u64,
