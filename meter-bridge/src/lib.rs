@@ -8,6 +8,9 @@
 //!   [`dsmr`] (P1 telegrams), [`tasmota`] (SML JSON), [`shelly_gen2`] (Pro 3EM `NotifyStatus`),
 //!   [`shelly_gen1`] (EM per-value topics), [`native`] (Voltmesh's own JSON).
 //! * [`format`](mod@format): the [`Format`] enum, the [`Decoder`] dispatcher and [`DecodeError`].
+//! * Households: [`registry`] (meters → participants and their limit prices), [`registers`]
+//!   (validated cumulative registers and metered energy per interval), [`forecast`] (next
+//!   interval's net energy) and [`orders`] (deterministic, idempotent orders).
 //!
 //! Nothing in this crate's core does I/O or reads a clock: times arrive as arguments.
 #![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
@@ -15,11 +18,15 @@
 pub mod decimal;
 pub mod dsmr;
 pub mod error_kind;
+pub mod forecast;
 pub mod format;
 mod json;
 pub mod local_time;
 pub mod native;
+pub mod orders;
 pub mod reading;
+pub mod registers;
+pub mod registry;
 pub mod shelly_gen1;
 pub mod shelly_gen2;
 pub mod tasmota;
