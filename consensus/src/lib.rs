@@ -5,3 +5,4 @@
 pub use voltmesh_engine as engine;
 
 pub mod net;
+pub mod protocol;

@@ -1,0 +1,62 @@
+//! The application the replica replicates, called synchronously.
+//!
+//! The replica asks the leader's app for a payload, asks every voter's app to re-execute and
+//! validate it (a validator votes only if `validate` passes: this is how validators re-run the
+//! engine and vote only for identical result bytes), and hands committed blocks to `commit` in
+//! height order, exactly once each.
+
+use thiserror::Error;
+
+use super::block::Block;
+
+/// Why an application refused a payload; the replica does not vote for the block.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("payload rejected: {reason}")]
+pub struct Reject {
+    /// Human-readable cause, logged.
+    pub reason: String,
+}
+
+impl Reject {
+    /// A rejection with a reason.
+    #[must_use]
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The replicated application.
+///
+/// # Determinism
+/// `validate` must be a pure function of `(parent chain, payload, block_time_ms)`, identical on
+/// every honest replica, and must never read a clock: time comes only from `block_time_ms`.
+/// `parent` may be uncommitted; the app keys any speculative state by block hash.
+pub trait App {
+    /// Builds the payload of a new block extending `parent` at block time `block_time_ms`.
+    fn propose(&mut self, parent: &Block, block_time_ms: u64) -> Vec<u8>;
+
+    /// Re-executes a proposed payload on top of `parent`.
+    ///
+    /// # Errors
+    /// [`Reject`] if the payload is not exactly what this replica would accept.
+    fn validate(
+        &mut self,
+        parent: &Block,
+        payload: &[u8],
+        block_time_ms: u64,
+    ) -> Result<(), Reject>;
+
+    /// Applies a committed block. Called once per block, in height order.
+    fn commit(&mut self, block: &Block);
+
+    /// Test-only fault injection: a payload honest replicas reject (see
+    /// [`super::config::TestFault::InvalidPayload`]). Override it to produce a realistic bad
+    /// payload (for Voltmesh, a wrong clearing result); the default appends a byte.
+    fn propose_invalid(&mut self, parent: &Block, block_time_ms: u64) -> Vec<u8> {
+        let mut payload = self.propose(parent, block_time_ms);
+        payload.push(0xFF);
+        payload
+    }
+}
