@@ -1,5 +1,17 @@
 //! Voltmesh grid simulation: SimBench grids and profiles, household agents, power flow and KPIs.
+//!
+//! - [`simbench`] reads grid folders; [`powerflow`] solves them per interval;
+//! - [`household`] and [`scenario`] describe the agents; [`run`] drives them through the engine
+//!   (`voltmesh_engine::CallAuction` + `settlement::settle`) and the power flow;
+//! - [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`.
 
+pub mod cli;
 pub mod data;
+pub mod household;
+pub mod kpi;
+pub mod output;
+pub mod plot;
 pub mod powerflow;
+pub mod run;
+pub mod scenario;
 pub mod simbench;

@@ -19,11 +19,14 @@ struct Cli {
 enum Command {
     /// Clear a book of orders from a JSON file and print the result as JSON.
     Clear(clear::ClearArgs),
+    /// Simulate a neighbourhood on a SimBench grid (or `sim powerflow` one moment).
+    Sim(voltmesh_sim::cli::SimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Clear(args) => clear::run(&args),
+        Command::Sim(args) => voltmesh_sim::cli::run(&args),
     }
 }

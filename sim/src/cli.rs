@@ -1,0 +1,293 @@
+//! `voltmesh sim`: run a scenario on a SimBench grid, or `voltmesh sim powerflow` one moment.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use chrono::{NaiveDate, NaiveDateTime};
+use voltmesh_engine::{Mechanism, PayAsBidPricing, Price, K};
+
+use crate::powerflow::{snapshot_at, VoltageBand};
+use crate::run::{run as run_sim, Window};
+use crate::scenario::Scenario;
+use crate::simbench::Grid;
+use crate::{data, output, plot};
+
+/// `voltmesh sim`: simulate a neighbourhood trading on a real LV grid, with a power flow.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SimArgs {
+    /// A one-off task instead of a run.
+    #[command(subcommand)]
+    pub command: Option<SimCommand>,
+    /// The run's options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Sub-tasks of `voltmesh sim`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SimCommand {
+    /// Solve the grid's power flow at one moment and print it as JSON (the reference shape).
+    Powerflow(PowerflowArgs),
+}
+
+/// `voltmesh sim powerflow`.
+#[derive(Debug, clap::Args)]
+pub struct PowerflowArgs {
+    /// SimBench grid folder (default: the bundled 1-LV-rural1--0-sw).
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+    /// Interval start, "YYYY-MM-DD HH:MM" (standard time, as the profile index counts).
+    #[arg(long)]
+    pub at: String,
+}
+
+/// Options of a simulation run.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// SimBench grid folder (default: the bundled 1-LV-rural1--0-sw).
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
+    /// First day, "YYYY-MM-DD" or "YYYY-MM-DD HH:MM" (default: the profiles' start).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Number of days to simulate.
+    #[arg(long, default_value_t = 7.0)]
+    pub days: f64,
+    /// Output folder for CSV, JSON and PNG files.
+    #[arg(long, default_value = "sim-out")]
+    pub out: PathBuf,
+    /// Multiplies every PV system of the grid.
+    #[arg(long, default_value_t = 1.0)]
+    pub pv_scale: f64,
+    /// Share (0..1) of households without PV that get a new system.
+    #[arg(long, default_value_t = 0.0)]
+    pub pv_share: f64,
+    /// Peak power of a new PV system, kW.
+    #[arg(long, default_value_t = 5.0)]
+    pub pv_kwp: f64,
+    /// Share (0..1) of households with a battery.
+    #[arg(long, default_value_t = 0.0)]
+    pub battery_share: f64,
+    /// Battery capacity, kWh.
+    #[arg(long, default_value_t = 10.0)]
+    pub battery_kwh: f64,
+    /// Battery power, kW.
+    #[arg(long, default_value_t = 5.0)]
+    pub battery_kw: f64,
+    /// Retail price per kWh.
+    #[arg(long, default_value = "0.30")]
+    pub retail: Price,
+    /// Feed-in tariff per kWh.
+    #[arg(long, default_value = "0.08")]
+    pub feed_in: Price,
+    /// Network fee per locally traded kWh (paid by the buyer).
+    #[arg(long, default_value = "0.02")]
+    pub network_fee: Price,
+    /// Clearing mechanism: uniform, pay-as-bid or cda.
+    #[arg(long, default_value = "uniform")]
+    pub mechanism: String,
+    /// k of the uniform price, in [0, 1].
+    #[arg(long, default_value = "0.5")]
+    pub k: K,
+    /// Market interval in minutes (multiple of 15).
+    #[arg(long, default_value_t = 15)]
+    pub interval_minutes: u32,
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Lower limit of the voltage band, p.u.
+    #[arg(long, default_value_t = 0.9)]
+    pub vm_min: f64,
+    /// Upper limit of the voltage band, p.u.
+    #[arg(long, default_value_t = 1.1)]
+    pub vm_max: f64,
+    /// Do not draw PNG plots.
+    #[arg(long)]
+    pub no_plots: bool,
+    /// Drive the households through MQTT, the bridge and local nodes (not available yet).
+    #[arg(long)]
+    pub via_network: bool,
+}
+
+/// Runs `voltmesh sim`.
+pub fn run(args: &SimArgs) -> ExitCode {
+    let result = match &args.command {
+        Some(SimCommand::Powerflow(p)) => powerflow(p),
+        None => simulate(&args.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn grid_dir(grid: Option<&PathBuf>) -> PathBuf {
+    grid.cloned().unwrap_or_else(data::demo_grid_dir)
+}
+
+fn parse_time(text: &str) -> anyhow::Result<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M")
+        .or_else(|_| {
+            NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        })
+        .with_context(|| format!("bad time {text:?}: expected \"YYYY-MM-DD HH:MM\""))
+}
+
+fn powerflow(args: &PowerflowArgs) -> anyhow::Result<()> {
+    let dir = grid_dir(args.grid.as_ref());
+    let grid = Grid::read(&dir).with_context(|| format!("reading grid {}", dir.display()))?;
+    let at = parse_time(&args.at)?;
+    let Some(index) = grid.load_profiles.index_of(at) else {
+        bail!(
+            "{at} is not an interval start within the profiles ({} to {})",
+            grid.load_profiles.start(),
+            grid.load_profiles
+                .time_of(grid.intervals().saturating_sub(1))
+        );
+    };
+    let snapshot = snapshot_at(&grid, index).context("power flow")?;
+    let out = serde_json::json!({ "grid": grid.name, "snapshots": [snapshot] });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn mechanism(args: &RunArgs) -> anyhow::Result<Mechanism> {
+    Ok(match args.mechanism.as_str() {
+        "uniform" => Mechanism::Uniform { k: args.k },
+        "pay-as-bid" => Mechanism::PayAsBid {
+            pricing: PayAsBidPricing::Midpoint,
+        },
+        "cda" | "continuous" => Mechanism::Continuous,
+        other => bail!("unknown mechanism {other:?}: expected uniform, pay-as-bid or cda"),
+    })
+}
+
+fn simulate(args: &RunArgs) -> anyhow::Result<()> {
+    if args.via_network {
+        bail!("--via-network is not available yet: it needs the node and the meter bridge");
+    }
+    let dir = grid_dir(args.grid.as_ref());
+    let grid = Grid::read(&dir).with_context(|| format!("reading grid {}", dir.display()))?;
+    let start = match &args.from {
+        Some(text) => {
+            let at = parse_time(text)?;
+            grid.load_profiles
+                .index_of(at)
+                .with_context(|| format!("{at} is not an interval start within the profiles"))?
+        }
+        None => 0,
+    };
+    if !(args.days > 0.0 && args.days.is_finite()) {
+        bail!("--days must be positive");
+    }
+    let steps = ((args.days * 96.0).round() as usize).min(grid.intervals().saturating_sub(start));
+    let scenario = Scenario {
+        pv_scale: args.pv_scale,
+        pv_share: args.pv_share,
+        pv_kwp: args.pv_kwp,
+        battery_share: args.battery_share,
+        battery_kwh: args.battery_kwh,
+        battery_kw: args.battery_kw,
+        retail: args.retail,
+        feed_in: args.feed_in,
+        network_fee: args.network_fee,
+        mechanism: mechanism(args)?,
+        interval_minutes: args.interval_minutes,
+        seed: args.seed,
+        band: VoltageBand {
+            min_pu: args.vm_min,
+            max_pu: args.vm_max,
+        },
+    };
+    eprintln!(
+        "voltmesh sim: grid {} ({} buses, {} households), {} steps from {}, seed {}",
+        grid.name,
+        grid.buses.len(),
+        grid.loads.len(),
+        steps,
+        grid.load_profiles.time_of(start),
+        scenario.seed
+    );
+    let started = std::time::Instant::now();
+    let mut last_percent = usize::MAX;
+    let report = run_sim(&grid, &scenario, Window { start, steps }, |done, total| {
+        let percent = done * 100 / total.max(1);
+        if percent / 5 != last_percent / 5 || done == total {
+            last_percent = percent;
+            eprint!("\r  progress {percent:3}% ({done}/{total} intervals)");
+            let _ = std::io::stderr().flush();
+        }
+    })
+    .context("simulation")?;
+    eprintln!(" in {:.2} s", started.elapsed().as_secs_f64());
+    let mut files = output::write_report(&report, &args.out)?;
+    if !args.no_plots {
+        files.extend(plot::write_plots(&report, &args.out)?);
+    }
+    print_summary(&report.summary);
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn print_summary(s: &crate::kpi::Summary) {
+    let pct = |x: f64| format!("{:.1} %", x * 100.0);
+    let price = |p: Option<f64>| p.map_or("-".into(), |p| format!("{p:.4}"));
+    println!(
+        "== KPIs: {} ({} intervals, seed {})",
+        s.grid, s.intervals, s.seed
+    );
+    println!(
+        "households        {} ({} with PV, {} with battery)",
+        s.households, s.households_with_pv, s.households_with_battery
+    );
+    println!(
+        "energy            demand {:.1} kWh, PV {:.1} kWh, traded {:.1} kWh",
+        s.demand_kwh, s.pv_kwh, s.traded_kwh
+    );
+    println!(
+        "self-sufficiency  {} (baseline {})",
+        pct(s.self_sufficiency),
+        pct(s.baseline_self_sufficiency)
+    );
+    println!(
+        "self-consumption  {} (baseline {})",
+        pct(s.self_consumption),
+        pct(s.baseline_self_consumption)
+    );
+    println!("met by neighbours {}", pct(s.neighbor_share));
+    println!(
+        "bills             market {:.2}, baseline {:.2}, savings {:.2} total, {:.2} per household (min {:.2}, max {:.2})",
+        s.market_cost, s.baseline_cost, s.savings_total, s.savings_mean, s.savings_min, s.savings_max
+    );
+    println!(
+        "price per kWh     mean {}, volume-weighted {}, min {}, median {}, max {} ({} intervals cleared)",
+        price(s.price_mean),
+        price(s.price_volume_weighted),
+        price(s.price_min),
+        price(s.price_median),
+        price(s.price_max),
+        s.priced_intervals
+    );
+    println!(
+        "grid              vm {:.4}..{:.4} p.u., max line {:.1} %, max trafo {:.1} %",
+        s.vm_min, s.vm_max, s.max_line_loading, s.max_trafo_loading
+    );
+    println!(
+        "violations        {} in {} intervals (baseline {} in {}), non-converged steps {} (baseline {})",
+        s.violations,
+        s.violation_intervals,
+        s.baseline_violations,
+        s.baseline_violation_intervals,
+        s.non_converged.0,
+        s.non_converged.1
+    );
+}
