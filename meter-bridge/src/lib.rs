@@ -11,15 +11,18 @@
 //! * Households: [`registry`] (meters → participants and their limit prices), [`registers`]
 //!   (validated cumulative registers and metered energy per interval), [`forecast`] (next
 //!   interval's net energy) and [`orders`] (deterministic, idempotent orders).
+//! * [`ingest`]: the [`Ingest`] state machine the MQTT loop drives, and [`DeadLetter`] records.
 //!
 //! Nothing in this crate's core does I/O or reads a clock: times arrive as arguments.
 #![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod dead_letter;
 pub mod decimal;
 pub mod dsmr;
 pub mod error_kind;
 pub mod forecast;
 pub mod format;
+pub mod ingest;
 mod json;
 pub mod local_time;
 pub mod native;
@@ -31,8 +34,10 @@ pub mod shelly_gen1;
 pub mod shelly_gen2;
 pub mod tasmota;
 
+pub use dead_letter::DeadLetter;
 pub use error_kind::ErrorKind;
 pub use format::{DecodeError, Decoder, DecoderConfig, Format};
+pub use ingest::{Counters, Ingest, IngestConfig, Outcome};
 pub use reading::{BadMeterId, MeterId, Reading, MAX_PAYLOAD_BYTES};
 pub use voltmesh_engine as engine;
 
