@@ -351,6 +351,8 @@ pub fn run(
             baseline_cost: Money::ZERO,
         })
         .collect();
+    let mut by_id: Vec<usize> = (0..homes.len()).collect();
+    by_id.sort_by(|&a, &b| homes[a].id.cmp(&homes[b].id));
     let mut net = vec![0.0_f64; homes.len()];
     let mut baseline_net = vec![0.0_f64; homes.len()];
     let mut metered: BTreeMap<ParticipantId, i64> = BTreeMap::new();
@@ -500,8 +502,14 @@ pub fn run(
             rec.baseline_cost += money_f64(cost);
         }
         let settlement = settle(&outcome.trades, &metered, tariffs, scenario.network_fee)?;
-        for bill in &settlement.bills {
-            if let Some(i) = homes.iter().position(|h| h.id == bill.participant) {
+        for (j, bill) in settlement.bills.iter().enumerate() {
+            // Bills come in participant-id order; fall back to a search if that ever changes.
+            let i = by_id
+                .get(j)
+                .copied()
+                .filter(|&i| homes[i].id == bill.participant)
+                .or_else(|| homes.iter().position(|h| h.id == bill.participant));
+            if let Some(i) = i {
                 let t = &mut totals[i];
                 t.bought_wh += bill.bought_wh;
                 t.sold_wh += bill.sold_wh;

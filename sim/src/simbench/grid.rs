@@ -270,10 +270,15 @@ impl Grid {
             &["id", "node", "profile", "pLoad", "qLoad"],
         )?;
         let mut loads = Vec::with_capacity(load_table.len());
+        let mut load_ids = std::collections::HashSet::new();
         for row in load_table.rows() {
             let profile = row.id("profile")?;
+            let id = row.id("id")?;
+            if !load_ids.insert(id.clone()) {
+                return Err(duplicate(&row, id));
+            }
             loads.push(Load {
-                id: row.id("id")?,
+                id,
                 bus: bus_of(&row, "node")?,
                 p_column: profile_col(
                     &row,
