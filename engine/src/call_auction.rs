@@ -79,6 +79,16 @@ impl CallAuction {
         Ok(removed)
     }
 
+    /// Whether an order with this id was ever submitted to this book (live or cancelled).
+    pub fn contains_id(&self, id: &OrderId) -> bool {
+        self.index.contains_key(id)
+    }
+
+    /// The market rules the book admits by.
+    pub fn rules(&self) -> MarketRules {
+        self.rules
+    }
+
     /// The live orders, in no particular order.
     pub fn orders(&self) -> &[Order] {
         &self.orders

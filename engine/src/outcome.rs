@@ -1,11 +1,11 @@
 //! What a clearing produces.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Mechanism, Money, OrderId, ParticipantId, Price, Side, Wh};
 
 /// One match between a buy and a sell order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Trade {
     /// The buy order.
     pub buy_id: OrderId,
@@ -29,7 +29,7 @@ impl Trade {
 }
 
 /// An order's part that did not trade.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Unfilled {
     /// The order.
     pub id: OrderId,
@@ -40,7 +40,7 @@ pub struct Unfilled {
 }
 
 /// The uniform auction's range of market-clearing prices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PriceRange {
     /// Lowest clearing price.
     pub lo: Price,
@@ -53,7 +53,7 @@ pub struct PriceRange {
 /// # Ordering invariant
 /// `trades` are in matching order; `unfilled` lists bids in price-time priority, then asks in
 /// price-time priority. Neither depends on the order in which orders were handed to the book.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClearingOutcome {
     /// The mechanism that produced this outcome.
     pub mechanism: Mechanism,

@@ -1,0 +1,201 @@
+//! [`LedgerApp`]: the ledger as the consensus replica's [`App`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::body::MAX_ORDERS_PER_BLOCK;
+use super::mempool::MempoolError;
+use super::{BlockBody, IntervalClearing, LedgerState, Mempool, OrderRejection, SignedOrder};
+use crate::genesis::Genesis;
+use crate::protocol::{App, Block, BlockHash, Reject};
+
+/// A block the replica committed, decoded for storage and the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedBlock {
+    /// Height in the chain.
+    pub height: u64,
+    /// The block's hash.
+    pub hash: BlockHash,
+    /// Block time, ms since the epoch.
+    pub timestamp_ms: u64,
+    /// Orders the block added.
+    pub orders: Vec<SignedOrder>,
+    /// Intervals the block cleared.
+    pub clearings: Vec<IntervalClearing>,
+}
+
+/// The ledger application: validates and builds block bodies, keeps the mempool and the state
+/// after every block it has seen, and logs committed blocks for the node to store.
+///
+/// # Invariants
+/// `states` holds the state after every block the app proposed on, validated or committed that is
+/// not yet below the committed height; the state after a block is computed once, from its parent's,
+/// and never changes.
+#[derive(Debug)]
+pub struct LedgerApp {
+    genesis: Arc<Genesis>,
+    /// State after each known block, with the block's height (for pruning).
+    states: HashMap<BlockHash, (u64, Arc<LedgerState>)>,
+    committed: Arc<LedgerState>,
+    committed_height: u64,
+    mempool: Mempool,
+    log: Vec<CommittedBlock>,
+}
+
+/// Pending orders a node accepts at most.
+pub const MEMPOOL_CAPACITY: usize = 100_000;
+
+impl LedgerApp {
+    /// A fresh app whose chain starts at `genesis_block`.
+    pub fn new(genesis: Arc<Genesis>, genesis_block: &Block) -> Self {
+        let initial = Arc::new(LedgerState::new(&genesis));
+        let mut states = HashMap::new();
+        states.insert(
+            genesis_block.hash(),
+            (genesis_block.height(), Arc::clone(&initial)),
+        );
+        LedgerApp {
+            genesis,
+            states,
+            committed: initial,
+            committed_height: genesis_block.height(),
+            mempool: Mempool::new(MEMPOOL_CAPACITY),
+            log: Vec::new(),
+        }
+    }
+
+    /// The genesis this app runs.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The committed state.
+    pub fn committed(&self) -> &LedgerState {
+        &self.committed
+    }
+
+    /// Pending orders.
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
+    /// Accepts an order into the mempool if the committed state would take it at `now_ms`.
+    ///
+    /// # Errors
+    /// [`OrderRejection`] saying why; a duplicate of a pending order counts as a replayed nonce.
+    pub fn submit(&mut self, order: SignedOrder, now_ms: u64) -> Result<(), OrderRejection> {
+        self.committed.admit(&self.genesis, &order, now_ms)?;
+        let nonce = order.ticket.nonce;
+        match self.mempool.add(order) {
+            Ok(()) => Ok(()),
+            Err(MempoolError::Duplicate) => {
+                Err(OrderRejection::ReplayedNonce { nonce, last: nonce })
+            }
+            Err(MempoolError::Full) => Err(OrderRejection::Market(
+                voltmesh_engine::RejectReason::Closed,
+            )),
+        }
+    }
+
+    /// Takes the blocks committed since the last call, in height order.
+    pub fn take_committed(&mut self) -> Vec<CommittedBlock> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// The state after `block`, computing it from its parent's if needed.
+    fn state_after(&mut self, block: &Block) -> Result<Arc<LedgerState>, Reject> {
+        if let Some((_, state)) = self.states.get(&block.hash()) {
+            return Ok(Arc::clone(state));
+        }
+        let parent = self
+            .states
+            .get(&block.parent())
+            .map(|(_, s)| Arc::clone(s))
+            .ok_or_else(|| Reject::new("unknown parent state"))?;
+        let body = BlockBody::decode(block.payload()).map_err(|e| Reject::new(e.to_string()))?;
+        let mut state = (*parent).clone();
+        state
+            .execute(&self.genesis, &body, block.timestamp_ms())
+            .map_err(|e| Reject::new(e.to_string()))?;
+        let state = Arc::new(state);
+        self.states
+            .insert(block.hash(), (block.height(), Arc::clone(&state)));
+        Ok(state)
+    }
+
+    fn build(&mut self, parent: &Block, block_time_ms: u64) -> BlockBody {
+        let Ok(state) = self.state_after(parent) else {
+            return BlockBody::default();
+        };
+        let mut state = (*state).clone();
+        state.build(
+            &self.genesis,
+            self.mempool.iter(),
+            block_time_ms,
+            MAX_ORDERS_PER_BLOCK,
+        )
+    }
+}
+
+impl App for LedgerApp {
+    fn propose(&mut self, parent: &Block, block_time_ms: u64) -> Vec<u8> {
+        self.build(parent, block_time_ms).encode()
+    }
+
+    fn validate(
+        &mut self,
+        parent: &Block,
+        payload: &[u8],
+        block_time_ms: u64,
+    ) -> Result<(), Reject> {
+        let parent_state = self.state_after(parent)?;
+        let body = BlockBody::decode(payload).map_err(|e| Reject::new(e.to_string()))?;
+        let mut state = (*parent_state).clone();
+        state
+            .execute(&self.genesis, &body, block_time_ms)
+            .map_err(|e| Reject::new(e.to_string()))
+    }
+
+    fn commit(&mut self, block: &Block) {
+        // A committed block extends the committed tip, whose state is known, so this only fails
+        // if a quorum committed a payload this replica cannot execute: then it stops applying
+        // rather than diverge, and says so.
+        let state = match self.state_after(block) {
+            Ok(state) => state,
+            Err(reject) => {
+                tracing::error!(height = block.height(), reason = %reject, "committed block does not execute");
+                return;
+            }
+        };
+        let body = BlockBody::decode(block.payload()).unwrap_or_default();
+        self.committed = state;
+        self.committed_height = block.height();
+        let now_ms = block.timestamp_ms();
+        self.mempool.prune(&self.genesis, &self.committed, now_ms);
+        let floor = self.committed_height;
+        self.states.retain(|_, (height, _)| *height >= floor);
+        self.log.push(CommittedBlock {
+            height: block.height(),
+            hash: block.hash(),
+            timestamp_ms: now_ms,
+            orders: body.orders,
+            clearings: body.clearings,
+        });
+    }
+
+    /// A wrong clearing: the honest body with the first clearing's price moved (or a clearing
+    /// invented for an interval that has none).
+    fn propose_invalid(&mut self, parent: &Block, block_time_ms: u64) -> Vec<u8> {
+        let mut body = self.build(parent, block_time_ms);
+        match body.clearings.first_mut() {
+            Some(clearing) => {
+                clearing.outcome.volume_wh += 1;
+            }
+            None => body.clearings.push(IntervalClearing {
+                interval_start: 0,
+                outcome: voltmesh_engine::uniform::clear(&[], voltmesh_engine::K::HALF),
+            }),
+        }
+        body.encode()
+    }
+}

@@ -1,0 +1,28 @@
+//! The replicated application: signed orders in, interval clearings out.
+//!
+//! Every block's payload is a [`BlockBody`]: the signed orders the proposer took from its mempool
+//! and, for every interval whose gate closed at or before the block's time, that interval's
+//! clearing. A validator re-executes the body on its own copy of the state after the parent
+//! ([`LedgerState::execute`]): it checks every order (signature by a key genesis allows for the
+//! participant, nonce above the participant's last, interval still open at block time, the market's
+//! rules) and re-runs the engine on each closing interval's book; it votes only if the clearings in
+//! the body are byte-for-byte the ones it computed. Gate closure is decided from block time only.
+//!
+//! # Canonical encoding
+//! Bodies are compact JSON of these types (fixed field order, `BTreeMap`s only, prices as 6-decimal
+//! strings). A body is accepted only if re-encoding the decoded value gives back the same bytes,
+//! so one value has exactly one encoding.
+
+mod app;
+mod body;
+mod mempool;
+mod order;
+mod reject;
+mod state;
+
+pub use app::{CommittedBlock, LedgerApp, MEMPOOL_CAPACITY};
+pub use body::{BlockBody, IntervalClearing, MAX_ORDERS_PER_BLOCK};
+pub use mempool::{Mempool, MempoolError};
+pub use order::{OrderTicket, SignedOrder};
+pub use reject::{BlockRejection, OrderRejection};
+pub use state::{LedgerState, MAX_INTERVALS_AHEAD};

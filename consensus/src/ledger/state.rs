@@ -1,0 +1,227 @@
+//! The ledger's replicated state and the deterministic execution of a block body.
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use voltmesh_engine::{CallAuction, Interval, Order, OrderId, ParticipantId};
+
+use super::{BlockBody, BlockRejection, IntervalClearing, OrderRejection, SignedOrder};
+use crate::genesis::Genesis;
+
+/// How far ahead an order may target an interval: one day of 15-minute intervals.
+pub const MAX_INTERVALS_AHEAD: i64 = 96;
+
+/// The state after a block: open books, participants' nonces, the ledger sequence.
+///
+/// # Invariants
+/// Every book in `books` belongs to an interval whose gate had not closed at `last_block_ms`;
+/// `nonces` holds each participant's highest accepted nonce; `next_seq` exceeds every order's
+/// sequence. Execution is a pure function of (state, body, block time).
+#[derive(Debug, Clone, Default)]
+pub struct LedgerState {
+    books: BTreeMap<i64, CallAuction>,
+    nonces: BTreeMap<ParticipantId, u64>,
+    next_seq: u64,
+    last_block_ms: u64,
+}
+
+impl LedgerState {
+    /// The state at genesis.
+    pub fn new(genesis: &Genesis) -> Self {
+        LedgerState {
+            last_block_ms: genesis.genesis_time_ms(),
+            ..LedgerState::default()
+        }
+    }
+
+    /// The engine id of a ticket: ids are namespaced by participant, so one participant cannot
+    /// block another's id.
+    fn engine_id(order: &SignedOrder) -> OrderId {
+        OrderId::from(format!("{}:{}", order.ticket.participant, order.ticket.id))
+    }
+
+    /// The participant's highest accepted nonce.
+    pub fn last_nonce(&self, participant: &ParticipantId) -> Option<u64> {
+        self.nonces.get(participant).copied()
+    }
+
+    /// Block time of the last executed block, ms since the epoch.
+    pub fn last_block_ms(&self) -> u64 {
+        self.last_block_ms
+    }
+
+    /// Intervals with open books, oldest first, with their order counts.
+    pub fn open_intervals(&self) -> impl Iterator<Item = (i64, usize)> + '_ {
+        self.books.iter().map(|(&start, book)| (start, book.len()))
+    }
+
+    /// Checks an order against this state at time `at_ms`, without changing anything.
+    ///
+    /// # Errors
+    /// The first check the order fails.
+    pub fn admit(
+        &self,
+        genesis: &Genesis,
+        order: &SignedOrder,
+        at_ms: u64,
+    ) -> Result<(), OrderRejection> {
+        let ticket = &order.ticket;
+        match genesis.may_sign(&ticket.participant, &order.public_key) {
+            None => {
+                return Err(OrderRejection::UnknownParticipant(
+                    ticket.participant.to_string(),
+                ))
+            }
+            Some(false) => {
+                return Err(OrderRejection::KeyNotAllowed {
+                    participant: ticket.participant.to_string(),
+                    key: order.public_key.to_string(),
+                })
+            }
+            Some(true) => {}
+        }
+        if !order.signature_valid(&genesis.neighborhood) {
+            return Err(OrderRejection::BadSignature);
+        }
+        if let Some(&last) = self.nonces.get(&ticket.participant) {
+            if ticket.nonce <= last {
+                return Err(OrderRejection::ReplayedNonce {
+                    nonce: ticket.nonce,
+                    last,
+                });
+            }
+        }
+        let spec = genesis.market.interval;
+        let start = DateTime::from_timestamp(ticket.interval_start, 0)
+            .ok_or(OrderRejection::WrongInterval(ticket.interval_start))?;
+        let interval = Interval::starting_at(spec, start)
+            .ok_or(OrderRejection::WrongInterval(ticket.interval_start))?;
+        let now = DateTime::from_timestamp_millis(i64::try_from(at_ms).unwrap_or(i64::MAX))
+            .unwrap_or_default();
+        if !interval.is_open_at(now) {
+            return Err(OrderRejection::ClosedInterval(ticket.interval_start));
+        }
+        let horizon = now.timestamp() + MAX_INTERVALS_AHEAD * i64::from(spec.length_secs());
+        if ticket.interval_start > horizon {
+            return Err(OrderRejection::WrongInterval(ticket.interval_start));
+        }
+        let engine_order = self.engine_order(order);
+        genesis.market.rules.admit(&engine_order)?;
+        if self
+            .books
+            .get(&ticket.interval_start)
+            .is_some_and(|book| book.contains_id(&engine_order.id))
+        {
+            return Err(voltmesh_engine::RejectReason::DuplicateId(engine_order.id).into());
+        }
+        Ok(())
+    }
+
+    fn engine_order(&self, order: &SignedOrder) -> Order {
+        let ticket = &order.ticket;
+        Order {
+            id: Self::engine_id(order),
+            participant: ticket.participant.clone(),
+            side: ticket.side,
+            quantity_wh: ticket.quantity_wh,
+            limit_price: ticket.limit_price,
+            seq: self.next_seq,
+        }
+    }
+
+    /// Admits and records an order.
+    ///
+    /// # Errors
+    /// As [`LedgerState::admit`]; the state is unchanged on error.
+    pub fn insert(
+        &mut self,
+        genesis: &Genesis,
+        order: &SignedOrder,
+        at_ms: u64,
+    ) -> Result<(), OrderRejection> {
+        self.admit(genesis, order, at_ms)?;
+        let engine_order = self.engine_order(order);
+        self.books
+            .entry(order.ticket.interval_start)
+            .or_insert_with(|| CallAuction::new(genesis.market.rules))
+            .submit(engine_order)?;
+        self.next_seq += 1;
+        self.nonces
+            .insert(order.ticket.participant.clone(), order.ticket.nonce);
+        Ok(())
+    }
+
+    /// Clears and removes every book whose gate has closed at `block_ms`, oldest first.
+    pub fn close_gates(&mut self, genesis: &Genesis, block_ms: u64) -> Vec<IntervalClearing> {
+        let lead_ms = i64::from(genesis.market.interval.gate_closure_lead_secs()) * 1000;
+        let block_ms = i64::try_from(block_ms).unwrap_or(i64::MAX);
+        let mut clearings = Vec::new();
+        while let Some(entry) = self.books.first_entry() {
+            if entry.key() * 1000 - lead_ms > block_ms {
+                break;
+            }
+            let (interval_start, book) = entry.remove_entry();
+            clearings.push(IntervalClearing {
+                interval_start,
+                outcome: book.clear(genesis.market.mechanism),
+            });
+        }
+        clearings
+    }
+
+    /// Builds a block body at `block_ms` from candidate orders (skipping any this state refuses),
+    /// and applies it to `self`.
+    pub fn build<'a>(
+        &mut self,
+        genesis: &Genesis,
+        candidates: impl IntoIterator<Item = &'a SignedOrder>,
+        block_ms: u64,
+        max_orders: usize,
+    ) -> BlockBody {
+        let mut orders = Vec::new();
+        for order in candidates {
+            if orders.len() == max_orders {
+                break;
+            }
+            if self.insert(genesis, order, block_ms).is_ok() {
+                orders.push(order.clone());
+            }
+        }
+        let clearings = self.close_gates(genesis, block_ms);
+        self.last_block_ms = self.last_block_ms.max(block_ms);
+        BlockBody { orders, clearings }
+    }
+
+    /// Re-executes a body at `block_ms`: every order must be admissible and the clearings must be
+    /// exactly those the engine computes.
+    ///
+    /// # Errors
+    /// [`BlockRejection`] naming the first problem; `self` is then in an unspecified state (callers
+    /// execute on a copy).
+    pub fn execute(
+        &mut self,
+        genesis: &Genesis,
+        body: &BlockBody,
+        block_ms: u64,
+    ) -> Result<(), BlockRejection> {
+        if block_ms < self.last_block_ms {
+            return Err(BlockRejection::TimeWentBackwards {
+                block_ms,
+                parent_ms: self.last_block_ms,
+            });
+        }
+        for (index, order) in body.orders.iter().enumerate() {
+            self.insert(genesis, order, block_ms)
+                .map_err(|reason| BlockRejection::Order { index, reason })?;
+        }
+        let clearings = self.close_gates(genesis, block_ms);
+        if clearings != body.clearings {
+            return Err(BlockRejection::WrongClearing {
+                expected: clearings.len(),
+                got: body.clearings.len(),
+            });
+        }
+        self.last_block_ms = block_ms;
+        Ok(())
+    }
+}

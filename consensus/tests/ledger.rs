@@ -1,0 +1,248 @@
+//! The ledger application on its own: orders are checked, intervals clear at gate closure by block
+//! time, and validators accept exactly the bodies an honest proposer builds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+use voltmesh_consensus::genesis::{Genesis, GenesisValidator, PublicKey};
+use voltmesh_consensus::ledger::{
+    BlockBody, BlockRejection, LedgerApp, LedgerState, OrderRejection, OrderTicket, SignedOrder,
+};
+use voltmesh_consensus::protocol::{App, Block};
+use voltmesh_engine::{
+    IntervalSpec, MarketConfig, MarketRules, Mechanism, Price, Side, Tariffs, K,
+};
+
+const T0: &str = "2026-11-22T10:00:00Z";
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn pk(n: u8) -> PublicKey {
+    PublicKey(key(n).verifying_key().to_bytes())
+}
+
+fn p(s: &str) -> Price {
+    s.parse().unwrap()
+}
+
+fn genesis() -> Genesis {
+    Genesis {
+        neighborhood: "testville".into(),
+        genesis_time: T0.parse::<DateTime<Utc>>().unwrap(),
+        market: MarketConfig {
+            mechanism: Mechanism::Uniform { k: K::HALF },
+            rules: MarketRules {
+                tariffs: Tariffs::new(p("0.08"), p("0.32")).unwrap(),
+                max_order_wh: 1_000_000,
+            },
+            network_fee: p("0.01"),
+            interval: IntervalSpec::DEFAULT,
+        },
+        validators: (100..104)
+            .map(|n| GenesisValidator {
+                public_key: pk(n),
+                address: format!("/ip4/127.0.0.1/tcp/{n}"),
+            })
+            .collect(),
+        // h1 signs with its own key 1 or the bridge key 9; h2 with key 2; h3 with key 3.
+        participants: BTreeMap::from([
+            ("h1".into(), vec![pk(1), pk(9)]),
+            ("h2".into(), vec![pk(2)]),
+            ("h3".into(), vec![pk(3)]),
+        ]),
+    }
+    .validate()
+    .unwrap()
+}
+
+/// Milliseconds at `T0 + secs`.
+fn at(secs: i64) -> u64 {
+    (T0.parse::<DateTime<Utc>>().unwrap().timestamp() + secs) as u64 * 1000
+}
+
+/// The 10:15 interval (gate closes at 10:10).
+fn next_interval() -> i64 {
+    T0.parse::<DateTime<Utc>>().unwrap().timestamp() + 900
+}
+
+fn order(
+    signer: u8,
+    participant: &str,
+    id: &str,
+    side: Side,
+    wh: u64,
+    price: &str,
+    nonce: u64,
+) -> SignedOrder {
+    OrderTicket {
+        participant: participant.into(),
+        interval_start: next_interval(),
+        id: id.into(),
+        side,
+        quantity_wh: wh,
+        limit_price: p(price),
+        nonce,
+    }
+    .sign("testville", &key(signer))
+}
+
+#[test]
+fn every_rejection_reason() {
+    let g = genesis();
+    let mut state = LedgerState::new(&g);
+    let ok = order(1, "h1", "a", Side::Sell, 500, "0.10", 1);
+    state.insert(&g, &ok, at(60)).unwrap();
+
+    let mut forged = order(2, "h2", "b", Side::Buy, 500, "0.20", 1);
+    forged.ticket.quantity_wh = 5_000; // changed after signing
+    assert_eq!(
+        state.admit(&g, &forged, at(60)),
+        Err(OrderRejection::BadSignature)
+    );
+    let stranger = order(7, "h7", "c", Side::Buy, 500, "0.20", 1);
+    assert!(matches!(
+        state.admit(&g, &stranger, at(60)),
+        Err(OrderRejection::UnknownParticipant(_))
+    ));
+    let wrong_key = order(2, "h1", "d", Side::Buy, 500, "0.20", 2);
+    assert!(matches!(
+        state.admit(&g, &wrong_key, at(60)),
+        Err(OrderRejection::KeyNotAllowed { .. })
+    ));
+    let replay = order(9, "h1", "e", Side::Sell, 500, "0.10", 1);
+    assert!(matches!(
+        state.admit(&g, &replay, at(60)),
+        Err(OrderRejection::ReplayedNonce { nonce: 1, last: 1 })
+    ));
+    let mut off_grid = order(2, "h2", "f", Side::Buy, 500, "0.20", 1).ticket;
+    off_grid.interval_start += 60;
+    let off_grid = off_grid.sign("testville", &key(2));
+    assert!(matches!(
+        state.admit(&g, &off_grid, at(60)),
+        Err(OrderRejection::WrongInterval(_))
+    ));
+    let mut far = order(2, "h2", "f", Side::Buy, 500, "0.20", 1).ticket;
+    far.interval_start += 900 * 200;
+    let far = far.sign("testville", &key(2));
+    assert!(matches!(
+        state.admit(&g, &far, at(60)),
+        Err(OrderRejection::WrongInterval(_))
+    ));
+    let late = order(2, "h2", "g", Side::Buy, 500, "0.20", 1);
+    assert!(matches!(
+        state.admit(&g, &late, at(600)),
+        Err(OrderRejection::ClosedInterval(_))
+    ));
+    let pricey = order(2, "h2", "h", Side::Buy, 500, "0.40", 1);
+    let err = state.admit(&g, &pricey, at(60)).unwrap_err();
+    assert_eq!(err.kind(), "price_outside_tariffs", "{err}");
+    let dup = order(9, "h1", "a", Side::Sell, 500, "0.10", 2);
+    assert_eq!(
+        state.admit(&g, &dup, at(60)).unwrap_err().kind(),
+        "duplicate_id"
+    );
+    // The same ticket id from another participant is fine: ids are per participant.
+    let same_id_other = order(2, "h2", "a", Side::Buy, 500, "0.20", 1);
+    state.admit(&g, &same_id_other, at(60)).unwrap();
+    // Orders signed for another neighborhood do not verify here.
+    let mut elsewhere = order(2, "h2", "i", Side::Buy, 500, "0.20", 1)
+        .ticket
+        .sign("otherville", &key(2));
+    elsewhere.ticket.id = "i".into();
+    assert_eq!(
+        state.admit(&g, &elsewhere, at(60)),
+        Err(OrderRejection::BadSignature)
+    );
+}
+
+#[test]
+fn gate_closure_by_block_time_clears_the_interval() {
+    let g = genesis();
+    let mut proposer = LedgerState::new(&g);
+    let orders = [
+        order(1, "h1", "s1", Side::Sell, 600, "0.10", 1),
+        order(2, "h2", "b1", Side::Buy, 400, "0.30", 1),
+        order(3, "h3", "b2", Side::Buy, 400, "0.20", 1),
+    ];
+    let body = proposer.build(&g, orders.iter(), at(60), 100);
+    assert_eq!(body.orders.len(), 3);
+    assert!(body.clearings.is_empty(), "the gate is still open at 10:01");
+    // 10:09:59.999: still open.
+    let body = proposer.build(&g, [].iter(), at(600) - 1, 100);
+    assert!(body.clearings.is_empty());
+    // 10:10:00: the gate of 10:15 closes; the interval clears in this block.
+    let body = proposer.build(&g, [].iter(), at(600), 100);
+    assert_eq!(body.clearings.len(), 1);
+    let outcome = &body.clearings[0].outcome;
+    assert_eq!(outcome.volume_wh, 600);
+    // Partly filled marginal bid b2 pins the price to 0.20.
+    assert_eq!(outcome.clearing_price, Some(p("0.20")));
+    assert_eq!(body.clearings[0].interval_start, next_interval());
+    assert_eq!(proposer.open_intervals().count(), 0);
+}
+
+#[test]
+fn validators_accept_honest_bodies_and_refuse_wrong_clearings() {
+    let g = genesis();
+    let orders = [
+        order(1, "h1", "s1", Side::Sell, 600, "0.10", 1),
+        order(2, "h2", "b1", Side::Buy, 400, "0.30", 1),
+    ];
+    let mut proposer = LedgerState::new(&g);
+    let first = proposer.build(&g, orders.iter(), at(60), 100);
+    let closing = proposer.build(&g, [].iter(), at(601), 100);
+
+    let mut validator = LedgerState::new(&g);
+    let bytes = first.encode();
+    validator
+        .execute(&g, &BlockBody::decode(&bytes).unwrap(), at(60))
+        .unwrap();
+    let mut honest = validator.clone();
+    honest.execute(&g, &closing, at(601)).unwrap();
+
+    let mut wrong = closing.clone();
+    wrong.clearings[0].outcome.trades[0].price = p("0.31");
+    let err = validator.clone().execute(&g, &wrong, at(601)).unwrap_err();
+    assert!(matches!(err, BlockRejection::WrongClearing { .. }), "{err}");
+    // Leaving the clearing out is as wrong as changing it.
+    let mut missing = closing.clone();
+    missing.clearings.clear();
+    assert!(validator.clone().execute(&g, &missing, at(601)).is_err());
+    // A clearing before the gate closed is refused too.
+    assert!(validator.clone().execute(&g, &closing, at(599)).is_err());
+    // Non-canonical bytes are refused.
+    let mut padded = bytes;
+    padded.push(b' ');
+    assert!(matches!(
+        BlockBody::decode(&padded),
+        Err(BlockRejection::Malformed(_))
+    ));
+}
+
+#[test]
+fn app_proposes_validates_and_commits() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut leader = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let mut follower = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    leader
+        .submit(order(1, "h1", "s1", Side::Sell, 600, "0.10", 1), at(30))
+        .unwrap();
+    follower
+        .submit(order(2, "h2", "b1", Side::Buy, 400, "0.30", 1), at(30))
+        .unwrap();
+    assert!(matches!(
+        leader.submit(order(1, "h1", "s1", Side::Sell, 600, "0.10", 1), at(31)),
+        Err(OrderRejection::ReplayedNonce { .. })
+    ));
+    let payload = leader.propose(&genesis_block, at(60));
+    follower.validate(&genesis_block, &payload, at(60)).unwrap();
+    let bad = leader.propose_invalid(&genesis_block, at(60));
+    assert!(follower.validate(&genesis_block, &bad, at(60)).is_err());
+    let body = BlockBody::decode(&payload).unwrap();
+    assert_eq!(body.orders.len(), 1, "the leader only knows its own order");
+}
