@@ -4,5 +4,7 @@
 
 pub use voltmesh_engine as engine;
 
+pub mod genesis;
+pub mod ledger;
 pub mod net;
 pub mod protocol;
