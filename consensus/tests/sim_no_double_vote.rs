@@ -129,7 +129,7 @@ fn restarted_replica_does_not_vote_twice_in_a_view() {
             SimApp::default(),
             safety,
             blocks,
-            0,
+            s.chain.genesis().hash(),
         )
         .expect("restore")
     };

@@ -150,7 +150,7 @@ pub struct Vote {
     pub height: u64,
     /// The voter.
     pub voter: ValidatorIndex,
-    /// Signature over [`vote_message`].
+    /// Signature over `("voltmesh/vote/v1", chain id, view, height, block)`.
     pub signature: Signature,
 }
 

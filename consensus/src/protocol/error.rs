@@ -60,13 +60,7 @@ pub enum ReplicaError {
     /// A configuration value is out of range.
     #[error("invalid config: {0}")]
     Config(&'static str),
-    /// A stored block does not link to the stored tree.
-    #[error("stored block at height {height} does not link to its parent")]
-    BrokenStore {
-        /// Height of the block.
-        height: u64,
-    },
-    /// The stored committed height is above any stored block.
-    #[error("committed height {0} is not covered by the stored blocks")]
-    MissingCommitted(u64),
+    /// The last committed block (or one of its ancestors) is not among the stored blocks.
+    #[error("committed block {0} is not covered by the stored blocks")]
+    MissingCommitted(BlockHash),
 }

@@ -258,3 +258,178 @@ impl Msg {
         Ok(msg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::protocol::validators::{ValidatorIndex, ValidatorSet};
+
+    fn fixture() -> (Chain, Vec<SigningKey>) {
+        let keys: Vec<SigningKey> = (1..=4u8)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let set = ValidatorSet::new(keys.iter().map(SigningKey::verifying_key)).unwrap();
+        let mut keys = keys;
+        keys.sort_by_key(|k| set.index_of(&k.verifying_key()));
+        (Chain::new(set, Block::genesis(1_000, b"g".to_vec())), keys)
+    }
+
+    fn all_messages() -> (Chain, Vec<Msg>) {
+        let (chain, keys) = fixture();
+        let g = chain.genesis().hash();
+        let votes: Vec<Vote> = (0..3u16)
+            .map(|i| Vote::new(&chain, &keys[usize::from(i)], ValidatorIndex(i), 1, 1, g))
+            .collect();
+        let qc = QuorumCert {
+            block: g,
+            view: 1,
+            height: 1,
+            signatures: votes.iter().map(|v| (v.voter, v.signature)).collect(),
+        };
+        let timeouts: Vec<Timeout> = (0..3u16)
+            .map(|i| {
+                Timeout::new(
+                    &chain,
+                    &keys[usize::from(i)],
+                    ValidatorIndex(i),
+                    2,
+                    qc.clone(),
+                    None,
+                )
+            })
+            .collect();
+        let tc = TimeoutCert {
+            view: 2,
+            high_qc: qc.clone(),
+            entries: timeouts
+                .iter()
+                .map(|t| (t.sender, 1, t.signature))
+                .collect(),
+        };
+        assert_eq!(tc.verify(&chain), Ok(()));
+        let block = Block::new(
+            1,
+            3,
+            ValidatorIndex(1),
+            1_500,
+            chain.genesis_qc(),
+            b"p".to_vec(),
+        );
+        let proposal = Proposal::new(&chain, &keys[1], block.clone(), Some(tc.clone()));
+        let msgs = vec![
+            Msg::Proposal(proposal),
+            Msg::Vote(votes[0].clone()),
+            Msg::Timeout(Timeout::new(
+                &chain,
+                &keys[3],
+                ValidatorIndex(3),
+                3,
+                qc.clone(),
+                Some(tc.clone()),
+            )),
+            Msg::SyncInfo {
+                high_qc: qc.clone(),
+                high_tc: Some(tc),
+            },
+            Msg::SyncRequest {
+                from_height: 7,
+                target: block.hash(),
+            },
+            Msg::SyncResponse {
+                blocks: vec![block],
+                qc: Some(qc),
+            },
+            Msg::SyncResponse {
+                blocks: vec![],
+                qc: None,
+            },
+        ];
+        (chain, msgs)
+    }
+
+    #[test]
+    fn every_message_roundtrips() {
+        let (chain, msgs) = all_messages();
+        for msg in msgs {
+            let bytes = msg.encode();
+            assert_eq!(Msg::decode(&bytes).as_ref(), Ok(&msg), "{}", msg.kind());
+            if let Msg::Proposal(p) = &msg {
+                assert_eq!(p.verify_signature(&chain), Ok(()));
+            }
+            // Every strict prefix is an error, never a panic.
+            for cut in 0..bytes.len() {
+                assert!(
+                    Msg::decode(&bytes[..cut]).is_err(),
+                    "{} cut at {cut}",
+                    msg.kind()
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(Msg::decode(&longer), Err(DecodeError::TrailingBytes(1)));
+        }
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let (chain, msgs) = all_messages();
+        let Msg::Proposal(p) = &msgs[0] else {
+            panic!("first is a proposal");
+        };
+        // Another payload under the same signature: the block hash differs, the signature fails.
+        let b = &p.block;
+        let forged = Block::new(
+            b.height(),
+            b.view(),
+            b.proposer(),
+            b.timestamp_ms(),
+            b.justify().clone(),
+            b"other".to_vec(),
+        );
+        let forged = Proposal {
+            block: forged,
+            tc: p.tc.clone(),
+            signature: p.signature,
+        };
+        assert!(forged.verify_signature(&chain).is_err());
+        // A TC whose claimed high QC view is not its signers' maximum is rejected.
+        let mut tc = p.tc.clone().unwrap();
+        tc.entries[0].1 = 0;
+        tc.entries[1].1 = 0;
+        tc.entries[2].1 = 0;
+        assert!(tc.verify(&chain).is_err());
+        let Msg::Vote(mut v) = msgs[1].clone() else {
+            panic!("second is a vote");
+        };
+        v.view += 1;
+        assert!(v.verify(&chain).is_err());
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let (_, msgs) = all_messages();
+        for _ in 0..2_000 {
+            let len = rng.gen_range(0..600);
+            let mut bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            if !bytes.is_empty() {
+                bytes[0] = 1;
+            }
+            let _ = Msg::decode(&bytes);
+            // Mutate a valid message at a random position.
+            let mut valid = msgs[rng.gen_range(0..msgs.len())].encode();
+            let at = rng.gen_range(0..valid.len());
+            valid[at] = rng.gen();
+            let _ = Msg::decode(&valid);
+        }
+        let huge = vec![0u8; MAX_MESSAGE_BYTES + 1];
+        assert!(matches!(
+            Msg::decode(&huge),
+            Err(DecodeError::TooLarge { .. })
+        ));
+    }
+}

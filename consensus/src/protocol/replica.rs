@@ -21,7 +21,7 @@ use ed25519_dalek::{Signature, SigningKey};
 use super::app::App;
 use super::block::{Block, BlockHash};
 use super::block_tree::BlockTree;
-use super::certificate::{QuorumCert, Vote};
+use super::certificate::{check_signers, vote_message, QuorumCert, Vote};
 use super::chain::Chain;
 use super::codec::{Encoder, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES};
 use super::config::{Config, TestFault};
@@ -219,15 +219,16 @@ impl<A: App> Replica<A> {
     }
 
     /// A replica restarted from its store: the last persisted [`SafetyState`], every persisted
-    /// block (any order), and the height up to which `app` already applied commits.
+    /// block (any order), and the hash of the last committed block `app` already applied
+    /// (the genesis hash if none).
     ///
-    /// Blocks above `committed_height` that the stored certificates prove committed are
-    /// committed again on the first [`Replica::handle`] call (emitted as [`Output::Commit`] and
-    /// passed to [`App::commit`]).
+    /// Blocks above `last_committed` that the stored certificates prove committed are committed
+    /// again: the first [`Replica::handle`] call returns them as [`Output::Commit`] (after
+    /// passing them to [`App::commit`]).
     ///
     /// # Errors
-    /// [`ReplicaError`] if the key or config is bad, or the stored blocks do not cover
-    /// `committed_height`.
+    /// [`ReplicaError`] if the key or config is bad, or `last_committed` and its ancestors are
+    /// not among the stored blocks.
     pub fn restore(
         chain: Chain,
         key: SigningKey,
@@ -235,32 +236,24 @@ impl<A: App> Replica<A> {
         app: A,
         safety: SafetyState,
         mut blocks: Vec<Block>,
-        committed_height: u64,
+        last_committed: BlockHash,
     ) -> Result<Self, ReplicaError> {
         let mut replica = Self::build(chain, key, config, app, safety)?;
         blocks.sort_by_key(Block::height);
         for block in blocks {
             replica.tree.insert(Arc::new(block));
         }
-        // Re-derive commits from the stored certificates without re-applying what the app has.
-        let qcs = replica.stored_qcs();
-        for qc in &qcs {
-            replica.try_commit_up_to(qc, committed_height);
-        }
-        let high_qc = replica.safety.high_qc.clone();
-        replica.try_commit_up_to(&high_qc, committed_height);
-        if replica.tree.committed_height() < committed_height {
-            // The certificate that committed these was not stored: trust our own store.
-            let target = replica
-                .tree
-                .ancestors(high_qc.block)
-                .find(|b| b.height() == committed_height)
-                .map(|b| b.hash())
-                .ok_or(ReplicaError::MissingCommitted(committed_height))?;
+        if last_committed != replica.chain.genesis().hash() {
             replica
                 .tree
-                .commit(target)
-                .map_err(|_| ReplicaError::MissingCommitted(committed_height))?;
+                .commit(last_committed)
+                .map_err(|_| ReplicaError::MissingCommitted(last_committed))?;
+        }
+        // Re-derive commits the app has not applied yet from the stored certificates.
+        let mut qcs = replica.stored_qcs();
+        qcs.push(replica.safety.high_qc.clone());
+        for qc in &qcs {
+            replica.try_commit(qc);
         }
         replica.view = (replica.safety.high_qc.view + 1)
             .max(replica.safety.high_tc.as_ref().map_or(0, |tc| tc.view + 1))
@@ -280,35 +273,6 @@ impl<A: App> Replica<A> {
         qcs
     }
 
-    /// Commits what `qc` proves, applying only heights above `applied` to the app.
-    fn try_commit_up_to(&mut self, qc: &QuorumCert, applied: u64) {
-        let Some((b0, _)) = self.direct_chain(qc) else {
-            return;
-        };
-        let Some(block) = self.tree.get(&b0) else {
-            return;
-        };
-        if block.height() <= self.tree.committed_height() {
-            return;
-        }
-        if block.height() <= applied {
-            let _ = self.tree.commit(b0);
-        } else {
-            // Commit the applied prefix silently, the rest loudly.
-            if applied > self.tree.committed_height() {
-                let prefix = self
-                    .tree
-                    .ancestors(b0)
-                    .find(|b| b.height() == applied)
-                    .map(|b| b.hash());
-                if let Some(prefix) = prefix {
-                    let _ = self.tree.commit(prefix);
-                }
-            }
-            self.commit(b0);
-        }
-    }
-
     /// The replica's validator index.
     #[must_use]
     pub fn index(&self) -> ValidatorIndex {
@@ -325,6 +289,11 @@ impl<A: App> Replica<A> {
     #[must_use]
     pub fn app(&self) -> &A {
         &self.app
+    }
+
+    /// The application, mutably (the node feeds its mempool between inputs).
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
     }
 
     /// Counters.
@@ -412,7 +381,24 @@ impl<A: App> Replica<A> {
         if self.verified.contains(&digest) {
             return Ok(());
         }
-        qc.verify(&self.chain)?;
+        // Signatures we already verified as individual votes need no second check.
+        let validators = self.chain.validators();
+        check_signers(qc.signers(), validators.quorum())?;
+        let known = self.votes.get(&(qc.view, qc.block));
+        let msg = vote_message(&self.chain, qc.view, qc.height, &qc.block);
+        for (index, sig) in &qc.signatures {
+            if known.is_some_and(|acc| {
+                acc.height == qc.height && acc.signatures.get(index) == Some(sig)
+            }) {
+                continue;
+            }
+            if validators.key(*index).is_none() {
+                return Err(VerifyError::UnknownValidator(*index));
+            }
+            if !validators.verify(*index, &msg, sig) {
+                return Err(VerifyError::BadSignature(*index));
+            }
+        }
         self.remember(digest);
         Ok(())
     }

@@ -107,7 +107,7 @@ pub struct Timeout {
     pub last_tc: Option<TimeoutCert>,
     /// The sender.
     pub sender: ValidatorIndex,
-    /// Signature over [`timeout_message`]`(view, high_qc.view)`.
+    /// Signature over `("voltmesh/timeout/v1", chain id, view, high_qc.view)`.
     pub signature: Signature,
 }
 

@@ -449,6 +449,10 @@ impl Sim {
             .unwrap_or_else(|| SafetyState::initial(self.chain.genesis_qc()));
         let blocks: Vec<Block> = store.blocks.values().cloned().collect();
         let committed = store.committed.len() as u64;
+        let last_committed = store
+            .committed
+            .last()
+            .map_or(self.chain.genesis().hash(), |b| b.hash());
         let replica = Replica::restore(
             self.chain.clone(),
             self.nodes[node].key.clone(),
@@ -456,7 +460,7 @@ impl Sim {
             SimApp { committed },
             safety,
             blocks,
-            committed,
+            last_committed,
         )
         .expect("restore from store");
         self.nodes[node].replica = Some(replica);
