@@ -657,3 +657,74 @@ async fn full_inbound_queue_drops_and_counts_without_stalling() {
         node.stop().await;
     }
 }
+
+#[tokio::test]
+async fn burst_beyond_the_stream_window_waits_in_the_outbox() {
+    const BURST: u64 = 500;
+    let keys = keys(2);
+    let mut nodes = mesh(&keys, |_, _| {}).await;
+    // Far more than request-response's concurrent-stream limit at once.
+    for k in 0..BURST {
+        nodes[0]
+            .client
+            .try_send(v(1), k.to_be_bytes().to_vec())
+            .expect("command queue has room");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < BURST as usize {
+        let (from, _, bytes) =
+            next_where("the whole burst", &mut nodes[1].events, message_from, drop).await;
+        assert_eq!(from, v(0));
+        let k = u64::from_be_bytes(bytes.try_into().expect("8 bytes"));
+        assert!(seen.insert(k), "message {k} delivered twice");
+    }
+    let stats = nodes[0].client.stats();
+    assert_eq!(stats.messages_failed, 0, "{stats:?}");
+    assert_eq!(stats.messages_outbox_full, 0, "{stats:?}");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn full_outbox_drops_and_counts() {
+    const SENT: u64 = 20;
+    let keys = keys(2);
+    let mut nodes = mesh(&keys, |i, c| {
+        if i == 0 {
+            c.max_in_flight_per_validator = 2;
+            c.outbox_messages_per_validator = 3;
+        }
+    })
+    .await;
+    for k in 0..SENT {
+        nodes[0]
+            .client
+            .try_send(v(1), k.to_be_bytes().to_vec())
+            .expect("command queue has room");
+    }
+    let (sender, receiver) = (nodes[0].client.clone(), nodes[1].client.clone());
+    eventually("every message delivered or refused", || {
+        receiver.stats().messages_received + sender.stats().messages_outbox_full == SENT
+    })
+    .await;
+    let stats = sender.stats();
+    assert!(stats.messages_outbox_full >= 1, "{stats:?}");
+    assert_eq!(stats.messages_failed, 0, "{stats:?}");
+    assert_eq!(stats.messages_sent, receiver.stats().messages_received);
+    nodes[0]
+        .client
+        .send(v(1), b"still open".to_vec())
+        .await
+        .expect("queued");
+    next_where(
+        "a message once the outbox drained",
+        &mut nodes[1].events,
+        |e| message_from(e).filter(|(_, _, b)| b == b"still open"),
+        drop,
+    )
+    .await;
+    for node in nodes {
+        node.stop().await;
+    }
+}

@@ -69,7 +69,13 @@ impl Behaviour {
         let consensus = request_response::Behaviour::with_codec(
             FrameCodec::new(config.max_message_size, counters),
             [(CONSENSUS_PROTOCOL, ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(config.request_timeout),
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                // Our in-flight messages plus the peer's, with room to spare; past this limit
+                // request-response drops streams.
+                .with_max_concurrent_streams(
+                    config.max_in_flight_per_validator.saturating_mul(2) + 16,
+                ),
         );
 
         let gossip_config = gossipsub::ConfigBuilder::default()

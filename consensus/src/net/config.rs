@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_ORDER_SIZE: usize = 64 * 1024;
 /// buffer more than this in one message.
 pub const MAX_MESSAGE_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 
+/// Hard upper bound for `max_in_flight_per_validator` (each in-flight message is a stream).
+pub const MAX_IN_FLIGHT_LIMIT: usize = 1024;
+
 /// Position of a validator in the genesis validator list.
 ///
 /// Invariant: an index handed out by the adapter is always `< validators.len()` of the config the
@@ -85,6 +88,14 @@ pub struct NetConfig {
     pub redial_max: Duration,
     /// How long one consensus message may take to be delivered and acknowledged.
     pub request_timeout: Duration,
+    /// Consensus messages on the wire (sent, not yet acknowledged) per validator; more wait in
+    /// that validator's outbox.
+    pub max_in_flight_per_validator: usize,
+    /// Consensus messages that may wait in one validator's outbox; beyond that (or beyond
+    /// `outbox_bytes_per_validator`) new messages are dropped and counted.
+    pub outbox_messages_per_validator: usize,
+    /// Bytes that may wait in one validator's outbox.
+    pub outbox_bytes_per_validator: usize,
 }
 
 impl NetConfig {
@@ -109,6 +120,9 @@ impl NetConfig {
             redial_initial: Duration::from_millis(100),
             redial_max: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            max_in_flight_per_validator: 32,
+            outbox_messages_per_validator: 1024,
+            outbox_bytes_per_validator: 64 * 1024 * 1024,
         }
     }
 
@@ -122,8 +136,9 @@ impl NetConfig {
     ///
     /// # Errors
     /// [`ConfigError`] if the key is not ed25519, the validator list is empty or holds a key
-    /// twice, the neighborhood name is empty or contains `/`, a capacity is zero, a size bound
-    /// is zero or above [`MAX_MESSAGE_SIZE_LIMIT`], or the redial delays are zero or inverted.
+    /// twice, the neighborhood name is empty or contains `/`, a capacity or outbox bound is zero,
+    /// a size bound is zero or above [`MAX_MESSAGE_SIZE_LIMIT`], `max_in_flight_per_validator`
+    /// is above [`MAX_IN_FLIGHT_LIMIT`], or the redial delays are zero or inverted.
     pub fn validate(&self) -> Result<ValidatorTable, ConfigError> {
         if self.keypair.clone().try_into_ed25519().is_err() {
             return Err(ConfigError::NotEd25519);
@@ -149,6 +164,18 @@ impl NetConfig {
             ("command_capacity", self.command_capacity),
             ("message_capacity", self.message_capacity),
             ("order_capacity", self.order_capacity),
+            (
+                "max_in_flight_per_validator",
+                self.max_in_flight_per_validator,
+            ),
+            (
+                "outbox_messages_per_validator",
+                self.outbox_messages_per_validator,
+            ),
+            (
+                "outbox_bytes_per_validator",
+                self.outbox_bytes_per_validator,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroCapacity(name));
@@ -159,6 +186,12 @@ impl NetConfig {
         }
         if self.request_timeout.is_zero() {
             return Err(ConfigError::ZeroRequestTimeout);
+        }
+        if self.max_in_flight_per_validator > MAX_IN_FLIGHT_LIMIT {
+            return Err(ConfigError::BadSize {
+                name: "max_in_flight_per_validator",
+                value: self.max_in_flight_per_validator,
+            });
         }
         ValidatorTable::new(&self.validators, self.keypair.public().to_peer_id())
     }

@@ -24,8 +24,9 @@ pub enum ConfigError {
     /// The neighborhood name is empty or contains `/` (it becomes part of a topic name).
     #[error("neighborhood name {0:?} must be non-empty and must not contain '/'")]
     BadNeighborhood(String),
-    /// A size bound is zero or above [`super::MAX_MESSAGE_SIZE_LIMIT`].
-    #[error("{name} = {value} is outside 1..={}", super::MAX_MESSAGE_SIZE_LIMIT)]
+    /// A size bound is zero or above its hard limit ([`super::MAX_MESSAGE_SIZE_LIMIT`],
+    /// [`super::MAX_IN_FLIGHT_LIMIT`]).
+    #[error("{name} = {value} is zero or above its hard limit")]
     BadSize {
         /// Name of the config field.
         name: &'static str,

@@ -2,7 +2,7 @@
 //! and redials validators.
 
 use std::{
-    collections::{BTreeSet, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     future::Future,
     pin::Pin,
     sync::Arc,
@@ -30,6 +30,7 @@ use super::{
     config::{ValidatorIndex, ValidatorTable},
     error::PublishError,
     events::Event,
+    outbox::{Admit, Outbox, OutboxLimits},
     redial::Backoff,
     stats::Counters,
 };
@@ -56,6 +57,8 @@ pub struct EventLoop {
     backoff: Backoff<PeerId>,
     redials: FuturesUnordered<RedialTimer>,
     redial_pending: HashSet<PeerId>,
+    /// One outbox per remote validator, created up front (bounded by the validator count).
+    outboxes: HashMap<PeerId, Outbox>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -83,7 +86,12 @@ impl EventLoop {
         counters: Arc<Counters>,
         topic: IdentTopic,
         redial: (Duration, Duration),
+        outbox: OutboxLimits,
     ) -> Self {
+        let outboxes = table
+            .remotes()
+            .map(|(_, peer)| (peer, Outbox::new(outbox)))
+            .collect();
         let addrs = (0..table.len())
             .filter_map(|i| table.addr_of(ValidatorIndex(i as u32)).cloned())
             .collect();
@@ -100,6 +108,7 @@ impl EventLoop {
             backoff: Backoff::new(redial.0, redial.1),
             redials: FuturesUnordered::new(),
             redial_pending: HashSet::new(),
+            outboxes,
         }
     }
 
@@ -224,6 +233,9 @@ impl EventLoop {
                     return;
                 };
                 if num_established == 0 && self.connected.remove(&validator) {
+                    if let Some(outbox) = self.outboxes.get_mut(&peer_id) {
+                        Counters::add(&self.counters.messages_not_connected, outbox.reset());
+                    }
                     info!(%peer_id, %validator, cause = ?cause, "validator disconnected");
                     Counters::set(&self.counters.connected_validators, self.connected.len());
                     self.count_topic_peers();
@@ -306,12 +318,17 @@ impl EventLoop {
                 }
             }
             request_response::Event::Message {
+                peer,
                 message: request_response::Message::Response { .. },
                 ..
-            } => Counters::inc(&self.counters.messages_acked),
+            } => {
+                Counters::inc(&self.counters.messages_acked);
+                self.pump(peer);
+            }
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 Counters::inc(&self.counters.messages_failed);
                 debug!(%peer, %error, "consensus message not delivered");
+                self.pump(peer);
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 let oversized = matches!(
@@ -430,20 +447,42 @@ impl EventLoop {
         }
     }
 
-    /// Sends to a connected validator only: requests to an unconnected peer would make
-    /// request-response dial on its own and queue the request without bound.
+    /// Sends to a connected validator only (requests to an unconnected peer would make
+    /// request-response dial on its own and queue them without bound), through its outbox.
     fn send_to(&mut self, peer: PeerId, bytes: Vec<u8>) {
-        if self.swarm.is_connected(&peer) {
-            let _id = self
-                .swarm
-                .behaviour_mut()
-                .consensus
-                .send_request(&peer, bytes);
-            Counters::inc(&self.counters.messages_sent);
-        } else {
+        if !self.swarm.is_connected(&peer) {
             Counters::inc(&self.counters.messages_not_connected);
             trace!(%peer, "consensus message dropped: validator not connected");
+            return;
         }
+        let Some(outbox) = self.outboxes.get_mut(&peer) else {
+            return;
+        };
+        match outbox.admit(bytes) {
+            Admit::SendNow(bytes) => self.request(peer, bytes),
+            Admit::Queued => {}
+            Admit::Full => {
+                Counters::inc(&self.counters.messages_outbox_full);
+                debug!(%peer, "consensus message dropped: outbox full");
+            }
+        }
+    }
+
+    /// An in-flight message to `peer` completed: send the next queued one, if any.
+    fn pump(&mut self, peer: PeerId) {
+        let next = self.outboxes.get_mut(&peer).and_then(Outbox::complete);
+        if let Some(bytes) = next {
+            self.request(peer, bytes);
+        }
+    }
+
+    fn request(&mut self, peer: PeerId, bytes: Vec<u8>) {
+        let _id = self
+            .swarm
+            .behaviour_mut()
+            .consensus
+            .send_request(&peer, bytes);
+        Counters::inc(&self.counters.messages_sent);
     }
 }
 

@@ -33,7 +33,9 @@
 //! the receiver has read the whole frame (see [`CONSENSUS_PROTOCOL`]'s module). A frame above `max_message_size` is refused before its body is read
 //! and counted in [`NetStats::messages_oversized`]; only that stream fails. Messages are
 //! fire-and-forget and unordered: a message to a validator that is not connected is dropped and
-//! counted, and there is no retry (the consensus protocol's timeouts and sync recover).
+//! counted, and there is no retry (the consensus protocol's timeouts and sync recover). Each
+//! validator has an outbox: at most `max_in_flight_per_validator` messages on the wire, then a
+//! FIFO bounded in messages and bytes; a message that does not fit is dropped and counted.
 //!
 //! # Orders
 //! Gossipsub, topic `voltmesh/<neighborhood>/orders`, strict signing by the publishing node, and
@@ -43,8 +45,9 @@
 //! # Bounds
 //! Commands, consensus events and orders each have a bounded queue (sizes in [`NetConfig`]).
 //! The event loop never waits on the app: when an inbound queue is full the event is dropped and
-//! counted ([`NetStats`]). Message and order sizes are capped. Redial timers are at most one per
-//! validator. Connections are limited to genesis validators.
+//! counted ([`NetStats`]). Message and order sizes are capped, and so are each validator's
+//! outbound messages in flight and waiting. Redial timers are at most one per validator.
+//! Connections are limited to genesis validators, two per validator, and 32 handshakes in flight.
 //!
 //! # Known limitations
 //! - Dropping is the overload policy: a slow consumer loses messages, it does not slow peers.
@@ -61,6 +64,7 @@ mod error;
 mod event_loop;
 mod events;
 pub mod keyfile;
+mod outbox;
 mod redial;
 mod stats;
 
@@ -74,7 +78,7 @@ pub use self::{
     codec::{FrameTooLarge, CONSENSUS_PROTOCOL},
     config::{
         NetConfig, Validator, ValidatorIndex, ValidatorTable, DEFAULT_MAX_MESSAGE_SIZE,
-        DEFAULT_MAX_ORDER_SIZE, MAX_MESSAGE_SIZE_LIMIT,
+        DEFAULT_MAX_ORDER_SIZE, MAX_IN_FLIGHT_LIMIT, MAX_MESSAGE_SIZE_LIMIT,
     },
     error::{ConfigError, KeyFileError, NetError, PublishError, SendError, Stopped},
     event_loop::EventLoop,
@@ -149,6 +153,11 @@ pub fn new(config: NetConfig) -> Result<(Client, Events, EventLoop), NetError> {
         counters,
         topic,
         (config.redial_initial, config.redial_max),
+        outbox::OutboxLimits {
+            max_in_flight: config.max_in_flight_per_validator,
+            max_queued: config.outbox_messages_per_validator,
+            max_queued_bytes: config.outbox_bytes_per_validator,
+        },
     );
     Ok((client, Events::new(consensus_rx, order_rx), event_loop))
 }

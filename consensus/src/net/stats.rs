@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub(crate) messages_acked: AtomicU64,
     pub(crate) messages_failed: AtomicU64,
     pub(crate) messages_not_connected: AtomicU64,
+    pub(crate) messages_outbox_full: AtomicU64,
     pub(crate) messages_received: AtomicU64,
     pub(crate) messages_oversized: AtomicU64,
     pub(crate) messages_dropped_full: AtomicU64,
@@ -32,6 +33,10 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     pub(crate) fn set(gauge: &AtomicU64, value: usize) {
         gauge.store(u64::try_from(value).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
@@ -43,6 +48,7 @@ impl Counters {
             messages_acked: get(&self.messages_acked),
             messages_failed: get(&self.messages_failed),
             messages_not_connected: get(&self.messages_not_connected),
+            messages_outbox_full: get(&self.messages_outbox_full),
             messages_received: get(&self.messages_received),
             messages_oversized: get(&self.messages_oversized),
             messages_dropped_full: get(&self.messages_dropped_full),
@@ -65,14 +71,18 @@ impl Counters {
 /// Each field is read atomically on its own; the snapshot as a whole is not one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NetStats {
-    /// Consensus messages handed to a connection for sending.
+    /// Consensus messages handed to a connection for sending (queued ones count when they leave
+    /// the outbox).
     pub messages_sent: u64,
     /// Consensus messages the remote acknowledged having read.
     pub messages_acked: u64,
     /// Consensus messages whose delivery failed (timeout, connection closed, stream error).
     pub messages_failed: u64,
-    /// Consensus messages dropped because the target validator was not connected.
+    /// Consensus messages dropped because the target validator was not connected (or
+    /// disconnected while they waited in its outbox).
     pub messages_not_connected: u64,
+    /// Consensus messages dropped because the target validator's outbox was full.
+    pub messages_outbox_full: u64,
     /// Consensus messages received from genesis validators and queued for the app (not counting
     /// dropped ones).
     pub messages_received: u64,
