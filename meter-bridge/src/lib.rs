@@ -12,10 +12,15 @@
 //!   (validated cumulative registers and metered energy per interval), [`forecast`] (next
 //!   interval's net energy) and [`orders`] (deterministic, idempotent orders).
 //! * [`ingest`]: the [`Ingest`] state machine the MQTT loop drives, and [`DeadLetter`] records.
+//! * I/O around that core: [`config`] (`bridge.toml`), [`mqtt`] (subscribing and publishing
+//!   connections, results to households), [`order_sink`] (signed order batches to the node) and
+//!   [`bridge::run`], which runs it all until a shutdown future completes.
 //!
 //! Nothing in this crate's core does I/O or reads a clock: times arrive as arguments.
 #![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod bridge;
+pub mod config;
 pub mod dead_letter;
 pub mod decimal;
 pub mod dsmr;
@@ -25,13 +30,16 @@ pub mod format;
 pub mod ingest;
 mod json;
 pub mod local_time;
+pub mod mqtt;
 pub mod native;
+pub mod order_sink;
 pub mod orders;
 pub mod reading;
 pub mod registers;
 pub mod registry;
 pub mod shelly_gen1;
 pub mod shelly_gen2;
+pub mod shutdown;
 pub mod tasmota;
 
 pub use dead_letter::DeadLetter;

@@ -1,0 +1,568 @@
+//! The bridge's configuration file (`bridge.toml`).
+//!
+//! [`Config::from_toml`] parses the file ([`RawConfig`], every key with a default, unknown keys
+//! refused) and [`RawConfig::validate`]s it into a [`Config`] whose invariants the rest of the
+//! bridge relies on. [`DEFAULT_CONFIG`] is the commented default file, printed by
+//! `voltmesh bridge generate-config`.
+//!
+//! # Invariants of a [`Config`]
+//! * The client id is 1..=64 bytes; the broker port is non-zero; the backoff is `0 < min <= max`.
+//! * Every subscription filter is a valid MQTT topic filter; the dead-letter topic and the results
+//!   prefix are valid topic names (no wildcards, no NUL, not empty).
+//! * Every queue is at least 1 message and `mqtt_requests > ingest`, so acknowledgements can always
+//!   be queued while the ingest queue is full (see [`crate::mqtt::ingest`]).
+//! * A client key comes with a client certificate; a password comes with a username.
+//! * The household registry is valid ([`Registry::from_config`]).
+//! * `ingest.formats` holds each subscription's literal prefix (the filter up to its first
+//!   wildcard) mapped to its format, for subscriptions with a format and a non-empty prefix.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use voltmesh_engine::IntervalSpec;
+
+use crate::format::Format;
+use crate::ingest::IngestConfig;
+use crate::registry::{Registry, RegistryConfig, RegistryError};
+
+/// The commented default `bridge.toml`.
+pub const DEFAULT_CONFIG: &str = include_str!("../bridge.toml");
+
+/// Longest client id accepted (MQTT 3.1.1 brokers must accept 23 bytes; Mosquitto takes more).
+pub const MAX_CLIENT_ID_LEN: usize = 64;
+
+/// Why a configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML does not parse or has unknown keys or wrong types.
+    #[error("bridge config: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// The client id is empty or too long.
+    #[error("broker.client_id must be 1..={MAX_CLIENT_ID_LEN} bytes, got {0} bytes")]
+    BadClientId(usize),
+    /// Port zero.
+    #[error("broker.port must not be 0")]
+    ZeroPort,
+    /// The host is empty.
+    #[error("broker.host must not be empty")]
+    EmptyHost,
+    /// Backoff bounds out of order or zero.
+    #[error("broker.reconnect_min_ms ({min}) must be > 0 and <= reconnect_max_ms ({max})")]
+    BadBackoff {
+        /// The minimum.
+        min: u64,
+        /// The maximum.
+        max: u64,
+    },
+    /// The packet limit cannot hold a meter payload.
+    #[error("broker.max_packet_bytes must be at least {min}, got {got}")]
+    PacketLimitTooSmall {
+        /// Smallest accepted.
+        min: usize,
+        /// Configured.
+        got: usize,
+    },
+    /// A password without a username.
+    #[error("broker.password is set but broker.username is not")]
+    PasswordWithoutUsername,
+    /// A client key without a certificate or the other way round.
+    #[error("broker.tls.client_cert_file and client_key_file must be given together")]
+    ClientCertWithoutKey,
+    /// A topic or filter that MQTT refuses.
+    #[error("{field}: {topic:?} is not a valid MQTT {what}: {reason}")]
+    BadTopic {
+        /// Which setting.
+        field: &'static str,
+        /// The text.
+        topic: String,
+        /// "topic filter" or "topic name".
+        what: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// No subscriptions: the bridge would receive nothing.
+    #[error("at least one [[subscription]] is required")]
+    NoSubscriptions,
+    /// A zero-sized queue.
+    #[error("queues.{0} must be at least 1")]
+    ZeroQueue(&'static str),
+    /// The request queue cannot hold an acknowledgement per queued message.
+    #[error("queues.mqtt_requests ({requests}) must be larger than queues.ingest ({ingest})")]
+    RequestQueueTooSmall {
+        /// `queues.mqtt_requests`.
+        requests: usize,
+        /// `queues.ingest`.
+        ingest: usize,
+    },
+    /// A node URL that is not `http://` or `https://`.
+    #[error("node.urls: {0:?} must start with http:// or https://")]
+    BadNodeUrl(String),
+    /// The household registry breaks an invariant.
+    #[error("households: {0}")]
+    Registry(#[from] RegistryError),
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Fixed client id of the persistent session.
+    pub client_id: String,
+    /// Username, if the broker wants one.
+    pub username: Option<String>,
+    /// Password (needs `username`).
+    pub password: Option<String>,
+    /// MQTT keep-alive, seconds.
+    pub keep_alive_secs: u64,
+    /// Largest packet accepted or sent, bytes.
+    pub max_packet_bytes: usize,
+    /// First reconnect delay, ms.
+    pub reconnect_min_ms: u64,
+    /// Largest reconnect delay, ms.
+    pub reconnect_max_ms: u64,
+    /// TLS, if wanted.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            host: "127.0.0.1".to_owned(),
+            port: 1883,
+            client_id: "voltmesh-bridge".to_owned(),
+            username: None,
+            password: None,
+            keep_alive_secs: 30,
+            max_packet_bytes: 256 * 1024,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 30_000,
+            tls: None,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// The reconnect backoff bounds.
+    pub fn backoff(&self) -> (Duration, Duration) {
+        (
+            Duration::from_millis(self.reconnect_min_ms),
+            Duration::from_millis(self.reconnect_max_ms),
+        )
+    }
+}
+
+/// `[broker.tls]`: files are read when the bridge connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the CA certificate(s) that sign the broker's certificate.
+    pub ca_file: PathBuf,
+    /// PEM client certificate chain, for brokers that require client certificates.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub client_key_file: Option<PathBuf>,
+}
+
+/// One `[[subscription]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// MQTT topic filter (wildcards allowed), subscribed at QoS 1.
+    pub filter: String,
+    /// The payload format; `None` sniffs it per message.
+    pub format: Option<Format>,
+}
+
+/// `[topics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topics {
+    /// Where dead letters go.
+    pub dead_letter: String,
+    /// Prefix of every results topic.
+    pub results_prefix: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            dead_letter: "voltmesh/dead-letter".to_owned(),
+            results_prefix: "voltmesh".to_owned(),
+        }
+    }
+}
+
+/// `[queues]`: capacities of the bridge's bounded queues, in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Queues {
+    /// Received messages waiting for the ingest worker.
+    pub ingest: usize,
+    /// rumqttc's request channel of the subscribing connection (acknowledgements).
+    pub mqtt_requests: usize,
+    /// Accepted readings waiting for their consumer.
+    pub readings: usize,
+    /// Dead letters and results waiting for the publishing connection.
+    pub publish: usize,
+    /// Signed order batches waiting for the node.
+    pub orders: usize,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Queues {
+            ingest: 1024,
+            mqtt_requests: 2048,
+            readings: 1024,
+            publish: 1024,
+            orders: 16,
+        }
+    }
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node API base URLs, tried in order.
+    pub urls: Vec<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            urls: vec!["http://127.0.0.1:7600".to_owned()],
+        }
+    }
+}
+
+/// The file as parsed, before [`RawConfig::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[broker]`.
+    pub broker: BrokerConfig,
+    /// `[[subscription]]`.
+    #[serde(rename = "subscription")]
+    pub subscriptions: Vec<Subscription>,
+    /// `[topics]`.
+    pub topics: Topics,
+    /// `[queues]`.
+    pub queues: Queues,
+    /// `[node]`.
+    pub node: NodeConfig,
+    /// `[market]`.
+    pub market: IntervalSpec,
+    /// `[ingest]`.
+    pub ingest: IngestConfig,
+    /// `[[household]]`.
+    #[serde(rename = "household")]
+    pub households: Vec<crate::registry::HouseholdConfig>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            broker: BrokerConfig::default(),
+            subscriptions: Vec::new(),
+            topics: Topics::default(),
+            queues: Queues::default(),
+            node: NodeConfig::default(),
+            market: IntervalSpec::DEFAULT,
+            ingest: IngestConfig::default(),
+            households: Vec::new(),
+        }
+    }
+}
+
+/// A validated configuration (see the module invariants).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[broker]`.
+    pub broker: BrokerConfig,
+    /// `[[subscription]]`, at least one.
+    pub subscriptions: Vec<Subscription>,
+    /// `[topics]`.
+    pub topics: Topics,
+    /// `[queues]`.
+    pub queues: Queues,
+    /// `[node]`.
+    pub node: NodeConfig,
+    /// `[market]`.
+    pub market: IntervalSpec,
+    /// `[ingest]`, with the subscriptions' formats merged into `formats`.
+    pub ingest: IngestConfig,
+    /// The household registry.
+    pub registry: Registry,
+}
+
+impl Config {
+    /// Parses and validates a `bridge.toml`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] for TOML or schema errors, else whatever [`RawConfig::validate`]
+    /// refuses.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str::<RawConfig>(text)?.validate()
+    }
+}
+
+impl RawConfig {
+    /// Checks every invariant in the module docs and builds the registry.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let b = &self.broker;
+        if b.client_id.is_empty() || b.client_id.len() > MAX_CLIENT_ID_LEN {
+            return Err(ConfigError::BadClientId(b.client_id.len()));
+        }
+        if b.host.is_empty() {
+            return Err(ConfigError::EmptyHost);
+        }
+        if b.port == 0 {
+            return Err(ConfigError::ZeroPort);
+        }
+        if b.reconnect_min_ms == 0 || b.reconnect_min_ms > b.reconnect_max_ms {
+            return Err(ConfigError::BadBackoff {
+                min: b.reconnect_min_ms,
+                max: b.reconnect_max_ms,
+            });
+        }
+        let min_packet = crate::reading::MAX_PAYLOAD_BYTES + 1024;
+        if b.max_packet_bytes < min_packet {
+            return Err(ConfigError::PacketLimitTooSmall {
+                min: min_packet,
+                got: b.max_packet_bytes,
+            });
+        }
+        if b.password.is_some() && b.username.is_none() {
+            return Err(ConfigError::PasswordWithoutUsername);
+        }
+        if let Some(tls) = &b.tls {
+            if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+                return Err(ConfigError::ClientCertWithoutKey);
+            }
+        }
+        if self.subscriptions.is_empty() {
+            return Err(ConfigError::NoSubscriptions);
+        }
+        for s in &self.subscriptions {
+            check_filter(&s.filter).map_err(|reason| ConfigError::BadTopic {
+                field: "subscription.filter",
+                topic: s.filter.clone(),
+                what: "topic filter",
+                reason,
+            })?;
+        }
+        for (field, topic) in [
+            ("topics.dead_letter", &self.topics.dead_letter),
+            ("topics.results_prefix", &self.topics.results_prefix),
+        ] {
+            check_topic_name(topic).map_err(|reason| ConfigError::BadTopic {
+                field,
+                topic: topic.clone(),
+                what: "topic name",
+                reason,
+            })?;
+        }
+        let q = self.queues;
+        for (name, value) in [
+            ("ingest", q.ingest),
+            ("mqtt_requests", q.mqtt_requests),
+            ("readings", q.readings),
+            ("publish", q.publish),
+            ("orders", q.orders),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroQueue(name));
+            }
+        }
+        if q.mqtt_requests <= q.ingest {
+            return Err(ConfigError::RequestQueueTooSmall {
+                requests: q.mqtt_requests,
+                ingest: q.ingest,
+            });
+        }
+        if let Some(url) = self
+            .node
+            .urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(ConfigError::BadNodeUrl(url.clone()));
+        }
+        let registry = Registry::from_config(RegistryConfig {
+            households: self.households,
+        })?;
+        let mut ingest = self.ingest;
+        for s in &self.subscriptions {
+            let prefix = literal_prefix(&s.filter);
+            if let (Some(format), false) = (s.format, prefix.is_empty()) {
+                ingest.formats.insert(prefix.to_owned(), format);
+            }
+        }
+        Ok(Config {
+            broker: self.broker,
+            subscriptions: self.subscriptions,
+            topics: self.topics,
+            queues: self.queues,
+            node: self.node,
+            market: self.market,
+            ingest,
+            registry,
+        })
+    }
+}
+
+/// The part of a topic filter before its first wildcard level (`tele/+/SENSOR` → `tele/`).
+pub fn literal_prefix(filter: &str) -> &str {
+    let end = filter.find(['+', '#']).unwrap_or(filter.len());
+    &filter[..end]
+}
+
+/// Checks an MQTT 3.1.1 topic filter (section 4.7).
+///
+/// # Errors
+/// What is wrong, as a short phrase.
+pub fn check_filter(filter: &str) -> Result<(), &'static str> {
+    check_common(filter)?;
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err("'#' must be a whole level and the last one");
+        }
+        if level.contains('+') && *level != "+" {
+            return Err("'+' must be a whole level");
+        }
+    }
+    Ok(())
+}
+
+/// Checks an MQTT topic name (no wildcards).
+///
+/// # Errors
+/// What is wrong, as a short phrase.
+pub fn check_topic_name(topic: &str) -> Result<(), &'static str> {
+    check_common(topic)?;
+    if topic.contains(['+', '#']) {
+        return Err("wildcards are not allowed in a topic name");
+    }
+    Ok(())
+}
+
+fn check_common(text: &str) -> Result<(), &'static str> {
+    if text.is_empty() {
+        return Err("empty");
+    }
+    if text.len() > 65_535 {
+        return Err("longer than 65535 bytes");
+    }
+    if text.contains('\0') {
+        return Err("contains NUL");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_file_is_valid_and_complete() {
+        let config = Config::from_toml(DEFAULT_CONFIG).unwrap();
+        assert_eq!(config.broker, BrokerConfig::default());
+        assert_eq!(config.queues, Queues::default());
+        assert_eq!(config.topics, Topics::default());
+        assert_eq!(config.node, NodeConfig::default());
+        assert_eq!(config.market, IntervalSpec::DEFAULT);
+        assert_eq!(config.subscriptions.len(), 5);
+        // `+/events/rpc` has no literal prefix: sniffed, not mapped.
+        assert_eq!(config.ingest.formats.len(), 4);
+        assert_eq!(config.ingest.formats.get("tele/"), Some(&Format::Tasmota));
+        assert_eq!(config.ingest.formats.get("dsmr/"), Some(&Format::Dsmr));
+    }
+
+    fn with(extra: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&format!(
+            "{extra}\n[[subscription]]\nfilter = \"m/#\"\nformat = \"native\"\n"
+        ))
+    }
+
+    #[test]
+    fn refuses_what_breaks_an_invariant() {
+        assert!(with("").is_ok());
+        assert!(matches!(
+            Config::from_toml("[broker]\nport = 1\n"),
+            Err(ConfigError::NoSubscriptions)
+        ));
+        assert!(matches!(
+            with("[broker]\nprot = 1"),
+            Err(ConfigError::Parse(_))
+        ));
+        assert!(matches!(
+            with("[broker]\nclient_id = \"\""),
+            Err(ConfigError::BadClientId(0))
+        ));
+        assert!(matches!(
+            with("[broker]\nport = 0"),
+            Err(ConfigError::ZeroPort)
+        ));
+        assert!(matches!(
+            with("[broker]\nreconnect_min_ms = 10\nreconnect_max_ms = 5"),
+            Err(ConfigError::BadBackoff { .. })
+        ));
+        assert!(matches!(
+            with("[broker]\npassword = \"x\""),
+            Err(ConfigError::PasswordWithoutUsername)
+        ));
+        assert!(matches!(
+            with("[broker]\nmax_packet_bytes = 100"),
+            Err(ConfigError::PacketLimitTooSmall { .. })
+        ));
+        assert!(matches!(
+            with("[broker.tls]\nca_file = \"ca.pem\"\nclient_key_file = \"k.pem\""),
+            Err(ConfigError::ClientCertWithoutKey)
+        ));
+        assert!(matches!(
+            with("[topics]\ndead_letter = \"dl/#\""),
+            Err(ConfigError::BadTopic { .. })
+        ));
+        assert!(matches!(
+            with("[queues]\nreadings = 0"),
+            Err(ConfigError::ZeroQueue("readings"))
+        ));
+        assert!(matches!(
+            with("[queues]\ningest = 10\nmqtt_requests = 10"),
+            Err(ConfigError::RequestQueueTooSmall { .. })
+        ));
+        assert!(matches!(
+            with("[node]\nurls = [\"ftp://x\"]"),
+            Err(ConfigError::BadNodeUrl(_))
+        ));
+        let dup = "[[household]]\nparticipant = \"a\"\nmeters = [\"m1\"]\nbuy_limit = \"0.3\"\nsell_limit = \"0.1\"\n";
+        assert!(matches!(
+            with(&format!("{dup}{}", dup.replace("\"a\"", "\"b\""))),
+            Err(ConfigError::Registry(RegistryError::DuplicateMeter { .. }))
+        ));
+    }
+
+    #[test]
+    fn topic_filters() {
+        for ok in ["a", "a/+/b", "#", "a/#", "+", "+/events/rpc"] {
+            assert_eq!(check_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a/#/b", "a#", "a/b+", "x\0"] {
+            assert!(check_filter(bad).is_err(), "{bad}");
+        }
+        assert!(check_topic_name("a/+").is_err());
+        assert_eq!(literal_prefix("tele/+/SENSOR"), "tele/");
+        assert_eq!(literal_prefix("+/events/rpc"), "");
+        assert_eq!(literal_prefix("a/b"), "a/b");
+    }
+}

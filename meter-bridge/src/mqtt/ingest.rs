@@ -1,0 +1,227 @@
+//! The subscribing connection: one task owns the [`EventLoop`], one worker drives [`Ingest`].
+//!
+//! # Delivery guarantee
+//! QoS 1 with a persistent session (`clean_session = false`, fixed client id) and manual acks.
+//! The worker acknowledges a message only after [`Ingest::handle`] has recorded it and the
+//! accepted reading has been handed to the readings queue (or, for a refused message, its dead
+//! letter has been queued on the publishing connection). Until then the broker keeps the message
+//! and redelivers it after any reconnect, to this process or to the next one; a redelivery of a
+//! reading already recorded is recognised by (meter, timestamp) and counted once
+//! ([`Outcome::Duplicate`]). A redelivery dropped by rumqttc's reconnect (it discards queued
+//! acks, expecting the broker to resend) is handled the same way.
+//!
+//! # Why this cannot deadlock
+//! The event loop task awaits only `poll()` and the bounded ingest queue. The worker awaits the
+//! readings queue, the publishing connection (a different connection with its own event loop) and
+//! acks on the subscribing connection's request queue. That request queue carries nothing but
+//! acks and subscriptions, and is configured larger than the ingest queue
+//! ([`crate::config::Queues`]); the broker sends at most its in-flight window of unacknowledged
+//! QoS 1 messages (Mosquitto's `max_inflight_messages`, 20 by default), so acks always fit and the
+//! event loop never waits on the worker while the worker waits on it.
+//!
+//! # Bad input
+//! Every refusal is counted by [`crate::ErrorKind`] inside [`Ingest`], logged at `warn` with the
+//! meter id, kind and topic, published to the dead-letter topic and then acknowledged: it never
+//! stops the bridge.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rumqttc::{
+    AsyncClient, Event, EventLoop, Packet, Publish, SubscribeFilter, SubscribeReasonCode,
+};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, trace, warn};
+
+use crate::ingest::{Ingest, Outcome};
+use crate::mqtt::backoff::Backoff;
+use crate::mqtt::publisher::Publisher;
+use crate::reading::Reading;
+use crate::shutdown::Shutdown;
+
+/// The ingest state shared by the worker (writes) and the order planner (reads).
+pub type SharedIngest = Arc<Mutex<Ingest>>;
+
+/// Locks `ingest`, recovering from a poisoned lock (the state is still consistent: `Ingest`
+/// never panics half-way through a message).
+pub fn lock(ingest: &SharedIngest) -> std::sync::MutexGuard<'_, Ingest> {
+    ingest.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The subscribing connection's state, for health checks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// Connected to the broker now.
+    pub connected: bool,
+    /// The broker acknowledged every subscription on the current connection.
+    pub subscribed: bool,
+    /// Successful connections so far (reconnects = connects − 1).
+    pub connects: u64,
+    /// Connection errors so far.
+    pub errors: u64,
+}
+
+/// Polls the subscribing connection until shutdown (see the module docs).
+pub(crate) async fn run_event_loop(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    filters: Vec<SubscribeFilter>,
+    mut backoff: Backoff,
+    tx: mpsc::Sender<Publish>,
+    status: watch::Sender<LinkStatus>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let event = tokio::select! {
+            biased;
+            () = shutdown.recv() => return,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                trace!(topic = %publish.topic, pkid = publish.pkid, "message");
+                tokio::select! {
+                    biased;
+                    () = shutdown.recv() => return,
+                    sent = tx.send(publish) => if sent.is_err() { return },
+                }
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff.reset();
+                status.send_modify(|s| {
+                    s.connected = true;
+                    s.subscribed = false;
+                    s.connects += 1;
+                });
+                info!(
+                    session_present = ack.session_present,
+                    "subscribing connection up"
+                );
+                // Subscribe on every connection (idempotent); from a task, so the event loop
+                // never waits on its own request queue.
+                let client = client.clone();
+                let filters = filters.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = client.subscribe_many(filters).await {
+                        warn!(cause = %e, "could not queue the subscriptions");
+                    }
+                });
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| matches!(c, SubscribeReasonCode::Failure))
+                    .count();
+                if refused == 0 {
+                    status.send_modify(|s| s.subscribed = true);
+                    info!(filters = filters.len(), "subscribed");
+                } else {
+                    error!(refused, "the broker refused subscriptions (check its ACL)");
+                }
+            }
+            Ok(other) => trace!(event = ?other, "subscribing connection"),
+            Err(e) => {
+                status.send_modify(|s| {
+                    s.connected = false;
+                    s.subscribed = false;
+                    s.errors += 1;
+                });
+                let delay = backoff.next_delay();
+                warn!(cause = %e, delay_ms = delay.as_millis() as u64, "subscribing connection lost; reconnecting");
+                tokio::select! {
+                    biased;
+                    () = shutdown.recv() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// What the worker needs.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub(crate) rx: mpsc::Receiver<Publish>,
+    pub(crate) acks: AsyncClient,
+    pub(crate) handler: Handler,
+    pub(crate) shutdown: Shutdown,
+}
+
+/// Where a message goes before it is acknowledged.
+#[derive(Debug)]
+pub(crate) struct Handler {
+    pub(crate) ingest: SharedIngest,
+    pub(crate) publisher: Publisher,
+    pub(crate) readings: Option<mpsc::Sender<Reading>>,
+}
+
+impl Worker {
+    /// Handles messages until shutdown or until the event loop stops.
+    pub(crate) async fn run(mut self) {
+        loop {
+            let publish = tokio::select! {
+                biased;
+                () = self.shutdown.recv() => return,
+                publish = self.rx.recv() => match publish {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            // On shutdown mid-message the message stays unacknowledged: the broker redelivers it
+            // to the next session.
+            let handled = tokio::select! {
+                biased;
+                () = self.shutdown.recv() => return,
+                handled = self.handler.hand_on(&publish) => handled,
+            };
+            if !handled {
+                return;
+            }
+            if let Err(e) = self.acks.ack(&publish).await {
+                debug!(cause = %e, "subscribing connection closed; stopping the worker");
+                return;
+            }
+        }
+    }
+}
+
+impl Handler {
+    /// Records the message and hands it on; `false` if the next stage is gone for good.
+    async fn hand_on(&self, publish: &Publish) -> bool {
+        let outcome = lock(&self.ingest).handle(
+            &publish.topic,
+            &publish.payload,
+            crate::bridge::wall_clock(),
+        );
+        match outcome {
+            Outcome::Accepted(reading) => {
+                trace!(meter = %reading.meter, timestamp = %reading.timestamp, "reading accepted");
+                if let Some(readings) = &self.readings {
+                    // The reading is recorded in `Ingest` either way; a consumer that went away
+                    // must not stop ingest.
+                    if readings.send(reading).await.is_err() {
+                        debug!("readings consumer gone");
+                    }
+                }
+            }
+            Outcome::Pending => trace!(topic = %publish.topic, "partial reading"),
+            Outcome::Duplicate(reading) => {
+                debug!(meter = %reading.meter, timestamp = %reading.timestamp, "redelivery ignored");
+            }
+            Outcome::Rejected(letter) => {
+                warn!(
+                    meter = letter.meter.as_ref().map_or("unknown", |m| m.as_str()),
+                    kind = %letter.kind,
+                    topic = %letter.topic,
+                    reason = %letter.reason,
+                    "dead letter"
+                );
+                if let Err(e) = self.publisher.dead_letter(&letter).await {
+                    warn!(cause = %e, "dead letter not published; leaving the message unacknowledged");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,250 @@
+//! Results back to households over MQTT, and their topic layout.
+//!
+//! # Topics (under `topics.results_prefix`, default `voltmesh`; JSON; QoS 1; retained)
+//! | topic | message | when |
+//! |---|---|---|
+//! | `<prefix>/households/<participant>/fills` | [`HouseholdFills`] | after each interval clears |
+//! | `<prefix>/market/clearing` | [`ClearingSummary`] | after each interval clears |
+//! | `<prefix>/households/<participant>/settlement` | [`SettlementNotice`] | after delivery is settled |
+//!
+//! Retained, so a household that connects later still gets its latest result; every message
+//! carries its interval, so a household can tell an old result from a new one.
+//!
+//! The data comes from the node ([`ClearingOutcome`], [`Settlement`]); the constructors here turn
+//! it into per-household messages. Participant ids that are not safe as one topic level (empty,
+//! or containing `/`, `+`, `#` or NUL) are refused with [`ResultsError::BadParticipant`].
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use voltmesh_engine::{
+    Bill, ClearingOutcome, Interval, ParticipantId, Price, Settlement, Side, Wh,
+};
+
+/// A participant id that cannot be one topic level.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResultsError {
+    /// Empty or containing `/`, `+`, `#` or NUL.
+    #[error("participant id {0:?} cannot be used as an MQTT topic level")]
+    BadParticipant(String),
+}
+
+/// One fill of a household's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillLine {
+    /// The household's order.
+    pub order_id: String,
+    /// Whether the household bought or sold.
+    pub side: Side,
+    /// Energy traded, Wh.
+    pub quantity_wh: Wh,
+    /// Price of this trade per kWh.
+    pub price: Price,
+}
+
+/// A household's fills for one interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HouseholdFills {
+    /// The interval's start.
+    pub interval_start: DateTime<Utc>,
+    /// The household.
+    pub participant: ParticipantId,
+    /// The uniform clearing price, if the mechanism has one.
+    pub clearing_price: Option<Price>,
+    /// Its trades, in the engine's trade order.
+    pub fills: Vec<FillLine>,
+    /// Total bought, Wh.
+    pub bought_wh: Wh,
+    /// Total sold, Wh.
+    pub sold_wh: Wh,
+}
+
+/// An interval's market-wide result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearingSummary {
+    /// The interval's start.
+    pub interval_start: DateTime<Utc>,
+    /// Uniform clearing price, if any.
+    pub clearing_price: Option<Price>,
+    /// Energy traded locally, Wh.
+    pub volume_wh: Wh,
+    /// Number of trades.
+    pub trades: usize,
+    /// Number of orders left (partly) unfilled.
+    pub unfilled_orders: usize,
+}
+
+/// A household's settlement for one delivered interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettlementNotice {
+    /// The interval's start.
+    pub interval_start: DateTime<Utc>,
+    /// The bill: metered energy, traded energy and money (positive = the household pays).
+    pub bill: Bill,
+}
+
+/// Something to publish to households.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultMessage {
+    /// One household's fills.
+    Fills(HouseholdFills),
+    /// The market summary.
+    Clearing(ClearingSummary),
+    /// One household's settlement.
+    Settlement(SettlementNotice),
+}
+
+impl HouseholdFills {
+    /// One message per participant that traded in `outcome`, ordered by participant.
+    pub fn from_outcome(interval: Interval, outcome: &ClearingOutcome) -> Vec<HouseholdFills> {
+        let mut by: BTreeMap<&ParticipantId, HouseholdFills> = BTreeMap::new();
+        let blank = |p: &ParticipantId| HouseholdFills {
+            interval_start: interval.start(),
+            participant: p.clone(),
+            clearing_price: outcome.clearing_price,
+            fills: Vec::new(),
+            bought_wh: 0,
+            sold_wh: 0,
+        };
+        for t in &outcome.trades {
+            let buyer = by.entry(&t.buyer).or_insert_with(|| blank(&t.buyer));
+            buyer.bought_wh = buyer.bought_wh.saturating_add(t.quantity_wh);
+            buyer.fills.push(FillLine {
+                order_id: t.buy_id.to_string(),
+                side: Side::Buy,
+                quantity_wh: t.quantity_wh,
+                price: t.price,
+            });
+            let seller = by.entry(&t.seller).or_insert_with(|| blank(&t.seller));
+            seller.sold_wh = seller.sold_wh.saturating_add(t.quantity_wh);
+            seller.fills.push(FillLine {
+                order_id: t.sell_id.to_string(),
+                side: Side::Sell,
+                quantity_wh: t.quantity_wh,
+                price: t.price,
+            });
+        }
+        by.into_values().collect()
+    }
+}
+
+impl ClearingSummary {
+    /// The summary of `outcome`.
+    pub fn from_outcome(interval: Interval, outcome: &ClearingOutcome) -> ClearingSummary {
+        ClearingSummary {
+            interval_start: interval.start(),
+            clearing_price: outcome.clearing_price,
+            volume_wh: outcome.volume_wh,
+            trades: outcome.trades.len(),
+            unfilled_orders: outcome.unfilled.len(),
+        }
+    }
+}
+
+impl SettlementNotice {
+    /// One notice per bill, ordered as the settlement's bills.
+    pub fn from_settlement(interval: Interval, settlement: &Settlement) -> Vec<SettlementNotice> {
+        settlement
+            .bills
+            .iter()
+            .map(|bill| SettlementNotice {
+                interval_start: interval.start(),
+                bill: bill.clone(),
+            })
+            .collect()
+    }
+}
+
+impl ResultMessage {
+    /// The topic under `prefix` (module table).
+    ///
+    /// # Errors
+    /// [`ResultsError::BadParticipant`] if the participant id is not one safe topic level.
+    pub fn topic(&self, prefix: &str) -> Result<String, ResultsError> {
+        match self {
+            ResultMessage::Fills(f) => Ok(format!(
+                "{prefix}/households/{}/fills",
+                level(&f.participant)?
+            )),
+            ResultMessage::Clearing(_) => Ok(format!("{prefix}/market/clearing")),
+            ResultMessage::Settlement(s) => Ok(format!(
+                "{prefix}/households/{}/settlement",
+                level(&s.bill.participant)?
+            )),
+        }
+    }
+
+    /// The JSON payload.
+    ///
+    /// # Errors
+    /// [`serde_json::Error`] (not expected for these types).
+    pub fn payload(&self) -> Result<Vec<u8>, serde_json::Error> {
+        match self {
+            ResultMessage::Fills(f) => serde_json::to_vec(f),
+            ResultMessage::Clearing(c) => serde_json::to_vec(c),
+            ResultMessage::Settlement(s) => serde_json::to_vec(s),
+        }
+    }
+}
+
+fn level(participant: &ParticipantId) -> Result<&str, ResultsError> {
+    let text = participant.as_str();
+    if text.is_empty() || text.contains(['/', '+', '#', '\0']) {
+        return Err(ResultsError::BadParticipant(text.to_owned()));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use voltmesh_engine::{IntervalSpec, Trade};
+
+    fn p(text: &str) -> ParticipantId {
+        ParticipantId::from(text)
+    }
+
+    #[test]
+    fn fills_are_split_per_household_and_topics_are_laid_out() {
+        let interval =
+            IntervalSpec::DEFAULT.containing(DateTime::from_timestamp(1_790_000_000, 0).unwrap());
+        let price: Price = "0.210000".parse().unwrap();
+        let trade = |buyer: &str, seller: &str, q: Wh| Trade {
+            buy_id: format!("{buyer}-b").into(),
+            sell_id: format!("{seller}-s").into(),
+            buyer: p(buyer),
+            seller: p(seller),
+            quantity_wh: q,
+            price,
+        };
+        let outcome = ClearingOutcome {
+            trades: vec![trade("hh-2", "hh-1", 300), trade("hh-3", "hh-1", 200)],
+            volume_wh: 500,
+            clearing_price: Some(price),
+            mechanism: voltmesh_engine::Mechanism::default(),
+            price_range: None,
+            unfilled: Vec::new(),
+        };
+        let fills = HouseholdFills::from_outcome(interval, &outcome);
+        let who: Vec<_> = fills
+            .iter()
+            .map(|f| (f.participant.as_str(), f.bought_wh, f.sold_wh))
+            .collect();
+        assert_eq!(who, [("hh-1", 0, 500), ("hh-2", 300, 0), ("hh-3", 200, 0)]);
+        assert_eq!(fills[0].fills.len(), 2);
+        let msg = ResultMessage::Fills(fills[0].clone());
+        assert_eq!(msg.topic("vm").unwrap(), "vm/households/hh-1/fills");
+        let json: serde_json::Value = serde_json::from_slice(&msg.payload().unwrap()).unwrap();
+        assert_eq!(json["sold_wh"], 500);
+        let summary = ClearingSummary::from_outcome(interval, &outcome);
+        assert_eq!((summary.volume_wh, summary.trades), (500, 2));
+        assert_eq!(
+            ResultMessage::Clearing(summary).topic("vm").unwrap(),
+            "vm/market/clearing"
+        );
+        let mut bad = fills[0].clone();
+        bad.participant = p("a/#");
+        assert!(ResultMessage::Fills(bad).topic("vm").is_err());
+    }
+}
