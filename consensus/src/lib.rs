@@ -1,10 +1,16 @@
 //! Voltmesh neighborhood node: HotStuff consensus over libp2p, the durable ledger and the node API.
 //!
-//! This crate is filled by the node issue; for now it only re-exports the engine it will replicate.
+//! Modules: [`protocol`] (sans-I/O HotStuff replica), [`net`] (libp2p adapter), [`ledger`] (the
+//! replicated application), [`store`] (redb), [`index`] (the API's read model), [`node`] (the
+//! driver task and HTTP API), [`verify`] (the auditor's re-execution), [`genesis`].
 
 pub use voltmesh_engine as engine;
 
 pub mod genesis;
+pub mod index;
 pub mod ledger;
 pub mod net;
+pub mod node;
+pub mod store;
+pub mod verify;
 pub mod protocol;

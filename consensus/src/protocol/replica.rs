@@ -296,6 +296,11 @@ impl<A: App> Replica<A> {
         &mut self.app
     }
 
+    /// The application, mutably (the node feeds its mempool between inputs).
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
     /// Counters.
     #[must_use]
     pub fn stats(&self) -> &Stats {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod clear;
+mod node;
 
 /// Voltmesh: a peer-to-peer energy exchange for one neighborhood.
 #[derive(Debug, Parser)]
@@ -21,6 +22,12 @@ enum Command {
     Clear(clear::ClearArgs),
     /// Simulate a neighbourhood on a SimBench grid (or `sim powerflow` one moment).
     Sim(voltmesh_sim::cli::SimArgs),
+    /// Generate a node key (ed25519: libp2p identity and validator key at once).
+    Keygen(node::KeygenArgs),
+    /// Run a neighborhood validator node.
+    Node(node::NodeArgs),
+    /// Re-execute a stopped node's committed ledger from genesis and report the first mismatch.
+    Verify(node::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -28,5 +35,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Clear(args) => clear::run(&args),
         Command::Sim(args) => voltmesh_sim::cli::run(&args),
+        Command::Keygen(args) => node::keygen(&args),
+        Command::Node(args) => node::node(&args),
+        Command::Verify(args) => node::verify(&args),
     }
 }

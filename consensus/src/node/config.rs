@@ -1,0 +1,107 @@
+//! `node.toml`: where a node finds its key, genesis and data, and where it listens.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A node's configuration file, as written.
+///
+/// ```toml
+/// genesis = "genesis.json"      # shared by every node of the neighborhood
+/// key_file = "node.key"         # from `voltmesh keygen`
+/// data_dir = "data"             # redb store; back it up
+/// listen = "/ip4/0.0.0.0/tcp/7100"
+/// api = "127.0.0.1:8100"
+/// block_interval_ms = 500
+/// ```
+/// Relative paths are relative to the file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The genesis file.
+    pub genesis: PathBuf,
+    /// The node's ed25519 key file.
+    pub key_file: PathBuf,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// libp2p listen address.
+    pub listen: String,
+    /// HTTP API address.
+    pub api: SocketAddr,
+    /// Pace of blocks when there is nothing to wait for (default 500 ms).
+    #[serde(default = "default_block_interval")]
+    pub block_interval_ms: u64,
+    /// Test-only switches.
+    #[serde(default)]
+    pub testing: Testing,
+}
+
+/// Switches for fault-injection tests; never set them in a deployment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Testing {
+    /// Propose blocks whose clearing result is wrong (honest nodes must refuse them).
+    #[serde(default)]
+    pub propose_wrong_clearing: bool,
+}
+
+fn default_block_interval() -> u64 {
+    500
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid node configuration.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads `path` and resolves relative paths against its directory.
+    ///
+    /// # Errors
+    /// [`NodeConfigError`] naming the file and the problem.
+    pub fn load(path: &Path) -> Result<NodeConfig, NodeConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NodeConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).map_err(|e| NodeConfigError::Invalid {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.genesis,
+            &mut config.key_file,
+            &mut config.data_dir,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if config.block_interval_ms == 0 {
+            return Err(NodeConfigError::Invalid {
+                path: path.to_owned(),
+                message: "block_interval_ms must be positive".into(),
+            });
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,402 @@
+//! The node's driver task.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::api::{self, ApiRequest, ParticipantView, StatusView};
+use super::NodeConfig;
+use crate::genesis::Genesis;
+use crate::index::Index;
+use crate::ledger::{BlockBody, LedgerApp, SignedOrder};
+use crate::net;
+use crate::protocol::{
+    Block, Chain, Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, TestFault,
+    ValidatorIndex, ValidatorSet,
+};
+use crate::store::{Store, StoreError};
+
+/// Capacity of the API → driver queue.
+const API_QUEUE: usize = 1024;
+
+/// Why a node stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The genesis file is unusable.
+    #[error("genesis {path}: {message}")]
+    Genesis {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The key file is unusable.
+    #[error("key file: {0}")]
+    Key(#[from] net::KeyFileError),
+    /// This node's key is not a genesis validator.
+    #[error("this node's key is not one of the genesis validators")]
+    NotAValidator,
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The network could not start.
+    #[error("network: {0}")]
+    Net(#[from] net::NetError),
+    /// The replica could not start.
+    #[error("consensus: {0}")]
+    Replica(String),
+    /// The API address could not be bound.
+    #[error("api {addr}: {source}")]
+    Api {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Wall-clock milliseconds: the only clock the node reads; the replica and the ledger get time
+/// from here or from block timestamps.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The genesis block every node derives from the same genesis file.
+pub(crate) fn genesis_block(genesis: &Genesis, genesis_text: &[u8]) -> Block {
+    Block::genesis(
+        genesis.genesis_time_ms(),
+        Sha256::digest(genesis_text).to_vec(),
+    )
+}
+
+/// The consensus chain (validator set and genesis block) of a genesis.
+pub(crate) fn chain_of(genesis: &Genesis, genesis_text: &[u8]) -> Result<Chain, NodeError> {
+    let keys: Vec<VerifyingKey> = genesis
+        .validators
+        .iter()
+        .map(|v| v.public_key.verifying_key())
+        .collect::<Result<_, _>>()
+        .map_err(|e| NodeError::Genesis {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+    let set = ValidatorSet::new(keys).map_err(|e| NodeError::Replica(e.to_string()))?;
+    Ok(Chain::new(set, genesis_block(genesis, genesis_text)))
+}
+
+/// Runs a node until `shutdown` completes.
+///
+/// # Errors
+/// [`NodeError`] if the node cannot start, or its store fails while running (it stops rather
+/// than vote without durable safety state).
+///
+/// # Cancel safety
+/// Dropping the future stops the node without a clean shutdown of the API server; prefer
+/// completing `shutdown`.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let genesis_text = std::fs::read(&config.genesis).map_err(|e| NodeError::Genesis {
+        path: config.genesis.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let genesis = Genesis::from_json(&String::from_utf8_lossy(&genesis_text)).map_err(|e| {
+        NodeError::Genesis {
+            path: config.genesis.display().to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    let genesis = Arc::new(genesis);
+    let keypair = net::keyfile::load_keypair(&config.key_file)?;
+    let signing = SigningKey::from_bytes(&net::keyfile::secret_key_bytes(&keypair)?);
+
+    let store = Store::open(&config.data_dir)?;
+    store.bind_genesis(&genesis_text)?;
+    let chain = chain_of(&genesis, &genesis_text)?;
+    let me = chain
+        .validators()
+        .index_of(&signing.verifying_key())
+        .ok_or(NodeError::NotAValidator)?;
+
+    // Rebuild the ledger and the API index from the committed chain, then restore the replica.
+    let mut app = LedgerApp::new(Arc::clone(&genesis), chain.genesis());
+    let mut index = Index::default();
+    let recovered = store.recover()?;
+    let mut last_committed = chain.genesis().hash();
+    for block in &recovered.committed {
+        crate::protocol::App::commit(&mut app, block);
+        last_committed = block.hash();
+    }
+    for committed in app.take_committed() {
+        index.apply(&committed);
+    }
+    let replica_config = ReplicaConfig {
+        min_block_interval_ms: config.block_interval_ms,
+        test_fault: config
+            .testing
+            .propose_wrong_clearing
+            .then_some(TestFault::InvalidPayload),
+        ..ReplicaConfig::default()
+    };
+    let replica = match recovered.safety {
+        Some(safety) => Replica::restore(
+            chain.clone(),
+            signing,
+            replica_config,
+            app,
+            safety,
+            recovered.blocks,
+            last_committed,
+        ),
+        None => Replica::new(chain.clone(), signing, replica_config, app),
+    }
+    .map_err(|e| NodeError::Replica(e.to_string()))?;
+    info!(validator = %me, height = recovered.committed.len(), "node starting");
+
+    // Network: genesis list order is the network's index; the consensus set sorts keys, so map.
+    let listen: net::Multiaddr = config
+        .listen
+        .parse()
+        .map_err(|e: libp2p::multiaddr::Error| NodeError::Genesis {
+            path: "listen".into(),
+            message: e.to_string(),
+        })?;
+    let mut validators = Vec::with_capacity(genesis.validators.len());
+    let mut to_net = BTreeMap::new();
+    let mut to_proto = BTreeMap::new();
+    for (i, v) in genesis.validators.iter().enumerate() {
+        let public_key = net::keyfile::public_key_from_hex(&v.public_key.to_string())?;
+        let addr = v
+            .address
+            .parse()
+            .map_err(|e: libp2p::multiaddr::Error| NodeError::Genesis {
+                path: config.genesis.display().to_string(),
+                message: format!("validator {i} address: {e}"),
+            })?;
+        validators.push(net::Validator { public_key, addr });
+        let proto = v
+            .public_key
+            .verifying_key()
+            .ok()
+            .and_then(|k| chain.validators().index_of(&k))
+            .ok_or(NodeError::NotAValidator)?;
+        let net_index = net::ValidatorIndex(u32::try_from(i).unwrap_or(u32::MAX));
+        to_net.insert(proto, net_index);
+        to_proto.insert(net_index, proto);
+    }
+    let (client, events, event_loop) = net::new(net::NetConfig::new(
+        keypair,
+        listen,
+        validators,
+        genesis.neighborhood.clone(),
+    ))?;
+    let net_task = tokio::spawn(event_loop.run());
+
+    let (api_tx, api_rx) = mpsc::channel(API_QUEUE);
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .map_err(|source| NodeError::Api {
+            addr: config.api,
+            source,
+        })?;
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(async move {
+        let server = axum::serve(listener, api::router(api_tx)).with_graceful_shutdown(async {
+            let _ = api_stopped.await;
+        });
+        if let Err(e) = server.await {
+            warn!(cause = %e, "api server stopped");
+        }
+    });
+    info!(api = %config.api, listen = %config.listen, "node listening");
+
+    let mut driver = Driver {
+        replica,
+        store,
+        index,
+        net: client,
+        to_net,
+        to_proto,
+        genesis,
+        next_tick: None,
+        peers: 0,
+    };
+    let result = driver.run(events, api_rx, shutdown).await;
+    let _ = stop_api.send(());
+    let _ = api_task.await;
+    net_task.abort();
+    result
+}
+
+struct Driver {
+    replica: Replica<LedgerApp>,
+    store: Store,
+    index: Index,
+    net: net::Client,
+    to_net: BTreeMap<ValidatorIndex, net::ValidatorIndex>,
+    to_proto: BTreeMap<net::ValidatorIndex, ValidatorIndex>,
+    genesis: Arc<Genesis>,
+    next_tick: Option<u64>,
+    peers: usize,
+}
+
+impl Driver {
+    async fn run(
+        &mut self,
+        events: net::Events,
+        mut api: mpsc::Receiver<ApiRequest>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        let (mut consensus, mut orders) = events.split();
+        tokio::pin!(shutdown);
+        let outputs = self.replica.handle(now_ms(), Input::Tick);
+        self.execute(outputs)?;
+        loop {
+            let wait = self.next_tick.map_or(Duration::from_secs(1), |at| {
+                Duration::from_millis(at.saturating_sub(now_ms()))
+            });
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    info!("node stopping");
+                    return Ok(());
+                }
+                Some(event) = consensus.recv() => self.on_network(event)?,
+                Some(event) = orders.recv() => self.on_network(event)?,
+                Some(request) = api.recv() => self.on_api(request)?,
+                () = tokio::time::sleep(wait) => {
+                    self.next_tick = None;
+                    let outputs = self.replica.handle(now_ms(), Input::Tick);
+                    self.execute(outputs)?;
+                }
+            }
+        }
+    }
+
+    fn on_network(&mut self, event: net::Event) -> Result<(), NodeError> {
+        match event {
+            net::Event::Message { from, bytes, .. } => {
+                let Some(&from) = self.to_proto.get(&from) else {
+                    return Ok(());
+                };
+                match Msg::decode(&bytes) {
+                    Ok(msg) => {
+                        let outputs = self.replica.handle(now_ms(), Input::Message { from, msg });
+                        self.execute(outputs)?;
+                    }
+                    Err(e) => warn!(validator = %from, cause = %e, "undecodable consensus message"),
+                }
+            }
+            net::Event::Order { bytes, .. } => {
+                if let Ok(order) = serde_json::from_slice::<SignedOrder>(&bytes) {
+                    // Gossiped orders are checked like any other; refusals are normal (races).
+                    let _ = self.replica.app_mut().submit(order, now_ms());
+                }
+            }
+            net::Event::PeerConnected { .. } => self.peers += 1,
+            net::Event::PeerDisconnected { .. } => self.peers = self.peers.saturating_sub(1),
+            net::Event::Listening { address } => info!(%address, "p2p listening"),
+        }
+        Ok(())
+    }
+
+    fn on_api(&mut self, request: ApiRequest) -> Result<(), NodeError> {
+        match request {
+            ApiRequest::SubmitOrder(order, reply) => {
+                let bytes = serde_json::to_vec(&order).unwrap_or_default();
+                let result = self.replica.app_mut().submit(order, now_ms());
+                if result.is_ok() {
+                    // Other nodes' mempools get it by gossip; a full queue only delays it to
+                    // whoever proposes next from this node.
+                    if let Err(e) = self.net.try_publish_order(bytes) {
+                        warn!(cause = %e, "order not gossiped");
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            ApiRequest::Interval(start, reply) => {
+                let _ = reply.send(self.index.clearing(start).cloned());
+            }
+            ApiRequest::Participant(participant, reply) => {
+                let _ = reply.send(ParticipantView {
+                    balance: self.index.balance_of(&participant),
+                    trades: self.index.trades_of(&participant).to_vec(),
+                    participant,
+                });
+            }
+            ApiRequest::Block(height, reply) => {
+                let _ = reply.send(self.store.committed_block(height)?.map(|b| block_json(&b)));
+            }
+            ApiRequest::Status(reply) => {
+                let status = self.replica.status();
+                let _ = reply.send(StatusView {
+                    neighborhood: self.genesis.neighborhood.clone(),
+                    validator: self.replica.index().0,
+                    height: status.committed_height,
+                    committed_hash: hex::encode(status.committed_hash.0),
+                    view: status.view,
+                    peers: self.peers,
+                    validators: self.genesis.validators.len(),
+                    last_commit_ms: self.index.last_commit_ms(),
+                    mempool: self.replica.app().mempool().len(),
+                    orders_committed: self.index.orders_committed(),
+                    rejected_proposals: self.replica.stats().rejected_proposals,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes the replica's outputs in order; a persist is durable before anything after it.
+    fn execute(&mut self, outputs: Vec<Output>) -> Result<(), NodeError> {
+        for output in outputs {
+            match output {
+                Output::Persist(Persist::Block(block)) => self.store.put_block(&block)?,
+                Output::Persist(Persist::Safety(safety)) => self.store.put_safety(&safety)?,
+                Output::Send(to, msg) => {
+                    if let Some(&to) = self.to_net.get(&to) {
+                        let _ = self.net.try_send(to, msg.encode());
+                    }
+                }
+                Output::Broadcast(msg) => {
+                    let _ = self.net.try_broadcast(msg.encode());
+                }
+                Output::Commit(block) => self.store.commit(&block)?,
+                Output::ScheduleTick(at) => {
+                    self.next_tick = Some(self.next_tick.map_or(at, |t| t.min(at)));
+                }
+            }
+        }
+        for committed in self.replica.app_mut().take_committed() {
+            info!(
+                height = committed.height,
+                orders = committed.orders.len(),
+                clearings = committed.clearings.len(),
+                "committed"
+            );
+            self.index.apply(&committed);
+        }
+        Ok(())
+    }
+}
+
+/// A committed block as the API shows it.
+fn block_json(block: &Block) -> serde_json::Value {
+    let body = BlockBody::decode(block.payload()).unwrap_or_default();
+    serde_json::json!({
+        "height": block.height(),
+        "hash": hex::encode(block.hash().0),
+        "parent": hex::encode(block.parent().0),
+        "view": block.view(),
+        "proposer": block.proposer().0,
+        "timestamp_ms": block.timestamp_ms(),
+        "orders": body.orders,
+        "clearings": body.clearings,
+    })
+}

@@ -1,0 +1,20 @@
+//! `voltmesh node`: one neighborhood validator.
+//!
+//! The [`driver`] task owns the consensus [`Replica`](crate::protocol::Replica) with its
+//! [`LedgerApp`](crate::ledger::LedgerApp), the [`Store`](crate::store::Store) and the API's read
+//! [`Index`](crate::index::Index); it `select!`s over network events, API requests, the replica's
+//! timer and shutdown, and executes the replica's outputs in order: persist (durable before the
+//! next send), send, commit. The libp2p event loop and the HTTP server run as their own tasks and
+//! talk to the driver only through bounded channels.
+
+pub mod api;
+mod config;
+mod driver;
+
+pub use config::{NodeConfig, NodeConfigError, Testing};
+pub use driver::{run, NodeError};
+
+/// Shared with [`crate::verify`]: how a genesis becomes a consensus chain.
+pub(crate) mod driver_support {
+    pub(crate) use super::driver::chain_of;
+}

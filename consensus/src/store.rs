@@ -1,0 +1,223 @@
+//! The node's durable store on redb: every block the replica persisted, its safety state, the
+//! committed chain by height, and the genesis it runs.
+//!
+//! # Durability invariant
+//! Each `put_*`/`commit` call is one redb write transaction, durable when it returns. The node
+//! calls [`Store::put_safety`] before it sends the vote or timeout that depends on it, so a
+//! restarted node never votes twice in a view; it records a committed block only after the
+//! replica committed it, so the committed chain on disk is always a prefix of the replica's.
+
+use std::path::Path;
+
+use redb::{Database, ReadableTable, TableDefinition};
+
+use crate::protocol::{Block, BlockHash, SafetyState};
+
+const BLOCKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("blocks");
+const COMMITTED: TableDefinition<'_, u64, &[u8; 32]> = TableDefinition::new("committed");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+
+const SAFETY: &str = "safety";
+const GENESIS: &str = "genesis";
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("database: {0}")]
+    Database(String),
+    /// Stored bytes do not decode.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// The decoder's message.
+        detail: String,
+    },
+    /// The data directory belongs to another chain.
+    #[error("the data directory holds a different genesis")]
+    GenesisMismatch,
+}
+
+fn db_err<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Everything a restarted node needs.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The last persisted safety state, if any.
+    pub safety: Option<SafetyState>,
+    /// Every persisted block.
+    pub blocks: Vec<Block>,
+    /// Committed blocks in height order (height 1 upwards).
+    pub committed: Vec<Block>,
+}
+
+/// The node's database.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the directory or file cannot be used.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(db_err)?;
+        let db = Database::create(Self::path_in(dir)).map_err(db_err)?;
+        let tx = db.begin_write().map_err(db_err)?;
+        tx.open_table(BLOCKS).map_err(db_err)?;
+        tx.open_table(COMMITTED).map_err(db_err)?;
+        tx.open_table(META).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(Store { db })
+    }
+
+    /// The database file inside a data directory.
+    pub fn path_in(dir: &Path) -> std::path::PathBuf {
+        dir.join("voltmesh.redb")
+    }
+
+    /// Records the genesis on first use, or checks that it is the same one.
+    ///
+    /// # Errors
+    /// [`StoreError::GenesisMismatch`] if the directory belongs to another genesis.
+    pub fn bind_genesis(&self, genesis_json: &[u8]) -> Result<(), StoreError> {
+        match self.genesis()? {
+            Some(stored) if stored == genesis_json => Ok(()),
+            Some(_) => Err(StoreError::GenesisMismatch),
+            None => self.put_meta(GENESIS, genesis_json),
+        }
+    }
+
+    /// The genesis this directory was created for.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a read failure.
+    pub fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(META).map_err(db_err)?;
+        Ok(table.get(GENESIS).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        tx.open_table(META)
+            .map_err(db_err)?
+            .insert(key, value)
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)
+    }
+
+    /// Stores a block of the tree.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the write fails.
+    pub fn put_block(&self, block: &Block) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        tx.open_table(BLOCKS)
+            .map_err(db_err)?
+            .insert(&block.hash().0, block.to_bytes().as_slice())
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)
+    }
+
+    /// Replaces the safety state.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the write fails.
+    pub fn put_safety(&self, safety: &SafetyState) -> Result<(), StoreError> {
+        self.put_meta(SAFETY, &safety.to_bytes())
+    }
+
+    /// Records a committed block at its height.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the write fails.
+    pub fn commit(&self, block: &Block) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+            blocks
+                .insert(&block.hash().0, block.to_bytes().as_slice())
+                .map_err(db_err)?;
+            tx.open_table(COMMITTED)
+                .map_err(db_err)?
+                .insert(block.height(), &block.hash().0)
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// The committed block at `height`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a read failure or a corrupt record.
+    pub fn committed_block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let committed = tx.open_table(COMMITTED).map_err(db_err)?;
+        let Some(hash) = committed.get(height).map_err(db_err)?.map(|h| *h.value()) else {
+            return Ok(None);
+        };
+        let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+        let bytes = blocks.get(&hash).map_err(db_err)?.ok_or(StoreError::Corrupt {
+            what: "committed index",
+            detail: format!("height {height} names a missing block"),
+        })?;
+        decode_block(bytes.value()).map(Some)
+    }
+
+    /// Everything persisted, for a restart or an audit.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a read failure or a corrupt record.
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let meta = tx.open_table(META).map_err(db_err)?;
+        let safety =
+            match meta.get(SAFETY).map_err(db_err)? {
+                Some(bytes) => Some(SafetyState::from_bytes(bytes.value()).map_err(|e| {
+                    StoreError::Corrupt {
+                        what: "safety state",
+                        detail: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
+        let table = tx.open_table(BLOCKS).map_err(db_err)?;
+        let mut blocks = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (_, bytes) = entry.map_err(db_err)?;
+            blocks.push(decode_block(bytes.value())?);
+        }
+        let by_hash: std::collections::BTreeMap<BlockHash, &Block> =
+            blocks.iter().map(|b| (b.hash(), b)).collect();
+        let committed_table = tx.open_table(COMMITTED).map_err(db_err)?;
+        let mut committed = Vec::new();
+        for entry in committed_table.iter().map_err(db_err)? {
+            let (height, hash) = entry.map_err(db_err)?;
+            let block = by_hash
+                .get(&BlockHash(*hash.value()))
+                .ok_or(StoreError::Corrupt {
+                    what: "committed index",
+                    detail: format!("height {} names a missing block", height.value()),
+                })?;
+            committed.push((*block).clone());
+        }
+        Ok(Recovered {
+            safety,
+            blocks,
+            committed,
+        })
+    }
+}
+
+fn decode_block(bytes: &[u8]) -> Result<Block, StoreError> {
+    Block::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        what: "block",
+        detail: e.to_string(),
+    })
+}
