@@ -16,12 +16,12 @@ fn four_validators_one_crashed_commit_steadily() {
     });
 }
 
-/// Control: with a reputation window longer than the run, the crashed validator stays in the
-/// rotation and keeps costing views, which is exactly what the steady-rate test rules out.
+/// Control: with reputation off (plain round-robin, as in hotstuff_rs), the crashed validator
+/// stays in the rotation and keeps costing views, which is what the steady-rate test rules out.
 #[test]
 fn without_reputation_a_crashed_leader_keeps_costing_views() {
     for_each_seed(1, |seed| {
-        let runs = sim::run_with_crashes(4, &[(seed % 4) as usize], seed, 100_000);
+        let runs = sim::run_with_crashes(4, &[(seed % 4) as usize], seed, 0);
         for run in runs {
             assert!(run.timeouts > 0, "seed {seed}: {run:?}");
             assert!(run.max_gap_ms >= 1_000, "seed {seed}: {run:?}");

@@ -12,7 +12,7 @@ use std::fmt;
 
 use super::certificate::QuorumCert;
 use super::codec::{DecodeError, Decoder, Encoder, MAX_PAYLOAD_BYTES};
-use super::validators::{sha256, ValidatorIndex};
+use super::validators::{sha256, ValidatorIndex, MAX_VALIDATORS};
 
 /// SHA-256 of a block's canonical encoding.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -39,6 +39,7 @@ pub struct Block {
     proposer: ValidatorIndex,
     timestamp_ms: u64,
     justify: QuorumCert,
+    failed_leaders: Vec<ValidatorIndex>,
     payload: Vec<u8>,
     hash: BlockHash,
 }
@@ -62,6 +63,7 @@ impl Block {
             proposer,
             timestamp_ms,
             justify,
+            failed_leaders: Vec::new(),
             payload,
             hash: BlockHash::default(),
         };
@@ -82,6 +84,17 @@ impl Block {
         )
     }
 
+    /// The same block recording the leaders of the views skipped since its parent's view
+    /// (see [`Block::failed_leaders`]); sorts and dedups them, and recomputes the hash.
+    #[must_use]
+    pub fn with_failed_leaders(mut self, mut failed: Vec<ValidatorIndex>) -> Self {
+        failed.sort_unstable();
+        failed.dedup();
+        self.failed_leaders = failed;
+        self.hash = self.compute_hash();
+        self
+    }
+
     fn compute_hash(&self) -> BlockHash {
         let mut enc = Encoder::with_domain(b"voltmesh/block/v1");
         self.encode_fields(&mut enc);
@@ -95,6 +108,10 @@ impl Block {
             .u16(self.proposer.0)
             .u64(self.timestamp_ms);
         self.justify.encode(enc);
+        enc.count(self.failed_leaders.len());
+        for v in &self.failed_leaders {
+            enc.u16(v.0);
+        }
         enc.bytes(&self.payload);
     }
 
@@ -109,20 +126,29 @@ impl Block {
         let proposer = ValidatorIndex(dec.u16()?);
         let timestamp_ms = dec.u64()?;
         let justify = QuorumCert::decode(dec)?;
+        let n = dec.count("failed leaders", MAX_VALIDATORS)?;
+        let mut failed: Vec<ValidatorIndex> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let v = ValidatorIndex(dec.u16()?);
+            if failed.last().is_some_and(|prev| *prev >= v) {
+                return Err(DecodeError::NonCanonical(
+                    "failed leaders not strictly ascending",
+                ));
+            }
+            failed.push(v);
+        }
         let payload = dec.bytes("payload", MAX_PAYLOAD_BYTES)?;
         if justify.block != parent {
             return Err(DecodeError::NonCanonical(
                 "block justify does not certify its parent",
             ));
         }
-        Ok(Self::new(
-            height,
-            view,
-            proposer,
-            timestamp_ms,
-            justify,
-            payload,
-        ))
+        let block = Self::new(height, view, proposer, timestamp_ms, justify, payload);
+        Ok(if failed.is_empty() {
+            block
+        } else {
+            block.with_failed_leaders(failed)
+        })
     }
 
     /// The canonical encoding, as stored on disk and hashed.
@@ -180,6 +206,13 @@ impl Block {
     pub fn justify(&self) -> &QuorumCert {
         &self.justify
     }
+    /// Leaders of the views between the parent's view and this one that produced no QC, as
+    /// the leader-selection rule names them (ascending). Voters check the list; leader
+    /// selection keeps these validators out of the rotation while the block is in its window.
+    #[must_use]
+    pub fn failed_leaders(&self) -> &[ValidatorIndex] {
+        &self.failed_leaders
+    }
     /// The opaque application payload.
     #[must_use]
     pub fn payload(&self) -> &[u8] {
@@ -203,10 +236,16 @@ mod tests {
             Block::new(1, 1, ValidatorIndex(3), 1500, qc.clone(), b"x".to_vec()),
             Block::new(1, 1, ValidatorIndex(2), 1501, qc.clone(), b"x".to_vec()),
             Block::new(1, 1, ValidatorIndex(2), 1500, qc, b"y".to_vec()),
+            b.clone().with_failed_leaders(vec![ValidatorIndex(0)]),
         ];
         for v in variants {
             assert_ne!(v.hash(), b.hash());
         }
+        let f = b
+            .clone()
+            .with_failed_leaders(vec![ValidatorIndex(3), ValidatorIndex(1)]);
+        assert_eq!(f.failed_leaders(), &[ValidatorIndex(1), ValidatorIndex(3)]);
+        assert_eq!(Block::from_bytes(&f.to_bytes()), Ok(f));
         let mut bytes = b.to_bytes();
         bytes.push(0);
         assert_eq!(

@@ -10,7 +10,7 @@
 //! Committed blocks stay in memory so peers can be served block sync from here; a node with a
 //! very long chain should serve old heights from its store instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::block::{Block, BlockHash};
@@ -115,29 +115,37 @@ impl BlockTree {
         for block in &chain {
             self.committed.push(block.hash());
         }
-        self.prune();
+        self.prune(tip + 1);
         Ok(chain)
     }
 
-    /// Drops uncommitted blocks at committed heights (dead forks) and their descendants.
-    fn prune(&mut self) {
+    /// Drops blocks at the newly committed heights `from..=tip` that are off the committed
+    /// chain (dead forks), and their descendants.
+    fn prune(&mut self, from: u64) {
         let tip = self.committed_height();
-        let mut dead: Vec<BlockHash> = Vec::new();
-        for (&height, hashes) in self.by_height.range(1..=tip) {
-            let keep = self.committed[usize::try_from(height).unwrap_or(usize::MAX)];
-            dead.extend(hashes.iter().filter(|h| **h != keep));
-        }
-        for height in 1..=tip {
+        let mut dead_set: BTreeSet<BlockHash> = BTreeSet::new();
+        for height in from..=tip {
+            let Some(keep) = usize::try_from(height)
+                .ok()
+                .and_then(|h| self.committed.get(h))
+                .copied()
+            else {
+                continue;
+            };
             if let Some(hashes) = self.by_height.get_mut(&height) {
-                let keep = self.committed[usize::try_from(height).unwrap_or(usize::MAX)];
+                for h in hashes.iter().filter(|h| **h != keep) {
+                    dead_set.insert(*h);
+                }
                 hashes.retain(|h| *h == keep);
             }
         }
-        // Descendants of dead blocks, level by level.
-        let mut dead_set: std::collections::BTreeSet<BlockHash> = dead.iter().copied().collect();
-        for hash in &dead {
+        if dead_set.is_empty() {
+            return;
+        }
+        for hash in &dead_set {
             self.blocks.remove(hash);
         }
+        // Descendants of dead blocks, level by level (only uncommitted heights remain above).
         let above: Vec<u64> = self.by_height.range(tip + 1..).map(|(h, _)| *h).collect();
         for height in above {
             if let Some(hashes) = self.by_height.get_mut(&height) {
@@ -230,5 +238,68 @@ impl BlockTree {
     /// Highest block height present.
     pub(crate) fn max_height(&self) -> u64 {
         self.by_height.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::certificate::QuorumCert;
+    use crate::protocol::validators::ValidatorIndex;
+
+    fn child(parent: &Block, view: u64, tag: u8) -> Arc<Block> {
+        let mut qc = QuorumCert::empty(parent.hash());
+        qc.view = parent.view();
+        qc.height = parent.height();
+        Arc::new(Block::new(
+            parent.height() + 1,
+            view,
+            ValidatorIndex(0),
+            view * 500,
+            qc,
+            vec![tag],
+        ))
+    }
+
+    #[test]
+    fn commit_prunes_forks_and_rejects_conflicts() {
+        let genesis = Block::genesis(0, Vec::new());
+        let mut tree = BlockTree::new(genesis.clone());
+        let a1 = child(&genesis, 1, 1);
+        let b1 = child(&genesis, 2, 2); // fork at height 1
+        let b2 = child(&b1, 3, 3); // extends the fork
+        let a2 = child(&a1, 4, 4);
+        for b in [&a1, &b1, &b2, &a2] {
+            assert!(tree.insert(Arc::clone(b)));
+        }
+        assert!(!tree.insert(Arc::clone(&a1)), "duplicates are not new");
+        let committed = tree.commit(a2.hash()).unwrap();
+        assert_eq!(
+            committed.iter().map(|b| b.height()).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(tree.committed_height(), 2);
+        assert!(
+            !tree.contains(&b1.hash()) && !tree.contains(&b2.hash()),
+            "fork pruned"
+        );
+        assert_eq!(tree.committed_at(1).map(|b| b.hash()), Some(a1.hash()));
+        // A block off the committed chain can no longer be inserted or committed.
+        assert!(!tree.insert(child(&genesis, 5, 5)));
+        let a3 = child(&a2, 6, 6);
+        assert!(tree.insert(Arc::clone(&a3)));
+        assert!(tree.commit(a3.hash()).is_ok());
+        assert!(tree.commit(b2.hash()).is_err());
+        // Sync serves committed blocks and the uncommitted suffix, in order, bounded.
+        let a4 = child(&a3, 7, 7);
+        tree.insert(Arc::clone(&a4));
+        let served: Vec<u64> = tree
+            .chain_to(a4.hash(), 2, 10)
+            .iter()
+            .map(|b| b.height())
+            .collect();
+        assert_eq!(served, vec![2, 3, 4]);
+        assert_eq!(tree.chain_to(a4.hash(), 2, 2).len(), 2);
+        assert!(tree.chain_to(a4.hash(), 5, 10).is_empty());
     }
 }

@@ -23,7 +23,8 @@ pub struct Config {
     pub timeout_resend_ms: u64,
     /// A proposal's timestamp must be within this of the validator's clock.
     pub max_clock_drift_ms: u64,
-    /// Leader reputation window: blocks whose proposers and voters stay in the rotation.
+    /// Leader reputation window: blocks whose proposers and voters stay in the rotation, and
+    /// whose recorded failed leaders stay out. `0` turns reputation off (plain round-robin).
     pub reputation_window: usize,
     /// A block sync request not answered in this time is sent to another peer.
     pub sync_retry_ms: u64,
@@ -72,9 +73,6 @@ impl Config {
             return Err(ReplicaError::Config(
                 "resend and retry intervals must be > 0",
             ));
-        }
-        if self.reputation_window == 0 {
-            return Err(ReplicaError::Config("reputation_window must be > 0"));
         }
         if self.max_sync_blocks == 0 || self.max_sync_blocks > 1024 {
             return Err(ReplicaError::Config("max_sync_blocks must be in 1..=1024"));

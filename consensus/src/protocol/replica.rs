@@ -26,7 +26,7 @@ use super::chain::Chain;
 use super::codec::{Encoder, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES};
 use super::config::{Config, TestFault};
 use super::error::{ReplicaError, VerifyError};
-use super::leader::leader;
+use super::leader::{failed_leaders, leader};
 use super::message::{Msg, Proposal};
 use super::safety::SafetyState;
 use super::timeout::{Timeout, TimeoutCert};
@@ -296,11 +296,6 @@ impl<A: App> Replica<A> {
         &mut self.app
     }
 
-    /// The application, mutably (the node feeds its mempool between inputs).
-    pub fn app_mut(&mut self) -> &mut A {
-        &mut self.app
-    }
-
     /// Counters.
     #[must_use]
     pub fn stats(&self) -> &Stats {
@@ -480,7 +475,7 @@ impl<A: App> Replica<A> {
     /// `(B, B')` if `qc` certifies `B'` whose parent `B` is one view older (a direct chain).
     fn direct_chain(&self, qc: &QuorumCert) -> Option<(BlockHash, BlockHash)> {
         let child = self.tree.get(&qc.block)?;
-        if child.height() == 0 {
+        if child.height() == 0 || qc.view != child.view() {
             return None;
         }
         let parent = self.tree.get(&child.parent())?;
@@ -584,6 +579,19 @@ impl<A: App> Replica<A> {
         if expected != Some(block.proposer()) {
             self.stats.rejected_proposals += 1;
             tracing::debug!(replica = %self.me, proposer = %block.proposer(), "proposal from a non-leader");
+            return Ok(());
+        }
+        let failed = failed_leaders(
+            block.view(),
+            justify.view,
+            parent.hash(),
+            &self.tree,
+            self.chain.validators(),
+            self.config.reputation_window,
+        );
+        if block.failed_leaders() != failed.as_slice() {
+            self.stats.rejected_proposals += 1;
+            tracing::debug!(replica = %self.me, "proposal lists the wrong failed leaders");
             return Ok(());
         }
         let ts = block.timestamp_ms();
@@ -734,6 +742,14 @@ impl<A: App> Replica<A> {
         } else {
             self.safety.high_tc.clone()
         };
+        let failed = failed_leaders(
+            self.view,
+            self.safety.high_qc.view,
+            parent.hash(),
+            &self.tree,
+            self.chain.validators(),
+            self.config.reputation_window,
+        );
         let block = Block::new(
             parent.height() + 1,
             self.view,
@@ -741,7 +757,8 @@ impl<A: App> Replica<A> {
             now,
             self.safety.high_qc.clone(),
             payload,
-        );
+        )
+        .with_failed_leaders(failed);
         tracing::debug!(replica = %self.me, view = self.view, height = block.height(), "propose");
         let proposal = Proposal::new(&self.chain, &self.key, block, tc);
         self.proposed_view = self.view;
