@@ -33,9 +33,11 @@ fn byzantine_proposer(seed: u64, n: usize) {
         .sum();
     assert!(refused > 0, "seed {seed}: nobody refused a bad proposal");
     let height = sim.min_live_height();
-    // Healthy is ~80 in 40 s; each of the faulty validator's turns costs one timed-out view.
+    // Healthy is ~80 in 40 s. Each failed turn of the faulty validator costs one timed-out
+    // view and is recorded in the next block, which keeps it out of the rotation for a while:
+    // about 53 in 40 s.
     assert!(
-        height >= 20,
+        height >= 40,
         "seed {seed}: chain stalled at {height} in 40 s"
     );
 }
