@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod data;
 pub mod household;
+pub mod invariants;
 pub mod kpi;
 pub mod output;
 pub mod plot;

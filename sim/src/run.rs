@@ -20,6 +20,7 @@ use voltmesh_engine::settlement::settle;
 use voltmesh_engine::{CallAuction, MarketRules, Money, ParticipantId, Price, Tariffs};
 
 use crate::household::{markups, Battery, Household};
+use crate::invariants::{check_interval, InvariantError};
 use crate::kpi::Summary;
 use crate::powerflow::{PowerFlow, PowerFlowError, PowerFlowOptions, Solution, VoltageBand};
 use crate::scenario::{Scenario, ScenarioError};
@@ -47,6 +48,9 @@ pub enum SimError {
     /// Settlement failed (a trader without a reading; a bug if it happens).
     #[error(transparent)]
     Settlement(#[from] voltmesh_engine::SettlementError),
+    /// An interval broke an invariant (a bug if it happens).
+    #[error(transparent)]
+    Invariant(#[from] InvariantError),
 }
 
 /// The profile steps a run covers.
@@ -502,6 +506,7 @@ pub fn run(
             rec.baseline_cost += money_f64(cost);
         }
         let settlement = settle(&outcome.trades, &metered, tariffs, scenario.network_fee)?;
+        check_interval(first, auction.orders(), &outcome, &settlement)?;
         for (j, bill) in settlement.bills.iter().enumerate() {
             // Bills come in participant-id order; fall back to a search if that ever changes.
             let i = by_id
