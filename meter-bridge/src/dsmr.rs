@@ -175,10 +175,7 @@ pub fn decode(bytes: &[u8], receive_time: DateTime<Utc>) -> Result<Reading, Dsmr
     if telegram.first() != Some(&b'/') {
         return Err(DsmrError::NoStart);
     }
-    let bang = telegram
-        .iter()
-        .position(|&b| b == b'!')
-        .ok_or(DsmrError::NoEnd)?;
+    let bang = memchr::memchr(b'!', telegram).ok_or(DsmrError::NoEnd)?;
     let crc = parse_crc_field(&telegram[bang + 1..])?;
     let covered = &telegram[..=bang];
     // Integrity first: a corrupted telegram must report the corruption, not whatever the
@@ -190,8 +187,9 @@ pub fn decode(bytes: &[u8], receive_time: DateTime<Utc>) -> Result<Reading, Dsmr
         }
     }
 
-    let mut lines = covered[..bang].split(|&b| b == b'\n');
-    let header = trim_cr(lines.next().unwrap_or_default());
+    let body = &covered[..bang];
+    let header_end = memchr::memchr(b'\n', body).unwrap_or(body.len());
+    let header = trim_cr(&body[..header_end]);
     let header_text = &header[1..];
     if header_text.is_empty()
         || header_text.len() > MeterId::MAX_LEN
@@ -203,8 +201,12 @@ pub fn decode(bytes: &[u8], receive_time: DateTime<Utc>) -> Result<Reading, Dsmr
     }
 
     let mut objects = Objects::default();
-    for line in lines {
-        read_line(trim_cr(line), &mut objects)?;
+    let mut line_start = header_end + 1;
+    for line_end in memchr::memchr_iter(b'\n', body).skip(1).chain([body.len()]) {
+        if let Some(line) = body.get(line_start..line_end) {
+            read_line(trim_cr(line), &mut objects)?;
+        }
+        line_start = line_end + 1;
     }
 
     let requires_crc = objects.belgian
