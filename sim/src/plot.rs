@@ -2,7 +2,8 @@
 //! legends are in the file names and in the sim README).
 //!
 //! - `price_volume.png`: top, clearing price per interval (blue; gaps where nothing cleared);
-//!   bottom, traded volume in Wh (green).
+//!   bottom, traded volume in Wh (green). Light grey verticals mark days in the price and voltage
+//!   plots; horizontals split the y range in tenths.
 //! - `voltage.png`: lowest and highest bus voltage per interval with the market (red) and without
 //!   (grey), and the voltage band (black).
 //! - `savings.png`: savings per household against the baseline, sorted (green above zero, red
@@ -25,6 +26,32 @@ pub struct PlotError {
 }
 
 const SIZE: (u32, u32) = (1200, 600);
+
+/// Light grid lines (one per day on the x axis, ten on the y axis) without any text.
+fn grid_lines<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+) -> Result<(), String> {
+    let (x0, x1) = (chart.x_range().start, chart.x_range().end);
+    let (y0, y1) = (chart.y_range().start, chart.y_range().end);
+    let light = RGBColor(225, 225, 225);
+    let days = ((x1 - x0) / 96.0).floor() as usize;
+    let verticals = (1..=days.min(400)).map(|d| {
+        let x = x0 + d as f64 * 96.0;
+        PathElement::new(vec![(x, y0), (x, y1)], light)
+    });
+    let horizontals = (1..10).map(|i| {
+        let y = y0 + (y1 - y0) * i as f64 / 10.0;
+        PathElement::new(vec![(x0, y), (x1, y)], light)
+    });
+    chart
+        .draw_series(verticals.chain(horizontals))
+        .map(|_| ())
+        .map_err(|x| x.to_string())
+}
 
 fn err(file: &Path) -> impl Fn(String) -> PlotError + '_ {
     move |reason| PlotError {
@@ -69,6 +96,7 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, PlotErro
             .margin(10)
             .build_cartesian_2d(0.0..n, lo..hi)
             .map_err(|x| e(x.to_string()))?;
+        grid_lines(&mut chart).map_err(&e)?;
         let mut segment = Vec::new();
         for (i, r) in report.intervals.iter().enumerate() {
             match r.price {
@@ -118,6 +146,7 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, PlotErro
             .margin(10)
             .build_cartesian_2d(0.0..n, lo..hi)
             .map_err(|x| e(x.to_string()))?;
+        grid_lines(&mut chart).map_err(&e)?;
         let series = |f: fn(&crate::run::IntervalRecord) -> f64| {
             report
                 .intervals
