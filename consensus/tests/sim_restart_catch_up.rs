@@ -36,6 +36,7 @@ fn crash_restart_catch_up(seed: u64, config: SimConfig) {
         sim.replica(victim).stats().sync_requests > 0,
         "seed {seed}: caught up without block sync?"
     );
+    assert!(sim.max_message <= voltmesh_consensus::protocol::MAX_MESSAGE_BYTES);
     // Identical ledgers: the same hash at every height on every node.
     for h in 1..=caught_up {
         let hashes: Vec<_> = (0..n)
@@ -58,5 +59,15 @@ fn restarted_replica_catches_up_by_block_sync() {
 fn restarted_replica_catches_up_on_a_lossy_network() {
     for_each_seed(2, |seed| {
         crash_restart_catch_up(seed, SimConfig::new(7).lossy())
+    });
+}
+
+#[test]
+fn restarted_replica_catches_up_with_large_blocks() {
+    for_each_seed(1, |seed| {
+        // 300 KB blocks: a full catch-up needs several size-bounded sync responses.
+        let mut config = SimConfig::new(4);
+        config.payload_pad = 300 * 1024;
+        crash_restart_catch_up(seed, config);
     });
 }

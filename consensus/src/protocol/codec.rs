@@ -117,10 +117,12 @@ impl Encoder {
     }
 }
 
-/// Largest application payload in one block.
-pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
-/// Largest encoded consensus message.
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// Largest application payload in one block. A proposal (block, TC, signature) stays well
+/// under [`MAX_MESSAGE_BYTES`].
+pub const MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
+/// Largest encoded consensus message; equal to the network adapter's default frame limit
+/// (`net::config::DEFAULT_MAX_MESSAGE_SIZE`), so everything the core emits can be carried.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Largest count of any sequence (signers, blocks in a sync response).
 pub(crate) const MAX_COUNT: usize = 1024;
 

@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use voltmesh_consensus::protocol::{
     App, Block, BlockHash, Chain, Config, Input, Msg, Output, Persist, Reject, Replica,
-    SafetyState, TestFault, ValidatorIndex, ValidatorSet,
+    SafetyState, TestFault, ValidatorIndex, ValidatorSet, MAX_MESSAGE_BYTES,
 };
 
 /// Seeds to run: `VOLTMESH_SEED` alone, or `VOLTMESH_SEEDS` (default `default`) derived ones.
@@ -49,17 +49,19 @@ pub fn for_each_seed(default: u64, f: impl Fn(u64) + std::panic::RefUnwindSafe) 
     }
 }
 
-/// The test application: payload = next height ‖ block time ‖ "ok".
+/// The test application: payload = next height ‖ block time ‖ "ok" ‖ `pad` zero bytes.
 #[derive(Debug, Default)]
 pub struct SimApp {
     pub committed: u64,
+    pub pad: usize,
 }
 
 pub fn payload_valid(parent_height: u64, payload: &[u8], block_time_ms: u64) -> bool {
-    payload.len() == 18
+    payload.len() >= 18
         && payload[..8] == (parent_height + 1).to_be_bytes()
         && payload[8..16] == block_time_ms.to_be_bytes()
-        && &payload[16..] == b"ok"
+        && &payload[16..18] == b"ok"
+        && payload[18..].iter().all(|b| *b == 0)
 }
 
 impl App for SimApp {
@@ -67,6 +69,7 @@ impl App for SimApp {
         let mut p = (parent.height() + 1).to_be_bytes().to_vec();
         p.extend_from_slice(&block_time_ms.to_be_bytes());
         p.extend_from_slice(b"ok");
+        p.resize(18 + self.pad, 0);
         p
     }
 
@@ -104,6 +107,8 @@ pub struct SimConfig {
     pub max_delay_ms: u64,
     /// Each node's clock is off by up to this much (either way).
     pub max_clock_skew_ms: u64,
+    /// Extra payload bytes per block.
+    pub payload_pad: usize,
     pub replica: Config,
 }
 
@@ -116,6 +121,7 @@ impl SimConfig {
             min_delay_ms: 2,
             max_delay_ms: 40,
             max_clock_skew_ms: 0,
+            payload_pad: 0,
             replica: Config::default(),
         }
     }
@@ -180,6 +186,8 @@ pub struct Sim {
     /// Oracle: the block each validator voted for in each view.
     pub votes: BTreeMap<(ValidatorIndex, u64), BlockHash>,
     pub delivered: u64,
+    /// Largest message sent.
+    pub max_message: usize,
 }
 
 impl Sim {
@@ -230,13 +238,17 @@ impl Sim {
             committed: BTreeMap::new(),
             votes: BTreeMap::new(),
             delivered: 0,
+            max_message: 0,
         };
         for i in 0..sim.nodes.len() {
             let replica = Replica::new(
                 sim.chain.clone(),
                 sim.nodes[i].key.clone(),
                 sim.config.replica.clone(),
-                SimApp::default(),
+                SimApp {
+                    committed: 0,
+                    pad: sim.config.payload_pad,
+                },
             )
             .expect("replica");
             sim.nodes[i].replica = Some(replica);
@@ -258,7 +270,10 @@ impl Sim {
             self.chain.clone(),
             self.nodes[node].key.clone(),
             cfg,
-            SimApp::default(),
+            SimApp {
+                committed: 0,
+                pad: self.config.payload_pad,
+            },
         )
         .expect("replica");
         self.nodes[node].replica = Some(replica);
@@ -378,6 +393,14 @@ impl Sim {
             1
         };
         let bytes = msg.encode();
+        assert!(
+            bytes.len() <= MAX_MESSAGE_BYTES,
+            "seed {}: a {} of {} bytes exceeds the wire limit",
+            self.seed,
+            msg.kind(),
+            bytes.len()
+        );
+        self.max_message = self.max_message.max(bytes.len());
         for _ in 0..copies {
             let delay = self
                 .rng
@@ -457,7 +480,10 @@ impl Sim {
             self.chain.clone(),
             self.nodes[node].key.clone(),
             self.config.replica.clone(),
-            SimApp { committed },
+            SimApp {
+                committed,
+                pad: self.config.payload_pad,
+            },
             safety,
             blocks,
             last_committed,
