@@ -246,3 +246,43 @@ fn app_proposes_validates_and_commits() {
     let body = BlockBody::decode(&payload).unwrap();
     assert_eq!(body.orders.len(), 1, "the leader only knows its own order");
 }
+
+#[test]
+fn pending_orders_survive_commits_of_other_blocks() {
+    use voltmesh_consensus::protocol::{QuorumCert, ValidatorIndex};
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut app = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let o = order(1, "h1", "s1", Side::Sell, 600, "0.10", 1);
+    app.submit(o.clone(), at(30)).unwrap();
+    // Another node's empty block commits.
+    let empty = Block::new(
+        1,
+        1,
+        ValidatorIndex(1),
+        at(31),
+        QuorumCert::empty(genesis_block.hash()),
+        BlockBody::default().encode(),
+    );
+    app.commit(&empty);
+    assert_eq!(app.mempool().len(), 1, "the pending order is kept");
+    assert!(matches!(
+        app.submit(o, at(32)),
+        Err(OrderRejection::ReplayedNonce { .. })
+    ));
+}
+
+#[test]
+fn resubmitting_a_pending_order_is_a_replay() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut app = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let o = order(1, "h1", "s1", Side::Sell, 600, "0.10", 1);
+    app.submit(o.clone(), at(30)).unwrap();
+    let json = serde_json::to_vec(&o).unwrap();
+    let again: SignedOrder = serde_json::from_slice(&json).unwrap();
+    assert!(matches!(
+        app.submit(again, at(32)),
+        Err(OrderRejection::ReplayedNonce { .. })
+    ));
+}

@@ -50,3 +50,244 @@ fn four_validators_commit_identical_ledgers() {
         );
     }
 }
+
+/// (f) Every rejection of the node API, with its reason.
+#[test]
+fn api_rejections_say_why() {
+    let cluster = Cluster::start("f", 4, &[]);
+    cluster.wait_for("first commits", Duration::from_secs(30), |c| {
+        c.height(0) >= 2
+    });
+    let start = open_interval(3);
+    let ok = order(1, "s1", start, Side::Sell, 600, "0.10", 1);
+    assert_eq!(cluster.submit(0, &ok).0, 202);
+    let expect = |o: &voltmesh_consensus::ledger::SignedOrder, kind: &str| {
+        let (status, body) = cluster.submit(0, o);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (422, Some(kind)),
+            "expected {kind}: {body}"
+        );
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    };
+    let mut tampered = order(2, "b1", start, Side::Buy, 400, "0.30", 1);
+    tampered.ticket.quantity_wh = 40_000;
+    expect(&tampered, "bad_signature");
+    expect(
+        &order(9, "x", start, Side::Buy, 400, "0.30", 1),
+        "unknown_participant",
+    );
+    expect(&ok, "replayed_nonce");
+    expect(
+        &order(2, "b2", start + 7, Side::Buy, 400, "0.30", 1),
+        "wrong_interval",
+    );
+    expect(
+        &order(2, "b3", start - 600, Side::Buy, 400, "0.30", 1),
+        "closed_interval",
+    );
+    expect(
+        &order(2, "b4", start, Side::Buy, 400, "0.50", 1),
+        "price_outside_tariffs",
+    );
+    expect(
+        &order(2, "b5", start, Side::Buy, 400, "0.01", 1),
+        "price_outside_tariffs",
+    );
+    let (status, body) = support::http(
+        &cluster.nodes[0].api,
+        "POST",
+        "/v1/orders",
+        Some(b"{not json".to_vec()),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("malformed_body")),
+        "{body}"
+    );
+    let (status, _) = support::http(
+        &cluster.nodes[0].api,
+        "GET",
+        "/v1/intervals/yesterday",
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+    let (status, _) =
+        support::http(&cluster.nodes[0].api, "GET", "/v1/blocks/999999", None).unwrap();
+    assert_eq!(status, 404);
+    // The good order is still finalized.
+    cluster.wait_for("the interval to clear", Duration::from_secs(60), |c| {
+        c.interval(1, start).is_some()
+    });
+    let clearing = cluster.interval(1, start).unwrap();
+    assert_eq!(clearing["outcome"]["unfilled"][0]["id"], "h1:s1");
+}
+
+/// (b) + (c) Four validators, one killed: commits continue within 10 s and every order sent to a
+/// live node is finalized; the killed node restarts from disk, catches up with an identical
+/// ledger, and its data directory passes `voltmesh verify`.
+#[test]
+fn one_of_four_killed_then_restarted() {
+    let mut cluster = Cluster::start("bc", 4, &[]);
+    cluster.wait_for("first commits", Duration::from_secs(30), |c| {
+        (0..4).all(|i| c.height(i) >= 3)
+    });
+    cluster.kill(3);
+    let before = (0..3).map(|i| cluster.height(i)).max().unwrap();
+    cluster.wait_for(
+        "commits to continue without node 3",
+        Duration::from_secs(10),
+        |c| (0..3).all(|i| c.height(i) >= before + 2),
+    );
+    let start = open_interval(3);
+    let orders = [
+        (0, order(1, "s1", start, Side::Sell, 500, "0.10", 1)),
+        (1, order(2, "b1", start, Side::Buy, 300, "0.25", 1)),
+        (2, order(3, "b2", start, Side::Buy, 300, "0.22", 1)),
+    ];
+    for (node, o) in &orders {
+        assert_eq!(cluster.submit(*node, o).0, 202);
+    }
+    cluster.wait_for(
+        "the interval to clear on live nodes",
+        Duration::from_secs(60),
+        |c| (0..3).all(|i| c.interval(i, start).is_some()),
+    );
+    let outcome = cluster.interval(0, start).unwrap()["outcome"].clone();
+    assert_eq!(outcome["volume_wh"], 500, "{outcome}");
+    let traded: Vec<&str> = outcome["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["buy_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(traded, ["h2:b1", "h3:b2"]);
+
+    let target = (0..3).map(|i| cluster.height(i)).max().unwrap();
+    cluster.start_node(3);
+    cluster.wait_for("node 3 to catch up", Duration::from_secs(60), |c| {
+        c.height(3) >= target
+    });
+    assert_eq!(cluster.interval(3, start), cluster.interval(0, start));
+    for h in 1..=target {
+        assert_eq!(
+            cluster.block_hash(3, h),
+            cluster.block_hash(0, h),
+            "height {h}"
+        );
+    }
+    cluster.kill(3);
+    let out = support::voltmesh()
+        .args([
+            "verify",
+            "--data-dir",
+            support::path_str(&cluster.data_dir(3)),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("all ") && stdout.contains("blocks check out"),
+        "{stdout}"
+    );
+}
+
+/// (d) Seven validators with two killed: commits continue.
+#[test]
+fn two_of_seven_killed() {
+    let mut cluster = Cluster::start("d", 7, &[]);
+    cluster.wait_for("first commits", Duration::from_secs(40), |c| {
+        (0..7).all(|i| c.height(i) >= 3)
+    });
+    cluster.kill(2);
+    cluster.kill(5);
+    let before = cluster.live().map(|i| cluster.height(i)).max().unwrap();
+    cluster.wait_for(
+        "commits to continue without two nodes",
+        Duration::from_secs(30),
+        |c| c.live().all(|i| c.height(i) >= before + 3),
+    );
+    let start = open_interval(3);
+    assert_eq!(
+        cluster
+            .submit(0, &order(1, "s1", start, Side::Sell, 500, "0.10", 1))
+            .0,
+        202
+    );
+    assert_eq!(
+        cluster
+            .submit(6, &order(2, "b1", start, Side::Buy, 300, "0.25", 1))
+            .0,
+        202
+    );
+    cluster.wait_for("the interval to clear", Duration::from_secs(60), |c| {
+        c.live().all(|i| c.interval(i, start).is_some())
+    });
+    assert_eq!(
+        cluster.interval(4, start).unwrap()["outcome"]["volume_wh"],
+        300
+    );
+}
+
+/// (e) A validator that proposes wrong clearings gets its blocks refused; no honest node commits
+/// them and the chain moves on with the engine's result.
+#[test]
+fn wrong_clearing_proposals_are_refused() {
+    let cluster = Cluster::start("e", 4, &[0]);
+    cluster.wait_for("first commits", Duration::from_secs(40), |c| {
+        (1..4).all(|i| c.height(i) >= 3)
+    });
+    let start = open_interval(3);
+    assert_eq!(
+        cluster
+            .submit(1, &order(1, "s1", start, Side::Sell, 600, "0.10", 1))
+            .0,
+        202
+    );
+    assert_eq!(
+        cluster
+            .submit(2, &order(2, "b1", start, Side::Buy, 400, "0.30", 1))
+            .0,
+        202
+    );
+    assert_eq!(
+        cluster
+            .submit(3, &order(3, "b2", start, Side::Buy, 400, "0.20", 1))
+            .0,
+        202
+    );
+    cluster.wait_for(
+        "the interval to clear on honest nodes",
+        Duration::from_secs(90),
+        |c| (1..4).all(|i| c.interval(i, start).is_some()),
+    );
+    for i in 1..4 {
+        let outcome = cluster.interval(i, start).unwrap()["outcome"].clone();
+        assert_eq!(
+            (
+                outcome["volume_wh"].as_u64(),
+                outcome["clearing_price"].as_str()
+            ),
+            (Some(600), Some("0.200000"))
+        );
+    }
+    let refused: u64 = (1..4)
+        .map(|i| {
+            cluster.status(i).unwrap()["rejected_proposals"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(refused > 0, "honest nodes saw the faulty proposals");
+    let before = cluster.height(1);
+    cluster.wait_for("the chain to move on", Duration::from_secs(30), |c| {
+        c.height(1) >= before + 3
+    });
+}
