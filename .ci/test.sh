@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests start themselves (each on a free port on 127.0.0.1).
 # Add a package here in the same commit as the test that needs it.
-PACKAGES=()
+PACKAGES=(mosquitto mosquitto-clients)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -27,7 +27,9 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::mqtt::backoff::Backoff;
-use crate::mqtt::ingest::{lock, run_event_loop, Handler, LinkStatus, SharedIngest, Worker};
+use crate::mqtt::ingest::{
+    lock, run_event_loop, Handler, LinkStatus, SharedIngest, Worker, REQUEST_QUEUE,
+};
 use crate::mqtt::options::{mqtt_options, OptionsError};
 use crate::mqtt::publisher::{run_publisher_loop, Publisher};
 use crate::mqtt::results::ResultMessage;
@@ -83,7 +85,7 @@ pub async fn run<S: OrderSink>(
         &config.broker,
         &config.broker.client_id,
         true,
-        config.queues.mqtt_requests,
+        REQUEST_QUEUE,
     )?;
     let pub_options = mqtt_options(
         &config.broker,
@@ -91,7 +93,7 @@ pub async fn run<S: OrderSink>(
         false,
         config.queues.publish,
     )?;
-    let (sub_client, sub_loop) = AsyncClient::new(sub_options, config.queues.mqtt_requests);
+    let (sub_client, sub_loop) = AsyncClient::new(sub_options, REQUEST_QUEUE);
     let (pub_client, pub_loop) = AsyncClient::new(pub_options, config.queues.publish);
     let publisher = Publisher::new(pub_client, config.topics.dead_letter.clone());
 

@@ -9,8 +9,7 @@
 //! * The client id is 1..=64 bytes; the broker port is non-zero; the backoff is `0 < min <= max`.
 //! * Every subscription filter is a valid MQTT topic filter; the dead-letter topic and the results
 //!   prefix are valid topic names (no wildcards, no NUL, not empty).
-//! * Every queue is at least 1 message and `mqtt_requests > ingest`, so acknowledgements can always
-//!   be queued while the ingest queue is full (see [`crate::mqtt::ingest`]).
+//! * Every queue is at least 1 message.
 //! * A client key comes with a client certificate; a password comes with a username.
 //! * The household registry is valid ([`Registry::from_config`]).
 //! * `ingest.formats` holds each subscription's literal prefix (the filter up to its first
@@ -87,14 +86,6 @@ pub enum ConfigError {
     /// A zero-sized queue.
     #[error("queues.{0} must be at least 1")]
     ZeroQueue(&'static str),
-    /// The request queue cannot hold an acknowledgement per queued message.
-    #[error("queues.mqtt_requests ({requests}) must be larger than queues.ingest ({ingest})")]
-    RequestQueueTooSmall {
-        /// `queues.mqtt_requests`.
-        requests: usize,
-        /// `queues.ingest`.
-        ingest: usize,
-    },
     /// A node URL that is not `http://` or `https://`.
     #[error("node.urls: {0:?} must start with http:// or https://")]
     BadNodeUrl(String),
@@ -203,8 +194,6 @@ impl Default for Topics {
 pub struct Queues {
     /// Received messages waiting for the ingest worker.
     pub ingest: usize,
-    /// rumqttc's request channel of the subscribing connection (acknowledgements).
-    pub mqtt_requests: usize,
     /// Accepted readings waiting for their consumer.
     pub readings: usize,
     /// Dead letters and results waiting for the publishing connection.
@@ -217,7 +206,6 @@ impl Default for Queues {
     fn default() -> Self {
         Queues {
             ingest: 1024,
-            mqtt_requests: 2048,
             readings: 1024,
             publish: 1024,
             orders: 16,
@@ -374,7 +362,6 @@ impl RawConfig {
         let q = self.queues;
         for (name, value) in [
             ("ingest", q.ingest),
-            ("mqtt_requests", q.mqtt_requests),
             ("readings", q.readings),
             ("publish", q.publish),
             ("orders", q.orders),
@@ -382,12 +369,6 @@ impl RawConfig {
             if value == 0 {
                 return Err(ConfigError::ZeroQueue(name));
             }
-        }
-        if q.mqtt_requests <= q.ingest {
-            return Err(ConfigError::RequestQueueTooSmall {
-                requests: q.mqtt_requests,
-                ingest: q.ingest,
-            });
         }
         if let Some(url) = self
             .node
@@ -536,10 +517,6 @@ mod tests {
         assert!(matches!(
             with("[queues]\nreadings = 0"),
             Err(ConfigError::ZeroQueue("readings"))
-        ));
-        assert!(matches!(
-            with("[queues]\ningest = 10\nmqtt_requests = 10"),
-            Err(ConfigError::RequestQueueTooSmall { .. })
         ));
         assert!(matches!(
             with("[node]\nurls = [\"ftp://x\"]"),

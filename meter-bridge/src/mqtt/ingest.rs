@@ -11,24 +11,32 @@
 //! acks, expecting the broker to resend) is handled the same way.
 //!
 //! # Why this cannot deadlock
-//! The event loop task awaits only `poll()` and the bounded ingest queue. The worker awaits the
-//! readings queue, the publishing connection (a different connection with its own event loop) and
-//! acks on the subscribing connection's request queue. That request queue carries nothing but
-//! acks and subscriptions, and is configured larger than the ingest queue
-//! ([`crate::config::Queues`]); the broker sends at most its in-flight window of unacknowledged
-//! QoS 1 messages (Mosquitto's `max_inflight_messages`, 20 by default), so acks always fit and the
-//! event loop never waits on the worker while the worker waits on it.
+//! MQTT packet ids are 16 bits, so a session has at most [`MAX_UNACKED`] QoS 1 messages received
+//! and not yet acknowledged, whatever the broker's in-flight setting (Mosquitto sends far more
+//! than its `max_inflight_messages` to an online client). Both queues between the event loop and
+//! the worker are sized from that bound:
+//! * the event loop hands messages to the ingest queue with `try_send` and keeps what does not
+//!   fit in a local overflow of up to [`MAX_UNACKED`] messages, so it never waits for the worker
+//!   (only QoS 0 messages beyond that are dropped, with a warning);
+//! * the subscribing connection's request queue carries only acks and subscriptions and holds
+//!   [`REQUEST_QUEUE`] requests, so the worker's ack never waits for the event loop, even while
+//!   rumqttc is busy handing out a burst of received messages before it reads its requests.
+//!
+//! Memory is therefore bounded by the broker's in-flight window times the packet size limit; the
+//! queues allocate only what they hold.
 //!
 //! # Bad input
 //! Every refusal is counted by [`crate::ErrorKind`] inside [`Ingest`], logged at `warn` with the
 //! meter id, kind and topic, published to the dead-letter topic and then acknowledged: it never
 //! stops the bridge.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rumqttc::{
     AsyncClient, Event, EventLoop, Packet, Publish, SubscribeFilter, SubscribeReasonCode,
 };
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, trace, warn};
 
@@ -37,6 +45,13 @@ use crate::mqtt::backoff::Backoff;
 use crate::mqtt::publisher::Publisher;
 use crate::reading::Reading;
 use crate::shutdown::Shutdown;
+
+/// Most QoS 1 messages a session can have received and not acknowledged (the packet-id space).
+pub const MAX_UNACKED: usize = 65_535;
+
+/// Capacity of the subscribing connection's request queue: an ack per unacknowledged message,
+/// plus subscriptions.
+pub const REQUEST_QUEUE: usize = MAX_UNACKED + 64;
 
 /// The ingest state shared by the worker (writes) and the order planner (reads).
 pub type SharedIngest = Arc<Mutex<Ingest>>;
@@ -52,7 +67,8 @@ pub fn lock(ingest: &SharedIngest) -> std::sync::MutexGuard<'_, Ingest> {
 pub struct LinkStatus {
     /// Connected to the broker now.
     pub connected: bool,
-    /// The broker acknowledged every subscription on the current connection.
+    /// The broker holds every subscription: it acknowledged them on this connection, or the
+    /// connection resumed a session that had them.
     pub subscribed: bool,
     /// Successful connections so far (reconnects = connects − 1).
     pub connects: u64,
@@ -61,6 +77,11 @@ pub struct LinkStatus {
 }
 
 /// Polls the subscribing connection until shutdown (see the module docs).
+///
+/// Received messages go to the bounded ingest queue with `try_send`; what does not fit waits in
+/// a local overflow (at most [`MAX_UNACKED`]), moved on after every poll (every ack the worker
+/// sends wakes the poll).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_event_loop(
     mut eventloop: EventLoop,
     client: AsyncClient,
@@ -70,7 +91,18 @@ pub(crate) async fn run_event_loop(
     status: watch::Sender<LinkStatus>,
     mut shutdown: Shutdown,
 ) {
+    let mut overflow: VecDeque<Publish> = VecDeque::new();
     loop {
+        while let Some(publish) = overflow.pop_front() {
+            match tx.try_send(publish) {
+                Ok(()) => {}
+                Err(TrySendError::Full(publish)) => {
+                    overflow.push_front(publish);
+                    break;
+                }
+                Err(TrySendError::Closed(_)) => return,
+            }
+        }
         let event = tokio::select! {
             biased;
             () = shutdown.recv() => return,
@@ -79,17 +111,25 @@ pub(crate) async fn run_event_loop(
         match event {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 trace!(topic = %publish.topic, pkid = publish.pkid, "message");
-                tokio::select! {
-                    biased;
-                    () = shutdown.recv() => return,
-                    sent = tx.send(publish) => if sent.is_err() { return },
+                if overflow.is_empty() {
+                    match tx.try_send(publish) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(publish)) => overflow.push_back(publish),
+                        Err(TrySendError::Closed(_)) => return,
+                    }
+                } else if overflow.len() < MAX_UNACKED {
+                    overflow.push_back(publish);
+                } else {
+                    // Only QoS 0 can get here (packet ids bound QoS 1): at-most-once anyway.
+                    warn!(topic = %publish.topic, qos = ?publish.qos, "ingest overflow full; message dropped");
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
+                // A resumed session still holds our subscriptions.
                 status.send_modify(|s| {
                     s.connected = true;
-                    s.subscribed = false;
+                    s.subscribed = ack.session_present;
                     s.connects += 1;
                 });
                 info!(
