@@ -221,6 +221,10 @@ async fn broadcast_reaches_every_other_validator_once_with_authenticated_origin(
                 .len(),
             3
         );
+        assert_eq!(
+            node.client.listen_addrs().await.expect("running"),
+            vec![node.addr.clone()]
+        );
     }
     // Point-to-point: only the addressee receives it.
     nodes[2]
@@ -242,6 +246,13 @@ async fn broadcast_reaches_every_other_validator_once_with_authenticated_origin(
     );
     assert_eq!(
         nodes[2].client.try_send(v(9), vec![1]),
+        Err(SendError::UnknownValidator(v(9)))
+    );
+    assert_eq!(
+        nodes[2]
+            .client
+            .set_validator_addr(v(9), unknown_addr())
+            .await,
         Err(SendError::UnknownValidator(v(9)))
     );
     eventually("every message acknowledged", || {
