@@ -20,8 +20,8 @@ use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use voltmesh_consensus::protocol::{
-    App, Block, BlockHash, Chain, Config, Input, Msg, Output, Persist, Reject, Replica,
-    SafetyState, TestFault, ValidatorIndex, ValidatorSet, MAX_MESSAGE_BYTES,
+    App, Block, BlockHash, Chain, Config, Input, Msg, Output, Persist, Proposal, Reject, Replica,
+    SafetyState, TestFault, ValidatorIndex, ValidatorSet, Vote, MAX_MESSAGE_BYTES,
 };
 
 /// Seeds to run: `VOLTMESH_SEED` alone, or `VOLTMESH_SEEDS` (default `default`) derived ones.
@@ -109,6 +109,8 @@ pub struct SimConfig {
     pub max_clock_skew_ms: u64,
     /// Extra payload bytes per block.
     pub payload_pad: usize,
+    /// A validator that equivocates: two conflicting proposals per turn, votes for both.
+    pub equivocator: Option<usize>,
     pub replica: Config,
 }
 
@@ -122,6 +124,7 @@ impl SimConfig {
             max_delay_ms: 40,
             max_clock_skew_ms: 0,
             payload_pad: 0,
+            equivocator: None,
             replica: Config::default(),
         }
     }
@@ -306,6 +309,9 @@ impl Sim {
                 self.observe(node, &msg);
                 self.send(node, usize::from(to.0), &msg);
             }
+            Output::Broadcast(Msg::Proposal(p)) if self.config.equivocator == Some(node) => {
+                self.equivocate(node, p);
+            }
             Output::Broadcast(msg) => {
                 self.observe(node, &msg);
                 for to in 0..self.nodes.len() {
@@ -333,6 +339,46 @@ impl Sim {
                     .max(self.now);
                 self.nodes[node].tick_at = Some(at);
                 self.push(at, Event::Tick { node, at });
+            }
+        }
+    }
+
+    /// A byzantine leader: sends its proposal to even-numbered nodes and a conflicting block
+    /// for the same view (valid payload, later timestamp) to odd-numbered ones, and votes for
+    /// both.
+    fn equivocate(&mut self, node: usize, p: Proposal) {
+        let b = &p.block;
+        let ts = b.timestamp_ms() + 1;
+        let mut payload = b.height().to_be_bytes().to_vec();
+        payload.extend_from_slice(&ts.to_be_bytes());
+        payload.extend_from_slice(b"ok");
+        payload.resize(18 + self.config.payload_pad, 0);
+        let other = Block::new(
+            b.height(),
+            b.view(),
+            b.proposer(),
+            ts,
+            b.justify().clone(),
+            payload,
+        )
+        .with_failed_leaders(b.failed_leaders().to_vec());
+        let key = self.nodes[node].key.clone();
+        let other_vote = Vote::new(
+            &self.chain,
+            &key,
+            b.proposer(),
+            b.view(),
+            b.height(),
+            other.hash(),
+        );
+        let other = Proposal::new(&self.chain, &key, other, p.tc.clone());
+        let first = Msg::Proposal(p);
+        let second = Msg::Proposal(other);
+        for to in 0..self.nodes.len() {
+            if to != node {
+                let msg = if to % 2 == 0 { &first } else { &second };
+                self.send(node, to, msg);
+                self.send(node, to, &Msg::Vote(other_vote.clone()));
             }
         }
     }
@@ -543,6 +589,17 @@ impl Sim {
 
     pub fn replica(&self, node: usize) -> &Replica<SimApp> {
         self.nodes[node].replica.as_ref().expect("node is up")
+    }
+
+    /// Views in which honest validators (all but `except`) voted for different blocks.
+    pub fn split_views(&self, except: usize) -> usize {
+        let mut per_view: BTreeMap<u64, std::collections::BTreeSet<BlockHash>> = BTreeMap::new();
+        for ((voter, view), block) in &self.votes {
+            if usize::from(voter.0) != except {
+                per_view.entry(*view).or_default().insert(*block);
+            }
+        }
+        per_view.values().filter(|blocks| blocks.len() > 1).count()
     }
 
     /// Asserts that every committed block of every node re-validates.
