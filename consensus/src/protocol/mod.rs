@@ -7,6 +7,49 @@
 //! # Determinism
 //! Nothing here reads a clock, draws randomness or performs I/O; maps are `BTreeMap`s. The
 //! driver passes the time into every call and executes the returned [`Output`]s.
+//!
+//! # Example
+//! A single-validator chain driven by ticks alone (a real node also feeds messages from peers
+//! and persists, sends and applies the outputs in order):
+//!
+//! ```
+//! use ed25519_dalek::SigningKey;
+//! use voltmesh_consensus::protocol::{
+//!     App, Block, Chain, Config, Input, Output, Reject, Replica, ValidatorSet,
+//! };
+//!
+//! struct Counter;
+//! impl App for Counter {
+//!     fn propose(&mut self, parent: &Block, _time_ms: u64) -> Vec<u8> {
+//!         (parent.height() + 1).to_be_bytes().to_vec()
+//!     }
+//!     fn validate(&mut self, parent: &Block, payload: &[u8], _time_ms: u64) -> Result<(), Reject> {
+//!         if payload == (parent.height() + 1).to_be_bytes() {
+//!             Ok(())
+//!         } else {
+//!             Err(Reject::new("not the next number"))
+//!         }
+//!     }
+//!     fn commit(&mut self, _block: &Block) {}
+//! }
+//!
+//! let key = SigningKey::from_bytes(&[7; 32]);
+//! let validators = ValidatorSet::new([key.verifying_key()]).unwrap();
+//! let chain = Chain::new(validators, Block::genesis(0, b"example".to_vec()));
+//! let mut replica = Replica::new(chain, key, Config::default(), Counter).unwrap();
+//!
+//! let (mut now, mut committed) = (0, Vec::new());
+//! while committed.len() < 3 {
+//!     for output in replica.handle(now, Input::Tick) {
+//!         match output {
+//!             Output::Commit(block) => committed.push(block.height()),
+//!             Output::ScheduleTick(at) => now = at,
+//!             _ => {} // persist, send: nothing to do with one validator
+//!         }
+//!     }
+//! }
+//! assert_eq!(committed, [1, 2, 3]);
+//! ```
 
 pub mod app;
 pub mod block;
