@@ -626,6 +626,8 @@ pub struct CrashRun {
     pub commits: usize,
     pub max_gap_ms: u64,
     pub timeouts: u64,
+    /// Longest time without a commit in the 10 s right after the crash.
+    pub gap_after_crash_ms: u64,
 }
 
 /// Crashes `crashed` after 5 s and measures commits from 15 s to 45 s.
@@ -657,6 +659,7 @@ pub fn run_with_crashes(n: usize, crashed: &[usize], seed: u64, window: usize) -
             commits: sim.commits_between(i, 15_000, 45_000),
             max_gap_ms: sim.max_commit_gap(i, 15_000, 45_000),
             timeouts: sim.replica(i).stats().timeouts - before,
+            gap_after_crash_ms: sim.max_commit_gap(i, 5_000, 15_000),
         })
         .collect()
 }
@@ -670,8 +673,9 @@ pub fn crashed_validators_steady(n: usize, crashed: &[usize], seed: u64) {
             commits,
             max_gap_ms,
             timeouts,
+            gap_after_crash_ms,
         } = run;
-        eprintln!("seed {seed} n {n} node {node}: {commits} commits in 30 s, max gap {max_gap_ms} ms, {timeouts} timeouts");
+        eprintln!("seed {seed} n {n} node {node}: gap after crash {gap_after_crash_ms} ms; then {commits} commits in 30 s, max gap {max_gap_ms} ms, {timeouts} timeouts");
         // The pace is one block per 500 ms plus network delay: demand at least 1.5 per second.
         assert!(
             commits >= 45,
@@ -680,6 +684,11 @@ pub fn crashed_validators_steady(n: usize, crashed: &[usize], seed: u64) {
         assert!(
             max_gap_ms < 1_000,
             "seed {seed}: node {node} went {max_gap_ms} ms without a commit"
+        );
+        // Bar (b): commits continue within 10 s of the crash.
+        assert!(
+            gap_after_crash_ms < 10_000,
+            "seed {seed}: node {node} went {gap_after_crash_ms} ms without a commit after the crash"
         );
         assert_eq!(
             timeouts, 0,
