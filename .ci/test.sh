@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests start themselves (each on a free port on 127.0.0.1).
 # Add a package here in the same commit as the test that needs it.
-PACKAGES=(mosquitto mosquitto-clients)
+PACKAGES=(mosquitto mosquitto-clients victoria-metrics)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -25,3 +25,13 @@ else
     cargo test --workspace --locked --no-fail-fast --lib --bins --tests
 fi
 cargo test --workspace --locked --doc
+
+# Dashboards (grafana/): type-check every dashboard JSON against Grafana's published schema
+# (@grafana/schema and typescript pinned in grafana/schema-check/package-lock.json). Needs node
+# and npm; `npm ci` installs exactly the locked versions.
+(
+    cd grafana/schema-check
+    npm ci --no-audit --no-fund --loglevel=error
+    npm run --silent check
+    echo "dashboards type-check against @grafana/schema: ok"
+)

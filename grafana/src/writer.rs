@@ -89,16 +89,23 @@ impl MetricsWriter {
     /// the handle is [`MetricsHandle::disabled`] and the task ends at once.
     ///
     /// The task ends after every clone of the handle is dropped and what was buffered has been
-    /// written (or given up on, see the module's failure semantics).
+    /// written (or given up on, see the module's failure semantics); its `JoinHandle` then yields
+    /// the final counters. (A handle kept only to read [`MetricsHandle::stats`] keeps the task
+    /// alive; await the `JoinHandle` instead.)
     ///
     /// # Errors
     /// [`ConfigError`] for a bad URL or setting, or if the HTTP client cannot be built.
     ///
     /// # Panics
     /// Outside a tokio runtime (as `tokio::spawn` does).
-    pub fn spawn(config: MetricsConfig) -> Result<(MetricsHandle, JoinHandle<()>), ConfigError> {
+    pub fn spawn(
+        config: MetricsConfig,
+    ) -> Result<(MetricsHandle, JoinHandle<WriterStats>), ConfigError> {
         let Some(url) = config.validate()? else {
-            return Ok((MetricsHandle::disabled(), tokio::spawn(async {})));
+            return Ok((
+                MetricsHandle::disabled(),
+                tokio::spawn(async { WriterStats::default() }),
+            ));
         };
         let client = ClientBuilder::new(url.as_str(), config.org.clone(), config.token.clone())
             .build()
@@ -147,7 +154,7 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self) {
+    async fn run(mut self) -> WriterStats {
         let mut backoff = self.config.backoff_initial;
         let mut backing_off = false;
         // When the next write attempt is due; `None` while the buffer is empty.
@@ -182,7 +189,9 @@ impl Task {
                 }
             }
         }
+        let counters = Arc::clone(&self.counters);
         self.shut_down().await;
+        counters.snapshot()
     }
 
     /// When to write next given the buffer: now for a full batch, after the flush interval for a
