@@ -155,3 +155,38 @@ fn hourly_intervals_aggregate_four_steps() {
     let d15: f64 = quarter.intervals.iter().map(|r| r.demand_wh).sum();
     assert!((d60 - d15).abs() < 1e-6);
 }
+
+#[test]
+fn every_mechanism_runs_and_conserves_money() {
+    use voltmesh_engine::{Mechanism, PayAsBidPricing, K};
+    let grid = grid();
+    for mechanism in [
+        Mechanism::Uniform {
+            k: K::from_ppm(250_000).unwrap(),
+        },
+        Mechanism::PayAsBid {
+            pricing: PayAsBidPricing::Midpoint,
+        },
+        Mechanism::PayAsBid {
+            pricing: PayAsBidPricing::Bid,
+        },
+        Mechanism::Continuous,
+    ] {
+        let scenario = Scenario {
+            pv_share: 0.4,
+            battery_share: 0.3,
+            mechanism,
+            ..Scenario::default()
+        };
+        // `run` checks every interval's invariants and fails on the first broken one.
+        let report = simulate(&grid, &scenario);
+        let volume: u64 = report.intervals.iter().map(|r| r.volume_wh).sum();
+        assert!(volume > 0, "{mechanism:?} traded nothing");
+        let from: u64 = report.households.iter().map(|h| h.from_utility_wh).sum();
+        let to: u64 = report.households.iter().map(|h| h.to_utility_wh).sum();
+        let expected = Money::of(from, scenario.retail) - Money::of(to, scenario.feed_in)
+            + Money::of(volume, scenario.network_fee);
+        let total: Money = report.households.iter().map(|h| h.market_cost).sum();
+        assert_eq!(total, expected, "{mechanism:?}");
+    }
+}
