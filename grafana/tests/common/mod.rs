@@ -140,3 +140,5 @@ pub async fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) 
     }
     panic!("timed out waiting for: {what}");
 }
+
+pub mod provisioning;
