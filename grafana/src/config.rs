@@ -142,6 +142,36 @@ impl MetricsConfig {
         }
     }
 
+    /// The environment variable with the database URL (unset or empty: metrics disabled).
+    pub const ENV_URL: &'static str = "VOLTMESH_INFLUX_URL";
+    /// The environment variable with the organization (default `voltmesh`).
+    pub const ENV_ORG: &'static str = "VOLTMESH_INFLUX_ORG";
+    /// The environment variable with the bucket (default `voltmesh`).
+    pub const ENV_BUCKET: &'static str = "VOLTMESH_INFLUX_BUCKET";
+    /// The environment variable with the API token (default empty).
+    pub const ENV_TOKEN: &'static str = "VOLTMESH_INFLUX_TOKEN";
+
+    /// The configuration from the `VOLTMESH_INFLUX_*` environment variables, with default
+    /// batching; disabled when `VOLTMESH_INFLUX_URL` is unset or empty. Call
+    /// [`MetricsConfig::validate`] (or [`crate::MetricsWriter::spawn`]) to check it.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// As [`MetricsConfig::from_env`], reading variables through `lookup` (for command-line
+    /// parsers that merge flags and environment, and for tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let defaults = MetricsConfig::default();
+        MetricsConfig {
+            url: get(Self::ENV_URL),
+            org: get(Self::ENV_ORG).unwrap_or(defaults.org.clone()),
+            bucket: get(Self::ENV_BUCKET).unwrap_or(defaults.bucket.clone()),
+            token: get(Self::ENV_TOKEN).unwrap_or_default(),
+            ..defaults
+        }
+    }
+
     /// Checks the configuration; returns the parsed URL, or `None` when metrics are disabled.
     ///
     /// # Errors
@@ -181,6 +211,25 @@ impl MetricsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_lookup_fills_url_org_bucket_token() {
+        let env = |key: &str| match key {
+            "VOLTMESH_INFLUX_URL" => Some("http://influxdb:8086".to_owned()),
+            "VOLTMESH_INFLUX_BUCKET" => Some("nb1".to_owned()),
+            "VOLTMESH_INFLUX_TOKEN" => Some("t0k".to_owned()),
+            _ => None,
+        };
+        let c = MetricsConfig::from_lookup(env);
+        assert_eq!(c.url.as_deref(), Some("http://influxdb:8086"));
+        assert_eq!(
+            (c.org.as_str(), c.bucket.as_str(), c.token.as_str()),
+            ("voltmesh", "nb1", "t0k")
+        );
+        assert!(c.validate().is_ok());
+        let blank = MetricsConfig::from_lookup(|_| Some(" ".to_owned()));
+        assert_eq!(blank.url, None);
+    }
 
     #[test]
     fn disabled_without_url() {
