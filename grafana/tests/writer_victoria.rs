@@ -251,3 +251,47 @@ async fn without_a_url_the_writer_is_disabled() {
     })
     .is_err());
 }
+
+#[tokio::test]
+async fn batches_are_cut_by_size_and_partial_batches_flush_by_time() {
+    let vm = VictoriaMetrics::start(free_port()).await;
+
+    // By time: three points and a live handle still get written.
+    let (metrics, writer) = MetricsWriter::spawn(MetricsConfig {
+        batch_size: 100,
+        ..fast(vm.base_url())
+    })
+    .expect("valid config");
+    let t0 = start() - TimeDelta::days(1);
+    for i in 0..3 {
+        metrics.record(clearing(t0 + TimeDelta::minutes(15 * i), 7, Some(0.2)));
+    }
+    eventually(30, "a partial batch written by the flush interval", || {
+        metrics.stats().written == 3
+    })
+    .await;
+    assert_eq!(metrics.stats().batches, 1);
+    drop(metrics);
+    finish(writer).await;
+
+    // By size: 25 points, batches of 10, a flush interval that never fires: 10 + 10, then the
+    // last 5 when the handle is dropped.
+    let (metrics, writer) = MetricsWriter::spawn(MetricsConfig {
+        batch_size: 10,
+        max_buffered: 100,
+        flush_interval: Duration::from_secs(3_600),
+        ..fast(vm.base_url())
+    })
+    .expect("valid config");
+    let t1 = t0 + TimeDelta::hours(2);
+    for i in 0..25 {
+        metrics.record(clearing(t1 + TimeDelta::minutes(15 * i), 9, Some(0.2)));
+    }
+    drop(metrics);
+    let stats = finish(writer).await;
+    assert_eq!((stats.written, stats.batches), (25, 3), "{stats:?}");
+
+    let series = vm.export("clearing_volume_wh").await;
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].samples().len(), 28);
+}
