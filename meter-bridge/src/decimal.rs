@@ -100,7 +100,9 @@ pub fn parse_scaled(text: &[u8], scale: i32, rounding: Rounding) -> Result<i64, 
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
     };
-    let mut mantissa: i128 = 0;
+    // The mantissa lives in a u64 while it fits (every real meter value), in an i128 beyond.
+    let mut narrow: u64 = 0;
+    let mut wide: Option<i128> = None;
     let mut digits = 0usize;
     let mut frac_digits = 0i32;
     let mut seen_point = false;
@@ -111,13 +113,23 @@ pub fn parse_scaled(text: &[u8], scale: i32, rounding: Rounding) -> Result<i64, 
         match b {
             b'0'..=b'9' => {
                 // Leading zeros cost nothing and do not count against the digit budget.
-                if mantissa != 0 || b != b'0' {
+                if wide.is_some() || narrow != 0 || b != b'0' {
                     digits += 1;
                     if digits > MAX_DIGITS {
                         return Err(NumberError::OutOfRange);
                     }
                 }
-                mantissa = mantissa * 10 + i128::from(b - b'0');
+                let d = b - b'0';
+                match wide {
+                    Some(w) => wide = Some(w * 10 + i128::from(d)),
+                    None => match narrow
+                        .checked_mul(10)
+                        .and_then(|m| m.checked_add(u64::from(d)))
+                    {
+                        Some(m) => narrow = m,
+                        None => wide = Some(i128::from(narrow) * 10 + i128::from(d)),
+                    },
+                }
                 if seen_point {
                     frac_digits += 1;
                     if frac_digits > MAX_DIGITS as i32 {
@@ -148,6 +160,13 @@ pub fn parse_scaled(text: &[u8], scale: i32, rounding: Rounding) -> Result<i64, 
     };
     // value = mantissa × 10^(exponent − frac_digits); we want value × 10^scale.
     let shift = exponent - frac_digits + scale;
+    if wide.is_none() {
+        if let Some(magnitude) = narrow_magnitude(narrow, shift, rounding) {
+            let signed = i64::try_from(magnitude).map_err(|_| NumberError::OutOfRange)?;
+            return Ok(if negative { -signed } else { signed });
+        }
+    }
+    let mantissa = wide.unwrap_or(i128::from(narrow));
     let magnitude = if shift >= 0 {
         if mantissa == 0 {
             0
@@ -194,6 +213,32 @@ pub fn parse_register(text: &[u8], scale: i32) -> Result<u64, NumberError> {
 /// As [`parse_scaled`].
 pub fn parse_power(text: &[u8], scale: i32) -> Result<i64, NumberError> {
     parse_scaled(text, scale, Rounding::HalfAwayFromZero)
+}
+
+/// `mantissa × 10^shift` in u64 arithmetic, or `None` when that needs more than 64 bits (the
+/// caller then redoes it in i128).
+fn narrow_magnitude(mantissa: u64, shift: i32, rounding: Rounding) -> Option<u64> {
+    const POW10: [u64; 20] = {
+        let mut table = [1u64; 20];
+        let mut i = 1;
+        while i < 20 {
+            table[i] = table[i - 1] * 10;
+            i += 1;
+        }
+        table
+    };
+    if shift >= 0 {
+        let factor = *POW10.get(usize::try_from(shift).ok()?)?;
+        mantissa.checked_mul(factor)
+    } else {
+        let divisor = *POW10.get(usize::try_from(-shift).ok()?)?;
+        let (quotient, remainder) = (mantissa / divisor, mantissa % divisor);
+        Some(match rounding {
+            Rounding::Truncate => quotient,
+            Rounding::HalfAwayFromZero if remainder >= divisor - remainder => quotient + 1,
+            Rounding::HalfAwayFromZero => quotient,
+        })
+    }
 }
 
 fn parse_exponent(text: &[u8]) -> Result<i32, NumberError> {
@@ -286,5 +331,40 @@ mod tests {
             Ok(1000),
             "leading zeros are free"
         );
+    }
+
+    proptest::proptest! {
+        /// The u64 fast path and the i128 path agree with a reference computed from the digits.
+        #[test]
+        fn matches_a_reference(
+            int in "[0-9]{1,22}",
+            frac in "[0-9]{0,8}",
+            scale in 0i32..=3,
+            negative in proptest::bool::ANY,
+        ) {
+            let text = format!("{}{int}{}{frac}", if negative { "-" } else { "" }, if frac.is_empty() { "" } else { "." });
+            let digits: i128 = format!("{int}{frac}").parse().unwrap();
+            let shift = scale - frac.len() as i32;
+            let (reference_trunc, reference_round) = if shift >= 0 {
+                let v = digits * 10_i128.pow(shift as u32);
+                (v, v)
+            } else {
+                let d = 10_i128.pow((-shift) as u32);
+                let (q, r) = (digits / d, digits % d);
+                (q, if 2 * r >= d { q + 1 } else { q })
+            };
+            let sign = if negative { -1 } else { 1 };
+            let expect = |v: i128| i64::try_from(sign * v).map_err(|_| NumberError::OutOfRange);
+            let significant = format!("{int}{frac}").trim_start_matches('0').len();
+            proptest::prop_assume!(significant <= MAX_DIGITS);
+            proptest::prop_assert_eq!(
+                parse_scaled(text.as_bytes(), scale, Rounding::Truncate),
+                expect(reference_trunc)
+            );
+            proptest::prop_assert_eq!(
+                parse_scaled(text.as_bytes(), scale, Rounding::HalfAwayFromZero),
+                expect(reference_round)
+            );
+        }
     }
 }

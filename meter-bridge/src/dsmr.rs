@@ -281,7 +281,7 @@ fn single_value<'a>(line: &'a [u8], obis: &'static str) -> Result<&'a [u8], Dsmr
     let rest = line.get(obis.len()..).unwrap_or_default();
     rest.strip_prefix(b"(")
         .and_then(|r| r.strip_suffix(b")"))
-        .filter(|v| !v.contains(&b'(') && !v.contains(&b')'))
+        .filter(|v| !v.iter().any(|&b| b == b'(' || b == b')'))
         .ok_or_else(|| DsmrError::Malformed {
             obis,
             line: snippet(line),
