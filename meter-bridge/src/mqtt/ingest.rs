@@ -17,7 +17,7 @@
 //! the worker are sized from that bound:
 //! * the event loop hands messages to the ingest queue with `try_send` and keeps what does not
 //!   fit in a local overflow of up to [`MAX_UNACKED`] messages, so it never waits for the worker
-//!   (only QoS 0 messages beyond that are dropped, with a warning);
+//!   (only a flood of QoS 0 messages, which need no acks, can make it wait);
 //! * the subscribing connection's request queue carries only acks and subscriptions and holds
 //!   [`REQUEST_QUEUE`] requests, so the worker's ack never waits for the event loop, even while
 //!   rumqttc is busy handing out a burst of received messages before it reads its requests.
@@ -117,11 +117,21 @@ pub(crate) async fn run_event_loop(
                         Err(TrySendError::Full(publish)) => overflow.push_back(publish),
                         Err(TrySendError::Closed(_)) => return,
                     }
-                } else if overflow.len() < MAX_UNACKED {
-                    overflow.push_back(publish);
                 } else {
-                    // Only QoS 0 can get here (packet ids bound QoS 1): at-most-once anyway.
-                    warn!(topic = %publish.topic, qos = ?publish.qos, "ingest overflow full; message dropped");
+                    overflow.push_back(publish);
+                }
+                if overflow.len() >= MAX_UNACKED {
+                    // Unreachable for QoS 1 (packet ids); a QoS 0 flood waits for the worker.
+                    let permit = tokio::select! {
+                        biased;
+                        () = shutdown.recv() => return,
+                        permit = tx.reserve() => permit,
+                    };
+                    match (permit, overflow.pop_front()) {
+                        (Ok(permit), Some(publish)) => permit.send(publish),
+                        (Ok(_), None) => {}
+                        (Err(_), _) => return,
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
