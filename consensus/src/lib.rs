@@ -11,6 +11,6 @@ pub mod index;
 pub mod ledger;
 pub mod net;
 pub mod node;
+pub mod protocol;
 pub mod store;
 pub mod verify;
-pub mod protocol;

@@ -100,7 +100,10 @@ impl Store {
     pub fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(META).map_err(db_err)?;
-        Ok(table.get(GENESIS).map_err(db_err)?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(GENESIS)
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec()))
     }
 
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -163,10 +166,13 @@ impl Store {
             return Ok(None);
         };
         let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
-        let bytes = blocks.get(&hash).map_err(db_err)?.ok_or(StoreError::Corrupt {
-            what: "committed index",
-            detail: format!("height {height} names a missing block"),
-        })?;
+        let bytes = blocks
+            .get(&hash)
+            .map_err(db_err)?
+            .ok_or(StoreError::Corrupt {
+                what: "committed index",
+                detail: format!("height {height} names a missing block"),
+            })?;
         decode_block(bytes.value()).map(Some)
     }
 

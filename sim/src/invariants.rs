@@ -121,7 +121,7 @@ mod tests {
         let settlement = settle(&outcome.trades, &m, Tariffs::UNBOUNDED, Price::ZERO).unwrap();
         assert_eq!(check_interval(0, &orders, &outcome, &settlement), Ok(()));
 
-        let mut bad = outcome.clone();
+        let mut bad = outcome;
         bad.trades.push(Trade {
             quantity_wh: 5,
             ..bad.trades[0].clone()

@@ -3,9 +3,11 @@
 //! - [`simbench`] reads grid folders; [`powerflow`] solves them per interval;
 //! - [`household`] and [`scenario`] describe the agents; [`run`] drives them through the engine
 //!   (`voltmesh_engine::CallAuction` + `settlement::settle`) and the power flow;
+//! - [`cluster`] runs real `voltmesh node` processes on 127.0.0.1 for tests and benches;
 //! - [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`.
 
 pub mod cli;
+pub mod cluster;
 pub mod data;
 pub mod household;
 pub mod invariants;

@@ -50,7 +50,8 @@ fn cleared(name: &str, bids: &[(u64, &str)], asks: &[(u64, &str)]) -> serde_json
 
 #[test]
 fn golden_books_clear_as_specified() {
-    let cases: [(&str, &[(u64, &str)], &[(u64, &str)], &str, u64); 6] = [
+    type Side<'a> = &'a [(u64, &'a str)];
+    let cases: [(&str, Side<'_>, Side<'_>, &str, u64); 6] = [
         ("g1", &[(10, "30")], &[(10, "20")], "25.000000", 10),
         (
             "g2",

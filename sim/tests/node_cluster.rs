@@ -4,16 +4,18 @@ mod support;
 
 use std::time::Duration;
 
-use support::{open_interval, order, Cluster};
+use support::{open_interval, order};
 use voltmesh_engine::Side;
 
 /// (a) Four validators commit identical ledgers from orders sent to different nodes.
 #[test]
 fn four_validators_commit_identical_ledgers() {
-    let cluster = Cluster::start("a", 4, &[]);
-    cluster.wait_for("first commits", Duration::from_secs(30), |c| {
-        (0..4).all(|i| c.height(i) >= 3)
-    });
+    let cluster = support::start("a", 4, &[]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(30), |c| {
+            (0..4).all(|i| c.height(i) >= 3)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
     let orders = [
         (0, order(1, "s1", start, Side::Sell, 600, "0.10", 1)),
@@ -25,11 +27,13 @@ fn four_validators_commit_identical_ledgers() {
         let (status, body) = cluster.submit(*node, o);
         assert_eq!(status, 202, "{body}");
     }
-    cluster.wait_for(
-        "the interval to clear everywhere",
-        Duration::from_secs(60),
-        |c| (0..4).all(|i| c.interval(i, start).is_some()),
-    );
+    cluster
+        .wait_for(
+            "the interval to clear everywhere",
+            Duration::from_secs(60),
+            |c| (0..4).all(|i| c.interval(i, start).is_some()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     let clearings: Vec<_> = (0..4)
         .map(|i| cluster.interval(i, start).unwrap())
         .collect();
@@ -54,10 +58,12 @@ fn four_validators_commit_identical_ledgers() {
 /// (f) Every rejection of the node API, with its reason.
 #[test]
 fn api_rejections_say_why() {
-    let cluster = Cluster::start("f", 4, &[]);
-    cluster.wait_for("first commits", Duration::from_secs(30), |c| {
-        c.height(0) >= 2
-    });
+    let cluster = support::start("f", 4, &[]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(30), |c| {
+            c.height(0) >= 2
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
     let ok = order(1, "s1", start, Side::Sell, 600, "0.10", 1);
     assert_eq!(cluster.submit(0, &ok).0, 202);
@@ -100,7 +106,7 @@ fn api_rejections_say_why() {
         "/v1/orders",
         Some(b"{not json".to_vec()),
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("malformed_body")),
@@ -112,15 +118,17 @@ fn api_rejections_say_why() {
         "/v1/intervals/yesterday",
         None,
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status, 400);
     let (status, _) =
         support::http(&cluster.nodes[0].api, "GET", "/v1/blocks/999999", None).unwrap();
     assert_eq!(status, 404);
     // The good order is still finalized.
-    cluster.wait_for("the interval to clear", Duration::from_secs(60), |c| {
-        c.interval(1, start).is_some()
-    });
+    cluster
+        .wait_for("the interval to clear", Duration::from_secs(60), |c| {
+            c.interval(1, start).is_some()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     let clearing = cluster.interval(1, start).unwrap();
     assert_eq!(clearing["outcome"]["unfilled"][0]["id"], "h1:s1");
 }
@@ -130,17 +138,21 @@ fn api_rejections_say_why() {
 /// ledger, and its data directory passes `voltmesh verify`.
 #[test]
 fn one_of_four_killed_then_restarted() {
-    let mut cluster = Cluster::start("bc", 4, &[]);
-    cluster.wait_for("first commits", Duration::from_secs(30), |c| {
-        (0..4).all(|i| c.height(i) >= 3)
-    });
+    let mut cluster = support::start("bc", 4, &[]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(30), |c| {
+            (0..4).all(|i| c.height(i) >= 3)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     cluster.kill(3);
     let before = (0..3).map(|i| cluster.height(i)).max().unwrap();
-    cluster.wait_for(
-        "commits to continue without node 3",
-        Duration::from_secs(10),
-        |c| (0..3).all(|i| c.height(i) >= before + 2),
-    );
+    cluster
+        .wait_for(
+            "commits to continue without node 3",
+            Duration::from_secs(10),
+            |c| (0..3).all(|i| c.height(i) >= before + 2),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
     let orders = [
         (0, order(1, "s1", start, Side::Sell, 500, "0.10", 1)),
@@ -150,11 +162,13 @@ fn one_of_four_killed_then_restarted() {
     for (node, o) in &orders {
         assert_eq!(cluster.submit(*node, o).0, 202);
     }
-    cluster.wait_for(
-        "the interval to clear on live nodes",
-        Duration::from_secs(60),
-        |c| (0..3).all(|i| c.interval(i, start).is_some()),
-    );
+    cluster
+        .wait_for(
+            "the interval to clear on live nodes",
+            Duration::from_secs(60),
+            |c| (0..3).all(|i| c.interval(i, start).is_some()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     let outcome = cluster.interval(0, start).unwrap()["outcome"].clone();
     assert_eq!(outcome["volume_wh"], 500, "{outcome}");
     let traded: Vec<&str> = outcome["trades"]
@@ -166,10 +180,12 @@ fn one_of_four_killed_then_restarted() {
     assert_eq!(traded, ["h2:b1", "h3:b2"]);
 
     let target = (0..3).map(|i| cluster.height(i)).max().unwrap();
-    cluster.start_node(3);
-    cluster.wait_for("node 3 to catch up", Duration::from_secs(60), |c| {
-        c.height(3) >= target
-    });
+    cluster.start_node(3).unwrap();
+    cluster
+        .wait_for("node 3 to catch up", Duration::from_secs(60), |c| {
+            c.height(3) >= target
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cluster.interval(3, start), cluster.interval(0, start));
     for h in 1..=target {
         assert_eq!(
@@ -186,7 +202,7 @@ fn one_of_four_killed_then_restarted() {
             support::path_str(&cluster.data_dir(3)),
         ])
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -202,18 +218,22 @@ fn one_of_four_killed_then_restarted() {
 /// (d) Seven validators with two killed: commits continue.
 #[test]
 fn two_of_seven_killed() {
-    let mut cluster = Cluster::start("d", 7, &[]);
-    cluster.wait_for("first commits", Duration::from_secs(40), |c| {
-        (0..7).all(|i| c.height(i) >= 3)
-    });
+    let mut cluster = support::start("d", 7, &[]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(40), |c| {
+            (0..7).all(|i| c.height(i) >= 3)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     cluster.kill(2);
     cluster.kill(5);
     let before = cluster.live().map(|i| cluster.height(i)).max().unwrap();
-    cluster.wait_for(
-        "commits to continue without two nodes",
-        Duration::from_secs(30),
-        |c| c.live().all(|i| c.height(i) >= before + 3),
-    );
+    cluster
+        .wait_for(
+            "commits to continue without two nodes",
+            Duration::from_secs(30),
+            |c| c.live().all(|i| c.height(i) >= before + 3),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
     assert_eq!(
         cluster
@@ -227,9 +247,11 @@ fn two_of_seven_killed() {
             .0,
         202
     );
-    cluster.wait_for("the interval to clear", Duration::from_secs(60), |c| {
-        c.live().all(|i| c.interval(i, start).is_some())
-    });
+    cluster
+        .wait_for("the interval to clear", Duration::from_secs(60), |c| {
+            c.live().all(|i| c.interval(i, start).is_some())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         cluster.interval(4, start).unwrap()["outcome"]["volume_wh"],
         300
@@ -240,10 +262,12 @@ fn two_of_seven_killed() {
 /// them and the chain moves on with the engine's result.
 #[test]
 fn wrong_clearing_proposals_are_refused() {
-    let cluster = Cluster::start("e", 4, &[0]);
-    cluster.wait_for("first commits", Duration::from_secs(40), |c| {
-        (1..4).all(|i| c.height(i) >= 3)
-    });
+    let cluster = support::start("e", 4, &[0]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(40), |c| {
+            (1..4).all(|i| c.height(i) >= 3)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
     assert_eq!(
         cluster
@@ -263,11 +287,13 @@ fn wrong_clearing_proposals_are_refused() {
             .0,
         202
     );
-    cluster.wait_for(
-        "the interval to clear on honest nodes",
-        Duration::from_secs(90),
-        |c| (1..4).all(|i| c.interval(i, start).is_some()),
-    );
+    cluster
+        .wait_for(
+            "the interval to clear on honest nodes",
+            Duration::from_secs(90),
+            |c| (1..4).all(|i| c.interval(i, start).is_some()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     for i in 1..4 {
         let outcome = cluster.interval(i, start).unwrap()["outcome"].clone();
         assert_eq!(
@@ -287,7 +313,9 @@ fn wrong_clearing_proposals_are_refused() {
         .sum();
     assert!(refused > 0, "honest nodes saw the faulty proposals");
     let before = cluster.height(1);
-    cluster.wait_for("the chain to move on", Duration::from_secs(30), |c| {
-        c.height(1) >= before + 3
-    });
+    cluster
+        .wait_for("the chain to move on", Duration::from_secs(30), |c| {
+            c.height(1) >= before + 3
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -225,7 +225,6 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         to_proto,
         genesis,
         next_tick: None,
-        peers: 0,
     };
     let result = driver.run(events, api_rx, shutdown).await;
     let _ = stop_api.send(());
@@ -243,7 +242,6 @@ struct Driver {
     to_proto: BTreeMap<net::ValidatorIndex, ValidatorIndex>,
     genesis: Arc<Genesis>,
     next_tick: Option<u64>,
-    peers: usize,
 }
 
 impl Driver {
@@ -299,8 +297,10 @@ impl Driver {
                     let _ = self.replica.app_mut().submit(order, now_ms());
                 }
             }
-            net::Event::PeerConnected { .. } => self.peers += 1,
-            net::Event::PeerDisconnected { .. } => self.peers = self.peers.saturating_sub(1),
+            net::Event::PeerConnected { validator, .. } => info!(%validator, "peer connected"),
+            net::Event::PeerDisconnected { validator, .. } => {
+                info!(%validator, "peer disconnected")
+            }
             net::Event::Listening { address } => info!(%address, "p2p listening"),
         }
         Ok(())
@@ -341,7 +341,8 @@ impl Driver {
                     height: status.committed_height,
                     committed_hash: hex::encode(status.committed_hash.0),
                     view: status.view,
-                    peers: self.peers,
+                    peers: usize::try_from(self.net.stats().connected_validators)
+                        .unwrap_or(usize::MAX),
                     validators: self.genesis.validators.len(),
                     last_commit_ms: self.index.last_commit_ms(),
                     mempool: self.replica.app().mempool().len(),

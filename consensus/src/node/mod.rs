@@ -1,6 +1,6 @@
 //! `voltmesh node`: one neighborhood validator.
 //!
-//! The [`driver`] task owns the consensus [`Replica`](crate::protocol::Replica) with its
+//! The driver task owns the consensus [`Replica`](crate::protocol::Replica) with its
 //! [`LedgerApp`](crate::ledger::LedgerApp), the [`Store`](crate::store::Store) and the API's read
 //! [`Index`](crate::index::Index); it `select!`s over network events, API requests, the replica's
 //! timer and shutdown, and executes the replica's outputs in order: persist (durable before the

@@ -173,7 +173,7 @@ fn a_profile_that_jumps_in_time_is_rejected() {
 #[test]
 fn duplicate_load_ids_are_rejected() {
     let err = read(&write_grid("dup", "Load.csv", |t| {
-        t.clone() + "Load 1;LV Bus 1;H0-A;0.001;0.0;0.001;s;7\n"
+        format!("{t}Load 1;LV Bus 1;H0-A;0.001;0.0;0.001;s;7\n")
     }))
     .unwrap_err();
     assert!(

@@ -1,0 +1,396 @@
+//! A neighborhood of real `voltmesh node` processes on 127.0.0.1, for tests, benches and local
+//! experiments: keys, genesis and configs in a directory of its own, a minimal HTTP client for
+//! the node API, and the processes killed when the [`Cluster`] is dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+use voltmesh_consensus::ledger::{OrderTicket, SignedOrder};
+use voltmesh_engine::{Price, Side};
+
+/// The test neighborhood's name.
+pub const NEIGHBORHOOD: &str = "testnet";
+/// Interval length of test markets: short, so that intervals clear quickly.
+pub const INTERVAL_SECS: i64 = 20;
+/// Gate-closure lead of test markets.
+pub const LEAD_SECS: i64 = 5;
+/// Households `h1..=h6` are in genesis, with keys from [`household_key`].
+pub const HOUSEHOLDS: u8 = 6;
+
+/// Why a cluster could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// `voltmesh keygen` failed or printed something unexpected.
+    #[error("keygen: {0}")]
+    Keygen(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let what = what.into();
+    move |source| ClusterError::Io { what, source }
+}
+
+fn free_port() -> Result<u16, ClusterError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("bind a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io("read a free port"))?
+        .port())
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A household's signing key (deterministic from its number).
+pub fn household_key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+/// One node of the cluster.
+#[derive(Debug)]
+pub struct Node {
+    /// Its directory (key, config, data, log).
+    pub dir: PathBuf,
+    /// Its API address.
+    pub api: String,
+    /// Its libp2p port.
+    pub p2p_port: u16,
+    /// Whether it proposes wrong clearings.
+    pub faulty: bool,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// Node processes of one neighborhood.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The `voltmesh` binary.
+    pub bin: PathBuf,
+    /// The cluster's directory (genesis and one folder per node).
+    pub root: PathBuf,
+    /// The nodes, by position in genesis.
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Writes keys, genesis and configs for `n` validators under `root` (emptied first) and
+    /// starts them all; the nodes in `faulty` propose wrong clearings.
+    ///
+    /// # Errors
+    /// [`ClusterError`] if a file or process cannot be made.
+    pub fn start(
+        bin: &Path,
+        root: &Path,
+        n: usize,
+        faulty: &[usize],
+    ) -> Result<Cluster, ClusterError> {
+        Self::start_paced(bin, root, n, faulty, 300)
+    }
+
+    /// As [`Cluster::start`], with the nodes' minimum block interval.
+    ///
+    /// # Errors
+    /// [`ClusterError`] if a file or process cannot be made.
+    pub fn start_paced(
+        bin: &Path,
+        root: &Path,
+        n: usize,
+        faulty: &[usize],
+        block_interval_ms: u64,
+    ) -> Result<Cluster, ClusterError> {
+        let _ = std::fs::remove_dir_all(root);
+        std::fs::create_dir_all(root).map_err(io(format!("create {}", root.display())))?;
+        let mut validators = Vec::new();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let dir = root.join(format!("node{i}"));
+            std::fs::create_dir_all(&dir).map_err(io("create a node directory"))?;
+            let out = Command::new(bin)
+                .args(["keygen", "--out"])
+                .arg(dir.join("node.key"))
+                .output()
+                .map_err(io("run voltmesh keygen"))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let public = text
+                .lines()
+                .find_map(|l| l.strip_prefix("public_key = \""))
+                .map(|k| k.trim_end_matches('"').to_owned())
+                .ok_or_else(|| {
+                    ClusterError::Keygen(String::from_utf8_lossy(&out.stderr).into_owned())
+                })?;
+            let p2p_port = free_port()?;
+            validators.push(
+                json!({"public_key": public, "address": format!("/ip4/127.0.0.1/tcp/{p2p_port}")}),
+            );
+            nodes.push(Node {
+                api: format!("127.0.0.1:{}", free_port()?),
+                dir,
+                p2p_port,
+                faulty: faulty.contains(&i),
+                child: None,
+            });
+        }
+        let participants: serde_json::Map<String, Value> = (1..=HOUSEHOLDS)
+            .map(|h| {
+                (
+                    format!("h{h}"),
+                    json!([hex::encode(household_key(h).verifying_key().to_bytes())]),
+                )
+            })
+            .collect();
+        let genesis = json!({
+            "neighborhood": NEIGHBORHOOD,
+            "genesis_time": "2026-01-01T00:00:00Z",
+            "market": {
+                "mechanism": {"kind": "uniform", "k": "0.5"},
+                "rules": {"tariffs": {"feed_in": "0.080000", "retail": "0.320000"}, "max_order_wh": 1_000_000},
+                "network_fee": "0.010000",
+                "interval": {"length_secs": INTERVAL_SECS, "gate_closure_lead_secs": LEAD_SECS}
+            },
+            "validators": validators,
+            "participants": participants,
+        });
+        std::fs::write(
+            root.join("genesis.json"),
+            serde_json::to_vec_pretty(&genesis).unwrap_or_default(),
+        )
+        .map_err(io("write genesis.json"))?;
+        for node in &nodes {
+            let config = format!(
+                "genesis = \"../genesis.json\"\nkey_file = \"node.key\"\ndata_dir = \"data\"\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\napi = \"{}\"\nblock_interval_ms = {block_interval_ms}\n[testing]\npropose_wrong_clearing = {}\n",
+                node.p2p_port, node.api, node.faulty
+            );
+            std::fs::write(node.dir.join("node.toml"), config).map_err(io("write node.toml"))?;
+        }
+        let mut cluster = Cluster {
+            bin: bin.to_owned(),
+            root: root.to_owned(),
+            nodes,
+        };
+        for i in 0..n {
+            cluster.start_node(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// (Re)starts node `i` from its directory.
+    ///
+    /// # Errors
+    /// [`ClusterError::Io`] if the process cannot start.
+    pub fn start_node(&mut self, i: usize) -> Result<(), ClusterError> {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join("node.log"))
+            .map_err(io("open node.log"))?;
+        let child = Command::new(&self.bin)
+            .args(["node", "--config"])
+            .arg(node.dir.join("node.toml"))
+            .env("RUST_LOG", "info,libp2p=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(io("start voltmesh node"))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills node `i` with SIGKILL: no clean shutdown.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Nodes whose process runs.
+    pub fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(|&i| self.nodes[i].child.is_some())
+    }
+
+    /// `GET /v1/status` of node `i`.
+    pub fn status(&self, i: usize) -> Option<Value> {
+        http(&self.nodes[i].api, "GET", "/v1/status", None)
+            .ok()
+            .map(|(_, v)| v)
+    }
+
+    /// Committed height of node `i` (0 if it does not answer).
+    pub fn height(&self, i: usize) -> u64 {
+        self.status(i)
+            .and_then(|s| s["height"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Orders node `i` has committed (0 if it does not answer).
+    pub fn orders_committed(&self, i: usize) -> u64 {
+        self.status(i)
+            .and_then(|s| s["orders_committed"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Polls `cond` every 20 ms until it holds or `timeout` passes.
+    ///
+    /// # Errors
+    /// A message with `what` and the tail of every node's log.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut cond: impl FnMut(&Cluster) -> bool,
+    ) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if cond(self) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut logs = String::new();
+        for node in &self.nodes {
+            let text = std::fs::read_to_string(node.dir.join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            logs += &format!(
+                "--- {}\n{}\n",
+                node.dir.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        Err(format!("timed out waiting for {what}\n{logs}"))
+    }
+
+    /// The hash of node `i`'s committed block at `height`.
+    pub fn block_hash(&self, i: usize, height: u64) -> Option<String> {
+        match http(
+            &self.nodes[i].api,
+            "GET",
+            &format!("/v1/blocks/{height}"),
+            None,
+        ) {
+            Ok((200, v)) => v["hash"].as_str().map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// `POST /v1/orders` to node `i`: the status and the JSON answer.
+    pub fn submit(&self, i: usize, order: &SignedOrder) -> (u16, Value) {
+        let body = serde_json::to_vec(order).unwrap_or_default();
+        http(&self.nodes[i].api, "POST", "/v1/orders", Some(body)).unwrap_or((0, Value::Null))
+    }
+
+    /// `GET /v1/intervals/{start}` of node `i`, once it has cleared.
+    pub fn interval(&self, i: usize, start: i64) -> Option<Value> {
+        match http(
+            &self.nodes[i].api,
+            "GET",
+            &format!("/v1/intervals/{start}"),
+            None,
+        ) {
+            Ok((200, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Node `i`'s data directory.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("data")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// The first interval whose gate is still open `margin` seconds from now.
+pub fn open_interval(margin: i64) -> i64 {
+    let t = now_secs() + margin + LEAD_SECS;
+    (t / INTERVAL_SECS + 1) * INTERVAL_SECS
+}
+
+/// An order of household `h<household>`, signed with its key.
+///
+/// # Panics
+/// If `price` is not a valid price (a programming error in the caller).
+pub fn order(
+    household: u8,
+    id: &str,
+    interval_start: i64,
+    side: Side,
+    wh: u64,
+    price: &str,
+    nonce: u64,
+) -> SignedOrder {
+    OrderTicket {
+        participant: format!("h{household}").into(),
+        interval_start,
+        id: id.into(),
+        side,
+        quantity_wh: wh,
+        limit_price: price.parse::<Price>().unwrap_or(Price::ZERO),
+        nonce,
+    }
+    .sign(NEIGHBORHOOD, &household_key(household))
+}
+
+/// A one-shot HTTP/1.1 request; returns the status and the JSON body (`null` if not JSON).
+///
+/// # Errors
+/// The I/O error if the node cannot be reached.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> std::io::Result<(u16, Value)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(&body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let json = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    Ok((status, json))
+}
