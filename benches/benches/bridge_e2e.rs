@@ -1,0 +1,386 @@
+//! End-to-end readings/s from Mosquitto through the bridge at QoS 1, side by side with a bare
+//! rumqttc subscriber on the same broker.
+//!
+//! Consumers:
+//! * `bare_rumqttc`: an `AsyncClient` polling its event loop, auto-acks, counting publishes;
+//! * `bridge`: [`bridge::run`] with manual acks, decoding, dedupe, register validation and the
+//!   hand-off of every accepted reading to a bounded queue before its ack.
+//!
+//! Modes, `BATCH` native-JSON readings (QoS 1) per iteration, each consumer on its own topic and
+//! persistent session:
+//! * `bridge_e2e_live`: the consumer is connected; the clock runs while a meter client publishes
+//!   the batch and until the consumer has it all (what a deployment sees; the issue's 25–40k/s);
+//! * `bridge_e2e_drain`: the batch was queued while the consumer was offline; the clock runs from
+//!   connect until it has drained it (the consumer's own ceiling).
+//!
+//! The bench starts its own `mosquitto` on a free loopback port and skips (with a message) when
+//! the binary is missing. At the end it prints the bridge's share of the bare rate per mode
+//! (target ≥ 90 % live).
+//!
+//! `cargo bench -p voltmesh-benches --bench bridge_e2e`
+
+use std::fmt::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ed25519_dalek::SigningKey;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, oneshot, watch};
+use voltmesh_meter_bridge::bridge::{self, Io};
+use voltmesh_meter_bridge::config::Config;
+use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
+use voltmesh_meter_bridge::order_sink::ChannelSink;
+
+/// Readings per iteration.
+const BATCH: u64 = 20_000;
+/// Meters the readings are spread over.
+const METERS: u64 = 100;
+/// Topics of the two consumers (separate, so neither's session queues the other's batches).
+const BARE_TOPIC: &str = "bench/bare";
+const BRIDGE_TOPIC: &str = "voltmesh/meters/bench";
+
+struct Broker {
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Broker {
+    fn start() -> Option<Broker> {
+        if Command::new("mosquitto")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        let dir = std::env::temp_dir().join(format!("voltmesh-bench-mqtt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let mut conf = String::new();
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false);
+        if root {
+            conf.push_str("user root\n");
+        }
+        let _ = writeln!(conf, "listener {port} 127.0.0.1");
+        conf.push_str("allow_anonymous true\nmax_queued_messages 0\n");
+        let path = dir.join("mosquitto.conf");
+        std::fs::write(&path, conf).ok()?;
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Broker { port, dir, child })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn options(port: u16, id: &str) -> MqttOptions {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(false)
+        .set_max_packet_size(256 * 1024, 256 * 1024);
+    o
+}
+
+/// The `n`-th reading overall: meter `m<n % METERS>`, one minute apart per meter.
+fn reading(n: u64) -> Vec<u8> {
+    let meter = n % METERS;
+    let step = n / METERS;
+    let ts = chrono::DateTime::from_timestamp(1_600_000_000 + 60 * step as i64, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ");
+    format!(
+        r#"{{"meter":"m{meter}","ts":"{ts}","import_wh":{},"export_wh":{},"power_w":300}}"#,
+        1_000 + 5 * step,
+        2_000 + 3 * step
+    )
+    .into_bytes()
+}
+
+/// Publishes readings `from..from + BATCH` at QoS 1 and waits for every PUBACK.
+async fn queue_batch(port: u16, topic: &'static str, from: u64) {
+    let mut o = options(port, "bench-meter");
+    o.set_clean_session(true).set_inflight(1000);
+    let (client, mut eventloop) = AsyncClient::new(o, 1000);
+    let publisher = tokio::spawn(async move {
+        for n in from..from + BATCH {
+            if client
+                .publish(topic, QoS::AtLeastOnce, false, reading(n))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut acked = 0;
+    while acked < BATCH {
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = eventloop.poll().await {
+            acked += 1;
+        }
+    }
+    let _ = publisher.await;
+}
+
+/// A bare subscriber: connects its persistent session and counts `BATCH` publishes. With `live`
+/// (readings `from..`), the clock starts once connected and the batch is published meanwhile;
+/// otherwise the batch was queued before and the clock starts at connect.
+async fn bare_consume(port: u16, live: Option<u64>) -> Duration {
+    let mut start = Instant::now();
+    let (client, mut eventloop) = AsyncClient::new(options(port, "bench-bare"), 1000);
+    let mut publisher = None;
+    if let Some(from) = live {
+        loop {
+            if let Ok(Event::Incoming(Packet::ConnAck(_))) = eventloop.poll().await {
+                break;
+            }
+        }
+        start = Instant::now();
+        publisher = Some(tokio::spawn(queue_batch(port, BARE_TOPIC, from)));
+    }
+    let mut got = 0;
+    while got < BATCH {
+        if let Ok(Event::Incoming(Packet::Publish(_))) = eventloop.poll().await {
+            got += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    if let Some(p) = publisher {
+        let _ = p.await;
+    }
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while eventloop.poll().await.is_ok() {}
+    })
+    .await;
+    elapsed
+}
+
+fn bridge_config(port: u16) -> Config {
+    let mut households = String::new();
+    for m in 0..METERS {
+        let _ = write!(
+            households,
+            "[[household]]\nparticipant = \"p{m}\"\nmeters = [\"m{m}\"]\nbuy_limit = \"0.3\"\nsell_limit = \"0.1\"\n"
+        );
+    }
+    let text = format!(
+        "[broker]\nport = {port}\nclient_id = \"bench-bridge\"\nkeep_alive_secs = 30\n\
+         [[subscription]]\nfilter = \"voltmesh/meters/+\"\nformat = \"native\"\n\
+         [ingest]\ndedupe_window = 1024\n{households}"
+    );
+    match Config::from_toml(&text) {
+        Ok(c) => c,
+        Err(e) => panic!("bench config: {e}"),
+    }
+}
+
+/// Runs the bridge until it has handed on `BATCH` readings; returns the time from start (or, with
+/// `live`, from being connected while readings `from..` are published meanwhile).
+async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>) -> Duration {
+    let ingest_view = ingest.clone();
+    let port = config.broker.port;
+    let mut start = Instant::now();
+    let (readings_tx, mut readings) = mpsc::channel(1024);
+    let (status, mut status_rx) = watch::channel(LinkStatus::default());
+    let (_results_tx, results) = mpsc::channel(1);
+    let (sink, _orders) = ChannelSink::new(1);
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let io = Io {
+        orders: sink,
+        signing_key: SigningKey::from_bytes(&[1; 32]),
+        results,
+        readings: Some(readings_tx),
+        status,
+    };
+    let task = tokio::spawn(bridge::run(config, ingest, io, async {
+        let _ = stop_rx.await;
+    }));
+    let mut publisher = None;
+    if let Some(from) = live {
+        let _ = status_rx.wait_for(|s| s.connected && s.subscribed).await;
+        start = Instant::now();
+        publisher = Some(tokio::spawn(queue_batch(port, BRIDGE_TOPIC, from)));
+    }
+    let mut got = 0;
+    while got < BATCH {
+        match tokio::time::timeout(Duration::from_secs(60), readings.recv()).await {
+            Ok(Some(_)) => got += 1,
+            Ok(None) => break,
+            Err(_) => {
+                let counters = voltmesh_meter_bridge::mqtt::ingest::lock(&ingest_view)
+                    .counters()
+                    .clone();
+                panic!("bridge stalled after {got} readings: {counters:?}");
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    if let Some(p) = publisher {
+        let _ = p.await;
+    }
+    let _ = stop.send(());
+    drop(readings);
+    let _ = task.await;
+    elapsed
+}
+
+/// (messages, time) for live bare, live bridge, drain bare, drain bridge.
+static TOTALS: Mutex<[(u64, Duration); 4]> = Mutex::new([(0, Duration::ZERO); 4]);
+
+fn record(which: usize, n: u64, d: Duration) {
+    if let Ok(mut t) = TOTALS.lock() {
+        t[which].0 += n;
+        t[which].1 += d;
+    }
+}
+
+fn e2e(c: &mut Criterion) {
+    let Some(broker) = Broker::start() else {
+        eprintln!("bridge_e2e: skipped, `mosquitto` is not installed (apt-get install mosquitto)");
+        return;
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("runtime: {e}"),
+    };
+    let port = broker.port;
+    let config = bridge_config(port);
+    let ingest = bridge::new_ingest(&config);
+    let next = AtomicU64::new(0);
+    // Create both persistent sessions (subscribed) before queueing for them.
+    rt.block_on(async {
+        let (client, mut eventloop) = AsyncClient::new(options(port, "bench-bare"), 10);
+        let _ = client.subscribe(BARE_TOPIC, QoS::AtLeastOnce).await;
+        loop {
+            if let Ok(Event::Incoming(Packet::SubAck(_))) = eventloop.poll().await {
+                break;
+            }
+        }
+        let _ = client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while eventloop.poll().await.is_ok() {}
+        })
+        .await;
+    });
+    subscribe_bridge(&rt, &config, &ingest);
+
+    for (mode, live) in [("live", true), ("drain", false)] {
+        let mut group = c.benchmark_group(format!("bridge_e2e_{mode}"));
+        group
+            .throughput(Throughput::Elements(BATCH))
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(15));
+        let slot = if live { 0 } else { 2 };
+        group.bench_function("bare_rumqttc", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let from = next.fetch_add(BATCH, Ordering::Relaxed);
+                    let d = if live {
+                        rt.block_on(bare_consume(port, Some(from)))
+                    } else {
+                        rt.block_on(queue_batch(port, BARE_TOPIC, from));
+                        rt.block_on(bare_consume(port, None))
+                    };
+                    record(slot, BATCH, d);
+                    total += d;
+                }
+                total
+            });
+        });
+        group.bench_function("bridge", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let from = next.fetch_add(BATCH, Ordering::Relaxed);
+                    let d = if live {
+                        rt.block_on(bridge_consume(config.clone(), ingest.clone(), Some(from)))
+                    } else {
+                        rt.block_on(queue_batch(port, BRIDGE_TOPIC, from));
+                        rt.block_on(bridge_consume(config.clone(), ingest.clone(), None))
+                    };
+                    record(slot + 1, BATCH, d);
+                    total += d;
+                }
+                total
+            });
+        });
+        group.finish();
+    }
+    if let Ok(t) = TOTALS.lock() {
+        let rate = |(n, d): (u64, Duration)| n as f64 / d.as_secs_f64().max(1e-9);
+        for (mode, i) in [("live", 0), ("drain", 2)] {
+            let (bare, bridge) = (rate(t[i]), rate(t[i + 1]));
+            eprintln!(
+                "bridge_e2e {mode}: bare rumqttc {bare:.0} msg/s, bridge {bridge:.0} readings/s = {:.1} % of bare",
+                100.0 * bridge / bare.max(1e-9)
+            );
+        }
+    }
+    drop(broker);
+}
+
+/// Runs the bridge once until it is subscribed, so its session exists before messages queue.
+fn subscribe_bridge(rt: &Runtime, config: &Config, ingest: &SharedIngest) {
+    rt.block_on(async {
+        let (status, mut status_rx) = watch::channel(LinkStatus::default());
+        let (_results_tx, results) = mpsc::channel(1);
+        let (sink, _orders) = ChannelSink::new(1);
+        let (stop, stop_rx) = oneshot::channel::<()>();
+        let io = Io {
+            orders: sink,
+            signing_key: SigningKey::from_bytes(&[1; 32]),
+            results,
+            readings: None,
+            status,
+        };
+        let task = tokio::spawn(bridge::run(config.clone(), ingest.clone(), io, async {
+            let _ = stop_rx.await;
+        }));
+        let _ = status_rx.wait_for(|s| s.subscribed).await;
+        let _ = stop.send(());
+        let _ = task.await;
+    });
+}
+
+criterion_group!(benches, e2e);
+criterion_main!(benches);
