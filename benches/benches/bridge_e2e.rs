@@ -349,6 +349,9 @@ fn e2e(c: &mut Criterion) {
     if let Ok(t) = TOTALS.lock() {
         let rate = |(n, d): (u64, Duration)| n as f64 / d.as_secs_f64().max(1e-9);
         for (mode, i) in [("live", 0), ("drain", 2)] {
+            if t[i].0 == 0 || t[i + 1].0 == 0 {
+                continue; // filtered out on the command line
+            }
             let (bare, bridge) = (rate(t[i]), rate(t[i + 1]));
             eprintln!(
                 "bridge_e2e {mode}: bare rumqttc {bare:.0} msg/s, bridge {bridge:.0} readings/s = {:.1} % of bare",
