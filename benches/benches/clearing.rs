@@ -1,8 +1,10 @@
 //! Uniform-price clearing of 1k to 1M orders beside a bare sort of the same prices (the floor:
 //! clearing must at least sort both sides). Target: clearing 1M orders within 3× of the sort.
 //!
-//! `uniform` stops at the matching (price, volume, pairs, leftovers, with orders named on
-//! demand); `uniform_outcome` also builds the owned result with every id, as `voltmesh clear` and
+//! `sort_prices_only` sorts prices already copied out of the orders (setup, not timed);
+//! `extract_and_sort_prices` also reads them out of the order slice.
+//! `uniform` and `pay_as_bid` stop at the matching (price, volume, pairs, leftovers, with
+//! orders named on demand); `uniform_outcome` also builds the owned result with every id, as `voltmesh clear` and
 //! the ledger need it.
 //!
 //! `cargo bench -p voltmesh-benches --bench clearing`
@@ -38,6 +40,19 @@ fn clearing(c: &mut Criterion) {
                 );
             },
         );
+        // The floor including reading each order's price out of the order slice.
+        group.bench_with_input(
+            BenchmarkId::new("extract_and_sort_prices", n),
+            &orders,
+            |b, orders| {
+                b.iter(|| {
+                    let mut prices: Vec<i64> =
+                        orders.iter().map(|o| o.limit_price.micros()).collect();
+                    prices.sort_unstable();
+                    black_box(prices)
+                });
+            },
+        );
         // Price, volume and who trades with whom (trades named lazily).
         group.bench_with_input(BenchmarkId::new("uniform", n), &orders, |b, orders| {
             b.iter(|| black_box(uniform::match_orders(black_box(orders), K::HALF)));
@@ -52,7 +67,7 @@ fn clearing(c: &mut Criterion) {
         );
         group.bench_with_input(BenchmarkId::new("pay_as_bid", n), &orders, |b, orders| {
             b.iter(|| {
-                black_box(pay_as_bid::clear(
+                black_box(pay_as_bid::match_orders(
                     black_box(orders),
                     PayAsBidPricing::Midpoint,
                 ))
