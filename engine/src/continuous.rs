@@ -1,7 +1,7 @@
 //! Continuous double auction: a price-time priority limit order book that matches on arrival.
 //!
 //! # Ordering invariant
-//! Each side is a `BTreeMap` from price to a [`Level`]; a level is a FIFO queue of resting orders in
+//! Each side is a `BTreeMap` from price to a `Level`; a level is a FIFO queue of resting orders in
 //! arrival order. An incoming order trades with the best opposite level first and, within a level,
 //! with the earliest arrival, at the resting order's price, while prices cross. Whatever is left
 //! rests. After every command the book is uncrossed: best bid < best ask
