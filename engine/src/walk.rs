@@ -88,6 +88,9 @@ pub(crate) fn sort_sides(orders: &[Order]) -> Sides {
 const DIGIT_BITS: u32 = 11;
 const DIGITS: usize = u64::BITS.div_ceil(DIGIT_BITS) as usize;
 const BUCKETS: usize = 1 << DIGIT_BITS;
+/// Digits counted while collecting keys: prices within ±4,294 units of each other (33 bits of
+/// micro-units) need no more. Higher digits that vary are counted in a pass of their own.
+const EAGER_DIGITS: usize = 3;
 
 /// Keys of one side with the digit histograms of a least-significant-digit radix sort on
 /// `price_rank`, counted while the keys are collected so that sorting only scatters.
@@ -102,7 +105,7 @@ impl Radix {
     fn with_capacity(n: usize) -> Self {
         Radix {
             keys: Vec::with_capacity(n),
-            counts: vec![[0; BUCKETS]; DIGITS],
+            counts: vec![[0; BUCKETS]; EAGER_DIGITS],
             varying: 0,
         }
     }
@@ -128,11 +131,23 @@ impl Radix {
             return keys;
         };
         let mut buffer = vec![filler; keys.len()];
-        for (digit, count) in counts.iter().enumerate() {
+        for digit in 0..DIGITS {
             let mask = ((BUCKETS - 1) as u64) << (digit as u32 * DIGIT_BITS);
             if varying & mask == 0 {
                 continue;
             }
+            let late;
+            let count = match counts.get(digit) {
+                Some(count) => count,
+                None => {
+                    let mut c = [0usize; BUCKETS];
+                    for k in &keys {
+                        c[digit_of(k.price_rank, digit)] += 1;
+                    }
+                    late = c;
+                    &late
+                }
+            };
             let mut offsets = [0usize; BUCKETS];
             let mut total = 0;
             for (offset, &c) in offsets.iter_mut().zip(count.iter()) {
@@ -235,5 +250,67 @@ pub(crate) fn walk(sides: &Sides) -> Walk {
         next_ask: j,
         bid_left,
         ask_left,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Price;
+
+    /// Prices far apart make digits above the eagerly counted ones vary: the radix path must
+    /// still agree with a comparison sort.
+    #[test]
+    fn radix_handles_prices_across_the_whole_range() {
+        let micros = [
+            Price::MAX.micros(),
+            Price::MIN.micros(),
+            0,
+            12_345_678_901,
+            -999_999_500_000,
+            1,
+            -1,
+            Price::MAX.micros(),
+            77,
+        ];
+        let orders: Vec<Order> = micros
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &m)| {
+                [Side::Buy, Side::Sell].map(|side| Order {
+                    id: format!("{side}{i}").into(),
+                    participant: "p".into(),
+                    side,
+                    quantity_wh: 1,
+                    limit_price: Price::from_micros(m).unwrap(),
+                    seq: 0,
+                })
+            })
+            .enumerate()
+            .map(|(seq, mut o)| {
+                o.seq = seq as u64;
+                o
+            })
+            .collect();
+        let sides = sort_sides(&orders);
+        let prices = |keys: &[Key]| -> Vec<(i64, u64)> {
+            keys.iter()
+                .map(|k| (orders[k.idx()].limit_price.micros(), orders[k.idx()].seq))
+                .collect()
+        };
+        let mut want_bids: Vec<(i64, u64)> = orders
+            .iter()
+            .filter(|o| o.side == Side::Buy)
+            .map(|o| (o.limit_price.micros(), o.seq))
+            .collect();
+        want_bids.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut want_asks: Vec<(i64, u64)> = orders
+            .iter()
+            .filter(|o| o.side == Side::Sell)
+            .map(|o| (o.limit_price.micros(), o.seq))
+            .collect();
+        want_asks.sort();
+        assert_eq!(prices(&sides.bids), want_bids);
+        assert_eq!(prices(&sides.asks), want_asks);
     }
 }
