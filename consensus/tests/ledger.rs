@@ -286,3 +286,18 @@ fn resubmitting_a_pending_order_is_a_replay() {
         Err(OrderRejection::ReplayedNonce { .. })
     ));
 }
+
+#[test]
+fn a_participants_orders_are_proposed_in_nonce_order() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut app = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    // Gossip delivered nonce 2 before nonce 1.
+    app.submit(order(1, "h1", "late", Side::Sell, 100, "0.10", 2), at(30))
+        .unwrap();
+    app.submit(order(1, "h1", "early", Side::Sell, 100, "0.10", 1), at(30))
+        .unwrap();
+    let body = BlockBody::decode(&app.propose(&genesis_block, at(60))).unwrap();
+    let nonces: Vec<u64> = body.orders.iter().map(|o| o.ticket.nonce).collect();
+    assert_eq!(nonces, [1, 2], "both orders make it, lowest nonce first");
+}

@@ -128,9 +128,14 @@ impl LedgerApp {
             return BlockBody::default();
         };
         let mut state = (*state).clone();
+        // Offer each participant's orders in nonce order even if gossip delivered them out of
+        // order (a higher nonce first would make the lower one a replay). The sort is stable, so
+        // equal nonces keep arrival order.
+        let mut candidates: Vec<&SignedOrder> = self.mempool.iter().collect();
+        candidates.sort_by_key(|o| o.ticket.nonce);
         state.build(
             &self.genesis,
-            self.mempool.iter(),
+            candidates,
             block_time_ms,
             MAX_ORDERS_PER_BLOCK,
         )
