@@ -91,9 +91,7 @@ impl LedgerApp {
             Err(MempoolError::Duplicate) => {
                 Err(OrderRejection::ReplayedNonce { nonce, last: nonce })
             }
-            Err(MempoolError::Full) => Err(OrderRejection::Market(
-                voltmesh_engine::RejectReason::Closed,
-            )),
+            Err(MempoolError::Full) => Err(OrderRejection::MempoolFull),
         }
     }
 

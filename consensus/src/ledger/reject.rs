@@ -33,6 +33,9 @@ pub enum OrderRejection {
     /// The interval's gate has closed.
     #[error("interval {0} is closed (gate closure passed)")]
     ClosedInterval(i64),
+    /// The node holds as many pending orders as it may; retry later.
+    #[error("the node's mempool is full; retry later")]
+    MempoolFull,
     /// The engine's rules refused it (price outside the tariffs, quantity, duplicate id).
     #[error("{0}")]
     Market(#[from] RejectReason),
@@ -48,6 +51,7 @@ impl OrderRejection {
             OrderRejection::ReplayedNonce { .. } => "replayed_nonce",
             OrderRejection::WrongInterval(_) => "wrong_interval",
             OrderRejection::ClosedInterval(_) => "closed_interval",
+            OrderRejection::MempoolFull => "mempool_full",
             OrderRejection::Market(
                 RejectReason::BelowFeedIn { .. } | RejectReason::AboveRetail { .. },
             ) => "price_outside_tariffs",
