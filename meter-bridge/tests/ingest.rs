@@ -9,31 +9,7 @@ use voltmesh_engine::IntervalSpec;
 use voltmesh_meter_bridge::registry::{Registry, RegistryConfig};
 use voltmesh_meter_bridge::{ErrorKind, Format, Ingest, IngestConfig, Outcome};
 
-const REGISTRY: &str = r#"
-[[household]]
-participant = "kaifa"
-meters = ["3960221976967177082151037881335713"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-
-[[household]]
-participant = "tasmota"
-meters = ["haus-1"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-
-[[household]]
-participant = "shelly"
-meters = ["shellypro3em-1234567890ab"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-
-[[household]]
-participant = "native"
-meters = ["hh-042"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-"#;
+const REGISTRY: &str = include_str!("fixtures/households.toml");
 
 fn ingest() -> Ingest {
     let registry =

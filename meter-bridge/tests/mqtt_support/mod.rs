@@ -270,31 +270,7 @@ pub fn mosquitto_pub(port: u16, args: &[&str]) {
 }
 
 /// The households the tests register (meters taken from the fixtures).
-pub const HOUSEHOLDS: &str = r#"
-[[household]]
-participant = "kaifa"
-meters = ["3960221976967177082151037881335713"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-
-[[household]]
-participant = "tasmota"
-meters = ["haus-1"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-
-[[household]]
-participant = "shelly"
-meters = ["shellypro3em-1234567890ab"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-
-[[household]]
-participant = "native"
-meters = ["hh-042"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-"#;
+pub const HOUSEHOLDS: &str = include_str!("../fixtures/households.toml");
 
 /// A bridge config for a broker on `port`: default subscriptions, fast reconnects, `extra` TOML
 /// inserted in the `[broker]` table.
