@@ -106,9 +106,4 @@ impl Index {
     pub fn orders_committed(&self) -> u64 {
         self.orders_committed
     }
-
-    /// Number of cleared intervals.
-    pub fn cleared_intervals(&self) -> usize {
-        self.clearings.len()
-    }
 }

@@ -84,11 +84,6 @@ impl CallAuction {
         self.index.contains_key(id)
     }
 
-    /// The market rules the book admits by.
-    pub fn rules(&self) -> MarketRules {
-        self.rules
-    }
-
     /// The live orders, in no particular order.
     pub fn orders(&self) -> &[Order] {
         &self.orders

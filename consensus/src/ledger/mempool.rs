@@ -60,11 +60,6 @@ impl Mempool {
         Ok(())
     }
 
-    /// Whether an order with this participant and nonce is pending.
-    pub fn contains(&self, participant: &ParticipantId, nonce: u64) -> bool {
-        self.keys.contains_key(&(participant.clone(), nonce))
-    }
-
     /// Pending orders, first come first.
     pub fn iter(&self) -> impl Iterator<Item = &SignedOrder> {
         self.by_arrival.values()

@@ -45,11 +45,6 @@ impl LedgerState {
         self.nonces.get(participant).copied()
     }
 
-    /// Block time of the last executed block, ms since the epoch.
-    pub fn last_block_ms(&self) -> u64 {
-        self.last_block_ms
-    }
-
     /// Intervals with open books, oldest first, with their order counts.
     pub fn open_intervals(&self) -> impl Iterator<Item = (i64, usize)> + '_ {
         self.books.iter().map(|(&start, book)| (start, book.len()))
