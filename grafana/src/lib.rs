@@ -10,12 +10,16 @@
 //! Dashboards (`grafana/dashboards/`), provisioning (`grafana/provisioning/`) and a deployment
 //! (`grafana/deploy/`) live next to this crate and are checked by its tests.
 
+#[cfg(feature = "clap")]
+pub mod cli;
 pub mod config;
 pub mod schema;
 pub mod stats;
 pub mod tag;
 pub mod writer;
 
+#[cfg(feature = "clap")]
+pub use cli::InfluxArgs;
 pub use config::{ConfigError, MetricsConfig};
 pub use schema::{
     measurement, Balance, BridgeDecodeError, BridgeHealth, Clearing, ConsensusHealth,
