@@ -6,8 +6,10 @@
 //! * the results task: [`ResultMessage`]s from the node → household topics
 //!   ([`crate::mqtt::results`]);
 //! * the order planner: before every interval's gate closure, plans each household's order from
-//!   the shared [`Ingest`], signs the batch and submits it to the [`OrderSink`], retrying with
-//!   backoff until gate closure (a node that is down delays orders, never crashes the bridge).
+//!   the shared [`Ingest`], signs each one for the node ([`crate::order_sink::sign_orders`]) and
+//!   submits them to the [`OrderSink`] one by one; orders the node could not take yet (down,
+//!   busy, timeout) are retried with backoff until gate closure, refused ones are logged and
+//!   dropped (a node that is down delays orders, never crashes the bridge).
 //!
 //! # Shutdown
 //! When `shutdown` completes, [`run`] broadcasts the signal, then waits until every task has
@@ -23,6 +25,8 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, QoS, SubscribeFilter};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
+use voltmesh_consensus::ledger::SignedOrder;
+use voltmesh_engine::Interval;
 
 use crate::config::Config;
 use crate::ingest::Ingest;
@@ -33,7 +37,7 @@ use crate::mqtt::ingest::{
 use crate::mqtt::options::{mqtt_options, OptionsError};
 use crate::mqtt::publisher::{run_publisher_loop, Publisher};
 use crate::mqtt::results::ResultMessage;
-use crate::order_sink::{OrderBatch, OrderSink, SignedOrderBatch};
+use crate::order_sink::{sign_orders, OrderSink};
 use crate::reading::Reading;
 use crate::shutdown::Shutdown;
 
@@ -57,7 +61,7 @@ pub fn new_ingest(config: &Config) -> SharedIngest {
 /// Everything [`run`] talks to besides the broker.
 #[derive(Debug)]
 pub struct Io<S> {
-    /// Where signed order batches go.
+    /// Where signed orders go ([`crate::node_client::HttpNode`] in production).
     pub orders: S,
     /// The bridge key named in genesis.
     pub signing_key: SigningKey,
@@ -232,42 +236,13 @@ async fn run_planner<S: OrderSink>(
             () = tokio::time::sleep(until(closure - lead)) => {}
         }
         let orders = lock(&ingest).plan_orders(target, wall_clock());
-        if !orders.is_empty() {
-            let count = orders.len();
-            let batch = SignedOrderBatch::sign(
-                OrderBatch {
-                    interval_start: target.start(),
-                    orders,
-                },
-                &key,
-            );
-            let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-            loop {
-                let submitted = tokio::select! {
-                    biased;
-                    () = shutdown.recv() => return,
-                    () = tokio::time::sleep(until(closure)) => {
-                        warn!(interval = %target.start(), count, "gate closed before the node took the orders");
-                        break;
-                    }
-                    r = sink.submit(batch.clone()) => r,
-                };
-                match submitted {
-                    Ok(()) => {
-                        info!(interval = %target.start(), count, "orders submitted");
-                        break;
-                    }
-                    Err(e) => {
-                        let delay = backoff.next_delay();
-                        warn!(cause = %e, delay_ms = delay.as_millis() as u64, "order submission failed; retrying");
-                        tokio::select! {
-                            biased;
-                            () = shutdown.recv() => return,
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                    }
-                }
-            }
+        let signed = sign_orders(&orders, target, &config.node.neighborhood, &key);
+        if !signed.is_empty()
+            && submit_until_closure(&sink, signed, target, closure, &mut shutdown)
+                .await
+                .is_none()
+        {
+            return;
         }
         // Move on to the next interval.
         tokio::select! {
@@ -275,6 +250,76 @@ async fn run_planner<S: OrderSink>(
             () = shutdown.recv() => return,
             () = tokio::time::sleep(until(closure) + Duration::from_millis(1)) => {}
         }
+    }
+}
+
+/// What became of one interval's orders.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Delivery {
+    /// Taken by the node (new or already there).
+    taken: usize,
+    /// Refused for good.
+    refused: usize,
+    /// Still not taken at gate closure.
+    expired: usize,
+}
+
+/// Submits `pending` one by one; retries the retryable failures with backoff until all are taken
+/// or refused, or until `closure`. `None` if shutdown came first.
+async fn submit_until_closure<S: OrderSink>(
+    sink: &S,
+    mut pending: Vec<SignedOrder>,
+    target: Interval,
+    closure: DateTime<Utc>,
+    shutdown: &mut Shutdown,
+) -> Option<Delivery> {
+    let mut delivery = Delivery::default();
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let interval = target.start_unix();
+    loop {
+        let mut retry = Vec::new();
+        for order in pending {
+            let submitted = tokio::select! {
+                biased;
+                () = shutdown.recv() => return None,
+                r = sink.submit(&order) => r,
+            };
+            match submitted {
+                Ok(_) => delivery.taken += 1,
+                Err(e) if e.is_retryable() => retry.push(order),
+                Err(e) => {
+                    delivery.refused += 1;
+                    warn!(interval, participant = %order.ticket.participant, cause = %e, "order not submitted");
+                }
+            }
+        }
+        if retry.is_empty() {
+            info!(
+                interval,
+                taken = delivery.taken,
+                refused = delivery.refused,
+                "orders submitted"
+            );
+            return Some(delivery);
+        }
+        let delay = backoff.next_delay();
+        warn!(
+            interval,
+            waiting = retry.len(),
+            delay_ms = delay.as_millis() as u64,
+            "node unavailable; retrying"
+        );
+        tokio::select! {
+            biased;
+            () = shutdown.recv() => return None,
+            () = tokio::time::sleep(until(closure)) => {
+                delivery.expired = retry.len();
+                warn!(interval, taken = delivery.taken, expired = delivery.expired, "gate closed before the node took every order");
+                return Some(delivery);
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
+        pending = retry;
     }
 }
 

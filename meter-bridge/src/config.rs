@@ -87,8 +87,11 @@ pub enum ConfigError {
     #[error("queues.{0} must be at least 1")]
     ZeroQueue(&'static str),
     /// A node URL that is not `http://` or `https://`.
-    #[error("node.urls: {0:?} must start with http:// or https://")]
+    #[error("node.api_url: {0:?} must start with http:// or https://")]
     BadNodeUrl(String),
+    /// No neighborhood name.
+    #[error("node.neighborhood must not be empty")]
+    EmptyNeighborhood,
     /// The household registry breaks an invariant.
     #[error("households: {0}")]
     Registry(#[from] RegistryError),
@@ -198,7 +201,7 @@ pub struct Queues {
     pub readings: usize,
     /// Dead letters and results waiting for the publishing connection.
     pub publish: usize,
-    /// Signed order batches waiting for the node.
+    /// Signed orders waiting for the node.
     pub orders: usize,
 }
 
@@ -213,18 +216,29 @@ impl Default for Queues {
     }
 }
 
-/// `[node]`.
+/// `[node]`: which node the bridge submits orders to and how it signs them.
+///
+/// # Invariants (after validation)
+/// `api_url` starts with `http://` or `https://`; `neighborhood` is not empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
-    /// Node API base URLs, tried in order.
-    pub urls: Vec<String>,
+    /// Base URL of the node's HTTP API (its `api` setting), e.g. `http://127.0.0.1:7600`.
+    pub api_url: String,
+    /// The neighborhood's name as in genesis: signatures are bound to it.
+    pub neighborhood: String,
+    /// The bridge's ed25519 key, in the format `voltmesh keygen` writes (64 hex characters). Its
+    /// public key must be listed in genesis for every participant the bridge serves. A relative
+    /// path is relative to the config file's directory.
+    pub key_file: PathBuf,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
-            urls: vec!["http://127.0.0.1:7600".to_owned()],
+            api_url: "http://127.0.0.1:7600".to_owned(),
+            neighborhood: "voltmesh".to_owned(),
+            key_file: PathBuf::from("bridge.key"),
         }
     }
 }
@@ -370,13 +384,15 @@ impl RawConfig {
                 return Err(ConfigError::ZeroQueue(name));
             }
         }
-        if let Some(url) = self
-            .node
-            .urls
-            .iter()
-            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
+        let url = &self.node.api_url;
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
             return Err(ConfigError::BadNodeUrl(url.clone()));
+        }
+        if self.node.neighborhood.is_empty() {
+            return Err(ConfigError::EmptyNeighborhood);
         }
         let registry = Registry::from_config(RegistryConfig {
             households: self.households,
@@ -519,8 +535,16 @@ mod tests {
             Err(ConfigError::ZeroQueue("readings"))
         ));
         assert!(matches!(
-            with("[node]\nurls = [\"ftp://x\"]"),
+            with("[node]\napi_url = \"ftp://x\""),
             Err(ConfigError::BadNodeUrl(_))
+        ));
+        assert!(matches!(
+            with("[node]\napi_url = \"http://\""),
+            Err(ConfigError::BadNodeUrl(_))
+        ));
+        assert!(matches!(
+            with("[node]\nneighborhood = \"\""),
+            Err(ConfigError::EmptyNeighborhood)
         ));
         let dup = "[[household]]\nparticipant = \"a\"\nmeters = [\"m1\"]\nbuy_limit = \"0.3\"\nsell_limit = \"0.1\"\n";
         assert!(matches!(

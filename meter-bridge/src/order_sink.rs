@@ -1,137 +1,215 @@
-//! Where the bridge's signed order batches go: the [`OrderSink`] seam.
+//! Where the bridge's signed orders go: the [`OrderSink`] seam, and how planned orders become
+//! the node's [`SignedOrder`]s.
 //!
-//! The node's HTTP API is not there yet; [`ChannelSink`] hands batches to a bounded channel (the
-//! demo and tests read it), and an HTTP sink will implement the same trait. Batches are signed
-//! with the bridge's ed25519 key over [`SignedOrderBatch::signing_bytes`], so a node can check
-//! them against the bridge key named in genesis. Resubmitting a batch is idempotent: order ids
-//! are deterministic per household, interval and side ([`crate::orders::order_id`]).
+//! Each planned [`Order`] becomes one [`OrderTicket`] ([`ticket`]) signed with the bridge key for
+//! the neighborhood in genesis ([`sign_orders`]); the node checks it against the keys genesis lists
+//! for the participant. [`crate::node_client::HttpNode`] posts them to a node's API;
+//! [`ChannelSink`] hands them to a bounded channel (tests and benches read it).
+//!
+//! # Nonce rule
+//! A ticket's nonce is its interval's start in Unix seconds. The bridge plans at most one order per
+//! household and interval, so nonces are strictly increasing across intervals (as the node
+//! requires per participant), and rebuilding or resubmitting the same interval's order gives the
+//! same nonce and the same order id: the node answers `replayed_nonce` or `duplicate_id`, which
+//! the bridge takes as "already there". A household that also signs its own orders must use
+//! nonces above the interval starts of the intervals it leaves to the bridge.
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
-use voltmesh_engine::Order;
+use voltmesh_consensus::ledger::{IntervalClearing, OrderTicket, SignedOrder};
+use voltmesh_engine::{Interval, Order};
 
-/// Domain separator of the signed bytes.
-pub const SIGNING_CONTEXT: &[u8] = b"voltmesh/order-batch/v1\0";
-
-/// One interval's orders from this bridge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderBatch {
-    /// The interval the orders are for.
-    pub interval_start: DateTime<Utc>,
-    /// The orders, ordered by participant.
-    pub orders: Vec<Order>,
+/// The node's ticket for `order` in `interval` (module nonce rule), or `None` if the interval
+/// starts before 1970 (no nonce can be derived).
+pub fn ticket(order: &Order, interval: Interval) -> Option<OrderTicket> {
+    let start = interval.start_unix();
+    let nonce = u64::try_from(start).ok()?;
+    Some(OrderTicket {
+        participant: order.participant.clone(),
+        interval_start: start,
+        id: order.id.clone(),
+        side: order.side,
+        quantity_wh: order.quantity_wh,
+        limit_price: order.limit_price,
+        nonce,
+    })
 }
 
-/// An [`OrderBatch`] signed by the bridge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedOrderBatch {
-    /// The batch.
-    pub batch: OrderBatch,
-    /// The bridge's ed25519 public key.
-    pub signer: [u8; 32],
-    /// ed25519 signature over [`SignedOrderBatch::signing_bytes`] (64 bytes).
-    pub signature: Vec<u8>,
+/// Signs every order of `interval` with `key` for `neighborhood`, in the given order. Orders for
+/// which [`ticket`] gives `None` are left out.
+pub fn sign_orders(
+    orders: &[Order],
+    interval: Interval,
+    neighborhood: &str,
+    key: &SigningKey,
+) -> Vec<SignedOrder> {
+    orders
+        .iter()
+        .filter_map(|o| ticket(o, interval))
+        .map(|t| t.sign(neighborhood, key))
+        .collect()
 }
 
-/// A batch whose signature does not verify.
-#[derive(Debug, thiserror::Error)]
-#[error("order batch signature does not verify: {0}")]
-pub struct BadSignature(String);
-
-impl SignedOrderBatch {
-    /// The bytes that are signed: [`SIGNING_CONTEXT`] followed by the batch as JSON.
-    pub fn signing_bytes(batch: &OrderBatch) -> Vec<u8> {
-        let mut bytes = SIGNING_CONTEXT.to_vec();
-        // Serializing plain data (strings, integers, enums) into a Vec cannot fail.
-        if let Ok(json) = serde_json::to_vec(batch) {
-            bytes.extend_from_slice(&json);
-        }
-        bytes
-    }
-
-    /// Signs `batch` with `key`.
-    pub fn sign(batch: OrderBatch, key: &SigningKey) -> SignedOrderBatch {
-        let signature = key.sign(&Self::signing_bytes(&batch));
-        SignedOrderBatch {
-            batch,
-            signer: key.verifying_key().to_bytes(),
-            signature: signature.to_bytes().to_vec(),
-        }
-    }
-
-    /// Checks the signature against the embedded signer key.
-    ///
-    /// # Errors
-    /// [`BadSignature`] if the key or signature is malformed or does not match.
-    pub fn verify(&self) -> Result<(), BadSignature> {
-        let key =
-            VerifyingKey::from_bytes(&self.signer).map_err(|e| BadSignature(e.to_string()))?;
-        let signature =
-            Signature::from_slice(&self.signature).map_err(|e| BadSignature(e.to_string()))?;
-        key.verify(&Self::signing_bytes(&self.batch), &signature)
-            .map_err(|e| BadSignature(e.to_string()))
-    }
+/// How a node took an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Newly accepted into the node's mempool.
+    Accepted,
+    /// The node already has it (`replayed_nonce` or `duplicate_id`): a resubmission.
+    AlreadyThere,
 }
 
-/// Why a batch was not submitted.
-#[derive(Debug, thiserror::Error)]
+/// Why an order was not taken, or a clearing not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
     /// The receiving side is gone.
     #[error("order sink closed")]
     Closed,
-    /// The node could not be reached; worth retrying.
+    /// The node could not be reached, timed out or is busy; worth retrying.
     #[error("node unavailable: {0}")]
     Unavailable(String),
+    /// The node refused the order for good (bad signature, unknown participant, closed
+    /// interval, price outside the tariffs, ...): do not retry.
+    #[error("order rejected ({kind}): {message}")]
+    Rejected {
+        /// The node's error code (`consensus::ledger::OrderRejection::kind`).
+        kind: String,
+        /// The node's explanation.
+        message: String,
+    },
+    /// The node could not parse the request (400): a bug on one side; do not retry.
+    #[error("node refused the request as malformed: {0}")]
+    Malformed(String),
+    /// An answer the API does not document (wrong URL, proxy in the way, ...); do not retry.
+    #[error("unexpected answer from the node: HTTP {status}: {body}")]
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// This sink cannot read clearings.
+    #[error("this order sink cannot read clearings")]
+    Unsupported,
 }
 
-/// Receives signed order batches.
+impl SinkError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SinkError::Unavailable(_))
+    }
+}
+
+/// Receives signed orders, and reads back what the node committed.
 pub trait OrderSink: Send + Sync + 'static {
-    /// Submits one batch; waits while the sink is full.
+    /// Submits one order; waits while the sink is full.
     ///
     /// # Errors
-    /// [`SinkError`] if the batch could not be handed over.
-    fn submit(&self, batch: SignedOrderBatch)
-        -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// [`SinkError`] if the order was not taken ([`SinkError::is_retryable`] says whether to
+    /// try again).
+    fn submit(
+        &self,
+        order: &SignedOrder,
+    ) -> impl Future<Output = Result<Submitted, SinkError>> + Send;
+
+    /// The committed clearing of the interval starting at `interval_start` (Unix seconds), or
+    /// `None` while it has not cleared.
+    ///
+    /// # Errors
+    /// [`SinkError::Unsupported`] if the sink cannot read clearings, else why it could not.
+    fn clearing(
+        &self,
+        interval_start: i64,
+    ) -> impl Future<Output = Result<Option<IntervalClearing>, SinkError>> + Send;
 }
 
-/// An [`OrderSink`] over a bounded channel.
+/// An [`OrderSink`] over a bounded channel; it cannot read clearings.
 #[derive(Debug, Clone)]
 pub struct ChannelSink {
-    tx: mpsc::Sender<SignedOrderBatch>,
+    tx: mpsc::Sender<SignedOrder>,
 }
 
 impl ChannelSink {
-    /// A sink and its receiver, holding at most `capacity` batches (at least 1).
-    pub fn new(capacity: usize) -> (ChannelSink, mpsc::Receiver<SignedOrderBatch>) {
+    /// A sink and its receiver, holding at most `capacity` orders (at least 1).
+    pub fn new(capacity: usize) -> (ChannelSink, mpsc::Receiver<SignedOrder>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         (ChannelSink { tx }, rx)
     }
 }
 
 impl OrderSink for ChannelSink {
-    async fn submit(&self, batch: SignedOrderBatch) -> Result<(), SinkError> {
-        self.tx.send(batch).await.map_err(|_| SinkError::Closed)
+    async fn submit(&self, order: &SignedOrder) -> Result<Submitted, SinkError> {
+        self.tx
+            .send(order.clone())
+            .await
+            .map(|()| Submitted::Accepted)
+            .map_err(|_| SinkError::Closed)
+    }
+
+    async fn clearing(&self, _interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
+        Err(SinkError::Unsupported)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
+    use voltmesh_engine::{IntervalSpec, ParticipantId, Side};
+
+    fn order(participant: &str, side: Side, interval: Interval) -> Order {
+        Order {
+            id: crate::orders::order_id(&ParticipantId::from(participant), interval, side),
+            participant: participant.into(),
+            side,
+            quantity_wh: 420,
+            limit_price: "0.12".parse().unwrap(),
+            seq: 0,
+        }
+    }
 
     #[test]
-    fn signatures_verify_and_detect_tampering() {
+    fn orders_are_signed_per_order_with_interval_nonces() {
         let key = SigningKey::from_bytes(&[7; 32]);
-        let batch = OrderBatch {
-            interval_start: DateTime::from_timestamp(1_790_000_100, 0).unwrap(),
-            orders: Vec::new(),
-        };
-        let mut signed = SignedOrderBatch::sign(batch, &key);
-        signed.verify().unwrap();
-        signed.batch.interval_start = DateTime::from_timestamp(1_790_000_200, 0).unwrap();
-        assert!(signed.verify().is_err());
+        let spec = IntervalSpec::DEFAULT;
+        let first = spec.containing(DateTime::from_timestamp(1_790_000_100, 0).unwrap());
+        let second = first.next();
+        let orders = [order("a", Side::Sell, first), order("b", Side::Buy, first)];
+        let signed = sign_orders(&orders, first, "nb", &key);
+        assert_eq!(signed.len(), 2);
+        for (s, o) in signed.iter().zip(&orders) {
+            assert!(s.signature_valid("nb"));
+            assert!(!s.signature_valid("other"), "bound to the neighborhood");
+            assert_eq!(s.ticket.participant, o.participant);
+            assert_eq!(s.ticket.id, o.id);
+            assert_eq!(s.ticket.interval_start, first.start_unix());
+            assert_eq!(s.ticket.nonce, first.start_unix() as u64);
+        }
+        let later = sign_orders(&[order("a", Side::Buy, second)], second, "nb", &key);
+        assert!(later[0].ticket.nonce > signed[0].ticket.nonce);
+        assert_eq!(
+            sign_orders(&orders, first, "nb", &key),
+            signed,
+            "re-signing gives the identical order"
+        );
+        let mut tampered = signed[0].clone();
+        tampered.ticket.quantity_wh += 1;
+        assert!(!tampered.signature_valid("nb"));
+    }
+
+    #[tokio::test]
+    async fn channel_sink_hands_orders_over() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let interval =
+            IntervalSpec::DEFAULT.containing(DateTime::from_timestamp(1_790_000_100, 0).unwrap());
+        let signed = sign_orders(&[order("a", Side::Sell, interval)], interval, "nb", &key);
+        let (sink, mut rx) = ChannelSink::new(1);
+        assert_eq!(sink.submit(&signed[0]).await, Ok(Submitted::Accepted));
+        assert_eq!(rx.recv().await, Some(signed[0].clone()));
+        assert_eq!(sink.clearing(0).await, Err(SinkError::Unsupported));
+        drop(rx);
+        assert_eq!(sink.submit(&signed[0]).await, Err(SinkError::Closed));
     }
 }

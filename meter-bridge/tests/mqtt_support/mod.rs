@@ -13,11 +13,12 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
 use voltmesh_meter_bridge::mqtt::ResultMessage;
-use voltmesh_meter_bridge::order_sink::{ChannelSink, SignedOrderBatch};
+use voltmesh_meter_bridge::order_sink::ChannelSink;
 use voltmesh_meter_bridge::Reading;
 
 /// Generous limit for anything the tests wait for.
@@ -327,8 +328,8 @@ pub struct RunningBridge {
     pub status: watch::Receiver<LinkStatus>,
     /// Feed results to publish.
     pub results: mpsc::Sender<ResultMessage>,
-    /// Order batches the planner submitted.
-    pub orders: mpsc::Receiver<SignedOrderBatch>,
+    /// Orders the planner submitted.
+    pub orders: mpsc::Receiver<SignedOrder>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
