@@ -78,6 +78,31 @@ impl BoundedId {
         Ok(BoundedId(text.into()))
     }
 
+    /// Wraps `text` after replacing every character outside `[A-Za-z0-9_.:-]` with `_` and
+    /// cutting it to [`BoundedId::MAX_LEN`] bytes (for ids from elsewhere, such as SimBench load
+    /// names with spaces). Distinct inputs may map to the same id; callers that need the mapping
+    /// to be one-to-one must check.
+    ///
+    /// # Errors
+    /// [`IdError::Empty`] if `text` is empty.
+    pub fn lossy(text: &str) -> Result<Self, IdError> {
+        if text.is_empty() {
+            return Err(IdError::Empty);
+        }
+        let clean: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(Self::MAX_LEN)
+            .collect();
+        Ok(BoundedId(clean.into()))
+    }
+
     /// The id's text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -103,6 +128,14 @@ macro_rules! id_tag {
             /// [`IdError`] if `text` is not a valid [`BoundedId`].
             pub fn new(text: &str) -> Result<Self, IdError> {
                 BoundedId::new(text).map($name)
+            }
+
+            /// Wraps `text` with disallowed characters replaced (see [`BoundedId::lossy`]).
+            ///
+            /// # Errors
+            /// [`IdError::Empty`] if `text` is empty.
+            pub fn lossy(text: &str) -> Result<Self, IdError> {
+                BoundedId::lossy(text).map($name)
             }
 
             /// The id's text.
@@ -333,6 +366,18 @@ mod tests {
             HouseholdId::new("a,b=c"),
             Err(IdError::BadChar { bad: ',', .. })
         ));
+    }
+
+    #[test]
+    fn lossy_ids_replace_bad_characters_and_cut_to_the_bound() {
+        assert_eq!(
+            HouseholdId::lossy("LV1.101 Load 1").map(|h| h.to_string()),
+            Ok("LV1.101_Load_1".into())
+        );
+        let long = HouseholdId::lossy(&"é".repeat(100)).expect("non-empty");
+        assert_eq!(long.as_str(), "_".repeat(BoundedId::MAX_LEN));
+        assert!(HouseholdId::new(long.as_str()).is_ok());
+        assert_eq!(HouseholdId::lossy(""), Err(IdError::Empty));
     }
 
     #[test]

@@ -8,8 +8,9 @@ use anyhow::{bail, Context};
 use chrono::{NaiveDate, NaiveDateTime};
 use voltmesh_engine::{Mechanism, PayAsBidPricing, Price, K};
 
+use crate::metrics::{summary_line, SimMetrics};
 use crate::powerflow::{snapshot_at, VoltageBand};
-use crate::run::{run as run_sim, Window};
+use crate::run::{run_observed, Window};
 use crate::scenario::Scenario;
 use crate::simbench::Grid;
 use crate::{data, output, plot};
@@ -110,6 +111,12 @@ pub struct RunArgs {
     /// Drive the households through MQTT, the bridge and local nodes (not available yet).
     #[arg(long)]
     pub via_network: bool,
+    /// Neighborhood tag of the metrics (default: the grid's name).
+    #[arg(long)]
+    pub neighborhood: Option<String>,
+    /// Where to write every interval's market, household and grid figures (simulated time).
+    #[command(flatten)]
+    pub influx: voltmesh_metrics::InfluxArgs,
 }
 
 /// Runs `voltmesh sim`.
@@ -215,23 +222,42 @@ fn simulate(args: &RunArgs) -> anyhow::Result<()> {
         grid.load_profiles.time_of(start),
         scenario.seed
     );
+    let mut metrics = if args.influx.is_enabled() {
+        let name = args.neighborhood.as_deref().unwrap_or(&grid.name);
+        let neighborhood = voltmesh_metrics::Neighborhood::lossy(name)
+            .with_context(|| format!("neighborhood {name:?}"))?;
+        let metrics = SimMetrics::start(args.influx.to_config(), neighborhood)?;
+        eprintln!("  metrics to {}", args.influx.url.as_deref().unwrap_or(""));
+        Some(metrics)
+    } else {
+        None
+    };
     let started = std::time::Instant::now();
     let mut last_percent = usize::MAX;
-    let report = run_sim(&grid, &scenario, Window { start, steps }, |done, total| {
+    let progress = |done: usize, total: usize| {
         let percent = done * 100 / total.max(1);
         if percent / 5 != last_percent / 5 || done == total {
             last_percent = percent;
             eprint!("\r  progress {percent:3}% ({done}/{total} intervals)");
             let _ = std::io::stderr().flush();
         }
-    })
+    };
+    let window = Window { start, steps };
+    let report = match metrics.as_mut() {
+        Some(m) => run_observed(&grid, &scenario, window, progress, m),
+        None => run_observed(&grid, &scenario, window, progress, &mut ()),
+    }
     .context("simulation")?;
     eprintln!(" in {:.2} s", started.elapsed().as_secs_f64());
+    let metrics_stats = metrics.map(SimMetrics::finish);
     let mut files = output::write_report(&report, &args.out)?;
     if !args.no_plots {
         files.extend(plot::write_plots(&report, &args.out)?);
     }
     print_summary(&report.summary);
+    if let Some(stats) = &metrics_stats {
+        println!("{}", summary_line(stats));
+    }
     for f in files {
         println!("wrote {}", f.display());
     }

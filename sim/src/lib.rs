@@ -4,6 +4,7 @@
 //! - [`household`] and [`scenario`] describe the agents; [`run`] drives them through the engine
 //!   (`voltmesh_engine::CallAuction` + `settlement::settle`) and the power flow;
 //! - [`cluster`] runs real `voltmesh node` processes on 127.0.0.1 for tests and benches;
+//! - [`metrics`] records a run's intervals in InfluxDB (through the [`metrics_observer`] seam);
 //! - [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`.
 
 pub mod cli;
@@ -12,6 +13,8 @@ pub mod data;
 pub mod household;
 pub mod invariants;
 pub mod kpi;
+pub mod metrics;
+pub mod metrics_observer;
 pub mod output;
 pub mod plot;
 pub mod powerflow;

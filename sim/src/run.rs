@@ -22,7 +22,10 @@ use voltmesh_engine::{CallAuction, MarketRules, Money, ParticipantId, Price, Tar
 use crate::household::{markups, Battery, Household};
 use crate::invariants::{check_interval, InvariantError};
 use crate::kpi::Summary;
-use crate::powerflow::{PowerFlow, PowerFlowError, PowerFlowOptions, Solution, VoltageBand};
+use crate::metrics_observer::{IntervalObserver, IntervalView};
+use crate::powerflow::{
+    PowerFlow, PowerFlowError, PowerFlowOptions, Solution, Violations, VoltageBand,
+};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::simbench::{BusPower, Grid};
 
@@ -244,6 +247,8 @@ struct Physical {
     trafo: f64,
     ext_p: f64,
     violations: u32,
+    /// Per kind, the most elements in violation at any step.
+    worst: Violations,
     failed: u32,
 }
 
@@ -256,6 +261,7 @@ impl Physical {
             trafo: 0.0,
             ext_p: 0.0,
             violations: 0,
+            worst: Violations::default(),
             failed: 0,
         }
     }
@@ -276,7 +282,14 @@ fn solve_into(
             acc.line = acc.line.max(solution.max_line_loading());
             acc.trafo = acc.trafo.max(solution.max_trafo_loading());
             acc.ext_p += solution.ext_grid_p_mw;
-            acc.violations += solution.violations(band).total();
+            let v = solution.violations(band);
+            acc.violations += v.total();
+            acc.worst = Violations {
+                undervoltage_buses: acc.worst.undervoltage_buses.max(v.undervoltage_buses),
+                overvoltage_buses: acc.worst.overvoltage_buses.max(v.overvoltage_buses),
+                overloaded_lines: acc.worst.overloaded_lines.max(v.overloaded_lines),
+                overloaded_trafos: acc.worst.overloaded_trafos.max(v.overloaded_trafos),
+            };
         }
         Err(_) => acc.failed += 1,
     }
@@ -291,7 +304,22 @@ pub fn run(
     grid: &Grid,
     scenario: &Scenario,
     window: Window,
+    progress: impl FnMut(usize, usize),
+) -> Result<Report, SimError> {
+    run_observed(grid, scenario, window, progress, &mut ())
+}
+
+/// As [`run`], and shows `observer` every market interval after it is settled (see
+/// [`crate::metrics_observer`]); the report is the same whatever the observer does.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_observed(
+    grid: &Grid,
+    scenario: &Scenario,
+    window: Window,
     mut progress: impl FnMut(usize, usize),
+    observer: &mut impl IntervalObserver,
 ) -> Result<Report, SimError> {
     scenario.validate()?;
     let per_interval = (scenario.interval_minutes / 15) as usize;
@@ -538,6 +566,15 @@ pub fn run(
         rec.baseline_vm_max = base_phys.vm_max;
         rec.baseline_violations = base_phys.violations;
         rec.non_converged = (phys.failed, base_phys.failed);
+        observer.interval(&IntervalView {
+            start: grid.load_profiles.time_of(first),
+            orders: auction.orders(),
+            outcome: &outcome,
+            settlement: &settlement,
+            tariffs,
+            record: &rec,
+            worst: phys.worst,
+        });
         records.push(rec);
         progress(interval + 1, count);
     }
