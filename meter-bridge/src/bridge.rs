@@ -3,8 +3,14 @@
 //! # Tasks
 //! * the subscribing connection's event loop and the ingest worker ([`crate::mqtt::ingest`]);
 //! * the publishing connection's event loop ([`crate::mqtt::publisher`]);
-//! * the results task: [`ResultMessage`]s from the node → household topics
+//! * the results task: [`ResultMessage`]s handed in through [`Io::results`] → household topics
 //!   ([`crate::mqtt::results`]);
+//! * the follow-up task: for every interval whose orders the node took, reads the committed
+//!   clearing from the node once the gate has closed ([`OrderSink::clearing`], polled with
+//!   backoff), publishes each household's fills and the clearing summary, and once a household's
+//!   meters have read past the interval's end, its settlement (its trades against its metered
+//!   energy, at `[settlement]`'s tariffs). It gives up on what is still missing
+//!   [`FOLLOW_INTERVALS`] intervals after the interval's end;
 //! * the order planner: before every interval's gate closure, plans each household's order from
 //!   the shared [`Ingest`], signs each one for the node ([`crate::order_sink::sign_orders`]) and
 //!   submits them to the [`OrderSink`] one by one; orders the node could not take yet (down,
@@ -16,6 +22,7 @@
 //! dropped its clone of an `mpsc::Sender` (the receiver's `recv` returns `None`). Messages
 //! received but not yet acknowledged stay with the broker for the next session.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,9 +33,9 @@ use rumqttc::{AsyncClient, QoS, SubscribeFilter};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
 use voltmesh_consensus::ledger::SignedOrder;
-use voltmesh_engine::Interval;
+use voltmesh_engine::{Interval, ParticipantId, Trade};
 
-use crate::config::Config;
+use crate::config::{Config, SettlementConfig};
 use crate::ingest::Ingest;
 use crate::mqtt::backoff::Backoff;
 use crate::mqtt::ingest::{
@@ -36,8 +43,8 @@ use crate::mqtt::ingest::{
 };
 use crate::mqtt::options::{mqtt_options, OptionsError};
 use crate::mqtt::publisher::{run_publisher_loop, Publisher};
-use crate::mqtt::results::ResultMessage;
-use crate::order_sink::{sign_orders, OrderSink};
+use crate::mqtt::results::{ClearingSummary, HouseholdFills, ResultMessage, SettlementNotice};
+use crate::order_sink::{sign_orders, OrderSink, SinkError};
 use crate::reading::Reading;
 use crate::shutdown::Shutdown;
 
@@ -146,6 +153,17 @@ pub async fn run<S: OrderSink>(
     )));
     spawn(Box::pin(run_results(
         io.results,
+        publisher.clone(),
+        config.topics.results_prefix.clone(),
+        Shutdown::new(notify.subscribe()),
+    )));
+    let sink = Arc::new(io.orders);
+    let (follow_tx, follow_rx) = mpsc::channel(FOLLOW_QUEUE);
+    spawn(Box::pin(run_followups(
+        follow_rx,
+        sink.clone(),
+        ingest.clone(),
+        config.settlement,
         publisher,
         config.topics.results_prefix.clone(),
         Shutdown::new(notify.subscribe()),
@@ -153,8 +171,9 @@ pub async fn run<S: OrderSink>(
     spawn(Box::pin(run_planner(
         ingest,
         config,
-        io.orders,
+        sink,
         io.signing_key,
+        follow_tx,
         Shutdown::new(notify.subscribe()),
     )));
 
@@ -179,28 +198,198 @@ async fn run_results(
             () = shutdown.recv() => return,
             m = results.recv() => match m { Some(m) => m, None => return },
         };
-        let topic = match message.topic(&prefix) {
-            Ok(topic) => topic,
-            Err(e) => {
-                warn!(cause = %e, "result not published");
-                continue;
-            }
-        };
-        let payload = match message.payload() {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(cause = %e, %topic, "result not serialized");
-                continue;
-            }
-        };
-        let sent = tokio::select! {
+        if publish_result(&publisher, &prefix, &message, &mut shutdown)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Publishes one result (retained, QoS 1). `Err(())` if the publishing connection is closed or
+/// shutdown came first; a message that cannot be published (bad participant id) is logged and
+/// skipped.
+async fn publish_result(
+    publisher: &Publisher,
+    prefix: &str,
+    message: &ResultMessage,
+    shutdown: &mut Shutdown,
+) -> Result<(), ()> {
+    let topic = match message.topic(prefix) {
+        Ok(topic) => topic,
+        Err(e) => {
+            warn!(cause = %e, "result not published");
+            return Ok(());
+        }
+    };
+    let payload = match message.payload() {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(cause = %e, %topic, "result not serialized");
+            return Ok(());
+        }
+    };
+    let sent = tokio::select! {
+        biased;
+        () = shutdown.recv() => return Err(()),
+        sent = publisher.bytes(&topic, payload, true) => sent,
+    };
+    sent.map_err(|e| warn!(cause = %e, %topic, "publishing connection closed"))
+}
+
+/// How many intervals past its end the bridge keeps following an interval (waiting for its
+/// clearing, then for meter readings past its end) before it gives up on what is still missing.
+pub const FOLLOW_INTERVALS: i64 = 8;
+/// Follow-ups waiting between the planner and the results task.
+const FOLLOW_QUEUE: usize = 16;
+/// How often the results task looks at the intervals it follows.
+const FOLLOW_TICK: Duration = Duration::from_millis(250);
+
+/// An interval the bridge submitted orders for, followed until every household's results are out.
+#[derive(Debug)]
+struct Followed {
+    interval: Interval,
+    /// Households whose orders the node took.
+    households: BTreeSet<ParticipantId>,
+    /// The committed trades, once the clearing was read and fills published.
+    trades: Option<Vec<Trade>>,
+    /// When to read the clearing next.
+    next_poll: tokio::time::Instant,
+    backoff: Backoff,
+}
+
+/// Reads each followed interval's clearing from the node once its gate has closed (polling with
+/// backoff; 404 = not yet), publishes the households' fills and the clearing summary, then, once
+/// the meters of a household have read past the interval's end, its settlement.
+async fn run_followups<S: OrderSink>(
+    mut intervals: mpsc::Receiver<(Interval, BTreeSet<ParticipantId>)>,
+    sink: Arc<S>,
+    ingest: SharedIngest,
+    settlement: SettlementConfig,
+    publisher: Publisher,
+    prefix: String,
+    mut shutdown: Shutdown,
+) {
+    let mut followed: BTreeMap<i64, Followed> = BTreeMap::new();
+    let mut tick = tokio::time::interval(FOLLOW_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
             biased;
             () = shutdown.recv() => return,
-            sent = publisher.bytes(&topic, payload, true) => sent,
-        };
-        if let Err(e) = sent {
-            warn!(cause = %e, %topic, "publishing connection closed");
-            return;
+            next = intervals.recv() => {
+                let Some((interval, households)) = next else { return };
+                followed.insert(interval.start_unix(), Followed {
+                    interval,
+                    households,
+                    trades: None,
+                    next_poll: tokio::time::Instant::now() + until(interval.gate_closure()),
+                    backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
+                });
+                continue;
+            }
+            _ = tick.tick() => {}
+        }
+        let now = wall_clock();
+        let mut done = Vec::new();
+        for (start, f) in &mut followed {
+            let length = f.interval.next().start() - f.interval.start();
+            let give_up = f.interval.end() + length * i32::try_from(FOLLOW_INTERVALS).unwrap_or(8);
+            if f.trades.is_none() && tokio::time::Instant::now() >= f.next_poll {
+                match sink.clearing(*start).await {
+                    Ok(Some(clearing)) => {
+                        let outcome = clearing.outcome;
+                        let mut messages: Vec<ResultMessage> =
+                            HouseholdFills::for_households(f.interval, &outcome, &f.households)
+                                .into_iter()
+                                .map(ResultMessage::Fills)
+                                .collect();
+                        messages.push(ResultMessage::Clearing(ClearingSummary::from_outcome(
+                            f.interval, &outcome,
+                        )));
+                        for m in &messages {
+                            if publish_result(&publisher, &prefix, m, &mut shutdown)
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        info!(
+                            interval = *start,
+                            households = f.households.len(),
+                            volume_wh = outcome.volume_wh,
+                            "clearing published"
+                        );
+                        f.trades = Some(outcome.trades);
+                    }
+                    Ok(None) => f.next_poll = tokio::time::Instant::now() + f.backoff.next_delay(),
+                    Err(SinkError::Unsupported) => {
+                        done.push(*start);
+                        continue;
+                    }
+                    Err(e) => {
+                        let delay = f.backoff.next_delay();
+                        warn!(interval = *start, cause = %e, delay_ms = delay.as_millis() as u64, "clearing not read; retrying");
+                        f.next_poll = tokio::time::Instant::now() + delay;
+                    }
+                }
+            }
+            if let Some(trades) = &f.trades {
+                let ready: Vec<(ParticipantId, i64)> = {
+                    let ingest = lock(&ingest);
+                    f.households
+                        .iter()
+                        .filter_map(|p| {
+                            let net = ingest.book().household_net_export(
+                                ingest.registry(),
+                                p,
+                                f.interval,
+                            );
+                            net.ok().flatten().map(|n| (p.clone(), n))
+                        })
+                        .collect()
+                };
+                for (participant, net) in ready {
+                    f.households.remove(&participant);
+                    match SettlementNotice::for_household(
+                        f.interval,
+                        trades,
+                        &participant,
+                        net,
+                        settlement.tariffs(),
+                        settlement.network_fee,
+                    ) {
+                        Ok(notice) => {
+                            let m = ResultMessage::Settlement(notice);
+                            if publish_result(&publisher, &prefix, &m, &mut shutdown)
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Err(e) => warn!(interval = *start, %participant, cause = %e, "not settled"),
+                    }
+                }
+                if f.households.is_empty() {
+                    done.push(*start);
+                    continue;
+                }
+            }
+            if now > give_up {
+                warn!(
+                    interval = *start,
+                    cleared = f.trades.is_some(),
+                    households = ?f.households,
+                    "gave up following the interval (no clearing or no readings past its end)"
+                );
+                done.push(*start);
+            }
+        }
+        for start in done {
+            followed.remove(&start);
         }
     }
 }
@@ -218,8 +407,9 @@ fn until(t: DateTime<Utc>) -> Duration {
 async fn run_planner<S: OrderSink>(
     ingest: SharedIngest,
     config: Config,
-    sink: S,
+    sink: Arc<S>,
     key: SigningKey,
+    follow: mpsc::Sender<(Interval, BTreeSet<ParticipantId>)>,
     mut shutdown: Shutdown,
 ) {
     let spec = config.market;
@@ -237,12 +427,18 @@ async fn run_planner<S: OrderSink>(
         }
         let orders = lock(&ingest).plan_orders(target, wall_clock());
         let signed = sign_orders(&orders, target, &config.node.neighborhood, &key);
-        if !signed.is_empty()
-            && submit_until_closure(&sink, signed, target, closure, &mut shutdown)
-                .await
-                .is_none()
-        {
-            return;
+        if !signed.is_empty() {
+            let Some(delivery) =
+                submit_until_closure(&*sink, signed, target, closure, &mut shutdown).await
+            else {
+                return;
+            };
+            if !delivery.taken.is_empty() && follow.try_send((target, delivery.taken)).is_err() {
+                warn!(
+                    interval = target.start_unix(),
+                    "results task busy; this interval's results are not followed"
+                );
+            }
         }
         // Move on to the next interval.
         tokio::select! {
@@ -254,10 +450,10 @@ async fn run_planner<S: OrderSink>(
 }
 
 /// What became of one interval's orders.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Delivery {
-    /// Taken by the node (new or already there).
-    taken: usize,
+    /// Households whose order the node took (new or already there).
+    taken: BTreeSet<ParticipantId>,
     /// Refused for good.
     refused: usize,
     /// Still not taken at gate closure.
@@ -285,7 +481,9 @@ async fn submit_until_closure<S: OrderSink>(
                 r = sink.submit(&order) => r,
             };
             match submitted {
-                Ok(_) => delivery.taken += 1,
+                Ok(_) => {
+                    delivery.taken.insert(order.ticket.participant.clone());
+                }
                 Err(e) if e.is_retryable() => retry.push(order),
                 Err(e) => {
                     delivery.refused += 1;
@@ -296,7 +494,7 @@ async fn submit_until_closure<S: OrderSink>(
         if retry.is_empty() {
             info!(
                 interval,
-                taken = delivery.taken,
+                taken = delivery.taken.len(),
                 refused = delivery.refused,
                 "orders submitted"
             );
@@ -314,7 +512,7 @@ async fn submit_until_closure<S: OrderSink>(
             () = shutdown.recv() => return None,
             () = tokio::time::sleep(until(closure)) => {
                 delivery.expired = retry.len();
-                warn!(interval, taken = delivery.taken, expired = delivery.expired, "gate closed before the node took every order");
+                warn!(interval, taken = delivery.taken.len(), expired = delivery.expired, "gate closed before the node took every order");
                 return Some(delivery);
             }
             () = tokio::time::sleep(delay) => {}

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use voltmesh_engine::IntervalSpec;
+use voltmesh_engine::{IntervalSpec, Price, Tariffs};
 
 use crate::format::Format;
 use crate::ingest::IngestConfig;
@@ -89,6 +89,14 @@ pub enum ConfigError {
     /// A node URL that is not `http://` or `https://`.
     #[error("node.api_url: {0:?} must start with http:// or https://")]
     BadNodeUrl(String),
+    /// `settlement.feed_in` above `settlement.retail`.
+    #[error("settlement.feed_in ({feed_in}) must not exceed settlement.retail ({retail})")]
+    FeedInAboveRetail {
+        /// Configured feed-in tariff.
+        feed_in: Price,
+        /// Configured retail price.
+        retail: Price,
+    },
     /// No neighborhood name.
     #[error("node.neighborhood must not be empty")]
     EmptyNeighborhood,
@@ -243,6 +251,44 @@ impl Default for NodeConfig {
     }
 }
 
+/// `[settlement]`: the genesis market's tariffs and network fee, for households' bills.
+///
+/// # Invariant (after validation)
+/// `feed_in <= retail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettlementConfig {
+    /// What the utility pays per kWh fed in (genesis `market.rules.tariffs.feed_in`).
+    pub feed_in: Price,
+    /// What the utility charges per kWh taken (genesis `market.rules.tariffs.retail`).
+    pub retail: Price,
+    /// Fee per locally traded kWh, paid by the buyer (genesis `market.network_fee`).
+    pub network_fee: Price,
+}
+
+impl Default for SettlementConfig {
+    /// 0.08 feed-in, 0.32 retail, 0.01 network fee (the README's example genesis).
+    fn default() -> Self {
+        // In range by construction (|p| ≤ Price::MAX).
+        let micros = |m| Price::from_micros(m).unwrap_or(Price::ZERO);
+        SettlementConfig {
+            feed_in: micros(80_000),
+            retail: micros(320_000),
+            network_fee: micros(10_000),
+        }
+    }
+}
+
+impl SettlementConfig {
+    /// The tariffs.
+    pub fn tariffs(self) -> Tariffs {
+        Tariffs {
+            feed_in: self.feed_in,
+            retail: self.retail,
+        }
+    }
+}
+
 /// The file as parsed, before [`RawConfig::validate`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -260,6 +306,8 @@ pub struct RawConfig {
     pub node: NodeConfig,
     /// `[market]`.
     pub market: IntervalSpec,
+    /// `[settlement]`.
+    pub settlement: SettlementConfig,
     /// `[ingest]`.
     pub ingest: IngestConfig,
     /// `[[household]]`.
@@ -276,6 +324,7 @@ impl Default for RawConfig {
             queues: Queues::default(),
             node: NodeConfig::default(),
             market: IntervalSpec::DEFAULT,
+            settlement: SettlementConfig::default(),
             ingest: IngestConfig::default(),
             households: Vec::new(),
         }
@@ -297,6 +346,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// `[market]`.
     pub market: IntervalSpec,
+    /// `[settlement]`.
+    pub settlement: SettlementConfig,
     /// `[ingest]`, with the subscriptions' formats merged into `formats`.
     pub ingest: IngestConfig,
     /// The household registry.
@@ -394,6 +445,11 @@ impl RawConfig {
         if self.node.neighborhood.is_empty() {
             return Err(ConfigError::EmptyNeighborhood);
         }
+        let st = self.settlement;
+        Tariffs::new(st.feed_in, st.retail).map_err(|_| ConfigError::FeedInAboveRetail {
+            feed_in: st.feed_in,
+            retail: st.retail,
+        })?;
         let registry = Registry::from_config(RegistryConfig {
             households: self.households,
         })?;
@@ -411,6 +467,7 @@ impl RawConfig {
             queues: self.queues,
             node: self.node,
             market: self.market,
+            settlement: self.settlement,
             ingest,
             registry,
         })
@@ -478,6 +535,7 @@ mod tests {
         assert_eq!(config.topics, Topics::default());
         assert_eq!(config.node, NodeConfig::default());
         assert_eq!(config.market, IntervalSpec::DEFAULT);
+        assert_eq!(config.settlement, SettlementConfig::default());
         assert_eq!(config.subscriptions.len(), 5);
         // `+/events/rpc` has no literal prefix: sniffed, not mapped.
         assert_eq!(config.ingest.formats.len(), 4);
@@ -545,6 +603,10 @@ mod tests {
         assert!(matches!(
             with("[node]\nneighborhood = \"\""),
             Err(ConfigError::EmptyNeighborhood)
+        ));
+        assert!(matches!(
+            with("[settlement]\nfeed_in = \"0.5\"\nretail = \"0.3\""),
+            Err(ConfigError::FeedInAboveRetail { .. })
         ));
         let dup = "[[household]]\nparticipant = \"a\"\nmeters = [\"m1\"]\nbuy_limit = \"0.3\"\nsell_limit = \"0.1\"\n";
         assert!(matches!(

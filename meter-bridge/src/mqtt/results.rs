@@ -10,16 +10,19 @@
 //! Retained, so a household that connects later still gets its latest result; every message
 //! carries its interval, so a household can tell an old result from a new one.
 //!
-//! The data comes from the node ([`ClearingOutcome`], [`Settlement`]); the constructors here turn
-//! it into per-household messages. Participant ids that are not safe as one topic level (empty,
+//! The data comes from the node's committed clearing ([`ClearingOutcome`]) and the bridge's own
+//! meter registers; the constructors here turn it into per-household messages
+//! ([`HouseholdFills::for_households`], [`ClearingSummary::from_outcome`],
+//! [`SettlementNotice::for_household`]). Participant ids that are not safe as one topic level (empty,
 //! or containing `/`, `+`, `#` or NUL) are refused with [`ResultsError::BadParticipant`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use voltmesh_engine::settlement::{settle, SettlementError};
 use voltmesh_engine::{
-    Bill, ClearingOutcome, Interval, ParticipantId, Price, Settlement, Side, Wh,
+    Bill, ClearingOutcome, Interval, ParticipantId, Price, Settlement, Side, Tariffs, Trade, Wh,
 };
 
 /// A participant id that cannot be one topic level.
@@ -129,6 +132,37 @@ impl HouseholdFills {
     }
 }
 
+impl HouseholdFills {
+    /// One message for each of `households`, ordered by participant: its fills from `outcome`,
+    /// or none (bought and sold 0) if its order did not trade. Other traders are left out: their
+    /// results are not this bridge's to publish.
+    pub fn for_households(
+        interval: Interval,
+        outcome: &ClearingOutcome,
+        households: &BTreeSet<ParticipantId>,
+    ) -> Vec<HouseholdFills> {
+        let mut traded: BTreeMap<ParticipantId, HouseholdFills> =
+            HouseholdFills::from_outcome(interval, outcome)
+                .into_iter()
+                .filter(|f| households.contains(&f.participant))
+                .map(|f| (f.participant.clone(), f))
+                .collect();
+        households
+            .iter()
+            .map(|p| {
+                traded.remove(p).unwrap_or_else(|| HouseholdFills {
+                    interval_start: interval.start(),
+                    participant: p.clone(),
+                    clearing_price: outcome.clearing_price,
+                    fills: Vec::new(),
+                    bought_wh: 0,
+                    sold_wh: 0,
+                })
+            })
+            .collect()
+    }
+}
+
 impl ClearingSummary {
     /// The summary of `outcome`.
     pub fn from_outcome(interval: Interval, outcome: &ClearingOutcome) -> ClearingSummary {
@@ -153,6 +187,49 @@ impl SettlementNotice {
                 bill: bill.clone(),
             })
             .collect()
+    }
+}
+
+impl SettlementNotice {
+    /// `participant`'s bill for `interval`: its trades among `trades` against its metered net
+    /// export, settled by [`voltmesh_engine::settlement::settle`]. A bill depends only on the
+    /// participant's own trades and meter, so counterparties need no reading: they are settled
+    /// at their contract and their bills dropped.
+    ///
+    /// # Errors
+    /// None in practice: every participant in the trades handed to `settle` has a reading.
+    pub fn for_household(
+        interval: Interval,
+        trades: &[Trade],
+        participant: &ParticipantId,
+        metered_net_export_wh: i64,
+        tariffs: Tariffs,
+        network_fee: Price,
+    ) -> Result<SettlementNotice, SettlementError> {
+        let own: Vec<Trade> = trades
+            .iter()
+            .filter(|t| &t.buyer == participant || &t.seller == participant)
+            .cloned()
+            .collect();
+        let mut metered: BTreeMap<ParticipantId, i64> = BTreeMap::new();
+        for t in &own {
+            let q = i64::try_from(t.quantity_wh).unwrap_or(i64::MAX);
+            let buyer = metered.entry(t.buyer.clone()).or_default();
+            *buyer = buyer.saturating_sub(q);
+            let seller = metered.entry(t.seller.clone()).or_default();
+            *seller = seller.saturating_add(q);
+        }
+        metered.insert(participant.clone(), metered_net_export_wh);
+        let settlement = settle(&own, &metered, tariffs, network_fee)?;
+        let bill = settlement
+            .bills
+            .into_iter()
+            .find(|b| &b.participant == participant)
+            .ok_or_else(|| SettlementError::MissingReading(participant.clone()))?;
+        Ok(SettlementNotice {
+            interval_start: interval.start(),
+            bill,
+        })
     }
 }
 
@@ -243,8 +320,54 @@ mod tests {
             ResultMessage::Clearing(summary).topic("vm").unwrap(),
             "vm/market/clearing"
         );
+        let ours = BTreeSet::from([p("hh-2"), p("hh-9")]);
+        let mine = HouseholdFills::for_households(interval, &outcome, &ours);
+        let who: Vec<_> = mine
+            .iter()
+            .map(|f| (f.participant.as_str(), f.bought_wh, f.fills.len()))
+            .collect();
+        assert_eq!(
+            who,
+            [("hh-2", 300, 1), ("hh-9", 0, 0)],
+            "only ours, unfilled too"
+        );
         let mut bad = fills[0].clone();
         bad.participant = p("a/#");
         assert!(ResultMessage::Fills(bad).topic("vm").is_err());
+    }
+
+    #[test]
+    fn a_household_is_billed_on_its_own_trades_and_meter() {
+        let interval =
+            IntervalSpec::DEFAULT.containing(DateTime::from_timestamp(1_790_000_000, 0).unwrap());
+        let price: Price = "0.200000".parse().unwrap();
+        let trade = |buyer: &str, seller: &str, q: Wh| Trade {
+            buy_id: format!("{buyer}-b").into(),
+            sell_id: format!("{seller}-s").into(),
+            buyer: p(buyer),
+            seller: p(seller),
+            quantity_wh: q,
+            price,
+        };
+        let trades = [trade("a", "b", 1_000), trade("c", "d", 500)];
+        let tariffs = Tariffs::new("0.08".parse().unwrap(), "0.30".parse().unwrap()).unwrap();
+        let fee: Price = "0.01".parse().unwrap();
+        // a bought 1 kWh and consumed 1.5: 0.20 + 0.01 fee + 0.5 kWh at 0.30 retail = 0.36.
+        let a = SettlementNotice::for_household(interval, &trades, &p("a"), -1_500, tariffs, fee)
+            .unwrap();
+        assert_eq!(a.bill.participant, p("a"));
+        assert_eq!((a.bill.bought_wh, a.bill.from_utility_wh), (1_000, 500));
+        assert_eq!(a.bill.total.to_string(), "0.360000000");
+        // b sold 1 kWh and exported only 0.8: −0.20 + 0.2 kWh at retail = −0.14.
+        let b =
+            SettlementNotice::for_household(interval, &trades, &p("b"), 800, tariffs, fee).unwrap();
+        assert_eq!(b.bill.total.to_string(), "-0.140000000");
+        // e did not trade: only the utility (2 kWh exported at feed-in).
+        let e = SettlementNotice::for_household(interval, &trades, &p("e"), 2_000, tariffs, fee)
+            .unwrap();
+        assert_eq!((e.bill.sold_wh, e.bill.to_utility_wh), (0, 2_000));
+        assert_eq!(e.bill.total.to_string(), "-0.160000000");
+        let msg = ResultMessage::Settlement(e);
+        assert_eq!(msg.topic("vm").unwrap(), "vm/households/e/settlement");
     }
 }
