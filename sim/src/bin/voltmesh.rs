@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod clear;
+mod demo;
 mod node;
 
 /// Voltmesh: a peer-to-peer energy exchange for one neighborhood.
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a whole neighborhood on this machine: validators, broker, simulated meters, bridge.
+    Demo(demo::DemoArgs),
     /// Clear a book of orders from a JSON file and print the result as JSON.
     Clear(clear::ClearArgs),
     /// Simulate a neighbourhood on a SimBench grid (or `sim powerflow` one moment).
@@ -33,6 +36,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::demo(&args),
         Command::Clear(args) => clear::run(&args),
         Command::Sim(args) => voltmesh_sim::cli::run(&args),
         Command::Keygen(args) => node::keygen(&args),

@@ -1,0 +1,225 @@
+//! The demo's households: the first `count` loads of the grid, each with its meter and its limit
+//! prices, and the bridge configuration that serves them.
+//!
+//! # Limit prices
+//! The simulation's seeded bidding strategy ([`crate::household`]) without its per-interval
+//! jitter (the bridge keeps one pair of limits per household): sellers ask
+//! `feed_in + a·spread`, buyers bid `retail − fee − b·spread`, with `spread = retail − fee −
+//! feed_in` and `a, b` drawn per household from the seed ([`crate::run::households`]).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use voltmesh_engine::{IntervalSpec, ParticipantId, Price};
+
+use super::broker::BrokerAddr;
+use super::neighborhood::Prices;
+use super::DemoError;
+use crate::meters::fleet::{build_meters, household_steps, SimMeter};
+use crate::scenario::Scenario;
+use crate::simbench::Grid;
+
+/// One household of the demo.
+#[derive(Debug, Clone)]
+pub struct DemoHousehold {
+    /// Its pseudonym in genesis (`hh-01`, ...).
+    pub participant: ParticipantId,
+    /// The grid's load it plays.
+    pub load: String,
+    /// PV peak, kW (0 without PV).
+    pub pv_kwp: f64,
+    /// The most it pays per kWh.
+    pub buy_limit: Price,
+    /// The least it takes per kWh.
+    pub sell_limit: Price,
+    /// Its meter.
+    pub meter: SimMeter,
+}
+
+/// What the households play.
+#[derive(Debug, Clone, Copy)]
+pub struct Playback {
+    /// First profile step.
+    pub first_step: usize,
+    /// Profile steps to prepare (the last one repeats after that).
+    pub steps: usize,
+    /// Real time at which the first step starts.
+    pub origin: DateTime<Utc>,
+    /// Real time per profile step.
+    pub step: TimeDelta,
+    /// PV scale.
+    pub pv_scale: f64,
+}
+
+/// The first `count` households of `grid` for `seed`.
+///
+/// # Errors
+/// [`DemoError::Options`] if `count` is 0 or larger than the grid's loads, or the window is
+/// outside the profiles.
+pub fn build(
+    grid: &Grid,
+    count: usize,
+    seed: u64,
+    prices: Prices,
+    playback: Playback,
+) -> Result<Vec<DemoHousehold>, DemoError> {
+    if count == 0 || count > grid.loads.len() {
+        return Err(DemoError::Options(format!(
+            "--households must be 1..={} (the loads of {})",
+            grid.loads.len(),
+            grid.name
+        )));
+    }
+    if playback.first_step + playback.steps > grid.intervals() {
+        return Err(DemoError::Options(format!(
+            "the profiles have {} steps; {} from step {} do not fit",
+            grid.intervals(),
+            playback.steps,
+            playback.first_step
+        )));
+    }
+    let scenario = Scenario {
+        seed,
+        retail: prices.retail,
+        feed_in: prices.feed_in,
+        network_fee: prices.network_fee,
+        pv_scale: playback.pv_scale,
+        ..Scenario::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut homes = crate::run::households(grid, &scenario, &mut rng);
+    homes.truncate(count);
+    let meters = build_meters(&homes, playback.origin, playback.step, |home| {
+        household_steps(
+            grid,
+            home,
+            playback.first_step,
+            playback.steps,
+            playback.pv_scale,
+        )
+    });
+    let feed_in = prices.feed_in.micros();
+    let ceiling = (prices.retail.micros() - prices.network_fee.micros()).max(feed_in);
+    let spread = (ceiling - feed_in) as f64;
+    let price = |micros: i64| Price::from_micros(micros.clamp(feed_in, ceiling)).ok();
+    homes
+        .iter()
+        .zip(meters)
+        .enumerate()
+        .map(|(n, (home, mut meter))| {
+            let participant = ParticipantId::from(format!("hh-{:02}", n + 1));
+            meter.participant = participant.clone();
+            let sell = price(feed_in + (home.ask_markup * spread).round() as i64);
+            let buy = price(ceiling - (home.bid_markdown * spread).round() as i64);
+            let (Some(sell_limit), Some(buy_limit)) = (sell, buy) else {
+                return Err(DemoError::Options("tariffs out of range".into()));
+            };
+            Ok(DemoHousehold {
+                participant,
+                load: grid.loads[home.load].id.clone(),
+                pv_kwp: home
+                    .pv
+                    .iter()
+                    .map(|p| p.1 * 1000.0 * playback.pv_scale)
+                    .sum(),
+                buy_limit,
+                sell_limit,
+                meter,
+            })
+        })
+        .collect()
+}
+
+/// The bridge's `bridge.toml` for the demo: the broker, node 0's API, the bridge key, the
+/// market's intervals and one `[[household]]` per household.
+pub fn bridge_toml(
+    broker: &BrokerAddr,
+    api: &str,
+    neighborhood: &str,
+    key_file: &std::path::Path,
+    market: IntervalSpec,
+    homes: &[DemoHousehold],
+) -> String {
+    let mut toml = format!(
+        "[broker]\nhost = {:?}\nport = {}\nclient_id = \"voltmesh-demo-bridge\"\nreconnect_min_ms = 100\nreconnect_max_ms = 2000\n\n\
+         [[subscription]]\nfilter = \"dsmr/+\"\nformat = \"dsmr\"\n\n\
+         [[subscription]]\nfilter = \"tele/+/SENSOR\"\nformat = \"tasmota\"\n\n\
+         [[subscription]]\nfilter = \"+/events/rpc\"\nformat = \"shelly_gen2\"\n\n\
+         [node]\napi_url = \"http://{api}\"\nneighborhood = {neighborhood:?}\nkey_file = {:?}\n\n\
+         [market]\nlength_secs = {}\ngate_closure_lead_secs = {}\n",
+        broker.host,
+        broker.port,
+        key_file.display().to_string(),
+        market.length_secs(),
+        market.gate_closure_lead_secs(),
+    );
+    for h in homes {
+        toml += &format!(
+            "\n[[household]]\nparticipant = {:?}\nmeters = [{:?}]\nbuy_limit = \"{}\"\nsell_limit = \"{}\"\n",
+            h.participant.as_str(),
+            h.meter.device,
+            h.buy_limit,
+            h.sell_limit
+        );
+    }
+    toml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prices() -> Prices {
+        Prices {
+            feed_in: "0.08".parse().unwrap(),
+            retail: "0.30".parse().unwrap(),
+            network_fee: "0.02".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn households_have_limits_inside_the_tariffs_and_a_valid_bridge_config() {
+        let grid = Grid::read(&crate::data::demo_grid_dir()).unwrap();
+        let playback = Playback {
+            first_step: 16_000,
+            steps: 8,
+            origin: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            step: TimeDelta::seconds(10),
+            pv_scale: 1.0,
+        };
+        let homes = build(&grid, 13, 7, prices(), playback).unwrap();
+        assert_eq!(homes.len(), 13);
+        assert!(homes.iter().filter(|h| h.pv_kwp > 0.0).count() >= 2);
+        for h in &homes {
+            assert!(h.sell_limit >= prices().feed_in && h.buy_limit <= prices().retail);
+        }
+        let again = build(&grid, 13, 7, prices(), playback).unwrap();
+        assert_eq!(
+            homes
+                .iter()
+                .map(|h| (h.buy_limit, h.sell_limit))
+                .collect::<Vec<_>>(),
+            again
+                .iter()
+                .map(|h| (h.buy_limit, h.sell_limit))
+                .collect::<Vec<_>>(),
+            "same seed, same limits"
+        );
+        let broker = BrokerAddr {
+            host: "127.0.0.1".into(),
+            port: 1883,
+        };
+        let text = bridge_toml(
+            &broker,
+            "127.0.0.1:7600",
+            "demo",
+            std::path::Path::new("/tmp/bridge.key"),
+            IntervalSpec::new(10, 3).unwrap(),
+            &homes,
+        );
+        let config = voltmesh_meter_bridge::config::Config::from_toml(&text).unwrap();
+        assert_eq!(config.registry.households().count(), 13);
+        assert!(build(&grid, 14, 7, prices(), playback).is_err());
+        assert!(build(&grid, 0, 7, prices(), playback).is_err());
+    }
+}

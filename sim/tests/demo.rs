@@ -1,0 +1,176 @@
+//! `voltmesh demo` end to end: the real binary runs validators, the embedded broker, simulated
+//! meters and the bridge on 127.0.0.1; we check what it reports, and that Ctrl-C (SIGINT) stops
+//! it cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn voltmesh() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_voltmesh"))
+}
+
+/// Kills the child if the test fails before it exits.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "voltmesh demo did not exit within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Stdout lines as they come.
+fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn price(v: &Value) -> f64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("price {v}"))
+}
+
+#[test]
+fn demo_finalizes_orders_and_trades_within_the_tariffs() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary_file = dir.path().join("summary.json");
+    let child = voltmesh()
+        .args(["demo", "--intervals", "3", "--seed", "7", "--summary-json"])
+        .arg(&summary_file)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let rx = lines(&mut guard.0);
+    let status = wait_exit(&mut guard.0, Duration::from_secs(240));
+    let output: Vec<String> = rx.try_iter().collect();
+    let text = output.join("\n");
+    assert!(status.success(), "exit {status}\n{text}");
+    assert!(text.contains("== summary"), "{text}");
+
+    let outcome: Value = serde_json::from_slice(&std::fs::read(&summary_file).unwrap()).unwrap();
+    assert_eq!(outcome["interrupted"], false);
+    let records = outcome["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{text}");
+    let summary = &outcome["summary"];
+    let (feed_in, retail) = (price(&summary["feed_in"]), price(&summary["retail"]));
+    assert!(
+        summary["orders"].as_u64().unwrap() > 0,
+        "orders finalized\n{text}"
+    );
+    assert!(summary["trades"].as_u64().unwrap() > 0, "trades\n{text}");
+    assert!(summary["traded_wh"].as_u64().unwrap() > 0);
+    let mut priced = 0;
+    for r in records {
+        if r["price"].is_null() {
+            assert_eq!(r["volume_wh"], 0);
+            continue;
+        }
+        priced += 1;
+        let p = price(&r["price"]);
+        assert!(
+            (feed_in..=retail).contains(&p),
+            "price {p} outside [{feed_in}, {retail}]"
+        );
+        assert!(r["volume_wh"].as_u64().unwrap() > 0);
+        assert!(
+            r["orders"].as_u64().unwrap() >= 2,
+            "a trade needs two orders"
+        );
+    }
+    assert!(priced > 0, "{text}");
+    let share = summary["local_share"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share));
+}
+
+#[test]
+fn sigint_stops_the_demo_cleanly() {
+    let child = voltmesh()
+        .args(["demo", "--intervals", "100"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let rx = lines(&mut guard.0);
+    let mut dir = None;
+    let mut api = None;
+    let mut seen = Vec::new();
+    // Wait for the first interval row: every part (nodes, broker, meters, bridge) is running.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no interval shown:\n{}", seen.join("\n")));
+        if let Some(d) = line.trim().strip_prefix("directory ") {
+            dir = Some(PathBuf::from(d));
+        }
+        if let Some(a) = line.trim().strip_prefix("node API http://") {
+            api = Some(a.to_owned());
+        }
+        let is_row = line.contains("2016-06-21") && !line.contains("meters play");
+        seen.push(line);
+        if is_row {
+            break;
+        }
+    }
+    let dir = dir.expect("the demo prints its directory");
+    let api = api.expect("the demo prints node 0's API");
+    assert!(dir.is_dir());
+    assert!(std::net::TcpStream::connect(&api).is_ok());
+
+    let pid = guard.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_exit(&mut guard.0, Duration::from_secs(60));
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        status.success(),
+        "exit {status} after SIGINT\n{}",
+        rest.join("\n")
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("stopped by Ctrl-C")),
+        "{rest:?}"
+    );
+    assert!(rest.iter().any(|l| l.contains("== summary")), "{rest:?}");
+    assert!(!dir.exists(), "the temporary directory is removed");
+    assert!(
+        std::net::TcpStream::connect(&api).is_err(),
+        "node 0's API is closed"
+    );
+}
