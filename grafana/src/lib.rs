@@ -26,7 +26,9 @@ pub mod writer;
 #[cfg(feature = "clap")]
 pub use cli::InfluxArgs;
 pub use config::{ConfigError, MetricsConfig};
-pub use market::{clearing_point, order_point, trade_points, Balances};
+pub use market::{
+    clearing_point, clearing_point_from_outcome, order_point, trade_points, Balances,
+};
 pub use schema::{
     measurement, Balance, BridgeDecodeError, BridgeHealth, Clearing, ConsensusHealth,
     ConsensusRejection, FieldKind, FieldSpec, GridState, MeasurementSpec, MeterReading, OrderPoint,

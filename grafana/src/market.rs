@@ -55,6 +55,39 @@ pub fn clearing_point(
     }
 }
 
+/// The `clearing` point of one interval from its outcome alone (as a committed block records it):
+/// the book is every order that traded or has energy left, so bid (ask) energy is the volume plus
+/// the unfilled buy (sell) energy, and the order count is the number of distinct order ids.
+pub fn clearing_point_from_outcome(
+    time: DateTime<Utc>,
+    neighborhood: &Neighborhood,
+    outcome: &ClearingOutcome,
+    tariffs: Tariffs,
+) -> Clearing {
+    let (mut bid_wh, mut ask_wh) = (outcome.volume_wh, outcome.volume_wh);
+    let mut ids = std::collections::BTreeSet::new();
+    for trade in &outcome.trades {
+        ids.insert((voltmesh_engine::Side::Buy, &trade.buy_id));
+        ids.insert((voltmesh_engine::Side::Sell, &trade.sell_id));
+    }
+    for unfilled in &outcome.unfilled {
+        match unfilled.side {
+            voltmesh_engine::Side::Buy => bid_wh = bid_wh.saturating_add(unfilled.remaining_wh),
+            voltmesh_engine::Side::Sell => ask_wh = ask_wh.saturating_add(unfilled.remaining_wh),
+        }
+        ids.insert((unfilled.side, &unfilled.id));
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let local_share = (bid_wh > 0).then(|| outcome.volume_wh as f64 / bid_wh as f64);
+    Clearing {
+        bid_wh: wh_value(bid_wh),
+        ask_wh: wh_value(ask_wh),
+        local_share,
+        orders: i64::try_from(ids.len()).unwrap_or(i64::MAX),
+        ..clearing_point(time, neighborhood, &[], outcome, tariffs)
+    }
+}
+
 /// The `order` point of one accepted order, stamped `time` (its submission or block time).
 /// `None` if the participant id is empty.
 pub fn order_point(
@@ -245,6 +278,16 @@ mod tests {
         };
         let c = clearing_point(t0(), &nb, &[], &empty, tariffs);
         assert_eq!((c.local_share, c.price, c.orders), (None, None, 0));
+    }
+
+    #[test]
+    fn the_outcome_alone_gives_the_same_clearing_as_the_book() {
+        let nb = Neighborhood::new("nb").expect("id");
+        let (orders, outcome, tariffs) = book();
+        assert_eq!(
+            clearing_point_from_outcome(t0(), &nb, &outcome, tariffs),
+            clearing_point(t0(), &nb, &orders, &outcome, tariffs)
+        );
     }
 
     #[test]

@@ -292,6 +292,12 @@ enum_tag!(
         QueueFull => "queue_full",
         /// A block's clearing differs from the local re-execution.
         ClearingMismatch => "clearing_mismatch",
+        /// The signer's key may not sign for the participant.
+        KeyNotAllowed => "key_not_allowed",
+        /// The nonce is not above the participant's last (a replay).
+        ReplayedNonce => "replayed_nonce",
+        /// A proposed block was refused (wrong leader, block time, or invalid payload).
+        RejectedProposal => "rejected_proposal",
     }
 );
 

@@ -14,6 +14,12 @@ use serde::Deserialize;
 /// listen = "/ip4/0.0.0.0/tcp/7100"
 /// api = "127.0.0.1:8100"
 /// block_interval_ms = 500
+///
+/// [metrics]                     # optional; each key falls back to VOLTMESH_INFLUX_*
+/// url = "http://127.0.0.1:8086" # unset here and in the environment: no metrics
+/// org = "voltmesh"
+/// bucket = "voltmesh"
+/// node = "node-1"               # the `node` tag (default: validator-<index>)
 /// ```
 /// Relative paths are relative to the file's directory.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +41,9 @@ pub struct NodeConfig {
     /// Test-only switches.
     #[serde(default)]
     pub testing: Testing,
+    /// Where the node writes its metrics (see [`super::metrics`]).
+    #[serde(default)]
+    pub metrics: super::metrics::MetricsSection,
 }
 
 /// Switches for fault-injection tests; never set them in a deployment.

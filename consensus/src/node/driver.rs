@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::api::{self, ApiRequest, ParticipantView, StatusView};
+use super::metrics::{Health, NodeMetrics, NodeMetricsError};
 use super::NodeConfig;
 use crate::genesis::Genesis;
 use crate::index::Index;
@@ -51,6 +52,9 @@ pub enum NodeError {
     /// The replica could not start.
     #[error("consensus: {0}")]
     Replica(String),
+    /// The metrics configuration is unusable.
+    #[error("metrics: {0}")]
+    Metrics(#[from] NodeMetricsError),
     /// The API address could not be bound.
     #[error("api {addr}: {source}")]
     Api {
@@ -158,6 +162,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     .map_err(|e| NodeError::Replica(e.to_string()))?;
     info!(validator = %me, height = recovered.committed.len(), "node starting");
+    let metrics = NodeMetrics::start(
+        config.metrics.to_config(|key| std::env::var(key).ok()),
+        &genesis,
+        config.metrics.node.as_deref(),
+        me.0,
+    )?;
 
     // Network: genesis list order is the network's index; the consensus set sorts keys, so map.
     let listen: net::Multiaddr = config
@@ -225,8 +235,19 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         to_proto,
         genesis,
         next_tick: None,
+        metrics,
     };
     let result = driver.run(events, api_rx, shutdown).await;
+    if driver.metrics.is_enabled() {
+        let stats = driver.metrics.finish().await;
+        info!(
+            recorded = stats.recorded,
+            written = stats.written,
+            dropped = stats.dropped(),
+            last_error = stats.last_error.as_deref().unwrap_or(""),
+            "metrics writer stopped"
+        );
+    }
     let _ = stop_api.send(());
     let _ = api_task.await;
     net_task.abort();
@@ -242,6 +263,7 @@ struct Driver {
     to_proto: BTreeMap<net::ValidatorIndex, ValidatorIndex>,
     genesis: Arc<Genesis>,
     next_tick: Option<u64>,
+    metrics: NodeMetrics,
 }
 
 impl Driver {
@@ -311,6 +333,9 @@ impl Driver {
             ApiRequest::SubmitOrder(order, reply) => {
                 let bytes = serde_json::to_vec(&order).unwrap_or_default();
                 let result = self.replica.app_mut().submit(order, now_ms());
+                if let Err(rejection) = &result {
+                    self.metrics.order_rejected(rejection);
+                }
                 if result.is_ok() {
                     // Other nodes' mempools get it by gossip; a full queue only delays it to
                     // whoever proposes next from this node.
@@ -382,8 +407,29 @@ impl Driver {
                 "committed"
             );
             self.index.apply(&committed);
+            if self.metrics.is_enabled() {
+                let health = self.health();
+                self.metrics.committed(&committed, now_ms(), health);
+            }
+        }
+        let now = now_ms();
+        if self.metrics.health_due(now) {
+            let health = self.health();
+            self.metrics.health(now, health);
         }
         Ok(())
+    }
+
+    /// The node's consensus health for metrics.
+    fn health(&self) -> Health {
+        let status = self.replica.status();
+        Health {
+            height: status.committed_height,
+            view: status.view,
+            peers: self.net.stats().connected_validators,
+            pending_orders: self.replica.app().mempool().len(),
+            rejected_proposals: self.replica.stats().rejected_proposals,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod api;
 mod config;
 mod driver;
+pub mod metrics;
 
 pub use config::{NodeConfig, NodeConfigError, Testing};
 pub use driver::{run, NodeError};

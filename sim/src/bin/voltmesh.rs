@@ -24,7 +24,7 @@ enum Command {
     /// Clear a book of orders from a JSON file and print the result as JSON.
     Clear(clear::ClearArgs),
     /// Simulate a neighbourhood on a SimBench grid (or `sim powerflow` one moment).
-    Sim(voltmesh_sim::cli::SimArgs),
+    Sim(Box<voltmesh_sim::cli::SimArgs>),
     /// Generate a node key (ed25519: libp2p identity and validator key at once).
     Keygen(node::KeygenArgs),
     /// Run a neighborhood validator node.

@@ -1,0 +1,351 @@
+//! What a node writes to InfluxDB: its consensus health and the committed ledger.
+//!
+//! * `consensus` (height, view, commit latency, peers, pending orders): on every commit and at
+//!   least every [`HEALTH_EVERY_MS`];
+//! * `consensus_rejection` (`rejected_total` per reason, counters since the node started): orders
+//!   the API refused and proposals the replica refused, every [`HEALTH_EVERY_MS`];
+//! * from each COMMITTED block only (data flows meters → bridge → nodes → ledger → dashboards):
+//!   one `order` per order (time = block time plus the order's position in the block in
+//!   nanoseconds, so two orders of one household in one block stay two points), and per interval
+//!   the block clears one `clearing` and the `trade`s (time = interval start).
+//!
+//! Every validator writes the same ledger points; they carry no `node` tag, so they are the same
+//! series and points and the database keeps one copy.
+//!
+//! # Determinism
+//! Nothing here feeds back into consensus: the driver hands in the time it read ([`now_ms`] is
+//! the driver's clock) and recording never blocks or fails ([`MetricsHandle::record`]).
+//!
+//! [`now_ms`]: super::driver
+//! [`MetricsHandle::record`]: voltmesh_metrics::MetricsHandle::record
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use voltmesh_engine::Tariffs;
+use voltmesh_metrics::{
+    clearing_point_from_outcome, trade_points, ConfigError, ConsensusHealth, ConsensusRejection,
+    HouseholdId, IdError, MechanismTag, MetricsConfig, MetricsHandle, MetricsWriter, Neighborhood,
+    NodeId, OrderPoint, RejectionReason, Side, WriterStats,
+};
+
+use crate::genesis::Genesis;
+use crate::ledger::{CommittedBlock, OrderRejection};
+
+/// How often health and rejection counters are written when nothing commits.
+pub const HEALTH_EVERY_MS: u64 = 5_000;
+
+/// The optional `[metrics]` section of `node.toml`. Every key that is absent falls back to its
+/// `VOLTMESH_INFLUX_*` environment variable; without a URL in either place metrics are off.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// InfluxDB 2 base URL (`VOLTMESH_INFLUX_URL`).
+    pub url: Option<String>,
+    /// Organization (`VOLTMESH_INFLUX_ORG`, default `voltmesh`).
+    pub org: Option<String>,
+    /// Bucket (`VOLTMESH_INFLUX_BUCKET`, default `voltmesh`).
+    pub bucket: Option<String>,
+    /// API token (`VOLTMESH_INFLUX_TOKEN`; prefer the environment for secrets).
+    pub token: Option<String>,
+    /// The `node` tag of this node's health points (default `validator-<index>`).
+    pub node: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSection")
+            .field("url", &self.url)
+            .field("org", &self.org)
+            .field("bucket", &self.bucket)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+impl MetricsSection {
+    /// The writer configuration: this section's keys, else `env(VOLTMESH_INFLUX_*)`.
+    pub fn to_config(&self, env: impl Fn(&str) -> Option<String>) -> MetricsConfig {
+        MetricsConfig::from_lookup(|key| {
+            let own = match key {
+                MetricsConfig::ENV_URL => &self.url,
+                MetricsConfig::ENV_ORG => &self.org,
+                MetricsConfig::ENV_BUCKET => &self.bucket,
+                MetricsConfig::ENV_TOKEN => &self.token,
+                _ => return None,
+            };
+            own.clone().or_else(|| env(key))
+        })
+    }
+}
+
+/// Why the node's metrics could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeMetricsError {
+    /// The writer configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The neighborhood or node name cannot be a tag.
+    #[error("metrics tag: {0}")]
+    Tag(#[from] IdError),
+}
+
+/// The node's view of consensus at one moment, as the driver reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Health {
+    pub(crate) height: u64,
+    pub(crate) view: u64,
+    pub(crate) peers: u64,
+    pub(crate) pending_orders: usize,
+    /// Proposals the replica refused since it started (a counter).
+    pub(crate) rejected_proposals: u64,
+}
+
+/// Records the node's points; owned by the driver.
+#[derive(Debug)]
+pub(crate) struct NodeMetrics {
+    handle: MetricsHandle,
+    writer: Option<tokio::task::JoinHandle<WriterStats>>,
+    neighborhood: Neighborhood,
+    node: NodeId,
+    mechanism: MechanismTag,
+    tariffs: Tariffs,
+    /// Order refusals by reason since start (a `BTreeMap`: written in a fixed order).
+    rejections: BTreeMap<RejectionReason, u64>,
+    last_commit_latency_ms: Option<f64>,
+    next_health_ms: u64,
+}
+
+impl NodeMetrics {
+    /// Starts the writer (on the current tokio runtime) if `config` has a URL; otherwise every
+    /// call is a no-op. `validator` names the node when `node` is `None`.
+    ///
+    /// # Errors
+    /// [`NodeMetricsError`] if the configuration or a tag is invalid.
+    pub(crate) fn start(
+        config: MetricsConfig,
+        genesis: &Genesis,
+        node: Option<&str>,
+        validator: u16,
+    ) -> Result<NodeMetrics, NodeMetricsError> {
+        let neighborhood = Neighborhood::lossy(&genesis.neighborhood)?;
+        let node = match node {
+            Some(name) => NodeId::new(name)?,
+            None => NodeId::new(&format!("validator-{validator}"))?,
+        };
+        let (handle, writer) = if config.validate()?.is_some() {
+            let (handle, writer) = MetricsWriter::spawn(config)?;
+            (handle, Some(writer))
+        } else {
+            (MetricsHandle::disabled(), None)
+        };
+        Ok(NodeMetrics {
+            handle,
+            writer,
+            neighborhood,
+            node,
+            mechanism: MechanismTag::from(genesis.market.mechanism),
+            tariffs: genesis.market.rules.tariffs,
+            rejections: BTreeMap::new(),
+            last_commit_latency_ms: None,
+            next_health_ms: 0,
+        })
+    }
+
+    /// True if points go to a database.
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.handle.is_enabled()
+    }
+
+    /// Counts an order the node refused.
+    pub(crate) fn order_rejected(&mut self, rejection: &OrderRejection) {
+        if self.is_enabled() {
+            *self.rejections.entry(reason_of(rejection)).or_default() += 1;
+        }
+    }
+
+    /// True if [`NodeMetrics::health`] is due at `now_ms`.
+    pub(crate) fn health_due(&self, now_ms: u64) -> bool {
+        self.is_enabled() && now_ms >= self.next_health_ms
+    }
+
+    /// Writes `consensus` and the `consensus_rejection` counters.
+    pub(crate) fn health(&mut self, now_ms: u64, health: Health) {
+        if !self.is_enabled() {
+            return;
+        }
+        self.next_health_ms = now_ms.saturating_add(HEALTH_EVERY_MS);
+        let time = time_of_ms(now_ms);
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.handle.record(ConsensusHealth {
+            time,
+            neighborhood: self.neighborhood.clone(),
+            node: self.node.clone(),
+            height: count(health.height),
+            view: count(health.view),
+            commit_latency_ms: self.last_commit_latency_ms,
+            peers: count(health.peers),
+            pending_orders: count(u64::try_from(health.pending_orders).unwrap_or(u64::MAX)),
+        });
+        if health.rejected_proposals > 0 {
+            self.rejections
+                .insert(RejectionReason::RejectedProposal, health.rejected_proposals);
+        }
+        for (&reason, &total) in &self.rejections {
+            self.handle.record(ConsensusRejection {
+                time,
+                neighborhood: self.neighborhood.clone(),
+                node: self.node.clone(),
+                reason,
+                rejected_total: count(total),
+            });
+        }
+    }
+
+    /// Writes the ledger points of a block just committed, and the node's health after it.
+    pub(crate) fn committed(&mut self, block: &CommittedBlock, now_ms: u64, health: Health) {
+        if !self.is_enabled() {
+            return;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let latency = now_ms.saturating_sub(block.timestamp_ms) as f64;
+        self.last_commit_latency_ms = Some(latency);
+        let block_time = time_of_ms(block.timestamp_ms);
+        for (i, order) in block.orders.iter().enumerate() {
+            let ticket = &order.ticket;
+            let Ok(household) = HouseholdId::lossy(ticket.participant.as_str()) else {
+                continue;
+            };
+            let offset = chrono::TimeDelta::nanoseconds(i64::try_from(i).unwrap_or(0));
+            self.handle.record(OrderPoint {
+                time: block_time + offset,
+                neighborhood: self.neighborhood.clone(),
+                household,
+                side: Side::from(ticket.side),
+                mechanism: self.mechanism,
+                quantity_wh: voltmesh_metrics::schema::wh_value(ticket.quantity_wh),
+                limit_price: voltmesh_metrics::schema::price_value(ticket.limit_price),
+            });
+        }
+        for clearing in &block.clearings {
+            let Some(start) = DateTime::<Utc>::from_timestamp(clearing.interval_start, 0) else {
+                continue;
+            };
+            self.handle.record(clearing_point_from_outcome(
+                start,
+                &self.neighborhood,
+                &clearing.outcome,
+                self.tariffs,
+            ));
+            for trade in trade_points(start, &self.neighborhood, &clearing.outcome) {
+                self.handle.record(trade);
+            }
+        }
+        self.health(now_ms, health);
+    }
+
+    /// Lets the writer flush (a bounded number of attempts if the database is down) and returns
+    /// its final counters.
+    pub(crate) async fn finish(self) -> WriterStats {
+        let last = self.handle.stats();
+        let NodeMetrics { handle, writer, .. } = self;
+        drop(handle);
+        match writer {
+            Some(writer) => writer.await.unwrap_or(last),
+            None => last,
+        }
+    }
+}
+
+/// The rejection tag of an order refusal.
+fn reason_of(rejection: &OrderRejection) -> RejectionReason {
+    match rejection {
+        OrderRejection::BadSignature => RejectionReason::BadSignature,
+        OrderRejection::UnknownParticipant(_) => RejectionReason::UnknownParticipant,
+        OrderRejection::KeyNotAllowed { .. } => RejectionReason::KeyNotAllowed,
+        OrderRejection::ReplayedNonce { .. } => RejectionReason::ReplayedNonce,
+        OrderRejection::WrongInterval(_) => RejectionReason::WrongInterval,
+        OrderRejection::ClosedInterval(_) => RejectionReason::MarketClosed,
+        OrderRejection::MempoolFull => RejectionReason::QueueFull,
+        OrderRejection::Market(reason) => RejectionReason::from(reason),
+    }
+}
+
+fn time_of_ms(ms: u64) -> DateTime<Utc> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use voltmesh_engine::RejectReason;
+
+    use super::*;
+
+    #[test]
+    fn section_keys_win_over_the_environment_which_fills_the_rest() {
+        let env = |key: &str| match key {
+            "VOLTMESH_INFLUX_URL" => Some("http://env:8086".to_owned()),
+            "VOLTMESH_INFLUX_TOKEN" => Some("env-token".to_owned()),
+            _ => None,
+        };
+        let section = MetricsSection {
+            url: Some("http://file:8086".into()),
+            bucket: Some("nb1".into()),
+            ..MetricsSection::default()
+        };
+        let c = section.to_config(env);
+        assert_eq!(c.url.as_deref(), Some("http://file:8086"));
+        assert_eq!(
+            (c.org.as_str(), c.bucket.as_str(), c.token.as_str()),
+            ("voltmesh", "nb1", "env-token")
+        );
+        let from_env = MetricsSection::default().to_config(env);
+        assert_eq!(from_env.url.as_deref(), Some("http://env:8086"));
+        assert_eq!(MetricsSection::default().to_config(|_| None).url, None);
+        assert!(!format!(
+            "{:?}",
+            MetricsSection {
+                token: Some("s3cret".into()),
+                ..MetricsSection::default()
+            }
+        )
+        .contains("s3cret"));
+    }
+
+    #[test]
+    fn every_order_refusal_has_its_own_tag() {
+        let cases = [
+            (OrderRejection::BadSignature, "bad_signature"),
+            (
+                OrderRejection::UnknownParticipant("x".into()),
+                "unknown_participant",
+            ),
+            (
+                OrderRejection::KeyNotAllowed {
+                    participant: "p".into(),
+                    key: "k".into(),
+                },
+                "key_not_allowed",
+            ),
+            (
+                OrderRejection::ReplayedNonce { nonce: 1, last: 2 },
+                "replayed_nonce",
+            ),
+            (OrderRejection::WrongInterval(5), "wrong_interval"),
+            (OrderRejection::ClosedInterval(5), "market_closed"),
+            (OrderRejection::MempoolFull, "queue_full"),
+            (
+                OrderRejection::Market(RejectReason::ZeroQuantity),
+                "zero_quantity",
+            ),
+        ];
+        for (rejection, tag) in cases {
+            assert_eq!(reason_of(&rejection).as_str(), tag, "{rejection:?}");
+        }
+    }
+}
