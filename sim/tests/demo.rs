@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Each test runs a whole neighborhood; under `cargo test` the two run one after the other (on 2
+/// cores, two at once starve each other's consensus timers). nextest runs them in the
+/// `node-cluster` group for the same reason.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn voltmesh() -> Command {
     Command::new(env!("CARGO_BIN_EXE_voltmesh"))
 }
@@ -60,6 +65,7 @@ fn price(v: &Value) -> f64 {
 
 #[test]
 fn demo_finalizes_orders_and_trades_within_the_tariffs() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let summary_file = dir.path().join("summary.json");
     let child = voltmesh()
@@ -115,6 +121,7 @@ fn demo_finalizes_orders_and_trades_within_the_tariffs() {
 
 #[test]
 fn sigint_stops_the_demo_cleanly() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let child = voltmesh()
         .args(["demo", "--intervals", "100"])
         .env("RUST_LOG", "error")
