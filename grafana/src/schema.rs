@@ -449,7 +449,8 @@ measurements! {
         fields {
             readings_total: i64 => Count, "readings accepted (counter)";
             decode_errors_total: i64 => Count, "messages that did not decode (counter)";
-            orders_total: i64 => Count, "orders submitted (counter)";
+            orders_total: i64 => Count, "orders the node took (counter)";
+            orders_rejected_total: i64 => Count, "orders the node refused for good (counter)";
             dead_letters_total: i64 => Count, "messages sent to the dead-letter topic (counter)";
             queue_depth: i64 => Count, "messages waiting in the bridge's ingest queue";
         }

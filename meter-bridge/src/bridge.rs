@@ -111,6 +111,9 @@ pub async fn run<S: OrderSink>(
     let (notify, _) = broadcast::channel::<()>(1);
     let (complete_tx, mut complete_rx) = mpsc::channel::<()>(1);
     let (ingest_tx, ingest_rx) = mpsc::channel(config.queues.ingest);
+    // Metrics (VOLTMESH_INFLUX_*; off without a URL): see `crate::metrics`.
+    let metrics = crate::metrics::BridgeMetrics::from_env(&config);
+    let queue = ingest_tx.downgrade();
     let filters: Vec<SubscribeFilter> = config
         .subscriptions
         .iter()
@@ -157,7 +160,12 @@ pub async fn run<S: OrderSink>(
         config.topics.results_prefix.clone(),
         Shutdown::new(notify.subscribe()),
     )));
-    let sink = Arc::new(io.orders);
+    let sink = Arc::new(metrics.count_orders(io.orders));
+    spawn(Box::pin(metrics.run(
+        ingest.clone(),
+        queue,
+        Shutdown::new(notify.subscribe()),
+    )));
     let (follow_tx, follow_rx) = mpsc::channel(FOLLOW_QUEUE);
     spawn(Box::pin(run_followups(
         follow_rx,

@@ -31,6 +31,7 @@ pub mod format;
 pub mod ingest;
 mod json;
 pub mod local_time;
+pub mod metrics;
 pub mod mqtt;
 pub mod native;
 pub mod node_client;
