@@ -1,6 +1,7 @@
 //! `voltmesh demo` end to end: the real binary runs validators, the embedded broker, simulated
-//! meters and the bridge on 127.0.0.1; we check what it reports, and that Ctrl-C (SIGINT) stops
-//! it cleanly.
+//! meters and the bridge on 127.0.0.1; we check what it reports, what its validators write to a
+//! real time-series database (Debian's `victoria-metrics`, on loopback), and that Ctrl-C (SIGINT)
+//! stops it cleanly.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use voltmesh_metrics::testing::{free_port, VictoriaMetrics};
 
 /// Each test runs a whole neighborhood; under `cargo test` the two run one after the other (on 2
 /// cores, two at once starve each other's consensus timers). nextest runs them in the
@@ -66,12 +68,19 @@ fn price(v: &Value) -> f64 {
 #[test]
 fn demo_finalizes_orders_and_trades_within_the_tariffs() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let vm = rt.block_on(VictoriaMetrics::start(free_port()));
     let dir = tempfile::tempdir().unwrap();
     let summary_file = dir.path().join("summary.json");
     let child = voltmesh()
         .args(["demo", "--intervals", "3", "--seed", "7", "--summary-json"])
         .arg(&summary_file)
+        .args(["--influx-url", &vm.base_url()])
         .env("RUST_LOG", "error")
+        .env_remove("VOLTMESH_INFLUX_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -117,6 +126,20 @@ fn demo_finalizes_orders_and_trades_within_the_tariffs() {
     assert!(priced > 0, "{text}");
     let share = summary["local_share"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&share));
+
+    // Every validator wrote its health, and the ledger's trades arrived (written before the
+    // nodes' clean shutdown returned).
+    let heights = rt.block_on(vm.export("consensus_height"));
+    let nodes: std::collections::BTreeSet<&str> =
+        heights.iter().filter_map(|s| s.tag("node")).collect();
+    assert_eq!(
+        nodes,
+        ["demo-node0", "demo-node1", "demo-node2", "demo-node3"].into(),
+        "{text}"
+    );
+    let trades = rt.block_on(vm.export("trade_quantity_wh"));
+    assert!(!trades.is_empty(), "trades in the database");
+    assert!(trades.iter().all(|s| s.tag("neighborhood") == Some("demo")));
 }
 
 #[test]

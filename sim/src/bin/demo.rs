@@ -50,8 +50,7 @@ pub(crate) struct DemoArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
-    /// InfluxDB settings (accepted for the shared command line; the demo does not write
-    /// metrics yet).
+    /// Where the validators write their metrics (InfluxDB 2); unset: no metrics.
     #[command(flatten)]
     influx: voltmesh_metrics::cli::InfluxArgs,
 }
@@ -93,18 +92,19 @@ fn options(args: &DemoArgs) -> anyhow::Result<DemoOptions> {
             retail: args.retail,
             network_fee: args.network_fee,
         },
+        node_metrics: voltmesh_consensus::node::metrics::MetricsSection {
+            url: args.influx.url.clone(),
+            org: args.influx.org.clone(),
+            bucket: args.influx.bucket.clone(),
+            token: args.influx.token.clone(),
+            node: None,
+        },
         ..DemoOptions::default()
     })
 }
 
 pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
     init_logging();
-    if args.influx.url.is_some() {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "note: --influx-url is accepted but the demo does not write metrics yet"
-        );
-    }
     let options = match options(args) {
         Ok(o) => o,
         Err(e) => return fail(e),

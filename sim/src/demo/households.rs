@@ -131,13 +131,13 @@ pub fn build(
 }
 
 /// The bridge's `bridge.toml` for the demo: the broker, node 0's API, the bridge key, the
-/// market's intervals and one `[[household]]` per household.
+/// market's intervals and tariffs (as in genesis) and one `[[household]]` per household.
 pub fn bridge_toml(
     broker: &BrokerAddr,
     api: &str,
     neighborhood: &str,
     key_file: &std::path::Path,
-    market: IntervalSpec,
+    (market, prices): (IntervalSpec, Prices),
     homes: &[DemoHousehold],
 ) -> String {
     let mut toml = format!(
@@ -146,12 +146,16 @@ pub fn bridge_toml(
          [[subscription]]\nfilter = \"tele/+/SENSOR\"\nformat = \"tasmota\"\n\n\
          [[subscription]]\nfilter = \"+/events/rpc\"\nformat = \"shelly_gen2\"\n\n\
          [node]\napi_url = \"http://{api}\"\nneighborhood = {neighborhood:?}\nkey_file = {:?}\n\n\
-         [market]\nlength_secs = {}\ngate_closure_lead_secs = {}\n",
+         [market]\nlength_secs = {}\ngate_closure_lead_secs = {}\n\n\
+         [settlement]\nfeed_in = \"{}\"\nretail = \"{}\"\nnetwork_fee = \"{}\"\n",
         broker.host,
         broker.port,
         key_file.display().to_string(),
         market.length_secs(),
         market.gate_closure_lead_secs(),
+        prices.feed_in,
+        prices.retail,
+        prices.network_fee,
     );
     for h in homes {
         toml += &format!(
@@ -214,11 +218,12 @@ mod tests {
             "127.0.0.1:7600",
             "demo",
             std::path::Path::new("/tmp/bridge.key"),
-            IntervalSpec::new(10, 3).unwrap(),
+            (IntervalSpec::new(10, 3).unwrap(), prices()),
             &homes,
         );
         let config = voltmesh_meter_bridge::config::Config::from_toml(&text).unwrap();
         assert_eq!(config.registry.households().count(), 13);
+        assert_eq!(config.settlement.retail, prices().retail);
         assert!(build(&grid, 14, 7, prices(), playback).is_err());
         assert!(build(&grid, 0, 7, prices(), playback).is_err());
     }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
+use voltmesh_consensus::node::metrics::MetricsSection;
 use voltmesh_engine::{Mechanism, ParticipantId, Price, K};
 use voltmesh_meter_bridge::bridge;
 use voltmesh_meter_bridge::config::Config as BridgeConfig;
@@ -69,6 +70,9 @@ pub struct DemoOptions {
     /// At the end, re-clear every committed interval in process and compare
     /// (`voltmesh sim --via-network`).
     pub compare: bool,
+    /// Where the validators write their metrics (`[metrics]` of `node.toml`; each node's `node`
+    /// tag is set to `demo-node<i>`). Keys left `None` fall back to `VOLTMESH_INFLUX_*`.
+    pub node_metrics: MetricsSection,
 }
 
 impl Default for DemoOptions {
@@ -95,6 +99,7 @@ impl Default for DemoOptions {
             grid: crate::data::demo_grid_dir(),
             publish_secs: 1,
             compare: false,
+            node_metrics: MetricsSection::default(),
         }
     }
 }
@@ -240,7 +245,7 @@ async fn run_until(
         .prefix("voltmesh-demo-")
         .tempdir()
         .map_err(io_error("create the demo directory"))?;
-    let hood = neighborhood::write(
+    let mut hood = neighborhood::write(
         dir.path(),
         options.nodes,
         &participants,
@@ -250,6 +255,12 @@ async fn run_until(
             interval_secs: options.interval_secs,
         },
     )?;
+    for (i, node) in hood.nodes.iter_mut().enumerate() {
+        node.config.metrics = MetricsSection {
+            node: Some(format!("demo-node{i}")),
+            ..options.node_metrics.clone()
+        };
+    }
     let broker = match &options.broker {
         Some(addr) => {
             super::broker::wait_listening(addr, Duration::from_secs(5))?;
@@ -403,7 +414,7 @@ fn start_parts(
         &hood.nodes[0].api,
         &hood.genesis.neighborhood,
         &hood.bridge_key_file,
-        hood.genesis.market.interval,
+        (hood.genesis.market.interval, options.prices),
         homes,
     );
     std::fs::write(hood.dir.join("bridge.toml"), &toml).map_err(io_error("write bridge.toml"))?;
