@@ -370,6 +370,13 @@ async fn run_followups<S: OrderSink>(
                         settlement.network_fee,
                     ) {
                         Ok(notice) => {
+                            info!(
+                                interval = *start,
+                                %participant,
+                                metered_net_export_wh = net,
+                                total = %notice.bill.total,
+                                "settlement published"
+                            );
                             let m = ResultMessage::Settlement(notice);
                             if publish_result(&publisher, &prefix, &m, &mut shutdown)
                                 .await

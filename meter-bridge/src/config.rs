@@ -3,7 +3,7 @@
 //! [`Config::from_toml`] parses the file ([`RawConfig`], every key with a default, unknown keys
 //! refused) and [`RawConfig::validate`]s it into a [`Config`] whose invariants the rest of the
 //! bridge relies on. [`DEFAULT_CONFIG`] is the commented default file, printed by
-//! `voltmesh bridge generate-config`.
+//! `voltmesh bridge --print-example-config`; [`Config::load`] reads a file.
 //!
 //! # Invariants of a [`Config`]
 //! * The client id is 1..=64 bytes; the broker port is non-zero; the backoff is `0 < min <= max`.
@@ -15,7 +15,7 @@
 //! * `ingest.formats` holds each subscription's literal prefix (the filter up to its first
 //!   wildcard) mapped to its format, for subscriptions with a format and a non-empty prefix.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,14 @@ pub const MAX_CLIENT_ID_LEN: usize = 64;
 /// Why a configuration is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read (the cause is the error's source).
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The TOML does not parse or has unknown keys or wrong types.
     #[error("bridge config: {0}")]
     Parse(#[from] toml::de::Error),
@@ -355,6 +363,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// Reads, parses and validates the file at `path`; a relative `node.key_file` is resolved
+    /// against the file's directory.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] if the file cannot be read, else as [`Config::from_toml`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::from_toml(&text)?;
+        if config.node.key_file.is_relative() {
+            let dir = path.parent().unwrap_or_else(|| Path::new(""));
+            config.node.key_file = dir.join(&config.node.key_file);
+        }
+        Ok(config)
+    }
+
     /// Parses and validates a `bridge.toml`.
     ///
     /// # Errors
@@ -613,6 +639,27 @@ mod tests {
             with(&format!("{dup}{}", dup.replace("\"a\"", "\"b\""))),
             Err(ConfigError::Registry(RegistryError::DuplicateMeter { .. }))
         ));
+    }
+
+    #[test]
+    fn load_resolves_the_key_file_next_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("vm-bridge-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bridge.toml");
+        std::fs::write(&path, DEFAULT_CONFIG).unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.node.key_file, dir.join("bridge.key"));
+        std::fs::write(
+            &path,
+            DEFAULT_CONFIG.replace("\"bridge.key\"", "\"/k/b.key\""),
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(&path).unwrap().node.key_file,
+            Path::new("/k/b.key")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(Config::load(&path), Err(ConfigError::Read { .. })));
     }
 
     #[test]

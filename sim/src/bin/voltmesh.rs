@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bridge;
 mod clear;
 mod demo;
 mod node;
@@ -23,6 +24,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Clear a book of orders from a JSON file and print the result as JSON.
     Clear(clear::ClearArgs),
+    /// Run the meter bridge: meters over MQTT to signed orders on a node, results back.
+    Bridge(bridge::BridgeArgs),
     /// Simulate a neighbourhood on a SimBench grid (or `sim powerflow` one moment).
     Sim(Box<voltmesh_sim::cli::SimArgs>),
     /// Generate a node key (ed25519: libp2p identity and validator key at once).
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => demo::demo(&args),
         Command::Clear(args) => clear::run(&args),
+        Command::Bridge(args) => bridge::bridge(&args),
         Command::Sim(args) => voltmesh_sim::cli::run(&args),
         Command::Keygen(args) => node::keygen(&args),
         Command::Node(args) => node::node(&args),
