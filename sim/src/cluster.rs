@@ -19,7 +19,7 @@ pub const NEIGHBORHOOD: &str = "testnet";
 pub const INTERVAL_SECS: i64 = 20;
 /// Gate-closure lead of test markets.
 pub const LEAD_SECS: i64 = 5;
-/// Households `h1..=h6` are in genesis, with keys from [`household_key`].
+/// Households `h1..=h6` are in genesis, with keys from [`household_key`] and [`bridge_key`].
 pub const HOUSEHOLDS: u8 = 6;
 
 /// Why a cluster could not be set up.
@@ -90,6 +90,12 @@ pub fn now_secs() -> i64 {
 /// A household's signing key (deterministic from its number).
 pub fn household_key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
+}
+
+/// The test meter bridge's signing key: genesis lists it for every household besides the
+/// household's own key, as a neighborhood whose meters report through one bridge would.
+pub fn bridge_key() -> SigningKey {
+    SigningKey::from_bytes(&[0xB7; 32])
 }
 
 /// One node of the cluster.
@@ -186,7 +192,10 @@ impl Cluster {
             .map(|h| {
                 (
                     format!("h{h}"),
-                    json!([hex::encode(household_key(h).verifying_key().to_bytes())]),
+                    json!([
+                        hex::encode(household_key(h).verifying_key().to_bytes()),
+                        hex::encode(bridge_key().verifying_key().to_bytes())
+                    ]),
                 )
             })
             .collect();

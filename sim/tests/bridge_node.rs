@@ -1,0 +1,472 @@
+//! The meter bridge against real parts: a Mosquitto broker, four `voltmesh node` processes and a
+//! `voltmesh bridge` process, all on 127.0.0.1. Two meters publish native readings through
+//! `mosquitto_pub` (one household exports, one imports); the bridge turns them into signed orders
+//! on a node; the test reads the committed trades from the node API and the fills, clearing
+//! summary and settlement from the household topics with `mosquitto_sub`.
+
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{http, Cluster};
+use voltmesh_sim::cluster::{bridge_key, INTERVAL_SECS, LEAD_SECS, NEIGHBORHOOD};
+
+/// Longest wait for anything in these tests (a few 20 s intervals).
+const PATIENCE: Duration = Duration::from_secs(150);
+
+/// A child process killed (SIGKILL) when dropped.
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    fn running(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit status.
+    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take()?;
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A Mosquitto broker on a free loopback port.
+fn start_mosquitto(dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let mut conf = String::new();
+    if is_root() {
+        // As root, Mosquitto would switch to the `mosquitto` user, who cannot read our files.
+        conf.push_str("user root\n");
+    }
+    let _ = writeln!(conf, "listener {port} 127.0.0.1");
+    conf.push_str("allow_anonymous true\nmax_queued_messages 0\n");
+    let _ = writeln!(conf, "log_dest file {}/mosquitto.log", dir.display());
+    let path = dir.join("mosquitto.conf");
+    std::fs::write(&path, conf).expect("write mosquitto.conf");
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mosquitto (.ci/test.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Proc(Some(child)), port)
+}
+
+/// Everything `mosquitto_sub` received on the result topics, one `topic payload` line each.
+struct Results {
+    _sub: Proc,
+    lines: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Results {
+    fn subscribe(port: u16) -> Results {
+        let mut child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-v"])
+            .args(["-t", "voltmesh/households/#", "-t", "voltmesh/market/#"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto_sub");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some((topic, payload)) = line.split_once(' ') {
+                    let value = serde_json::from_str(payload).unwrap_or(Value::Null);
+                    sink.lock()
+                        .expect("results lock")
+                        .push((topic.to_owned(), value));
+                }
+            }
+        });
+        Results {
+            _sub: Proc(Some(child)),
+            lines,
+        }
+    }
+
+    /// The latest message on `topic`, if any.
+    fn latest(&self, topic: &str) -> Option<Value> {
+        let lines = self.lines.lock().expect("results lock");
+        lines
+            .iter()
+            .rev()
+            .find(|(t, _)| t == topic)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Every message on `topic`, oldest first.
+    fn all(&self, topic: &str) -> Vec<Value> {
+        let lines = self.lines.lock().expect("results lock");
+        lines
+            .iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// Two meters publishing native readings every second through `mosquitto_pub -l` (one process
+/// per meter, one line per reading): `m-h1` exports 6 Wh per second, `m-h2` imports 4.
+struct Meters {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    _pubs: Vec<Proc>,
+}
+
+impl Meters {
+    fn start(port: u16) -> Meters {
+        let mut pubs = Vec::new();
+        let mut inputs: Vec<(&'static str, ChildStdin)> = Vec::new();
+        for meter in ["m-h1", "m-h2"] {
+            let mut child = Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-l"])
+                .args(["-t", &format!("voltmesh/meters/{meter}")])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start mosquitto_pub");
+            inputs.push((meter, child.stdin.take().expect("piped stdin")));
+            pubs.push(Proc(Some(child)));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut export, mut import) = (1_000_000u64, 2_000_000u64);
+            while !stopping.load(Ordering::Relaxed) {
+                let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                export += 6;
+                import += 4;
+                for (meter, input) in &mut inputs {
+                    let (imp, exp) = if *meter == "m-h1" {
+                        (500, export)
+                    } else {
+                        (import, 700)
+                    };
+                    let line = format!(
+                        "{{\"meter\":\"{meter}\",\"ts\":\"{ts}\",\"import_wh\":{imp},\"export_wh\":{exp},\"power_w\":0}}\n"
+                    );
+                    let _ = input.write_all(line.as_bytes());
+                    let _ = input.flush();
+                }
+                std::thread::sleep(Duration::from_millis(1_000));
+            }
+        });
+        Meters {
+            stop,
+            thread: Some(thread),
+            _pubs: pubs,
+        }
+    }
+}
+
+impl Drop for Meters {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes the bridge's key and config into `dir` and starts `voltmesh bridge` on it.
+fn start_bridge(dir: &Path, broker_port: u16, node_api: &str) -> (Proc, PathBuf) {
+    let key = hex::encode(bridge_key().to_bytes());
+    std::fs::write(dir.join("bridge.key"), format!("{key}\n")).expect("write bridge.key");
+    let config = format!(
+        r#"
+[broker]
+port = {broker_port}
+client_id = "bridge-node-test"
+reconnect_min_ms = 50
+reconnect_max_ms = 500
+
+[[subscription]]
+filter = "voltmesh/meters/+"
+format = "native"
+
+[node]
+api_url = "http://{node_api}"
+neighborhood = "{NEIGHBORHOOD}"
+key_file = "bridge.key"
+
+[market]
+length_secs = {INTERVAL_SECS}
+gate_closure_lead_secs = {LEAD_SECS}
+
+[settlement]
+feed_in = "0.080000"
+retail = "0.320000"
+network_fee = "0.010000"
+
+[[household]]
+participant = "h1"
+meters = ["m-h1"]
+buy_limit = "0.30"
+sell_limit = "0.10"
+
+[[household]]
+participant = "h2"
+meters = ["m-h2"]
+buy_limit = "0.30"
+sell_limit = "0.10"
+"#
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, config).expect("write bridge.toml");
+    let log_path = dir.join("bridge.log");
+    let log = std::fs::File::create(&log_path).expect("create bridge.log");
+    let child = support::voltmesh()
+        .args(["bridge", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start voltmesh bridge");
+    (Proc(Some(child)), log_path)
+}
+
+fn wait(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    panic!(
+        "timed out waiting for {what}; bridge log:\n{}",
+        tail.join("\n")
+    );
+}
+
+/// `GET /v1/participants/{id}` on node `i`.
+fn participant(cluster: &Cluster, i: usize, id: &str) -> Value {
+    http(
+        &cluster.nodes[i].api,
+        "GET",
+        &format!("/v1/participants/{id}"),
+        None,
+    )
+    .map(|(_, v)| v)
+    .unwrap_or(Value::Null)
+}
+
+fn traded(cluster: &Cluster, i: usize, id: &str, key: &str) -> u64 {
+    participant(cluster, i, id)["balance"][key]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the test directory");
+    dir
+}
+
+#[test]
+fn meters_to_orders_on_the_node_and_results_back_to_households() {
+    let dir = temp_dir("bridge-node");
+    let cluster = support::start("bridge-node-cluster", 4, &[]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(60), |c| {
+            c.height(0) >= 2
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_broker, port) = start_mosquitto(&dir);
+    let results = Results::subscribe(port);
+    let (mut bridge, log) = start_bridge(&dir, port, &cluster.nodes[0].api);
+    let _meters = Meters::start(port);
+
+    // The bridge's orders are committed: the seller's and the buyer's trades show on another
+    // node than the one the bridge talks to.
+    wait("trades of h1 and h2 committed", &log, || {
+        traded(&cluster, 2, "h1", "sold_wh") > 0 && traded(&cluster, 2, "h2", "bought_wh") > 0
+    });
+    let h1 = participant(&cluster, 2, "h1");
+    let trade = &h1["trades"][0];
+    assert_eq!(trade["side"], "sell", "{h1}");
+    assert_eq!(trade["trade"]["buyer"], "h2", "{h1}");
+    let interval = trade["interval_start"].as_i64().expect("interval_start");
+
+    // Fills and the clearing summary of that interval reach the household topics.
+    let of_interval = |v: &Value| {
+        v["interval_start"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t.timestamp() == interval)
+    };
+    wait("fills and clearing on MQTT", &log, || {
+        [
+            "voltmesh/households/h1/fills",
+            "voltmesh/households/h2/fills",
+            "voltmesh/market/clearing",
+        ]
+        .iter()
+        .all(|t| results.all(t).iter().any(of_interval))
+    });
+    let clearing = http(
+        &cluster.nodes[1].api,
+        "GET",
+        &format!("/v1/intervals/{interval}"),
+        None,
+    )
+    .expect("node 1 answers")
+    .1;
+    let volume = clearing["outcome"]["volume_wh"].as_u64().expect("volume");
+    assert!(volume > 0, "{clearing}");
+    let fills_h1 = results
+        .all("voltmesh/households/h1/fills")
+        .into_iter()
+        .find(of_interval)
+        .expect("h1 fills");
+    let fills_h2 = results
+        .all("voltmesh/households/h2/fills")
+        .into_iter()
+        .find(of_interval)
+        .expect("h2 fills");
+    assert_eq!(fills_h1["sold_wh"].as_u64(), Some(volume), "{fills_h1}");
+    assert_eq!(fills_h2["bought_wh"].as_u64(), Some(volume), "{fills_h2}");
+    assert_eq!(
+        fills_h1["clearing_price"], clearing["outcome"]["clearing_price"],
+        "{fills_h1}"
+    );
+    let summary = results
+        .all("voltmesh/market/clearing")
+        .into_iter()
+        .find(of_interval)
+        .expect("clearing summary");
+    assert_eq!(summary["volume_wh"].as_u64(), Some(volume), "{summary}");
+
+    // After delivery (meters read past the interval's end) each household gets its bill.
+    wait("settlements on MQTT", &log, || {
+        [
+            "voltmesh/households/h1/settlement",
+            "voltmesh/households/h2/settlement",
+        ]
+        .iter()
+        .all(|t| results.all(t).iter().any(of_interval))
+    });
+    let bill_h1 = results
+        .all("voltmesh/households/h1/settlement")
+        .into_iter()
+        .find(of_interval)
+        .expect("h1 settlement");
+    assert_eq!(
+        bill_h1["bill"]["sold_wh"].as_u64(),
+        Some(volume),
+        "{bill_h1}"
+    );
+    // h1 exports 6 Wh a second (a reading about every second): the whole interval is metered.
+    let metered = bill_h1["bill"]["metered_net_export_wh"]
+        .as_i64()
+        .expect("metered");
+    assert!(
+        (6 * (INTERVAL_SECS - 2)..=6 * (INTERVAL_SECS + 1)).contains(&metered),
+        "{bill_h1}"
+    );
+    assert!(results
+        .latest("voltmesh/households/h2/settlement")
+        .is_some());
+
+    // Ctrl-C stops the bridge cleanly.
+    let status = bridge.interrupt().expect("the bridge stops within 30 s");
+    assert!(status.success(), "bridge exit status {status}");
+}
+
+#[test]
+fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
+    let dir = temp_dir("bridge-node-down");
+    let mut cluster = support::start("bridge-node-down-cluster", 4, &[]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(60), |c| {
+            c.height(0) >= 2
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The bridge's node is down before the bridge starts; the other three keep committing.
+    cluster.kill(3);
+    let (_broker, port) = start_mosquitto(&dir);
+    let (mut bridge, log) = start_bridge(&dir, port, &cluster.nodes[3].api);
+    let _meters = Meters::start(port);
+    wait("the bridge to find its node down", &log, || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("node unavailable; retrying"))
+    });
+    assert!(
+        bridge.running(),
+        "the bridge keeps running while its node is down"
+    );
+    assert_eq!(traded(&cluster, 0, "h1", "sold_wh"), 0);
+
+    cluster.start_node(3).expect("node 3 restarts");
+    wait("orders through the restarted node", &log, || {
+        traded(&cluster, 0, "h1", "sold_wh") > 0 && traded(&cluster, 0, "h2", "bought_wh") > 0
+    });
+    assert!(bridge.running(), "pid {}", bridge.id());
+    let status = bridge.interrupt().expect("the bridge stops within 30 s");
+    assert!(status.success(), "bridge exit status {status}");
+}
