@@ -74,6 +74,28 @@ impl MetricsHandle {
         }
     }
 
+    /// Queues a point, WAITING while the channel is full instead of dropping it: backpressure
+    /// for offline producers on their own thread (the simulator), which would rather slow down to
+    /// the database's pace than lose points. While the database is down the writer keeps taking
+    /// points into its buffer (dropping the oldest beyond [`crate::MetricsConfig::max_buffered`]),
+    /// so this never waits for the database itself.
+    ///
+    /// Inside an async runtime (where blocking would stall it) it behaves as
+    /// [`MetricsHandle::record`] and never blocks.
+    pub fn record_blocking(&self, point: impl Into<Point>) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.record(point);
+            return;
+        }
+        Counters::add(&self.counters.recorded, 1);
+        if tx.blocking_send(point.into()).is_err() {
+            Counters::add(&self.counters.dropped_shutdown, 1);
+        }
+    }
+
     /// The writer's counters now.
     pub fn stats(&self) -> WriterStats {
         self.counters.snapshot()

@@ -295,3 +295,45 @@ async fn batches_are_cut_by_size_and_partial_batches_flush_by_time() {
     assert_eq!(series.len(), 1);
     assert_eq!(series[0].samples().len(), 28);
 }
+
+#[tokio::test]
+async fn record_blocking_waits_for_room_instead_of_dropping() {
+    let vm = VictoriaMetrics::start(free_port()).await;
+    let (metrics, writer) = MetricsWriter::spawn(MetricsConfig {
+        queue_capacity: 4,
+        batch_size: 8,
+        ..fast(vm.base_url())
+    })
+    .expect("valid config");
+    let t0 = start() - TimeDelta::days(2);
+    // A producer thread outside the runtime, 50 points into a 4-point channel.
+    let producer = {
+        let metrics = metrics.clone();
+        std::thread::spawn(move || {
+            for i in 0..50 {
+                metrics.record_blocking(clearing(t0 + TimeDelta::minutes(15 * i), i + 1, None));
+            }
+        })
+    };
+    while !producer.is_finished() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    producer.join().expect("the producer does not panic");
+    // Let the writer drain the channel.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Inside the runtime it never blocks: the channel bound applies as with `record`.
+    for i in 0..10 {
+        metrics.record_blocking(clearing(
+            t0 - TimeDelta::days(1) + TimeDelta::minutes(15 * i),
+            1,
+            None,
+        ));
+    }
+    drop(metrics);
+    let stats = finish(writer).await;
+    assert_eq!(stats.recorded, 60);
+    assert_eq!(stats.dropped_queue_full, 6, "{stats:?}");
+    assert_eq!(stats.written, 54, "{stats:?}");
+    let series = vm.export("clearing_volume_wh").await;
+    assert_eq!(series[0].samples().len(), 54);
+}

@@ -9,9 +9,11 @@
 //!
 //! # Threads and bounds
 //! The simulation is synchronous; the writer runs on its own thread with a current-thread tokio
-//! runtime. Recording is [`MetricsHandle::record`]: a `try_send` into the writer's bounded channel
-//! that never blocks the simulation; when the simulation outruns the database the surplus is
-//! dropped and counted ([`WriterStats::dropped`]), and the command reports it.
+//! runtime. Recording is [`MetricsHandle::record_blocking`]: when the simulation outruns the
+//! database it waits for room in the writer's bounded channel (backpressure, so a simulated year
+//! arrives whole) instead of dropping points. While the database is down the writer keeps taking
+//! points and drops the oldest beyond its buffer bound; every dropped point is counted
+//! ([`WriterStats::dropped`]) and the command reports it in its summary.
 //!
 //! Without `--influx-url` nothing here runs: the command uses the plain run (observer `()`).
 
@@ -130,7 +132,7 @@ impl IntervalObserver for SimMetrics {
         let time = view.start.and_utc();
         let nb = &self.neighborhood;
         let mechanism = MechanismTag::from(view.outcome.mechanism);
-        self.handle.record(clearing_point(
+        self.handle.record_blocking(clearing_point(
             time,
             nb,
             view.orders,
@@ -139,19 +141,19 @@ impl IntervalObserver for SimMetrics {
         ));
         for order in view.orders {
             if let Some(point) = order_point(time, nb, mechanism, order) {
-                self.handle.record(point);
+                self.handle.record_blocking(point);
             }
         }
         for point in trade_points(time, nb, view.outcome) {
-            self.handle.record(point);
+            self.handle.record_blocking(point);
         }
         for (settlement, balance) in self.balances.settle(time, nb, view.settlement) {
-            self.handle.record(settlement);
-            self.handle.record(balance);
+            self.handle.record_blocking(settlement);
+            self.handle.record_blocking(balance);
         }
         let rec = view.record;
         let count = |n: u32| i64::from(n);
-        self.handle.record(GridState {
+        self.handle.record_blocking(GridState {
             time,
             neighborhood: nb.clone(),
             voltage_min_pu: rec.vm_min,
