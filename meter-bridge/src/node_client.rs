@@ -257,6 +257,11 @@ impl OrderSink for HttpNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
+    use tokio::sync::mpsc;
+    use voltmesh_consensus::ledger::OrderRejection;
+    use voltmesh_consensus::node::api::{router, ApiRequest};
+    use voltmesh_engine::{ClearingOutcome, IntervalSpec, Mechanism, Order, RejectReason, Side};
 
     #[test]
     fn base_urls_are_checked() {
@@ -277,5 +282,127 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    const CLEARED: i64 = 1_790_000_100;
+
+    /// The node's real API router on a loopback port, with a driver that answers submissions
+    /// from `answers` in turn and knows one cleared interval, [`CLEARED`]. With `answers` =
+    /// `None` the driver is gone, so the API answers 503.
+    async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> HttpNode {
+        let (tx, mut rx) = mpsc::channel::<ApiRequest>(8);
+        match answers {
+            Some(answers) => {
+                tokio::spawn(async move {
+                    let mut answers = answers.into_iter();
+                    while let Some(request) = rx.recv().await {
+                        match request {
+                            ApiRequest::SubmitOrder(_, reply) => {
+                                let _ = reply.send(answers.next().unwrap_or(Ok(())));
+                            }
+                            ApiRequest::Interval(start, reply) => {
+                                let _ = reply.send((start == CLEARED).then(|| IntervalClearing {
+                                    interval_start: start,
+                                    outcome: ClearingOutcome {
+                                        trades: Vec::new(),
+                                        volume_wh: 0,
+                                        clearing_price: None,
+                                        mechanism: Mechanism::default(),
+                                        price_range: None,
+                                        unfilled: Vec::new(),
+                                    },
+                                }));
+                            }
+                            _ => {}
+                        }
+                    }
+                });
+            }
+            None => drop(rx),
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router(tx)).await;
+        });
+        HttpNode::new(&format!("http://{addr}")).unwrap()
+    }
+
+    fn signed() -> SignedOrder {
+        let interval =
+            IntervalSpec::DEFAULT.containing(DateTime::from_timestamp(CLEARED, 0).unwrap());
+        let order = Order {
+            id: "hh-1-x-sell".into(),
+            participant: "hh-1".into(),
+            side: Side::Sell,
+            quantity_wh: 100,
+            limit_price: "0.10".parse().unwrap(),
+            seq: 0,
+        };
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        crate::order_sink::sign_orders(&[order], interval, "nb", &key).remove(0)
+    }
+
+    #[tokio::test]
+    async fn answers_are_classified_as_documented() {
+        let answers = vec![
+            Ok(()),
+            Err(OrderRejection::ReplayedNonce { nonce: 1, last: 1 }),
+            Err(OrderRejection::Market(RejectReason::DuplicateId(
+                "x".into(),
+            ))),
+            Err(OrderRejection::MempoolFull),
+            Err(OrderRejection::BadSignature),
+            Err(OrderRejection::ClosedInterval(CLEARED)),
+        ];
+        let node = node(Some(answers)).await;
+        let order = signed();
+        assert_eq!(node.submit(&order).await, Ok(Submitted::Accepted));
+        assert_eq!(node.submit(&order).await, Ok(Submitted::AlreadyThere));
+        assert_eq!(node.submit(&order).await, Ok(Submitted::AlreadyThere));
+        let full = node.submit(&order).await.unwrap_err();
+        assert!(full.is_retryable(), "{full}");
+        let bad = node.submit(&order).await.unwrap_err();
+        assert!(
+            matches!(&bad, SinkError::Rejected { kind, .. } if kind == "bad_signature"),
+            "{bad}"
+        );
+        assert!(!bad.is_retryable());
+        let closed = node.submit(&order).await.unwrap_err();
+        assert!(
+            matches!(&closed, SinkError::Rejected { kind, .. } if kind == "closed_interval"),
+            "{closed}"
+        );
+        assert_eq!(
+            node.counts(),
+            SubmitCounts {
+                accepted: 1,
+                already_there: 2,
+                rejected: 2,
+                unavailable: 1,
+                ..SubmitCounts::default()
+            }
+        );
+        assert_eq!(node.clearing(CLEARED - 900).await, Ok(None), "404: not yet");
+        let clearing = node.clearing(CLEARED).await.unwrap().expect("cleared");
+        assert_eq!(clearing.interval_start, CLEARED);
+    }
+
+    #[tokio::test]
+    async fn a_busy_or_absent_node_is_worth_retrying() {
+        let busy = node(None).await;
+        let e = busy.submit(&signed()).await.unwrap_err();
+        assert!(e.is_retryable(), "503: {e}");
+        assert!(busy.clearing(CLEARED).await.unwrap_err().is_retryable());
+        // Nothing listens on the port any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let absent = HttpNode::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let e = absent.submit(&signed()).await.unwrap_err();
+        assert!(e.is_retryable(), "refused: {e}");
+        assert_eq!(absent.counts().unavailable, 1);
     }
 }
