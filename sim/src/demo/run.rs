@@ -320,7 +320,9 @@ async fn run_until(
             out,
             &format!(
                 "  nodes connected; meters play {} from {} UTC; first interval shown: {}",
-                grid.load_profiles.time_of(first_step).format("%Y-%m-%d %H:%M"),
+                grid.load_profiles
+                    .time_of(first_step)
+                    .format("%Y-%m-%d %H:%M"),
                 origin.format("%H:%M:%S"),
                 (origin + TimeDelta::seconds(len * WARM_UP_INTERVALS as i64)).format("%H:%M:%S"),
             ),
@@ -335,11 +337,17 @@ async fn run_until(
         for i in 0..intervals {
             let step = WARM_UP_INTERVALS + i;
             let start = origin_unix + len * step as i64;
-            let view = tokio::select! {
-                v = wait_for_interval(&apis[0], start, spec.gate_closure_lead_secs(), timeout) => v?,
-                () = stopped(&mut stop) => break,
+            let wait = wait_for_interval(&apis[0], start, spec.gate_closure_lead_secs(), timeout);
+            tokio::pin!(wait);
+            let view = loop {
+                tokio::select! {
+                    v = &mut wait => break Some(v?),
+                    () = stopped(&mut stop) => break None,
+                    // A node that stops on its own says why at once, not after the timeout.
+                    () = tokio::time::sleep(Duration::from_secs(1)) => running.nodes.check()?,
+                }
             };
-            running.nodes.check()?;
+            let Some(view) = view else { break };
             let record = ledger.record(
                 &view,
                 step,
@@ -358,6 +366,11 @@ async fn run_until(
     .await;
     let stopped_ok = running.stop().await;
     let interrupted = *stop.borrow();
+    if let (Err(e), Err(node)) = (&result, &stopped_ok) {
+        // The node's own error says more than the stall it caused.
+        tracing::error!(cause = %e, "the demo stalled");
+        return Err(DemoError::Stalled(format!("{e}; {node}")));
+    }
     let (ledger, homes, compared, mismatched) = match result? {
         Some(parts) => parts,
         None => (Ledger::new(options.prices)?, Vec::new(), 0, 0),
