@@ -1,0 +1,263 @@
+//! A `voltmesh bridge` process writes its health, decode errors by kind and meter registers to a
+//! real time-series database on loopback (Debian's `victoria-metrics`), fed by a Mosquitto broker
+//! and `mosquitto_pub`: three good readings, one payload that does not decode and one reading from
+//! a meter nobody registered. No node runs: orders wait, the metrics do not.
+
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use std::fmt::Write as _;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use voltmesh_metrics::testing::{free_port, Series, VictoriaMetrics};
+use voltmesh_sim::cluster::{bridge_key, NEIGHBORHOOD};
+
+/// A child process killed when dropped.
+struct Proc(Option<Child>);
+
+impl Proc {
+    /// SIGINT (Ctrl-C), then waits up to 30 s for it to exit; true if it exited successfully.
+    fn interrupt(&mut self) -> bool {
+        let Some(mut child) = self.0.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the test directory");
+    dir
+}
+
+fn start_mosquitto(dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let mut conf = String::from("allow_anonymous true\n");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        // As root, Mosquitto would switch to the `mosquitto` user, who cannot read our files.
+        conf.push_str("user root\n");
+    }
+    let _ = writeln!(conf, "listener {port} 127.0.0.1");
+    let path = dir.join("mosquitto.conf");
+    std::fs::write(&path, conf).expect("write mosquitto.conf");
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mosquitto (.ci/test.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Proc(Some(child)), port)
+}
+
+fn start_bridge(dir: &Path, broker: u16, influx: &str) -> (Proc, PathBuf) {
+    let key = hex::encode(bridge_key().to_bytes());
+    std::fs::write(dir.join("bridge.key"), format!("{key}\n")).expect("write bridge.key");
+    // The node API points at a port nothing listens on.
+    let config = format!(
+        r#"
+[broker]
+port = {broker}
+client_id = "metrics-bridge-test"
+reconnect_min_ms = 50
+reconnect_max_ms = 500
+
+[[subscription]]
+filter = "voltmesh/meters/+"
+format = "native"
+
+[node]
+api_url = "http://127.0.0.1:{dead}"
+neighborhood = "{NEIGHBORHOOD}"
+key_file = "bridge.key"
+
+[[household]]
+participant = "h1"
+meters = ["m-h1"]
+buy_limit = "0.30"
+sell_limit = "0.10"
+"#,
+        dead = free_port()
+    );
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, config).expect("write bridge.toml");
+    let log_path = dir.join("bridge.log");
+    let log = std::fs::File::create(&log_path).expect("create bridge.log");
+    let child = support::voltmesh()
+        .args(["bridge", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .env("VOLTMESH_INFLUX_URL", influx)
+        .env_remove("VOLTMESH_INFLUX_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start voltmesh bridge");
+    (Proc(Some(child)), log_path)
+}
+
+fn publish(port: u16, meter: &str, payload: &str) {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", &format!("voltmesh/meters/{meter}"), "-m", payload])
+        .status()
+        .expect("run mosquitto_pub");
+    assert!(status.success());
+}
+
+/// The value of the newest sample of the one series named `name` with tag `key=value`.
+fn last(series: &[Series], name: &str, key: &str, value: &str) -> Option<(i64, f64)> {
+    series
+        .iter()
+        .find(|s| s.name() == name && s.tag(key) == Some(value))
+        .and_then(|s| s.samples().last().copied())
+}
+
+#[tokio::test]
+async fn the_bridge_writes_its_health_errors_by_kind_and_meter_registers() {
+    let vm = VictoriaMetrics::start(free_port()).await;
+    let dir = temp_dir("metrics-bridge");
+    let (_mosquitto, port) = start_mosquitto(&dir);
+    let (mut bridge, log) = start_bridge(&dir, port, &vm.base_url());
+    // Wait until the bridge has subscribed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("subscribed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bridge did not subscribe:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let t0 = (Utc::now() - TimeDelta::seconds(30))
+        .duration_trunc(TimeDelta::seconds(1))
+        .expect("truncate");
+    for i in 0..3_i64 {
+        let ts = (t0 + TimeDelta::seconds(i)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let import = 1_000 + 10 * i;
+        publish(
+            port,
+            "m-h1",
+            &format!(
+                r#"{{"meter":"m-h1","ts":"{ts}","import_wh":{import},"export_wh":7,"power_w":-250}}"#
+            ),
+        );
+    }
+    publish(port, "m-h1", "this is not json");
+    let ts = t0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    publish(
+        port,
+        "m-x",
+        &format!(r#"{{"meter":"m-x","ts":"{ts}","import_wh":1,"export_wh":1,"power_w":0}}"#),
+    );
+    // The next health tick (every 10 s) sees all five; then a clean stop writes once more.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = vm.export("bridge_.*").await;
+        if last(
+            &health,
+            "bridge_dead_letters_total",
+            "node",
+            "metrics-bridge-test",
+        )
+        .is_some_and(|(_, v)| v >= 2.0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no bridge health with both refusals: {:?}",
+            health
+                .iter()
+                .map(|s| (&s.metric, s.samples()))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(bridge.interrupt(), "the bridge stops cleanly on Ctrl-C");
+
+    let health = vm.export("bridge_.*").await;
+    for s in &health {
+        assert_eq!(s.tag("neighborhood"), Some(NEIGHBORHOOD), "{:?}", s.metric);
+        assert_eq!(s.tag("node"), Some("metrics-bridge-test"), "{:?}", s.metric);
+    }
+    let node = |name: &str| last(&health, name, "node", "metrics-bridge-test").map(|x| x.1);
+    assert_eq!(node("bridge_readings_total"), Some(3.0));
+    assert_eq!(
+        node("bridge_decode_errors_total"),
+        Some(1.0),
+        "only the bad payload"
+    );
+    assert_eq!(node("bridge_dead_letters_total"), Some(2.0));
+    assert_eq!(
+        node("bridge_orders_total"),
+        Some(0.0),
+        "no node took anything"
+    );
+    assert!(node("bridge_queue_depth").is_some());
+    let kinds =
+        |kind: &str| last(&health, "bridge_decode_error_errors_total", "kind", kind).map(|x| x.1);
+    assert_eq!(kinds("malformed"), Some(1.0));
+    assert_eq!(kinds("unknown_meter"), Some(1.0));
+
+    // The meter's latest registers, at the meter's own time.
+    let readings = vm.export("meter_reading_.*").await;
+    let newest = t0 + TimeDelta::seconds(2);
+    assert_eq!(
+        last(&readings, "meter_reading_import_wh", "household", "h1"),
+        Some((newest.timestamp_millis(), 1_020.0))
+    );
+    assert_eq!(
+        last(&readings, "meter_reading_power_w", "household", "h1"),
+        Some((newest.timestamp_millis(), -250.0))
+    );
+
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("metrics writer stopped") && l.contains("dropped")),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
