@@ -240,6 +240,16 @@ fn check(compose: &str) -> Vec<String> {
                 problem(format!("{name}: {key} {path} is not mounted"));
             }
         }
+        // The consensus dashboard names nodes by their `[metrics] node` tag: the service name.
+        let tag = conf
+            .get("metrics")
+            .and_then(|m| m.get("node"))
+            .and_then(|v| v.as_str());
+        if tag != Some(&*name.to_string()) {
+            problem(format!(
+                "{name}: [metrics] node = {tag:?}, expected the service name"
+            ));
+        }
         let data = conf["data_dir"].as_str().unwrap_or_default();
         if !s.named.contains_key(data) {
             problem(format!("{name}: data_dir {data} is not on a volume"));

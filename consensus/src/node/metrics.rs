@@ -318,6 +318,24 @@ mod tests {
     }
 
     #[test]
+    fn node_toml_takes_an_optional_metrics_section_and_refuses_unknown_keys() {
+        let base = "genesis = \"g.json\"\nkey_file = \"k\"\ndata_dir = \"d\"\n\
+                    listen = \"/ip4/127.0.0.1/tcp/7100\"\napi = \"127.0.0.1:8100\"\n";
+        let plain: super::super::NodeConfig = toml::from_str(base).expect("no [metrics]");
+        assert_eq!(plain.metrics, MetricsSection::default());
+        let with: super::super::NodeConfig = toml::from_str(&format!(
+            "{base}[metrics]\nurl = \"http://db:8086\"\nnode = \"node-1\"\n"
+        ))
+        .expect("[metrics]");
+        assert_eq!(with.metrics.url.as_deref(), Some("http://db:8086"));
+        assert_eq!(with.metrics.node.as_deref(), Some("node-1"));
+        assert!(toml::from_str::<super::super::NodeConfig>(&format!(
+            "{base}[metrics]\nurll = \"x\"\n"
+        ))
+        .is_err());
+    }
+
+    #[test]
     fn every_order_refusal_has_its_own_tag() {
         let cases = [
             (OrderRejection::BadSignature, "bad_signature"),
