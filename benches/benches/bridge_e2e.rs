@@ -14,8 +14,9 @@
 //!   connect until it has drained it (the consumer's own ceiling).
 //!
 //! The bench starts its own `mosquitto` on a free loopback port and skips (with a message) when
-//! the binary is missing. At the end it prints the bridge's share of the bare rate per mode
-//! (target ≥ 90 % live).
+//! the binary is missing. At the end it prints, per mode, both rates and the bridge's share of the
+//! bare rate (target ≥ 90 % live): over the criterion runs, and as the median of paired rounds
+//! that alternate the two consumers (robust against the machine's load changing between runs).
 //!
 //! `cargo bench -p voltmesh-benches --bench bridge_e2e`
 
@@ -258,6 +259,18 @@ async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>)
     elapsed
 }
 
+/// Paired rounds per mode after the criterion runs (see `e2e`).
+const PAIRS: usize = 10;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// (messages, time) for live bare, live bridge, drain bare, drain bridge.
 static TOTALS: Mutex<[(u64, Duration); 4]> = Mutex::new([(0, Duration::ZERO); 4]);
 
@@ -302,6 +315,22 @@ fn e2e(c: &mut Criterion) {
     });
     subscribe_bridge(&rt, &config, &ingest);
 
+    let round = |live: bool, through_bridge: bool| -> Duration {
+        let from = next.fetch_add(BATCH, Ordering::Relaxed);
+        match (live, through_bridge) {
+            (true, false) => rt.block_on(bare_consume(port, Some(from))),
+            (true, true) => rt.block_on(bridge_consume(config.clone(), ingest.clone(), Some(from))),
+            (false, false) => {
+                rt.block_on(queue_batch(port, BARE_TOPIC, from));
+                rt.block_on(bare_consume(port, None))
+            }
+            (false, true) => {
+                rt.block_on(queue_batch(port, BRIDGE_TOPIC, from));
+                rt.block_on(bridge_consume(config.clone(), ingest.clone(), None))
+            }
+        }
+    };
+
     for (mode, live) in [("live", true), ("drain", false)] {
         let mut group = c.benchmark_group(format!("bridge_e2e_{mode}"));
         group
@@ -310,54 +339,63 @@ fn e2e(c: &mut Criterion) {
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(15));
         let slot = if live { 0 } else { 2 };
-        group.bench_function("bare_rumqttc", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let from = next.fetch_add(BATCH, Ordering::Relaxed);
-                    let d = if live {
-                        rt.block_on(bare_consume(port, Some(from)))
-                    } else {
-                        rt.block_on(queue_batch(port, BARE_TOPIC, from));
-                        rt.block_on(bare_consume(port, None))
-                    };
-                    record(slot, BATCH, d);
-                    total += d;
-                }
-                total
+        for (name, through_bridge) in [("bare_rumqttc", false), ("bridge", true)] {
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let d = round(live, through_bridge);
+                        record(slot + usize::from(through_bridge), BATCH, d);
+                        total += d;
+                    }
+                    total
+                });
             });
-        });
-        group.bench_function("bridge", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let from = next.fetch_add(BATCH, Ordering::Relaxed);
-                    let d = if live {
-                        rt.block_on(bridge_consume(config.clone(), ingest.clone(), Some(from)))
-                    } else {
-                        rt.block_on(queue_batch(port, BRIDGE_TOPIC, from));
-                        rt.block_on(bridge_consume(config.clone(), ingest.clone(), None))
-                    };
-                    record(slot + 1, BATCH, d);
-                    total += d;
-                }
-                total
-            });
-        });
+        }
         group.finish();
     }
-    if let Ok(t) = TOTALS.lock() {
-        let rate = |(n, d): (u64, Duration)| n as f64 / d.as_secs_f64().max(1e-9);
-        for (mode, i) in [("live", 0), ("drain", 2)] {
-            if t[i].0 == 0 || t[i + 1].0 == 0 {
-                continue; // filtered out on the command line
-            }
-            let (bare, bridge) = (rate(t[i]), rate(t[i + 1]));
-            eprintln!(
-                "bridge_e2e {mode}: bare rumqttc {bare:.0} msg/s, bridge {bridge:.0} readings/s = {:.1} % of bare",
-                100.0 * bridge / bare.max(1e-9)
-            );
+    let totals = TOTALS.lock().map(|t| *t).unwrap_or_default();
+    let rate = |n: u64, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+    for (mode, live, i) in [("live", true, 0), ("drain", false, 2)] {
+        if totals[i].0 == 0 || totals[i + 1].0 == 0 {
+            continue; // filtered out on the command line
         }
+        let (bare, bridge) = (
+            rate(totals[i].0, totals[i].1),
+            rate(totals[i + 1].0, totals[i + 1].1),
+        );
+        eprintln!(
+            "bridge_e2e {mode}, criterion runs: bare rumqttc {bare:.0} msg/s, bridge {bridge:.0} readings/s = {:.1} % of bare",
+            100.0 * bridge / bare.max(1e-9)
+        );
+        // The criterion runs measure one consumer after the other, so a change in the machine's
+        // load between them skews the share. Paired rounds alternate the two (and which goes
+        // first) and report the median of the per-pair shares.
+        let mut shares = Vec::with_capacity(PAIRS);
+        let (mut bares, mut bridges) = (Vec::new(), Vec::new());
+        for k in 0..PAIRS {
+            let (b, r) = if k % 2 == 0 {
+                let b = round(live, false);
+                (b, round(live, true))
+            } else {
+                let r = round(live, true);
+                (round(live, false), r)
+            };
+            let (b, r) = (rate(BATCH, b), rate(BATCH, r));
+            bares.push(b);
+            bridges.push(r);
+            shares.push(100.0 * r / b.max(1e-9));
+        }
+        let (lo, hi) = (
+            shares.iter().copied().fold(f64::INFINITY, f64::min),
+            shares.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
+        eprintln!(
+            "bridge_e2e {mode}, {PAIRS} paired rounds: bare rumqttc {:.0} msg/s, bridge {:.0} readings/s (medians); bridge/bare median {:.1} % (range {lo:.1}–{hi:.1} %)",
+            median(&mut bares),
+            median(&mut bridges),
+            median(&mut shares),
+        );
     }
     drop(broker);
 }
