@@ -7,6 +7,7 @@
 //! - [`metrics`] records a run's intervals in InfluxDB (through the [`metrics_observer`] seam);
 //! - [`meters`] encodes simulated meter payloads (DSMR, Tasmota, Shelly) from the profiles;
 //!   [`demo`] is `voltmesh demo`, a whole neighborhood in one process;
+//! - [`via_network`] checks the network's finalized trades against the in-process run's;
 //! - [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`.
 
 pub mod cli;
@@ -25,3 +26,4 @@ pub mod powerflow;
 pub mod run;
 pub mod scenario;
 pub mod simbench;
+pub mod via_network;
