@@ -82,7 +82,7 @@ pub enum Difference {
         orders: usize,
     },
     /// The clearing prices differ.
-    #[error("price: simulation {sim:?}, nodes {net:?}")]
+    #[error("price: simulation {}, nodes {}", show(*.sim), show(*.net))]
     Price {
         /// In process.
         sim: Option<Price>,
@@ -108,6 +108,10 @@ pub enum Difference {
     /// A simulated participant has no network household.
     #[error("participant {0} has no network household")]
     Unmapped(String),
+}
+
+fn show(price: Option<Price>) -> String {
+    price.map_or("none".into(), |p| p.to_string())
 }
 
 /// One interval compared.

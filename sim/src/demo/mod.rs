@@ -16,13 +16,15 @@
 //! [`households`] picks the households, their limit prices (the simulation's seeded bidding
 //! strategy) and their meters; [`progress`] reads each interval's committed clearing from the node
 //! API; [`summary`] settles the intervals and prints the table; [`compare`] re-clears the committed
-//! orders with the in-process engine (`voltmesh sim --via-network`); [`mod@run`] ties it together.
+//! orders with the in-process engine and [`own_orders`] publishes households' own orders
+//! (`voltmesh sim --via-network`); [`mod@run`] ties it together.
 
 pub mod broker;
 pub mod compare;
 pub mod households;
 pub mod neighborhood;
 pub mod nodes;
+pub mod own_orders;
 pub mod progress;
 pub mod run;
 pub mod summary;

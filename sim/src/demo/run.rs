@@ -29,11 +29,12 @@ use voltmesh_meter_bridge::node_client::HttpNode;
 use super::broker::BrokerAddr;
 use super::households::{self, DemoHousehold, Playback};
 use super::neighborhood::{self, Prices};
-use super::progress::{wait_for_interval, wait_for_peers, NodeApi};
+use super::progress::{wait_for_interval, wait_for_peers, IntervalView, NodeApi};
 use super::summary::{self, IntervalRecord, Ledger, Summary};
-use super::{compare, io_error, nodes, DemoError};
+use super::{compare, io_error, nodes, own_orders, DemoError};
 use crate::meters::fleet;
 use crate::simbench::Grid;
+use crate::via_network::PlannedOrder;
 
 /// Intervals between the origin and the first interval shown (see the module timeline).
 const WARM_UP_INTERVALS: usize = 2;
@@ -73,6 +74,9 @@ pub struct DemoOptions {
     /// Where the validators write their metrics (`[metrics]` of `node.toml`; each node's `node`
     /// tag is set to `demo-node<i>`). Keys left `None` fall back to `VOLTMESH_INFLUX_*`.
     pub node_metrics: MetricsSection,
+    /// The households publish these orders themselves, one list per shown interval, on the
+    /// bridge's household-orders topic ([`super::own_orders`]; `voltmesh sim --via-network`).
+    pub own_orders: Option<Vec<Vec<PlannedOrder>>>,
 }
 
 impl Default for DemoOptions {
@@ -100,6 +104,7 @@ impl Default for DemoOptions {
             publish_secs: 1,
             compare: false,
             node_metrics: MetricsSection::default(),
+            own_orders: None,
         }
     }
 }
@@ -119,6 +124,9 @@ pub struct DemoOutcome {
     pub mismatched: usize,
     /// The kept directory (with `keep`).
     pub kept_dir: Option<PathBuf>,
+    /// Every interval shown, with the clearing the nodes committed for it.
+    #[serde(skip)]
+    pub views: Vec<IntervalView>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -195,6 +203,15 @@ fn check(options: &DemoOptions) -> Result<(), DemoError> {
     }
     if !(options.pv_scale >= 0.0 && options.pv_scale.is_finite()) {
         return bad("--pv-scale must be a non-negative number".into());
+    }
+    if let Some(own) = &options.own_orders {
+        if own.len() != options.intervals as usize {
+            return bad(format!(
+                "{} intervals of household orders for {} intervals",
+                own.len(),
+                options.intervals
+            ));
+        }
     }
     Ok(())
 }
@@ -336,9 +353,16 @@ async fn run_until(
         );
         let (stop_parts, parts_stopped) = oneshot::channel::<()>();
         running.stop_parts = Some(stop_parts);
-        running.parts = start_parts(&broker, &hood, &homes, options, parts_stopped)?;
+        let schedule = options.own_orders.as_ref().map(|own| own_orders::Schedule {
+            first_start: origin_unix + len * WARM_UP_INTERVALS as i64,
+            len_secs: len,
+            lead_secs: i64::from(spec.gate_closure_lead_secs()),
+            intervals: own.clone(),
+        });
+        running.parts = start_parts(&broker, &hood, &homes, options, schedule, parts_stopped)?;
 
         let mut ledger = Ledger::new(options.prices)?;
+        let mut views = Vec::with_capacity(intervals);
         say(out, &summary::row_header());
         let timeout = Duration::from_secs(u64::from(options.interval_secs) * 3 + 30);
         for i in 0..intervals {
@@ -362,13 +386,14 @@ async fn run_until(
                 &homes,
             )?;
             say(out, &summary::row(record));
+            views.push(view);
         }
         let (compared, mismatched) = if options.compare && !ledger.records.is_empty() {
             compare_with_engine(&apis[0], &hood.genesis, &ledger, out).await?
         } else {
             (0, 0)
         };
-        Ok(Some((ledger, homes, compared, mismatched)))
+        Ok(Some((ledger, homes, compared, mismatched, views)))
     }
     .await;
     let stopped_ok = running.stop().await;
@@ -378,9 +403,9 @@ async fn run_until(
         tracing::error!(cause = %e, "the demo stalled");
         return Err(DemoError::Stalled(format!("{e}; {node}")));
     }
-    let (ledger, homes, compared, mismatched) = match result? {
+    let (ledger, homes, compared, mismatched, views) = match result? {
         Some(parts) => parts,
-        None => (Ledger::new(options.prices)?, Vec::new(), 0, 0),
+        None => (Ledger::new(options.prices)?, Vec::new(), 0, 0, Vec::new()),
     };
     stopped_ok?;
     let summary = ledger.summary();
@@ -405,6 +430,7 @@ async fn run_until(
         compared,
         mismatched,
         kept_dir,
+        views,
     })
 }
 
@@ -427,6 +453,7 @@ fn start_parts(
     hood: &neighborhood::Neighborhood,
     homes: &[DemoHousehold],
     options: &DemoOptions,
+    own: Option<own_orders::Schedule>,
     stop: oneshot::Receiver<()>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, DemoError> {
     let toml = households::bridge_toml(
@@ -493,6 +520,16 @@ fn start_parts(
             }
         }
     }));
+    if let Some(schedule) = own {
+        let client = client.clone();
+        let own_stop = until(&stop_all);
+        parts.push(tokio::spawn(async move {
+            tokio::select! {
+                sent = own_orders::publish(&client, &schedule) => tracing::debug!(sent, "households published their orders"),
+                () = own_stop => {}
+            }
+        }));
+    }
     let meters: Vec<fleet::SimMeter> = homes.iter().map(|h| h.meter.clone()).collect();
     let period = Duration::from_secs(u64::from(options.publish_secs));
     let meters_stop = until(&stop_all);

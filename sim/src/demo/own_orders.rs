@@ -1,0 +1,114 @@
+//! Households that publish their own orders (`voltmesh sim --via-network`): each shown interval's
+//! orders go to the bridge's household-orders topic, one message per household, while the
+//! interval is open.
+//!
+//! # Timing
+//! Interval `i`'s orders are published one second after the previous interval starts: after the
+//! previous interval's gate has closed (so the bridge plans them for interval `i`, its first open
+//! interval) and well before the bridge plans interval `i` a little before its gate closure.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rumqttc::{AsyncClient, QoS};
+
+use crate::via_network::PlannedOrder;
+
+/// What to publish and when.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Start of the first shown interval, Unix seconds.
+    pub first_start: i64,
+    /// Interval length, seconds.
+    pub len_secs: i64,
+    /// Gate-closure lead, seconds.
+    pub lead_secs: i64,
+    /// The orders of each shown interval, in order.
+    pub intervals: Vec<Vec<PlannedOrder>>,
+}
+
+/// The bridge's topic for `participant`'s own orders.
+pub fn topic(participant: &str) -> String {
+    format!("voltmesh/households/{participant}/orders/set")
+}
+
+/// The JSON message a household publishes for one order of the interval starting at `start`.
+pub fn payload(order: &PlannedOrder, start: i64) -> String {
+    serde_json::json!({
+        "interval_start": start,
+        "side": order.side,
+        "quantity_wh": order.quantity_wh,
+        "limit_price": order.limit_price.to_string(),
+    })
+    .to_string()
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::<Utc>::from(std::time::SystemTime::now())
+}
+
+/// Publishes `schedule` with `client`; returns the messages handed to the client. An interval
+/// whose gate has closed before its turn is skipped with a warning (the check then reports it).
+pub async fn publish(client: &AsyncClient, schedule: &Schedule) -> usize {
+    let mut sent = 0;
+    for (i, orders) in schedule.intervals.iter().enumerate() {
+        let start = schedule.first_start + schedule.len_secs * i as i64;
+        let at_ms = (start - schedule.len_secs + 1) * 1000;
+        let wait_ms = at_ms - now().timestamp_millis();
+        if wait_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
+        }
+        if now().timestamp() >= start - schedule.lead_secs {
+            tracing::warn!(
+                interval = start,
+                "gate closed before the households' orders were published"
+            );
+            continue;
+        }
+        for order in orders {
+            let message = payload(order, start);
+            match client
+                .publish(
+                    topic(order.participant.as_str()),
+                    QoS::AtLeastOnce,
+                    false,
+                    message,
+                )
+                .await
+            {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    tracing::warn!(cause = %e, interval = start, participant = %order.participant, "household order not published")
+                }
+            }
+        }
+        tracing::debug!(
+            interval = start,
+            orders = orders.len(),
+            "households published their orders"
+        );
+    }
+    sent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use voltmesh_engine::Side;
+
+    #[test]
+    fn payload_names_the_interval_side_quantity_and_price() {
+        let order = PlannedOrder {
+            participant: "hh-03".into(),
+            side: Side::Buy,
+            quantity_wh: 420,
+            limit_price: "0.2".parse().unwrap(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&payload(&order, 1_800_000_010)).unwrap();
+        assert_eq!(v["interval_start"], 1_800_000_010);
+        assert_eq!(v["side"], "buy");
+        assert_eq!(v["quantity_wh"], 420);
+        assert_eq!(v["limit_price"], "0.200000");
+        assert_eq!(topic("hh-03"), "voltmesh/households/hh-03/orders/set");
+    }
+}
