@@ -12,7 +12,8 @@
 //!   energy, at `[settlement]`'s tariffs). It gives up on what is still missing
 //!   [`FOLLOW_INTERVALS`] intervals after the interval's end;
 //! * the order planner: before every interval's gate closure, plans each household's order from
-//!   the shared [`Ingest`], signs each one for the node ([`crate::order_sink::sign_orders`]) and
+//!   the shared [`Ingest`] (its own order from its MQTT topic if it sent one, else the forecast's;
+//!   see [`crate::household_order`]), signs each one for the node ([`crate::order_sink::sign_orders`]) and
 //!   submits them to the [`OrderSink`] one by one; orders the node could not take yet (down,
 //!   busy, timeout) are retried with backoff until gate closure, refused ones are logged and
 //!   dropped (a node that is down delays orders, never crashes the bridge).
@@ -36,6 +37,7 @@ use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_engine::{Interval, ParticipantId, Trade};
 
 use crate::config::{Config, SettlementConfig};
+use crate::household_topic::subscription_filters;
 use crate::ingest::Ingest;
 use crate::mqtt::backoff::Backoff;
 use crate::mqtt::ingest::{
@@ -58,11 +60,17 @@ pub enum BridgeError {
 
 /// A fresh shared [`Ingest`] for `config`.
 pub fn new_ingest(config: &Config) -> SharedIngest {
-    Arc::new(Mutex::new(Ingest::new(
-        config.ingest.clone(),
-        config.registry.clone(),
-        config.market,
-    )))
+    Arc::new(Mutex::new(
+        Ingest::new(
+            config.ingest.clone(),
+            config.registry.clone(),
+            config.market,
+        )
+        .with_household_topics(
+            config.topics.households_prefix.clone(),
+            config.settlement.tariffs(),
+        ),
+    ))
 }
 
 /// Everything [`run`] talks to besides the broker.
@@ -118,6 +126,11 @@ pub async fn run<S: OrderSink>(
         .subscriptions
         .iter()
         .map(|s| SubscribeFilter::new(s.filter.clone(), QoS::AtLeastOnce))
+        .chain(
+            subscription_filters(&config.topics.households_prefix)
+                .into_iter()
+                .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce)),
+        )
         .collect();
     let spawn = |fut: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
         let done = complete_tx.clone();
@@ -440,7 +453,7 @@ async fn run_planner<S: OrderSink>(
             () = shutdown.recv() => return,
             () = tokio::time::sleep(until(closure - lead)) => {}
         }
-        let orders = lock(&ingest).plan_orders(target, wall_clock());
+        let orders = lock(&ingest).plan_for_submission(target, wall_clock());
         let signed = sign_orders(&orders, target, &config.node.neighborhood, &key);
         if !signed.is_empty() {
             let Some(delivery) =

@@ -196,6 +196,9 @@ pub struct Topics {
     pub dead_letter: String,
     /// Prefix of every results topic.
     pub results_prefix: String,
+    /// Prefix of the households' own topics (orders, preferences; see
+    /// [`crate::household_topic`]), which the bridge subscribes to.
+    pub households_prefix: String,
 }
 
 impl Default for Topics {
@@ -203,6 +206,7 @@ impl Default for Topics {
         Topics {
             dead_letter: "voltmesh/dead-letter".to_owned(),
             results_prefix: "voltmesh".to_owned(),
+            households_prefix: "voltmesh".to_owned(),
         }
     }
 }
@@ -442,6 +446,7 @@ impl RawConfig {
         for (field, topic) in [
             ("topics.dead_letter", &self.topics.dead_letter),
             ("topics.results_prefix", &self.topics.results_prefix),
+            ("topics.households_prefix", &self.topics.households_prefix),
         ] {
             check_topic_name(topic).map_err(|reason| ConfigError::BadTopic {
                 field,

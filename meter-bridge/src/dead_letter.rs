@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use voltmesh_engine::ParticipantId;
 
 use crate::error_kind::ErrorKind;
 use crate::reading::{MeterId, Reading};
@@ -28,6 +29,9 @@ pub struct DeadLetter {
     pub reason: String,
     /// The meter or device, when known.
     pub meter: Option<MeterId>,
+    /// The household, for a message on a household topic (see [`crate::household_topic`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<ParticipantId>,
     /// The MQTT topic (truncated to [`MAX_DEAD_LETTER_TOPIC`] bytes).
     pub topic: String,
     /// When the bridge received it.
@@ -61,6 +65,7 @@ impl DeadLetter {
             kind,
             reason: reason.to_string(),
             meter,
+            participant: None,
             topic: topic[..topic_end].to_owned(),
             received_at,
             payload_len: payload.len(),

@@ -37,6 +37,10 @@ pub enum ErrorKind {
     TimestampInFuture,
     /// The reading is older than the meter's last accepted reading.
     OutOfOrder,
+    /// A household topic names a participant that is not registered.
+    UnknownParticipant,
+    /// A household's order came after its interval's gate closed or after the bridge planned it.
+    GateClosed,
 }
 
 impl ErrorKind {
@@ -57,6 +61,8 @@ impl ErrorKind {
             ErrorKind::RegisterWentBackwards => "register_went_backwards",
             ErrorKind::TimestampInFuture => "timestamp_in_future",
             ErrorKind::OutOfOrder => "out_of_order",
+            ErrorKind::UnknownParticipant => "unknown_participant",
+            ErrorKind::GateClosed => "gate_closed",
         }
     }
 }

@@ -6,24 +6,35 @@
 //! records it. Every refusal becomes a [`DeadLetter`] and is counted by [`ErrorKind`]. No I/O,
 //! no clock: the MQTT event loop calls it and publishes what it returns.
 //!
+//! Messages on the households' own topics ([`crate::household_topic`], recognised once
+//! [`Ingest::with_household_topics`] names their prefix) are handled before any meter decoder:
+//! a household's own orders ([`crate::household_order`]) are validated and kept until the bridge
+//! plans their interval, where they replace the forecast's order ([`Ingest::plan_orders`]).
+//! Their refusals are counted apart, in [`Counters::household_errors`].
+//!
 //! # Bounds
 //! Dedupe memory is [`IngestConfig::dedupe_window`] timestamps per registered meter; unknown
 //! meters are never remembered. Shelly accumulators are bounded by
-//! [`DecoderConfig::max_shelly_devices`](crate::DecoderConfig).
+//! [`DecoderConfig::max_shelly_devices`](crate::DecoderConfig). Households' own orders: at most
+//! one per registered household and interval, for intervals at most
+//! [`MAX_INTERVALS_AHEAD`](crate::household_order::MAX_INTERVALS_AHEAD) ahead; they are dropped
+//! once their interval is planned ([`Ingest::plan_for_submission`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use voltmesh_engine::{Interval, Order};
+use voltmesh_engine::{Interval, Order, ParticipantId, Tariffs};
 
 use crate::dead_letter::DeadLetter;
 use crate::error_kind::ErrorKind;
 use crate::forecast::ForecastConfig;
 use crate::format::{Decoder, DecoderConfig, Format};
+use crate::household_order::{parse_orders, HouseholdOrderError, OrderBounds};
+use crate::household_topic::{parse_topic, HouseholdTopic};
 use crate::orders::{plan_orders, OrderPolicy};
-use crate::reading::{MeterId, Reading};
+use crate::reading::{MeterId, Reading, MAX_PAYLOAD_BYTES};
 use crate::registers::{RegisterBook, RegisterPolicy};
 use crate::registry::Registry;
 use voltmesh_engine::IntervalSpec;
@@ -71,6 +82,21 @@ pub enum Outcome {
     Duplicate(Reading),
     /// Refused: publish this to the dead-letter topic.
     Rejected(Box<DeadLetter>),
+    /// A household's own message, now recorded.
+    Household(HouseholdUpdate),
+}
+
+/// What a household's own message changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HouseholdUpdate {
+    /// Its own orders, each now the household's order for its interval (replacing any earlier
+    /// one for that interval).
+    Orders {
+        /// The household.
+        participant: ParticipantId,
+        /// The orders, as they will be submitted.
+        orders: Vec<Order>,
+    },
 }
 
 /// Message counters.
@@ -84,6 +110,10 @@ pub struct Counters {
     pub duplicates: u64,
     /// Refusals by kind.
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// Households' own orders recorded (a redelivered or repeated order counts again).
+    pub household_orders: u64,
+    /// Refusals of households' own messages, by kind.
+    pub household_errors: BTreeMap<ErrorKind, u64>,
 }
 
 /// The ingest state machine (module docs).
@@ -95,6 +125,18 @@ pub struct Ingest {
     book: RegisterBook,
     seen: BTreeMap<MeterId, BTreeSet<DateTime<Utc>>>,
     counters: Counters,
+    households: Option<HouseholdInputs>,
+}
+
+/// Where households' own messages arrive and what their orders are checked against.
+#[derive(Debug, Clone)]
+struct HouseholdInputs {
+    prefix: String,
+    tariffs: Tariffs,
+    /// Own orders by household, then interval start.
+    own_orders: BTreeMap<ParticipantId, BTreeMap<i64, Order>>,
+    /// The latest interval planned for submission: later own orders for it are refused.
+    planned_through: Option<i64>,
 }
 
 impl Ingest {
@@ -107,7 +149,21 @@ impl Ingest {
             registry,
             seen: BTreeMap::new(),
             counters: Counters::default(),
+            households: None,
         }
+    }
+
+    /// Also takes households' own messages on the topics under `prefix` (see
+    /// [`crate::household_topic`]); their order limit prices must lie within `tariffs`.
+    #[must_use]
+    pub fn with_household_topics(mut self, prefix: impl Into<String>, tariffs: Tariffs) -> Self {
+        self.households = Some(HouseholdInputs {
+            prefix: prefix.into(),
+            tariffs,
+            own_orders: BTreeMap::new(),
+            planned_through: None,
+        });
+        self
     }
 
     /// The format configured for `topic` (longest matching prefix), if any.
@@ -124,6 +180,13 @@ impl Ingest {
 
     /// Handles one message received at `receive_time` (module docs). Never panics on any input.
     pub fn handle(&mut self, topic: &str, payload: &[u8], receive_time: DateTime<Utc>) -> Outcome {
+        if let Some(kind) = self
+            .households
+            .as_ref()
+            .and_then(|h| parse_topic(&h.prefix, topic))
+        {
+            return self.handle_household(&kind, topic, payload, receive_time);
+        }
         let format = self.format_for(topic);
         let reading = match self.decoder.decode(format, topic, payload, receive_time) {
             Ok(Some(reading)) => reading,
@@ -172,6 +235,100 @@ impl Ingest {
         }
     }
 
+    /// A message on a household topic (module docs).
+    fn handle_household(
+        &mut self,
+        kind: &HouseholdTopic,
+        topic: &str,
+        payload: &[u8],
+        receive_time: DateTime<Utc>,
+    ) -> Outcome {
+        let participant = kind.participant().clone();
+        let refused = |kind: ErrorKind, reason: &dyn std::fmt::Display| {
+            let mut letter = DeadLetter::new(kind, reason, None, topic, payload, receive_time);
+            letter.participant = Some(participant.clone());
+            letter
+        };
+        let letter = if payload.len() > MAX_PAYLOAD_BYTES {
+            let reason = format!(
+                "payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
+                payload.len()
+            );
+            refused(ErrorKind::TooLarge, &reason)
+        } else if let Err(e) = self.registry.household(&participant) {
+            refused(ErrorKind::UnknownParticipant, &e)
+        } else {
+            match kind {
+                HouseholdTopic::Orders(_) => {
+                    match self.own_orders(&participant, payload, receive_time) {
+                        Ok(orders) => {
+                            self.counters.household_orders += orders.len() as u64;
+                            return Outcome::Household(HouseholdUpdate::Orders {
+                                participant,
+                                orders,
+                            });
+                        }
+                        Err(e) => {
+                            let kind = match e {
+                                HouseholdOrderError::Malformed(_) => ErrorKind::Malformed,
+                                HouseholdOrderError::GateClosed { .. }
+                                | HouseholdOrderError::AlreadyPlanned(_) => ErrorKind::GateClosed,
+                                _ => ErrorKind::BadValue,
+                            };
+                            refused(kind, &e)
+                        }
+                    }
+                }
+                HouseholdTopic::Preferences(_) => refused(
+                    ErrorKind::UnknownFormat,
+                    &"preferences over MQTT are not supported yet",
+                ),
+            }
+        };
+        *self
+            .counters
+            .household_errors
+            .entry(letter.kind)
+            .or_insert(0) += 1;
+        Outcome::Rejected(Box::new(letter))
+    }
+
+    /// Validates and records a household's own orders: all of the message or none.
+    fn own_orders(
+        &mut self,
+        participant: &ParticipantId,
+        payload: &[u8],
+        receive_time: DateTime<Utc>,
+    ) -> Result<Vec<Order>, HouseholdOrderError> {
+        let Some(inputs) = self.households.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let bounds = OrderBounds {
+            spec: self.book.spec(),
+            tariffs: inputs.tariffs,
+            max_order_wh: self.config.orders.max_order_wh,
+        };
+        let mut checked = Vec::new();
+        for own in parse_orders(payload)? {
+            let (interval, order) = own.to_order(participant, bounds, receive_time)?;
+            if inputs
+                .planned_through
+                .is_some_and(|p| interval.start_unix() <= p)
+            {
+                return Err(HouseholdOrderError::AlreadyPlanned(interval.start()));
+            }
+            checked.push((interval.start_unix(), order));
+        }
+        let mine = inputs.own_orders.entry(participant.clone()).or_default();
+        Ok(checked
+            .into_iter()
+            .map(|(start, order)| {
+                mine.insert(start, order.clone());
+                order
+            })
+            .collect())
+    }
+
     fn reject(&mut self, letter: DeadLetter) -> Outcome {
         *self.counters.errors.entry(letter.kind).or_insert(0) += 1;
         Outcome::Rejected(Box::new(letter))
@@ -200,16 +357,50 @@ impl Ingest {
         Ok(())
     }
 
-    /// Every enabled household's order for `target`, planned at `now`.
+    /// Every enabled household's order for `target`, planned at `now`, ordered by participant:
+    /// the household's own order for `target` if it sent one, else the forecast's.
     pub fn plan_orders(&self, target: Interval, now: DateTime<Utc>) -> Vec<Order> {
-        plan_orders(
+        let forecast = plan_orders(
             &self.book,
             &self.registry,
             target,
             now,
             self.config.forecast,
             self.config.orders,
-        )
+        );
+        let Some(inputs) = &self.households else {
+            return forecast;
+        };
+        let mut planned: BTreeMap<ParticipantId, Order> = forecast
+            .into_iter()
+            .map(|o| (o.participant.clone(), o))
+            .collect();
+        for (participant, orders) in &inputs.own_orders {
+            let enabled = self
+                .registry
+                .household(participant)
+                .is_ok_and(|h| h.preferences.enabled);
+            if let (true, Some(order)) = (enabled, orders.get(&target.start_unix())) {
+                planned.insert(participant.clone(), order.clone());
+            }
+        }
+        planned.into_values().collect()
+    }
+
+    /// [`Ingest::plan_orders`], for submission: afterwards own orders for `target` or earlier are
+    /// refused ([`HouseholdOrderError::AlreadyPlanned`]) and the ones kept are dropped.
+    pub fn plan_for_submission(&mut self, target: Interval, now: DateTime<Utc>) -> Vec<Order> {
+        let orders = self.plan_orders(target, now);
+        if let Some(inputs) = &mut self.households {
+            let through = target.start_unix();
+            inputs.planned_through =
+                Some(inputs.planned_through.map_or(through, |p| p.max(through)));
+            for orders in inputs.own_orders.values_mut() {
+                *orders = orders.split_off(&(through + 1));
+            }
+            inputs.own_orders.retain(|_, orders| !orders.is_empty());
+        }
+        orders
     }
 
     /// The counters so far.

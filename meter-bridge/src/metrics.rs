@@ -228,11 +228,14 @@ impl BridgeMetrics {
             queue_depth: i64::try_from(depth).unwrap_or(i64::MAX),
         });
         for (&kind, &n) in &s.errors {
+            let Some(kind) = decode_kind(kind) else {
+                continue;
+            };
             self.handle.record(BridgeDecodeError {
                 time: now,
                 neighborhood: neighborhood.clone(),
                 node: node.clone(),
-                kind: decode_kind(kind),
+                kind,
                 errors_total: count(n),
             });
         }
@@ -297,9 +300,10 @@ fn is_decode_error(kind: ErrorKind) -> bool {
     )
 }
 
-/// The metrics tag of a bridge error kind (the same spelling).
-fn decode_kind(kind: ErrorKind) -> DecodeErrorKind {
-    match kind {
+/// The metrics tag of a bridge error kind (the same spelling); `None` for the kinds only household
+/// messages have (those are counted in [`crate::Counters::household_errors`], not as meter errors).
+fn decode_kind(kind: ErrorKind) -> Option<DecodeErrorKind> {
+    Some(match kind {
         ErrorKind::TooLarge => DecodeErrorKind::TooLarge,
         ErrorKind::UnknownFormat => DecodeErrorKind::UnknownFormat,
         ErrorKind::Malformed => DecodeErrorKind::Malformed,
@@ -314,7 +318,8 @@ fn decode_kind(kind: ErrorKind) -> DecodeErrorKind {
         ErrorKind::RegisterWentBackwards => DecodeErrorKind::RegisterWentBackwards,
         ErrorKind::TimestampInFuture => DecodeErrorKind::TimestampInFuture,
         ErrorKind::OutOfOrder => DecodeErrorKind::OutOfOrder,
-    }
+        ErrorKind::UnknownParticipant | ErrorKind::GateClosed => return None,
+    })
 }
 
 #[cfg(test)]
@@ -341,10 +346,12 @@ mod tests {
         ];
         assert_eq!(kinds.len(), DecodeErrorKind::ALL.len());
         for kind in kinds {
-            assert_eq!(decode_kind(kind).as_str(), kind.as_str());
+            assert_eq!(decode_kind(kind).map(|k| k.as_str()), Some(kind.as_str()));
         }
         assert!(is_decode_error(ErrorKind::CrcMismatch));
         assert!(!is_decode_error(ErrorKind::UnknownMeter));
+        assert_eq!(decode_kind(ErrorKind::GateClosed), None);
+        assert_eq!(decode_kind(ErrorKind::UnknownParticipant), None);
     }
 
     #[derive(Debug)]

@@ -524,6 +524,9 @@ impl Worker {
                 }
             }
             Outcome::Pending => trace!(topic = %publish.topic, "partial reading"),
+            Outcome::Household(update) => {
+                debug!(topic = %publish.topic, ?update, "household message recorded")
+            }
             Outcome::Duplicate(reading) => {
                 debug!(meter = %reading.meter, timestamp = %reading.timestamp, "redelivery ignored");
             }
