@@ -9,7 +9,8 @@
 //! Messages on the households' own topics ([`crate::household_topic`], recognised once
 //! [`Ingest::with_household_topics`] names their prefix) are handled before any meter decoder:
 //! a household's own orders ([`crate::household_order`]) are validated and kept until the bridge
-//! plans their interval, where they replace the forecast's order ([`Ingest::plan_orders`]).
+//! plans their interval, where they replace the forecast's order ([`Ingest::plan_orders`]); a
+//! household's preferences ([`crate::household_preferences`]) replace its registry entry's.
 //! Their refusals are counted apart, in [`Counters::household_errors`].
 //!
 //! # Bounds
@@ -32,11 +33,12 @@ use crate::error_kind::ErrorKind;
 use crate::forecast::ForecastConfig;
 use crate::format::{Decoder, DecoderConfig, Format};
 use crate::household_order::{parse_orders, HouseholdOrderError, OrderBounds};
+use crate::household_preferences::{PreferencesError, PreferencesMessage};
 use crate::household_topic::{parse_topic, HouseholdTopic};
 use crate::orders::{plan_orders, OrderPolicy};
 use crate::reading::{MeterId, Reading, MAX_PAYLOAD_BYTES};
 use crate::registers::{RegisterBook, RegisterPolicy};
-use crate::registry::Registry;
+use crate::registry::{Preferences, Registry};
 use voltmesh_engine::IntervalSpec;
 
 /// Ingest settings (TOML-friendly).
@@ -97,6 +99,13 @@ pub enum HouseholdUpdate {
         /// The orders, as they will be submitted.
         orders: Vec<Order>,
     },
+    /// Its preferences, now in the registry.
+    Preferences {
+        /// The household.
+        participant: ParticipantId,
+        /// Its preferences from now on.
+        preferences: Preferences,
+    },
 }
 
 /// Message counters.
@@ -112,6 +121,8 @@ pub struct Counters {
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Households' own orders recorded (a redelivered or repeated order counts again).
     pub household_orders: u64,
+    /// Households' preferences messages applied.
+    pub preferences_updates: u64,
     /// Refusals of households' own messages, by kind.
     pub household_errors: BTreeMap<ErrorKind, u64>,
 }
@@ -137,6 +148,8 @@ struct HouseholdInputs {
     own_orders: BTreeMap<ParticipantId, BTreeMap<i64, Order>>,
     /// The latest interval planned for submission: later own orders for it are refused.
     planned_through: Option<i64>,
+    /// Each household's preferences from the config, which a preferences message amends.
+    configured: BTreeMap<ParticipantId, Preferences>,
 }
 
 impl Ingest {
@@ -162,6 +175,11 @@ impl Ingest {
             tariffs,
             own_orders: BTreeMap::new(),
             planned_through: None,
+            configured: self
+                .registry
+                .households()
+                .map(|(p, h)| (p.clone(), h.preferences))
+                .collect(),
         });
         self
     }
@@ -255,9 +273,14 @@ impl Ingest {
                 payload.len()
             );
             refused(ErrorKind::TooLarge, &reason)
-        } else if let Err(e) = self.registry.household(&participant) {
-            refused(ErrorKind::UnknownParticipant, &e)
         } else {
+            let current = match self.registry.household(&participant) {
+                Ok(household) => household.preferences,
+                Err(e) => {
+                    let letter = refused(ErrorKind::UnknownParticipant, &e);
+                    return self.reject_household(letter);
+                }
+            };
             match kind {
                 HouseholdTopic::Orders(_) => {
                     match self.own_orders(&participant, payload, receive_time) {
@@ -279,18 +302,61 @@ impl Ingest {
                         }
                     }
                 }
-                HouseholdTopic::Preferences(_) => refused(
-                    ErrorKind::UnknownFormat,
-                    &"preferences over MQTT are not supported yet",
-                ),
+                HouseholdTopic::Preferences(_) => {
+                    match self.preferences(&participant, current, payload) {
+                        Ok(preferences) => {
+                            self.counters.preferences_updates += 1;
+                            return Outcome::Household(HouseholdUpdate::Preferences {
+                                participant,
+                                preferences,
+                            });
+                        }
+                        Err(e) => {
+                            let kind = match e {
+                                PreferencesError::Malformed(_) => ErrorKind::Malformed,
+                                PreferencesError::OutsideTariffs { .. } => ErrorKind::BadValue,
+                            };
+                            refused(kind, &e)
+                        }
+                    }
+                }
             }
         };
+        self.reject_household(letter)
+    }
+
+    fn reject_household(&mut self, letter: DeadLetter) -> Outcome {
         *self
             .counters
             .household_errors
             .entry(letter.kind)
             .or_insert(0) += 1;
         Outcome::Rejected(Box::new(letter))
+    }
+
+    /// Validates a household's preferences message and puts the result in the registry.
+    fn preferences(
+        &mut self,
+        participant: &ParticipantId,
+        current: Preferences,
+        payload: &[u8],
+    ) -> Result<Preferences, PreferencesError> {
+        let message = PreferencesMessage::parse(payload)?;
+        let (configured, tariffs) = match &self.households {
+            Some(inputs) => (
+                inputs
+                    .configured
+                    .get(participant)
+                    .copied()
+                    .unwrap_or(current),
+                inputs.tariffs,
+            ),
+            None => (current, Tariffs::UNBOUNDED),
+        };
+        let preferences = message.apply(configured, tariffs)?;
+        // Registered: checked before.
+        let _ = self.registry.set_preferences(participant, preferences);
+        Ok(preferences)
     }
 
     /// Validates and records a household's own orders: all of the message or none.

@@ -11,8 +11,9 @@
 //! * Households: [`registry`] (meters → participants and their limit prices), [`registers`]
 //!   (validated cumulative registers and metered energy per interval), [`forecast`] (next
 //!   interval's net energy) and [`orders`] (deterministic, idempotent orders).
-//! * Households' own messages: [`household_topic`] (topic layout) and [`household_order`]
-//!   (their own orders, which replace the forecast's for their interval).
+//! * Households' own messages: [`household_topic`] (topic layout), [`household_order`]
+//!   (their own orders, which replace the forecast's for their interval) and
+//!   [`household_preferences`] (retained limit prices and on/off).
 //! * [`ingest`]: the [`Ingest`] state machine the MQTT loop drives, and [`DeadLetter`] records.
 //! * I/O around that core: [`config`] (`bridge.toml`), [`mqtt`] (subscribing and publishing
 //!   connections, results to households), [`order_sink`] (per-order signing and the sink seam),
@@ -31,6 +32,7 @@ pub mod error_kind;
 pub mod forecast;
 pub mod format;
 pub mod household_order;
+pub mod household_preferences;
 pub mod household_topic;
 pub mod ingest;
 mod json;

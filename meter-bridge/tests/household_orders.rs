@@ -1,6 +1,7 @@
-//! Households' own orders through the ingest core: they replace the forecast's order for their
-//! interval, are idempotent, can be replaced until the interval is planned, and bad ones are
-//! dead-lettered and counted apart from meter errors.
+//! Households' own messages through the ingest core. Orders replace the forecast's order for
+//! their interval, are idempotent, can be replaced until the interval is planned; preferences
+//! change the limits of the orders planned next; bad ones are dead-lettered and counted apart from
+//! meter errors.
 
 mod common;
 
@@ -8,7 +9,8 @@ use chrono::{DateTime, Utc};
 use common::{fixture, utc};
 use voltmesh_engine::{Interval, IntervalSpec, ParticipantId, Side, Tariffs};
 use voltmesh_meter_bridge::household_order::HouseholdOrder;
-use voltmesh_meter_bridge::household_topic::orders_topic;
+use voltmesh_meter_bridge::household_preferences::PreferencesMessage;
+use voltmesh_meter_bridge::household_topic::{orders_topic, preferences_topic};
 use voltmesh_meter_bridge::ingest::HouseholdUpdate;
 use voltmesh_meter_bridge::registry::{Registry, RegistryConfig};
 use voltmesh_meter_bridge::{ErrorKind, Ingest, IngestConfig, Outcome};
@@ -200,4 +202,86 @@ fn bad_household_messages_are_dead_lettered() {
     );
     assert_eq!(ingest.counters().household_orders, 0);
     assert_eq!(ingest.counters().household_errors.values().sum::<u64>(), 7);
+}
+
+#[test]
+fn preferences_change_the_next_planned_order() {
+    let mut ingest = ingest();
+    let now = with_forecast(&mut ingest);
+    let target = IntervalSpec::DEFAULT.first_open(now);
+    assert_eq!(
+        ingest.plan_orders(target, now)[0].limit_price.to_string(),
+        "0.120000"
+    );
+    let topic = preferences_topic("voltmesh", &"tasmota".into());
+    let out = ingest.handle(&topic, br#"{"sell_limit": "0.15"}"#, now);
+    let Outcome::Household(HouseholdUpdate::Preferences { preferences, .. }) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(preferences.sell_limit.to_string(), "0.150000");
+    assert_eq!(
+        preferences.buy_limit.to_string(),
+        "0.300000",
+        "from the config"
+    );
+    let planned = ingest.plan_orders(target, now);
+    assert_eq!(planned[0].limit_price.to_string(), "0.150000");
+    assert_eq!(planned[0].quantity_wh, 200);
+
+    // Out of the tariffs or malformed: refused, the preferences stay.
+    for (bad, kind) in [
+        (&br#"{"sell_limit": "0.01"}"#[..], ErrorKind::BadValue),
+        (br#"{"sell_limit": 0.2}"#, ErrorKind::Malformed),
+        (br#"{"sell": "0.2"}"#, ErrorKind::Malformed),
+    ] {
+        assert_eq!(rejected(ingest.handle(&topic, bad, now)).0, kind);
+    }
+    assert_eq!(
+        ingest.plan_orders(target, now)[0].limit_price.to_string(),
+        "0.150000"
+    );
+
+    // Disabled: no order at all, not even its own.
+    let off = PreferencesMessage {
+        enabled: Some(false),
+        ..PreferencesMessage::default()
+    };
+    assert!(matches!(
+        ingest.handle(&topic, &off.to_json().unwrap(), now),
+        Outcome::Household(_)
+    ));
+    let orders = orders_topic("voltmesh", &"tasmota".into());
+    assert!(matches!(
+        ingest.handle(&orders, &own(target, Side::Buy, 5, "0.2"), now),
+        Outcome::Household(_)
+    ));
+    assert!(ingest.plan_orders(target, now).is_empty());
+    // An empty retained message clears it: back to the config (enabled, sell at 0.12).
+    assert!(matches!(
+        ingest.handle(&topic, b"", now),
+        Outcome::Household(_)
+    ));
+    let planned = ingest.plan_orders(target, now);
+    assert_eq!(
+        (planned[0].side, planned[0].quantity_wh),
+        (Side::Buy, 5),
+        "its own order"
+    );
+    assert_eq!(
+        ingest
+            .registry()
+            .household(&"tasmota".into())
+            .unwrap()
+            .preferences
+            .sell_limit
+            .to_string(),
+        "0.120000"
+    );
+    assert_eq!(ingest.counters().preferences_updates, 3);
+    assert_eq!(ingest.counters().household_errors.values().sum::<u64>(), 3);
+    let unknown = preferences_topic("voltmesh", &"stranger".into());
+    assert_eq!(
+        rejected(ingest.handle(&unknown, b"{}", now)).0,
+        ErrorKind::UnknownParticipant
+    );
 }
