@@ -182,6 +182,28 @@ fn mechanism(args: &RunArgs) -> anyhow::Result<Mechanism> {
     })
 }
 
+/// The scenario `args` describe.
+fn scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
+    Ok(Scenario {
+        pv_scale: args.pv_scale,
+        pv_share: args.pv_share,
+        pv_kwp: args.pv_kwp,
+        battery_share: args.battery_share,
+        battery_kwh: args.battery_kwh,
+        battery_kw: args.battery_kw,
+        retail: args.retail,
+        feed_in: args.feed_in,
+        network_fee: args.network_fee,
+        mechanism: mechanism(args)?,
+        interval_minutes: args.interval_minutes,
+        seed: args.seed,
+        band: VoltageBand {
+            min_pu: args.vm_min,
+            max_pu: args.vm_max,
+        },
+    })
+}
+
 fn simulate(args: &RunArgs) -> anyhow::Result<()> {
     if args.via_network {
         return via_network(args);
@@ -201,24 +223,7 @@ fn simulate(args: &RunArgs) -> anyhow::Result<()> {
         bail!("--days must be positive");
     }
     let steps = ((args.days * 96.0).round() as usize).min(grid.intervals().saturating_sub(start));
-    let scenario = Scenario {
-        pv_scale: args.pv_scale,
-        pv_share: args.pv_share,
-        pv_kwp: args.pv_kwp,
-        battery_share: args.battery_share,
-        battery_kwh: args.battery_kwh,
-        battery_kw: args.battery_kw,
-        retail: args.retail,
-        feed_in: args.feed_in,
-        network_fee: args.network_fee,
-        mechanism: mechanism(args)?,
-        interval_minutes: args.interval_minutes,
-        seed: args.seed,
-        band: VoltageBand {
-            min_pu: args.vm_min,
-            max_pu: args.vm_max,
-        },
-    };
+    let scenario = scenario(args)?;
     eprintln!(
         "voltmesh sim: grid {} ({} buses, {} households), {} steps from {}, seed {}",
         grid.name,
@@ -324,47 +329,121 @@ fn print_summary(s: &crate::kpi::Summary) {
     );
 }
 
-/// `voltmesh sim --via-network`: the demo's stack with the comparison switched on.
+/// `voltmesh sim --via-network`: the in-process run's household orders through the demo's stack
+/// (MQTT, the bridge, 4 validators), interval by interval against the in-process trades
+/// ([`crate::via_network`] documents the mapping).
 fn via_network(args: &RunArgs) -> anyhow::Result<()> {
     if args.interval_minutes != 15 || args.pv_share > 0.0 || args.battery_share > 0.0 {
         bail!("--via-network plays 15-minute intervals of the grid's own households: it does not take --interval-minutes, --pv-share or --battery-share");
+    }
+    let scenario = scenario(args)?;
+    if scenario.mechanism == Mechanism::Continuous {
+        bail!("--via-network compares call auctions: the continuous book (cda) matches in arrival order, which the network does not keep");
+    }
+    if args.intervals == 0 {
+        bail!("--intervals must be at least 1");
     }
     let from = match &args.from {
         Some(text) => parse_time(text)?,
         None => parse_time("2016-06-21 10:00")?,
     };
+    let dir = grid_dir(args.grid.as_ref());
+    let grid = Grid::read(&dir).with_context(|| format!("reading grid {}", dir.display()))?;
+    let first = grid
+        .load_profiles
+        .index_of(from)
+        .filter(|&i| i >= 2)
+        .with_context(|| {
+            format!(
+                "{from} is not an interval start at least 30 minutes into the profiles of {}",
+                grid.name
+            )
+        })?;
+    let intervals = args.intervals as usize;
+    // One warm-up interval first: the households' forecasts need a metered interval.
+    let window = Window {
+        start: first - 1,
+        steps: intervals + 1,
+    };
+    let mut sims = crate::via_network::simulate(&grid, &scenario, window).context("simulation")?;
+    let sims = sims.split_off(1);
+    let map = crate::via_network::participant_map(&grid);
+    let own = sims
+        .iter()
+        .map(|s| crate::via_network::planned_orders(s, &map))
+        .collect::<Result<Vec<_>, _>>()?;
+    println!(
+        "voltmesh sim --via-network: {} intervals of {} from {} (seed {}): {} orders, {} trades in process; the same orders now go through MQTT, the bridge and the nodes",
+        sims.len(),
+        grid.name,
+        from.format("%Y-%m-%d %H:%M"),
+        args.seed,
+        own.iter().map(Vec::len).sum::<usize>(),
+        sims.iter().map(|s| s.outcome.trades.len()).sum::<usize>(),
+    );
     let options = crate::demo::DemoOptions {
         intervals: args.intervals,
-        grid: grid_dir(args.grid.as_ref()),
-        from,
+        households: grid.loads.len(),
+        grid: dir,
+        // The demo's first shown interval plays the profile step two after `from`.
+        from: grid.load_profiles.time_of(first - 2),
         seed: args.seed,
         prices: crate::demo::neighborhood::Prices {
             feed_in: args.feed_in,
             retail: args.retail,
             network_fee: args.network_fee,
         },
-        mechanism: mechanism(args)?,
+        mechanism: scenario.mechanism,
         pv_scale: args.pv_scale,
         compare: true,
+        own_orders: Some(own),
         ..crate::demo::DemoOptions::default()
     };
     let outcome = crate::demo::run_blocking(&options, &mut std::io::stdout())?;
     if outcome.interrupted {
         bail!("interrupted");
     }
-    if outcome.compared == 0 {
-        bail!("no interval cleared through the network: nothing to compare");
+    let len = i64::from(options.interval_secs);
+    let first_start = outcome.views.first().map_or(0, |v| v.start);
+    let checks: Vec<_> = sims
+        .iter()
+        .enumerate()
+        .map(|(i, sim)| {
+            let view = outcome.views.get(i);
+            let start = view.map_or(first_start + len * i as i64, |v| v.start);
+            let book = outcome
+                .committed
+                .get(&start)
+                .map(|o| crate::via_network::committed_book(o))
+                .unwrap_or_default();
+            crate::via_network::check(sim, &map, start, &book, view.and_then(|v| v.outcome()))
+        })
+        .collect();
+    print!("{}", crate::via_network::table(&checks));
+    let mismatched = checks.iter().filter(|c| !c.matches()).count();
+    let traded = checks.iter().filter(|c| !c.sim_trades.is_empty()).count();
+    println!(
+        "re-clearing the committed orders in process: {} of {} committed intervals equal",
+        outcome.compared - outcome.mismatched,
+        outcome.compared
+    );
+    if mismatched > 0 {
+        bail!(
+            "{mismatched} of {} intervals finalized by the nodes differ from the in-process run",
+            checks.len()
+        );
     }
     if outcome.mismatched > 0 {
         bail!(
-            "{} of {} intervals finalized by the nodes differ from the in-process engine",
+            "{} of {} committed intervals re-clear differently in process",
             outcome.mismatched,
             outcome.compared
         );
     }
     println!(
-        "via network: all {} cleared intervals equal the in-process engine's clearing",
-        outcome.compared
+        "via network: all {} intervals equal the in-process run ({traded} with trades, {} trades)",
+        checks.len(),
+        checks.iter().map(|c| c.sim_trades.len()).sum::<usize>()
     );
     Ok(())
 }

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::NaiveDateTime;
+use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_engine::{ClearingOutcome, Order, ParticipantId, Price, Side};
 
 use crate::metrics_observer::{IntervalObserver, IntervalView};
@@ -46,8 +47,9 @@ pub struct SimInterval {
     pub outcome: ClearingOutcome,
 }
 
-/// One order a network household publishes for an interval.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One order a network household publishes for an interval (also how a committed order is
+/// compared: order ids differ between the paths).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PlannedOrder {
     /// The network participant (`hh-NN`).
     pub participant: ParticipantId,
@@ -97,6 +99,14 @@ pub enum Difference {
         /// Committed.
         net: u64,
     },
+    /// The books differ (as sorted (participant, side, quantity, limit) lists).
+    #[error("orders: {only_sim} only in the simulation, {only_net} only on the nodes")]
+    Orders {
+        /// Orders the network lacks.
+        only_sim: usize,
+        /// Orders the simulation lacks.
+        only_net: usize,
+    },
     /// The trade lists differ (as sorted (buyer, seller, quantity, price) lists).
     #[error("trades: {only_sim} only in the simulation, {only_net} only on the nodes")]
     Trades {
@@ -123,6 +133,8 @@ pub struct IntervalCheck {
     pub net_start: i64,
     /// Orders in the simulation's book.
     pub sim_orders: usize,
+    /// Orders the nodes committed for the interval.
+    pub net_orders: usize,
     /// The simulation's trades, mapped and sorted.
     pub sim_trades: Vec<TradeLine>,
     /// The simulation's volume, Wh.
@@ -214,6 +226,19 @@ pub fn planned_orders(
         .collect()
 }
 
+/// The committed `orders` as comparable lines.
+pub fn committed_book(orders: &[SignedOrder]) -> Vec<PlannedOrder> {
+    orders
+        .iter()
+        .map(|o| PlannedOrder {
+            participant: o.ticket.participant.clone(),
+            side: o.ticket.side,
+            quantity_wh: o.ticket.quantity_wh,
+            limit_price: o.ticket.limit_price,
+        })
+        .collect()
+}
+
 fn mapped(
     map: &BTreeMap<ParticipantId, ParticipantId>,
     p: &ParticipantId,
@@ -244,9 +269,9 @@ fn lines(
     Ok(lines)
 }
 
-/// Counts the lines of `a` not matched by a line of `b` (both sorted; multiset difference).
-fn missing_from(a: &[TradeLine], b: &[TradeLine]) -> usize {
-    let mut left: BTreeMap<&TradeLine, usize> = BTreeMap::new();
+/// Counts the lines of `a` not matched by a line of `b` (multiset difference).
+fn missing_from<T: Ord>(a: &[T], b: &[T]) -> usize {
+    let mut left: BTreeMap<&T, usize> = BTreeMap::new();
     for l in b {
         *left.entry(l).or_default() += 1;
     }
@@ -262,15 +287,31 @@ fn missing_from(a: &[TradeLine], b: &[TradeLine]) -> usize {
 }
 
 /// Compares the simulation's `sim` interval with what the nodes committed for network interval
-/// `net_start` (`None`: no clearing). An interval without simulated orders and without a
-/// committed clearing is equal; one with orders and no clearing is [`Difference::Missing`].
+/// `net_start`: its orders `committed` and its clearing `net` (`None`: none). An interval
+/// without simulated orders and without a committed clearing is equal; one with orders and no
+/// clearing is [`Difference::Missing`]. Otherwise the books, prices, volumes and trade lists
+/// must be equal.
 pub fn check(
     sim: &SimInterval,
     map: &BTreeMap<ParticipantId, ParticipantId>,
     net_start: i64,
+    committed: &[PlannedOrder],
     net: Option<&ClearingOutcome>,
 ) -> IntervalCheck {
     let mut differences = Vec::new();
+    match planned_orders(sim, map) {
+        Ok(mut book) => {
+            book.sort();
+            let mut committed = committed.to_vec();
+            committed.sort();
+            let only_sim = missing_from(&book, &committed);
+            let only_net = missing_from(&committed, &book);
+            if only_sim + only_net > 0 {
+                differences.push(Difference::Orders { only_sim, only_net });
+            }
+        }
+        Err(e) => differences.push(e),
+    }
     let sim_trades = lines(&sim.outcome, |p| mapped(map, p)).unwrap_or_else(|e| {
         differences.push(e);
         Vec::new()
@@ -306,6 +347,7 @@ pub fn check(
         sim_start: sim.start,
         net_start,
         sim_orders: sim.orders.len(),
+        net_orders: committed.len(),
         sim_volume_wh: sim.outcome.volume_wh,
         sim_price: sim.outcome.clearing_price,
         sim_trades,
@@ -321,8 +363,8 @@ pub fn table(checks: &[IntervalCheck]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "== via network vs in-process sim (same household orders)\n{:<16}  {:>10}  {:>6}  {:>22}  {:>22}  same",
-        "sim interval", "network", "orders", "sim: trades/Wh/price", "nodes: trades/Wh/price"
+        "== via network vs in-process sim (same household orders)\n{:<16}  {:>10}  {:>14}  {:>22}  {:>22}  same",
+        "sim interval", "network", "orders sim/net", "sim: trades/Wh/price", "nodes: trades/Wh/price"
     );
     let fmt = |trades: usize, wh: u64, price: Option<Price>| {
         format!(
@@ -336,10 +378,10 @@ pub fn table(checks: &[IntervalCheck]) -> String {
         });
         let _ = writeln!(
             out,
-            "{:<16}  {:>10}  {:>6}  {:>22}  {:>22}  {}",
+            "{:<16}  {:>10}  {:>14}  {:>22}  {:>22}  {}",
             c.sim_start.format("%Y-%m-%d %H:%M"),
             c.net_start,
-            c.sim_orders,
+            format!("{}/{}", c.sim_orders, c.net_orders),
             fmt(c.sim_trades.len(), c.sim_volume_wh, c.sim_price),
             net,
             if c.matches() { "yes" } else { "NO" }
@@ -401,6 +443,13 @@ mod tests {
         }
     }
 
+    /// The committed book: the planned orders, in another order.
+    fn book(sim: &SimInterval) -> Vec<PlannedOrder> {
+        let mut book = planned_orders(sim, &map()).unwrap();
+        book.reverse();
+        book
+    }
+
     fn map() -> BTreeMap<ParticipantId, ParticipantId> {
         ["load a", "load b", "load c"]
             .iter()
@@ -436,7 +485,7 @@ mod tests {
         assert_eq!(planned[1].participant.as_str(), "hh-02");
         assert_eq!(planned[1].quantity_wh, 300);
         let net = network_outcome(&sim);
-        let c = check(&sim, &map(), 1_800_000_000, Some(&net));
+        let c = check(&sim, &map(), 1_800_000_000, &book(&sim), Some(&net));
         assert!(c.matches(), "{:?}", c.differences);
         assert_eq!(c.sim_trades, c.net_trades.clone().unwrap());
         assert!(c.sim_trades.iter().all(|t| t.seller.as_str() == "hh-01"));
@@ -447,10 +496,12 @@ mod tests {
     fn a_perturbed_trade_list_is_flagged() {
         let sim = sim_interval();
         let good = network_outcome(&sim);
+        let good_again = good.clone();
+        assert!(check(&sim, &map(), 1, &book(&sim), Some(&good)).matches());
 
         let mut quantity = good.clone();
         quantity.trades[0].quantity_wh -= 1;
-        let c = check(&sim, &map(), 1, Some(&quantity));
+        let c = check(&sim, &map(), 1, &book(&sim), Some(&quantity));
         assert!(!c.matches());
         assert!(c.differences.contains(&Difference::Trades {
             only_sim: 1,
@@ -459,11 +510,11 @@ mod tests {
 
         let mut buyer = good.clone();
         buyer.trades[0].buyer = "hh-09".into();
-        assert!(!check(&sim, &map(), 1, Some(&buyer)).matches());
+        assert!(!check(&sim, &map(), 1, &book(&sim), Some(&buyer)).matches());
 
         let mut extra = good.clone();
         extra.trades.push(good.trades[0].clone());
-        let c = check(&sim, &map(), 1, Some(&extra));
+        let c = check(&sim, &map(), 1, &book(&sim), Some(&extra));
         assert!(c.differences.contains(&Difference::Trades {
             only_sim: 0,
             only_net: 1
@@ -472,19 +523,47 @@ mod tests {
         let mut priced = good.clone();
         priced.clearing_price = Some(price("0.11"));
         assert!(matches!(
-            check(&sim, &map(), 1, Some(&priced)).differences[..],
+            check(&sim, &map(), 1, &book(&sim), Some(&priced)).differences[..],
             [Difference::Price { .. }]
         ));
 
         let mut volume = good;
         volume.volume_wh += 1;
         assert!(matches!(
-            check(&sim, &map(), 1, Some(&volume)).differences[..],
+            check(&sim, &map(), 1, &book(&sim), Some(&volume)).differences[..],
             [Difference::Volume { .. }]
         ));
 
-        let missing = check(&sim, &map(), 1, None);
-        assert_eq!(missing.differences, [Difference::Missing { orders: 3 }]);
+        let missing = check(&sim, &map(), 1, &[], None);
+        assert_eq!(
+            missing.differences,
+            [
+                Difference::Orders {
+                    only_sim: 3,
+                    only_net: 0
+                },
+                Difference::Missing { orders: 3 }
+            ]
+        );
+
+        // An order the simulation did not place (e.g. the bridge's own forecast order).
+        let mut more = book(&sim);
+        more.push(PlannedOrder {
+            participant: "hh-04".into(),
+            side: Side::Sell,
+            quantity_wh: 10,
+            limit_price: price("0.29"),
+        });
+        assert_eq!(
+            check(&sim, &map(), 1, &more, Some(&good_again)).differences,
+            [Difference::Orders {
+                only_sim: 0,
+                only_net: 1
+            }]
+        );
+        let mut other_limit = book(&sim);
+        other_limit[0].limit_price = price("0.11");
+        assert!(!check(&sim, &map(), 1, &other_limit, Some(&good_again)).matches());
         let text = table(&[missing]);
         assert!(text.contains("missing") && text.contains(" NO"), "{text}");
     }
@@ -495,7 +574,7 @@ mod tests {
         let mut empty = sim.clone();
         empty.orders.clear();
         empty.outcome = clear(&[]);
-        assert!(check(&empty, &map(), 1, None).matches());
+        assert!(check(&empty, &map(), 1, &[], None).matches());
         sim.orders[0].participant = "load z".into();
         assert_eq!(
             planned_orders(&sim, &map()),

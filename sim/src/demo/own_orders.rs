@@ -1,6 +1,7 @@
 //! Households that publish their own orders (`voltmesh sim --via-network`): each shown interval's
-//! orders go to the bridge's household-orders topic, one message per household, while the
-//! interval is open.
+//! orders go to the bridge's household-orders topic
+//! ([`orders_topic`](voltmesh_meter_bridge::household_topic::orders_topic)) as a
+//! [`HouseholdOrder`], one message per household, while the interval is open.
 //!
 //! # Timing
 //! Interval `i`'s orders are published one second after the previous interval starts: after the
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, QoS};
+use voltmesh_meter_bridge::household_order::HouseholdOrder;
+use voltmesh_meter_bridge::household_topic::orders_topic;
 
 use crate::via_network::PlannedOrder;
 
@@ -25,22 +28,20 @@ pub struct Schedule {
     pub lead_secs: i64,
     /// The orders of each shown interval, in order.
     pub intervals: Vec<Vec<PlannedOrder>>,
+    /// The bridge's `topics.households_prefix`.
+    pub prefix: String,
 }
 
-/// The bridge's topic for `participant`'s own orders.
-pub fn topic(participant: &str) -> String {
-    format!("voltmesh/households/{participant}/orders/set")
-}
-
-/// The JSON message a household publishes for one order of the interval starting at `start`.
-pub fn payload(order: &PlannedOrder, start: i64) -> String {
-    serde_json::json!({
-        "interval_start": start,
-        "side": order.side,
-        "quantity_wh": order.quantity_wh,
-        "limit_price": order.limit_price.to_string(),
-    })
-    .to_string()
+/// The message a household publishes for one order of the interval starting at `start` (Unix
+/// seconds); `None` if `start` is not a time.
+pub fn payload(order: &PlannedOrder, start: i64) -> Option<String> {
+    let message = HouseholdOrder {
+        interval_start: DateTime::from_timestamp(start, 0)?,
+        side: order.side,
+        quantity_wh: order.quantity_wh,
+        limit_price: order.limit_price,
+    };
+    serde_json::to_string(&message).ok()
 }
 
 fn now() -> DateTime<Utc> {
@@ -66,10 +67,13 @@ pub async fn publish(client: &AsyncClient, schedule: &Schedule) -> usize {
             continue;
         }
         for order in orders {
-            let message = payload(order, start);
+            let Some(message) = payload(order, start) else {
+                tracing::warn!(interval = start, "not a time");
+                continue;
+            };
             match client
                 .publish(
-                    topic(order.participant.as_str()),
+                    orders_topic(&schedule.prefix, &order.participant),
                     QoS::AtLeastOnce,
                     false,
                     message,
@@ -104,11 +108,11 @@ mod tests {
             quantity_wh: 420,
             limit_price: "0.2".parse().unwrap(),
         };
-        let v: serde_json::Value = serde_json::from_str(&payload(&order, 1_800_000_010)).unwrap();
-        assert_eq!(v["interval_start"], 1_800_000_010);
-        assert_eq!(v["side"], "buy");
-        assert_eq!(v["quantity_wh"], 420);
-        assert_eq!(v["limit_price"], "0.200000");
-        assert_eq!(topic("hh-03"), "voltmesh/households/hh-03/orders/set");
+        let text = payload(&order, 1_800_000_010).unwrap();
+        let back: HouseholdOrder = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.interval_start.timestamp(), 1_800_000_010);
+        assert_eq!(back.side, Side::Buy);
+        assert_eq!(back.quantity_wh, 420);
+        assert_eq!(back.limit_price, order.limit_price);
     }
 }

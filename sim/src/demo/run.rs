@@ -12,6 +12,7 @@
 //! whichever is first. Either way the meters, the bridge and every node are stopped and joined,
 //! and the temporary directory is removed unless `keep` is set.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
+use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_consensus::node::metrics::MetricsSection;
 use voltmesh_engine::{Mechanism, ParticipantId, Price, K};
 use voltmesh_meter_bridge::bridge;
@@ -127,6 +129,9 @@ pub struct DemoOutcome {
     /// Every interval shown, with the clearing the nodes committed for it.
     #[serde(skip)]
     pub views: Vec<IntervalView>,
+    /// Every committed order, by interval start, in ledger order (with `compare`).
+    #[serde(skip)]
+    pub committed: BTreeMap<i64, Vec<SignedOrder>>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -358,6 +363,7 @@ async fn run_until(
             len_secs: len,
             lead_secs: i64::from(spec.gate_closure_lead_secs()),
             intervals: own.clone(),
+            prefix: String::new(),
         });
         running.parts = start_parts(&broker, &hood, &homes, options, schedule, parts_stopped)?;
 
@@ -388,12 +394,17 @@ async fn run_until(
             say(out, &summary::row(record));
             views.push(view);
         }
-        let (compared, mismatched) = if options.compare && !ledger.records.is_empty() {
+        let (compared, mismatched, committed) = if options.compare && !ledger.records.is_empty() {
             compare_with_engine(&apis[0], &hood.genesis, &ledger, out).await?
         } else {
-            (0, 0)
+            (0, 0, BTreeMap::new())
         };
-        Ok(Some((ledger, homes, compared, mismatched, views)))
+        Ok(Some((
+            ledger,
+            homes,
+            (compared, mismatched, committed),
+            views,
+        )))
     }
     .await;
     let stopped_ok = running.stop().await;
@@ -403,9 +414,14 @@ async fn run_until(
         tracing::error!(cause = %e, "the demo stalled");
         return Err(DemoError::Stalled(format!("{e}; {node}")));
     }
-    let (ledger, homes, compared, mismatched, views) = match result? {
+    let (ledger, homes, (compared, mismatched, committed), views) = match result? {
         Some(parts) => parts,
-        None => (Ledger::new(options.prices)?, Vec::new(), 0, 0, Vec::new()),
+        None => (
+            Ledger::new(options.prices)?,
+            Vec::new(),
+            (0, 0, BTreeMap::new()),
+            Vec::new(),
+        ),
     };
     stopped_ok?;
     let summary = ledger.summary();
@@ -431,6 +447,7 @@ async fn run_until(
         mismatched,
         kept_dir,
         views,
+        committed,
     })
 }
 
@@ -466,6 +483,7 @@ fn start_parts(
     );
     std::fs::write(hood.dir.join("bridge.toml"), &toml).map_err(io_error("write bridge.toml"))?;
     let config = BridgeConfig::from_toml(&toml).map_err(|e| DemoError::Bridge(e.to_string()))?;
+    let households_prefix = config.topics.households_prefix.clone();
     let sink = HttpNode::new(&format!("http://{}", hood.nodes[0].api))
         .map_err(|e| DemoError::Bridge(e.to_string()))?;
     let (stop_all, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -520,7 +538,8 @@ fn start_parts(
             }
         }
     }));
-    if let Some(schedule) = own {
+    if let Some(mut schedule) = own {
+        schedule.prefix = households_prefix;
         let client = client.clone();
         let own_stop = until(&stop_all);
         parts.push(tokio::spawn(async move {
@@ -541,13 +560,14 @@ fn start_parts(
     Ok(parts)
 }
 
-/// Re-clears every committed interval shown with the in-process engine and prints the table.
+/// Re-clears every committed interval shown with the in-process engine and prints the table;
+/// returns the intervals compared, those that differ, and the committed orders.
 async fn compare_with_engine(
     api: &NodeApi,
     genesis: &voltmesh_consensus::genesis::Genesis,
     ledger: &Ledger,
     out: &mut (dyn Write + Send),
-) -> Result<(usize, usize), DemoError> {
+) -> Result<(usize, usize, BTreeMap<i64, Vec<SignedOrder>>), DemoError> {
     let height = api.height().await;
     let orders = compare::committed_orders(api, height).await?;
     let mut clearings = Vec::new();
@@ -559,5 +579,5 @@ async fn compare_with_engine(
     let comparisons = compare::compare(genesis, &clearings, &orders);
     let _ = write!(out, "{}", compare::table(&comparisons));
     let mismatched = comparisons.iter().filter(|c| !c.matches()).count();
-    Ok((comparisons.len(), mismatched))
+    Ok((comparisons.len(), mismatched, orders))
 }
