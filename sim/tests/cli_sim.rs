@@ -90,9 +90,9 @@ fn a_short_run_writes_csv_json_and_plots() {
 
 #[test]
 fn errors_are_clear_and_not_panics() {
-    let out = voltmesh(&["sim", "--via-network"]);
+    let out = voltmesh(&["sim", "--via-network", "--intervals", "0"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--intervals must be at least 1"));
 
     let out = voltmesh(&["sim", "powerflow", "--at", "2030-01-01 00:00"]);
     assert!(!out.status.success());
