@@ -119,8 +119,11 @@ pub async fn run<S: OrderSink>(
     let (notify, _) = broadcast::channel::<()>(1);
     let (complete_tx, mut complete_rx) = mpsc::channel::<()>(1);
     let (ingest_tx, ingest_rx) = mpsc::channel(config.queues.ingest);
-    // Metrics (VOLTMESH_INFLUX_*; off without a URL): see `crate::metrics`.
-    let metrics = crate::metrics::BridgeMetrics::from_env(&config);
+    // Metrics ([metrics], else VOLTMESH_INFLUX_*; off without a URL): see `crate::metrics`.
+    let metrics = crate::metrics::BridgeMetrics::start(
+        config.metrics.to_config(|key| std::env::var(key).ok()),
+        &config,
+    );
     let queue = ingest_tx.downgrade();
     let filters: Vec<SubscribeFilter> = config
         .subscriptions

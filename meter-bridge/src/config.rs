@@ -23,6 +23,7 @@ use voltmesh_engine::{IntervalSpec, Price, Tariffs};
 
 use crate::format::Format;
 use crate::ingest::IngestConfig;
+pub use crate::metrics_section::MetricsSection;
 use crate::registry::{Registry, RegistryConfig, RegistryError};
 
 /// The commented default `bridge.toml`.
@@ -322,6 +323,8 @@ pub struct RawConfig {
     pub settlement: SettlementConfig,
     /// `[ingest]`.
     pub ingest: IngestConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
     /// `[[household]]`.
     #[serde(rename = "household")]
     pub households: Vec<crate::registry::HouseholdConfig>,
@@ -338,6 +341,7 @@ impl Default for RawConfig {
             market: IntervalSpec::DEFAULT,
             settlement: SettlementConfig::default(),
             ingest: IngestConfig::default(),
+            metrics: MetricsSection::default(),
             households: Vec::new(),
         }
     }
@@ -362,6 +366,8 @@ pub struct Config {
     pub settlement: SettlementConfig,
     /// `[ingest]`, with the subscriptions' formats merged into `formats`.
     pub ingest: IngestConfig,
+    /// `[metrics]` (before `VOLTMESH_INFLUX_*` fallbacks; see [`MetricsSection::to_config`]).
+    pub metrics: MetricsSection,
     /// The household registry.
     pub registry: Registry,
 }
@@ -500,6 +506,7 @@ impl RawConfig {
             market: self.market,
             settlement: self.settlement,
             ingest,
+            metrics: self.metrics,
             registry,
         })
     }

@@ -1,4 +1,5 @@
-//! What the bridge writes to InfluxDB (`VOLTMESH_INFLUX_*`; off without a URL).
+//! What the bridge writes to InfluxDB (`[metrics]` of `bridge.toml`, else `VOLTMESH_INFLUX_*`;
+//! off without a URL; see [`crate::metrics_section`]).
 //!
 //! Every [`HEALTH_EVERY`] and once more at shutdown, [`BridgeMetrics::run`] writes:
 //! * `bridge`: readings accepted, decode errors, orders the node took and refused, dead letters

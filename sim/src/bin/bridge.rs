@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
 use voltmesh_consensus::net::keyfile;
 use voltmesh_meter_bridge::bridge::{self, Io};
-use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
+use voltmesh_meter_bridge::config::{Config, MetricsSection, DEFAULT_CONFIG};
 use voltmesh_meter_bridge::mqtt::ingest::LinkStatus;
 use voltmesh_meter_bridge::node_client::HttpNode;
 
@@ -28,6 +28,10 @@ pub(crate) struct BridgeArgs {
     /// Print a commented example configuration (every key with its default) and exit.
     #[arg(long)]
     print_example_config: bool,
+    /// Where the bridge writes its metrics: these flags override `[metrics]` of the config file,
+    /// whose missing keys fall back to the `VOLTMESH_INFLUX_*` variables.
+    #[command(flatten)]
+    influx: voltmesh_metrics::InfluxArgs,
 }
 
 /// The bridge key from `path` (64 hex characters, as `voltmesh keygen` writes it).
@@ -42,7 +46,16 @@ pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
 }
 
 fn run(args: &BridgeArgs) -> anyhow::Result<()> {
-    let config = Config::load(&args.config)?;
+    let mut config = Config::load(&args.config)?;
+    let flags = MetricsSection {
+        url: args.influx.url.clone(),
+        org: args.influx.org.clone(),
+        bucket: args.influx.bucket.clone(),
+        token: args.influx.token.clone(),
+    };
+    config.metrics = config
+        .metrics
+        .overridden_by(&flags, |key| std::env::var(key).ok());
     let key = load_key(&config.node.key_file)?;
     let node = HttpNode::new(&config.node.api_url)?;
     tracing::info!(
@@ -50,6 +63,7 @@ fn run(args: &BridgeArgs) -> anyhow::Result<()> {
         neighborhood = %config.node.neighborhood,
         bridge_key = %hex::encode(key.verifying_key().to_bytes()),
         households = config.registry.households().count(),
+        metrics = config.metrics.to_config(|key| std::env::var(key).ok()).url.is_some(),
         "starting the bridge"
     );
     let runtime = tokio::runtime::Builder::new_current_thread()

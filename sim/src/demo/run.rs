@@ -482,7 +482,15 @@ fn start_parts(
         homes,
     );
     std::fs::write(hood.dir.join("bridge.toml"), &toml).map_err(io_error("write bridge.toml"))?;
-    let config = BridgeConfig::from_toml(&toml).map_err(|e| DemoError::Bridge(e.to_string()))?;
+    let mut config =
+        BridgeConfig::from_toml(&toml).map_err(|e| DemoError::Bridge(e.to_string()))?;
+    // The bridge writes its metrics where the nodes do (`voltmesh demo --influx-*`).
+    config.metrics = voltmesh_meter_bridge::config::MetricsSection {
+        url: options.node_metrics.url.clone(),
+        org: options.node_metrics.org.clone(),
+        bucket: options.node_metrics.bucket.clone(),
+        token: options.node_metrics.token.clone(),
+    };
     let households_prefix = config.topics.households_prefix.clone();
     let sink = HttpNode::new(&format!("http://{}", hood.nodes[0].api))
         .map_err(|e| DemoError::Bridge(e.to_string()))?;
