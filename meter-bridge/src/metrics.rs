@@ -15,7 +15,9 @@
 //! `decode_errors_total` counts messages that did not decode (the kinds up to
 //! [`ErrorKind::TooManyDevices`]); `dead_letters_total` counts every refused message (decode
 //! errors plus unknown meters, registers that went backwards, readings from the future or out of
-//! order), since each one is published to the dead-letter topic.
+//! order, and households' own messages refused), since each one is published to the dead-letter
+//! topic. Households' refusals are not in `bridge_decode_error` (their kinds are in
+//! [`crate::Counters::household_errors`]).
 //! [`Counted`] wraps the order sink: `orders_total` counts orders the node newly accepted,
 //! `orders_rejected_total` orders it refused for good (retryable failures are not counted).
 //!
@@ -225,7 +227,7 @@ impl BridgeMetrics {
             decode_errors_total: count(decode_errors),
             orders_total: count(taken),
             orders_rejected_total: count(refused),
-            dead_letters_total: count(s.errors.values().sum()),
+            dead_letters_total: count(s.errors.values().sum::<u64>() + s.household_dead_letters),
             queue_depth: i64::try_from(depth).unwrap_or(i64::MAX),
         });
         for (&kind, &n) in &s.errors {
@@ -258,6 +260,8 @@ impl BridgeMetrics {
 struct Snapshot {
     accepted: u64,
     errors: BTreeMap<ErrorKind, u64>,
+    /// Households' own messages refused (dead-lettered too).
+    household_dead_letters: u64,
     /// Readings newer than the last written, with their household.
     readings: Vec<(HouseholdId, Reading)>,
 }
@@ -285,6 +289,7 @@ impl Snapshot {
         Snapshot {
             accepted: counters.accepted,
             errors: counters.errors.clone(),
+            household_dead_letters: counters.household_errors.values().sum(),
             readings,
         }
     }
@@ -326,6 +331,36 @@ fn decode_kind(kind: ErrorKind) -> Option<DecodeErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_household_messages_count_as_dead_letters_not_decode_errors() {
+        let registry = crate::registry::Registry::from_config(
+            toml::from_str(
+                "[[household]]\nparticipant = \"hh-01\"\nmeters = [\"m1\"]\n\
+                 buy_limit = \"0.3\"\nsell_limit = \"0.1\"",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let ingest = crate::Ingest::new(
+            crate::IngestConfig::default(),
+            registry,
+            voltmesh_engine::IntervalSpec::DEFAULT,
+        )
+        .with_household_topics("voltmesh", voltmesh_engine::Tariffs::UNBOUNDED);
+        let shared: SharedIngest = Arc::new(std::sync::Mutex::new(ingest));
+        let t = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        for topic in [
+            "voltmesh/households/hh-01/orders/set",
+            "voltmesh/households/zz/preferences",
+        ] {
+            let out = lock(&shared).handle(topic, b"{", t);
+            assert!(matches!(out, crate::Outcome::Rejected(_)));
+        }
+        let snapshot = Snapshot::take(&shared, &mut BTreeMap::new());
+        assert_eq!(snapshot.household_dead_letters, 2);
+        assert!(snapshot.errors.is_empty(), "not meter decode errors");
+    }
 
     #[test]
     fn every_error_kind_keeps_its_spelling_as_a_tag() {
