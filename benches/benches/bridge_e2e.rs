@@ -14,7 +14,9 @@
 //!   connect until it has drained it (the consumer's own ceiling).
 //!
 //! The bench starts its own `mosquitto` on a free loopback port and skips (with a message) when
-//! the binary is missing. At the end it prints, per mode, both rates and the bridge's share of the
+//! the binary is missing. `VOLTMESH_BENCH_MOSQUITTO_INFLIGHT=<n>` sets the broker's
+//! `max_inflight_messages` (its default, 20, bounds a consumer that acks after handling by its ack
+//! latency; `0` lifts the window). At the end it prints, per mode, both rates and the bridge's share of the
 //! bare rate (target ≥ 90 % live): over the criterion runs, and as the median of paired rounds
 //! that alternate the two consumers (robust against the machine's load changing between runs).
 //!
@@ -80,6 +82,13 @@ impl Broker {
         }
         let _ = writeln!(conf, "listener {port} 127.0.0.1");
         conf.push_str("allow_anonymous true\nmax_queued_messages 0\n");
+        // Mosquitto's in-flight window per client (default 20; 0 = none), for both consumers.
+        if let Ok(n) = std::env::var("VOLTMESH_BENCH_MOSQUITTO_INFLIGHT") {
+            let Ok(n) = n.trim().parse::<u32>() else {
+                panic!("VOLTMESH_BENCH_MOSQUITTO_INFLIGHT={n:?}: not a whole number");
+            };
+            let _ = writeln!(conf, "max_inflight_messages {n}");
+        }
         let path = dir.join("mosquitto.conf");
         std::fs::write(&path, conf).ok()?;
         let child = Command::new("mosquitto")
