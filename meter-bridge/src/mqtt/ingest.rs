@@ -21,8 +21,8 @@
 //!
 //! # Why this cannot deadlock
 //! MQTT packet ids are 16 bits, so a session has at most [`MAX_UNACKED`] QoS 1 messages received
-//! and not yet acknowledged, whatever the broker's in-flight setting (Mosquitto sends far more
-//! than its `max_inflight_messages` to an online client). The queues between the event loop and
+//! and not yet acknowledged, whatever the broker's in-flight setting (the bounds below do not rely
+//! on the broker's `max_inflight_messages`). The queues between the event loop and
 //! the worker are sized from that bound or never wait:
 //! * the event loop hands messages to the ingest queue with `try_send` and keeps what does not
 //!   fit in a local overflow of up to [`MAX_UNACKED`] messages, so it never waits for the worker
