@@ -108,10 +108,10 @@ pub struct RunArgs {
     /// Do not draw PNG plots.
     #[arg(long)]
     pub no_plots: bool,
-    /// Drive the households for a short window through MQTT, the meter bridge and 4 local
-    /// validator nodes (the `voltmesh demo` stack), then check that every finalized clearing equals
-    /// the in-process engine's clearing of the same committed orders. `--from` defaults to a sunny
-    /// 2016-06-21 10:00 here.
+    /// Run the simulation for `--intervals` intervals, publish its households' orders through
+    /// MQTT, the meter bridge and 4 local validator nodes (the `voltmesh demo` stack), and check
+    /// that every interval the nodes finalize equals the in-process run (book, price, volume,
+    /// trades by participant). `--from` defaults to a sunny 2016-06-21 10:00 here.
     #[arg(long)]
     pub via_network: bool,
     /// Market intervals to drive through the network (with `--via-network`; 10 s each).
@@ -333,8 +333,8 @@ fn print_summary(s: &crate::kpi::Summary) {
 /// (MQTT, the bridge, 4 validators), interval by interval against the in-process trades
 /// ([`crate::via_network`] documents the mapping).
 fn via_network(args: &RunArgs) -> anyhow::Result<()> {
-    if args.interval_minutes != 15 || args.pv_share > 0.0 || args.battery_share > 0.0 {
-        bail!("--via-network plays 15-minute intervals of the grid's own households: it does not take --interval-minutes, --pv-share or --battery-share");
+    if args.interval_minutes != 15 {
+        bail!("--via-network plays one 15-minute profile step per network interval: it does not take --interval-minutes");
     }
     let scenario = scenario(args)?;
     if scenario.mechanism == Mechanism::Continuous {
@@ -405,18 +405,22 @@ fn via_network(args: &RunArgs) -> anyhow::Result<()> {
     }
     let len = i64::from(options.interval_secs);
     let first_start = outcome.views.first().map_or(0, |v| v.start);
+    let committed = &outcome.committed;
     let checks: Vec<_> = sims
         .iter()
         .enumerate()
         .map(|(i, sim)| {
-            let view = outcome.views.get(i);
-            let start = view.map_or(first_start + len * i as i64, |v| v.start);
-            let book = outcome
-                .committed
+            let start = outcome
+                .views
+                .get(i)
+                .map_or(first_start + len * i as i64, |v| v.start);
+            let book = committed
+                .orders
                 .get(&start)
                 .map(|o| crate::via_network::committed_book(o))
                 .unwrap_or_default();
-            crate::via_network::check(sim, &map, start, &book, view.and_then(|v| v.outcome()))
+            let clearing = committed.clearings.get(&start).map(|c| &c.outcome);
+            crate::via_network::check(sim, &map, start, &book, clearing)
         })
         .collect();
     print!("{}", crate::via_network::table(&checks));

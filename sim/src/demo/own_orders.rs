@@ -3,17 +3,26 @@
 //! ([`orders_topic`](voltmesh_meter_bridge::household_topic::orders_topic)) as a
 //! [`HouseholdOrder`], one message per household, while the interval is open.
 //!
+//! A household without an order in an interval turns its trading off for that interval (retained
+//! `{"enabled": false}` on its preferences topic, [`PreferencesMessage`]), so the bridge does not
+//! plan a forecast order for it; it turns trading back on (`{"enabled": true}`) for the next
+//! interval it has an order in. Only changes are published; every household starts enabled (as
+//! `bridge.toml` says).
+//!
 //! # Timing
 //! Interval `i`'s orders are published one second after the previous interval starts: after the
 //! previous interval's gate has closed (so the bridge plans them for interval `i`, its first open
 //! interval) and well before the bridge plans interval `i` a little before its gate closure.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, QoS};
+use voltmesh_engine::ParticipantId;
 use voltmesh_meter_bridge::household_order::HouseholdOrder;
-use voltmesh_meter_bridge::household_topic::orders_topic;
+use voltmesh_meter_bridge::household_preferences::PreferencesMessage;
+use voltmesh_meter_bridge::household_topic::{orders_topic, preferences_topic};
 
 use crate::via_network::PlannedOrder;
 
@@ -30,6 +39,17 @@ pub struct Schedule {
     pub intervals: Vec<Vec<PlannedOrder>>,
     /// The bridge's `topics.households_prefix`.
     pub prefix: String,
+    /// Every household the bridge serves.
+    pub households: Vec<ParticipantId>,
+}
+
+/// The retained preferences message that turns a household's trading on or off.
+pub fn enabled_payload(enabled: bool) -> String {
+    let message = PreferencesMessage {
+        enabled: Some(enabled),
+        ..PreferencesMessage::default()
+    };
+    serde_json::to_string(&message).unwrap_or_default()
 }
 
 /// The message a household publishes for one order of the interval starting at `start` (Unix
@@ -52,6 +72,8 @@ fn now() -> DateTime<Utc> {
 /// whose gate has closed before its turn is skipped with a warning (the check then reports it).
 pub async fn publish(client: &AsyncClient, schedule: &Schedule) -> usize {
     let mut sent = 0;
+    let mut enabled: BTreeMap<&ParticipantId, bool> =
+        schedule.households.iter().map(|p| (p, true)).collect();
     for (i, orders) in schedule.intervals.iter().enumerate() {
         let start = schedule.first_start + schedule.len_secs * i as i64;
         let at_ms = (start - schedule.len_secs + 1) * 1000;
@@ -65,6 +87,25 @@ pub async fn publish(client: &AsyncClient, schedule: &Schedule) -> usize {
                 "gate closed before the households' orders were published"
             );
             continue;
+        }
+        for (participant, on) in &mut enabled {
+            let wanted = orders.iter().any(|o| &o.participant == *participant);
+            if *on == wanted {
+                continue;
+            }
+            let topic = preferences_topic(&schedule.prefix, participant);
+            match client
+                .publish(topic, QoS::AtLeastOnce, true, enabled_payload(wanted))
+                .await
+            {
+                Ok(()) => {
+                    *on = wanted;
+                    sent += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(cause = %e, interval = start, participant = %participant, "household preferences not published")
+                }
+            }
         }
         for order in orders {
             let Some(message) = payload(order, start) else {
@@ -114,5 +155,8 @@ mod tests {
         assert_eq!(back.side, Side::Buy);
         assert_eq!(back.quantity_wh, 420);
         assert_eq!(back.limit_price, order.limit_price);
+        let off = PreferencesMessage::parse(enabled_payload(false).as_bytes()).unwrap();
+        assert_eq!(off.enabled, Some(false));
+        assert_eq!((off.buy_limit, off.sell_limit), (None, None));
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
-use voltmesh_consensus::ledger::SignedOrder;
+use voltmesh_consensus::ledger::{IntervalClearing, SignedOrder};
 use voltmesh_consensus::node::metrics::MetricsSection;
 use voltmesh_engine::{Mechanism, ParticipantId, Price, K};
 use voltmesh_meter_bridge::bridge;
@@ -129,9 +129,19 @@ pub struct DemoOutcome {
     /// Every interval shown, with the clearing the nodes committed for it.
     #[serde(skip)]
     pub views: Vec<IntervalView>,
-    /// Every committed order, by interval start, in ledger order (with `compare`).
+    /// What the nodes had committed after the last interval (with `compare`).
     #[serde(skip)]
-    pub committed: BTreeMap<i64, Vec<SignedOrder>>,
+    pub committed: Committed,
+}
+
+/// What the nodes had committed after the last interval shown.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// Every committed order, by interval start, in ledger order.
+    pub orders: BTreeMap<i64, Vec<SignedOrder>>,
+    /// The clearing of every shown interval that has one, by interval start (read after the last
+    /// interval: a clearing committed after the demo showed its interval is here too).
+    pub clearings: BTreeMap<i64, IntervalClearing>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -364,6 +374,7 @@ async fn run_until(
             lead_secs: i64::from(spec.gate_closure_lead_secs()),
             intervals: own.clone(),
             prefix: String::new(),
+            households: Vec::new(),
         });
         running.parts = start_parts(&broker, &hood, &homes, options, schedule, parts_stopped)?;
 
@@ -397,7 +408,7 @@ async fn run_until(
         let (compared, mismatched, committed) = if options.compare && !ledger.records.is_empty() {
             compare_with_engine(&apis[0], &hood.genesis, &ledger, out).await?
         } else {
-            (0, 0, BTreeMap::new())
+            (0, 0, Committed::default())
         };
         Ok(Some((
             ledger,
@@ -419,7 +430,7 @@ async fn run_until(
         None => (
             Ledger::new(options.prices)?,
             Vec::new(),
-            (0, 0, BTreeMap::new()),
+            (0, 0, Committed::default()),
             Vec::new(),
         ),
     };
@@ -548,6 +559,7 @@ fn start_parts(
     }));
     if let Some(mut schedule) = own {
         schedule.prefix = households_prefix;
+        schedule.households = homes.iter().map(|h| h.participant.clone()).collect();
         let client = client.clone();
         let own_stop = until(&stop_all);
         parts.push(tokio::spawn(async move {
@@ -569,23 +581,32 @@ fn start_parts(
 }
 
 /// Re-clears every committed interval shown with the in-process engine and prints the table;
-/// returns the intervals compared, those that differ, and the committed orders.
+/// returns the intervals compared, those that differ, and what was committed.
 async fn compare_with_engine(
     api: &NodeApi,
     genesis: &voltmesh_consensus::genesis::Genesis,
     ledger: &Ledger,
     out: &mut (dyn Write + Send),
-) -> Result<(usize, usize, BTreeMap<i64, Vec<SignedOrder>>), DemoError> {
-    let height = api.height().await;
-    let orders = compare::committed_orders(api, height).await?;
+) -> Result<(usize, usize, Committed), DemoError> {
     let mut clearings = Vec::new();
     for r in &ledger.records {
         if let Some(c) = api.interval(r.start).await? {
             clearings.push(c);
         }
     }
+    // Read after the clearings: every order they cleared is at or below this height.
+    let height = api.height().await;
+    let orders = compare::committed_orders(api, height).await?;
     let comparisons = compare::compare(genesis, &clearings, &orders);
     let _ = write!(out, "{}", compare::table(&comparisons));
     let mismatched = comparisons.iter().filter(|c| !c.matches()).count();
-    Ok((comparisons.len(), mismatched, orders))
+    let clearings = clearings
+        .into_iter()
+        .map(|c| (c.interval_start, c))
+        .collect();
+    Ok((
+        comparisons.len(),
+        mismatched,
+        Committed { orders, clearings },
+    ))
 }
