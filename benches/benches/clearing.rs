@@ -3,16 +3,29 @@
 //!
 //! `sort_prices_only` sorts prices already copied out of the orders (setup, not timed);
 //! `extract_and_sort_prices` also reads them out of the order slice.
-//! `uniform` and `pay_as_bid` stop at the matching (price, volume, pairs, leftovers, with
-//! orders named on demand); `uniform_outcome` also builds the owned result with every id, as `voltmesh clear` and
-//! the ledger need it.
+//! `uniform` and `pay_as_bid` clear the book the nodes hold (a [`CallAuction`] the orders were
+//! submitted to, as the ledger and the simulation fill it) and stop at the matching (price,
+//! volume, pairs, leftovers, with orders named on demand); `uniform_outcome` is the ledger's call,
+//! `CallAuction::clear`, which also builds the owned result with every id. `uniform_slice` clears
+//! a plain order slice (`uniform::match_orders`, as `voltmesh clear` does). `submit` fills the
+//! book (the work moved out of clearing into the interval: keys and histograms kept per order).
 //!
 //! `cargo bench -p voltmesh-benches --bench clearing`
 
 use criterion::{
     black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
 };
-use voltmesh_engine::{pay_as_bid, uniform, PayAsBidPricing, K};
+use voltmesh_engine::{uniform, CallAuction, MarketRules, Mechanism, Order, PayAsBidPricing, K};
+
+fn auction(orders: &[Order]) -> CallAuction {
+    let mut book = CallAuction::with_capacity(MarketRules::PERMISSIVE, orders.len());
+    for o in orders {
+        if let Err(e) = book.submit(o.clone()) {
+            panic!("bench order refused: {e}");
+        }
+    }
+    book
+}
 
 const SIZES: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 
@@ -53,25 +66,42 @@ fn clearing(c: &mut Criterion) {
                 });
             },
         );
-        // Price, volume and who trades with whom (trades named lazily).
-        group.bench_with_input(BenchmarkId::new("uniform", n), &orders, |b, orders| {
-            b.iter(|| black_box(uniform::match_orders(black_box(orders), K::HALF)));
+        let book = auction(&orders);
+        // Price, volume and who trades with whom (trades named lazily), from the book.
+        group.bench_with_input(BenchmarkId::new("uniform", n), &book, |b, book| {
+            b.iter(|| black_box(black_box(book).match_uniform(K::HALF)));
         });
-        // The same plus an owned outcome: every trade and leftover with its ids.
+        // The ledger's call: the same plus an owned outcome, every trade and leftover with its ids.
+        group.bench_with_input(BenchmarkId::new("uniform_outcome", n), &book, |b, book| {
+            b.iter(|| black_box(black_box(book).clear(Mechanism::Uniform { k: K::HALF })));
+        });
+        // The slice API: keys built from the orders, then sorted and walked.
         group.bench_with_input(
-            BenchmarkId::new("uniform_outcome", n),
+            BenchmarkId::new("uniform_slice", n),
             &orders,
             |b, orders| {
-                b.iter(|| black_box(uniform::clear(black_box(orders), K::HALF)));
+                b.iter(|| black_box(uniform::match_orders(black_box(orders), K::HALF)));
             },
         );
-        group.bench_with_input(BenchmarkId::new("pay_as_bid", n), &orders, |b, orders| {
-            b.iter(|| {
-                black_box(pay_as_bid::match_orders(
-                    black_box(orders),
-                    PayAsBidPricing::Midpoint,
-                ))
-            });
+        group.bench_with_input(BenchmarkId::new("pay_as_bid", n), &book, |b, book| {
+            b.iter(|| black_box(black_box(book).match_pay_as_bid(PayAsBidPricing::Midpoint)));
+        });
+        // Filling the book: admission, the id index, keys and histograms.
+        group.bench_with_input(BenchmarkId::new("submit", n), &orders, |b, orders| {
+            b.iter_batched(
+                || orders.to_vec(),
+                |orders| {
+                    let mut book =
+                        CallAuction::with_capacity(MarketRules::PERMISSIVE, orders.len());
+                    for o in orders {
+                        if let Err(e) = book.submit(o) {
+                            panic!("bench order refused: {e}");
+                        }
+                    }
+                    book
+                },
+                BatchSize::LargeInput,
+            );
         });
     }
     group.finish();

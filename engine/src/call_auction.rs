@@ -7,35 +7,148 @@
 //! including ids of cancelled orders, so a replayed order can never re-enter.
 //!
 //! # Known limitations
-//! The book holds one interval; the caller keeps one book per open interval.
+//! The book holds one interval; the caller keeps one book per open interval. A book holds fewer
+//! than `u32::MAX` live orders.
 //!
 //! # Performance
-//! `submit` and `cancel` are `O(1)` expected (a hash index, never iterated); clearing sorts.
+//! `submit` and `cancel` are `O(1)` expected (a hash index, never iterated; amortised compaction of
+//! cancelled keys). Each side keeps its priority keys in arrival order with a radix histogram of
+//! their ranks, so that clearing only scatters the keys into price order and walks them. While
+//! orders arrive in increasing sequence (as a ledger assigns it) arrival order breaks price ties;
+//! one order arriving out of sequence switches the book to a comparison sort for good.
 
 use std::collections::HashMap;
 
+use crate::key::{self, Key, TOMBSTONE};
+use crate::radix::{self, Histogram};
+use crate::walk::{sort_by_priority, Sides};
 use crate::{
-    pay_as_bid, uniform, ClearingOutcome, MarketRules, Mechanism, Order, OrderId, RejectReason,
+    pay_as_bid, uniform, ClearingOutcome, MarketRules, Matching, Mechanism, Order, OrderId,
+    PayAsBidPricing, RejectReason, Side, K,
 };
 
+/// A side with at least this many keys keeps a radix histogram; smaller sides clear with a
+/// comparison sort.
+const RADIX_MIN_KEYS: usize = 512;
+
 /// Orders for one interval of a periodic auction.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CallAuction {
     rules: MarketRules,
     orders: Vec<Order>,
     /// Position in `orders` of each live order; `None` for a cancelled id (kept so it cannot
     /// return).
     index: HashMap<OrderId, Option<usize>>,
+    /// For each order in `orders`, the position of its key in its side's queue.
+    key_pos: Vec<u32>,
+    bids: Queue,
+    asks: Queue,
+    /// The highest sequence submitted so far, cancelled orders included.
+    last_seq: Option<u64>,
+    /// Whether every order arrived with a higher sequence than all before it, so that arrival
+    /// order is priority order among equal prices.
+    arrival_is_priority: bool,
+}
+
+/// One side's priority keys.
+///
+/// # Invariants
+/// `keys` holds a key for every live order of the side in arrival order, plus tombstones for
+/// cancelled ones; `live` counts the others, and `hist` (once present) counts exactly their ranks.
+/// Each live key's index is its order's position in the book's `orders`.
+#[derive(Debug, Clone, Default)]
+struct Queue {
+    keys: Vec<Key>,
+    live: usize,
+    hist: Option<Histogram>,
+}
+
+impl Queue {
+    /// Appends a key and returns its position.
+    fn push(&mut self, key: Key) -> u32 {
+        let pos = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        self.keys.push(key);
+        self.live += 1;
+        match &mut self.hist {
+            Some(hist) => hist.add(key::rank(key)),
+            None if self.keys.len() >= RADIX_MIN_KEYS => {
+                let mut hist = Histogram::new();
+                for &k in self.keys.iter().filter(|&&k| key::raw_idx(k) != TOMBSTONE) {
+                    hist.add(key::rank(k));
+                }
+                self.hist = Some(hist);
+            }
+            None => {}
+        }
+        pos
+    }
+
+    /// Turns the live key at `pos` into a tombstone.
+    fn remove(&mut self, pos: u32) {
+        if let Some(k) = self.keys.get_mut(pos as usize) {
+            if key::raw_idx(*k) != TOMBSTONE {
+                if let Some(hist) = &mut self.hist {
+                    hist.remove(key::rank(*k));
+                }
+                *k = key::with_idx(*k, TOMBSTONE);
+                self.live -= 1;
+            }
+        }
+    }
+
+    /// Points the key at `pos` to the order now at `idx`.
+    fn repoint(&mut self, pos: u32, idx: u32) {
+        if let Some(k) = self.keys.get_mut(pos as usize) {
+            *k = key::with_idx(*k, idx);
+        }
+    }
+
+    /// Drops tombstones once they outnumber the live keys, recording the keys' new positions in
+    /// `key_pos`.
+    fn compact_if_sparse(&mut self, key_pos: &mut [u32]) {
+        if self.keys.len() < 64 || self.keys.len() - self.live <= self.live {
+            return;
+        }
+        self.keys.retain(|&k| key::raw_idx(k) != TOMBSTONE);
+        for (pos, &k) in self.keys.iter().enumerate() {
+            if let Some(slot) = key_pos.get_mut(key::idx(k)) {
+                *slot = u32::try_from(pos).unwrap_or(u32::MAX);
+            }
+        }
+    }
+
+    /// The live keys by priority.
+    fn sorted(&self, orders: &[Order], arrival_is_priority: bool) -> Vec<Key> {
+        match &self.hist {
+            Some(hist) if arrival_is_priority => radix::sort_live(&self.keys, self.live, hist),
+            _ => {
+                let mut keys: Vec<Key> = self
+                    .keys
+                    .iter()
+                    .copied()
+                    .filter(|&k| key::raw_idx(k) != TOMBSTONE)
+                    .collect();
+                if arrival_is_priority {
+                    keys.sort_by_key(|&k| key::rank(k));
+                } else {
+                    sort_by_priority(&mut keys, orders);
+                }
+                keys
+            }
+        }
+    }
+}
+
+impl Default for CallAuction {
+    fn default() -> Self {
+        CallAuction::new(MarketRules::default())
+    }
 }
 
 impl CallAuction {
     /// An empty book that admits orders by `rules`.
     pub fn new(rules: MarketRules) -> Self {
-        CallAuction {
-            rules,
-            orders: Vec::new(),
-            index: HashMap::new(),
-        }
+        CallAuction::with_capacity(rules, 0)
     }
 
     /// An empty book with room for `n` orders.
@@ -44,6 +157,18 @@ impl CallAuction {
             rules,
             orders: Vec::with_capacity(n),
             index: HashMap::with_capacity(n),
+            key_pos: Vec::with_capacity(n),
+            bids: Queue::default(),
+            asks: Queue::default(),
+            last_seq: None,
+            arrival_is_priority: true,
+        }
+    }
+
+    fn queue(&mut self, side: Side) -> &mut Queue {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
         }
     }
 
@@ -57,7 +182,13 @@ impl CallAuction {
         if self.index.contains_key(&order.id) {
             return Err(RejectReason::DuplicateId(order.id));
         }
-        self.index.insert(order.id.clone(), Some(self.orders.len()));
+        let slot = self.orders.len();
+        self.arrival_is_priority &= self.last_seq < Some(order.seq);
+        self.last_seq = self.last_seq.max(Some(order.seq));
+        let key = key::pack(&order, u32::try_from(slot).unwrap_or(u32::MAX));
+        let pos = self.queue(order.side).push(key);
+        self.key_pos.push(pos);
+        self.index.insert(order.id.clone(), Some(slot));
         self.orders.push(order);
         Ok(())
     }
@@ -73,9 +204,20 @@ impl CallAuction {
             .and_then(Option::take)
             .ok_or_else(|| RejectReason::UnknownOrder(id.clone()))?;
         let removed = self.orders.swap_remove(slot);
+        let pos = self.key_pos.swap_remove(slot);
+        self.queue(removed.side).remove(pos);
         if let Some(moved) = self.orders.get(slot) {
-            self.index.insert(moved.id.clone(), Some(slot));
+            let (moved_id, moved_side) = (moved.id.clone(), moved.side);
+            let moved_pos = self.key_pos[slot];
+            self.queue(moved_side)
+                .repoint(moved_pos, u32::try_from(slot).unwrap_or(u32::MAX));
+            self.index.insert(moved_id, Some(slot));
         }
+        let queue = match removed.side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        queue.compact_if_sparse(&mut self.key_pos);
         Ok(removed)
     }
 
@@ -99,6 +241,27 @@ impl CallAuction {
         self.orders.is_empty()
     }
 
+    fn sides(&self) -> Sides {
+        Sides {
+            bids: self.bids.sorted(&self.orders, self.arrival_is_priority),
+            asks: self.asks.sorted(&self.orders, self.arrival_is_priority),
+        }
+    }
+
+    /// Clears the book at one price ([`crate::uniform`]), borrowing its orders.
+    ///
+    /// The result is the one [`uniform::match_orders`] gives for [`CallAuction::orders`].
+    pub fn match_uniform(&self, k: K) -> Matching<'_> {
+        uniform::match_sorted(&self.orders, self.sides(), k)
+    }
+
+    /// Clears the book pair by pair ([`crate::pay_as_bid`]), borrowing its orders.
+    ///
+    /// The result is the one [`pay_as_bid::match_orders`] gives for [`CallAuction::orders`].
+    pub fn match_pay_as_bid(&self, pricing: PayAsBidPricing) -> Matching<'_> {
+        pay_as_bid::match_sorted(&self.orders, self.sides(), pricing)
+    }
+
     /// Clears the book with a periodic mechanism.
     ///
     /// # Panics
@@ -107,8 +270,8 @@ impl CallAuction {
     /// arrivals would have done.
     pub fn clear(&self, mechanism: Mechanism) -> ClearingOutcome {
         match mechanism {
-            Mechanism::Uniform { k } => uniform::clear(&self.orders, k),
-            Mechanism::PayAsBid { pricing } => pay_as_bid::clear(&self.orders, pricing),
+            Mechanism::Uniform { k } => self.match_uniform(k).to_outcome(),
+            Mechanism::PayAsBid { pricing } => self.match_pay_as_bid(pricing).to_outcome(),
             Mechanism::Continuous => crate::continuous::replay(self.rules, &self.orders),
         }
     }

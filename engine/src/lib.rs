@@ -36,6 +36,8 @@ pub mod price;
 pub mod settlement;
 pub mod uniform;
 
+mod key;
+mod radix;
 mod walk;
 
 pub use call_auction::CallAuction;

@@ -6,11 +6,12 @@
 //! depends on the order of the input slice.
 //!
 //! # Performance
-//! Clearing stops at the walk: a [`Matching`] holds the sorted priority keys and the pairs as
-//! indices, and names orders only when asked. [`Matching::to_outcome`] materialises an owned
+//! Clearing stops at the walk: a [`Matching`] holds the sorted priority keys and where the walk
+//! stopped; trades are replayed from the keys and orders are named only when asked. [`Matching::to_outcome`] materialises an owned
 //! [`ClearingOutcome`] (one pass, cloning ids) for callers that keep the result past the book.
 
-use crate::walk::{Key, Sides, Walk};
+use crate::key::{self, Key};
+use crate::walk::{Sides, Walk};
 use crate::{ClearingOutcome, Mechanism, Order, Price, PriceRange, Trade, Unfilled, Wh};
 
 /// How the pairs of a matching are priced.
@@ -100,20 +101,20 @@ impl<'a> Matching<'a> {
 
     /// Total energy traded.
     pub fn volume_wh(&self) -> Wh {
-        self.walk.volume()
+        self.walk.volume
     }
 
     /// Number of trades.
     pub fn trade_count(&self) -> usize {
-        self.walk.pairs.len()
+        self.walk.pair_count
     }
 
     /// The trades, in matching order.
     pub fn trades(&self) -> impl ExactSizeIterator<Item = TradeRef<'a>> + '_ {
         let orders = self.orders;
-        self.walk.pairs.iter().map(move |pair| {
-            let buy = &orders[self.sides.bids[pair.bid as usize].idx()];
-            let sell = &orders[self.sides.asks[pair.ask as usize].idx()];
+        self.walk.pairs(&self.sides, orders).map(move |pair| {
+            let buy = &orders[key::idx(self.sides.bids[pair.bid])];
+            let sell = &orders[key::idx(self.sides.asks[pair.ask])];
             let price = match self.pricing {
                 Pricing::Uniform { price, .. } => price.unwrap_or_default(),
                 Pricing::PerPair { price_of, .. } => price_of(buy, sell),
@@ -173,10 +174,14 @@ fn leftovers<'a, 'k>(
 where
     'a: 'k,
 {
-    keys.iter().enumerate().skip(next).map(move |(pos, k)| {
+    keys.iter().enumerate().skip(next).map(move |(pos, &k)| {
         (
-            &orders[k.idx()],
-            if pos == next { left } else { k.quantity_wh },
+            &orders[key::idx(k)],
+            if pos == next {
+                left
+            } else {
+                key::quantity(k, orders)
+            },
         )
     })
 }

@@ -13,7 +13,7 @@
 //! Same as the uniform auction: a sort per side and a linear walk.
 
 use crate::matching::Pricing;
-use crate::walk::{sort_sides, walk};
+use crate::walk::{sort_sides, walk, Sides};
 use crate::{ClearingOutcome, Matching, Mechanism, Order, PayAsBidPricing, Price};
 
 fn midpoint(bid: &Order, ask: &Order) -> Price {
@@ -28,8 +28,16 @@ fn bid_price(bid: &Order, _ask: &Order) -> Price {
 ///
 /// The orders must already be admitted by a book: positive quantities, unique ids.
 pub fn match_orders(orders: &[Order], pricing: PayAsBidPricing) -> Matching<'_> {
-    let sides = sort_sides(orders);
-    let w = walk(&sides);
+    match_sorted(orders, sort_sides(orders), pricing)
+}
+
+/// Clears orders already sorted by priority into `sides` (keys indexing `orders`).
+pub(crate) fn match_sorted(
+    orders: &[Order],
+    sides: Sides,
+    pricing: PayAsBidPricing,
+) -> Matching<'_> {
+    let w = walk(&sides, orders);
     let price_of = match pricing {
         PayAsBidPricing::Midpoint => midpoint,
         PayAsBidPricing::Bid => bid_price,

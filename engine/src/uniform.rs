@@ -24,20 +24,26 @@
 //! `O(n log n)`: one sort of compact `(price, seq, index)` keys per side and a linear walk. The
 //! `clearing` bench compares it with a bare sort of the same prices.
 
+use crate::key::{self, Key};
 use crate::matching::Pricing;
-use crate::walk::{sort_sides, walk, Key};
+use crate::walk::{sort_sides, walk, Sides};
 use crate::{ClearingOutcome, Matching, Mechanism, Order, PriceRange, K};
 
 /// Clears `orders` at one price, borrowing them.
 ///
 /// The orders must already be admitted by a book: positive quantities, unique ids.
 pub fn match_orders(orders: &[Order], k: K) -> Matching<'_> {
-    let sides = sort_sides(orders);
-    let w = walk(&sides);
-    let limit = |keys: &[Key], pos: usize| keys.get(pos).map(|k| orders[k.idx()].limit_price);
-    let range = w.pairs.last().map(|last| {
-        let last_bid = orders[sides.bids[last.bid as usize].idx()].limit_price;
-        let last_ask = orders[sides.asks[last.ask as usize].idx()].limit_price;
+    match_sorted(orders, sort_sides(orders), k)
+}
+
+/// Clears orders already sorted by priority into `sides` (keys indexing `orders`).
+pub(crate) fn match_sorted(orders: &[Order], sides: Sides, k: K) -> Matching<'_> {
+    let w = walk(&sides, orders);
+    let limit_at = |key: Key| orders[key::idx(key)].limit_price;
+    let limit = |keys: &[Key], pos: usize| keys.get(pos).map(|&key| limit_at(key));
+    let range = w.last.map(|last| {
+        let last_bid = limit_at(sides.bids[last.bid]);
+        let last_ask = limit_at(sides.asks[last.ask]);
         let pin = |p| PriceRange { lo: p, hi: p };
         if w.bid_partial() {
             pin(last_bid)

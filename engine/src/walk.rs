@@ -2,41 +2,13 @@
 //! bids and asks while they cross.
 //!
 //! # Performance
-//! The sort and the walk touch only compact [`Key`]s (priority rank, quantity, index), never the
-//! orders themselves, so they stream through memory. Orders are read again only when a caller
-//! names the trades and leftovers ([`crate::Matching`]).
+//! The sort and the walk touch only 16-byte [`Key`]s (rank, quantity, index), never the orders
+//! themselves, so they stream through memory. Orders are read again only when a caller names the
+//! trades and leftovers ([`crate::Matching`]).
 
+use crate::key::{self, Key, SPAN};
+use crate::radix::{self, Histogram};
 use crate::{Order, Side, Wh};
-
-/// An order's place in its side's priority, with what the walk needs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Key {
-    /// The limit mapped onto `u64` so that a better price is smaller: ascending for asks,
-    /// descending for bids.
-    price_rank: u64,
-    pub(crate) quantity_wh: Wh,
-    /// Index into the order slice.
-    idx: u32,
-}
-
-impl Key {
-    fn new(order: &Order, idx: u32) -> Key {
-        // Flipping the sign bit maps i64 order onto u64 order.
-        let price = (order.limit_price.micros() as u64) ^ (1 << 63);
-        Key {
-            price_rank: match order.side {
-                Side::Buy => !price,
-                Side::Sell => price,
-            },
-            quantity_wh: order.quantity_wh,
-            idx,
-        }
-    }
-
-    pub(crate) fn idx(self) -> usize {
-        self.idx as usize
-    }
-}
 
 /// Bids (best first) and asks (best first).
 #[derive(Debug)]
@@ -46,141 +18,119 @@ pub(crate) struct Sides {
 }
 
 /// Sorts the orders by priority: bids by limit descending, asks ascending, ties by submission
-/// sequence and then by order id.
+/// sequence and then by order id. Keys index into `orders`, which must hold fewer than
+/// `u32::MAX` orders.
 ///
 /// # Performance
 /// When the slice is in strictly increasing sequence order (a book that only appended), slice
-/// order already breaks every price tie, so a stable radix sort on the price alone suffices
-/// (see `Radix`). Otherwise a comparison sort on (price, sequence, id) runs.
+/// order already breaks every price tie, so a stable radix sort on the rank alone suffices
+/// (see [`crate::radix`]). Otherwise a comparison sort on (rank, sequence, id) runs.
 pub(crate) fn sort_sides(orders: &[Order]) -> Sides {
-    let mut bids = Radix::with_capacity(orders.len());
-    let mut asks = Radix::with_capacity(orders.len());
+    let mut sides = [Vec::new(), Vec::new()];
+    let mut hists = [Histogram::new(), Histogram::new()];
     let mut in_seq_order = true;
     let mut last_seq = None;
     for (i, order) in orders.iter().enumerate() {
         in_seq_order &= last_seq < Some(order.seq);
         last_seq = Some(order.seq);
-        let key = Key::new(order, u32::try_from(i).unwrap_or(u32::MAX));
-        match order.side {
-            Side::Buy => bids.push(key),
-            Side::Sell => asks.push(key),
-        }
+        let key = key::pack(order, u32::try_from(i).unwrap_or(u32::MAX));
+        let s = usize::from(order.side == Side::Sell);
+        sides[s].push(key);
+        hists[s].add(key::rank(key));
     }
-    let mut sorted = [Vec::new(), Vec::new()];
-    for (side, out) in [bids, asks].into_iter().zip(&mut sorted) {
-        *out = if in_seq_order {
-            side.sort()
-        } else {
-            let mut keys = side.keys;
-            keys.sort_unstable_by(|a, b| {
-                let (oa, ob) = (&orders[a.idx()], &orders[b.idx()]);
-                (a.price_rank, oa.seq, &oa.id).cmp(&(b.price_rank, ob.seq, &ob.id))
-            });
-            keys
-        };
-    }
-    let [bids, asks] = sorted;
-    Sides { bids, asks }
-}
-
-/// Bits per radix digit: 2,048 buckets keep the counts in L1/L2, and two passes cover a price
-/// range of up to 4.2 currency units per kWh at micro resolution.
-const DIGIT_BITS: u32 = 11;
-const DIGITS: usize = u64::BITS.div_ceil(DIGIT_BITS) as usize;
-const BUCKETS: usize = 1 << DIGIT_BITS;
-/// Digits counted while collecting keys: prices within ±4,294 units of each other (33 bits of
-/// micro-units) need no more. Higher digits that vary are counted in a pass of their own.
-const EAGER_DIGITS: usize = 3;
-
-/// Keys of one side with the digit histograms of a least-significant-digit radix sort on
-/// `price_rank`, counted while the keys are collected so that sorting only scatters.
-struct Radix {
-    keys: Vec<Key>,
-    counts: Vec<[usize; BUCKETS]>,
-    /// Bits in which some key differs from the first: digits without any are skipped.
-    varying: u64,
-}
-
-impl Radix {
-    fn with_capacity(n: usize) -> Self {
-        Radix {
-            keys: Vec::with_capacity(n),
-            counts: vec![[0; BUCKETS]; EAGER_DIGITS],
-            varying: 0,
+    let [bids, asks] = sides;
+    let [bid_hist, ask_hist] = &hists;
+    if in_seq_order {
+        Sides {
+            bids: radix::sort(bids, bid_hist),
+            asks: radix::sort(asks, ask_hist),
         }
-    }
-
-    fn push(&mut self, key: Key) {
-        if let Some(first) = self.keys.first() {
-            self.varying |= first.price_rank ^ key.price_rank;
-        }
-        for (digit, count) in self.counts.iter_mut().enumerate() {
-            count[digit_of(key.price_rank, digit)] += 1;
-        }
-        self.keys.push(key);
-    }
-
-    /// Stable sort by `price_rank`: one scatter pass per digit in which the keys differ.
-    fn sort(self) -> Vec<Key> {
-        let Radix {
-            mut keys,
-            counts,
-            varying,
-        } = self;
-        let Some(&filler) = keys.first() else {
-            return keys;
-        };
-        let mut buffer = vec![filler; keys.len()];
-        for digit in 0..DIGITS {
-            let mask = ((BUCKETS - 1) as u64) << (digit as u32 * DIGIT_BITS);
-            if varying & mask == 0 {
-                continue;
-            }
-            let late;
-            let count = match counts.get(digit) {
-                Some(count) => count,
-                None => {
-                    let mut c = [0usize; BUCKETS];
-                    for k in &keys {
-                        c[digit_of(k.price_rank, digit)] += 1;
-                    }
-                    late = c;
-                    &late
-                }
-            };
-            let mut offsets = [0usize; BUCKETS];
-            let mut total = 0;
-            for (offset, &c) in offsets.iter_mut().zip(count.iter()) {
-                *offset = total;
-                total += c;
-            }
-            for k in &keys {
-                let bucket = digit_of(k.price_rank, digit);
-                buffer[offsets[bucket]] = *k;
-                offsets[bucket] += 1;
-            }
-            std::mem::swap(&mut keys, &mut buffer);
-        }
-        keys
+    } else {
+        let (mut bids, mut asks) = (bids, asks);
+        sort_by_priority(&mut bids, orders);
+        sort_by_priority(&mut asks, orders);
+        Sides { bids, asks }
     }
 }
 
-fn digit_of(rank: u64, digit: usize) -> usize {
-    ((rank >> (digit as u32 * DIGIT_BITS)) & (BUCKETS as u64 - 1)) as usize
+/// Sorts one side's keys by (rank, sequence, id) with a comparison sort: the order of `keys` does
+/// not matter.
+pub(crate) fn sort_by_priority(keys: &mut [Key], orders: &[Order]) {
+    keys.sort_unstable_by(|&a, &b| {
+        key::rank(a).cmp(&key::rank(b)).then_with(|| {
+            let (oa, ob) = (&orders[key::idx(a)], &orders[key::idx(b)]);
+            (oa.seq, &oa.id).cmp(&(ob.seq, &ob.id))
+        })
+    });
 }
 
-/// One pairing produced by [`walk`]: positions in the sorted sides and the quantity.
+/// One pairing of the walk: positions in the sorted sides and the quantity.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pair {
-    pub(crate) bid: u32,
-    pub(crate) ask: u32,
+    pub(crate) bid: usize,
+    pub(crate) ask: usize,
     pub(crate) quantity_wh: Wh,
 }
 
+/// The walk's position: the next bid and ask and the energy left on each.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    bid: usize,
+    ask: usize,
+    bid_left: Wh,
+    ask_left: Wh,
+}
+
+impl Cursor {
+    fn start(sides: &Sides, orders: &[Order]) -> Self {
+        Cursor {
+            bid: 0,
+            ask: 0,
+            bid_left: quantity_at(&sides.bids, 0, orders),
+            ask_left: quantity_at(&sides.asks, 0, orders),
+        }
+    }
+
+    /// Whether the next bid and ask exist and cross.
+    fn crosses(&self, sides: &Sides) -> bool {
+        match (sides.bids.get(self.bid), sides.asks.get(self.ask)) {
+            (Some(&b), Some(&a)) => key::rank(b) + key::rank(a) <= SPAN,
+            _ => false,
+        }
+    }
+
+    /// Pairs the next bid with the next ask for as much as both have, and moves past what filled.
+    fn step(&mut self, sides: &Sides, orders: &[Order]) -> Pair {
+        let q = self.bid_left.min(self.ask_left);
+        let pair = Pair {
+            bid: self.bid,
+            ask: self.ask,
+            quantity_wh: q,
+        };
+        self.bid_left -= q;
+        self.ask_left -= q;
+        if self.bid_left == 0 {
+            self.bid += 1;
+            self.bid_left = quantity_at(&sides.bids, self.bid, orders);
+        }
+        if self.ask_left == 0 {
+            self.ask += 1;
+            self.ask_left = quantity_at(&sides.asks, self.ask, orders);
+        }
+        pair
+    }
+}
+
+fn quantity_at(keys: &[Key], pos: usize, orders: &[Order]) -> Wh {
+    keys.get(pos).map_or(0, |&k| key::quantity(k, orders))
+}
+
 /// Where the walk stopped.
+///
+/// The pairs themselves are not stored: [`Walk::pairs`] replays the walk, which is cheaper than
+/// writing and reading them back when nobody asks.
 #[derive(Debug)]
 pub(crate) struct Walk {
-    pub(crate) pairs: Vec<Pair>,
     /// Position of the first bid left with energy (partly filled or untouched).
     pub(crate) next_bid: usize,
     /// Position of the first ask left with energy.
@@ -189,28 +139,59 @@ pub(crate) struct Walk {
     pub(crate) bid_left: Wh,
     /// Energy left on the ask at `next_ask`, if there is one.
     pub(crate) ask_left: Wh,
+    /// Number of pairs.
+    pub(crate) pair_count: usize,
+    /// Total energy paired.
+    pub(crate) volume: Wh,
+    /// The last pair, if any.
+    pub(crate) last: Option<Pair>,
 }
 
 impl Walk {
     /// Whether the last pair left its bid partly filled (it is then the marginal order).
     pub(crate) fn bid_partial(&self) -> bool {
-        self.pairs
-            .last()
-            .is_some_and(|p| p.bid as usize == self.next_bid)
+        self.last.is_some_and(|p| p.bid == self.next_bid)
     }
 
     /// Whether the last pair left its ask partly filled.
     pub(crate) fn ask_partial(&self) -> bool {
-        self.pairs
-            .last()
-            .is_some_and(|p| p.ask as usize == self.next_ask)
+        self.last.is_some_and(|p| p.ask == self.next_ask)
     }
 
-    /// Total energy paired.
-    pub(crate) fn volume(&self) -> Wh {
-        self.pairs.iter().map(|p| p.quantity_wh).sum()
+    /// The pairs in walk order; `sides` and `orders` must be the ones walked.
+    pub(crate) fn pairs<'s>(&self, sides: &'s Sides, orders: &'s [Order]) -> Pairs<'s> {
+        Pairs {
+            cursor: Cursor::start(sides, orders),
+            sides,
+            orders,
+            left: self.pair_count,
+        }
     }
 }
+
+/// Iterator over a walk's pairs (see [`Walk::pairs`]).
+#[derive(Debug)]
+pub(crate) struct Pairs<'s> {
+    cursor: Cursor,
+    sides: &'s Sides,
+    orders: &'s [Order],
+    left: usize,
+}
+
+impl Iterator for Pairs<'_> {
+    type Item = Pair;
+
+    fn next(&mut self) -> Option<Pair> {
+        self.left = self.left.checked_sub(1)?;
+        Some(self.cursor.step(self.sides, self.orders))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Pairs<'_> {}
 
 /// Pairs the best bid with the best ask while the bid's limit is at least the ask's.
 ///
@@ -219,37 +200,23 @@ impl Walk {
 /// individually rational (bid ≥ ask). At most one order, the last touched on one side, is left
 /// partly filled; every order before `next_bid`/`next_ask` is fully filled, every one after is
 /// untouched.
-pub(crate) fn walk(sides: &Sides) -> Walk {
-    let (bids, asks) = (&sides.bids, &sides.asks);
-    let mut pairs = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    let mut bid_left = bids.first().map_or(0, |k| k.quantity_wh);
-    let mut ask_left = asks.first().map_or(0, |k| k.quantity_wh);
-    // A bid crosses an ask when price(bid) ≥ price(ask), i.e. !hi(bid) ≥ hi(ask) as u64.
-    while i < bids.len() && j < asks.len() && !bids[i].price_rank >= asks[j].price_rank {
-        let q = bid_left.min(ask_left);
-        pairs.push(Pair {
-            bid: i as u32,
-            ask: j as u32,
-            quantity_wh: q,
-        });
-        bid_left -= q;
-        ask_left -= q;
-        if bid_left == 0 {
-            i += 1;
-            bid_left = bids.get(i).map_or(0, |k| k.quantity_wh);
-        }
-        if ask_left == 0 {
-            j += 1;
-            ask_left = asks.get(j).map_or(0, |k| k.quantity_wh);
-        }
+pub(crate) fn walk(sides: &Sides, orders: &[Order]) -> Walk {
+    let mut cursor = Cursor::start(sides, orders);
+    let (mut pair_count, mut volume, mut last) = (0, 0, None);
+    while cursor.crosses(sides) {
+        let pair = cursor.step(sides, orders);
+        pair_count += 1;
+        volume += pair.quantity_wh;
+        last = Some(pair);
     }
     Walk {
-        pairs,
-        next_bid: i,
-        next_ask: j,
-        bid_left,
-        ask_left,
+        next_bid: cursor.bid,
+        next_ask: cursor.ask,
+        bid_left: cursor.bid_left,
+        ask_left: cursor.ask_left,
+        pair_count,
+        volume,
+        last,
     }
 }
 
@@ -295,7 +262,10 @@ mod tests {
         let sides = sort_sides(&orders);
         let prices = |keys: &[Key]| -> Vec<(i64, u64)> {
             keys.iter()
-                .map(|k| (orders[k.idx()].limit_price.micros(), orders[k.idx()].seq))
+                .map(|&k| {
+                    let o = &orders[key::idx(k)];
+                    (o.limit_price.micros(), o.seq)
+                })
                 .collect()
         };
         let mut want_bids: Vec<(i64, u64)> = orders

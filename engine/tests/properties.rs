@@ -5,11 +5,13 @@ mod reference;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use reference::{arb_orders, max_volume, price_range, unit_fills, NaiveCda};
+use reference::{
+    arb_auction_ops, arb_orders, max_volume, price_range, unit_fills, AuctionOp, NaiveCda,
+};
 use voltmesh_engine::settlement::settle;
 use voltmesh_engine::{
-    pay_as_bid, uniform, ClearingOutcome, ContinuousBook, MarketRules, Money, Order,
-    PayAsBidPricing, Price, RejectReason, Side, Tariffs, Trade, K,
+    pay_as_bid, uniform, CallAuction, ClearingOutcome, ContinuousBook, MarketRules, Mechanism,
+    Money, Order, OrderId, PayAsBidPricing, Price, RejectReason, Side, Tariffs, Trade, K,
 };
 
 /// Checks what every mechanism must satisfy: rational trades, no overfill, bought = sold, unfilled
@@ -218,5 +220,81 @@ proptest! {
         let want: BTreeMap<String, u64> =
             naive.resting.iter().map(|o| (o.id.to_string(), o.quantity_wh)).collect();
         prop_assert_eq!(resting, want);
+    }
+}
+
+/// Replays `ops` into a book that admits any price and quantity. With `in_order`, sequences
+/// follow arrival (the book's radix path).
+fn auction_from(ops: &[AuctionOp], in_order: bool) -> CallAuction {
+    let rules = MarketRules {
+        tariffs: Tariffs::UNBOUNDED,
+        max_order_wh: u64::MAX,
+    };
+    let mut auction = CallAuction::new(rules);
+    let mut submitted = 0usize;
+    for op in ops {
+        match *op {
+            AuctionOp::Submit {
+                buy,
+                quantity_wh,
+                micros,
+                seq,
+            } => {
+                let order = Order {
+                    id: format!("o{submitted:04}").into(),
+                    participant: format!("p{}", submitted % 11).into(),
+                    side: if buy { Side::Buy } else { Side::Sell },
+                    quantity_wh,
+                    limit_price: Price::from_micros(micros).unwrap(),
+                    seq: if in_order { submitted as u64 } else { seq },
+                };
+                auction.submit(order).unwrap();
+                submitted += 1;
+            }
+            AuctionOp::Cancel(back) => {
+                let Some(n) = submitted.checked_sub(back + 1) else {
+                    continue;
+                };
+                let id = format!("o{n:04}").into();
+                let live = auction.orders().iter().any(|o| o.id == id);
+                assert_eq!(
+                    auction.cancel(&id).is_ok(),
+                    live,
+                    "cancel works iff the order is live"
+                );
+            }
+        }
+    }
+    auction
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The book's incremental keys (radix path in arrival order, comparison sort otherwise, with
+    /// cancels in between) clear exactly as the plain reference does, and as the slice API does.
+    #[test]
+    fn call_auction_clears_as_the_reference(
+        (ops, in_order) in arb_auction_ops(2_500),
+        k_ppm in 0u32..=1_000_000,
+    ) {
+        let k = K::from_ppm(k_ppm).unwrap();
+        let auction = auction_from(&ops, in_order);
+        let live = auction.orders().to_vec();
+        let want = reference::uniform_outcome(&live, k);
+        let got = auction.clear(Mechanism::Uniform { k });
+        prop_assert_eq!(&got, &want);
+        check_common(&live, &got);
+        // The slice API, fed in sequence order (its radix path when sequences are distinct).
+        let mut by_seq = live.clone();
+        by_seq.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
+        prop_assert_eq!(&uniform::clear(&by_seq, k), &want);
+        // Pay-as-bid pairs the same orders in the same order.
+        let pab = auction.clear(Mechanism::PayAsBid { pricing: PayAsBidPricing::Bid });
+        prop_assert_eq!(&pab, &pay_as_bid::clear(&live, PayAsBidPricing::Bid));
+        let pairs = |o: &ClearingOutcome| -> Vec<(OrderId, OrderId, u64)> {
+            o.trades.iter().map(|t| (t.buy_id.clone(), t.sell_id.clone(), t.quantity_wh)).collect()
+        };
+        prop_assert_eq!(pairs(&pab), pairs(&want));
     }
 }

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use voltmesh_engine::{Order, Price, Side};
+use voltmesh_engine::{
+    ClearingOutcome, Mechanism, Order, Price, PriceRange, Side, Trade, Unfilled, K,
+};
 
 /// Orders with small quantities and prices on a coarse grid, so ties and crossings are common.
 pub(crate) fn arb_orders(max: usize) -> impl Strategy<Value = Vec<Order>> {
@@ -185,4 +187,96 @@ impl NaiveCda {
         }
         true
     }
+}
+
+/// Uniform clearing written out plainly: sort each side with [`priority`], pair best bid with best
+/// ask while they cross (whole remainders at a time, so huge quantities stay cheap), price from
+/// [`price_range`] of those fills, leftovers bids first then asks, each in priority order.
+pub(crate) fn uniform_outcome(orders: &[Order], k: K) -> ClearingOutcome {
+    let bids = priority(orders, Side::Buy);
+    let asks = priority(orders, Side::Sell);
+    let mut left: Vec<u64> = bids.iter().chain(&asks).map(|o| o.quantity_wh).collect();
+    let mut fills: BTreeMap<String, u64> = orders.iter().map(|o| (o.id.to_string(), 0)).collect();
+    let mut pairs = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < bids.len() && j < asks.len() && bids[i].limit_price >= asks[j].limit_price {
+        let q = left[i].min(left[bids.len() + j]);
+        pairs.push((bids[i], asks[j], q));
+        left[i] -= q;
+        left[bids.len() + j] -= q;
+        *fills.get_mut(bids[i].id.as_str()).unwrap() += q;
+        *fills.get_mut(asks[j].id.as_str()).unwrap() += q;
+        if left[i] == 0 {
+            i += 1;
+        }
+        if left[bids.len() + j] == 0 {
+            j += 1;
+        }
+    }
+    let range = price_range(orders, &fills);
+    let price = range.map(|(lo, hi)| k.interpolate(lo, hi));
+    ClearingOutcome {
+        mechanism: Mechanism::Uniform { k },
+        clearing_price: price,
+        price_range: range.map(|(lo, hi)| PriceRange { lo, hi }),
+        volume_wh: pairs.iter().map(|p| p.2).sum(),
+        trades: pairs
+            .iter()
+            .map(|&(b, a, q)| Trade {
+                buy_id: b.id.clone(),
+                sell_id: a.id.clone(),
+                buyer: b.participant.clone(),
+                seller: a.participant.clone(),
+                quantity_wh: q,
+                price: price.unwrap(),
+            })
+            .collect(),
+        unfilled: bids
+            .iter()
+            .chain(&asks)
+            .zip(&left)
+            .filter(|(_, &l)| l > 0)
+            .map(|(o, &l)| Unfilled {
+                id: o.id.clone(),
+                side: o.side,
+                remaining_wh: l,
+            })
+            .collect(),
+    }
+}
+
+/// What to do to a call auction.
+#[derive(Debug, Clone)]
+pub(crate) enum AuctionOp {
+    /// Submit a new order.
+    Submit {
+        buy: bool,
+        quantity_wh: u64,
+        micros: i64,
+        seq: u64,
+    },
+    /// Cancel the order submitted this many submissions ago (it may be gone already).
+    Cancel(usize),
+}
+
+/// Long streams of submissions and cancels: sides large enough for the radix path, prices both on
+/// a coarse grid (ties) and anywhere in the accepted range (every radix digit varies), quantities
+/// small or beyond 32 bits, sequences in arrival order or not.
+pub(crate) fn arb_auction_ops(max: usize) -> impl Strategy<Value = (Vec<AuctionOp>, bool)> {
+    let micros = prop_oneof![
+        4 => (-10i64..30).prop_map(|t| t * 250_000),
+        1 => Price::MIN.micros()..=Price::MAX.micros(),
+    ];
+    let quantity = prop_oneof![
+        8 => 1u64..40,
+        1 => u64::from(u32::MAX) - 2..u64::from(u32::MAX) + 2,
+        1 => 1u64..1 << 40,
+    ];
+    let op = prop_oneof![
+        8 => (any::<bool>(), quantity, micros, 0u64..64).prop_map(|(buy, quantity_wh, micros, seq)| {
+            AuctionOp::Submit { buy, quantity_wh, micros, seq }
+        }),
+        1 => (0usize..200).prop_map(AuctionOp::Cancel),
+    ];
+    (prop::collection::vec(op, 0..max), any::<bool>())
 }
