@@ -352,10 +352,10 @@ fn via_network(args: &RunArgs) -> anyhow::Result<()> {
     let first = grid
         .load_profiles
         .index_of(from)
-        .filter(|&i| i >= 2)
+        .filter(|&i| i >= 3)
         .with_context(|| {
             format!(
-                "{from} is not an interval start at least 30 minutes into the profiles of {}",
+                "{from} is not an interval start at least 45 minutes into the profiles of {}",
                 grid.name
             )
         })?;
@@ -385,8 +385,9 @@ fn via_network(args: &RunArgs) -> anyhow::Result<()> {
         intervals: args.intervals,
         households: grid.loads.len(),
         grid: dir,
-        // The demo's first shown interval plays the profile step two after `from`.
-        from: grid.load_profiles.time_of(first - 2),
+        // With own orders the demo's first shown interval plays the profile step three after
+        // `from` (two warm-up intervals and one more for the bridge's subscriptions).
+        from: grid.load_profiles.time_of(first - 3),
         seed: args.seed,
         prices: crate::demo::neighborhood::Prices {
             feed_in: args.feed_in,

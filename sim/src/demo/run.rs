@@ -5,7 +5,9 @@
 //! market interval after the nodes are up (the *origin*), one step per interval. The bridge
 //! forecasts an interval from the last complete interval before its gate closes, so the first
 //! interval it can order for is the one two after the origin: that is the first interval shown,
-//! and `intervals` are shown from there.
+//! and `intervals` are shown from there. With households' own orders (`--via-network`) one more
+//! interval comes first, so the bridge has been subscribed for a whole interval before the first
+//! own order is published.
 //!
 //! # Stopping
 //! The run ends after the last interval or when `shutdown` completes (Ctrl-C in `voltmesh demo`),
@@ -342,6 +344,9 @@ async fn run_until(
         let origin_unix = (now().timestamp() / len + 1) * len;
         let origin = DateTime::from_timestamp(origin_unix, 0).unwrap_or_else(now);
         let intervals = options.intervals as usize;
+        // Households that publish their own orders get one more interval first, so the bridge
+        // has been subscribed for a whole interval before the first of them is published.
+        let warm_up = WARM_UP_INTERVALS + usize::from(options.own_orders.is_some());
         let homes = households::build(
             &grid,
             options.households,
@@ -349,7 +354,7 @@ async fn run_until(
             options.prices,
             Playback {
                 first_step,
-                steps: WARM_UP_INTERVALS + intervals + 2,
+                steps: warm_up + intervals + 2,
                 origin,
                 step: TimeDelta::seconds(len),
                 pv_scale: options.pv_scale,
@@ -363,13 +368,13 @@ async fn run_until(
                     .time_of(first_step)
                     .format("%Y-%m-%d %H:%M"),
                 origin.format("%H:%M:%S"),
-                (origin + TimeDelta::seconds(len * WARM_UP_INTERVALS as i64)).format("%H:%M:%S"),
+                (origin + TimeDelta::seconds(len * warm_up as i64)).format("%H:%M:%S"),
             ),
         );
         let (stop_parts, parts_stopped) = oneshot::channel::<()>();
         running.stop_parts = Some(stop_parts);
         let schedule = options.own_orders.as_ref().map(|own| own_orders::Schedule {
-            first_start: origin_unix + len * WARM_UP_INTERVALS as i64,
+            first_start: origin_unix + len * warm_up as i64,
             len_secs: len,
             lead_secs: i64::from(spec.gate_closure_lead_secs()),
             intervals: own.clone(),
@@ -383,7 +388,7 @@ async fn run_until(
         say(out, &summary::row_header());
         let timeout = Duration::from_secs(u64::from(options.interval_secs) * 3 + 30);
         for i in 0..intervals {
-            let step = WARM_UP_INTERVALS + i;
+            let step = warm_up + i;
             let start = origin_unix + len * step as i64;
             let wait = wait_for_interval(&apis[0], start, spec.gate_closure_lead_secs(), timeout);
             tokio::pin!(wait);
