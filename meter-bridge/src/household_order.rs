@@ -18,7 +18,7 @@
 //!
 //! For its interval, a household's own order replaces the order the bridge would plan from its
 //! forecast. The order id is the bridge's deterministic
-//! [`order_id`](crate::orders::order_id), so the same message twice is one order; a later message
+//! [`order_id`], so the same message twice is one order; a later message
 //! for the same interval, arriving before the bridge plans that interval, replaces the earlier.
 
 use chrono::{DateTime, Utc};

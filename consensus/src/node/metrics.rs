@@ -13,10 +13,9 @@
 //! series and points and the database keeps one copy.
 //!
 //! # Determinism
-//! Nothing here feeds back into consensus: the driver hands in the time it read ([`now_ms`] is
-//! the driver's clock) and recording never blocks or fails ([`MetricsHandle::record`]).
+//! Nothing here feeds back into consensus: the driver hands in the time it read (`now_ms`, the
+//! driver's clock) and recording never blocks or fails ([`MetricsHandle::record`]).
 //!
-//! [`now_ms`]: super::driver
 //! [`MetricsHandle::record`]: voltmesh_metrics::MetricsHandle::record
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Households that publish their own orders (`voltmesh sim --via-network`): each shown interval's
 //! orders go to the bridge's household-orders topic
-//! ([`orders_topic`](voltmesh_meter_bridge::household_topic::orders_topic)) as a
+//! ([`orders_topic`]) as a
 //! [`HouseholdOrder`], one message per household, while the interval is open.
 //!
 //! A household without an order in an interval turns its trading off for that interval (retained
