@@ -3,6 +3,11 @@
 //! one core. An element is one message; for the Shelly formats, whose readings span several
 //! messages, the `reading` benches count one element per completed reading.
 //!
+//! `ingest/native_100_meters` is the bridge's whole per-message core, [`Ingest::handle`]: routing by
+//! topic, decode, dedupe, registry lookup and register validation, for native readings from 100
+//! registered meters (each reading newer than the meter's last), as the bridge's subscriber task
+//! runs it before every ack.
+//!
 //! `cargo bench -p voltmesh-benches --bench decode`
 //!
 //! Measured 2026-11-22 on the 2-core dev machine while other builds ran (load average 4–5), so
@@ -10,9 +15,14 @@
 //! Tasmota 441k/s, Shelly Gen2 571k/s per message and 309k/s per merged reading, Shelly Gen1
 //! 3.4M/s per message, native 1.38M/s (criterion lower bounds of the 95 % interval).
 
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::format::{Decoder, DecoderConfig, Format};
+use voltmesh_meter_bridge::ingest::{Ingest, Outcome};
 use voltmesh_meter_bridge::shelly_gen1::{self, Gen1Accumulator};
 use voltmesh_meter_bridge::shelly_gen2::{self, Gen2Accumulator};
 use voltmesh_meter_bridge::tasmota::{self, TasmotaConfig};
@@ -128,5 +138,72 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode);
+/// Meters in the ingest bench.
+const METERS: u64 = 100;
+
+/// A bridge config with `METERS` households, one meter each, native format on `voltmesh/meters/+`.
+fn ingest_config() -> Config {
+    let mut text = String::from(
+        "[broker]\nport = 1883\nclient_id = \"bench\"\n\
+         [[subscription]]\nfilter = \"voltmesh/meters/+\"\nformat = \"native\"\n\
+         [ingest]\ndedupe_window = 64\n",
+    );
+    for m in 0..METERS {
+        let _ = write!(
+            text,
+            "[[household]]\nparticipant = \"p{m}\"\nmeters = [\"m{m}\"]\n\
+             buy_limit = \"0.3\"\nsell_limit = \"0.1\"\n"
+        );
+    }
+    match Config::from_toml(&text) {
+        Ok(c) => c,
+        Err(e) => panic!("bench config: {e}"),
+    }
+}
+
+/// The `n`-th reading: meter `m<n % METERS>`, 10 s after that meter's previous one.
+fn native_reading(n: u64) -> (String, Vec<u8>) {
+    let meter = n % METERS;
+    let step = n / METERS;
+    let ts = DateTime::from_timestamp(1_780_000_000 + 10 * step as i64, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ");
+    let payload = format!(
+        r#"{{"meter":"m{meter}","ts":"{ts}","import_wh":{},"export_wh":{},"power_w":300}}"#,
+        1_000 + step,
+        2_000 + step / 2
+    );
+    (format!("voltmesh/meters/m{meter}"), payload.into_bytes())
+}
+
+fn ingest(c: &mut Criterion) {
+    let config = ingest_config();
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("native_100_meters", |b| {
+        b.iter_custom(|iters| {
+            let messages: Vec<_> = (0..iters).map(native_reading).collect();
+            let received =
+                DateTime::from_timestamp(1_780_000_000 + 10 * (iters / METERS) as i64 + 5, 0)
+                    .unwrap_or_default();
+            let mut ingest = Ingest::new(
+                config.ingest.clone(),
+                config.registry.clone(),
+                config.market,
+            );
+            let start = Instant::now();
+            for (topic, payload) in &messages {
+                let outcome = ingest.handle(black_box(topic), black_box(payload), received);
+                debug_assert!(matches!(outcome, Outcome::Accepted(_)), "{outcome:?}");
+                black_box(outcome);
+            }
+            let elapsed = start.elapsed();
+            assert_eq!(ingest.counters().accepted, iters, "every reading accepted");
+            elapsed.max(Duration::from_nanos(1))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, ingest);
 criterion_main!(benches);

@@ -1,7 +1,8 @@
 //! [`run`]: the whole bridge as one future, stopped by a shutdown future (mini-redis style).
 //!
 //! # Tasks
-//! * the subscribing connection's event loop and the ingest worker ([`crate::mqtt::ingest`]);
+//! * the subscribing connection: its event loop, which also records every message in the shared
+//!   [`Ingest`] and acknowledges it ([`crate::mqtt::ingest`]);
 //! * the publishing connection's event loop ([`crate::mqtt::publisher`]);
 //! * the results task: [`ResultMessage`]s handed in through [`Io::results`] → household topics
 //!   ([`crate::mqtt::results`]);
@@ -40,9 +41,7 @@ use crate::config::{Config, SettlementConfig};
 use crate::household_topic::subscription_filters;
 use crate::ingest::Ingest;
 use crate::mqtt::backoff::Backoff;
-use crate::mqtt::ingest::{
-    lock, run_event_loop, Handler, LinkStatus, SharedIngest, Worker, REQUEST_QUEUE,
-};
+use crate::mqtt::ingest::{lock, Handler, LinkStatus, SharedIngest, Subscriber, REQUEST_QUEUE};
 use crate::mqtt::options::{mqtt_options, OptionsError};
 use crate::mqtt::publisher::{run_publisher_loop, Publisher};
 use crate::mqtt::results::{ClearingSummary, HouseholdFills, ResultMessage, SettlementNotice};
@@ -118,13 +117,12 @@ pub async fn run<S: OrderSink>(
 
     let (notify, _) = broadcast::channel::<()>(1);
     let (complete_tx, mut complete_rx) = mpsc::channel::<()>(1);
-    let (ingest_tx, ingest_rx) = mpsc::channel(config.queues.ingest);
+    let unacked = crate::mqtt::ingest::Unacked::default();
     // Metrics ([metrics], else VOLTMESH_INFLUX_*; off without a URL): see `crate::metrics`.
     let metrics = crate::metrics::BridgeMetrics::start(
         config.metrics.to_config(|key| std::env::var(key).ok()),
         &config,
     );
-    let queue = ingest_tx.downgrade();
     let filters: Vec<SubscribeFilter> = config
         .subscriptions
         .iter()
@@ -143,27 +141,21 @@ pub async fn run<S: OrderSink>(
         });
     };
 
-    spawn(Box::pin(run_event_loop(
-        sub_loop,
-        sub_client.clone(),
-        filters,
-        Backoff::new(min, max),
-        ingest_tx,
-        io.status,
-        Shutdown::new(notify.subscribe()),
-    )));
     spawn(Box::pin(
-        Worker {
-            rx: ingest_rx,
-            acks: sub_client,
+        Subscriber {
+            client: sub_client,
+            filters,
+            backoff: Backoff::new(min, max),
+            status: io.status,
             handler: Handler {
                 ingest: ingest.clone(),
                 publisher: publisher.clone(),
                 readings: io.readings,
+                unacked: unacked.clone(),
             },
             shutdown: Shutdown::new(notify.subscribe()),
         }
-        .run(),
+        .run(sub_loop),
     ));
     spawn(Box::pin(run_publisher_loop(
         pub_loop,
@@ -179,7 +171,7 @@ pub async fn run<S: OrderSink>(
     let sink = Arc::new(metrics.count_orders(io.orders));
     spawn(Box::pin(metrics.run(
         ingest.clone(),
-        queue,
+        unacked,
         Shutdown::new(notify.subscribe()),
     )));
     let (follow_tx, follow_rx) = mpsc::channel(FOLLOW_QUEUE);

@@ -216,8 +216,6 @@ impl Default for Topics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Queues {
-    /// Received messages waiting for the ingest worker.
-    pub ingest: usize,
     /// Accepted readings waiting for their consumer.
     pub readings: usize,
     /// Dead letters and results waiting for the publishing connection.
@@ -229,7 +227,6 @@ pub struct Queues {
 impl Default for Queues {
     fn default() -> Self {
         Queues {
-            ingest: 1024,
             readings: 1024,
             publish: 1024,
             orders: 16,
@@ -463,7 +460,6 @@ impl RawConfig {
         }
         let q = self.queues;
         for (name, value) in [
-            ("ingest", q.ingest),
             ("readings", q.readings),
             ("publish", q.publish),
             ("orders", q.orders),

@@ -3,7 +3,8 @@
 //!
 //! Every [`HEALTH_EVERY`] and once more at shutdown, [`BridgeMetrics::run`] writes:
 //! * `bridge`: readings accepted, decode errors, orders the node took and refused, dead letters
-//!   (all counters since the bridge started) and the ingest queue's depth;
+//!   (all counters since the bridge started) and, as `queue_depth`, the messages received from
+//!   the broker and not yet acknowledged;
 //! * `bridge_decode_error`: the refusal counter of every [`ErrorKind`] seen so far;
 //! * `meter_reading`: each meter's latest accepted registers, if newer than the last one written
 //!   (so at most one point per meter per tick, stamped with the meter's own time).
@@ -32,7 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use voltmesh_consensus::ledger::{IntervalClearing, SignedOrder};
@@ -43,7 +43,7 @@ use voltmesh_metrics::{
 
 use crate::config::Config;
 use crate::error_kind::ErrorKind;
-use crate::mqtt::ingest::{lock, SharedIngest};
+use crate::mqtt::ingest::{lock, SharedIngest, Unacked};
 use crate::order_sink::{OrderSink, SinkError, Submitted};
 use crate::reading::{MeterId, Reading};
 use crate::shutdown::Shutdown;
@@ -161,17 +161,12 @@ impl BridgeMetrics {
     }
 
     /// Writes the bridge's health every [`HEALTH_EVERY`] until `shutdown`, then once more, lets
-    /// the writer flush and logs what it wrote and dropped. `queue` is the ingest queue (weak:
-    /// it does not keep the queue open).
+    /// the writer flush and logs what it wrote and dropped. `unacked` is the subscribing
+    /// connection's gauge of messages not yet acknowledged.
     ///
     /// # Cancel safety
     /// Dropping the future loses what the writer still buffers; complete `shutdown` instead.
-    pub async fn run<T>(
-        self,
-        ingest: SharedIngest,
-        queue: mpsc::WeakSender<T>,
-        mut shutdown: Shutdown,
-    ) {
+    pub async fn run(self, ingest: SharedIngest, unacked: Unacked, mut shutdown: Shutdown) {
         let Some((neighborhood, node)) = self.tags.clone() else {
             return;
         };
@@ -184,9 +179,7 @@ impl BridgeMetrics {
                 () = shutdown.recv() => true,
                 _ = tick.tick() => false,
             };
-            let depth = queue
-                .upgrade()
-                .map_or(0, |tx| tx.max_capacity() - tx.capacity());
+            let depth = unacked.load(std::sync::atomic::Ordering::Relaxed);
             let snapshot = Snapshot::take(&ingest, &mut written);
             self.record(&neighborhood, &node, &snapshot, depth);
             if stop {

@@ -56,7 +56,7 @@ fn counters(bridge: &RunningBridge) -> Counters {
 async fn every_handled_message_is_acknowledged_once_and_in_order() {
     const N: u32 = 3_000;
     let broker = Mosquitto::start(&BrokerOptions::default());
-    let config = bridge_config(broker.port, CLIENT, "", "ingest = 64");
+    let config = bridge_config(broker.port, CLIENT, "", "");
     let mut bridge = RunningBridge::start(config.clone(), 16);
     bridge.wait_subscribed(1).await;
 
