@@ -452,7 +452,7 @@ measurements! {
             orders_total: i64 => Count, "orders the node took (counter)";
             orders_rejected_total: i64 => Count, "orders the node refused for good (counter)";
             dead_letters_total: i64 => Count, "messages sent to the dead-letter topic (counter)";
-            queue_depth: i64 => Count, "messages waiting in the bridge's ingest queue";
+            queue_depth: i64 => Count, "messages received from the broker, not yet acknowledged";
         }
     }
 
