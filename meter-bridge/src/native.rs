@@ -9,6 +9,8 @@
 //! drop a value). Energy and power are JSON integers: a fraction is an error, not rounded.
 //! `seq` is the gateway's message counter; it is checked but not part of the reading.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -30,11 +32,14 @@ pub enum NativeError {
     Invalid(String),
 }
 
+/// The wire object; strings are borrowed from the payload unless they hold escapes.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Wire {
-    meter: MeterId,
-    ts: DateTime<Utc>,
+struct Wire<'a> {
+    #[serde(borrow)]
+    meter: Cow<'a, str>,
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
     import_wh: u64,
     export_wh: u64,
     power_w: i64,
@@ -54,11 +59,15 @@ pub fn decode(bytes: &[u8]) -> Result<Reading, NativeError> {
             max: MAX_PAYLOAD_BYTES,
         });
     }
-    let wire: Wire =
+    let wire: Wire<'_> =
         serde_json::from_slice(bytes).map_err(|e| NativeError::Invalid(e.to_string()))?;
+    let meter = MeterId::new(&wire.meter).map_err(|e| NativeError::Invalid(e.to_string()))?;
+    let timestamp = DateTime::parse_from_rfc3339(&wire.ts)
+        .map_err(|e| NativeError::Invalid(format!("ts {:?}: {e}", wire.ts)))?
+        .with_timezone(&Utc);
     Ok(Reading {
-        meter: wire.meter,
-        timestamp: wire.ts,
+        meter,
+        timestamp,
         import_wh: wire.import_wh,
         export_wh: wire.export_wh,
         power_w: wire.power_w,
