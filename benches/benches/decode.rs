@@ -10,10 +10,9 @@
 //!
 //! `cargo bench -p voltmesh-benches --bench decode`
 //!
-//! Measured 2026-11-22 on the 2-core dev machine while other builds ran (load average 4–5), so
-//! these are lower bounds: DSMR 426k–1.15M/s per telegram (E.ON Hungary slowest, 1.9 KB),
-//! Tasmota 441k/s, Shelly Gen2 571k/s per message and 309k/s per merged reading, Shelly Gen1
-//! 3.4M/s per message, native 1.38M/s (criterion lower bounds of the 95 % interval).
+//! Measured 2026-11-22 on the idle 2-core dev machine (criterion means): DSMR 612k–1.74M/s per
+//! telegram (E.ON Hungary slowest, 1.9 KB), Tasmota 642k/s, Shelly Gen2 836k–1.19M/s per message
+//! and 472k/s per merged reading, Shelly Gen1 4.8M/s per message, native 3.36M/s; ingest 1.40M/s.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
