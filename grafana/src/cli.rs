@@ -80,6 +80,18 @@ impl InfluxArgs {
         })
     }
 
+    /// These flags as a `[metrics]` section (no `node` tag), to lay over a config file's with
+    /// [`crate::MetricsSection::overridden_by`].
+    pub fn to_section(&self) -> crate::MetricsSection {
+        crate::MetricsSection {
+            url: self.url.clone(),
+            org: self.org.clone(),
+            bucket: self.bucket.clone(),
+            token: self.token.clone(),
+            node: None,
+        }
+    }
+
     /// True if a URL was given (by flag or environment).
     pub fn is_enabled(&self) -> bool {
         self.url.as_deref().is_some_and(|u| !u.trim().is_empty())

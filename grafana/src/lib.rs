@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod market;
 pub mod schema;
+pub mod section;
 pub mod stats;
 pub mod tag;
 #[cfg(feature = "testing")]
@@ -34,6 +35,7 @@ pub use schema::{
     ConsensusRejection, FieldKind, FieldSpec, GridState, MeasurementSpec, MeterReading, OrderPoint,
     Point, PointError, SettlementPoint, TagSpec, TradePoint, Unit, MEASUREMENTS,
 };
+pub use section::MetricsSection;
 pub use stats::WriterStats;
 pub use tag::{
     BoundedId, DecodeErrorKind, HouseholdId, IdError, MechanismTag, Neighborhood, NodeId,

@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use common::{eventually, free_port, VictoriaMetrics};
+use common::eventually;
+use voltmesh_metrics::testing::{free_port, VictoriaMetrics};
 use voltmesh_metrics::{
     Clearing, GridState, HouseholdId, MechanismTag, MeterReading, MetricsConfig, MetricsHandle,
     MetricsWriter, Neighborhood, Point, WriterStats,

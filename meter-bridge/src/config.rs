@@ -23,8 +23,8 @@ use voltmesh_engine::{IntervalSpec, Price, Tariffs};
 
 use crate::format::Format;
 use crate::ingest::IngestConfig;
-pub use crate::metrics_section::MetricsSection;
 use crate::registry::{Registry, RegistryConfig, RegistryError};
+pub use voltmesh_metrics::MetricsSection;
 
 /// The commented default `bridge.toml`.
 pub const DEFAULT_CONFIG: &str = include_str!("../bridge.toml");

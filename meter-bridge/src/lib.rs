@@ -38,7 +38,6 @@ pub mod ingest;
 mod json;
 pub mod local_time;
 pub mod metrics;
-pub mod metrics_section;
 pub mod mqtt;
 pub mod native;
 pub mod node_client;

@@ -1,5 +1,5 @@
 //! What the bridge writes to InfluxDB (`[metrics]` of `bridge.toml`, else `VOLTMESH_INFLUX_*`;
-//! off without a URL; see [`crate::metrics_section`]).
+//! off without a URL; see [`voltmesh_metrics::section`]).
 //!
 //! Every [`HEALTH_EVERY`] and once more at shutdown, [`BridgeMetrics::run`] writes:
 //! * `bridge`: readings accepted, decode errors, orders the node took and refused, dead letters
@@ -9,7 +9,8 @@
 //! * `meter_reading`: each meter's latest accepted registers, if newer than the last one written
 //!   (so at most one point per meter per tick, stamped with the meter's own time).
 //!
-//! Tags: `neighborhood` is the genesis neighborhood of `[node]`, `node` the broker client id;
+//! Tags: `neighborhood` is the genesis neighborhood of `[node]`, `node` is `[metrics] node`, else
+//! the broker client id;
 //! both are made tag-safe with `lossy` (see `voltmesh_metrics::BoundedId::lossy`).
 //!
 //! # Counting
@@ -119,8 +120,14 @@ impl BridgeMetrics {
         if metrics.url.is_none() {
             return off(orders);
         }
-        let tags = Neighborhood::lossy(&config.node.neighborhood)
-            .and_then(|n| Ok((n, NodeId::lossy(&config.broker.client_id)?)));
+        let tags = Neighborhood::lossy(&config.node.neighborhood).and_then(|n| {
+            let node = config
+                .metrics
+                .node
+                .as_ref()
+                .unwrap_or(&config.broker.client_id);
+            Ok((n, NodeId::lossy(node)?))
+        });
         let tags = match tags {
             Ok(tags) => tags,
             Err(e) => {

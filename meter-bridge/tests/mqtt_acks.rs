@@ -7,29 +7,15 @@
 
 mod mqtt_support;
 
-use chrono::{DateTime, TimeDelta, Utc};
 use mqtt_support::{
-    bridge_config, client_options, wait_until, BrokerOptions, Mosquitto, RunningBridge, TestClient,
+    bridge_config, client_options, hh042_reading, wait_until, BrokerOptions, Mosquitto,
+    RunningBridge, TestClient,
 };
 use voltmesh_meter_bridge::mqtt::ingest::lock;
 use voltmesh_meter_bridge::Counters;
 
 const CLIENT: &str = "bridge-acks";
 const TOPIC: &str = "voltmesh/meters/hh-042";
-
-fn reading(i: u32) -> Vec<u8> {
-    let start = DateTime::parse_from_rfc3339("2026-06-14T00:00:00Z")
-        .expect("time")
-        .with_timezone(&Utc);
-    let ts = start + TimeDelta::minutes(i64::from(i));
-    format!(
-        r#"{{"meter":"hh-042","ts":"{}","import_wh":{},"export_wh":{},"power_w":120}}"#,
-        ts.format("%Y-%m-%dT%H:%M:%SZ"),
-        1_000_000 + u64::from(i) * 2,
-        500_000 + u64::from(i),
-    )
-    .into_bytes()
-}
 
 /// Packet ids in the broker's log lines that start with `prefix` followed by ` <CLIENT> (`, in
 /// log order; `id_field` is the text right before the id (`m` or `Mid: `).
@@ -62,7 +48,7 @@ async fn every_handled_message_is_acknowledged_once_and_in_order() {
 
     let mut meter = TestClient::connect(client_options(broker.port, "meter-acks"), &[]).await;
     meter
-        .publish_all(TOPIC, (0..N).map(reading).collect())
+        .publish_all(TOPIC, (0..N).map(hh042_reading).collect())
         .await;
     for i in 0..N {
         let r = bridge.next_reading().await;
@@ -89,7 +75,7 @@ async fn every_handled_message_is_acknowledged_once_and_in_order() {
     // first reading it hands on is the next new one.
     let mut again = RunningBridge::start(config, 16);
     again.wait_subscribed(1).await;
-    meter.publish_all(TOPIC, vec![reading(N)]).await;
+    meter.publish_all(TOPIC, vec![hh042_reading(N)]).await;
     let r = again.next_reading().await;
     assert_eq!(r.import_wh, 1_000_000 + u64::from(N) * 2);
     let c = counters(&again);

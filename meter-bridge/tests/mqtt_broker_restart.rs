@@ -13,23 +13,10 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use mqtt_support::{
-    bridge_config, client_options, wait_until, BrokerOptions, Mosquitto, RunningBridge, TestClient,
+    bridge_config, client_options, hh042_reading, wait_until, BrokerOptions, Mosquitto,
+    RunningBridge, TestClient,
 };
 use voltmesh_meter_bridge::mqtt::ingest::lock;
-
-fn reading(i: u32) -> Vec<u8> {
-    let start = DateTime::parse_from_rfc3339("2026-06-14T00:00:00Z")
-        .expect("time")
-        .with_timezone(&Utc);
-    let ts = start + TimeDelta::minutes(i64::from(i));
-    format!(
-        r#"{{"meter":"hh-042","ts":"{}","import_wh":{},"export_wh":{},"power_w":120}}"#,
-        ts.format("%Y-%m-%dT%H:%M:%SZ"),
-        1_000_000 + u64::from(i) * 2,
-        500_000 + u64::from(i),
-    )
-    .into_bytes()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_loses_nothing_and_counts_nothing_twice() {
@@ -45,7 +32,10 @@ async fn broker_restart_loses_nothing_and_counts_nothing_twice() {
 
     let mut meter = TestClient::connect(client_options(broker.port, "meter-1"), &[]).await;
     meter
-        .publish_all("voltmesh/meters/hh-042", (0..BEFORE).map(reading).collect())
+        .publish_all(
+            "voltmesh/meters/hh-042",
+            (0..BEFORE).map(hh042_reading).collect(),
+        )
         .await;
     // The bridge is now stuck handing readings on: 4 queued + 1 in hand, the rest unacknowledged.
     wait_until("bridge holds readings", || {
@@ -79,7 +69,7 @@ async fn broker_restart_loses_nothing_and_counts_nothing_twice() {
     meter
         .publish_all(
             "voltmesh/meters/hh-042",
-            (BEFORE..BEFORE + AFTER).map(reading).collect(),
+            (BEFORE..BEFORE + AFTER).map(hh042_reading).collect(),
         )
         .await;
     drain(

@@ -21,7 +21,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use voltmesh_engine::Tariffs;
 use voltmesh_metrics::{
     clearing_point_from_outcome, trade_points, ConfigError, ConsensusHealth, ConsensusRejection,
@@ -35,50 +34,9 @@ use crate::ledger::{CommittedBlock, OrderRejection};
 /// How often health and rejection counters are written when nothing commits.
 pub const HEALTH_EVERY_MS: u64 = 5_000;
 
-/// The optional `[metrics]` section of `node.toml`. Every key that is absent falls back to its
-/// `VOLTMESH_INFLUX_*` environment variable; without a URL in either place metrics are off.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsSection {
-    /// InfluxDB 2 base URL (`VOLTMESH_INFLUX_URL`).
-    pub url: Option<String>,
-    /// Organization (`VOLTMESH_INFLUX_ORG`, default `voltmesh`).
-    pub org: Option<String>,
-    /// Bucket (`VOLTMESH_INFLUX_BUCKET`, default `voltmesh`).
-    pub bucket: Option<String>,
-    /// API token (`VOLTMESH_INFLUX_TOKEN`; prefer the environment for secrets).
-    pub token: Option<String>,
-    /// The `node` tag of this node's health points (default `validator-<index>`).
-    pub node: Option<String>,
-}
-
-impl std::fmt::Debug for MetricsSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsSection")
-            .field("url", &self.url)
-            .field("org", &self.org)
-            .field("bucket", &self.bucket)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("node", &self.node)
-            .finish()
-    }
-}
-
-impl MetricsSection {
-    /// The writer configuration: this section's keys, else `env(VOLTMESH_INFLUX_*)`.
-    pub fn to_config(&self, env: impl Fn(&str) -> Option<String>) -> MetricsConfig {
-        MetricsConfig::from_lookup(|key| {
-            let own = match key {
-                MetricsConfig::ENV_URL => &self.url,
-                MetricsConfig::ENV_ORG => &self.org,
-                MetricsConfig::ENV_BUCKET => &self.bucket,
-                MetricsConfig::ENV_TOKEN => &self.token,
-                _ => return None,
-            };
-            own.clone().or_else(|| env(key))
-        })
-    }
-}
+/// The optional `[metrics]` section of `node.toml` (shared with the bridge; keys absent there
+/// fall back to `VOLTMESH_INFLUX_*`, and without a URL in either place metrics are off).
+pub use voltmesh_metrics::MetricsSection;
 
 /// Why the node's metrics could not start.
 #[derive(Debug, thiserror::Error)]

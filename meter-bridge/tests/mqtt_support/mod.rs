@@ -514,3 +514,19 @@ pub fn client_options(port: u16, id: &str) -> MqttOptions {
         .set_max_packet_size(256 * 1024, 256 * 1024);
     o
 }
+
+/// The `i`-th native reading of meter `hh-042`: one a minute from 2026-06-14, import rising
+/// 2 Wh and export 1 Wh a reading.
+pub fn hh042_reading(i: u32) -> Vec<u8> {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-06-14T00:00:00Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let ts = start + chrono::TimeDelta::minutes(i64::from(i));
+    format!(
+        r#"{{"meter":"hh-042","ts":"{}","import_wh":{},"export_wh":{},"power_w":120}}"#,
+        ts.format("%Y-%m-%dT%H:%M:%SZ"),
+        1_000_000 + u64::from(i) * 2,
+        500_000 + u64::from(i),
+    )
+    .into_bytes()
+}

@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
 use voltmesh_consensus::net::keyfile;
 use voltmesh_meter_bridge::bridge::{self, Io};
-use voltmesh_meter_bridge::config::{Config, MetricsSection, DEFAULT_CONFIG};
+use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
 use voltmesh_meter_bridge::mqtt::ingest::LinkStatus;
 use voltmesh_meter_bridge::node_client::HttpNode;
 
@@ -47,12 +47,7 @@ pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
 
 fn run(args: &BridgeArgs) -> anyhow::Result<()> {
     let mut config = Config::load(&args.config)?;
-    let flags = MetricsSection {
-        url: args.influx.url.clone(),
-        org: args.influx.org.clone(),
-        bucket: args.influx.bucket.clone(),
-        token: args.influx.token.clone(),
-    };
+    let flags = args.influx.to_section();
     config.metrics = config
         .metrics
         .overridden_by(&flags, |key| std::env::var(key).ok());

@@ -92,13 +92,7 @@ fn options(args: &DemoArgs) -> anyhow::Result<DemoOptions> {
             retail: args.retail,
             network_fee: args.network_fee,
         },
-        node_metrics: voltmesh_consensus::node::metrics::MetricsSection {
-            url: args.influx.url.clone(),
-            org: args.influx.org.clone(),
-            bucket: args.influx.bucket.clone(),
-            token: args.influx.token.clone(),
-            node: None,
-        },
+        node_metrics: args.influx.to_section(),
         ..DemoOptions::default()
     })
 }

@@ -501,11 +501,10 @@ fn start_parts(
     let mut config =
         BridgeConfig::from_toml(&toml).map_err(|e| DemoError::Bridge(e.to_string()))?;
     // The bridge writes its metrics where the nodes do (`voltmesh demo --influx-*`).
-    config.metrics = voltmesh_meter_bridge::config::MetricsSection {
-        url: options.node_metrics.url.clone(),
-        org: options.node_metrics.org.clone(),
-        bucket: options.node_metrics.bucket.clone(),
-        token: options.node_metrics.token.clone(),
+    // The nodes' connection settings; the bridge's `node` tag stays its client id.
+    config.metrics = MetricsSection {
+        node: None,
+        ..options.node_metrics.clone()
     };
     let households_prefix = config.topics.households_prefix.clone();
     let sink = HttpNode::new(&format!("http://{}", hood.nodes[0].api))

@@ -1,4 +1,4 @@
-//! `[metrics]` of `bridge.toml`: where the bridge writes its metrics ([`crate::metrics`]).
+//! The `[metrics]` section of `node.toml` and `bridge.toml`: where a process writes its metrics.
 //!
 //! ```toml
 //! [metrics]
@@ -6,18 +6,19 @@
 //! org = "voltmesh"
 //! bucket = "voltmesh"
 //! # token: prefer VOLTMESH_INFLUX_TOKEN (a file or flag is easier to leak)
+//! # node = "validator-0"          # the `node` tag of this process's health points
 //! ```
 //!
 //! # Precedence, key by key
-//! 1. `voltmesh bridge --influx-*` flags ([`MetricsSection::overridden_by`]);
+//! 1. `--influx-*` flags, where the command has them ([`MetricsSection::overridden_by`]);
 //! 2. the file's keys;
-//! 3. the `VOLTMESH_INFLUX_*` environment variables ([`MetricsSection::to_config`]), as for the
-//!    node's `[metrics]` (`voltmesh_consensus::node::metrics::MetricsSection`).
+//! 3. the `VOLTMESH_INFLUX_*` environment variables ([`MetricsSection::to_config`]).
 //!
 //! An empty or all-whitespace value counts as unset (as [`MetricsConfig::from_lookup`] treats it).
 
 use serde::{Deserialize, Serialize};
-use voltmesh_metrics::MetricsConfig;
+
+use crate::MetricsConfig;
 
 /// The `[metrics]` section (module docs). Every key is optional.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,9 @@ pub struct MetricsSection {
     pub bucket: Option<String>,
     /// API token (`VOLTMESH_INFLUX_TOKEN`; prefer the environment for secrets).
     pub token: Option<String>,
+    /// The `node` tag of this process's health points (default: a node's `validator-<index>`,
+    /// the bridge's broker client id).
+    pub node: Option<String>,
 }
 
 impl std::fmt::Debug for MetricsSection {
@@ -40,6 +44,7 @@ impl std::fmt::Debug for MetricsSection {
             .field("org", &self.org)
             .field("bucket", &self.bucket)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("node", &self.node)
             .finish()
     }
 }
@@ -74,6 +79,7 @@ impl MetricsSection {
             org: pick(MetricsConfig::ENV_ORG, &self.org),
             bucket: pick(MetricsConfig::ENV_BUCKET, &self.bucket),
             token: pick(MetricsConfig::ENV_TOKEN, &self.token),
+            node: self.node.clone(),
         }
     }
 
@@ -103,7 +109,7 @@ mod tests {
     #[test]
     fn flags_then_file_then_environment() {
         let file: MetricsSection =
-            toml::from_str("url = \"http://file:8086\"\nbucket = \"nb1\"").unwrap();
+            toml::from_str("url = \"http://file:8086\"\nbucket = \"nb1\"\nnode = \"n1\"").unwrap();
         let c = file.to_config(env);
         assert_eq!(c.url.as_deref(), Some("http://file:8086"));
         assert_eq!(
@@ -135,6 +141,7 @@ mod tests {
         assert_eq!(merged.url.as_deref(), Some("http://file:8086"));
         assert_eq!(merged.org.as_deref(), Some("flag-org"));
         assert_eq!(merged.bucket.as_deref(), Some("nb1"));
+        assert_eq!(merged.node.as_deref(), Some("n1"));
         let flags = MetricsSection {
             url: Some("http://flag:8086".into()),
             ..MetricsSection::default()
