@@ -68,16 +68,8 @@ impl InfluxArgs {
     /// The writer configuration (default batching); disabled without a URL. Call
     /// [`MetricsConfig::validate`] or [`crate::MetricsWriter::spawn`] to check it.
     pub fn to_config(&self) -> MetricsConfig {
-        MetricsConfig::from_lookup(|key| {
-            let value = match key {
-                MetricsConfig::ENV_URL => &self.url,
-                MetricsConfig::ENV_ORG => &self.org,
-                MetricsConfig::ENV_BUCKET => &self.bucket,
-                MetricsConfig::ENV_TOKEN => &self.token,
-                _ => return None,
-            };
-            value.clone()
-        })
+        // clap has already read the environment into the flags.
+        self.to_section().to_config(|_| None)
     }
 
     /// These flags as a `[metrics]` section (no `node` tag), to lay over a config file's with
