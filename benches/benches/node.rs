@@ -2,7 +2,7 @@
 //! latency with 4 and 7 validators, and idle CPU per node process (target: under 5 % of a core).
 //!
 //! ```sh
-//! cargo build --release -p voltmesh-sim --bin voltmesh
+//! cargo build --release -p voltmesh --bin voltmesh
 //! cargo bench -p voltmesh-benches --bench node
 //! ```
 //! The bench finds the binary in `target/release/` (or `$VOLTMESH_BIN`) and skips with a message
@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use voltmesh::cluster::{open_interval, order, Cluster, HOUSEHOLDS};
 use voltmesh_engine::Side;
-use voltmesh_sim::cluster::{open_interval, order, Cluster, HOUSEHOLDS};
 
 /// Orders per measured batch.
 const BATCH: u64 = 240;
@@ -70,7 +70,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 fn nodes(c: &mut Criterion) {
     let Some(bin) = binary() else {
-        println!("node bench skipped: build the binary first (cargo build --release -p voltmesh-sim --bin voltmesh)");
+        println!("node bench skipped: build the binary first (cargo build --release -p voltmesh --bin voltmesh)");
         return;
     };
     for n in [4usize, 7] {

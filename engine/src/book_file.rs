@@ -55,6 +55,10 @@ struct RawOrder {
     seq: Option<serde_json::Number>,
 }
 
+/// The example book of ten households (`engine/examples/book.json`) that `voltmesh clear`
+/// clears when it is given no file.
+pub const EXAMPLE_BOOK: &str = include_str!("../examples/book.json");
+
 /// Parses a book file into orders, checking each one's form (not the market's rules).
 ///
 /// # Errors

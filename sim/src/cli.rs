@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -125,26 +124,28 @@ pub struct RunArgs {
     pub influx: voltmesh_metrics::InfluxArgs,
 }
 
-/// Runs `voltmesh sim`.
-pub fn run(args: &SimArgs) -> ExitCode {
-    let result = match &args.command {
+/// Runs `voltmesh sim` (all but `--via-network`, which needs the whole stack: the `voltmesh`
+/// crate runs it).
+///
+/// # Errors
+/// Bad arguments, an unreadable grid, a failed run or output that cannot be written.
+pub fn run(args: &SimArgs) -> anyhow::Result<()> {
+    match &args.command {
         Some(SimCommand::Powerflow(p)) => powerflow(p),
         None => simulate(&args.run),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
     }
 }
 
-fn grid_dir(grid: Option<&PathBuf>) -> PathBuf {
+/// The grid folder `--grid` names, or the bundled demo grid.
+pub fn grid_dir(grid: Option<&PathBuf>) -> PathBuf {
     grid.cloned().unwrap_or_else(data::demo_grid_dir)
 }
 
-fn parse_time(text: &str) -> anyhow::Result<NaiveDateTime> {
+/// A profile time, "YYYY-MM-DD HH:MM" or "YYYY-MM-DD".
+///
+/// # Errors
+/// If `text` is neither.
+pub fn parse_time(text: &str) -> anyhow::Result<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M")
         .or_else(|_| {
             NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
@@ -183,7 +184,10 @@ fn mechanism(args: &RunArgs) -> anyhow::Result<Mechanism> {
 }
 
 /// The scenario `args` describe.
-fn scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
+///
+/// # Errors
+/// An unknown mechanism.
+pub fn scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
     Ok(Scenario {
         pv_scale: args.pv_scale,
         pv_share: args.pv_share,
@@ -206,7 +210,7 @@ fn scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
 
 fn simulate(args: &RunArgs) -> anyhow::Result<()> {
     if args.via_network {
-        return via_network(args);
+        bail!("--via-network drives the whole stack (MQTT, the bridge, validators): run it with the `voltmesh` binary");
     }
     let dir = grid_dir(args.grid.as_ref());
     let grid = Grid::read(&dir).with_context(|| format!("reading grid {}", dir.display()))?;
@@ -327,128 +331,4 @@ fn print_summary(s: &crate::kpi::Summary) {
         s.non_converged.0,
         s.non_converged.1
     );
-}
-
-/// `voltmesh sim --via-network`: the in-process run's household orders through the demo's stack
-/// (MQTT, the bridge, 4 validators), interval by interval against the in-process trades
-/// ([`crate::via_network`] documents the mapping).
-fn via_network(args: &RunArgs) -> anyhow::Result<()> {
-    if args.interval_minutes != 15 {
-        bail!("--via-network plays one 15-minute profile step per network interval: it does not take --interval-minutes");
-    }
-    let scenario = scenario(args)?;
-    if scenario.mechanism == Mechanism::Continuous {
-        bail!("--via-network compares call auctions: the continuous book (cda) matches in arrival order, which the network does not keep");
-    }
-    if args.intervals == 0 {
-        bail!("--intervals must be at least 1");
-    }
-    let from = match &args.from {
-        Some(text) => parse_time(text)?,
-        None => parse_time("2016-06-21 10:00")?,
-    };
-    let dir = grid_dir(args.grid.as_ref());
-    let grid = Grid::read(&dir).with_context(|| format!("reading grid {}", dir.display()))?;
-    let first = grid
-        .load_profiles
-        .index_of(from)
-        .filter(|&i| i >= 3)
-        .with_context(|| {
-            format!(
-                "{from} is not an interval start at least 45 minutes into the profiles of {}",
-                grid.name
-            )
-        })?;
-    let intervals = args.intervals as usize;
-    // One warm-up interval first: the households' forecasts need a metered interval.
-    let window = Window {
-        start: first - 1,
-        steps: intervals + 1,
-    };
-    let mut sims = crate::via_network::simulate(&grid, &scenario, window).context("simulation")?;
-    let sims = sims.split_off(1);
-    let map = crate::via_network::participant_map(&grid);
-    let own = sims
-        .iter()
-        .map(|s| crate::via_network::planned_orders(s, &map))
-        .collect::<Result<Vec<_>, _>>()?;
-    println!(
-        "voltmesh sim --via-network: {} intervals of {} from {} (seed {}): {} orders, {} trades in process; the same orders now go through MQTT, the bridge and the nodes",
-        sims.len(),
-        grid.name,
-        from.format("%Y-%m-%d %H:%M"),
-        args.seed,
-        own.iter().map(Vec::len).sum::<usize>(),
-        sims.iter().map(|s| s.outcome.trades.len()).sum::<usize>(),
-    );
-    let options = crate::demo::DemoOptions {
-        intervals: args.intervals,
-        households: grid.loads.len(),
-        grid: dir,
-        // With own orders the demo's first shown interval plays the profile step three after
-        // `from` (two warm-up intervals and one more for the bridge's subscriptions).
-        from: grid.load_profiles.time_of(first - 3),
-        seed: args.seed,
-        prices: crate::demo::neighborhood::Prices {
-            feed_in: args.feed_in,
-            retail: args.retail,
-            network_fee: args.network_fee,
-        },
-        mechanism: scenario.mechanism,
-        pv_scale: args.pv_scale,
-        compare: true,
-        own_orders: Some(own),
-        ..crate::demo::DemoOptions::default()
-    };
-    let outcome = crate::demo::run_blocking(&options, &mut std::io::stdout())?;
-    if outcome.interrupted {
-        bail!("interrupted");
-    }
-    let len = i64::from(options.interval_secs);
-    let first_start = outcome.views.first().map_or(0, |v| v.start);
-    let committed = &outcome.committed;
-    let checks: Vec<_> = sims
-        .iter()
-        .enumerate()
-        .map(|(i, sim)| {
-            let start = outcome
-                .views
-                .get(i)
-                .map_or(first_start + len * i as i64, |v| v.start);
-            let book = committed
-                .orders
-                .get(&start)
-                .map(|o| crate::via_network::committed_book(o))
-                .unwrap_or_default();
-            let clearing = committed.clearings.get(&start).map(|c| &c.outcome);
-            crate::via_network::check(sim, &map, start, &book, clearing)
-        })
-        .collect();
-    print!("{}", crate::via_network::table(&checks));
-    let mismatched = checks.iter().filter(|c| !c.matches()).count();
-    let traded = checks.iter().filter(|c| !c.sim_trades.is_empty()).count();
-    println!(
-        "re-clearing the committed orders in process: {} of {} committed intervals equal",
-        outcome.compared - outcome.mismatched,
-        outcome.compared
-    );
-    if mismatched > 0 {
-        bail!(
-            "{mismatched} of {} intervals finalized by the nodes differ from the in-process run",
-            checks.len()
-        );
-    }
-    if outcome.mismatched > 0 {
-        bail!(
-            "{} of {} committed intervals re-clear differently in process",
-            outcome.mismatched,
-            outcome.compared
-        );
-    }
-    println!(
-        "via network: all {} intervals equal the in-process run ({traded} with trades, {} trades)",
-        checks.len(),
-        checks.iter().map(|c| c.sim_trades.len()).sum::<usize>()
-    );
-    Ok(())
 }

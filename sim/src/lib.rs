@@ -1,23 +1,20 @@
 //! Voltmesh grid simulation: SimBench grids and profiles, household agents, power flow and KPIs.
 //!
+//! Pure of any network: the same engine the nodes run, driven in process. The whole-neighborhood
+//! runs (`voltmesh demo`, `voltmesh sim --via-network`, the node cluster harness, simulated
+//! meters) live in the `voltmesh` crate beside this one (`sim/stack/`).
+//!
 //! - [`simbench`] reads grid folders; [`powerflow`] solves them per interval;
 //! - [`household`] and [`scenario`] describe the agents; [`run`] drives them through the engine
 //!   (`voltmesh_engine::CallAuction` + `settlement::settle`) and the power flow;
-//! - [`cluster`] runs real `voltmesh node` processes on 127.0.0.1 for tests and benches;
 //! - [`metrics`] records a run's intervals in InfluxDB (through the [`metrics_observer`] seam);
-//! - [`meters`] encodes simulated meter payloads (DSMR, Tasmota, Shelly) from the profiles;
-//!   [`demo`] is `voltmesh demo`, a whole neighborhood in one process;
-//! - [`via_network`] checks the network's finalized trades against the in-process run's;
 //! - [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`.
 
 pub mod cli;
-pub mod cluster;
 pub mod data;
-pub mod demo;
 pub mod household;
 pub mod invariants;
 pub mod kpi;
-pub mod meters;
 pub mod metrics;
 pub mod metrics_observer;
 pub mod output;
@@ -26,4 +23,3 @@ pub mod powerflow;
 pub mod run;
 pub mod scenario;
 pub mod simbench;
-pub mod via_network;

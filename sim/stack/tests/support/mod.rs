@@ -1,10 +1,10 @@
-//! The node tests' cluster: `voltmesh_sim::cluster` with this build's binary and temp area, and
+//! The node tests' cluster: `voltmesh::cluster` with this build's binary and temp area, and
 //! panics instead of errors.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-pub(crate) use voltmesh_sim::cluster::{http, open_interval, order, Cluster};
+pub(crate) use voltmesh::cluster::{http, open_interval, order, Cluster};
 
 pub(crate) fn voltmesh() -> Command {
     Command::new(env!("CARGO_BIN_EXE_voltmesh"))

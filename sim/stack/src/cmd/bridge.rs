@@ -5,9 +5,7 @@
 //! API as the order sink until Ctrl-C (SIGINT), which stops it cleanly: readings received but not
 //! yet acknowledged stay with the broker for the next session.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
@@ -21,7 +19,7 @@ use voltmesh_meter_bridge::node_client::HttpNode;
 
 /// Arguments of `voltmesh bridge`.
 #[derive(Debug, Args)]
-pub(crate) struct BridgeArgs {
+pub struct BridgeArgs {
     /// The bridge's configuration file.
     #[arg(long, default_value = "bridge.toml")]
     config: PathBuf,
@@ -38,14 +36,14 @@ pub(crate) struct BridgeArgs {
 ///
 /// # Errors
 /// If the file cannot be read or holds no ed25519 key.
-pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
+pub fn load_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
     let keypair = keyfile::load_keypair(path)
         .with_context(|| format!("bridge key file {}", path.display()))?;
     let secret = keyfile::secret_key_bytes(&keypair)?;
     Ok(SigningKey::from_bytes(&secret))
 }
 
-fn run(args: &BridgeArgs) -> anyhow::Result<()> {
+fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
     let mut config = Config::load(&args.config)?;
     let flags = args.influx.to_section();
     config.metrics = config
@@ -95,24 +93,14 @@ fn run(args: &BridgeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn bridge(args: &BridgeArgs) -> ExitCode {
+/// Runs `voltmesh bridge` until Ctrl-C, or prints the example configuration.
+///
+/// # Errors
+/// A bad configuration or key file, or a bridge that stops on an error.
+pub fn run(args: &BridgeArgs) -> anyhow::Result<()> {
     if args.print_example_config {
-        let _ = std::io::stdout()
-            .lock()
-            .write_all(DEFAULT_CONFIG.as_bytes());
-        return ExitCode::SUCCESS;
+        super::print(DEFAULT_CONFIG);
+        return Ok(());
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr().lock(), "error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    serve(args)
 }

@@ -3,7 +3,7 @@
 //! in-process run's, interval by interval.
 //!
 //! # The two paths
-//! [`simulate`] runs the in-process simulation ([`crate::run::run_observed`]) over the window and
+//! [`simulate`] runs the in-process simulation ([`voltmesh_sim::run::run_observed`]) over the window and
 //! keeps every market interval's admitted orders and clearing outcome. Each order becomes a
 //! [`PlannedOrder`] of the network household that plays the same load; the demo stack
 //! ([`crate::demo`]) publishes it on the bridge's household-orders topic for the matching network
@@ -31,10 +31,10 @@ use chrono::NaiveDateTime;
 use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_engine::{ClearingOutcome, Order, ParticipantId, Price, Side};
 
-use crate::metrics_observer::{IntervalObserver, IntervalView};
-use crate::run::{run_observed, SimError, Window};
-use crate::scenario::Scenario;
-use crate::simbench::Grid;
+use voltmesh_sim::metrics_observer::{IntervalObserver, IntervalView};
+use voltmesh_sim::run::{run_observed, SimError, Window};
+use voltmesh_sim::scenario::Scenario;
+use voltmesh_sim::simbench::Grid;
 
 /// One market interval of the in-process run.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,7 +193,7 @@ impl IntervalObserver for Keep {
 /// and outcome.
 ///
 /// # Errors
-/// As [`crate::run::run`].
+/// As [`voltmesh_sim::run::run`].
 pub fn simulate(
     grid: &Grid,
     scenario: &Scenario,

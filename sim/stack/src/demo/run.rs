@@ -37,8 +37,8 @@ use super::progress::{wait_for_interval, wait_for_peers, IntervalView, NodeApi};
 use super::summary::{self, IntervalRecord, Ledger, Summary};
 use super::{compare, io_error, nodes, own_orders, DemoError};
 use crate::meters::fleet;
-use crate::simbench::Grid;
 use crate::via_network::PlannedOrder;
+use voltmesh_sim::simbench::Grid;
 
 /// Intervals between the origin and the first interval shown (see the module timeline).
 const WARM_UP_INTERVALS: usize = 2;
@@ -104,7 +104,7 @@ impl Default for DemoOptions {
             },
             mechanism: Mechanism::Uniform { k: K::HALF },
             pv_scale: 1.0,
-            grid: crate::data::demo_grid_dir(),
+            grid: voltmesh_sim::data::demo_grid_dir(),
             publish_secs: 1,
             compare: false,
             node_metrics: MetricsSection::default(),

@@ -1,19 +1,18 @@
 //! `voltmesh demo`: a whole neighborhood on one machine (the work lives in
-//! `voltmesh_sim::demo`).
+//! `voltmesh::demo`).
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
+use crate::demo::broker::BrokerAddr;
+use crate::demo::neighborhood::Prices;
+use crate::demo::{run_blocking, DemoOptions};
+use anyhow::Context;
 use clap::Args;
 use voltmesh_engine::Price;
-use voltmesh_sim::demo::broker::BrokerAddr;
-use voltmesh_sim::demo::neighborhood::Prices;
-use voltmesh_sim::demo::{run_blocking, DemoOptions};
 
 /// Arguments of `voltmesh demo`.
 #[derive(Debug, Args)]
-pub(crate) struct DemoArgs {
+pub struct DemoArgs {
     /// Market intervals to show before the summary.
     #[arg(long, default_value_t = 8)]
     intervals: u32,
@@ -55,20 +54,6 @@ pub(crate) struct DemoArgs {
     influx: voltmesh_metrics::cli::InfluxArgs,
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    let _ = writeln!(std::io::stderr().lock(), "error: {message}");
-    ExitCode::FAILURE
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// The options `args` describe.
 fn options(args: &DemoArgs) -> anyhow::Result<DemoOptions> {
     let from = chrono::NaiveDateTime::parse_from_str(args.from.trim(), "%Y-%m-%d %H:%M").map_err(
@@ -97,24 +82,16 @@ fn options(args: &DemoArgs) -> anyhow::Result<DemoOptions> {
     })
 }
 
-pub(crate) fn demo(args: &DemoArgs) -> ExitCode {
-    init_logging();
-    let options = match options(args) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
-    let mut stdout = std::io::stdout();
-    let outcome = match run_blocking(&options, &mut stdout) {
-        Ok(outcome) => outcome,
-        Err(e) => return fail(e),
-    };
+/// Runs `voltmesh demo` and prints its summary (and writes it as JSON with `--summary-json`).
+///
+/// # Errors
+/// Bad options, a part of the stack that cannot start, or a summary file that cannot be written.
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    let options = options(args)?;
+    let outcome = run_blocking(&options, &mut std::io::stdout())?;
     if let Some(path) = &args.summary_json {
-        let written = serde_json::to_vec_pretty(&outcome)
-            .map_err(anyhow::Error::from)
-            .and_then(|bytes| std::fs::write(path, bytes).map_err(anyhow::Error::from));
-        if let Err(e) = written {
-            return fail(format!("{}: {e}", path.display()));
-        }
+        let bytes = serde_json::to_vec_pretty(&outcome)?;
+        std::fs::write(path, bytes).with_context(|| path.display().to_string())?;
     }
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -21,8 +21,8 @@ use voltmesh_engine::ParticipantId;
 
 use super::profile::{ProfileMeter, StepEnergy};
 use super::MeterFormat;
-use crate::household::Household;
-use crate::simbench::Grid;
+use voltmesh_sim::household::Household;
+use voltmesh_sim::simbench::Grid;
 
 /// One simulated meter.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{http, Cluster};
-use voltmesh_sim::cluster::{bridge_key, INTERVAL_SECS, LEAD_SECS, NEIGHBORHOOD};
+use voltmesh::cluster::{bridge_key, INTERVAL_SECS, LEAD_SECS, NEIGHBORHOOD};
 
 /// Longest wait for anything in these tests (a few 20 s intervals).
 const PATIENCE: Duration = Duration::from_secs(150);

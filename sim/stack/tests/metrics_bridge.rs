@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
+use voltmesh::cluster::{bridge_key, NEIGHBORHOOD};
 use voltmesh_metrics::testing::{free_port, Series, VictoriaMetrics};
-use voltmesh_sim::cluster::{bridge_key, NEIGHBORHOOD};
 
 /// A child process killed when dropped.
 struct Proc(Option<Child>);

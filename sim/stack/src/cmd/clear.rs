@@ -1,17 +1,10 @@
 //! `voltmesh clear`: clear a book file and print the result (see `voltmesh_engine::book_file`).
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
+use super::BadInput;
 use clap::{Args, ValueEnum};
 use voltmesh_engine::{book_file, MarketRules, Mechanism, PayAsBidPricing, Price, Tariffs, K};
-
-/// The book `voltmesh clear` clears when no `--orders` file is given.
-const EXAMPLE_BOOK: &str = include_str!("../../../engine/examples/book.json");
-
-/// Exit status for bad input, as for a command-line usage error.
-const BAD_INPUT: u8 = 2;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum MechanismArg {
@@ -33,7 +26,7 @@ enum PricingArg {
 
 /// Arguments of `voltmesh clear`.
 #[derive(Debug, Args)]
-pub(crate) struct ClearArgs {
+pub struct ClearArgs {
     /// Clearing mechanism.
     #[arg(long, value_enum, default_value = "uniform")]
     mechanism: MechanismArg,
@@ -90,25 +83,20 @@ fn market(args: &ClearArgs) -> Result<(Mechanism, MarketRules), String> {
     ))
 }
 
-/// Runs `voltmesh clear`: prints the report on stdout, or one error line on stderr and exits 2.
-pub(crate) fn run(args: &ClearArgs) -> ExitCode {
+/// Runs `voltmesh clear`: prints the report on stdout.
+///
+/// # Errors
+/// Every error is [`BadInput`] (exit status 2, one line that names the order or the flag).
+pub fn run(args: &ClearArgs) -> anyhow::Result<()> {
     let result = market(args).and_then(|(mechanism, rules)| {
         let text = match &args.orders {
             Some(path) => std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-            None => EXAMPLE_BOOK.to_owned(),
+            None => book_file::EXAMPLE_BOOK.to_owned(),
         };
         book_file::clear_text(&text, mechanism, rules).map_err(|e| e.to_string())
     });
-    match result {
-        Ok(report) => {
-            // A closed stdout (e.g. `| head`) is not worth a panic.
-            let _ = std::io::stdout().lock().write_all(report.as_bytes());
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            let _ = writeln!(std::io::stderr().lock(), "error: {message}");
-            ExitCode::from(BAD_INPUT)
-        }
-    }
+    let report = result.map_err(|message| BadInput(anyhow::anyhow!(message)))?;
+    super::print(&report);
+    Ok(())
 }

@@ -2,10 +2,10 @@
 //! prices, and the bridge configuration that serves them.
 //!
 //! # Limit prices
-//! The simulation's seeded bidding strategy ([`crate::household`]) without its per-interval
+//! The simulation's seeded bidding strategy ([`voltmesh_sim::household`]) without its per-interval
 //! jitter (the bridge keeps one pair of limits per household): sellers ask
 //! `feed_in + a·spread`, buyers bid `retail − fee − b·spread`, with `spread = retail − fee −
-//! feed_in` and `a, b` drawn per household from the seed ([`crate::run::households`]).
+//! feed_in` and `a, b` drawn per household from the seed ([`voltmesh_sim::run::households`]).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::SeedableRng;
@@ -16,8 +16,8 @@ use super::broker::BrokerAddr;
 use super::neighborhood::Prices;
 use super::DemoError;
 use crate::meters::fleet::{build_meters, household_steps, SimMeter};
-use crate::scenario::Scenario;
-use crate::simbench::Grid;
+use voltmesh_sim::scenario::Scenario;
+use voltmesh_sim::simbench::Grid;
 
 /// One household of the demo.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ pub fn build(
         ..Scenario::default()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut homes = crate::run::households(grid, &scenario, &mut rng);
+    let mut homes = voltmesh_sim::run::households(grid, &scenario, &mut rng);
     homes.truncate(count);
     let meters = build_meters(&homes, playback.origin, playback.step, |home| {
         household_steps(
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn households_have_limits_inside_the_tariffs_and_a_valid_bridge_config() {
-        let grid = Grid::read(&crate::data::demo_grid_dir()).unwrap();
+        let grid = Grid::read(&voltmesh_sim::data::demo_grid_dir()).unwrap();
         let playback = Playback {
             first_step: 16_000,
             steps: 8,
