@@ -24,6 +24,9 @@
 #![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
 
 pub mod bridge;
+pub mod capture;
+#[cfg(feature = "clap")]
+pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod decimal;

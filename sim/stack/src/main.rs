@@ -30,7 +30,7 @@ enum Command {
     /// Re-execute a stopped node's committed ledger from genesis and report the first mismatch.
     Verify(node::VerifyArgs),
     /// Run the meter bridge: meters over MQTT to signed orders on a node, results back.
-    Bridge(bridge::BridgeArgs),
+    Bridge(voltmesh_meter_bridge::cli::BridgeArgs),
     /// Clear a book of orders from a JSON file and print the result as JSON.
     Clear(clear::ClearArgs),
     /// Simulate a neighbourhood on a SimBench grid (or `sim powerflow` one moment).

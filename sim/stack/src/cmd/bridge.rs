@@ -5,32 +5,17 @@
 //! API as the order sink until Ctrl-C (SIGINT), which stops it cleanly: readings received but not
 //! yet acknowledged stay with the broker for the next session.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
-use clap::Args;
+
+use super::BadInput;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
 use voltmesh_consensus::net::keyfile;
 use voltmesh_meter_bridge::bridge::{self, Io};
+use voltmesh_meter_bridge::cli::{BridgeArgs, BridgeCommand, DecodeArgs};
 use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
 use voltmesh_meter_bridge::mqtt::ingest::LinkStatus;
 use voltmesh_meter_bridge::node_client::HttpNode;
-
-/// Arguments of `voltmesh bridge`.
-#[derive(Debug, Args)]
-pub struct BridgeArgs {
-    /// The bridge's configuration file.
-    #[arg(long, default_value = "bridge.toml")]
-    config: PathBuf,
-    /// Print a commented example configuration (every key with its default) and exit.
-    #[arg(long)]
-    print_example_config: bool,
-    /// Where the bridge writes its metrics: these flags override `[metrics]` of the config file,
-    /// whose missing keys fall back to the `VOLTMESH_INFLUX_*` variables.
-    #[command(flatten)]
-    influx: voltmesh_metrics::InfluxArgs,
-}
 
 /// The bridge key from `path` (64 hex characters, as `voltmesh keygen` writes it).
 ///
@@ -93,11 +78,27 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `voltmesh bridge` until Ctrl-C, or prints the example configuration.
+/// `voltmesh bridge decode`: prints every reading the capture completes as a JSON line.
+///
+/// # Errors
+/// [`BadInput`] (exit status 2) with the decoder's error when the capture gives no reading.
+fn decode(args: &DecodeArgs) -> anyhow::Result<()> {
+    let readings = voltmesh_meter_bridge::cli::decode(args, chrono::Utc::now())
+        .map_err(|e| BadInput(e.into()))?;
+    for reading in readings {
+        super::print(&format!("{}\n", serde_json::to_string(&reading)?));
+    }
+    Ok(())
+}
+
+/// Runs `voltmesh bridge` until Ctrl-C, prints the example configuration, or decodes a capture.
 ///
 /// # Errors
 /// A bad configuration or key file, or a bridge that stops on an error.
 pub fn run(args: &BridgeArgs) -> anyhow::Result<()> {
+    if let Some(BridgeCommand::Decode(decode_args)) = &args.command {
+        return decode(decode_args);
+    }
     if args.print_example_config {
         super::print(DEFAULT_CONFIG);
         return Ok(());
