@@ -6,6 +6,8 @@
 
 pub use voltmesh_engine as engine;
 
+#[cfg(feature = "clap")]
+pub mod cli;
 pub mod genesis;
 pub mod index;
 pub mod ledger;

@@ -24,6 +24,8 @@
 
 pub mod book_file;
 pub mod call_auction;
+#[cfg(feature = "clap")]
+pub mod cli;
 pub mod config;
 pub mod continuous;
 pub mod interval;

@@ -24,15 +24,15 @@ enum Command {
     /// Run a whole neighborhood on this machine: validators, broker, simulated meters, bridge.
     Demo(demo::DemoArgs),
     /// Run a neighborhood validator node.
-    Node(node::NodeArgs),
+    Node(voltmesh_consensus::cli::NodeArgs),
     /// Generate a node key (ed25519: libp2p identity and validator key at once).
-    Keygen(node::KeygenArgs),
+    Keygen(voltmesh_consensus::cli::KeygenArgs),
     /// Re-execute a stopped node's committed ledger from genesis and report the first mismatch.
-    Verify(node::VerifyArgs),
+    Verify(voltmesh_consensus::cli::VerifyArgs),
     /// Run the meter bridge: meters over MQTT to signed orders on a node, results back.
     Bridge(voltmesh_meter_bridge::cli::BridgeArgs),
     /// Clear a book of orders from a JSON file and print the result as JSON.
-    Clear(clear::ClearArgs),
+    Clear(voltmesh_engine::cli::ClearArgs),
     /// Simulate a neighbourhood on a SimBench grid (or `sim powerflow` one moment).
     Sim(Box<voltmesh_sim::cli::SimArgs>),
 }

@@ -1,37 +1,12 @@
-//! `voltmesh keygen`, `voltmesh node` and `voltmesh verify` (the work lives in
+//! `voltmesh keygen`, `voltmesh node` and `voltmesh verify` (the work and the arguments live in
 //! `voltmesh_consensus`).
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::Args;
+use voltmesh_consensus::cli::{KeygenArgs, NodeArgs, VerifyArgs};
 use voltmesh_consensus::net::keyfile;
 use voltmesh_consensus::node::NodeConfig;
-
-/// Arguments of `voltmesh keygen`.
-#[derive(Debug, Args)]
-pub struct KeygenArgs {
-    /// Where to write the secret key (refuses to overwrite).
-    #[arg(long, default_value = "node.key")]
-    out: PathBuf,
-}
-
-/// Arguments of `voltmesh node`.
-#[derive(Debug, Args)]
-pub struct NodeArgs {
-    /// The node's configuration file.
-    #[arg(long, default_value = "node.toml")]
-    config: PathBuf,
-}
-
-/// Arguments of `voltmesh verify`.
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// A stopped node's data directory (or a copy of it).
-    #[arg(long)]
-    data_dir: PathBuf,
-}
 
 fn say(message: impl std::fmt::Display) {
     let _ = writeln!(std::io::stdout().lock(), "{message}");
