@@ -67,6 +67,7 @@ pub enum NodeError {
 
 /// Wall-clock milliseconds: the only clock the node reads; the replica and the ledger get time
 /// from here or from block timestamps.
+#[allow(clippy::disallowed_methods)] // the one allowed clock read (consensus/clippy.toml)
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
