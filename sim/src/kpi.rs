@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::run::{money_f64, HouseholdRecord, IntervalRecord};
+use crate::record::{money_f64, HouseholdRecord, IntervalRecord};
 use crate::scenario::Scenario;
 use crate::simbench::Grid;
 

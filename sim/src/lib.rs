@@ -8,7 +8,7 @@
 //! - [`household`] and [`scenario`] describe the agents; [`run`] drives them through the engine
 //!   (`voltmesh_engine::CallAuction` + `settlement::settle`) and the power flow;
 //! - [`metrics`] records a run's intervals in InfluxDB (through the [`metrics_observer`] seam);
-//! - [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`.
+//! - [`record`] holds what a run records per interval and household; [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`.
 
 pub mod cli;
 pub mod data;
@@ -20,6 +20,7 @@ pub mod metrics_observer;
 pub mod output;
 pub mod plot;
 pub mod powerflow;
+pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod simbench;

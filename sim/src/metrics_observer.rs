@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 use voltmesh_engine::{ClearingOutcome, Order, Settlement, Tariffs};
 
 use crate::powerflow::Violations;
-use crate::run::IntervalRecord;
+use crate::record::IntervalRecord;
 
 /// One market interval as the simulation saw it.
 #[derive(Debug, Clone, Copy)]

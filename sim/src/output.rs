@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::run::{money_f64, Report};
+use crate::record::money_f64;
+use crate::run::Report;
 
 /// Why the report could not be written.
 #[derive(Debug, thiserror::Error)]

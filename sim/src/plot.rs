@@ -17,7 +17,8 @@ use chrono::NaiveDateTime;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use crate::run::{money_f64, Report};
+use crate::record::money_f64;
+use crate::run::Report;
 
 /// Why a plot could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +249,7 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, PlotErro
             .build_cartesian_2d(0.0..days, lo..hi)
             .map_err(|x| e(x.to_string()))?;
         axes(&mut chart, &time, "bus voltage (p.u.)", 0).map_err(&e)?;
-        let series = |f: fn(&crate::run::IntervalRecord) -> f64| {
+        let series = |f: fn(&crate::record::IntervalRecord) -> f64| {
             report
                 .intervals
                 .iter()

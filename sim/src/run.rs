@@ -17,7 +17,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use voltmesh_engine::settlement::settle;
-use voltmesh_engine::{CallAuction, MarketRules, Money, ParticipantId, Price, Tariffs};
+use voltmesh_engine::{
+    CallAuction, ClearingOutcome, MarketRules, Money, ParticipantId, Price, Settlement, Tariffs,
+};
 
 use crate::household::{markups, Battery, Household};
 use crate::invariants::{check_interval, InvariantError};
@@ -26,8 +28,10 @@ use crate::metrics_observer::{IntervalObserver, IntervalView};
 use crate::powerflow::{
     PowerFlow, PowerFlowError, PowerFlowOptions, Solution, Violations, VoltageBand,
 };
+use crate::record::price_f64;
+use crate::record::{money_f64, HouseholdRecord, IntervalRecord};
 use crate::scenario::{Scenario, ScenarioError};
-use crate::simbench::{BusPower, Grid};
+use crate::simbench::{BusPower, Grid, Profiles};
 
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -65,97 +69,6 @@ pub struct Window {
     pub steps: usize,
 }
 
-/// One market interval's results.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct IntervalRecord {
-    /// Start, `YYYY-MM-DD HH:MM` (standard time).
-    pub time: String,
-    /// First profile step.
-    pub step: usize,
-    /// Orders submitted.
-    pub orders: u32,
-    /// Clearing price per kWh, if anything traded.
-    pub price: Option<f64>,
-    /// Energy traded between neighbours, Wh.
-    pub volume_wh: u64,
-    /// Household demand, Wh.
-    pub demand_wh: f64,
-    /// Household PV generation, Wh.
-    pub pv_wh: f64,
-    /// Bought from the utility after the market, Wh.
-    pub from_utility_wh: u64,
-    /// Sold to the utility after the market, Wh.
-    pub to_utility_wh: u64,
-    /// Imported without a market, Wh.
-    pub baseline_import_wh: u64,
-    /// Exported without a market, Wh.
-    pub baseline_export_wh: u64,
-    /// Sum of all households' bills with the market.
-    pub market_cost: f64,
-    /// Sum of all households' bills without it.
-    pub baseline_cost: f64,
-    /// Lowest bus voltage over the interval's steps, p.u.
-    pub vm_min: f64,
-    /// Highest bus voltage, p.u.
-    pub vm_max: f64,
-    /// Highest line loading, percent.
-    pub max_line_loading: f64,
-    /// Highest transformer loading, percent.
-    pub max_trafo_loading: f64,
-    /// Mean power from the external grid, MW.
-    pub ext_grid_p_mw: f64,
-    /// Limit violations summed over the steps.
-    pub violations: u32,
-    /// Same for the baseline.
-    pub baseline_vm_min: f64,
-    /// Same for the baseline.
-    pub baseline_vm_max: f64,
-    /// Same for the baseline.
-    pub baseline_violations: u32,
-    /// Steps whose power flow did not converge (market, baseline).
-    pub non_converged: (u32, u32),
-}
-
-/// One household's totals over the run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HouseholdRecord {
-    /// Participant id (load id).
-    pub id: String,
-    /// Bus name.
-    pub bus: String,
-    /// PV peak, kW.
-    pub pv_kwp: f64,
-    /// Battery capacity, kWh (0 without).
-    pub battery_kwh: f64,
-    /// Demand, Wh.
-    pub load_wh: f64,
-    /// PV generation, Wh.
-    pub pv_wh: f64,
-    /// Bought from neighbours, Wh.
-    pub bought_wh: u64,
-    /// Sold to neighbours, Wh.
-    pub sold_wh: u64,
-    /// From the utility with the market, Wh.
-    pub from_utility_wh: u64,
-    /// To the utility with the market, Wh.
-    pub to_utility_wh: u64,
-    /// Metered net export without the market, summed (import negative), Wh.
-    pub baseline_import_wh: u64,
-    /// Baseline export, Wh.
-    pub baseline_export_wh: u64,
-    /// Total bill with the market (exact).
-    pub market_cost: Money,
-    /// Total bill without the market (exact).
-    pub baseline_cost: Money,
-}
-
-impl HouseholdRecord {
-    /// Baseline bill minus market bill.
-    pub fn savings(&self) -> Money {
-        self.baseline_cost - self.market_cost
-    }
-}
-
 /// Everything a run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -165,15 +78,6 @@ pub struct Report {
     pub households: Vec<HouseholdRecord>,
     /// KPIs.
     pub summary: Summary,
-}
-
-/// Converts money to a float for reports.
-pub fn money_f64(m: Money) -> f64 {
-    m.nanos() as f64 / 1e9
-}
-
-fn price_f64(p: Price) -> f64 {
-    p.micros() as f64 / 1e6
 }
 
 /// Builds the households of `grid` for `scenario` (draws from `rng` in a fixed order).
@@ -332,90 +236,135 @@ pub fn run_observed(
             len,
         });
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
-    let mut homes = households(grid, scenario, &mut rng);
-    let any_battery = homes.iter().any(|h| h.battery.is_some());
-    let tariffs =
-        Tariffs::new(scenario.feed_in, scenario.retail).map_err(|_| ScenarioError::Tariffs {
-            feed_in: scenario.feed_in,
-            retail: scenario.retail,
-            fee: scenario.network_fee,
-        })?;
-    let rules = MarketRules {
-        tariffs,
-        ..MarketRules::PERMISSIVE
-    };
-    let pf = PowerFlow::new(grid, PowerFlowOptions::default())?;
-    let n_bus = grid.buses.len();
-    let mut grids = Grids {
-        baseline: pf.clone(),
-        market: pf,
-        power: BusPower::zeros(n_bus),
-        baseline_power: BusPower::zeros(n_bus),
-        solution: Solution::default(),
-        band: scenario.band,
-    };
-    // Generators not owned by a household still feed the grid.
-    let owned: Vec<bool> = grid
-        .res
-        .iter()
-        .map(|r| homes.iter().any(|h| h.bus == r.bus))
-        .collect();
-    let mid_micros = (scenario.feed_in.micros() + scenario.retail.micros()) / 2;
-    let mut last_price: Option<Price> = None;
+    let mut state = RunState::new(grid, scenario)?;
     let mut records = Vec::with_capacity(count);
-    let mut totals: Vec<HouseholdRecord> = homes
-        .iter()
-        .map(|h| HouseholdRecord {
-            id: h.id.to_string(),
-            bus: grid.buses[h.bus].name.clone(),
-            pv_kwp: h.pv.iter().map(|p| p.1 * 1000.0 * scenario.pv_scale).sum(),
-            battery_kwh: h.battery.as_ref().map_or(0.0, |b| b.capacity_wh / 1000.0),
-            load_wh: 0.0,
-            pv_wh: 0.0,
-            bought_wh: 0,
-            sold_wh: 0,
-            from_utility_wh: 0,
-            to_utility_wh: 0,
-            baseline_import_wh: 0,
-            baseline_export_wh: 0,
-            market_cost: Money::ZERO,
-            baseline_cost: Money::ZERO,
-        })
-        .collect();
-    let mut by_id: Vec<usize> = (0..homes.len()).collect();
-    by_id.sort_by(|&a, &b| homes[a].id.cmp(&homes[b].id));
-    let mut net = vec![0.0_f64; homes.len()];
-    let mut baseline_net = vec![0.0_f64; homes.len()];
-    let mut metered: BTreeMap<ParticipantId, i64> = BTreeMap::new();
-    let wh_per_mw_step = 1e6 * 0.25;
-
     for interval in 0..count {
         let first = window.start + interval * per_interval;
-        // Orders from the persistence forecast.
-        let mut auction = CallAuction::with_capacity(rules, homes.len());
-        let mut orders = 0;
-        for (seq, home) in homes.iter().enumerate() {
-            if let Some(order) = home.order(scenario, &mut rng, first, seq as u64) {
-                if auction.submit(order).is_ok() {
-                    orders += 1;
-                }
-            }
-        }
-        let outcome = auction.clear(scenario.mechanism);
-        let signal =
-            outcome
-                .clearing_price
-                .or(last_price)
-                .and_then(|p| match p.micros().cmp(&mid_micros) {
-                    std::cmp::Ordering::Greater => Some(true),
-                    std::cmp::Ordering::Less => Some(false),
-                    std::cmp::Ordering::Equal => None,
-                });
+        records.push(state.interval(first, observer)?);
+        progress(interval + 1, count);
+    }
+    let summary = Summary::compute(grid, scenario, &records, &state.totals);
+    Ok(Report {
+        intervals: records,
+        households: state.totals,
+        summary,
+    })
+}
 
-        // Physics over the interval's steps.
+/// Energy of one MW held for one 15-minute profile step, Wh.
+const WH_PER_MW_STEP: f64 = 1e6 * 0.25;
+
+/// What a run carries from one market interval to the next. Each interval runs three steps in a
+/// fixed order: [`RunState::market_step`] (orders and clearing; the only random draws),
+/// [`RunState::physics_step`] (dispatch and power flow per profile step) and
+/// [`RunState::settle_step`] (settlement against the metered energy, and the invariants).
+struct RunState<'a> {
+    grid: &'a Grid,
+    scenario: &'a Scenario,
+    /// Profile steps per market interval.
+    per_interval: usize,
+    tariffs: Tariffs,
+    rules: MarketRules,
+    rng: ChaCha8Rng,
+    homes: Vec<Household>,
+    any_battery: bool,
+    /// Per generator: whether a household owns it (the others still feed the grid).
+    owned: Vec<bool>,
+    grids: Grids,
+    /// Midpoint of the tariffs, micro-units: above it a cleared price tells batteries to sell.
+    mid_micros: i64,
+    last_price: Option<Price>,
+    totals: Vec<HouseholdRecord>,
+    /// Household indexes in participant-id order (the order of the bills).
+    by_id: Vec<usize>,
+    /// This interval's metered net export per household, Wh (with and without the market).
+    net: Vec<f64>,
+    baseline_net: Vec<f64>,
+    metered: BTreeMap<ParticipantId, i64>,
+}
+
+impl<'a> RunState<'a> {
+    fn new(grid: &'a Grid, scenario: &'a Scenario) -> Result<Self, SimError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
+        let homes = households(grid, scenario, &mut rng);
+        let tariffs = Tariffs::new(scenario.feed_in, scenario.retail).map_err(|_| {
+            ScenarioError::Tariffs {
+                feed_in: scenario.feed_in,
+                retail: scenario.retail,
+                fee: scenario.network_fee,
+            }
+        })?;
+        let rules = MarketRules {
+            tariffs,
+            ..MarketRules::PERMISSIVE
+        };
+        let pf = PowerFlow::new(grid, PowerFlowOptions::default())?;
+        let n_bus = grid.buses.len();
+        let grids = Grids {
+            baseline: pf.clone(),
+            market: pf,
+            power: BusPower::zeros(n_bus),
+            baseline_power: BusPower::zeros(n_bus),
+            solution: Solution::default(),
+            band: scenario.band,
+        };
+        let owned = grid
+            .res
+            .iter()
+            .map(|r| homes.iter().any(|h| h.bus == r.bus))
+            .collect();
+        let totals = homes
+            .iter()
+            .map(|h| HouseholdRecord {
+                id: h.id.to_string(),
+                bus: grid.buses[h.bus].name.clone(),
+                pv_kwp: h.pv.iter().map(|p| p.1 * 1000.0 * scenario.pv_scale).sum(),
+                battery_kwh: h.battery.as_ref().map_or(0.0, |b| b.capacity_wh / 1000.0),
+                load_wh: 0.0,
+                pv_wh: 0.0,
+                bought_wh: 0,
+                sold_wh: 0,
+                from_utility_wh: 0,
+                to_utility_wh: 0,
+                baseline_import_wh: 0,
+                baseline_export_wh: 0,
+                market_cost: Money::ZERO,
+                baseline_cost: Money::ZERO,
+            })
+            .collect();
+        let mut by_id: Vec<usize> = (0..homes.len()).collect();
+        by_id.sort_by(|&a, &b| homes[a].id.cmp(&homes[b].id));
+        Ok(RunState {
+            grid,
+            scenario,
+            per_interval: (scenario.interval_minutes / 15) as usize,
+            tariffs,
+            rules,
+            rng,
+            any_battery: homes.iter().any(|h| h.battery.is_some()),
+            owned,
+            grids,
+            mid_micros: (scenario.feed_in.micros() + scenario.retail.micros()) / 2,
+            last_price: None,
+            totals,
+            by_id,
+            net: vec![0.0; homes.len()],
+            baseline_net: vec![0.0; homes.len()],
+            metered: BTreeMap::new(),
+            homes,
+        })
+    }
+
+    /// Runs the market interval starting at profile step `first` and shows it to `observer`.
+    fn interval(
+        &mut self,
+        first: usize,
+        observer: &mut impl IntervalObserver,
+    ) -> Result<IntervalRecord, SimError> {
+        let (auction, outcome, orders) = self.market_step(first);
         let mut rec = IntervalRecord {
-            time: grid
+            time: self
+                .grid
                 .load_profiles
                 .time_of(first)
                 .format("%Y-%m-%d %H:%M")
@@ -426,136 +375,11 @@ pub fn run_observed(
             price: outcome.clearing_price.map(price_f64),
             ..IntervalRecord::default()
         };
-        net.fill(0.0);
-        baseline_net.fill(0.0);
-        let mut phys = Physical::new();
-        let mut base_phys = Physical::new();
-        for step in first..first + per_interval {
-            grids.power.clear();
-            grids.baseline_power.clear();
-            for (gen, owned) in grid.res.iter().zip(&owned) {
-                if !owned {
-                    let p = gen.p_mw
-                        * scenario.pv_scale
-                        * grid
-                            .res_profiles
-                            .column(gen.column)
-                            .get(step)
-                            .copied()
-                            .unwrap_or(0.0);
-                    grids.power.p_mw[gen.bus] -= p;
-                    grids.baseline_power.p_mw[gen.bus] -= p;
-                }
-            }
-            for (i, home) in homes.iter_mut().enumerate() {
-                let load = &grid.loads[home.load];
-                let p_load = load.p_mw
-                    * grid
-                        .load_profiles
-                        .column(load.p_column)
-                        .get(step)
-                        .copied()
-                        .unwrap_or(0.0);
-                let q_load = load.q_mvar
-                    * grid
-                        .load_profiles
-                        .column(load.q_column)
-                        .get(step)
-                        .copied()
-                        .unwrap_or(0.0);
-                let p_pv: f64 = home
-                    .pv
-                    .iter()
-                    .map(|&(c, mw)| {
-                        mw * scenario.pv_scale
-                            * grid
-                                .res_profiles
-                                .column(c)
-                                .get(step)
-                                .copied()
-                                .unwrap_or(0.0)
-                    })
-                    .sum();
-                let load_wh = p_load * wh_per_mw_step;
-                let pv_wh = p_pv * wh_per_mw_step;
-                rec.demand_wh += load_wh;
-                rec.pv_wh += pv_wh;
-                totals[i].load_wh += load_wh;
-                totals[i].pv_wh += pv_wh;
-                let own = pv_wh - load_wh;
-                let d = home.dispatch(own, signal, false);
-                net[i] += d.net_wh;
-                grids.power.p_mw[home.bus] -= d.net_wh / wh_per_mw_step;
-                grids.power.q_mvar[home.bus] += q_load;
-                let b = if any_battery {
-                    home.dispatch(own, None, true).net_wh
-                } else {
-                    d.net_wh
-                };
-                baseline_net[i] += b;
-                grids.baseline_power.p_mw[home.bus] -= b / wh_per_mw_step;
-                grids.baseline_power.q_mvar[home.bus] += q_load;
-            }
-            solve_into(
-                &mut grids.market,
-                &grids.power,
-                &mut grids.solution,
-                grids.band,
-                &mut phys,
-            );
-            if any_battery {
-                solve_into(
-                    &mut grids.baseline,
-                    &grids.baseline_power,
-                    &mut grids.solution,
-                    grids.band,
-                    &mut base_phys,
-                );
-            }
-        }
-        if !any_battery {
-            base_phys = Physical { ..phys };
-        }
-
-        // Settlement against metered energy.
-        metered.clear();
-        for (i, home) in homes.iter_mut().enumerate() {
-            let m = net[i].round() as i64;
-            home.last_net_wh = m;
-            metered.insert(home.id.clone(), m);
-            let b = baseline_net[i].round() as i64;
-            let (import, export) = ((-b).max(0).unsigned_abs(), b.max(0).unsigned_abs());
-            let cost = Money::of(import, scenario.retail) - Money::of(export, scenario.feed_in);
-            totals[i].baseline_import_wh += import;
-            totals[i].baseline_export_wh += export;
-            totals[i].baseline_cost += cost;
-            rec.baseline_import_wh += import;
-            rec.baseline_export_wh += export;
-            rec.baseline_cost += money_f64(cost);
-        }
-        let settlement = settle(&outcome.trades, &metered, tariffs, scenario.network_fee)?;
-        check_interval(first, auction.orders(), &outcome, &settlement)?;
-        for (j, bill) in settlement.bills.iter().enumerate() {
-            // Bills come in participant-id order; fall back to a search if that ever changes.
-            let i = by_id
-                .get(j)
-                .copied()
-                .filter(|&i| homes[i].id == bill.participant)
-                .or_else(|| homes.iter().position(|h| h.id == bill.participant));
-            if let Some(i) = i {
-                let t = &mut totals[i];
-                t.bought_wh += bill.bought_wh;
-                t.sold_wh += bill.sold_wh;
-                t.from_utility_wh += bill.from_utility_wh;
-                t.to_utility_wh += bill.to_utility_wh;
-                t.market_cost += bill.total;
-            }
-            rec.from_utility_wh += bill.from_utility_wh;
-            rec.to_utility_wh += bill.to_utility_wh;
-            rec.market_cost += money_f64(bill.total);
-        }
-        last_price = outcome.clearing_price.or(last_price);
-        let steps = per_interval as f64;
+        let signal = self.price_signal(&outcome);
+        let (phys, base_phys) = self.physics_step(first, signal, &mut rec);
+        let settlement = self.settle_step(first, &auction, &outcome, &mut rec)?;
+        self.last_price = outcome.clearing_price.or(self.last_price);
+        let steps = self.per_interval as f64;
         rec.vm_min = phys.vm_min;
         rec.vm_max = phys.vm_max;
         rec.max_line_loading = phys.line;
@@ -567,21 +391,181 @@ pub fn run_observed(
         rec.baseline_violations = base_phys.violations;
         rec.non_converged = (phys.failed, base_phys.failed);
         observer.interval(&IntervalView {
-            start: grid.load_profiles.time_of(first),
+            start: self.grid.load_profiles.time_of(first),
             orders: auction.orders(),
             outcome: &outcome,
             settlement: &settlement,
-            tariffs,
+            tariffs: self.tariffs,
             record: &rec,
             worst: phys.worst,
         });
-        records.push(rec);
-        progress(interval + 1, count);
+        Ok(rec)
     }
-    let summary = Summary::compute(grid, scenario, &records, &totals);
-    Ok(Report {
-        intervals: records,
-        households: totals,
-        summary,
-    })
+
+    /// Every household's order from its persistence forecast, cleared by the engine. Returns the
+    /// auction (its book), the outcome and how many orders it admitted.
+    fn market_step(&mut self, first: usize) -> (CallAuction, ClearingOutcome, u32) {
+        let mut auction = CallAuction::with_capacity(self.rules, self.homes.len());
+        let mut orders = 0;
+        for (seq, home) in self.homes.iter().enumerate() {
+            if let Some(order) = home.order(self.scenario, &mut self.rng, first, seq as u64) {
+                if auction.submit(order).is_ok() {
+                    orders += 1;
+                }
+            }
+        }
+        let outcome = auction.clear(self.scenario.mechanism);
+        (auction, outcome, orders)
+    }
+
+    /// What the price tells batteries: `Some(true)` sell (above the tariffs' midpoint),
+    /// `Some(false)` buy, `None` neither; the last cleared price stands in when nothing cleared.
+    fn price_signal(&self, outcome: &ClearingOutcome) -> Option<bool> {
+        outcome.clearing_price.or(self.last_price).and_then(|p| {
+            match p.micros().cmp(&self.mid_micros) {
+                std::cmp::Ordering::Greater => Some(true),
+                std::cmp::Ordering::Less => Some(false),
+                std::cmp::Ordering::Equal => None,
+            }
+        })
+    }
+
+    /// Dispatches every household over the interval's profile steps (with and without the
+    /// market) and solves both power flows per step; adds the energy to `rec` and the totals.
+    fn physics_step(
+        &mut self,
+        first: usize,
+        signal: Option<bool>,
+        rec: &mut IntervalRecord,
+    ) -> (Physical, Physical) {
+        let (grid, scenario) = (self.grid, self.scenario);
+        let grids = &mut self.grids;
+        self.net.fill(0.0);
+        self.baseline_net.fill(0.0);
+        let mut phys = Physical::new();
+        let mut base_phys = Physical::new();
+        for step in first..first + self.per_interval {
+            grids.power.clear();
+            grids.baseline_power.clear();
+            for (gen, owned) in grid.res.iter().zip(&self.owned) {
+                if !owned {
+                    let p = gen.p_mw
+                        * scenario.pv_scale
+                        * profile(&grid.res_profiles, gen.column, step);
+                    grids.power.p_mw[gen.bus] -= p;
+                    grids.baseline_power.p_mw[gen.bus] -= p;
+                }
+            }
+            for (i, home) in self.homes.iter_mut().enumerate() {
+                let load = &grid.loads[home.load];
+                let p_load = load.p_mw * profile(&grid.load_profiles, load.p_column, step);
+                let q_load = load.q_mvar * profile(&grid.load_profiles, load.q_column, step);
+                let p_pv: f64 = home
+                    .pv
+                    .iter()
+                    .map(|&(c, mw)| mw * scenario.pv_scale * profile(&grid.res_profiles, c, step))
+                    .sum();
+                let load_wh = p_load * WH_PER_MW_STEP;
+                let pv_wh = p_pv * WH_PER_MW_STEP;
+                rec.demand_wh += load_wh;
+                rec.pv_wh += pv_wh;
+                self.totals[i].load_wh += load_wh;
+                self.totals[i].pv_wh += pv_wh;
+                let own = pv_wh - load_wh;
+                let d = home.dispatch(own, signal, false);
+                self.net[i] += d.net_wh;
+                grids.power.p_mw[home.bus] -= d.net_wh / WH_PER_MW_STEP;
+                grids.power.q_mvar[home.bus] += q_load;
+                let b = if self.any_battery {
+                    home.dispatch(own, None, true).net_wh
+                } else {
+                    d.net_wh
+                };
+                self.baseline_net[i] += b;
+                grids.baseline_power.p_mw[home.bus] -= b / WH_PER_MW_STEP;
+                grids.baseline_power.q_mvar[home.bus] += q_load;
+            }
+            solve_into(
+                &mut grids.market,
+                &grids.power,
+                &mut grids.solution,
+                grids.band,
+                &mut phys,
+            );
+            if self.any_battery {
+                solve_into(
+                    &mut grids.baseline,
+                    &grids.baseline_power,
+                    &mut grids.solution,
+                    grids.band,
+                    &mut base_phys,
+                );
+            }
+        }
+        if !self.any_battery {
+            base_phys = Physical { ..phys };
+        }
+        (phys, base_phys)
+    }
+
+    /// Settles the interval's trades against the metered energy (and the baseline without a
+    /// market), checks the interval's invariants and adds the bills to `rec` and the totals.
+    fn settle_step(
+        &mut self,
+        first: usize,
+        auction: &CallAuction,
+        outcome: &ClearingOutcome,
+        rec: &mut IntervalRecord,
+    ) -> Result<Settlement, SimError> {
+        let scenario = self.scenario;
+        self.metered.clear();
+        for (i, home) in self.homes.iter_mut().enumerate() {
+            let m = self.net[i].round() as i64;
+            home.last_net_wh = m;
+            self.metered.insert(home.id.clone(), m);
+            let b = self.baseline_net[i].round() as i64;
+            let (import, export) = ((-b).max(0).unsigned_abs(), b.max(0).unsigned_abs());
+            let cost = Money::of(import, scenario.retail) - Money::of(export, scenario.feed_in);
+            let t = &mut self.totals[i];
+            t.baseline_import_wh += import;
+            t.baseline_export_wh += export;
+            t.baseline_cost += cost;
+            rec.baseline_import_wh += import;
+            rec.baseline_export_wh += export;
+            rec.baseline_cost += money_f64(cost);
+        }
+        let settlement = settle(
+            &outcome.trades,
+            &self.metered,
+            self.tariffs,
+            scenario.network_fee,
+        )?;
+        check_interval(first, auction.orders(), outcome, &settlement)?;
+        for (j, bill) in settlement.bills.iter().enumerate() {
+            // Bills come in participant-id order; fall back to a search if that ever changes.
+            let i = self
+                .by_id
+                .get(j)
+                .copied()
+                .filter(|&i| self.homes[i].id == bill.participant)
+                .or_else(|| self.homes.iter().position(|h| h.id == bill.participant));
+            if let Some(i) = i {
+                let t = &mut self.totals[i];
+                t.bought_wh += bill.bought_wh;
+                t.sold_wh += bill.sold_wh;
+                t.from_utility_wh += bill.from_utility_wh;
+                t.to_utility_wh += bill.to_utility_wh;
+                t.market_cost += bill.total;
+            }
+            rec.from_utility_wh += bill.from_utility_wh;
+            rec.to_utility_wh += bill.to_utility_wh;
+            rec.market_cost += money_f64(bill.total);
+        }
+        Ok(settlement)
+    }
+}
+
+/// A profile's value at `step` (0 past its end).
+fn profile(profiles: &Profiles, column: usize, step: usize) -> f64 {
+    profiles.column(column).get(step).copied().unwrap_or(0.0)
 }
