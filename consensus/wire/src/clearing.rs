@@ -1,0 +1,14 @@
+//! An interval's clearing, as a block records it and `GET /v1/intervals/{start}` answers it.
+
+use serde::{Deserialize, Serialize};
+use voltmesh_engine::ClearingOutcome;
+
+/// One interval's clearing, as the block records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntervalClearing {
+    /// Start of the delivery interval, Unix seconds.
+    pub interval_start: i64,
+    /// The engine's result on the interval's book.
+    pub outcome: ClearingOutcome,
+}
