@@ -171,7 +171,7 @@ mod tests {
         let sig = key().sign(short.as_bytes()).to_bytes();
         let by_hand = SignedOrder {
             signature: sig,
-            ..signed.clone()
+            ..signed
         };
         assert!(
             !by_hand.signature_valid("nb"),
