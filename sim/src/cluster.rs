@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use voltmesh_consensus::ledger::{OrderTicket, SignedOrder};
 use voltmesh_engine::{Price, Side};
+use voltmesh_wire::{OrderTicket, SignedOrder};
 
 /// The test neighborhood's name.
 pub const NEIGHBORHOOD: &str = "testnet";

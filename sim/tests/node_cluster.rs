@@ -67,7 +67,7 @@ fn api_rejections_say_why() {
     let start = open_interval(3);
     let ok = order(1, "s1", start, Side::Sell, 600, "0.10", 1);
     assert_eq!(cluster.submit(0, &ok).0, 202);
-    let expect = |o: &voltmesh_consensus::ledger::SignedOrder, kind: &str| {
+    let expect = |o: &voltmesh_wire::SignedOrder, kind: &str| {
         let (status, body) = cluster.submit(0, o);
         assert_eq!(
             (status, body["error"].as_str()),

@@ -11,9 +11,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use voltmesh_consensus::genesis::Genesis;
-use voltmesh_consensus::ledger::{IntervalClearing, SignedOrder};
 use voltmesh_engine::{CallAuction, ClearingOutcome, Order, OrderId};
+use voltmesh_wire::{Genesis, IntervalClearing, SignedOrder};
 
 use super::progress::NodeApi;
 use super::DemoError;
@@ -140,9 +139,8 @@ pub fn table(comparisons: &[Comparison]) -> String {
 mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
-    use voltmesh_consensus::genesis::PublicKey;
-    use voltmesh_consensus::ledger::OrderTicket;
     use voltmesh_engine::Side;
+    use voltmesh_wire::{OrderTicket, PublicKey};
 
     #[test]
     fn reclearing_follows_the_ledger_book_and_detects_a_difference() {

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use voltmesh_consensus::ledger::IntervalClearing;
 use voltmesh_engine::{ClearingOutcome, Price};
+use voltmesh_wire::IntervalClearing;
 
 use super::DemoError;
 use crate::cluster::http;
