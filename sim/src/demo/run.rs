@@ -494,7 +494,7 @@ fn start_parts(
         &hood.nodes[0].api,
         &hood.genesis.neighborhood,
         &hood.bridge_key_file,
-        (hood.genesis.market.interval, options.prices),
+        &hood.dir.join("genesis.json"),
         homes,
     );
     std::fs::write(hood.dir.join("bridge.toml"), &toml).map_err(io_error("write bridge.toml"))?;
