@@ -378,9 +378,10 @@ fn snippet(body: &[u8]) -> String {
     text.into_owned()
 }
 
-/// [`NodeClient`] for synchronous callers: each call runs on the facade's own current-thread
-/// runtime. Do not call it from inside an async runtime (it blocks the thread, and tokio
-/// refuses nested `block_on`); use [`NodeClient`] there.
+/// [`NodeClient`] for synchronous callers (test harnesses, tools): each call runs on the facade's
+/// own current-thread runtime and blocks until the answer. Called from inside an async runtime
+/// (where tokio refuses a nested `block_on`) it runs the call on a short-lived thread of its own,
+/// still blocking the caller; async code should use [`NodeClient`].
 #[derive(Debug)]
 pub struct BlockingNodeClient {
     runtime: tokio::runtime::Runtime,
@@ -407,6 +408,20 @@ impl BlockingNodeClient {
         &self.client
     }
 
+    fn run<'a, T: Send, F: std::future::Future<Output = T>>(
+        &'a self,
+        call: impl FnOnce(&'a NodeClient) -> F + Send,
+    ) -> T {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.runtime.block_on(call(&self.client));
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| self.runtime.block_on(call(&self.client)))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     /// [`NodeClient::raw`].
     ///
     /// # Errors
@@ -417,7 +432,7 @@ impl BlockingNodeClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<RawAnswer, ClientError> {
-        self.runtime.block_on(self.client.raw(method, path, body))
+        self.run(|c| c.raw(method, path, body))
     }
 
     /// [`NodeClient::submit`].
@@ -425,7 +440,7 @@ impl BlockingNodeClient {
     /// # Errors
     /// As [`NodeClient::submit`].
     pub fn submit(&self, order: &SignedOrder) -> Result<Submitted, ClientError> {
-        self.runtime.block_on(self.client.submit(order))
+        self.run(|c| c.submit(order))
     }
 
     /// [`NodeClient::interval`].
@@ -433,7 +448,7 @@ impl BlockingNodeClient {
     /// # Errors
     /// As [`NodeClient::interval`].
     pub fn interval(&self, start: i64) -> Result<Option<IntervalClearing>, ClientError> {
-        self.runtime.block_on(self.client.interval(start))
+        self.run(|c| c.interval(start))
     }
 
     /// [`NodeClient::block`].
@@ -441,7 +456,7 @@ impl BlockingNodeClient {
     /// # Errors
     /// As [`NodeClient::block`].
     pub fn block(&self, height: u64) -> Result<Option<BlockView>, ClientError> {
-        self.runtime.block_on(self.client.block(height))
+        self.run(|c| c.block(height))
     }
 
     /// [`NodeClient::status`].
@@ -449,7 +464,7 @@ impl BlockingNodeClient {
     /// # Errors
     /// As [`NodeClient::status`].
     pub fn status(&self) -> Result<StatusView, ClientError> {
-        self.runtime.block_on(self.client.status())
+        self.run(NodeClient::status)
     }
 
     /// [`NodeClient::participant`].
@@ -457,7 +472,7 @@ impl BlockingNodeClient {
     /// # Errors
     /// As [`NodeClient::participant`].
     pub fn participant(&self, id: &str) -> Result<ParticipantView, ClientError> {
-        self.runtime.block_on(self.client.participant(id))
+        self.run(|c| c.participant(id))
     }
 }
 
@@ -495,6 +510,13 @@ mod tests {
             .port();
         let absent = BlockingNodeClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
         let e = absent.status().unwrap_err();
+        assert!(e.is_retryable(), "refused: {e}");
+        // Also from inside a runtime (as a `#[tokio::test]` harness calls it).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = runtime.block_on(async { absent.status().unwrap_err() });
         assert!(e.is_retryable(), "refused: {e}");
     }
 }

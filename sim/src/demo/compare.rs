@@ -51,9 +51,7 @@ pub async fn committed_orders(
             .block(h)
             .await
             .ok_or_else(|| DemoError::Stalled(format!("block {h} cannot be read")))?;
-        let orders: Vec<SignedOrder> = serde_json::from_value(block["orders"].clone())
-            .map_err(|e| DemoError::Stalled(format!("block {h}: orders: {e}")))?;
-        for order in orders {
+        for order in block.orders {
             by_interval
                 .entry(order.ticket.interval_start)
                 .or_default()
