@@ -7,7 +7,7 @@
 //! goes into the genesis file) is the 32-byte ed25519 public key, also as 64 hex characters
 //! ([`PublicKey`]).
 //!
-//! On Unix the file is created with mode `0600`, and [`write`] never overwrites an existing file.
+//! On Unix the file is created with mode `0600`, and [`write()`] never overwrites an existing file.
 //! The node's libp2p identity is derived from the same file (`voltmesh_consensus::net::keyfile`).
 
 use std::fs;
