@@ -381,11 +381,22 @@ fn snippet(body: &[u8]) -> String {
 /// [`NodeClient`] for synchronous callers (test harnesses, tools): each call runs on the facade's
 /// own current-thread runtime and blocks until the answer. Called from inside an async runtime
 /// (where tokio refuses a nested `block_on`) it runs the call on a short-lived thread of its own,
-/// still blocking the caller; async code should use [`NodeClient`].
+/// still blocking the caller; async code should use [`NodeClient`]. It may be dropped anywhere
+/// (its runtime shuts down in the background).
 #[derive(Debug)]
 pub struct BlockingNodeClient {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
     client: NodeClient,
+}
+
+impl Drop for BlockingNodeClient {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which tokio refuses inside an async context.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl BlockingNodeClient {
@@ -399,7 +410,7 @@ impl BlockingNodeClient {
             .build()?;
         Ok(BlockingNodeClient {
             client: NodeClient::new(api_base)?,
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -412,11 +423,14 @@ impl BlockingNodeClient {
         &'a self,
         call: impl FnOnce(&'a NodeClient) -> F + Send,
     ) -> T {
+        let Some(runtime) = &self.runtime else {
+            unreachable!("the runtime is only taken on drop")
+        };
         if tokio::runtime::Handle::try_current().is_err() {
-            return self.runtime.block_on(call(&self.client));
+            return runtime.block_on(call(&self.client));
         }
         std::thread::scope(|s| {
-            s.spawn(|| self.runtime.block_on(call(&self.client)))
+            s.spawn(|| runtime.block_on(call(&self.client)))
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
@@ -516,7 +530,11 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let e = runtime.block_on(async { absent.status().unwrap_err() });
+        let e = runtime.block_on(async {
+            let e = absent.status().unwrap_err();
+            drop(absent);
+            e
+        });
         assert!(e.is_retryable(), "refused: {e}");
     }
 }
