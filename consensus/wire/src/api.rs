@@ -22,6 +22,8 @@ use voltmesh_engine::{Money, ParticipantId, Side, Trade, Wh};
 
 use crate::{IntervalClearing, SignedOrder};
 
+/// `GET`: the node API's OpenAPI document (feature `openapi` of this crate generates it).
+pub const OPENAPI: &str = "/v1/openapi.json";
 /// `POST`: submit a signed order.
 pub const ORDERS: &str = "/v1/orders";
 /// `GET`: an interval's clearing.
@@ -74,6 +76,7 @@ pub mod error_kind {
 
 /// The answer to an accepted order: `{"status":"accepted"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
     /// Always `"accepted"`.
     pub status: String,
@@ -89,6 +92,7 @@ impl Default for Accepted {
 
 /// Every error answer: `{"error": kind, "message": text}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A stable, low-cardinality kind ([`error_kind`], [`crate::OrderRejection::kind`]).
     pub error: String,
@@ -109,31 +113,40 @@ impl ErrorBody {
 
 /// One of a participant's trades.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParticipantTrade {
     /// Delivery interval start, Unix seconds.
     pub interval_start: i64,
     /// `buy` or `sell` from the participant's side.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Side))]
     pub side: Side,
     /// The trade.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Trade))]
     pub trade: Trade,
 }
 
 /// A participant's position over all committed trades.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Balance {
     /// Energy bought.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub bought_wh: Wh,
     /// Energy sold.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub sold_wh: Wh,
     /// Paid for purchases minus received for sales, exact (network fees and utility settlement
-    /// are billed after delivery, from metered energy).
+    /// are billed after delivery, from metered energy). A decimal string with nine decimals.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.025000000"))]
     pub net_paid: Money,
 }
 
 /// `GET /v1/participants/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParticipantView {
     /// The pseudonym.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub participant: ParticipantId,
     /// Totals.
     pub balance: Balance,
@@ -143,6 +156,7 @@ pub struct ParticipantView {
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusView {
     /// Neighborhood name.
     pub neighborhood: String,
@@ -170,6 +184,7 @@ pub struct StatusView {
 
 /// `GET /v1/blocks/{height}`: a committed block, decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockView {
     /// Height (genesis is 0).
     pub height: u64,

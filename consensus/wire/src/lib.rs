@@ -10,6 +10,7 @@
 //! | [`genesis`] | [`Genesis`] (parse and validate), [`PublicKey`], [`GenesisError`] |
 //! | [`key`] | the hex ed25519 key file |
 //! | [`api`] | routes, views and the error body of the node API |
+//! | `openapi` (feature `openapi`) | the node API's OpenAPI document, generated from these types |
 //! | `client` (feature `client`) | [`NodeClient`](client::NodeClient), a typed node API client, and a blocking facade |
 //!
 //! No networking stack, store or server: a household app can depend on this crate alone.
@@ -20,6 +21,8 @@ pub mod clearing;
 pub mod client;
 pub mod genesis;
 pub mod key;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod order;
 pub mod reject;
 

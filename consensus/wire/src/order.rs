@@ -23,19 +23,25 @@ use crate::genesis::PublicKey;
 
 /// What a participant (or its meter bridge) signs: one order for one interval.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrderTicket {
     /// Who buys or sells (a pseudonym from genesis).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub participant: ParticipantId,
     /// Start of the delivery interval, Unix seconds, aligned to the interval length.
     pub interval_start: i64,
     /// Unique within the interval.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: OrderId,
     /// Buy or sell.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Side))]
     pub side: Side,
     /// Energy in Wh.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub quantity_wh: Wh,
-    /// Limit price per kWh.
+    /// Limit price per kWh: a decimal string with exactly six decimals (`"0.250000"`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.250000"))]
     pub limit_price: Price,
     /// Strictly increasing per participant: a replayed order is refused.
     pub nonce: u64,
@@ -43,14 +49,17 @@ pub struct OrderTicket {
 
 /// A ticket with its signer's key and signature.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedOrder {
     /// The order.
     pub ticket: OrderTicket,
-    /// The signer: one of the participant's keys in genesis.
+    /// The signer: one of the participant's keys in genesis (64 hex digits).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub public_key: PublicKey,
-    /// ed25519 over [`OrderTicket::signing_bytes`], hex.
+    /// ed25519 over [`OrderTicket::signing_bytes`], hex (128 digits).
     #[serde(with = "hex_signature")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub signature: [u8; 64],
 }
 
