@@ -10,11 +10,12 @@
 //! | GET | `/v1/intervals/{start}` | the interval's clearing and trades (`start` in Unix seconds or RFC 3339); 404 before it clears |
 //! | GET | `/v1/participants/{id}` | the participant's trades and balance |
 //! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |
+//! | GET | `/v1/openapi.json` | the API's OpenAPI document, generated from the wire types ([`voltmesh_wire::openapi`]) |
 //! | GET | `/v1/status` | [`StatusView`]: height, committed hash, view, peers, validators, last commit time, mempool, orders committed, rejected proposals |
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -175,6 +176,12 @@ async fn status(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
     }
 }
 
+async fn openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(voltmesh_wire::openapi::json);
+    ([(header::CONTENT_TYPE, "application/json")], text.as_str()).into_response()
+}
+
 /// The API's routes, feeding `tx`.
 pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
     Router::new()
@@ -183,5 +190,6 @@ pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
         .route(wire_api::PARTICIPANT, get(participant))
         .route(wire_api::BLOCK, get(block))
         .route(wire_api::STATUS, get(status))
+        .route(wire_api::OPENAPI, get(openapi))
         .with_state(tx)
 }
