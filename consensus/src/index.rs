@@ -7,33 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use voltmesh_engine::{Money, ParticipantId, Trade, Wh};
+use voltmesh_engine::ParticipantId;
+use voltmesh_wire::api::{Balance, ParticipantTrade};
+use voltmesh_wire::IntervalClearing;
 
-use crate::ledger::{CommittedBlock, IntervalClearing};
-
-/// One of a participant's trades.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ParticipantTrade {
-    /// Delivery interval start, Unix seconds.
-    pub interval_start: i64,
-    /// `buy` or `sell` from the participant's side.
-    pub side: voltmesh_engine::Side,
-    /// The trade.
-    pub trade: Trade,
-}
-
-/// A participant's position over all committed trades.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Balance {
-    /// Energy bought.
-    pub bought_wh: Wh,
-    /// Energy sold.
-    pub sold_wh: Wh,
-    /// Paid for purchases minus received for sales, exact (network fees and utility settlement
-    /// are billed after delivery, from metered energy).
-    pub net_paid: Money,
-}
+use crate::ledger::CommittedBlock;
 
 /// The API's read model.
 #[derive(Debug, Default)]

@@ -2,13 +2,16 @@
 //!
 //! Modules: [`protocol`] (sans-I/O HotStuff replica), [`net`] (libp2p adapter), [`ledger`] (the
 //! replicated application), [`store`] (redb), [`index`] (the API's read model), [`node`] (the
-//! driver task and HTTP API), [`verify`] (the auditor's re-execution), [`genesis`].
+//! driver task and HTTP API), [`verify`] (the auditor's re-execution). The types shared with
+//! clients (signed orders, clearings, genesis, the key file, the API's views) are in
+//! [`voltmesh_wire`], re-exported as [`wire`]; `chain` turns a genesis into a consensus chain.
 
 pub use voltmesh_engine as engine;
+pub use voltmesh_wire as wire;
 
+mod chain;
 #[cfg(feature = "clap")]
 pub mod cli;
-pub mod genesis;
 pub mod index;
 pub mod ledger;
 pub mod net;

@@ -12,9 +12,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::genesis::Genesis;
+use voltmesh_wire::Genesis;
+
+use crate::chain::chain_of;
 use crate::ledger::{BlockBody, LedgerApp};
-use crate::node::driver_support::chain_of;
 use crate::protocol::App;
 use crate::store::{Store, StoreError};
 

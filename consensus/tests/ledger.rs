@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use voltmesh_consensus::genesis::{Genesis, GenesisValidator, PublicKey};
-use voltmesh_consensus::ledger::{
-    BlockBody, BlockRejection, LedgerApp, LedgerState, OrderRejection, OrderTicket, SignedOrder,
-};
+use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerApp, LedgerState};
 use voltmesh_consensus::protocol::{App, Block};
+use voltmesh_consensus::wire::{
+    Genesis, GenesisValidator, OrderRejection, OrderTicket, PublicKey, SignedOrder,
+};
 use voltmesh_engine::{
     IntervalSpec, MarketConfig, MarketRules, Mechanism, Price, Side, Tariffs, K,
 };

@@ -12,7 +12,7 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{Price, Wh};
 
@@ -117,9 +117,43 @@ impl Serialize for Money {
     }
 }
 
+/// Reads what [`Serialize`] writes: a decimal string with at most nine decimal places (API
+/// clients read balances back exactly).
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let mut value: Decimal = text.parse().map_err(serde::de::Error::custom)?;
+        if value.scale() > Self::SCALE {
+            return Err(serde::de::Error::custom(format!(
+                "{text} has more than {} decimal places",
+                Self::SCALE
+            )));
+        }
+        value.rescale(Self::SCALE);
+        Ok(Money(value.mantissa()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_round_trip_is_exact() {
+        for m in [
+            Money::ZERO,
+            Money::from_nanos(123_457),
+            -Money::from_nanos(12_345_000_001),
+        ] {
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<Money>(&text).unwrap(), m, "{text}");
+        }
+        assert_eq!(
+            serde_json::from_str::<Money>("\"1.5\"").unwrap(),
+            Money::from_nanos(1_500_000_000)
+        );
+        assert!(serde_json::from_str::<Money>("\"0.0000000001\"").is_err());
+    }
 
     #[test]
     fn cost_is_exact() {

@@ -34,8 +34,8 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, QoS, SubscribeFilter};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
-use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_engine::{Interval, ParticipantId, Trade};
+use voltmesh_wire::SignedOrder;
 
 use crate::config::{Config, SettlementConfig};
 use crate::household_topic::subscription_filters;
@@ -75,7 +75,7 @@ pub fn new_ingest(config: &Config) -> SharedIngest {
 /// Everything [`run`] talks to besides the broker.
 #[derive(Debug)]
 pub struct Io<S> {
-    /// Where signed orders go ([`crate::node_client::HttpNode`] in production).
+    /// Where signed orders go ([`voltmesh_wire::client::NodeClient`] in production).
     pub orders: S,
     /// The bridge key named in genesis.
     pub signing_key: SigningKey,

@@ -14,12 +14,22 @@
 //! * The household registry is valid ([`Registry::from_config`]).
 //! * `ingest.formats` holds each subscription's literal prefix (the filter up to its first
 //!   wildcard) mapped to its format, for subscriptions with a format and a non-empty prefix.
+//! * `market` and `settlement` are the neighborhood genesis's (`node.genesis`) when one is given.
+//!
+//! # Genesis
+//! `node.genesis` names the neighborhood's `genesis.json` (relative to the config file's
+//! directory): the bridge reads the market interval, the tariffs and the network fee from it, and
+//! checks `node.neighborhood` against it. The older `[market]` and `[settlement]` tables are
+//! deprecated: without `node.genesis` they (or their defaults) are used with a warning; with it,
+//! they are refused if they disagree with genesis (the error says to remove them).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 use voltmesh_engine::{IntervalSpec, Price, Tariffs};
+use voltmesh_wire::Genesis;
 
 use crate::format::Format;
 use crate::ingest::IngestConfig;
@@ -109,6 +119,44 @@ pub enum ConfigError {
     /// No neighborhood name.
     #[error("node.neighborhood must not be empty")]
     EmptyNeighborhood,
+    /// `node.genesis` cannot be read or is not a valid genesis.
+    #[error("node.genesis {}: {message}", path.display())]
+    Genesis {
+        /// The genesis file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A deprecated table disagrees with `node.genesis`.
+    #[error(
+        "[{table}] ({config}) disagrees with genesis {} ({genesis}); remove [{table}]: \
+         the bridge reads it from node.genesis",
+        path.display()
+    )]
+    DisagreesWithGenesis {
+        /// `market` or `settlement`.
+        table: &'static str,
+        /// The genesis file.
+        path: PathBuf,
+        /// What the bridge config says.
+        config: String,
+        /// What genesis says.
+        genesis: String,
+    },
+    /// `node.neighborhood` is not the genesis's: every signature would be refused.
+    #[error(
+        "node.neighborhood = {config:?} but genesis {} names {genesis:?}; write \
+         neighborhood = {genesis:?}",
+        path.display()
+    )]
+    NeighborhoodDisagrees {
+        /// The genesis file.
+        path: PathBuf,
+        /// What the bridge config says.
+        config: String,
+        /// What genesis says.
+        genesis: String,
+    },
     /// The household registry breaks an invariant.
     #[error("households: {0}")]
     Registry(#[from] RegistryError),
@@ -249,6 +297,10 @@ pub struct NodeConfig {
     /// public key must be listed in genesis for every participant the bridge serves. A relative
     /// path is relative to the config file's directory.
     pub key_file: PathBuf,
+    /// The neighborhood's genesis file, where the market interval, tariffs and network fee come
+    /// from (module docs). A relative path is relative to the config file's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -257,11 +309,13 @@ impl Default for NodeConfig {
             api_url: "http://127.0.0.1:7600".to_owned(),
             neighborhood: "voltmesh".to_owned(),
             key_file: PathBuf::from("bridge.key"),
+            genesis: None,
         }
     }
 }
 
-/// `[settlement]`: the genesis market's tariffs and network fee, for households' bills.
+/// `[settlement]` (deprecated: use `node.genesis`): the genesis market's tariffs and network
+/// fee, for households' bills.
 ///
 /// # Invariant (after validation)
 /// `feed_in <= retail`.
@@ -290,6 +344,15 @@ impl Default for SettlementConfig {
 }
 
 impl SettlementConfig {
+    /// The tariffs and network fee of a genesis.
+    pub fn of(genesis: &Genesis) -> SettlementConfig {
+        SettlementConfig {
+            feed_in: genesis.market.rules.tariffs.feed_in,
+            retail: genesis.market.rules.tariffs.retail,
+            network_fee: genesis.market.network_fee,
+        }
+    }
+
     /// The tariffs.
     pub fn tariffs(self) -> Tariffs {
         Tariffs {
@@ -300,7 +363,7 @@ impl SettlementConfig {
 }
 
 /// The file as parsed, before [`RawConfig::validate`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     /// `[broker]`.
@@ -314,10 +377,12 @@ pub struct RawConfig {
     pub queues: Queues,
     /// `[node]`.
     pub node: NodeConfig,
-    /// `[market]`.
-    pub market: IntervalSpec,
-    /// `[settlement]`.
-    pub settlement: SettlementConfig,
+    /// `[market]` (deprecated: use `node.genesis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market: Option<IntervalSpec>,
+    /// `[settlement]` (deprecated: use `node.genesis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<SettlementConfig>,
     /// `[ingest]`.
     pub ingest: IngestConfig,
     /// `[metrics]`.
@@ -325,23 +390,6 @@ pub struct RawConfig {
     /// `[[household]]`.
     #[serde(rename = "household")]
     pub households: Vec<crate::registry::HouseholdConfig>,
-}
-
-impl Default for RawConfig {
-    fn default() -> Self {
-        RawConfig {
-            broker: BrokerConfig::default(),
-            subscriptions: Vec::new(),
-            topics: Topics::default(),
-            queues: Queues::default(),
-            node: NodeConfig::default(),
-            market: IntervalSpec::DEFAULT,
-            settlement: SettlementConfig::default(),
-            ingest: IngestConfig::default(),
-            metrics: MetricsSection::default(),
-            households: Vec::new(),
-        }
-    }
 }
 
 /// A validated configuration (see the module invariants).
@@ -357,9 +405,9 @@ pub struct Config {
     pub queues: Queues,
     /// `[node]`.
     pub node: NodeConfig,
-    /// `[market]`.
+    /// The market interval: genesis's (`node.genesis`), else `[market]` or its default.
     pub market: IntervalSpec,
-    /// `[settlement]`.
+    /// Tariffs and network fee: genesis's (`node.genesis`), else `[settlement]` or its default.
     pub settlement: SettlementConfig,
     /// `[ingest]`, with the subscriptions' formats merged into `formats`.
     pub ingest: IngestConfig,
@@ -370,8 +418,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads, parses and validates the file at `path`; a relative `node.key_file` is resolved
-    /// against the file's directory.
+    /// Reads, parses and validates the file at `path`; a relative `node.key_file` or
+    /// `node.genesis` is resolved against the file's directory.
     ///
     /// # Errors
     /// [`ConfigError::Read`] if the file cannot be read, else as [`Config::from_toml`].
@@ -380,15 +428,16 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::from_toml(&text)?;
+        let dir = path.parent().unwrap_or_else(|| Path::new(""));
+        let mut config = toml::from_str::<RawConfig>(&text)?.validate_in(dir)?;
         if config.node.key_file.is_relative() {
-            let dir = path.parent().unwrap_or_else(|| Path::new(""));
             config.node.key_file = dir.join(&config.node.key_file);
         }
         Ok(config)
     }
 
-    /// Parses and validates a `bridge.toml`.
+    /// Parses and validates a `bridge.toml`; a relative `node.genesis` is read from the current
+    /// directory.
     ///
     /// # Errors
     /// [`ConfigError::Parse`] for TOML or schema errors, else whatever [`RawConfig::validate`]
@@ -399,11 +448,106 @@ impl Config {
 }
 
 impl RawConfig {
-    /// Checks every invariant in the module docs and builds the registry.
+    /// Checks every invariant in the module docs and builds the registry; a relative
+    /// `node.genesis` is read from the current directory.
     ///
     /// # Errors
     /// The first [`ConfigError`] found.
     pub fn validate(self) -> Result<Config, ConfigError> {
+        self.validate_in(Path::new(""))
+    }
+
+    /// The market interval and settlement values: genesis's if `node.genesis` is given (the
+    /// deprecated tables must then agree with it), else the deprecated tables' or their defaults,
+    /// with a warning. Resolves `node.genesis` against `dir`.
+    fn market_and_settlement(
+        &mut self,
+        dir: &Path,
+    ) -> Result<(IntervalSpec, SettlementConfig), ConfigError> {
+        let Some(file) = &self.node.genesis else {
+            let tables: Vec<&str> = [
+                self.market.is_some().then_some("[market]"),
+                self.settlement.is_some().then_some("[settlement]"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if tables.is_empty() {
+                warn!(
+                    "node.genesis is not set: using the default market interval and tariffs, \
+                     which must match genesis; set node.genesis = \"genesis.json\""
+                );
+            } else {
+                warn!(
+                    tables = %tables.join(" and "),
+                    "deprecated bridge config tables: set node.genesis = \"genesis.json\" \
+                     and remove them (the bridge then reads them from genesis)"
+                );
+            }
+            return Ok((
+                self.market.unwrap_or(IntervalSpec::DEFAULT),
+                self.settlement.unwrap_or_default(),
+            ));
+        };
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Genesis {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let genesis = Genesis::from_json(&text).map_err(|e| ConfigError::Genesis {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if self.node.neighborhood != genesis.neighborhood {
+            return Err(ConfigError::NeighborhoodDisagrees {
+                path,
+                config: self.node.neighborhood.clone(),
+                genesis: genesis.neighborhood,
+            });
+        }
+        let market = genesis.market.interval;
+        let settlement = SettlementConfig::of(&genesis);
+        let show_market = |m: IntervalSpec| {
+            format!(
+                "length_secs = {}, gate_closure_lead_secs = {}",
+                m.length_secs(),
+                m.gate_closure_lead_secs()
+            )
+        };
+        let show_settlement = |s: SettlementConfig| {
+            format!(
+                "feed_in = {}, retail = {}, network_fee = {}",
+                s.feed_in, s.retail, s.network_fee
+            )
+        };
+        if let Some(own) = self.market.filter(|&m| m != market) {
+            return Err(ConfigError::DisagreesWithGenesis {
+                table: "market",
+                path,
+                config: show_market(own),
+                genesis: show_market(market),
+            });
+        }
+        if let Some(own) = self.settlement.filter(|&s| s != settlement) {
+            return Err(ConfigError::DisagreesWithGenesis {
+                table: "settlement",
+                path,
+                config: show_settlement(own),
+                genesis: show_settlement(settlement),
+            });
+        }
+        if self.market.is_some() || self.settlement.is_some() {
+            warn!(
+                genesis = %path.display(),
+                "[market] and [settlement] are deprecated and repeat node.genesis; remove them"
+            );
+        }
+        self.node.genesis = Some(path);
+        Ok((market, settlement))
+    }
+
+    /// [`RawConfig::validate`], with a relative `node.genesis` resolved against `dir`.
+    fn validate_in(mut self, dir: &Path) -> Result<Config, ConfigError> {
         let b = &self.broker;
         if b.client_id.is_empty() || b.client_id.len() > MAX_CLIENT_ID_LEN {
             return Err(ConfigError::BadClientId(b.client_id.len()));
@@ -478,7 +622,8 @@ impl RawConfig {
         if self.node.neighborhood.is_empty() {
             return Err(ConfigError::EmptyNeighborhood);
         }
-        let st = self.settlement;
+        let (market, settlement) = self.market_and_settlement(dir)?;
+        let st = settlement;
         Tariffs::new(st.feed_in, st.retail).map_err(|_| ConfigError::FeedInAboveRetail {
             feed_in: st.feed_in,
             retail: st.retail,
@@ -499,8 +644,8 @@ impl RawConfig {
             topics: self.topics,
             queues: self.queues,
             node: self.node,
-            market: self.market,
-            settlement: self.settlement,
+            market,
+            settlement,
             ingest,
             metrics: self.metrics,
             registry,
@@ -668,6 +813,128 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(Config::load(&path), Err(ConfigError::Read { .. })));
+    }
+
+    /// A valid genesis for neighborhood `nb`: 600 s intervals, 0.07/0.30 tariffs, 0.02 fee.
+    fn genesis_json() -> String {
+        use voltmesh_engine::{MarketConfig, MarketRules, Mechanism, K};
+        use voltmesh_wire::{GenesisValidator, PublicKey};
+        let key = |n: u8| {
+            PublicKey(
+                ed25519_dalek::SigningKey::from_bytes(&[n; 32])
+                    .verifying_key()
+                    .to_bytes(),
+            )
+        };
+        let p = |s: &str| s.parse::<Price>().unwrap();
+        let genesis = Genesis {
+            neighborhood: "nb".into(),
+            genesis_time: "2026-09-21T00:00:00Z".parse().unwrap(),
+            market: MarketConfig {
+                mechanism: Mechanism::Uniform { k: K::HALF },
+                rules: MarketRules {
+                    tariffs: Tariffs::new(p("0.07"), p("0.30")).unwrap(),
+                    max_order_wh: 1_000_000,
+                },
+                network_fee: p("0.02"),
+                interval: IntervalSpec::new(600, 120).unwrap(),
+            },
+            validators: vec![GenesisValidator {
+                public_key: key(1),
+                address: "/ip4/127.0.0.1/tcp/7100".into(),
+            }],
+            participants: [("h1".into(), vec![key(2)])].into(),
+        };
+        serde_json::to_string(&genesis).unwrap()
+    }
+
+    #[test]
+    fn genesis_supplies_the_market_and_settlement() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("genesis.json"), genesis_json()).unwrap();
+        let path = dir.path().join("bridge.toml");
+        let base = "[node]\nneighborhood = \"nb\"\ngenesis = \"genesis.json\"\n\n\
+                    [[subscription]]\nfilter = \"m/#\"\n";
+        std::fs::write(&path, base).unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.market, IntervalSpec::new(600, 120).unwrap());
+        assert_eq!(config.settlement.feed_in, "0.07".parse().unwrap());
+        assert_eq!(config.settlement.retail, "0.30".parse().unwrap());
+        assert_eq!(config.settlement.network_fee, "0.02".parse().unwrap());
+        assert_eq!(
+            config.node.genesis.as_deref(),
+            Some(dir.path().join("genesis.json").as_path())
+        );
+
+        // Deprecated tables that agree are accepted; ones that disagree are refused, and the
+        // error says what to do.
+        let agreeing = format!(
+            "{base}[market]\nlength_secs = 600\ngate_closure_lead_secs = 120\n\
+             [settlement]\nfeed_in = \"0.07\"\nretail = \"0.3\"\nnetwork_fee = \"0.020000\"\n"
+        );
+        std::fs::write(&path, &agreeing).unwrap();
+        assert!(Config::load(&path).is_ok());
+        std::fs::write(&path, agreeing.replace("600", "900")).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::DisagreesWithGenesis {
+                    table: "market",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("remove [market]"), "{e}");
+        std::fs::write(&path, agreeing.replace("\"0.3\"", "\"0.32\"")).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::DisagreesWithGenesis {
+                    table: "settlement",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+
+        std::fs::write(&path, base.replace("\"nb\"", "\"other\"")).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::NeighborhoodDisagrees { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("write neighborhood = \"nb\""), "{e}");
+
+        std::fs::write(&path, base.replace("genesis.json", "missing.json")).unwrap();
+        assert!(matches!(
+            Config::load(&path),
+            Err(ConfigError::Genesis { .. })
+        ));
+        std::fs::write(dir.path().join("genesis.json"), "{}").unwrap();
+        std::fs::write(&path, base).unwrap();
+        assert!(matches!(
+            Config::load(&path),
+            Err(ConfigError::Genesis { .. })
+        ));
+    }
+
+    #[test]
+    fn deprecated_tables_still_work_without_genesis() {
+        let config = with(
+            "[market]\nlength_secs = 600\ngate_closure_lead_secs = 120\n\
+             [settlement]\nretail = \"0.40\"",
+        )
+        .unwrap();
+        assert_eq!(config.market, IntervalSpec::new(600, 120).unwrap());
+        assert_eq!(config.settlement.retail, "0.40".parse().unwrap());
+        assert_eq!(
+            config.settlement.feed_in,
+            SettlementConfig::default().feed_in
+        );
+        assert_eq!(config.node.genesis, None);
     }
 
     #[test]

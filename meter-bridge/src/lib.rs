@@ -17,7 +17,7 @@
 //! * [`ingest`]: the [`Ingest`] state machine the MQTT loop drives, and [`DeadLetter`] records.
 //! * I/O around that core: [`config`] (`bridge.toml`), [`mqtt`] (subscribing and publishing
 //!   connections, results to households), [`order_sink`] (per-order signing and the sink seam),
-//!   [`node_client`] (the node's HTTP API as a sink) and
+//!   [`node_sink`] (the node's HTTP API, [`voltmesh_wire::client::NodeClient`], as a sink) and
 //!   [`bridge::run`], which runs it all until a shutdown future completes.
 //!
 //! Nothing in this crate's core does I/O or reads a clock: times arrive as arguments.
@@ -43,7 +43,7 @@ pub mod local_time;
 pub mod metrics;
 pub mod mqtt;
 pub mod native;
-pub mod node_client;
+pub mod node_sink;
 pub mod order_sink;
 pub mod orders;
 pub mod reading;

@@ -36,11 +36,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use voltmesh_consensus::ledger::{IntervalClearing, SignedOrder};
 use voltmesh_metrics::{
     BridgeDecodeError, BridgeHealth, DecodeErrorKind, HouseholdId, MeterReading, MetricsConfig,
     MetricsHandle, MetricsWriter, Neighborhood, NodeId, WriterStats,
 };
+use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::config::Config;
 use crate::error_kind::ErrorKind;
@@ -405,7 +405,7 @@ mod tests {
 
     fn signed() -> SignedOrder {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-        voltmesh_consensus::ledger::OrderTicket {
+        voltmesh_wire::OrderTicket {
             participant: "h1".into(),
             interval_start: 900,
             id: "o1".into(),

@@ -3,7 +3,8 @@
 //!
 //! Each planned [`Order`] becomes one [`OrderTicket`] ([`ticket`]) signed with the bridge key for
 //! the neighborhood in genesis ([`sign_orders`]); the node checks it against the keys genesis lists
-//! for the participant. [`crate::node_client::HttpNode`] posts them to a node's API;
+//! for the participant. [`voltmesh_wire::client::NodeClient`] posts them to a node's API
+//! ([`crate::node_sink`]);
 //! [`ChannelSink`] hands them to a bounded channel (tests and benches read it).
 //!
 //! # Nonce rule
@@ -18,8 +19,8 @@ use std::future::Future;
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
-use voltmesh_consensus::ledger::{IntervalClearing, OrderTicket, SignedOrder};
 use voltmesh_engine::{Interval, Order};
+use voltmesh_wire::{IntervalClearing, OrderTicket, SignedOrder};
 
 /// The node's ticket for `order` in `interval` (module nonce rule), or `None` if the interval
 /// starts before 1970 (no nonce can be derived).
@@ -74,7 +75,7 @@ pub enum SinkError {
     /// interval, price outside the tariffs, ...): do not retry.
     #[error("order rejected ({kind}): {message}")]
     Rejected {
-        /// The node's error code (`consensus::ledger::OrderRejection::kind`).
+        /// The node's error code ([`voltmesh_wire::OrderRejection::kind`]).
         kind: String,
         /// The node's explanation.
         message: String,

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::body::MAX_ORDERS_PER_BLOCK;
 use super::mempool::MempoolError;
-use super::{BlockBody, IntervalClearing, LedgerState, Mempool, OrderRejection, SignedOrder};
-use crate::genesis::Genesis;
+use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
+
+use super::{BlockBody, LedgerState, Mempool};
 use crate::protocol::{App, Block, BlockHash, Reject};
 
 /// A block the replica committed, decoded for storage and the API.

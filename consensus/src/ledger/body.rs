@@ -1,22 +1,12 @@
 //! Block payloads.
 
 use serde::{Deserialize, Serialize};
-use voltmesh_engine::ClearingOutcome;
+use voltmesh_wire::{IntervalClearing, SignedOrder};
 
-use super::{BlockRejection, SignedOrder};
+use super::BlockRejection;
 
 /// The most orders one block carries.
 pub const MAX_ORDERS_PER_BLOCK: usize = 2_000;
-
-/// One interval's clearing, as the block records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntervalClearing {
-    /// Start of the delivery interval, Unix seconds.
-    pub interval_start: i64,
-    /// The engine's result on the interval's book.
-    pub outcome: ClearingOutcome,
-}
 
 /// What a block carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use voltmesh_engine::ParticipantId;
+use voltmesh_wire::{Genesis, SignedOrder};
 
-use super::{LedgerState, SignedOrder};
-use crate::genesis::Genesis;
+use super::LedgerState;
 
 /// Pending orders in arrival order.
 #[derive(Debug)]

@@ -1,5 +1,8 @@
 //! The replicated application: signed orders in, interval clearings out.
 //!
+//! The order, clearing and rejection types are the wire contract's ([`voltmesh_wire`]);
+//! this module holds what only validators need.
+//!
 //! Every block's payload is a [`BlockBody`]: the signed orders the proposer took from its mempool
 //! and, for every interval whose gate closed at or before the block's time, that interval's
 //! clearing. A validator re-executes the body on its own copy of the state after the parent
@@ -16,13 +19,11 @@
 mod app;
 mod body;
 mod mempool;
-mod order;
 mod reject;
 mod state;
 
 pub use app::{CommittedBlock, LedgerApp, MEMPOOL_CAPACITY};
-pub use body::{BlockBody, IntervalClearing, MAX_ORDERS_PER_BLOCK};
+pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK};
 pub use mempool::{Mempool, MempoolError};
-pub use order::{OrderTicket, SignedOrder};
-pub use reject::{BlockRejection, OrderRejection};
+pub use reject::BlockRejection;
 pub use state::{LedgerState, MAX_INTERVALS_AHEAD};

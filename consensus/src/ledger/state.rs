@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use voltmesh_engine::{CallAuction, Interval, Order, OrderId, ParticipantId};
 
-use super::{BlockBody, BlockRejection, IntervalClearing, OrderRejection, SignedOrder};
-use crate::genesis::Genesis;
+use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
+
+use super::{BlockBody, BlockRejection};
 
 /// How far ahead an order may target an interval: one day of 15-minute intervals.
 pub const MAX_INTERVALS_AHEAD: i64 = 96;

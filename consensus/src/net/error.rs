@@ -155,3 +155,18 @@ pub enum KeyFileError {
     #[error("the keypair is not an ed25519 key")]
     NotEd25519,
 }
+
+impl From<voltmesh_wire::key::KeyError> for KeyFileError {
+    fn from(e: voltmesh_wire::key::KeyError) -> Self {
+        use voltmesh_wire::key::KeyError;
+        match e {
+            KeyError::Io { path, source } => KeyFileError::Io { path, source },
+            KeyError::Hex(e) => KeyFileError::Hex(e),
+            KeyError::Length { expected, found } => KeyFileError::Length { expected, found },
+            KeyError::Random(message) => KeyFileError::Io {
+                path: PathBuf::new(),
+                source: io::Error::other(message),
+            },
+        }
+    }
+}

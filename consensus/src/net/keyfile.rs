@@ -1,24 +1,22 @@
-//! The node key file written by `voltmesh keygen`.
+//! The node key file written by `voltmesh keygen`, as a libp2p identity.
 //!
 //! # Format
-//! One line holding the 32-byte ed25519 secret key as 64 lowercase hex characters, followed by a
-//! newline. Surrounding whitespace is ignored when reading. The public key (what goes into the
-//! genesis file) is the 32-byte ed25519 public key, also as 64 hex characters; the libp2p
-//! [`PeerId`] is derived from it.
-//!
-//! On Unix the file is created with mode `0600`, and saving never overwrites an existing file.
+//! The file format is the wire contract's ([`voltmesh_wire::key`]): one line holding the 32-byte
+//! ed25519 secret key as 64 lowercase hex characters. This module only converts between it and
+//! libp2p's [`Keypair`]; the libp2p [`PeerId`] is derived from the same key.
 
-use std::{fs, io::Write, path::Path};
+use std::path::Path;
 
 use libp2p::{
     identity::{ed25519, Keypair},
     PeerId,
 };
 
-use super::error::KeyFileError;
+use ed25519_dalek::SigningKey;
+use voltmesh_wire::key;
+pub use voltmesh_wire::key::KEY_LEN;
 
-/// Length of an ed25519 secret or public key in bytes.
-pub const KEY_LEN: usize = 32;
+use super::error::KeyFileError;
 
 /// A fresh ed25519 keypair from the operating system's RNG (for `voltmesh keygen`; never call this
 /// on a replicated path).
@@ -110,45 +108,29 @@ pub fn peer_id_of(public: &ed25519::PublicKey) -> PeerId {
     libp2p::identity::PublicKey::from(public.clone()).to_peer_id()
 }
 
-/// Writes `keypair` to a new file at `path` in the key file format.
+/// Writes `keypair` to a new file at `path` in the key file format ([`key::write`]).
 ///
 /// # Errors
 /// [`KeyFileError::Io`] if the file exists already or cannot be written,
 /// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
 pub fn save_keypair(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError> {
-    let text = secret_to_hex(keypair)?;
-    let io_err = |source| KeyFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io_err)?;
-    file.write_all(text.as_bytes()).map_err(io_err)?;
-    file.write_all(b"\n").map_err(io_err)?;
-    file.sync_all().map_err(io_err)
+    let secret = SigningKey::from_bytes(&secret_key_bytes(keypair)?);
+    Ok(key::write(path, &secret)?)
 }
 
-/// Reads a keypair from a key file.
+/// Reads a keypair from a key file ([`key::read`]).
 ///
 /// # Errors
 /// [`KeyFileError::Io`] if the file cannot be read, otherwise as for [`keypair_from_hex`].
 pub fn load_keypair(path: &Path) -> Result<Keypair, KeyFileError> {
-    let text = fs::read_to_string(path).map_err(|source| KeyFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    keypair_from_hex(&text)
+    let secret = key::read(path)?;
+    Keypair::ed25519_from_bytes(secret.to_bytes()).map_err(KeyFileError::Invalid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn hex_round_trip_keeps_identity() {

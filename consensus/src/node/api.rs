@@ -1,4 +1,5 @@
-//! The node's HTTP/JSON API (see `consensus/README.md`, section "Node API").
+//! The node's HTTP/JSON API (see `consensus/README.md`, section "Node API"). What each route
+//! sends and receives is the wire contract's ([`voltmesh_wire::api`]); this module serves it.
 //!
 //! Handlers never touch node state: each request becomes an [`ApiRequest`] on a bounded queue to
 //! the node's driver task, answered on a `oneshot`. A full queue answers 503 at once.
@@ -8,22 +9,25 @@
 //! | POST | `/v1/orders` | 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `replayed_nonce`, `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
 //! | GET | `/v1/intervals/{start}` | the interval's clearing and trades (`start` in Unix seconds or RFC 3339); 404 before it clears |
 //! | GET | `/v1/participants/{id}` | the participant's trades and balance |
-//! | GET | `/v1/blocks/{height}` | a committed block, decoded |
-//! | GET | `/v1/status` | height, view, peers, validators, last commit time |
+//! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |
+//! | GET | `/v1/openapi.json` | the API's OpenAPI document, generated from the wire types ([`voltmesh_wire::openapi`]) |
+//! | GET | `/v1/status` | [`StatusView`]: height, committed hash, view, peers, validators, last commit time, mempool, orders committed, rejected proposals |
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use voltmesh_engine::ParticipantId;
+use voltmesh_wire::api::{
+    self as wire_api, error_kind, Accepted, BlockView, ErrorBody, ParticipantView, StatusView,
+};
+use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 
-use crate::index::{Balance, ParticipantTrade};
-use crate::ledger::{IntervalClearing, OrderRejection, SignedOrder};
+use crate::ledger::BlockBody;
+use crate::protocol::Block;
 
 /// A request from the API to the driver.
 #[derive(Debug)]
@@ -35,55 +39,28 @@ pub enum ApiRequest {
     /// A participant's trades and balance.
     Participant(ParticipantId, oneshot::Sender<ParticipantView>),
     /// A committed block.
-    Block(u64, oneshot::Sender<Option<serde_json::Value>>),
+    Block(u64, oneshot::Sender<Option<BlockView>>),
     /// The node's status.
     Status(oneshot::Sender<StatusView>),
 }
 
-/// A participant's view.
-#[derive(Debug, Clone, Serialize)]
-pub struct ParticipantView {
-    /// The pseudonym.
-    pub participant: ParticipantId,
-    /// Totals.
-    pub balance: Balance,
-    /// Trades, oldest first.
-    pub trades: Vec<ParticipantTrade>,
-}
-
-/// The node's status.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusView {
-    /// Neighborhood name.
-    pub neighborhood: String,
-    /// This node's validator index (in the consensus validator set).
-    pub validator: u16,
-    /// Committed height.
-    pub height: u64,
-    /// Hash of the committed tip, hex.
-    pub committed_hash: String,
-    /// Current view.
-    pub view: u64,
-    /// Connected validators.
-    pub peers: usize,
-    /// Size of the validator set.
-    pub validators: usize,
-    /// Block time of the last commit (ms since the epoch), if any.
-    pub last_commit_ms: Option<u64>,
-    /// Orders waiting for a block.
-    pub mempool: usize,
-    /// Orders committed so far.
-    pub orders_committed: u64,
-    /// Blocks proposed by this node whose payload honest validators refused.
-    pub rejected_proposals: u64,
-}
-
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": kind, "message": message.into()})),
-    )
-        .into_response()
+    (status, Json(ErrorBody::new(kind, message))).into_response()
+}
+
+/// A committed block as the API shows it.
+pub(crate) fn block_view(block: &Block) -> BlockView {
+    let body = BlockBody::decode(block.payload()).unwrap_or_default();
+    BlockView {
+        height: block.height(),
+        hash: hex::encode(block.hash().0),
+        parent: hex::encode(block.parent().0),
+        view: block.view(),
+        proposer: block.proposer().0,
+        timestamp_ms: block.timestamp_ms(),
+        orders: body.orders,
+        clearings: body.clearings,
+    }
 }
 
 async fn ask<T>(
@@ -94,14 +71,14 @@ async fn ask<T>(
     tx.try_send(make(reply)).map_err(|_| {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            error_kind::BUSY,
             "the node is busy; retry",
         )
     })?;
     rx.await.map_err(|_| {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "stopping",
+            error_kind::STOPPING,
             "the node is shutting down",
         )
     })
@@ -110,10 +87,16 @@ async fn ask<T>(
 async fn submit(State(tx): State<mpsc::Sender<ApiRequest>>, body: Bytes) -> Response {
     let order: SignedOrder = match serde_json::from_slice(&body) {
         Ok(order) => order,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "malformed_body", e.to_string()),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                error_kind::MALFORMED_BODY,
+                e.to_string(),
+            )
+        }
     };
     match ask(&tx, |reply| ApiRequest::SubmitOrder(order, reply)).await {
-        Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response(),
+        Ok(Ok(())) => (StatusCode::ACCEPTED, Json(Accepted::default())).into_response(),
         Ok(Err(rejection)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             rejection.kind(),
@@ -138,7 +121,7 @@ async fn interval(
     let Some(start) = parse_interval(&start) else {
         return error(
             StatusCode::BAD_REQUEST,
-            "malformed_interval",
+            error_kind::MALFORMED_INTERVAL,
             "use Unix seconds or RFC 3339",
         );
     };
@@ -146,7 +129,7 @@ async fn interval(
         Ok(Some(clearing)) => Json(clearing).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
-            "not_cleared",
+            error_kind::NOT_CLEARED,
             format!("interval {start} has not cleared"),
         ),
         Err(response) => response,
@@ -171,7 +154,7 @@ async fn block(State(tx): State<mpsc::Sender<ApiRequest>>, Path(height): Path<St
     let Ok(height) = height.parse::<u64>() else {
         return error(
             StatusCode::BAD_REQUEST,
-            "malformed_height",
+            error_kind::MALFORMED_HEIGHT,
             "height is a non-negative integer",
         );
     };
@@ -179,7 +162,7 @@ async fn block(State(tx): State<mpsc::Sender<ApiRequest>>, Path(height): Path<St
         Ok(Some(block)) => Json(block).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
-            "not_committed",
+            error_kind::NOT_COMMITTED,
             format!("no committed block at {height}"),
         ),
         Err(response) => response,
@@ -193,13 +176,20 @@ async fn status(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
     }
 }
 
+async fn openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(voltmesh_wire::openapi::json);
+    ([(header::CONTENT_TYPE, "application/json")], text.as_str()).into_response()
+}
+
 /// The API's routes, feeding `tx`.
 pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
     Router::new()
-        .route("/v1/orders", post(submit))
-        .route("/v1/intervals/{start}", get(interval))
-        .route("/v1/participants/{id}", get(participant))
-        .route("/v1/blocks/{height}", get(block))
-        .route("/v1/status", get(status))
+        .route(wire_api::ORDERS, post(submit))
+        .route(wire_api::INTERVAL, get(interval))
+        .route(wire_api::PARTICIPANT, get(participant))
+        .route(wire_api::BLOCK, get(block))
+        .route(wire_api::STATUS, get(status))
+        .route(wire_api::OPENAPI, get(openapi))
         .with_state(tx)
 }

@@ -5,21 +5,21 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
+use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
+use voltmesh_wire::api::{ParticipantView, StatusView};
+use voltmesh_wire::{Genesis, SignedOrder};
 
-use super::api::{self, ApiRequest, ParticipantView, StatusView};
+use super::api::{self, ApiRequest};
 use super::metrics::{Health, NodeMetrics, NodeMetricsError};
 use super::NodeConfig;
-use crate::genesis::Genesis;
+use crate::chain::chain_of;
 use crate::index::Index;
-use crate::ledger::{BlockBody, LedgerApp, SignedOrder};
+use crate::ledger::LedgerApp;
 use crate::net;
 use crate::protocol::{
-    Block, Chain, Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, TestFault,
-    ValidatorIndex, ValidatorSet,
+    Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, TestFault, ValidatorIndex,
 };
 use crate::store::{Store, StoreError};
 
@@ -72,29 +72,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The genesis block every node derives from the same genesis file.
-pub(crate) fn genesis_block(genesis: &Genesis, genesis_text: &[u8]) -> Block {
-    Block::genesis(
-        genesis.genesis_time_ms(),
-        Sha256::digest(genesis_text).to_vec(),
-    )
-}
-
-/// The consensus chain (validator set and genesis block) of a genesis.
-pub(crate) fn chain_of(genesis: &Genesis, genesis_text: &[u8]) -> Result<Chain, NodeError> {
-    let keys: Vec<VerifyingKey> = genesis
-        .validators
-        .iter()
-        .map(|v| v.public_key.verifying_key())
-        .collect::<Result<_, _>>()
-        .map_err(|e| NodeError::Genesis {
-            path: String::new(),
-            message: e.to_string(),
-        })?;
-    let set = ValidatorSet::new(keys).map_err(|e| NodeError::Replica(e.to_string()))?;
-    Ok(Chain::new(set, genesis_block(genesis, genesis_text)))
 }
 
 /// Runs a node until `shutdown` completes.
@@ -357,7 +334,11 @@ impl Driver {
                 });
             }
             ApiRequest::Block(height, reply) => {
-                let _ = reply.send(self.store.committed_block(height)?.map(|b| block_json(&b)));
+                let _ = reply.send(
+                    self.store
+                        .committed_block(height)?
+                        .map(|b| api::block_view(&b)),
+                );
             }
             ApiRequest::Status(reply) => {
                 let status = self.replica.status();
@@ -432,19 +413,4 @@ impl Driver {
             rejected_proposals: self.replica.stats().rejected_proposals,
         }
     }
-}
-
-/// A committed block as the API shows it.
-fn block_json(block: &Block) -> serde_json::Value {
-    let body = BlockBody::decode(block.payload()).unwrap_or_default();
-    serde_json::json!({
-        "height": block.height(),
-        "hash": hex::encode(block.hash().0),
-        "parent": hex::encode(block.parent().0),
-        "view": block.view(),
-        "proposer": block.proposer().0,
-        "timestamp_ms": block.timestamp_ms(),
-        "orders": body.orders,
-        "clearings": body.clearings,
-    })
 }

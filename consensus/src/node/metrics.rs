@@ -28,8 +28,9 @@ use voltmesh_metrics::{
     NodeId, OrderPoint, RejectionReason, Side, WriterStats,
 };
 
-use crate::genesis::Genesis;
-use crate::ledger::{CommittedBlock, OrderRejection};
+use voltmesh_wire::{Genesis, OrderRejection};
+
+use crate::ledger::CommittedBlock;
 
 /// How often health and rejection counters are written when nothing commits.
 pub const HEALTH_EVERY_MS: u64 = 5_000;

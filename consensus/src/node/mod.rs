@@ -14,8 +14,3 @@ pub mod metrics;
 
 pub use config::{NodeConfig, NodeConfigError, Testing};
 pub use driver::{run, NodeError};
-
-/// Shared with [`crate::verify`]: how a genesis becomes a consensus chain.
-pub(crate) mod driver_support {
-    pub(crate) use super::driver::chain_of;
-}

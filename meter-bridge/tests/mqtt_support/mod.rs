@@ -13,13 +13,13 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
 use voltmesh_meter_bridge::mqtt::ResultMessage;
 use voltmesh_meter_bridge::order_sink::ChannelSink;
 use voltmesh_meter_bridge::Reading;
+use voltmesh_wire::SignedOrder;
 
 /// Generous limit for anything the tests wait for.
 pub const PATIENCE: Duration = Duration::from_secs(30);

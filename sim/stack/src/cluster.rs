@@ -1,17 +1,19 @@
 //! A neighborhood of real `voltmesh node` processes on 127.0.0.1, for tests, benches and local
-//! experiments: keys, genesis and configs in a directory of its own, a minimal HTTP client for
-//! the node API, and the processes killed when the [`Cluster`] is dropped.
+//! experiments: keys, genesis and configs in a directory of its own, the node API read through
+//! the wire contract's typed client ([`BlockingNodeClient`]), and the processes killed when the
+//! [`Cluster`] is dropped.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use voltmesh_consensus::ledger::{OrderTicket, SignedOrder};
 use voltmesh_engine::{Price, Side};
+use voltmesh_wire::api::{self, StatusView};
+use voltmesh_wire::client::BlockingNodeClient;
+use voltmesh_wire::{IntervalClearing, OrderTicket, SignedOrder};
 
 /// The test neighborhood's name.
 pub const NEIGHBORHOOD: &str = "testnet";
@@ -36,6 +38,9 @@ pub enum ClusterError {
     /// `voltmesh keygen` failed or printed something unexpected.
     #[error("keygen: {0}")]
     Keygen(String),
+    /// The node API client could not be built.
+    #[error("node api client: {0}")]
+    Client(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
@@ -110,12 +115,18 @@ pub struct Node {
     /// Whether it proposes wrong clearings.
     pub faulty: bool,
     child: Option<Child>,
+    client: BlockingNodeClient,
 }
 
 impl Node {
     /// The running process's id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Its API, through the wire contract's client.
+    pub fn client(&self) -> &BlockingNodeClient {
+        &self.client
     }
 }
 
@@ -180,8 +191,11 @@ impl Cluster {
             validators.push(
                 json!({"public_key": public, "address": format!("/ip4/127.0.0.1/tcp/{p2p_port}")}),
             );
+            let api = format!("127.0.0.1:{}", free_port()?);
             nodes.push(Node {
-                api: format!("127.0.0.1:{}", free_port()?),
+                client: BlockingNodeClient::new(&format!("http://{api}"))
+                    .map_err(|e| ClusterError::Client(e.to_string()))?,
+                api,
                 dir,
                 p2p_port,
                 faulty: faulty.contains(&i),
@@ -271,24 +285,18 @@ impl Cluster {
     }
 
     /// `GET /v1/status` of node `i`.
-    pub fn status(&self, i: usize) -> Option<Value> {
-        http(&self.nodes[i].api, "GET", "/v1/status", None)
-            .ok()
-            .map(|(_, v)| v)
+    pub fn status(&self, i: usize) -> Option<StatusView> {
+        self.nodes[i].client.status().ok()
     }
 
     /// Committed height of node `i` (0 if it does not answer).
     pub fn height(&self, i: usize) -> u64 {
-        self.status(i)
-            .and_then(|s| s["height"].as_u64())
-            .unwrap_or(0)
+        self.status(i).map_or(0, |s| s.height)
     }
 
     /// Orders node `i` has committed (0 if it does not answer).
     pub fn orders_committed(&self, i: usize) -> u64 {
-        self.status(i)
-            .and_then(|s| s["orders_committed"].as_u64())
-            .unwrap_or(0)
+        self.status(i).map_or(0, |s| s.orders_committed)
     }
 
     /// Polls `cond` every 20 ms until it holds or `timeout` passes.
@@ -323,34 +331,21 @@ impl Cluster {
 
     /// The hash of node `i`'s committed block at `height`.
     pub fn block_hash(&self, i: usize, height: u64) -> Option<String> {
-        match http(
-            &self.nodes[i].api,
-            "GET",
-            &format!("/v1/blocks/{height}"),
-            None,
-        ) {
-            Ok((200, v)) => v["hash"].as_str().map(str::to_owned),
-            _ => None,
-        }
+        let block = self.nodes[i].client.block(height).ok().flatten()?;
+        Some(block.hash)
     }
 
-    /// `POST /v1/orders` to node `i`: the status and the JSON answer.
+    /// `POST /v1/orders` to node `i`: the status and the JSON answer, unclassified (tests check
+    /// exact answers; 0 and `null` if the node cannot be reached).
     pub fn submit(&self, i: usize, order: &SignedOrder) -> (u16, Value) {
         let body = serde_json::to_vec(order).unwrap_or_default();
-        http(&self.nodes[i].api, "POST", "/v1/orders", Some(body)).unwrap_or((0, Value::Null))
+        let path = api::ORDERS;
+        http_with(&self.nodes[i].client, "POST", path, Some(body)).unwrap_or((0, Value::Null))
     }
 
     /// `GET /v1/intervals/{start}` of node `i`, once it has cleared.
-    pub fn interval(&self, i: usize, start: i64) -> Option<Value> {
-        match http(
-            &self.nodes[i].api,
-            "GET",
-            &format!("/v1/intervals/{start}"),
-            None,
-        ) {
-            Ok((200, v)) => Some(v),
-            _ => None,
-        }
+    pub fn interval(&self, i: usize, start: i64) -> Option<IntervalClearing> {
+        self.nodes[i].client.interval(start).ok().flatten()
     }
 
     /// Node `i`'s data directory.
@@ -398,37 +393,32 @@ pub fn order(
     .sign(NEIGHBORHOOD, &household_key(household))
 }
 
-/// A one-shot HTTP/1.1 request; returns the status and the JSON body (`null` if not JSON).
+/// One request to the node API at `addr` (`host:port`) through the wire contract's client;
+/// returns the status and the JSON body (`null` if not JSON). For tests that send what the typed
+/// client never would (malformed bodies and paths).
 ///
 /// # Errors
-/// The I/O error if the node cannot be reached.
+/// An I/O error if the node cannot be reached.
 pub fn http(
     addr: &str,
     method: &str,
     path: &str,
     body: Option<Vec<u8>>,
 ) -> std::io::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )?;
-    stream.write_all(&body)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let json = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    Ok((status, json))
+    let client =
+        BlockingNodeClient::new(&format!("http://{addr}")).map_err(std::io::Error::other)?;
+    http_with(&client, method, path, body)
+}
+
+fn http_with(
+    client: &BlockingNodeClient,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> std::io::Result<(u16, Value)> {
+    let answer = client
+        .raw(method, path, body)
+        .map_err(std::io::Error::other)?;
+    let json = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    Ok((answer.status, json))
 }

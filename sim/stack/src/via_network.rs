@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::NaiveDateTime;
-use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_engine::{ClearingOutcome, Order, ParticipantId, Price, Side};
+use voltmesh_wire::SignedOrder;
 
 use voltmesh_sim::metrics_observer::{IntervalObserver, IntervalView};
 use voltmesh_sim::run::{run_observed, SimError, Window};

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{http, Cluster};
-use voltmesh::cluster::{bridge_key, INTERVAL_SECS, LEAD_SECS, NEIGHBORHOOD};
+use voltmesh::cluster::{bridge_key, INTERVAL_SECS, NEIGHBORHOOD};
 
 /// Longest wait for anything in these tests (a few 20 s intervals).
 const PATIENCE: Duration = Duration::from_secs(150);
@@ -228,8 +228,10 @@ impl Drop for Meters {
     }
 }
 
-/// Writes the bridge's key and config into `dir` and starts `voltmesh bridge` on it.
-fn start_bridge(dir: &Path, broker_port: u16, node_api: &str) -> (Proc, PathBuf) {
+/// Writes the bridge's key and config into `dir` and starts `voltmesh bridge` on it; the bridge
+/// reads the market interval and tariffs from the cluster's `genesis`.
+fn start_bridge(dir: &Path, broker_port: u16, node_api: &str, genesis: &Path) -> (Proc, PathBuf) {
+    let genesis = genesis.display();
     let key = hex::encode(bridge_key().to_bytes());
     std::fs::write(dir.join("bridge.key"), format!("{key}\n")).expect("write bridge.key");
     let config = format!(
@@ -248,15 +250,7 @@ format = "native"
 api_url = "http://{node_api}"
 neighborhood = "{NEIGHBORHOOD}"
 key_file = "bridge.key"
-
-[market]
-length_secs = {INTERVAL_SECS}
-gate_closure_lead_secs = {LEAD_SECS}
-
-[settlement]
-feed_in = "0.080000"
-retail = "0.320000"
-network_fee = "0.010000"
+genesis = "{genesis}"
 
 [[household]]
 participant = "h1"
@@ -340,7 +334,12 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
         .unwrap_or_else(|e| panic!("{e}"));
     let (_broker, port) = start_mosquitto(&dir);
     let results = Results::subscribe(port);
-    let (mut bridge, log) = start_bridge(&dir, port, &cluster.nodes[0].api);
+    let (mut bridge, log) = start_bridge(
+        &dir,
+        port,
+        &cluster.nodes[0].api,
+        &cluster.root.join("genesis.json"),
+    );
     let _meters = Meters::start(port);
 
     // The bridge's orders are committed: the seller's and the buyer's trades show on another
@@ -454,7 +453,12 @@ fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
     // The bridge's node is down before the bridge starts; the other three keep committing.
     cluster.kill(3);
     let (_broker, port) = start_mosquitto(&dir);
-    let (mut bridge, log) = start_bridge(&dir, port, &cluster.nodes[3].api);
+    let (mut bridge, log) = start_bridge(
+        &dir,
+        port,
+        &cluster.nodes[3].api,
+        &cluster.root.join("genesis.json"),
+    );
     let _meters = Meters::start(port);
     // It retries until the interval's gate closes, gives that interval's orders up and carries
     // on with the next interval.

@@ -41,9 +41,9 @@ fn four_validators_commit_identical_ledgers() {
         clearings.iter().all(|c| c == &clearings[0]),
         "{clearings:?}"
     );
-    let outcome = &clearings[0]["outcome"];
-    assert_eq!(outcome["volume_wh"], 700);
-    assert_eq!(outcome["clearing_price"], "0.200000");
+    let outcome = &clearings[0].outcome;
+    assert_eq!(outcome.volume_wh, 700);
+    assert_eq!(outcome.clearing_price, Some("0.200000".parse().unwrap()));
     // Same block hashes at every height all four have.
     let common = (0..4).map(|i| cluster.height(i)).min().unwrap();
     for h in 1..=common {
@@ -67,7 +67,7 @@ fn api_rejections_say_why() {
     let start = open_interval(3);
     let ok = order(1, "s1", start, Side::Sell, 600, "0.10", 1);
     assert_eq!(cluster.submit(0, &ok).0, 202);
-    let expect = |o: &voltmesh_consensus::ledger::SignedOrder, kind: &str| {
+    let expect = |o: &voltmesh_wire::SignedOrder, kind: &str| {
         let (status, body) = cluster.submit(0, o);
         assert_eq!(
             (status, body["error"].as_str()),
@@ -130,7 +130,7 @@ fn api_rejections_say_why() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
     let clearing = cluster.interval(1, start).unwrap();
-    assert_eq!(clearing["outcome"]["unfilled"][0]["id"], "h1:s1");
+    assert_eq!(clearing.outcome.unfilled[0].id.as_str(), "h1:s1");
 }
 
 /// (b) + (c) Four validators, one killed: commits continue within 10 s and every order sent to a
@@ -169,14 +169,9 @@ fn one_of_four_killed_then_restarted() {
             |c| (0..3).all(|i| c.interval(i, start).is_some()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let outcome = cluster.interval(0, start).unwrap()["outcome"].clone();
-    assert_eq!(outcome["volume_wh"], 500, "{outcome}");
-    let traded: Vec<&str> = outcome["trades"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["buy_id"].as_str().unwrap())
-        .collect();
+    let outcome = cluster.interval(0, start).unwrap().outcome;
+    assert_eq!(outcome.volume_wh, 500, "{outcome:?}");
+    let traded: Vec<&str> = outcome.trades.iter().map(|t| t.buy_id.as_str()).collect();
     assert_eq!(traded, ["h2:b1", "h3:b2"]);
 
     let target = (0..3).map(|i| cluster.height(i)).max().unwrap();
@@ -252,10 +247,7 @@ fn two_of_seven_killed() {
             c.live().all(|i| c.interval(i, start).is_some())
         })
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        cluster.interval(4, start).unwrap()["outcome"]["volume_wh"],
-        300
-    );
+    assert_eq!(cluster.interval(4, start).unwrap().outcome.volume_wh, 300);
 }
 
 /// (e) A validator that proposes wrong clearings gets its blocks refused; no honest node commits
@@ -295,21 +287,14 @@ fn wrong_clearing_proposals_are_refused() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     for i in 1..4 {
-        let outcome = cluster.interval(i, start).unwrap()["outcome"].clone();
+        let outcome = cluster.interval(i, start).unwrap().outcome;
         assert_eq!(
-            (
-                outcome["volume_wh"].as_u64(),
-                outcome["clearing_price"].as_str()
-            ),
-            (Some(600), Some("0.200000"))
+            (outcome.volume_wh, outcome.clearing_price),
+            (600, Some("0.200000".parse().unwrap()))
         );
     }
     let refused: u64 = (1..4)
-        .map(|i| {
-            cluster.status(i).unwrap()["rejected_proposals"]
-                .as_u64()
-                .unwrap()
-        })
+        .map(|i| cluster.status(i).unwrap().rejected_proposals)
         .sum();
     assert!(refused > 0, "honest nodes saw the faulty proposals");
     let before = cluster.height(1);

@@ -10,22 +10,18 @@ use anyhow::Context;
 use super::BadInput;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
-use voltmesh_consensus::net::keyfile;
 use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::cli::{BridgeArgs, BridgeCommand, DecodeArgs};
 use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
 use voltmesh_meter_bridge::mqtt::ingest::LinkStatus;
-use voltmesh_meter_bridge::node_client::HttpNode;
+use voltmesh_wire::client::NodeClient;
 
 /// The bridge key from `path` (64 hex characters, as `voltmesh keygen` writes it).
 ///
 /// # Errors
 /// If the file cannot be read or holds no ed25519 key.
 pub fn load_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
-    let keypair = keyfile::load_keypair(path)
-        .with_context(|| format!("bridge key file {}", path.display()))?;
-    let secret = keyfile::secret_key_bytes(&keypair)?;
-    Ok(SigningKey::from_bytes(&secret))
+    voltmesh_wire::key::read(path).with_context(|| format!("bridge key file {}", path.display()))
 }
 
 fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
@@ -35,7 +31,7 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
         .metrics
         .overridden_by(&flags, |key| std::env::var(key).ok());
     let key = load_key(&config.node.key_file)?;
-    let node = HttpNode::new(&config.node.api_url)?;
+    let node = NodeClient::new(&config.node.api_url)?;
     tracing::info!(
         node = %node.base(),
         neighborhood = %config.node.neighborhood,

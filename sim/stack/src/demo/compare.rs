@@ -11,9 +11,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use voltmesh_consensus::genesis::Genesis;
-use voltmesh_consensus::ledger::{IntervalClearing, SignedOrder};
 use voltmesh_engine::{CallAuction, ClearingOutcome, Order, OrderId};
+use voltmesh_wire::{Genesis, IntervalClearing, SignedOrder};
 
 use super::progress::NodeApi;
 use super::DemoError;
@@ -52,9 +51,7 @@ pub async fn committed_orders(
             .block(h)
             .await
             .ok_or_else(|| DemoError::Stalled(format!("block {h} cannot be read")))?;
-        let orders: Vec<SignedOrder> = serde_json::from_value(block["orders"].clone())
-            .map_err(|e| DemoError::Stalled(format!("block {h}: orders: {e}")))?;
-        for order in orders {
+        for order in block.orders {
             by_interval
                 .entry(order.ticket.interval_start)
                 .or_default()
@@ -140,9 +137,8 @@ pub fn table(comparisons: &[Comparison]) -> String {
 mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
-    use voltmesh_consensus::genesis::PublicKey;
-    use voltmesh_consensus::ledger::OrderTicket;
     use voltmesh_engine::Side;
+    use voltmesh_wire::{OrderTicket, PublicKey};
 
     #[test]
     fn reclearing_follows_the_ledger_book_and_detects_a_difference() {

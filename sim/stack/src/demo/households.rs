@@ -10,7 +10,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use voltmesh_engine::{IntervalSpec, ParticipantId, Price};
+use voltmesh_engine::{ParticipantId, Price};
 
 use super::broker::BrokerAddr;
 use super::neighborhood::Prices;
@@ -131,13 +131,14 @@ pub fn build(
 }
 
 /// The bridge's `bridge.toml` for the demo: the broker, node 0's API, the bridge key, the
-/// market's intervals and tariffs (as in genesis) and one `[[household]]` per household.
+/// genesis file (where the bridge reads the market's intervals and tariffs) and one
+/// `[[household]]` per household.
 pub fn bridge_toml(
     broker: &BrokerAddr,
     api: &str,
     neighborhood: &str,
     key_file: &std::path::Path,
-    (market, prices): (IntervalSpec, Prices),
+    genesis_file: &std::path::Path,
     homes: &[DemoHousehold],
 ) -> String {
     let mut toml = format!(
@@ -145,17 +146,11 @@ pub fn bridge_toml(
          [[subscription]]\nfilter = \"dsmr/+\"\nformat = \"dsmr\"\n\n\
          [[subscription]]\nfilter = \"tele/+/SENSOR\"\nformat = \"tasmota\"\n\n\
          [[subscription]]\nfilter = \"+/events/rpc\"\nformat = \"shelly_gen2\"\n\n\
-         [node]\napi_url = \"http://{api}\"\nneighborhood = {neighborhood:?}\nkey_file = {:?}\n\n\
-         [market]\nlength_secs = {}\ngate_closure_lead_secs = {}\n\n\
-         [settlement]\nfeed_in = \"{}\"\nretail = \"{}\"\nnetwork_fee = \"{}\"\n",
+         [node]\napi_url = \"http://{api}\"\nneighborhood = {neighborhood:?}\nkey_file = {:?}\ngenesis = {:?}\n",
         broker.host,
         broker.port,
         key_file.display().to_string(),
-        market.length_secs(),
-        market.gate_closure_lead_secs(),
-        prices.feed_in,
-        prices.retail,
-        prices.network_fee,
+        genesis_file.display().to_string(),
     );
     for h in homes {
         toml += &format!(
@@ -172,6 +167,7 @@ pub fn bridge_toml(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voltmesh_engine::IntervalSpec;
 
     fn prices() -> Prices {
         Prices {
@@ -213,17 +209,34 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 1883,
         };
+        let dir = tempfile::tempdir().unwrap();
+        let participants: Vec<ParticipantId> =
+            homes.iter().map(|h| h.participant.clone()).collect();
+        let hood = super::super::neighborhood::write(
+            dir.path(),
+            1,
+            &participants,
+            super::super::neighborhood::Market {
+                mechanism: voltmesh_engine::Mechanism::Uniform {
+                    k: voltmesh_engine::K::HALF,
+                },
+                prices: prices(),
+                interval_secs: 10,
+            },
+        )
+        .unwrap();
         let text = bridge_toml(
             &broker,
             "127.0.0.1:7600",
-            "demo",
+            &hood.genesis.neighborhood,
             std::path::Path::new("/tmp/bridge.key"),
-            (IntervalSpec::new(10, 3).unwrap(), prices()),
+            &dir.path().join("genesis.json"),
             &homes,
         );
         let config = voltmesh_meter_bridge::config::Config::from_toml(&text).unwrap();
         assert_eq!(config.registry.households().count(), 13);
         assert_eq!(config.settlement.retail, prices().retail);
+        assert_eq!(config.market, IntervalSpec::new(10, 3).unwrap());
         assert!(build(&grid, 14, 7, prices(), playback).is_err());
         assert!(build(&grid, 0, 7, prices(), playback).is_err());
     }

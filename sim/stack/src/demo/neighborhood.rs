@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use voltmesh_consensus::genesis::{Genesis, GenesisValidator, PublicKey};
 use voltmesh_consensus::net::keyfile;
 use voltmesh_consensus::node::NodeConfig;
 use voltmesh_engine::{
     IntervalSpec, MarketConfig, MarketRules, Mechanism, ParticipantId, Price, Tariffs,
 };
+use voltmesh_wire::{Genesis, GenesisValidator, PublicKey};
 
 use super::{io_error, DemoError};
 

@@ -8,55 +8,40 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde_json::Value;
-use voltmesh_consensus::ledger::IntervalClearing;
 use voltmesh_engine::{ClearingOutcome, Price};
+use voltmesh_wire::api::{BlockView, StatusView};
+use voltmesh_wire::client::{ClientError, NodeClient};
+use voltmesh_wire::IntervalClearing;
 
 use super::DemoError;
-use crate::cluster::http;
 
 /// How long after an interval's gate closure a committed block must be before an unknown
 /// interval counts as empty.
 pub const EMPTY_AFTER_MS: i64 = 2_000;
 
-/// A node's HTTP API (plain HTTP/1.1 on loopback).
+/// A node's HTTP API, read through the wire contract's typed client; a node that does not answer
+/// reads as "nothing yet" (the demo polls).
 #[derive(Debug, Clone)]
 pub struct NodeApi {
-    addr: String,
+    client: Option<NodeClient>,
 }
 
 impl NodeApi {
     /// The API at `addr` (`host:port`).
     pub fn new(addr: &str) -> NodeApi {
         NodeApi {
-            addr: addr.to_owned(),
+            client: NodeClient::new(&format!("http://{addr}")).ok(),
         }
     }
 
-    /// `GET path`: the status and JSON body, or `None` if the node cannot be reached.
-    pub async fn get(&self, path: &str) -> Option<(u16, Value)> {
-        let addr = self.addr.clone();
-        let path = path.to_owned();
-        tokio::task::spawn_blocking(move || http(&addr, "GET", &path, None).ok())
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// `GET /v1/status`.
-    pub async fn status(&self) -> Option<Value> {
-        match self.get("/v1/status").await {
-            Some((200, v)) => Some(v),
-            _ => None,
-        }
+    /// `GET /v1/status`, or `None` if the node does not answer.
+    pub async fn status(&self) -> Option<StatusView> {
+        self.client.as_ref()?.status().await.ok()
     }
 
     /// The committed height (0 if the node does not answer).
     pub async fn height(&self) -> u64 {
-        self.status()
-            .await
-            .and_then(|s| s["height"].as_u64())
-            .unwrap_or(0)
+        self.status().await.map_or(0, |s| s.height)
     }
 
     /// The interval's committed clearing, `Ok(None)` while there is none.
@@ -64,20 +49,21 @@ impl NodeApi {
     /// # Errors
     /// [`DemoError::Stalled`] if the node answers 200 with something that is not a clearing.
     pub async fn interval(&self, start: i64) -> Result<Option<IntervalClearing>, DemoError> {
-        match self.get(&format!("/v1/intervals/{start}")).await {
-            Some((200, v)) => serde_json::from_value(v)
-                .map(Some)
-                .map_err(|e| DemoError::Stalled(format!("interval {start}: bad answer: {e}"))),
-            _ => Ok(None),
+        let Some(client) = &self.client else {
+            return Ok(None);
+        };
+        match client.interval(start).await {
+            Ok(clearing) => Ok(clearing),
+            Err(e @ ClientError::Unexpected { status: 200, .. }) => Err(DemoError::Stalled(
+                format!("interval {start}: bad answer: {e}"),
+            )),
+            Err(_) => Ok(None),
         }
     }
 
     /// The committed block at `height`, as the API shows it.
-    pub async fn block(&self, height: u64) -> Option<Value> {
-        match self.get(&format!("/v1/blocks/{height}")).await {
-            Some((200, v)) => Some(v),
-            _ => None,
-        }
+    pub async fn block(&self, height: u64) -> Option<BlockView> {
+        self.client.as_ref()?.block(height).await.ok().flatten()
     }
 }
 
@@ -91,11 +77,7 @@ pub async fn wait_for_peers(apis: &[NodeApi], timeout: Duration) -> Result<(), D
     loop {
         let mut missing = Vec::new();
         for (i, api) in apis.iter().enumerate() {
-            let peers = api
-                .status()
-                .await
-                .and_then(|s| s["peers"].as_u64())
-                .map_or(0, |p| p as usize);
+            let peers = api.status().await.map_or(0, |s| s.peers);
             if peers < want {
                 missing.push(i);
             }
@@ -168,10 +150,7 @@ pub async fn wait_for_interval(
     let closure_ms = (start - i64::from(lead_secs)) * 1000;
     loop {
         let status = api.status().await;
-        let height = status
-            .as_ref()
-            .and_then(|s| s["height"].as_u64())
-            .unwrap_or(0);
+        let height = status.as_ref().map_or(0, |s| s.height);
         if let Some(clearing) = api.interval(start).await? {
             return Ok(IntervalView {
                 start,
@@ -181,8 +160,8 @@ pub async fn wait_for_interval(
         }
         let last_commit = status
             .as_ref()
-            .and_then(|s| s["last_commit_ms"].as_i64())
-            .unwrap_or(0);
+            .and_then(|s| s.last_commit_ms)
+            .map_or(0, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
         if last_commit >= closure_ms + EMPTY_AFTER_MS {
             // Read once more: the clearing may have been committed between the two requests.
             let clearing = api.interval(start).await?;
@@ -196,7 +175,7 @@ pub async fn wait_for_interval(
             return Err(DemoError::Stalled(format!(
                 "interval {start} did not clear within {} s (node status: {})",
                 timeout.as_secs(),
-                status.map_or("unreachable".into(), |s| s.to_string())
+                status.map_or("unreachable".into(), |s| format!("{s:?}"))
             )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

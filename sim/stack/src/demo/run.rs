@@ -23,12 +23,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
-use voltmesh_consensus::ledger::{IntervalClearing, SignedOrder};
 use voltmesh_consensus::node::metrics::MetricsSection;
 use voltmesh_engine::{Mechanism, ParticipantId, Price, K};
 use voltmesh_meter_bridge::bridge;
 use voltmesh_meter_bridge::config::Config as BridgeConfig;
-use voltmesh_meter_bridge::node_client::HttpNode;
+use voltmesh_wire::client::NodeClient;
+use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use super::broker::BrokerAddr;
 use super::households::{self, DemoHousehold, Playback};
@@ -494,7 +494,7 @@ fn start_parts(
         &hood.nodes[0].api,
         &hood.genesis.neighborhood,
         &hood.bridge_key_file,
-        (hood.genesis.market.interval, options.prices),
+        &hood.dir.join("genesis.json"),
         homes,
     );
     std::fs::write(hood.dir.join("bridge.toml"), &toml).map_err(io_error("write bridge.toml"))?;
@@ -507,7 +507,7 @@ fn start_parts(
         ..options.node_metrics.clone()
     };
     let households_prefix = config.topics.households_prefix.clone();
-    let sink = HttpNode::new(&format!("http://{}", hood.nodes[0].api))
+    let sink = NodeClient::new(&format!("http://{}", hood.nodes[0].api))
         .map_err(|e| DemoError::Bridge(e.to_string()))?;
     let (stop_all, _) = tokio::sync::broadcast::channel::<()>(1);
     let signal = {
@@ -588,7 +588,7 @@ fn start_parts(
 /// returns the intervals compared, those that differ, and what was committed.
 async fn compare_with_engine(
     api: &NodeApi,
-    genesis: &voltmesh_consensus::genesis::Genesis,
+    genesis: &voltmesh_wire::Genesis,
     ledger: &Ledger,
     out: &mut (dyn Write + Send),
 ) -> Result<(usize, usize, Committed), DemoError> {

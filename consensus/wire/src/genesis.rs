@@ -162,3 +162,121 @@ impl Genesis {
             .map(|keys| keys.contains(key))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use voltmesh_engine::{IntervalSpec, MarketRules, Mechanism, Price, Tariffs, K};
+
+    fn pk(n: u8) -> PublicKey {
+        PublicKey(SigningKey::from_bytes(&[n; 32]).verifying_key().to_bytes())
+    }
+
+    fn p(s: &str) -> Price {
+        s.parse().expect("price")
+    }
+
+    fn genesis() -> Genesis {
+        Genesis {
+            neighborhood: "testville".into(),
+            genesis_time: "2026-09-21T00:00:00Z".parse().expect("time"),
+            market: MarketConfig {
+                mechanism: Mechanism::Uniform { k: K::HALF },
+                rules: MarketRules {
+                    tariffs: Tariffs::new(p("0.08"), p("0.32")).expect("tariffs"),
+                    max_order_wh: 1_000_000,
+                },
+                network_fee: p("0.01"),
+                interval: IntervalSpec::DEFAULT,
+            },
+            validators: (100..104)
+                .map(|n| GenesisValidator {
+                    public_key: pk(n),
+                    address: format!("/ip4/127.0.0.1/tcp/{n}"),
+                })
+                .collect(),
+            participants: BTreeMap::from([("h1".into(), vec![pk(1), pk(9)])]),
+        }
+    }
+
+    fn parse(genesis: &Genesis) -> Result<Genesis, GenesisError> {
+        Genesis::from_json(&serde_json::to_string(genesis).expect("json"))
+    }
+
+    #[test]
+    fn a_valid_genesis_round_trips() {
+        let g = genesis();
+        assert_eq!(parse(&g), Ok(g.clone()));
+        assert_eq!(g.may_sign(&"h1".into(), &pk(9)), Some(true));
+        assert_eq!(g.may_sign(&"h1".into(), &pk(2)), Some(false));
+        assert_eq!(g.may_sign(&"h2".into(), &pk(1)), None);
+        assert_eq!(g.genesis_time_ms(), 1_789_948_800_000);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert!(matches!(
+            Genesis::from_json("{}"),
+            Err(GenesisError::Malformed(_))
+        ));
+        let mut g = genesis();
+        g.validators.clear();
+        assert_eq!(parse(&g), Err(GenesisError::NoValidators));
+
+        let mut g = genesis();
+        g.validators[1].public_key = g.validators[0].public_key;
+        assert_eq!(
+            parse(&g),
+            Err(GenesisError::DuplicateValidator(pk(100).to_string()))
+        );
+
+        let mut g = genesis();
+        g.participants.insert("h2".into(), Vec::new());
+        assert_eq!(
+            parse(&g),
+            Err(GenesisError::ParticipantWithoutKeys("h2".into()))
+        );
+
+        // Some 32-byte strings are not points on the curve.
+        let not_a_point = (0..=u8::MAX)
+            .map(|b| PublicKey([b; 32]))
+            .find(|k| k.verifying_key().is_err())
+            .expect("a non-point");
+        let mut g = genesis();
+        g.participants.insert("h2".into(), vec![not_a_point]);
+        assert_eq!(
+            parse(&g),
+            Err(GenesisError::BadKey(not_a_point.to_string()))
+        );
+        assert!(matches!(
+            "zz".parse::<PublicKey>(),
+            Err(GenesisError::BadKey(_))
+        ));
+
+        let mut g = genesis();
+        g.market.rules.tariffs.feed_in = p("0.50");
+        assert!(matches!(parse(&g), Err(GenesisError::Market(_))));
+
+        let text =
+            serde_json::to_string(&genesis())
+                .expect("json")
+                .replacen('{', "{\"extra\":1,", 1);
+        assert!(matches!(
+            Genesis::from_json(&text),
+            Err(GenesisError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn public_keys_are_64_hex_digits() {
+        let key = pk(1);
+        let text = serde_json::to_string(&key).expect("json");
+        assert_eq!(text.len(), 66);
+        assert_eq!(
+            serde_json::from_str::<PublicKey>(&text).expect("parse"),
+            key
+        );
+        assert_eq!(format!("{key:?}"), format!("PublicKey({key})"));
+    }
+}

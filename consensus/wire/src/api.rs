@@ -1,0 +1,291 @@
+//! The node's HTTP/JSON API: routes, what each route answers, and the error body.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | POST | [`ORDERS`] | body: a [`SignedOrder`]; 202 [`Accepted`]; 400 [`ErrorBody`] `malformed_body`; 422 [`ErrorBody`] with `error` = an [`OrderRejection::kind`]; 503 `busy`/`stopping` |
+//! | GET | [`INTERVAL`] | 200 [`IntervalClearing`] (`start` in Unix seconds or RFC 3339); 400 `malformed_interval`; 404 `not_cleared` |
+//! | GET | [`PARTICIPANT`] | 200 [`ParticipantView`] |
+//! | GET | [`BLOCK`] | 200 [`BlockView`]; 400 `malformed_height`; 404 `not_committed` |
+//! | GET | [`STATUS`] | 200 [`StatusView`] |
+//!
+//! Every error answer is an [`ErrorBody`] (`{"error": kind, "message": text}`); a node whose
+//! request queue is full answers 503 `busy`, one shutting down 503 `stopping`.
+//!
+//! Prices inside orders are strings with six decimals (see [`crate::order`]).
+//!
+//! [`SignedOrder`]: crate::SignedOrder
+//! [`IntervalClearing`]: crate::IntervalClearing
+//! [`OrderRejection::kind`]: crate::OrderRejection::kind
+
+use serde::{Deserialize, Serialize};
+use voltmesh_engine::{Money, ParticipantId, Side, Trade, Wh};
+
+use crate::{IntervalClearing, SignedOrder};
+
+/// `GET`: the node API's OpenAPI document (feature `openapi` of this crate generates it).
+pub const OPENAPI: &str = "/v1/openapi.json";
+/// `POST`: submit a signed order.
+pub const ORDERS: &str = "/v1/orders";
+/// `GET`: an interval's clearing.
+pub const INTERVAL: &str = "/v1/intervals/{start}";
+/// `GET`: a participant's trades and balance.
+pub const PARTICIPANT: &str = "/v1/participants/{id}";
+/// `GET`: a committed block.
+pub const BLOCK: &str = "/v1/blocks/{height}";
+/// `GET`: the node's status.
+pub const STATUS: &str = "/v1/status";
+
+/// The path of [`INTERVAL`] for `start` (Unix seconds).
+pub fn interval_path(start: i64) -> String {
+    format!("/v1/intervals/{start}")
+}
+
+/// The path of [`PARTICIPANT`] for `id`.
+pub fn participant_path(id: &str) -> String {
+    format!("/v1/participants/{id}")
+}
+
+/// The path of [`BLOCK`] for `height`.
+pub fn block_path(height: u64) -> String {
+    format!("/v1/blocks/{height}")
+}
+
+/// Error kinds the API itself answers (order rejections use [`crate::OrderRejection::kind`]).
+pub mod error_kind {
+    /// 400: the order body is not a signed order.
+    pub const MALFORMED_BODY: &str = "malformed_body";
+    /// 400: the interval is neither Unix seconds nor RFC 3339.
+    pub const MALFORMED_INTERVAL: &str = "malformed_interval";
+    /// 400: the height is not a non-negative integer.
+    pub const MALFORMED_HEIGHT: &str = "malformed_height";
+    /// 404: the interval has not cleared (yet).
+    pub const NOT_CLEARED: &str = "not_cleared";
+    /// 404: no committed block at that height.
+    pub const NOT_COMMITTED: &str = "not_committed";
+    /// 503: the node's request queue is full; retry.
+    pub const BUSY: &str = "busy";
+    /// 503: the node is shutting down.
+    pub const STOPPING: &str = "stopping";
+    /// 422: the mempool is full; retry (an [`crate::OrderRejection::MempoolFull`]).
+    pub const MEMPOOL_FULL: &str = "mempool_full";
+    /// 422: the nonce was used already (a resubmission of an accepted order, or a replay).
+    pub const REPLAYED_NONCE: &str = "replayed_nonce";
+    /// 422: the interval already has an order with this id.
+    pub const DUPLICATE_ID: &str = "duplicate_id";
+}
+
+/// The answer to an accepted order: `{"status":"accepted"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Accepted {
+    /// Always `"accepted"`.
+    pub status: String,
+}
+
+impl Default for Accepted {
+    fn default() -> Self {
+        Accepted {
+            status: "accepted".into(),
+        }
+    }
+}
+
+/// Every error answer: `{"error": kind, "message": text}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// A stable, low-cardinality kind ([`error_kind`], [`crate::OrderRejection::kind`]).
+    pub error: String,
+    /// For humans.
+    #[serde(default)]
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error body.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One of a participant's trades.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ParticipantTrade {
+    /// Delivery interval start, Unix seconds.
+    pub interval_start: i64,
+    /// `buy` or `sell` from the participant's side.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Side))]
+    pub side: Side,
+    /// The trade.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Trade))]
+    pub trade: Trade,
+}
+
+/// A participant's position over all committed trades.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Balance {
+    /// Energy bought.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
+    pub bought_wh: Wh,
+    /// Energy sold.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
+    pub sold_wh: Wh,
+    /// Paid for purchases minus received for sales, exact (network fees and utility settlement
+    /// are billed after delivery, from metered energy). A decimal string with nine decimals.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.025000000"))]
+    pub net_paid: Money,
+}
+
+/// `GET /v1/participants/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ParticipantView {
+    /// The pseudonym.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub participant: ParticipantId,
+    /// Totals.
+    pub balance: Balance,
+    /// Trades, oldest first.
+    pub trades: Vec<ParticipantTrade>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusView {
+    /// Neighborhood name.
+    pub neighborhood: String,
+    /// This node's validator index (in the consensus validator set).
+    pub validator: u16,
+    /// Committed height.
+    pub height: u64,
+    /// Hash of the committed tip, hex.
+    pub committed_hash: String,
+    /// Current view.
+    pub view: u64,
+    /// Connected validators.
+    pub peers: usize,
+    /// Size of the validator set.
+    pub validators: usize,
+    /// Block time of the last commit (ms since the epoch), if any.
+    pub last_commit_ms: Option<u64>,
+    /// Orders waiting for a block.
+    pub mempool: usize,
+    /// Orders committed so far.
+    pub orders_committed: u64,
+    /// Blocks proposed by this node whose payload honest validators refused.
+    pub rejected_proposals: u64,
+}
+
+/// `GET /v1/blocks/{height}`: a committed block, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BlockView {
+    /// Height (genesis is 0).
+    pub height: u64,
+    /// The block's hash, hex.
+    pub hash: String,
+    /// The parent's hash, hex.
+    pub parent: String,
+    /// The view it was proposed in.
+    pub view: u64,
+    /// The proposer's validator index.
+    pub proposer: u16,
+    /// Block time: the proposer's clock, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The orders it carries, in ledger order.
+    pub orders: Vec<SignedOrder>,
+    /// The interval clearings it records, oldest first.
+    pub clearings: Vec<IntervalClearing>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+    use std::fmt::Debug;
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: &T) -> String {
+        let text = serde_json::to_string(value).expect("serialise");
+        let back: T = serde_json::from_str(&text).expect("deserialise");
+        assert_eq!(&back, value);
+        text
+    }
+
+    #[test]
+    fn status_round_trips_with_every_field() {
+        let status = StatusView {
+            neighborhood: "nb".into(),
+            validator: 2,
+            height: 41,
+            committed_hash: "ab".repeat(32),
+            view: 44,
+            peers: 3,
+            validators: 4,
+            last_commit_ms: Some(1_790_000_000_123),
+            mempool: 5,
+            orders_committed: 17,
+            rejected_proposals: 1,
+        };
+        let text = round_trip(&status);
+        for field in [
+            "\"last_commit_ms\":1790000000123",
+            "\"rejected_proposals\":1",
+            "\"committed_hash\":",
+        ] {
+            assert!(text.contains(field), "{field} in {text}");
+        }
+        round_trip(&StatusView {
+            last_commit_ms: None,
+            ..status
+        });
+    }
+
+    #[test]
+    fn participant_and_error_views_round_trip() {
+        let view = ParticipantView {
+            participant: "hh-1".into(),
+            balance: Balance {
+                bought_wh: 100,
+                sold_wh: 0,
+                net_paid: Money::ZERO,
+            },
+            trades: Vec::new(),
+        };
+        round_trip(&view);
+        assert_eq!(
+            round_trip(&ErrorBody::new("bad_signature", "bad signature")),
+            r#"{"error":"bad_signature","message":"bad signature"}"#
+        );
+        let bare: ErrorBody = serde_json::from_str(r#"{"error":"busy"}"#).expect("no message");
+        assert_eq!(bare.message, "");
+        assert_eq!(round_trip(&Accepted::default()), r#"{"status":"accepted"}"#);
+    }
+
+    #[test]
+    fn block_view_sends_timestamp_ms() {
+        let block = BlockView {
+            height: 3,
+            hash: "11".repeat(32),
+            parent: "22".repeat(32),
+            view: 3,
+            proposer: 1,
+            timestamp_ms: 1_790_000_000_000,
+            orders: Vec::new(),
+            clearings: Vec::new(),
+        };
+        assert!(round_trip(&block).contains("\"timestamp_ms\":1790000000000"));
+    }
+
+    #[test]
+    fn paths_fill_the_routes() {
+        assert_eq!(interval_path(900), INTERVAL.replace("{start}", "900"));
+        assert_eq!(participant_path("h1"), PARTICIPANT.replace("{id}", "h1"));
+        assert_eq!(block_path(7), BLOCK.replace("{height}", "7"));
+    }
+}

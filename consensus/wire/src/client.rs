@@ -1,0 +1,540 @@
+//! [`NodeClient`]: the typed client of the node API ([`crate::api`]), and [`BlockingNodeClient`]
+//! for synchronous callers (test harnesses, command-line tools).
+//!
+//! # How answers to `POST /v1/orders` are classified
+//! | node answer | result |
+//! |---|---|
+//! | 202 | [`Submitted::Accepted`] |
+//! | 422 `replayed_nonce` / `duplicate_id` | [`Submitted::AlreadyThere`] (a resubmission: a signer that reuses the nonce and id of an order it sent before gets this) |
+//! | 422 `mempool_full`, 503, 5xx, connection refused, timeout | [`ClientError::Unavailable`]: retry |
+//! | other 422 | [`ClientError::Rejected`]: permanent, counted, never retried |
+//! | 400 | [`ClientError::Malformed`]: a bug, counted, never retried |
+//! | anything else | [`ClientError::Unexpected`] |
+//!
+//! The read routes answer `Ok` for 200 (and `Ok(None)` for the documented 404s of
+//! [`NodeClient::interval`] and [`NodeClient::block`]), [`ClientError::Unavailable`] for
+//! transport errors and 5xx, and [`ClientError::Unexpected`] for anything else, including a 200
+//! whose body is not the documented view.
+//!
+//! Every request has a connect timeout ([`CONNECT_TIMEOUT`]) and a total timeout
+//! ([`REQUEST_TIMEOUT`]); proxies from the environment are ignored, so the client only ever
+//! talks to the configured node. Clones share one connection pool and one set of counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::{debug, warn};
+
+use crate::api::{self, error_kind, BlockView, ErrorBody, ParticipantView, StatusView};
+use crate::{IntervalClearing, SignedOrder};
+
+/// How long to wait for a TCP connection to the node.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one request may take in total.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest part of an unexpected body kept in an error.
+const BODY_SNIPPET: usize = 200;
+
+/// Why a [`NodeClient`] cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeClientError {
+    /// The base URL is not `http://host:port` (optionally with a path prefix).
+    #[error("node api url {0:?} must start with http:// or https:// and name a host")]
+    BadUrl(String),
+    /// The HTTP client could not be built (TLS backend initialisation).
+    #[error("http client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The blocking facade's runtime could not be built.
+    #[error("runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// How a node took an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Newly accepted into the node's mempool.
+    Accepted,
+    /// The node already has it (`replayed_nonce` or `duplicate_id`): a resubmission.
+    AlreadyThere,
+}
+
+/// Why a request did not give the answer asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The node could not be reached, timed out or is busy; worth retrying.
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+    /// The node refused the order for good (bad signature, unknown participant, closed
+    /// interval, price outside the tariffs, ...): do not retry.
+    #[error("order rejected ({kind}): {message}")]
+    Rejected {
+        /// The node's error code ([`crate::OrderRejection::kind`]).
+        kind: String,
+        /// The node's explanation.
+        message: String,
+    },
+    /// The node could not parse the request (400): a bug on one side; do not retry.
+    #[error("node refused the request as malformed: {0}")]
+    Malformed(String),
+    /// An answer the API does not document (wrong URL, proxy in the way, ...); do not retry.
+    #[error("unexpected answer from the node: HTTP {status}: {body}")]
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+}
+
+impl ClientError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ClientError::Unavailable(_))
+    }
+}
+
+/// What a [`NodeClient`] has seen of its order submissions since it was built (shared by
+/// clones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SubmitCounts {
+    /// Orders the node newly accepted.
+    pub accepted: u64,
+    /// Resubmissions the node already had.
+    pub already_there: u64,
+    /// Orders refused for good (other 422s).
+    pub rejected: u64,
+    /// Requests the node could not parse (400).
+    pub malformed: u64,
+    /// Attempts that failed in a retryable way (node down, busy, timeout).
+    pub unavailable: u64,
+    /// Answers the API does not document.
+    pub unexpected: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    already_there: AtomicU64,
+    rejected: AtomicU64,
+    malformed: AtomicU64,
+    unavailable: AtomicU64,
+    unexpected: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A raw answer: the status and the body's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// The body as an [`ErrorBody`], if it is one.
+    pub fn error(&self) -> Option<ErrorBody> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// A node's HTTP API (module docs for the classification of answers).
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    client: reqwest::Client,
+    base: Arc<str>,
+    counters: Arc<Counters>,
+}
+
+impl NodeClient {
+    /// A client for the node API at `api_base`, e.g. `"http://127.0.0.1:7600"` (a trailing `/`
+    /// is ignored). Nothing is contacted until the first request.
+    ///
+    /// # Errors
+    /// [`NodeClientError::BadUrl`] if `api_base` is not an http(s) URL with a host;
+    /// [`NodeClientError::Client`] if the HTTP client cannot be built.
+    pub fn new(api_base: &str) -> Result<NodeClient, NodeClientError> {
+        let base = api_base.trim_end_matches('/');
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(|| NodeClientError::BadUrl(api_base.to_owned()))?;
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(NodeClientError::BadUrl(api_base.to_owned()));
+        }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()?;
+        Ok(NodeClient {
+            client,
+            base: Arc::from(base),
+            counters: Arc::default(),
+        })
+    }
+
+    /// The base URL, without a trailing `/`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A snapshot of the submission counters.
+    pub fn counts(&self) -> SubmitCounts {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SubmitCounts {
+            accepted: load(&c.accepted),
+            already_there: load(&c.already_there),
+            rejected: load(&c.rejected),
+            malformed: load(&c.malformed),
+            unavailable: load(&c.unavailable),
+            unexpected: load(&c.unexpected),
+        }
+    }
+
+    /// Sends one request and reads the whole answer, without interpreting it (for harnesses that
+    /// check exact answers; `body` is sent as JSON).
+    ///
+    /// # Errors
+    /// [`ClientError::Unavailable`] if the node cannot be reached or the answer not read.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<RawAnswer, ClientError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        Ok(RawAnswer {
+            status,
+            body: body.to_vec(),
+        })
+    }
+
+    /// `POST /v1/orders` (module docs for the classification of answers; counted).
+    ///
+    /// # Errors
+    /// [`ClientError`] as classified.
+    pub async fn submit(&self, order: &SignedOrder) -> Result<Submitted, ClientError> {
+        let body = serde_json::to_vec(order).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let answer = match self.raw("POST", api::ORDERS, Some(body)).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                bump(&self.counters.unavailable);
+                return Err(e);
+            }
+        };
+        if answer.status == StatusCode::ACCEPTED.as_u16() {
+            bump(&self.counters.accepted);
+            return Ok(Submitted::Accepted);
+        }
+        if answer.status == StatusCode::UNPROCESSABLE_ENTITY.as_u16() {
+            if let Some(e) = answer.error() {
+                if e.error == error_kind::REPLAYED_NONCE || e.error == error_kind::DUPLICATE_ID {
+                    bump(&self.counters.already_there);
+                    debug!(participant = %order.ticket.participant, order = %order.ticket.id, kind = %e.error, "node already has the order");
+                    return Ok(Submitted::AlreadyThere);
+                }
+            }
+        }
+        Err(self.classify(order, &answer))
+    }
+
+    fn unavailable(&self, cause: impl std::fmt::Display) -> ClientError {
+        bump(&self.counters.unavailable);
+        ClientError::Unavailable(cause.to_string())
+    }
+
+    fn classify(&self, order: &SignedOrder, answer: &RawAnswer) -> ClientError {
+        let c = &self.counters;
+        let participant = order.ticket.participant.as_str();
+        let body = &answer.body;
+        match (answer.status, answer.error()) {
+            (422, Some(e)) if e.error == error_kind::MEMPOOL_FULL => self.unavailable(e.message),
+            (422, Some(e)) => {
+                bump(&c.rejected);
+                warn!(
+                    participant,
+                    order = %order.ticket.id,
+                    interval = order.ticket.interval_start,
+                    kind = %e.error,
+                    message = %e.message,
+                    "node rejected the order; not retrying"
+                );
+                ClientError::Rejected {
+                    kind: e.error,
+                    message: e.message,
+                }
+            }
+            (400, parsed) => {
+                bump(&c.malformed);
+                let message = parsed.map_or_else(|| snippet(body), |e| e.message);
+                warn!(participant, order = %order.ticket.id, %message, "node could not parse the order (a bug)");
+                ClientError::Malformed(message)
+            }
+            (s, _) if s >= 500 => self.unavailable(format!("HTTP {s}: {}", snippet(body))),
+            (s, _) => {
+                bump(&c.unexpected);
+                warn!(participant, status = s, body = %snippet(body), "unexpected answer to an order");
+                ClientError::Unexpected {
+                    status: s,
+                    body: snippet(body),
+                }
+            }
+        }
+    }
+
+    /// `GET path` as a `T`; `Ok(None)` for a 404.
+    async fn view<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, ClientError> {
+        let answer = self.raw("GET", path, None).await?;
+        match answer.status {
+            200 => serde_json::from_slice(&answer.body).map(Some).map_err(|e| {
+                ClientError::Unexpected {
+                    status: 200,
+                    body: format!("not the documented answer: {e}"),
+                }
+            }),
+            404 => Ok(None),
+            s if s >= 500 => Err(ClientError::Unavailable(format!(
+                "HTTP {s}: {}",
+                snippet(&answer.body)
+            ))),
+            s => Err(ClientError::Unexpected {
+                status: s,
+                body: snippet(&answer.body),
+            }),
+        }
+    }
+
+    /// `GET /v1/intervals/{start}`: the interval's committed clearing, `None` while it has not
+    /// cleared.
+    ///
+    /// # Errors
+    /// [`ClientError`] (module docs).
+    pub async fn interval(&self, start: i64) -> Result<Option<IntervalClearing>, ClientError> {
+        self.view(&api::interval_path(start)).await
+    }
+
+    /// `GET /v1/blocks/{height}`: the committed block, `None` if there is none at `height`.
+    ///
+    /// # Errors
+    /// [`ClientError`] (module docs).
+    pub async fn block(&self, height: u64) -> Result<Option<BlockView>, ClientError> {
+        self.view(&api::block_path(height)).await
+    }
+
+    /// `GET /v1/status`.
+    ///
+    /// # Errors
+    /// [`ClientError`] (module docs); a 404 is [`ClientError::Unexpected`].
+    pub async fn status(&self) -> Result<StatusView, ClientError> {
+        self.view(api::STATUS).await?.ok_or_else(not_found)
+    }
+
+    /// `GET /v1/participants/{id}`.
+    ///
+    /// # Errors
+    /// [`ClientError`] (module docs); a 404 is [`ClientError::Unexpected`].
+    pub async fn participant(&self, id: &str) -> Result<ParticipantView, ClientError> {
+        self.view(&api::participant_path(id))
+            .await?
+            .ok_or_else(not_found)
+    }
+}
+
+fn not_found() -> ClientError {
+    ClientError::Unexpected {
+        status: 404,
+        body: "not found".into(),
+    }
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET)]);
+    text.into_owned()
+}
+
+/// [`NodeClient`] for synchronous callers (test harnesses, tools): each call runs on the facade's
+/// own current-thread runtime and blocks until the answer. Called from inside an async runtime
+/// (where tokio refuses a nested `block_on`) it runs the call on a short-lived thread of its own,
+/// still blocking the caller; async code should use [`NodeClient`]. It may be dropped anywhere
+/// (its runtime shuts down in the background).
+#[derive(Debug)]
+pub struct BlockingNodeClient {
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    client: NodeClient,
+}
+
+impl Drop for BlockingNodeClient {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which tokio refuses inside an async context.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl BlockingNodeClient {
+    /// A blocking client for the node API at `api_base` (as [`NodeClient::new`]).
+    ///
+    /// # Errors
+    /// As [`NodeClient::new`], or [`NodeClientError::Runtime`].
+    pub fn new(api_base: &str) -> Result<BlockingNodeClient, NodeClientError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(BlockingNodeClient {
+            client: NodeClient::new(api_base)?,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The async client underneath.
+    pub fn client(&self) -> &NodeClient {
+        &self.client
+    }
+
+    fn run<'a, T: Send, F: std::future::Future<Output = T>>(
+        &'a self,
+        call: impl FnOnce(&'a NodeClient) -> F + Send,
+    ) -> T {
+        let Some(runtime) = &self.runtime else {
+            unreachable!("the runtime is only taken on drop")
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return runtime.block_on(call(&self.client));
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| runtime.block_on(call(&self.client)))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// [`NodeClient::raw`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::raw`].
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<RawAnswer, ClientError> {
+        self.run(|c| c.raw(method, path, body))
+    }
+
+    /// [`NodeClient::submit`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::submit`].
+    pub fn submit(&self, order: &SignedOrder) -> Result<Submitted, ClientError> {
+        self.run(|c| c.submit(order))
+    }
+
+    /// [`NodeClient::interval`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::interval`].
+    pub fn interval(&self, start: i64) -> Result<Option<IntervalClearing>, ClientError> {
+        self.run(|c| c.interval(start))
+    }
+
+    /// [`NodeClient::block`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::block`].
+    pub fn block(&self, height: u64) -> Result<Option<BlockView>, ClientError> {
+        self.run(|c| c.block(height))
+    }
+
+    /// [`NodeClient::status`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::status`].
+    pub fn status(&self) -> Result<StatusView, ClientError> {
+        self.run(NodeClient::status)
+    }
+
+    /// [`NodeClient::participant`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::participant`].
+    pub fn participant(&self, id: &str) -> Result<ParticipantView, ClientError> {
+        self.run(|c| c.participant(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(
+            NodeClient::new("http://127.0.0.1:7600/").unwrap().base(),
+            "http://127.0.0.1:7600"
+        );
+        assert!(NodeClient::new("https://node.example/api").is_ok());
+        for bad in [
+            "127.0.0.1:7600",
+            "ftp://x",
+            "http://",
+            "http:///v1",
+            "http://a b",
+        ] {
+            assert!(
+                matches!(NodeClient::new(bad), Err(NodeClientError::BadUrl(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_absent_node_is_worth_retrying() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let absent = BlockingNodeClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let e = absent.status().unwrap_err();
+        assert!(e.is_retryable(), "refused: {e}");
+        // Also from inside a runtime (as a `#[tokio::test]` harness calls it).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = runtime.block_on(async {
+            let e = absent.status().unwrap_err();
+            drop(absent);
+            e
+        });
+        assert!(e.is_retryable(), "refused: {e}");
+    }
+}

@@ -1,0 +1,33 @@
+//! The contract between Voltmesh nodes and their clients (meter bridges, household apps, test
+//! harnesses): what is signed, what the node API sends and receives, and the files both sides
+//! read.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`order`] | [`OrderTicket`], [`SignedOrder`] and the signing bytes (`voltmesh/order/v1`; prices with six decimals) |
+//! | [`clearing`] | [`IntervalClearing`]: one interval's clearing |
+//! | [`reject`] | [`OrderRejection`] and its stable [`kind`](OrderRejection::kind) |
+//! | [`genesis`] | [`Genesis`] (parse and validate), [`PublicKey`], [`GenesisError`] |
+//! | [`key`] | the hex ed25519 key file |
+//! | [`api`] | routes, views and the error body of the node API |
+//! | `openapi` (feature `openapi`) | the node API's OpenAPI document, generated from these types |
+//! | `client` (feature `client`) | [`NodeClient`](client::NodeClient), a typed node API client, and a blocking facade |
+//!
+//! No networking stack, store or server: a household app can depend on this crate alone.
+
+pub mod api;
+pub mod clearing;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod genesis;
+pub mod key;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+pub mod order;
+pub mod reject;
+
+pub use clearing::IntervalClearing;
+pub use genesis::{Genesis, GenesisError, GenesisValidator, PublicKey};
+pub use order::{OrderTicket, SignedOrder};
+pub use reject::OrderRejection;
+pub use voltmesh_engine as engine;

@@ -1,0 +1,245 @@
+//! The node API's OpenAPI document, generated from this crate's types (feature `openapi`).
+//!
+//! [`document`] / [`json`] describe every route of [`crate::api`], its parameters, its request
+//! body and each answer with its schema. The node serves it at [`crate::api::OPENAPI`];
+//! `consensus/wire/openapi.json` is a checked-in copy (a test keeps it equal to [`json`]).
+//!
+//! The engine's types that answers embed (a clearing's outcome, trades, unfilled orders, the
+//! mechanism, sides) are described by the schema-only mirrors below; `consensus/tests/openapi.rs`
+//! checks real answers of the node's router against the document, so a mirror cannot drift from
+//! what the node sends.
+
+#![allow(dead_code)] // The path functions exist only for their `#[utoipa::path]` descriptions.
+
+use utoipa::{OpenApi, ToSchema};
+
+use crate::api::{
+    Accepted, Balance, BlockView, ErrorBody, ParticipantTrade, ParticipantView, StatusView,
+};
+use crate::{IntervalClearing, OrderTicket, SignedOrder};
+
+/// Buy or sell.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Side {
+    /// A buy order (or the buying side of a trade).
+    Buy,
+    /// A sell order.
+    Sell,
+}
+
+/// How an interval's orders are matched: `{"kind": "uniform", "k": "0.5"}`,
+/// `{"kind": "pay-as-bid", "pricing": "midpoint"}` or `{"kind": "continuous"}`.
+#[derive(Debug, ToSchema)]
+pub struct Mechanism {
+    /// `uniform`, `pay-as-bid` or `continuous`.
+    pub kind: String,
+    /// Uniform auction: where the price sits inside the clearing range, a decimal in [0, 1].
+    pub k: Option<String>,
+    /// Pay-as-bid: `midpoint` or `bid`.
+    pub pricing: Option<String>,
+}
+
+/// One match between a buy and a sell order.
+#[derive(Debug, ToSchema)]
+pub struct Trade {
+    /// The buy order's id.
+    pub buy_id: String,
+    /// The sell order's id.
+    pub sell_id: String,
+    /// Who buys.
+    pub buyer: String,
+    /// Who sells.
+    pub seller: String,
+    /// Energy traded, Wh.
+    pub quantity_wh: u64,
+    /// Price per kWh, six decimals.
+    #[schema(example = "0.200000")]
+    pub price: String,
+}
+
+/// An order's part that did not trade.
+#[derive(Debug, ToSchema)]
+pub struct Unfilled {
+    /// The order's id.
+    pub id: String,
+    /// Its side.
+    pub side: Side,
+    /// Energy not traded, Wh.
+    pub remaining_wh: u64,
+}
+
+/// The uniform auction's range of market-clearing prices.
+#[derive(Debug, ToSchema)]
+pub struct PriceRange {
+    /// Lowest clearing price.
+    pub lo: String,
+    /// Highest clearing price.
+    pub hi: String,
+}
+
+/// The result of clearing one interval's book.
+#[derive(Debug, ToSchema)]
+pub struct ClearingOutcome {
+    /// The mechanism that produced it.
+    pub mechanism: Mechanism,
+    /// The single price of every trade (uniform auction with volume only).
+    pub clearing_price: Option<String>,
+    /// The range the uniform price was chosen from (uniform auction with volume only).
+    pub price_range: Option<PriceRange>,
+    /// Total energy traded, Wh.
+    pub volume_wh: u64,
+    /// The trades, in matching order.
+    pub trades: Vec<Trade>,
+    /// Orders with energy left over.
+    pub unfilled: Vec<Unfilled>,
+}
+
+/// Submit a signed order (prices with six decimals: the signature covers the node's encoding).
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    request_body = SignedOrder,
+    responses(
+        (status = 202, description = "In the mempool, gossiped to the other nodes", body = Accepted),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 422, description = "Refused: `error` is an order rejection kind (`bad_signature`, `unknown_participant`, `key_not_allowed`, `replayed_nonce`, `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full`)", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`: retry", body = ErrorBody),
+    )
+)]
+fn submit_order() {}
+
+/// An interval's committed clearing.
+#[utoipa::path(
+    get,
+    path = "/v1/intervals/{start}",
+    params(("start" = String, Path, description = "Interval start: Unix seconds or RFC 3339")),
+    responses(
+        (status = 200, description = "The clearing", body = IntervalClearing),
+        (status = 400, description = "`malformed_interval`", body = ErrorBody),
+        (status = 404, description = "`not_cleared`: not (yet) cleared", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn interval() {}
+
+/// A participant's committed trades and balance.
+#[utoipa::path(
+    get,
+    path = "/v1/participants/{id}",
+    params(("id" = String, Path, description = "The participant's pseudonym")),
+    responses(
+        (status = 200, description = "Trades and balance", body = ParticipantView),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn participant() {}
+
+/// A committed block, decoded.
+#[utoipa::path(
+    get,
+    path = "/v1/blocks/{height}",
+    params(("height" = u64, Path, description = "Block height")),
+    responses(
+        (status = 200, description = "The block", body = BlockView),
+        (status = 400, description = "`malformed_height`", body = ErrorBody),
+        (status = 404, description = "`not_committed`", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn block() {}
+
+/// The node's status.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    responses(
+        (status = 200, description = "Status", body = StatusView),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn status() {}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+fn openapi() {}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Voltmesh node API",
+        description = "A neighborhood node's HTTP/JSON API. Every error answer is `ErrorBody`. Prices are strings with six decimals."
+    ),
+    paths(submit_order, interval, participant, block, status, openapi),
+    components(schemas(
+        SignedOrder,
+        OrderTicket,
+        Accepted,
+        ErrorBody,
+        IntervalClearing,
+        ClearingOutcome,
+        Trade,
+        Unfilled,
+        PriceRange,
+        Mechanism,
+        Side,
+        ParticipantView,
+        ParticipantTrade,
+        Balance,
+        BlockView,
+        StatusView
+    ))
+)]
+struct ApiDoc;
+
+/// The node API's OpenAPI document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// [`document`] as pretty-printed JSON (what the node serves and `openapi.json` holds).
+pub fn json() -> String {
+    let mut text = document().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regenerate the checked-in copy with `VOLTMESH_BLESS=1 cargo test -p voltmesh-wire
+    /// --features openapi`.
+    #[test]
+    fn the_checked_in_document_is_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        if std::env::var_os("VOLTMESH_BLESS").is_some() {
+            std::fs::write(path, json()).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            checked_in == json(),
+            "consensus/wire/openapi.json is stale: regenerate it with VOLTMESH_BLESS=1 \
+             cargo test -p voltmesh-wire --features openapi"
+        );
+    }
+
+    #[test]
+    fn every_route_is_documented() {
+        let doc = document();
+        for route in [
+            crate::api::ORDERS,
+            crate::api::INTERVAL,
+            crate::api::PARTICIPANT,
+            crate::api::BLOCK,
+            crate::api::STATUS,
+            crate::api::OPENAPI,
+        ] {
+            assert!(doc.paths.paths.contains_key(route), "{route}");
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Orders as participants sign them, and the bytes a signature covers.
+//!
+//! # Signing bytes (`voltmesh/order/v1`)
+//! ```text
+//! voltmesh/order/v1\n<neighborhood>\n<compact JSON of the OrderTicket>
+//! ```
+//! The JSON is the ticket's canonical serde encoding: fields in declaration order
+//! (`participant`, `interval_start`, `id`, `side`, `quantity_wh`, `limit_price`, `nonce`), no
+//! whitespace, and **`limit_price` as a string with exactly six decimals** (`"0.250000"`).
+//!
+//! # Prices have six decimals
+//! The node does not check a signature against the bytes it received: it decodes the order and
+//! re-encodes the ticket. A client that signs `"limit_price":"0.25"` signs different bytes from
+//! the node's `"limit_price":"0.250000"`, and the node answers `bad_signature`. Build the ticket
+//! with [`OrderTicket`] and [`OrderTicket::sign`] (which encode prices through
+//! [`voltmesh_engine::Price`]), or write prices with six decimals when signing by hand.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use serde::{Deserialize, Serialize};
+use voltmesh_engine::{OrderId, ParticipantId, Price, Side, Wh};
+
+use crate::genesis::PublicKey;
+
+/// What a participant (or its meter bridge) signs: one order for one interval.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderTicket {
+    /// Who buys or sells (a pseudonym from genesis).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub participant: ParticipantId,
+    /// Start of the delivery interval, Unix seconds, aligned to the interval length.
+    pub interval_start: i64,
+    /// Unique within the interval.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub id: OrderId,
+    /// Buy or sell.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Side))]
+    pub side: Side,
+    /// Energy in Wh.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
+    pub quantity_wh: Wh,
+    /// Limit price per kWh: a decimal string with exactly six decimals (`"0.250000"`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.250000"))]
+    pub limit_price: Price,
+    /// Strictly increasing per participant: a replayed order is refused.
+    pub nonce: u64,
+}
+
+/// A ticket with its signer's key and signature.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignedOrder {
+    /// The order.
+    pub ticket: OrderTicket,
+    /// The signer: one of the participant's keys in genesis (64 hex digits).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub public_key: PublicKey,
+    /// ed25519 over [`OrderTicket::signing_bytes`], hex (128 digits).
+    #[serde(with = "hex_signature")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub signature: [u8; 64],
+}
+
+impl OrderTicket {
+    /// The bytes a signature covers: a domain tag, the neighborhood (so an order cannot be replayed
+    /// in another neighborhood) and the ticket's canonical JSON (module docs: prices with six
+    /// decimals).
+    pub fn signing_bytes(&self, neighborhood: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(160);
+        bytes.extend_from_slice(b"voltmesh/order/v1\n");
+        bytes.extend_from_slice(neighborhood.as_bytes());
+        bytes.push(b'\n');
+        // Serializing a struct of strings and integers cannot fail.
+        bytes.extend_from_slice(&serde_json::to_vec(self).unwrap_or_default());
+        bytes
+    }
+
+    /// Signs the ticket.
+    pub fn sign(self, neighborhood: &str, key: &SigningKey) -> SignedOrder {
+        let signature = key.sign(&self.signing_bytes(neighborhood)).to_bytes();
+        SignedOrder {
+            public_key: PublicKey(key.verifying_key().to_bytes()),
+            ticket: self,
+            signature,
+        }
+    }
+}
+
+impl SignedOrder {
+    /// Whether the signature is valid for the ticket under `public_key`.
+    pub fn signature_valid(&self, neighborhood: &str) -> bool {
+        let Ok(key) = self.public_key.verifying_key() else {
+            return false;
+        };
+        key.verify(
+            &self.ticket.signing_bytes(neighborhood),
+            &Signature::from_bytes(&self.signature),
+        )
+        .is_ok()
+    }
+}
+
+mod hex_signature {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        sig: &[u8; 64],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(sig))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<[u8; 64], D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let mut sig = [0u8; 64];
+        hex::decode_to_slice(text.as_bytes(), &mut sig).map_err(serde::de::Error::custom)?;
+        Ok(sig)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(price: &str) -> OrderTicket {
+        OrderTicket {
+            participant: "hh-1".into(),
+            interval_start: 1_790_000_100,
+            id: "hh-1-x-sell".into(),
+            side: Side::Sell,
+            quantity_wh: 420,
+            limit_price: price.parse().expect("price"),
+            nonce: 1_790_000_100,
+        }
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[3; 32])
+    }
+
+    /// The exact bytes of `voltmesh/order/v1`: changing them is a protocol change.
+    const GOLDEN_BYTES: &str = "voltmesh/order/v1\nnb\n{\"participant\":\"hh-1\",\"interval_start\":1790000100,\"id\":\"hh-1-x-sell\",\"side\":\"sell\",\"quantity_wh\":420,\"limit_price\":\"0.250000\",\"nonce\":1790000100}";
+    const GOLDEN_SIGNATURE: &str = "c56310d339d6399e631f3a9202bd89b9ab0e39d442daf83ae03169f496d8595c0db7dd954b751707a0529f0c319f89dadc24346a88ee168ac88409097aa7f90f";
+
+    #[test]
+    fn signing_bytes_are_stable() {
+        let ticket = ticket("0.25");
+        assert_eq!(
+            String::from_utf8(ticket.signing_bytes("nb")).expect("utf-8"),
+            GOLDEN_BYTES
+        );
+        let signed = ticket.sign("nb", &key());
+        assert_eq!(hex::encode(signed.signature), GOLDEN_SIGNATURE);
+        assert_eq!(
+            signed.public_key.to_string(),
+            hex::encode(key().verifying_key().to_bytes())
+        );
+        assert!(signed.signature_valid("nb"));
+        assert!(
+            !signed.signature_valid("other"),
+            "bound to the neighborhood"
+        );
+    }
+
+    #[test]
+    fn prices_are_serialised_with_six_decimals() {
+        for price in ["0.25", "0.250", "0.250000"] {
+            let json = serde_json::to_string(&ticket(price)).expect("json");
+            assert!(json.contains("\"limit_price\":\"0.250000\""), "{json}");
+        }
+        // A client that signs the short form signs other bytes than the node checks.
+        let signed = ticket("0.25").sign("nb", &key());
+        let short = String::from_utf8(signed.ticket.signing_bytes("nb"))
+            .expect("utf-8")
+            .replace("\"0.250000\"", "\"0.25\"");
+        let sig = key().sign(short.as_bytes()).to_bytes();
+        let by_hand = SignedOrder {
+            signature: sig,
+            ..signed
+        };
+        assert!(
+            !by_hand.signature_valid("nb"),
+            "\"0.25\" gives a bad signature"
+        );
+    }
+
+    #[test]
+    fn signed_orders_round_trip_through_json() {
+        let signed = ticket("0.1").sign("nb", &key());
+        let text = serde_json::to_string(&signed).expect("json");
+        let back: SignedOrder = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, signed);
+        assert!(back.signature_valid("nb"));
+        let mut tampered = back;
+        tampered.ticket.quantity_wh += 1;
+        assert!(!tampered.signature_valid("nb"));
+        assert!(serde_json::from_str::<SignedOrder>(
+            &text.replace("\"nonce\":", "\"x\":1,\"nonce\":")
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! The node's HTTP API as an [`OrderSink`]: [`NodeClient`] from the wire contract, whose
+//! classification of the node's answers (`voltmesh_wire::client`, module docs) maps one to one
+//! onto [`Submitted`] and [`SinkError`].
+//!
+//! The router ↔ client contract test (`consensus/tests/api_contract.rs`) checks that
+//! classification against the node's real API router.
+
+use voltmesh_wire::client::{self, ClientError, NodeClient};
+use voltmesh_wire::{IntervalClearing, SignedOrder};
+
+use crate::order_sink::{OrderSink, SinkError, Submitted};
+
+impl From<ClientError> for SinkError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unavailable(message) => SinkError::Unavailable(message),
+            ClientError::Rejected { kind, message } => SinkError::Rejected { kind, message },
+            ClientError::Malformed(message) => SinkError::Malformed(message),
+            ClientError::Unexpected { status, body } => SinkError::Unexpected { status, body },
+        }
+    }
+}
+
+impl OrderSink for NodeClient {
+    async fn submit(&self, order: &SignedOrder) -> Result<Submitted, SinkError> {
+        match NodeClient::submit(self, order).await? {
+            client::Submitted::Accepted => Ok(Submitted::Accepted),
+            client::Submitted::AlreadyThere => Ok(Submitted::AlreadyThere),
+        }
+    }
+
+    async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
+        Ok(self.interval(interval_start).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_keep_their_retry_class() {
+        let cases = [
+            (ClientError::Unavailable("down".into()), true),
+            (
+                ClientError::Rejected {
+                    kind: "bad_signature".into(),
+                    message: "bad signature".into(),
+                },
+                false,
+            ),
+            (ClientError::Malformed("x".into()), false),
+            (
+                ClientError::Unexpected {
+                    status: 404,
+                    body: String::new(),
+                },
+                false,
+            ),
+        ];
+        for (e, retryable) in cases {
+            assert_eq!(e.is_retryable(), retryable, "{e}");
+            let sink = SinkError::from(e.clone());
+            assert_eq!(sink.is_retryable(), retryable, "{sink}");
+            assert_eq!(sink.to_string(), e.to_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_absent_node_is_worth_retrying() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let absent = NodeClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let order = voltmesh_wire::OrderTicket {
+            participant: "hh-1".into(),
+            interval_start: 1_790_000_100,
+            id: "hh-1-x-sell".into(),
+            side: voltmesh_engine::Side::Sell,
+            quantity_wh: 100,
+            limit_price: "0.10".parse().unwrap(),
+            nonce: 1_790_000_100,
+        }
+        .sign("nb", &key);
+        let e = OrderSink::submit(&absent, &order).await.unwrap_err();
+        assert!(e.is_retryable(), "refused: {e}");
+        assert!(OrderSink::clearing(&absent, 0)
+            .await
+            .unwrap_err()
+            .is_retryable());
+        assert_eq!(absent.counts().unavailable, 1);
+    }
+}
