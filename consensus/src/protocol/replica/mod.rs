@@ -41,6 +41,8 @@ use super::validators::ValidatorIndex;
 mod pacemaker;
 mod propose;
 mod sync;
+#[cfg(test)]
+mod test_support;
 mod verify;
 mod vote;
 

@@ -159,3 +159,167 @@ impl<A: App> Replica<A> {
         self.timeouts.retain(|v, _| *v >= keep_from);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{from, v, Net, TestApp, ME, T0, VIEW_TIMEOUT};
+    use super::super::{Input, Output, Persist, Replica};
+    use crate::protocol::message::Msg;
+    use crate::protocol::safety::SafetyState;
+    use crate::protocol::timeout::TimeoutCert;
+
+    fn timed_out_in(view: u64, tc: Option<TimeoutCert>) -> SafetyState {
+        let mut safety = SafetyState::initial(Net::new().genesis_qc());
+        safety.last_voted_view = view;
+        safety.high_tc = tc;
+        safety
+    }
+
+    /// A replica that saw timeouts for view 1 from validators 1 and 2, joined, and so formed a
+    /// TC; returns it with the outputs of the second timeout.
+    fn through_a_tc() -> (Net, Replica<TestApp>, Vec<Output>) {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        r.handle(
+            T0,
+            from(1, Msg::Timeout(net.timeout(1, 1, net.genesis_qc()))),
+        );
+        let out = r.handle(
+            T0 + 10,
+            from(2, Msg::Timeout(net.timeout(2, 1, net.genesis_qc()))),
+        );
+        (net, r, out)
+    }
+
+    #[test]
+    fn the_view_timer_persists_then_broadcasts_a_timeout_and_resends_it() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        assert_eq!(
+            r.handle(T0, Input::Tick),
+            vec![Output::ScheduleTick(T0 + VIEW_TIMEOUT)]
+        );
+
+        let out = r.handle(T0 + VIEW_TIMEOUT, Input::Tick);
+
+        let timeout = net.timeout(0, 1, net.genesis_qc());
+        let resend = r.config.timeout_resend_ms;
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Safety(timed_out_in(1, None))),
+                Output::Broadcast(Msg::Timeout(timeout.clone())),
+                Output::ScheduleTick(T0 + VIEW_TIMEOUT + resend),
+            ]
+        );
+        assert_eq!(r.stats().timeouts, 1);
+        assert_eq!(
+            r.handle(T0 + VIEW_TIMEOUT + resend, Input::Tick),
+            vec![
+                Output::Broadcast(Msg::Timeout(timeout)),
+                Output::ScheduleTick(T0 + VIEW_TIMEOUT + 2 * resend),
+            ]
+        );
+        assert_eq!(r.stats().timeouts, 1, "a resend is not a new timeout");
+    }
+
+    #[test]
+    fn one_peer_timeout_changes_nothing() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+
+        let out = r.handle(
+            T0,
+            from(1, Msg::Timeout(net.timeout(1, 1, net.genesis_qc()))),
+        );
+
+        assert_eq!(out, vec![Output::ScheduleTick(T0 + VIEW_TIMEOUT)]);
+        assert_eq!(r.status().view, 1);
+        assert_eq!(r.stats().timeouts, 0);
+    }
+
+    #[test]
+    fn f_plus_one_timeouts_make_us_join_and_a_quorum_forms_a_tc_and_enters_the_next_view() {
+        let (net, r, out) = through_a_tc();
+
+        let own = net.timeout(0, 1, net.genesis_qc());
+        let tc = net.tc(1, net.genesis_qc(), &[0, 1, 2]);
+        // Entered through a TC: the next view's timer is doubled.
+        let doubled = r.config.view_timeout_ms(1);
+        assert_eq!(doubled, 2 * VIEW_TIMEOUT);
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Safety(timed_out_in(1, None))),
+                Output::Broadcast(Msg::Timeout(own)),
+                Output::Persist(Persist::Safety(timed_out_in(1, Some(tc)))),
+                Output::ScheduleTick(T0 + 10 + doubled),
+            ]
+        );
+        assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn a_timeout_from_a_laggard_is_answered_with_our_certificates() {
+        let (net, mut r, _) = through_a_tc();
+
+        let out = r.handle(
+            T0 + 20,
+            from(3, Msg::Timeout(net.timeout(3, 1, net.genesis_qc()))),
+        );
+
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                v(3),
+                Msg::SyncInfo {
+                    high_qc: net.genesis_qc(),
+                    high_tc: Some(net.tc(1, net.genesis_qc(), &[0, 1, 2])),
+                }
+            )]
+        );
+        assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn a_timeout_with_a_bad_signature_is_not_counted() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let mut forged = net.timeout(1, 1, net.genesis_qc());
+        forged.signature = net.timeout(2, 1, net.genesis_qc()).signature;
+        r.handle(T0, from(1, Msg::Timeout(forged)));
+        assert_eq!(r.stats().invalid_messages, 1);
+
+        // Only one valid timeout so far: not f + 1, so we do not join.
+        let out = r.handle(
+            T0 + 10,
+            from(2, Msg::Timeout(net.timeout(2, 1, net.genesis_qc()))),
+        );
+        assert_eq!(out, vec![]);
+        assert_eq!(r.stats().timeouts, 0);
+    }
+
+    #[test]
+    fn a_tc_in_a_timeout_moves_a_replica_that_missed_the_view() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let tc1 = net.tc(1, net.genesis_qc(), &[1, 2, 3]);
+        let mut t2 = net.timeout(1, 2, net.genesis_qc());
+        t2.last_tc = Some(tc1.clone());
+        // A timeout signs only (view, high QC view), so attaching the TC keeps it valid.
+
+        let out = r.handle(T0, from(1, Msg::Timeout(t2)));
+
+        let mut safety = SafetyState::initial(net.genesis_qc());
+        safety.high_tc = Some(tc1);
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Safety(safety)),
+                Output::ScheduleTick(T0 + r.config.view_timeout_ms(1)),
+            ]
+        );
+        assert_eq!(r.status().view, 2);
+        assert_eq!(r.status().last_voted_view, 0);
+    }
+}

@@ -247,3 +247,147 @@ impl<A: App> Replica<A> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::test_support::{from, v, Net, ME, T0, VIEW_TIMEOUT};
+    use super::super::{Input, Output, Persist};
+    use crate::protocol::block::Block;
+    use crate::protocol::certificate::Vote;
+    use crate::protocol::message::{Msg, Proposal};
+    use crate::protocol::safety::SafetyState;
+
+    fn voted(view: u64) -> SafetyState {
+        let mut safety = SafetyState::initial(Net::new().genesis_qc());
+        safety.last_voted_view = view;
+        safety
+    }
+
+    #[test]
+    fn leader_proposal_is_stored_then_safety_persisted_then_vote_broadcast() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+
+        let out = r.handle(T0, from(1, net.proposal(b1.clone(), None)));
+
+        let vote = Vote::new(&net.chain, net.key(ME), ME, 1, 1, b1.hash());
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Block(Arc::new(b1))),
+                Output::Persist(Persist::Safety(voted(1))),
+                Output::Broadcast(Msg::Vote(vote)),
+                Output::ScheduleTick(T0 + VIEW_TIMEOUT),
+            ]
+        );
+        assert_eq!(r.stats().votes, 1);
+        assert_eq!(r.status().last_voted_view, 1);
+    }
+
+    #[test]
+    fn proposal_from_a_non_leader_is_refused() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        // View 1 belongs to validator 1; validator 2 proposes anyway (validly signed).
+        let block = Block::new(
+            1,
+            1,
+            v(2),
+            T0,
+            net.genesis_qc(),
+            1u64.to_be_bytes().to_vec(),
+        );
+
+        let out = r.handle(T0, from(2, net.proposal(block.clone(), None)));
+
+        assert_eq!(out, vec![Output::ScheduleTick(T0 + VIEW_TIMEOUT)]);
+        assert_eq!(r.stats().rejected_proposals, 1);
+        assert_eq!(r.stats().votes, 0);
+        assert!(!r.tree.contains(&block.hash()));
+    }
+
+    #[test]
+    fn proposal_with_a_forged_signature_is_dropped() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        // Signed by validator 2, although validator 1 is the proposer.
+        let forged = Proposal::new(&net.chain, net.key(v(2)), b1.clone(), None);
+
+        let out = r.handle(T0, from(1, Msg::Proposal(forged)));
+
+        assert_eq!(out, vec![Output::ScheduleTick(T0 + VIEW_TIMEOUT)]);
+        assert_eq!(r.stats().invalid_messages, 1);
+        assert!(!r.tree.contains(&b1.hash()));
+    }
+
+    #[test]
+    fn second_conflicting_proposal_in_a_voted_view_is_stored_but_not_voted() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let b1x = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + 1);
+        r.handle(T0, from(1, net.proposal(b1, None)));
+
+        let out = r.handle(T0 + 5, from(1, net.proposal(b1x.clone(), None)));
+
+        assert_eq!(out, vec![Output::Persist(Persist::Block(Arc::new(b1x)))]);
+        assert_eq!(r.stats().votes, 1);
+    }
+
+    #[test]
+    fn late_proposal_in_a_timed_out_view_gets_no_vote() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        r.handle(T0, Input::Tick);
+        let timed_out = r.handle(T0 + VIEW_TIMEOUT, Input::Tick);
+        assert!(matches!(timed_out[1], Output::Broadcast(Msg::Timeout(_))));
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+
+        let out = r.handle(T0 + VIEW_TIMEOUT, from(1, net.proposal(b1.clone(), None)));
+
+        assert_eq!(out, vec![Output::Persist(Persist::Block(Arc::new(b1)))]);
+        assert_eq!(r.stats().votes, 0);
+    }
+
+    #[test]
+    fn leader_proposes_once_the_parent_is_old_enough_and_votes_for_it() {
+        let net = Net::new();
+        let me = v(1); // the leader of view 1
+        let mut r = net.replica(me);
+        let interval = r.config.min_block_interval_ms;
+
+        assert_eq!(
+            r.handle(0, Input::Tick),
+            vec![Output::ScheduleTick(interval)]
+        );
+        let out = r.handle(interval, Input::Tick);
+
+        let block = Block::new(
+            1,
+            1,
+            me,
+            interval,
+            net.genesis_qc(),
+            1u64.to_be_bytes().to_vec(),
+        );
+        let proposal = Proposal::new(&net.chain, net.key(me), block.clone(), None);
+        let vote = Vote::new(&net.chain, net.key(me), me, 1, 1, block.hash());
+        assert_eq!(
+            out,
+            vec![
+                Output::Broadcast(Msg::Proposal(proposal)),
+                Output::Persist(Persist::Block(Arc::new(block))),
+                Output::Persist(Persist::Safety(voted(1))),
+                Output::Broadcast(Msg::Vote(vote)),
+                Output::ScheduleTick(VIEW_TIMEOUT),
+            ]
+        );
+        assert_eq!(r.stats().proposals, 1);
+        // Never twice in one view.
+        assert!(r.handle(interval + 1, Input::Tick).is_empty());
+    }
+}

@@ -198,3 +198,213 @@ impl<A: App> Replica<A> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::test_support::{
+        from, persisted_blocks, v, Net, TestApp, ME, T0, VIEW_TIMEOUT,
+    };
+    use super::super::{Output, Persist, Replica};
+    use crate::protocol::block::{Block, BlockHash};
+    use crate::protocol::message::Msg;
+    use crate::protocol::safety::SafetyState;
+
+    /// Blocks 1 (view 1) and 2 (view 2, carrying a QC for block 1).
+    fn two_blocks(net: &Net) -> (Block, Block) {
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let b2 = net.child(&b1, net.qc(&b1, &[1, 2, 3]), 2, T0 + 500);
+        (b1, b2)
+    }
+
+    /// A replica that received both blocks as proposals.
+    fn holding_two_blocks(net: &Net) -> (Replica<TestApp>, Block, Block) {
+        let (b1, b2) = two_blocks(net);
+        let mut r = net.replica(ME);
+        r.handle(T0, from(1, net.proposal(b1.clone(), None)));
+        r.handle(T0 + 500, from(2, net.proposal(b2.clone(), None)));
+        assert!(r.tree.contains(&b2.hash()));
+        (r, b1, b2)
+    }
+
+    #[test]
+    fn sync_info_with_a_qc_for_an_unknown_block_asks_that_peer_for_it() {
+        let net = Net::new();
+        let (b1, _) = two_blocks(&net);
+        let qc1 = net.qc(&b1, &[1, 2, 3]);
+        let mut r = net.replica(ME);
+
+        let out = r.handle(
+            T0,
+            from(
+                2,
+                Msg::SyncInfo {
+                    high_qc: qc1.clone(),
+                    high_tc: None,
+                },
+            ),
+        );
+
+        let mut safety = SafetyState::initial(net.genesis_qc());
+        safety.high_qc = qc1;
+        let retry = r.config.sync_retry_ms;
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Safety(safety)),
+                Output::Send(
+                    v(2),
+                    Msg::SyncRequest {
+                        from_height: 1,
+                        target: b1.hash(),
+                    }
+                ),
+                Output::ScheduleTick(T0 + retry),
+            ]
+        );
+        assert_eq!(r.stats().sync_requests, 1);
+        assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn a_sync_request_is_answered_with_the_blocks_up_to_the_target() {
+        let net = Net::new();
+        let (mut r, b1, b2) = holding_two_blocks(&net);
+
+        let out = r.handle(
+            T0 + 600,
+            from(
+                3,
+                Msg::SyncRequest {
+                    from_height: 1,
+                    target: b2.hash(),
+                },
+            ),
+        );
+
+        // Nothing certifies block 2 yet, so no QC comes with it.
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                v(3),
+                Msg::SyncResponse {
+                    blocks: vec![b1, b2],
+                    qc: None,
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_sync_request_for_an_unknown_target_gets_our_certified_chain() {
+        let net = Net::new();
+        let (mut r, b1, _) = holding_two_blocks(&net);
+        let unknown = BlockHash([0xAB; 32]);
+
+        let out = r.handle(
+            T0 + 600,
+            from(
+                3,
+                Msg::SyncRequest {
+                    from_height: 1,
+                    target: unknown,
+                },
+            ),
+        );
+
+        // Up to our high QC's block, with that QC.
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                v(3),
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone()],
+                    qc: Some(net.qc(&b1, &[1, 2, 3])),
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_certified_sync_response_is_persisted_and_committed() {
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let qc2 = net.qc(&b2, &[1, 2, 3]);
+        let mut r = net.replica(ME);
+        let now = T0 + 600;
+
+        let out = r.handle(
+            now,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone(), b2.clone()],
+                    qc: Some(qc2.clone()),
+                },
+            ),
+        );
+
+        let mut after_b2 = SafetyState::initial(net.genesis_qc());
+        after_b2.high_qc = net.qc(&b1, &[1, 2, 3]);
+        let mut after_qc2 = after_b2.clone();
+        after_qc2.high_qc = qc2;
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Block(Arc::new(b1.clone()))),
+                Output::Persist(Persist::Block(Arc::new(b2))),
+                Output::Persist(Persist::Safety(after_b2)),
+                Output::Persist(Persist::Safety(after_qc2)),
+                Output::Commit(Arc::new(b1)),
+                Output::ScheduleTick(now + VIEW_TIMEOUT),
+            ]
+        );
+        assert_eq!(r.app().committed, [1]);
+        assert_eq!(r.status().view, 3);
+        assert_eq!(r.stats().votes, 0, "synced blocks are not voted for");
+    }
+
+    #[test]
+    fn an_uncertified_last_block_is_dropped_and_a_detached_chain_refused() {
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let mut r = net.replica(ME);
+
+        let out = r.handle(
+            T0,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone(), b2.clone()],
+                    qc: None,
+                },
+            ),
+        );
+        assert_eq!(persisted_blocks(&out), vec![Arc::new(b1)]);
+        assert!(!r.tree.contains(&b2.hash()));
+
+        let mut fresh = net.replica(ME);
+        let qc2 = net.qc(&b2, &[1, 2, 3]);
+        let out = fresh.handle(
+            T0,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b2],
+                    qc: Some(qc2),
+                },
+            ),
+        );
+        assert_eq!(out, vec![Output::ScheduleTick(T0 + VIEW_TIMEOUT)]);
+        assert_eq!(fresh.stats().invalid_messages, 1);
+    }
+
+    #[test]
+    fn sync_peers_rotate_and_skip_ourselves() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let peers: Vec<u16> = (0..5).map(|_| r.next_sync_peer().0).collect();
+        assert_eq!(peers, [1, 2, 3, 1, 2]);
+    }
+}

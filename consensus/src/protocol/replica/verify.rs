@@ -76,3 +76,87 @@ impl<A: App> Replica<A> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{v, Net, ME, T0};
+    use super::VERIFIED_CACHE;
+    use crate::protocol::error::VerifyError;
+
+    #[test]
+    fn the_genesis_qc_needs_no_signatures() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        assert_eq!(r.verify_qc(&net.genesis_qc()), Ok(()));
+        assert!(r.verified.is_empty(), "genesis is not cached");
+    }
+
+    #[test]
+    fn a_valid_qc_verifies_and_is_cached() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let qc = net.qc(&b1, &[1, 2, 3]);
+
+        assert_eq!(r.verify_qc(&qc), Ok(()));
+        assert_eq!(r.verified.len(), 1);
+        assert_eq!(r.verify_qc(&qc), Ok(()));
+        assert_eq!(r.verified.len(), 1);
+    }
+
+    #[test]
+    fn a_qc_with_a_bad_signature_is_rejected_and_not_cached() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let mut qc = net.qc(&b1, &[1, 2, 3]);
+        qc.signatures[1].1 = net.vote(3, &b1).signature;
+
+        assert_eq!(r.verify_qc(&qc), Err(VerifyError::BadSignature(v(2))));
+        assert!(r.verified.is_empty());
+    }
+
+    #[test]
+    fn a_qc_without_a_quorum_or_with_repeated_signers_is_rejected() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+
+        assert_eq!(
+            r.verify_qc(&net.qc(&b1, &[1, 2])),
+            Err(VerifyError::NoQuorum { got: 2, need: 3 })
+        );
+        assert_eq!(
+            r.verify_qc(&net.qc(&b1, &[1, 1, 2])),
+            Err(VerifyError::UnsortedSigners)
+        );
+    }
+
+    #[test]
+    fn a_tc_is_checked_entry_by_entry() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let tc = net.tc(1, net.genesis_qc(), &[1, 2, 3]);
+        assert_eq!(r.verify_tc(&tc), Ok(()));
+        assert_eq!(r.verified.len(), 1);
+
+        let mut forged = net.tc(2, net.genesis_qc(), &[1, 2, 3]);
+        forged.entries[0].2 = tc.entries[0].2; // signed for view 1, not 2
+        assert_eq!(r.verify_tc(&forged), Err(VerifyError::BadSignature(v(1))));
+        assert_eq!(r.verified.len(), 1);
+    }
+
+    #[test]
+    fn the_cache_forgets_the_oldest_digest_first() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        for i in 0..=VERIFIED_CACHE {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            r.remember(digest);
+        }
+        assert_eq!(r.verified.len(), VERIFIED_CACHE);
+        assert!(!r.verified.contains(&[0u8; 32]));
+        assert_eq!(r.verified_order.len(), VERIFIED_CACHE);
+    }
+}
