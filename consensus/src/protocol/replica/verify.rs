@@ -13,8 +13,8 @@ use super::{App, Replica};
 use crate::protocol::certificate::{check_signers, vote_message, QuorumCert};
 use crate::protocol::codec::Encoder;
 use crate::protocol::error::VerifyError;
+use crate::protocol::hash::sha256;
 use crate::protocol::timeout::TimeoutCert;
-use crate::protocol::validators::sha256;
 
 /// Verified certificates remembered, so re-sent ones are not verified again.
 const VERIFIED_CACHE: usize = 256;
