@@ -50,7 +50,7 @@ fn keys(n: usize) -> Vec<Keypair> {
 }
 
 fn v(i: usize) -> ValidatorIndex {
-    ValidatorIndex(u32::try_from(i).expect("small index"))
+    ValidatorIndex(u16::try_from(i).expect("small index"))
 }
 
 async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {

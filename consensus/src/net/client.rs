@@ -10,9 +10,10 @@ use tokio::sync::{
 };
 
 use super::{
-    config::{ValidatorIndex, ValidatorTable},
+    config::ValidatorTable,
     error::{PublishError, SendError, Stopped},
     stats::{Counters, NetStats},
+    validator::ValidatorIndex,
 };
 
 /// A command from a [`Client`] to the event loop.

@@ -1,7 +1,7 @@
 //! Configuration of the network adapter: the local key, where to listen, the genesis validator
 //! set and the bounds of every queue.
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use libp2p::{
     identity::{ed25519, Keypair},
@@ -9,6 +9,7 @@ use libp2p::{
 };
 
 use super::error::ConfigError;
+use super::validator::{Validator, ValidatorIndex};
 
 /// Default cap on one consensus message (4 MiB), enforced when sending and when receiving.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
@@ -21,38 +22,6 @@ pub const MAX_MESSAGE_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 /// Hard upper bound for `max_in_flight_per_validator` (each in-flight message is a stream).
 pub const MAX_IN_FLIGHT_LIMIT: usize = 1024;
 
-/// Position of a validator in the genesis validator list.
-///
-/// Invariant: an index handed out by the adapter is always `< validators.len()` of the config the
-/// adapter was built from; the mapping index → public key → [`PeerId`] is fixed for the life of
-/// the adapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ValidatorIndex(pub u32);
-
-impl fmt::Display for ValidatorIndex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.0)
-    }
-}
-
-/// One genesis validator: its ed25519 public key (which is also its libp2p identity) and the
-/// address the others dial.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validator {
-    /// The validator's ed25519 public key.
-    pub public_key: ed25519::PublicKey,
-    /// Where the validator listens, e.g. `/ip4/127.0.0.1/tcp/7000`.
-    pub addr: Multiaddr,
-}
-
-impl Validator {
-    /// The libp2p peer id derived from [`Self::public_key`].
-    #[must_use]
-    pub fn peer_id(&self) -> PeerId {
-        libp2p::identity::PublicKey::from(self.public_key.clone()).to_peer_id()
-    }
-}
-
 /// Everything [`super::new`] needs.
 ///
 /// Build it with [`NetConfig::new`] (which fills the bounds with the `DEFAULT_*` values) and
@@ -63,9 +32,11 @@ pub struct NetConfig {
     pub keypair: Keypair,
     /// Address to listen on, e.g. `/ip4/0.0.0.0/tcp/7000` (`/tcp/0` lets the OS choose).
     pub listen_addr: Multiaddr,
-    /// Genesis validators; a validator's position is its [`ValidatorIndex`]. The local node may
-    /// or may not be in this list (a node outside it can still dial, but is refused by the
-    /// validators).
+    /// Genesis validators; a validator's position in this list is its [`ValidatorIndex`]. The
+    /// node lists them in the order of the consensus
+    /// [`ValidatorSet`](crate::protocol::ValidatorSet), so that index is the protocol's (see
+    /// `net/validator.rs`). The local node may or may not be in this list (a node outside it can
+    /// still dial, but is refused by the validators).
     pub validators: Vec<Validator>,
     /// Neighborhood name; orders are gossiped on the topic `voltmesh/<neighborhood>/orders`.
     pub neighborhood: String,
@@ -146,7 +117,7 @@ impl NetConfig {
         if self.validators.is_empty() {
             return Err(ConfigError::NoValidators);
         }
-        if u32::try_from(self.validators.len()).is_err() {
+        if u16::try_from(self.validators.len()).is_err() {
             return Err(ConfigError::TooManyValidators(self.validators.len()));
         }
         if self.neighborhood.is_empty() || self.neighborhood.contains('/') {
@@ -214,7 +185,7 @@ impl ValidatorTable {
         let mut by_peer = HashMap::with_capacity(validators.len());
         for (i, v) in validators.iter().enumerate() {
             let index = ValidatorIndex(
-                u32::try_from(i).map_err(|_| ConfigError::TooManyValidators(validators.len()))?,
+                u16::try_from(i).map_err(|_| ConfigError::TooManyValidators(validators.len()))?,
             );
             let peer_id = v.peer_id();
             if by_peer.insert(peer_id, index).is_some() {
@@ -264,7 +235,7 @@ impl ValidatorTable {
     /// The ed25519 public key of a validator (what its consensus signatures verify against).
     #[must_use]
     pub fn public_key(&self, index: ValidatorIndex) -> Option<&ed25519::PublicKey> {
-        usize::try_from(index.0).ok().and_then(|i| self.keys.get(i))
+        self.keys.get(usize::from(index.0))
     }
 
     /// The genesis address of a validator.
@@ -274,17 +245,15 @@ impl ValidatorTable {
     }
 
     fn entry(&self, index: ValidatorIndex) -> Option<&(PeerId, Multiaddr)> {
-        usize::try_from(index.0)
-            .ok()
-            .and_then(|i| self.peers.get(i))
+        self.peers.get(usize::from(index.0))
     }
 
     /// All validators other than the local node, in index order.
     pub fn remotes(&self) -> impl Iterator<Item = (ValidatorIndex, PeerId)> + '_ {
         self.peers
             .iter()
-            .enumerate()
-            .map(|(i, (p, _))| (ValidatorIndex(i as u32), *p))
+            .zip(0u16..)
+            .map(|((p, _), i)| (ValidatorIndex(i), *p))
             .filter(move |(i, _)| Some(*i) != self.local)
     }
 }
@@ -318,9 +287,17 @@ mod tests {
         assert_eq!(table.local(), Some(ValidatorIndex(1)));
         for (i, k) in keys.iter().enumerate() {
             let peer = k.public().to_peer_id();
-            assert_eq!(table.index_of(&peer), Some(ValidatorIndex(i as u32)));
-            assert_eq!(table.peer_of(ValidatorIndex(i as u32)), Some(peer));
-            let key = table.public_key(ValidatorIndex(i as u32)).expect("key");
+            assert_eq!(
+                table.index_of(&peer),
+                Some(ValidatorIndex(u16::try_from(i).expect("small")))
+            );
+            assert_eq!(
+                table.peer_of(ValidatorIndex(u16::try_from(i).expect("small"))),
+                Some(peer)
+            );
+            let key = table
+                .public_key(ValidatorIndex(u16::try_from(i).expect("small")))
+                .expect("key");
             assert_eq!(libp2p::identity::PublicKey::from(key.clone()), k.public());
         }
         let remotes: Vec<_> = table.remotes().map(|(i, _)| i.0).collect();

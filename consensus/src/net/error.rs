@@ -4,7 +4,7 @@ use std::{io, path::PathBuf};
 
 use libp2p::PeerId;
 
-use super::config::ValidatorIndex;
+use super::validator::ValidatorIndex;
 
 /// A [`super::NetConfig`] that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub enum ConfigError {
     #[error("the genesis validator list is empty")]
     NoValidators,
     /// More validators than a [`ValidatorIndex`] can number.
-    #[error("{0} validators do not fit a u32 index")]
+    #[error("{0} validators do not fit a u16 index")]
     TooManyValidators(usize),
     /// The same key appears twice in the genesis validator list.
     #[error("validator {0} appears twice in the genesis validator list")]

@@ -27,12 +27,13 @@ use super::{
     behaviour::{Behaviour, BehaviourEvent},
     client::Command,
     codec::FrameTooLarge,
-    config::{ValidatorIndex, ValidatorTable},
+    config::ValidatorTable,
     error::PublishError,
     events::Event,
     outbox::{Admit, Outbox, OutboxLimits},
     redial::Backoff,
     stats::Counters,
+    validator::ValidatorIndex,
 };
 
 type RedialTimer = Pin<Box<dyn Future<Output = PeerId> + Send>>;
@@ -92,8 +93,8 @@ impl EventLoop {
             .remotes()
             .map(|(_, peer)| (peer, Outbox::new(outbox)))
             .collect();
-        let addrs = (0..table.len())
-            .filter_map(|i| table.addr_of(ValidatorIndex(i as u32)).cloned())
+        let addrs = (0..u16::try_from(table.len()).unwrap_or(u16::MAX))
+            .filter_map(|i| table.addr_of(ValidatorIndex(i)).cloned())
             .collect();
         Self {
             swarm,

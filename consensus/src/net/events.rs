@@ -9,7 +9,7 @@ use futures::Stream;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
-use super::config::ValidatorIndex;
+use super::validator::ValidatorIndex;
 
 /// An event from the network.
 ///

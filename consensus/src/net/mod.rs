@@ -15,7 +15,8 @@
 //!
 //! # Transport and admission
 //! TCP + Noise (XX, ed25519 identity) + Yamux. The node key is the validator key: the genesis
-//! validator list maps each ed25519 public key to a [`ValidatorIndex`] and a dial address. An
+//! validator list maps each ed25519 public key to a [`ValidatorIndex`] (the consensus core's own
+//! index, see `validator.rs`) and a dial address. An
 //! allow-list behaviour denies every connection whose Noise-authenticated key is not a genesis
 //! validator (counted in [`NetStats::connections_denied`]), so every byte that reaches the
 //! protocols comes from a genesis validator, and the origin reported with each message is the
@@ -67,6 +68,7 @@ pub mod keyfile;
 mod outbox;
 mod redial;
 mod stats;
+mod validator;
 
 use std::{sync::Arc, time::Duration};
 
@@ -77,14 +79,15 @@ pub use self::{
     client::Client,
     codec::{FrameTooLarge, CONSENSUS_PROTOCOL},
     config::{
-        NetConfig, Validator, ValidatorIndex, ValidatorTable, DEFAULT_MAX_MESSAGE_SIZE,
-        DEFAULT_MAX_ORDER_SIZE, MAX_IN_FLIGHT_LIMIT, MAX_MESSAGE_SIZE_LIMIT,
+        NetConfig, ValidatorTable, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_ORDER_SIZE,
+        MAX_IN_FLIGHT_LIMIT, MAX_MESSAGE_SIZE_LIMIT,
     },
     error::{ConfigError, KeyFileError, NetError, PublishError, SendError, Stopped},
     event_loop::EventLoop,
     events::Event,
     events::Events,
     stats::NetStats,
+    validator::{Validator, ValidatorIndex},
 };
 pub use libp2p::{identity::Keypair, Multiaddr, PeerId};
 

@@ -1,6 +1,5 @@
 //! The node's driver task.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,9 +17,7 @@ use crate::chain::chain_of;
 use crate::index::Index;
 use crate::ledger::LedgerApp;
 use crate::net;
-use crate::protocol::{
-    Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, TestFault, ValidatorIndex,
-};
+use crate::protocol::{Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, TestFault};
 use crate::store::{Store, StoreError};
 
 /// Capacity of the API → driver queue.
@@ -147,7 +144,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         me.0,
     )?;
 
-    // Network: genesis list order is the network's index; the consensus set sorts keys, so map.
+    // Network: the adapter numbers validators by their position in the list it is given, so
+    // list them in the consensus set's order (keys sorted by bytes); then a network index is the
+    // protocol's `ValidatorIndex` and nothing is translated (see `net/validator.rs`).
     let listen: net::Multiaddr = config
         .listen
         .parse()
@@ -156,28 +155,40 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             message: e.to_string(),
         })?;
     let mut validators = Vec::with_capacity(genesis.validators.len());
-    let mut to_net = BTreeMap::new();
-    let mut to_proto = BTreeMap::new();
     for (i, v) in genesis.validators.iter().enumerate() {
-        let public_key = net::keyfile::public_key_from_hex(&v.public_key.to_string())?;
+        let bad = |message: String| NodeError::Genesis {
+            path: config.genesis.display().to_string(),
+            message,
+        };
+        let key = v
+            .public_key
+            .verifying_key()
+            .map_err(|e| bad(format!("validator {i} key: {e}")))?;
+        let index = chain
+            .validators()
+            .index_of(&key)
+            .ok_or(NodeError::NotAValidator)?;
+        let public_key = libp2p::identity::ed25519::PublicKey::try_from_bytes(key.as_bytes())
+            .map_err(|e| bad(format!("validator {i} key: {e}")))?;
         let addr = v
             .address
             .parse()
-            .map_err(|e: libp2p::multiaddr::Error| NodeError::Genesis {
-                path: config.genesis.display().to_string(),
-                message: format!("validator {i} address: {e}"),
-            })?;
-        validators.push(net::Validator { public_key, addr });
-        let proto = v
-            .public_key
-            .verifying_key()
-            .ok()
-            .and_then(|k| chain.validators().index_of(&k))
-            .ok_or(NodeError::NotAValidator)?;
-        let net_index = net::ValidatorIndex(u32::try_from(i).unwrap_or(u32::MAX));
-        to_net.insert(proto, net_index);
-        to_proto.insert(net_index, proto);
+            .map_err(|e: libp2p::multiaddr::Error| bad(format!("validator {i} address: {e}")))?;
+        validators.push((index, net::Validator { public_key, addr }));
     }
+    validators.sort_by_key(|(index, _)| *index);
+    // The consensus set is built from exactly these keys, so the sorted indices are 0..n.
+    if validators
+        .iter()
+        .zip(0u16..)
+        .any(|((index, _), position)| index.0 != position)
+    {
+        return Err(NodeError::Genesis {
+            path: config.genesis.display().to_string(),
+            message: "validator keys do not match the consensus validator set".into(),
+        });
+    }
+    let validators = validators.into_iter().map(|(_, v)| v).collect();
     let (client, events, event_loop) = net::new(net::NetConfig::new(
         keypair,
         listen,
@@ -209,8 +220,6 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         store,
         index,
         net: client,
-        to_net,
-        to_proto,
         genesis,
         next_tick: None,
         metrics,
@@ -237,8 +246,6 @@ struct Driver {
     store: Store,
     index: Index,
     net: net::Client,
-    to_net: BTreeMap<ValidatorIndex, net::ValidatorIndex>,
-    to_proto: BTreeMap<net::ValidatorIndex, ValidatorIndex>,
     genesis: Arc<Genesis>,
     next_tick: Option<u64>,
     metrics: NodeMetrics,
@@ -279,18 +286,13 @@ impl Driver {
 
     fn on_network(&mut self, event: net::Event) -> Result<(), NodeError> {
         match event {
-            net::Event::Message { from, bytes, .. } => {
-                let Some(&from) = self.to_proto.get(&from) else {
-                    return Ok(());
-                };
-                match Msg::decode(&bytes) {
-                    Ok(msg) => {
-                        let outputs = self.replica.handle(now_ms(), Input::Message { from, msg });
-                        self.execute(outputs)?;
-                    }
-                    Err(e) => warn!(validator = %from, cause = %e, "undecodable consensus message"),
+            net::Event::Message { from, bytes, .. } => match Msg::decode(&bytes) {
+                Ok(msg) => {
+                    let outputs = self.replica.handle(now_ms(), Input::Message { from, msg });
+                    self.execute(outputs)?;
                 }
-            }
+                Err(e) => warn!(validator = %from, cause = %e, "undecodable consensus message"),
+            },
             net::Event::Order { bytes, .. } => {
                 if let Ok(order) = serde_json::from_slice::<SignedOrder>(&bytes) {
                     // Gossiped orders are checked like any other; refusals are normal (races).
@@ -368,9 +370,7 @@ impl Driver {
                 Output::Persist(Persist::Block(block)) => self.store.put_block(&block)?,
                 Output::Persist(Persist::Safety(safety)) => self.store.put_safety(&safety)?,
                 Output::Send(to, msg) => {
-                    if let Some(&to) = self.to_net.get(&to) {
-                        let _ = self.net.try_send(to, msg.encode());
-                    }
+                    let _ = self.net.try_send(to, msg.encode());
                 }
                 Output::Broadcast(msg) => {
                     let _ = self.net.try_broadcast(msg.encode());

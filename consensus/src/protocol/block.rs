@@ -8,27 +8,11 @@
 //!   block has `height == parent.height + 1` and `view > parent.view` (checked by the replica,
 //!   which knows the parent).
 
-use std::fmt;
-
 use super::certificate::QuorumCert;
 use super::codec::{DecodeError, Decoder, Encoder, MAX_PAYLOAD_BYTES};
-use super::validators::{sha256, ValidatorIndex, MAX_VALIDATORS};
-
-/// SHA-256 of a block's canonical encoding.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct BlockHash(pub [u8; 32]);
-
-impl fmt::Debug for BlockHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", hex::encode(&self.0[..6]))
-    }
-}
-
-impl fmt::Display for BlockHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", hex::encode(self.0))
-    }
-}
+use super::hash::sha256;
+pub use super::hash::BlockHash;
+use super::validators::{ValidatorIndex, MAX_VALIDATORS};
 
 /// One block of the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,10 +10,10 @@
 
 use ed25519_dalek::{Signature, SigningKey};
 
-use super::block::BlockHash;
 use super::chain::Chain;
 use super::codec::{DecodeError, Decoder, Encoder, MAX_COUNT};
 use super::error::VerifyError;
+use super::hash::BlockHash;
 use super::validators::{sign, ValidatorIndex};
 
 /// A quorum certificate: proof that a quorum voted for `block` in `view`.

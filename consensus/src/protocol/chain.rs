@@ -9,7 +9,8 @@
 use super::block::Block;
 use super::certificate::QuorumCert;
 use super::codec::Encoder;
-use super::validators::{sha256, ValidatorSet};
+use super::hash::sha256;
+use super::validators::ValidatorSet;
 
 /// Everything fixed for the life of a chain.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::block::BlockHash;
+use super::hash::BlockHash;
 use super::validators::ValidatorIndex;
 
 /// A certificate, signature or block failed verification. The replica drops the message.

@@ -18,8 +18,8 @@
 
 use std::collections::BTreeSet;
 
-use super::block::BlockHash;
 use super::block_tree::BlockTree;
+use super::hash::BlockHash;
 use super::validators::{ValidatorIndex, ValidatorSet};
 
 /// The leader of `view` for a proposal whose parent is `parent`; `None` if `parent` is unknown.

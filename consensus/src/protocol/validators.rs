@@ -156,11 +156,6 @@ pub(crate) fn sign(key: &SigningKey, msg: &[u8]) -> Signature {
     key.sign(msg)
 }
 
-/// SHA-256 of `bytes`.
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

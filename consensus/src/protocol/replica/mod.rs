@@ -1,0 +1,436 @@
+//! The sans-I/O replica: a deterministic state machine for chained HotStuff with the 2-chain
+//! commit rule, a pacemaker with timeout certificates, reputation-based leaders and block sync.
+//!
+//! # Driving it
+//! Call [`Replica::handle`] with the current time and one [`Input`]; execute the returned
+//! [`Output`]s **in order**. In particular a [`Persist`] must be durable (fsynced) before any
+//! later `Send`/`Broadcast` of the same batch leaves the node: that is what stops a restarted
+//! replica from double-voting. `ScheduleTick(at)` asks for an [`Input::Tick`] at `at`; the latest
+//! one replaces earlier ones, and extra ticks are harmless. The core never reads a clock and
+//! uses no randomness: the same inputs give the same outputs.
+//!
+//! # Commit rule
+//! Block `B` is committed (with all its ancestors) when a QC exists for a child `B'` of `B` with
+//! `B'.view == B.view + 1`.
+//!
+//! # Files
+//! This file holds the types, construction, [`Replica::handle`] (dispatch) and the timers
+//! (`drive`). The handlers live beside it, each an `impl<A: App> Replica<A>` block with its own
+//! handler-level tests (one input in, the outputs asserted):
+//! `verify.rs` (certificate checks with a cache), `propose.rs` (leading a view and receiving
+//! proposals), `vote.rs` (votes, QCs, the commit rule), `pacemaker.rs` (view timer, timeouts,
+//! TCs, entering views) and `sync.rs` (certificate sync and block sync).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use ed25519_dalek::{Signature, SigningKey};
+
+use super::app::App;
+use super::block::{Block, BlockHash};
+use super::block_tree::BlockTree;
+use super::certificate::QuorumCert;
+use super::chain::Chain;
+use super::config::Config;
+use super::error::ReplicaError;
+use super::message::Msg;
+use super::safety::SafetyState;
+use super::timeout::Timeout;
+use super::validators::ValidatorIndex;
+
+mod pacemaker;
+mod propose;
+mod sync;
+#[cfg(test)]
+mod test_support;
+mod verify;
+mod vote;
+
+/// Votes and timeouts further ahead of our view than this are dropped (bounds memory).
+const MAX_VIEWS_AHEAD: u64 = 64;
+
+/// What the driver feeds the replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // moved once into `handle`, never stored
+pub enum Input {
+    /// Time passed; check timers.
+    Tick,
+    /// A message from an authenticated validator.
+    Message {
+        /// The sending validator (the authenticated peer).
+        from: ValidatorIndex,
+        /// The decoded message.
+        msg: Msg,
+    },
+}
+
+/// What the replica must make durable before its next sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persist {
+    /// A new block in the tree (store it by hash; pass them all to [`Replica::restore`]).
+    Block(Arc<Block>),
+    /// The new safety state (replace the stored one).
+    Safety(SafetyState),
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send to one validator.
+    Send(ValidatorIndex, Msg),
+    /// Send to every other validator.
+    Broadcast(Msg),
+    /// Make durable before executing later outputs.
+    Persist(Persist),
+    /// A block is final; heights arrive in order without gaps.
+    Commit(Arc<Block>),
+    /// Deliver [`Input::Tick`] at this time (ms).
+    ScheduleTick(u64),
+}
+
+/// Counters for observability and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Blocks proposed.
+    pub proposals: u64,
+    /// Votes cast.
+    pub votes: u64,
+    /// Views this replica timed out in.
+    pub timeouts: u64,
+    /// Messages dropped because a signature or certificate failed.
+    pub invalid_messages: u64,
+    /// Proposals refused by [`App::validate`] or the block-time rules.
+    pub rejected_proposals: u64,
+    /// Block sync requests sent.
+    pub sync_requests: u64,
+    /// Blocks committed.
+    pub commits: u64,
+    /// Commits that conflicted with the committed chain (must stay 0).
+    pub commit_conflicts: u64,
+}
+
+/// A snapshot of where the replica is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Current view.
+    pub view: u64,
+    /// Highest committed height.
+    pub committed_height: u64,
+    /// Hash of the highest committed block.
+    pub committed_hash: BlockHash,
+    /// View of the highest QC.
+    pub high_qc_view: u64,
+    /// Highest view voted or timed out in.
+    pub last_voted_view: u64,
+}
+
+#[derive(Debug)]
+struct VoteAcc {
+    height: u64,
+    signatures: BTreeMap<ValidatorIndex, Signature>,
+}
+
+#[derive(Debug)]
+struct TimeoutAcc {
+    high_qc: QuorumCert,
+    entries: BTreeMap<ValidatorIndex, (u64, Signature)>,
+    formed: bool,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Outstanding request: (peer, retry deadline).
+    inflight: Option<(ValidatorIndex, u64)>,
+    /// Next peer to ask when retrying (round robin).
+    next_peer: u16,
+    /// First height to ask for when continuing a long catch-up.
+    continue_from: Option<u64>,
+}
+
+/// A consensus replica. See the module docs for how to drive it.
+#[derive(Debug)]
+pub struct Replica<A: App> {
+    chain: Chain,
+    key: SigningKey,
+    me: ValidatorIndex,
+    config: Config,
+    app: A,
+    tree: BlockTree,
+    safety: SafetyState,
+    view: u64,
+    view_started_ms: u64,
+    tc_streak: u32,
+    my_timeout: Option<Timeout>,
+    last_timeout_sent_ms: u64,
+    proposed_view: u64,
+    votes: BTreeMap<(u64, BlockHash), VoteAcc>,
+    voted: BTreeMap<(u64, ValidatorIndex), BlockHash>,
+    timeouts: BTreeMap<u64, TimeoutAcc>,
+    sync: SyncState,
+    verified: BTreeSet<[u8; 32]>,
+    verified_order: VecDeque<[u8; 32]>,
+    scheduled: Option<u64>,
+    out: Vec<Output>,
+    stats: Stats,
+    started: bool,
+}
+
+impl<A: App> Replica<A> {
+    /// A replica on a fresh chain.
+    ///
+    /// # Errors
+    /// [`ReplicaError`] if `key` is not a validator of `chain` or `config` is out of range.
+    pub fn new(
+        chain: Chain,
+        key: SigningKey,
+        config: Config,
+        app: A,
+    ) -> Result<Self, ReplicaError> {
+        let safety = SafetyState::initial(chain.genesis_qc());
+        Self::build(chain, key, config, app, safety)
+    }
+
+    fn build(
+        chain: Chain,
+        key: SigningKey,
+        config: Config,
+        app: A,
+        safety: SafetyState,
+    ) -> Result<Self, ReplicaError> {
+        config.validate()?;
+        let me = chain
+            .validators()
+            .index_of(&key.verifying_key())
+            .ok_or(ReplicaError::NotAValidator)?;
+        let tree = BlockTree::new(chain.genesis().clone());
+        Ok(Self {
+            chain,
+            key,
+            me,
+            config,
+            app,
+            tree,
+            safety,
+            view: 1,
+            view_started_ms: 0,
+            tc_streak: 0,
+            my_timeout: None,
+            last_timeout_sent_ms: 0,
+            proposed_view: 0,
+            votes: BTreeMap::new(),
+            voted: BTreeMap::new(),
+            timeouts: BTreeMap::new(),
+            sync: SyncState::default(),
+            verified: BTreeSet::new(),
+            verified_order: VecDeque::new(),
+            scheduled: None,
+            out: Vec::new(),
+            stats: Stats::default(),
+            started: false,
+        })
+    }
+
+    /// A replica restarted from its store: the last persisted [`SafetyState`], every persisted
+    /// block (any order), and the hash of the last committed block `app` already applied
+    /// (the genesis hash if none).
+    ///
+    /// Blocks above `last_committed` that the stored certificates prove committed are committed
+    /// again: the first [`Replica::handle`] call returns them as [`Output::Commit`] (after
+    /// passing them to [`App::commit`]).
+    ///
+    /// # Errors
+    /// [`ReplicaError`] if the key or config is bad, or `last_committed` and its ancestors are
+    /// not among the stored blocks.
+    pub fn restore(
+        chain: Chain,
+        key: SigningKey,
+        config: Config,
+        app: A,
+        safety: SafetyState,
+        mut blocks: Vec<Block>,
+        last_committed: BlockHash,
+    ) -> Result<Self, ReplicaError> {
+        let mut replica = Self::build(chain, key, config, app, safety)?;
+        blocks.sort_by_key(Block::height);
+        for block in blocks {
+            replica.tree.insert(Arc::new(block));
+        }
+        if last_committed != replica.chain.genesis().hash() {
+            replica
+                .tree
+                .commit(last_committed)
+                .map_err(|_| ReplicaError::MissingCommitted(last_committed))?;
+        }
+        // Re-derive commits the app has not applied yet from the stored certificates.
+        let mut qcs = replica.stored_qcs();
+        qcs.push(replica.safety.high_qc.clone());
+        for qc in &qcs {
+            replica.try_commit(qc);
+        }
+        replica.view = (replica.safety.high_qc.view + 1)
+            .max(replica.safety.high_tc.as_ref().map_or(0, |tc| tc.view + 1))
+            .max(replica.safety.last_voted_view)
+            .max(1);
+        replica.proposed_view = replica.safety.last_voted_view;
+        Ok(replica)
+    }
+
+    fn stored_qcs(&self) -> Vec<QuorumCert> {
+        let mut qcs = Vec::new();
+        for height in 1..=self.tree.max_height() {
+            for block in self.tree.blocks_at(height) {
+                qcs.push(block.justify().clone());
+            }
+        }
+        qcs
+    }
+
+    /// The replica's validator index.
+    #[must_use]
+    pub fn index(&self) -> ValidatorIndex {
+        self.me
+    }
+
+    /// The chain.
+    #[must_use]
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The app.
+    #[must_use]
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The application, mutably (the node feeds its mempool between inputs).
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Where the replica is.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        Status {
+            view: self.view,
+            committed_height: self.tree.committed_height(),
+            committed_hash: self.tree.committed_tip().hash(),
+            high_qc_view: self.safety.high_qc.view,
+            last_voted_view: self.safety.last_voted_view,
+        }
+    }
+
+    /// The committed block at `height`, if this replica still holds it.
+    #[must_use]
+    pub fn committed_block(&self, height: u64) -> Option<&Arc<Block>> {
+        self.tree.committed_at(height)
+    }
+
+    /// Handles one input at time `now_ms` and returns what to do, in order.
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
+        if !self.started {
+            self.started = true;
+            self.view_started_ms = now_ms;
+        }
+        match input {
+            Input::Tick => {}
+            Input::Message { from, msg } => self.on_message(now_ms, from, msg),
+        }
+        self.drive(now_ms);
+        std::mem::take(&mut self.out)
+    }
+
+    fn on_message(&mut self, now: u64, from: ValidatorIndex, msg: Msg) {
+        if self.chain.validators().key(from).is_none() || from == self.me {
+            return;
+        }
+        let result = match msg {
+            Msg::Proposal(p) => self.on_proposal(now, from, p),
+            Msg::Vote(v) => self.on_vote(now, from, v),
+            Msg::Timeout(t) => self.on_timeout(now, from, t),
+            Msg::SyncInfo { high_qc, high_tc } => self.on_sync_info(now, from, high_qc, high_tc),
+            Msg::SyncRequest {
+                from_height,
+                target,
+            } => {
+                self.on_sync_request(from, from_height, target);
+                Ok(())
+            }
+            Msg::SyncResponse { blocks, qc } => self.on_sync_response(now, from, blocks, qc),
+        };
+        if let Err(err) = result {
+            self.stats.invalid_messages += 1;
+            tracing::debug!(%from, cause = %err, "dropped invalid consensus message");
+        }
+    }
+
+    /// Queues the current safety state for persistence; every vote and timeout is preceded by
+    /// one of these in the same batch.
+    fn persist_safety(&mut self) {
+        self.out
+            .push(Output::Persist(Persist::Safety(self.safety.clone())));
+    }
+
+    /// Proposes if due, runs the view and timeout-resend timers and block sync retries, and
+    /// schedules the next tick.
+    fn drive(&mut self, now: u64) {
+        let mut next = u64::MAX;
+        if let Some(at) = self.maybe_propose(now) {
+            next = next.min(at);
+        }
+        // View timer.
+        if self.my_timeout.is_none() {
+            let deadline = self.view_deadline();
+            if now >= deadline {
+                self.local_timeout(now);
+            } else {
+                next = next.min(deadline);
+            }
+        }
+        if let Some(t) = self.my_timeout.clone() {
+            let resend = self
+                .last_timeout_sent_ms
+                .saturating_add(self.config.timeout_resend_ms);
+            if now >= resend {
+                self.last_timeout_sent_ms = now;
+                self.out.push(Output::Broadcast(Msg::Timeout(t)));
+                next = next.min(now.saturating_add(self.config.timeout_resend_ms));
+            } else {
+                next = next.min(resend);
+            }
+        }
+        // Block sync: retry with another peer while the highest QC's block is missing.
+        let behind =
+            !self.tree.contains(&self.safety.high_qc.block) || self.sync.continue_from.is_some();
+        match self.sync.inflight {
+            Some((_, deadline)) if now >= deadline => {
+                self.sync.inflight = None;
+                if behind {
+                    let peer = self.next_sync_peer();
+                    let target = self.safety.high_qc.block;
+                    self.request_sync(now, peer, target);
+                }
+            }
+            Some((_, deadline)) => next = next.min(deadline),
+            None if behind => {
+                let peer = self.next_sync_peer();
+                let target = self.safety.high_qc.block;
+                self.request_sync(now, peer, target);
+            }
+            None => {}
+        }
+        if let Some((_, deadline)) = self.sync.inflight {
+            next = next.min(deadline);
+        }
+        if next != u64::MAX && self.scheduled.is_none_or(|s| s != next || s <= now) {
+            self.scheduled = Some(next);
+            self.out.push(Output::ScheduleTick(next));
+        }
+    }
+}

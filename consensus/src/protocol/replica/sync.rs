@@ -1,0 +1,410 @@
+//! Certificate sync (`SyncInfo`) and block sync (`SyncRequest`/`SyncResponse`).
+//!
+//! # Invariants
+//! - At most one block sync request is in flight; it is retried with the next peer (round robin,
+//!   never ourselves) after `sync_retry_ms`.
+//! - A response is answered from the blocks we hold on the way to the requested target (or our
+//!   high QC's block), at most `max_sync_blocks` and about half the message limit, with a QC
+//!   for its last block when we have one.
+//! - Received blocks are accepted only as a chain hanging off a block we hold, each certified by
+//!   its child's verified justify and the last by a verified QC (an uncertified last block is
+//!   dropped); accepted blocks are persisted, their QCs processed as if received directly.
+
+use std::sync::Arc;
+
+use super::{App, Output, Persist, Replica};
+use crate::protocol::block::{Block, BlockHash};
+use crate::protocol::certificate::QuorumCert;
+use crate::protocol::codec::{MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES};
+use crate::protocol::error::VerifyError;
+use crate::protocol::message::Msg;
+use crate::protocol::timeout::TimeoutCert;
+use crate::protocol::validators::ValidatorIndex;
+
+impl<A: App> Replica<A> {
+    pub(super) fn on_sync_info(
+        &mut self,
+        now: u64,
+        from: ValidatorIndex,
+        high_qc: QuorumCert,
+        high_tc: Option<TimeoutCert>,
+    ) -> Result<(), VerifyError> {
+        self.verify_qc(&high_qc)?;
+        if let Some(tc) = &high_tc {
+            self.verify_tc(tc)?;
+        }
+        self.process_qc(now, &high_qc, from);
+        if let Some(tc) = &high_tc {
+            self.process_tc(now, tc, from);
+        }
+        Ok(())
+    }
+
+    fn sync_from_height(&self) -> u64 {
+        self.sync
+            .continue_from
+            .unwrap_or(self.tree.committed_height() + 1)
+            .max(self.tree.committed_height() + 1)
+    }
+
+    pub(super) fn request_sync(&mut self, now: u64, peer: ValidatorIndex, target: BlockHash) {
+        if self
+            .sync
+            .inflight
+            .is_some_and(|(_, deadline)| now < deadline)
+            || peer == self.me
+        {
+            return;
+        }
+        let from_height = self.sync_from_height();
+        tracing::debug!(replica = %self.me, %peer, from_height, "block sync request");
+        self.stats.sync_requests += 1;
+        self.sync.inflight = Some((peer, now.saturating_add(self.config.sync_retry_ms)));
+        self.out.push(Output::Send(
+            peer,
+            Msg::SyncRequest {
+                from_height,
+                target,
+            },
+        ));
+    }
+
+    pub(super) fn on_sync_request(
+        &mut self,
+        from: ValidatorIndex,
+        from_height: u64,
+        target: BlockHash,
+    ) {
+        let target = if self.tree.contains(&target) {
+            target
+        } else {
+            self.safety.high_qc.block
+        };
+        let blocks = self
+            .tree
+            .chain_to(target, from_height, self.config.max_sync_blocks);
+        if blocks.is_empty() {
+            return;
+        }
+        // Keep the response well under the message limit.
+        let mut size = 0usize;
+        let mut keep = 0;
+        for b in &blocks {
+            size += b.payload().len() + 512 + 80 * b.justify().signatures.len();
+            if size > MAX_MESSAGE_BYTES / 2 && keep > 0 {
+                break;
+            }
+            keep += 1;
+        }
+        let last = blocks[keep - 1].hash();
+        let qc = if self.safety.high_qc.block == last {
+            Some(self.safety.high_qc.clone())
+        } else if let Some(next) = blocks.get(keep) {
+            Some(next.justify().clone())
+        } else {
+            // A child of `last` on the way to the target carries its QC, if we have one.
+            self.tree
+                .ancestors(target)
+                .find(|b| b.parent() == last)
+                .map(|child| child.justify().clone())
+        };
+        let blocks = blocks[..keep].iter().map(|b| Block::clone(b)).collect();
+        self.out
+            .push(Output::Send(from, Msg::SyncResponse { blocks, qc }));
+    }
+
+    pub(super) fn on_sync_response(
+        &mut self,
+        now: u64,
+        from: ValidatorIndex,
+        mut blocks: Vec<Block>,
+        qc: Option<QuorumCert>,
+    ) -> Result<(), VerifyError> {
+        if self.sync.inflight.is_some_and(|(peer, _)| peer == from) {
+            self.sync.inflight = None;
+        }
+        let Some(first) = blocks.first() else {
+            return Ok(());
+        };
+        if !self.tree.contains(&first.parent()) {
+            return Err(VerifyError::BadParent(first.hash()));
+        }
+        for pair in blocks.windows(2) {
+            if pair[1].parent() != pair[0].hash() || pair[1].height() != pair[0].height() + 1 {
+                return Err(VerifyError::BadParent(pair[1].hash()));
+            }
+        }
+        let full = blocks.len() >= self.config.max_sync_blocks;
+        // Every block is certified by its child's justify; the last one by `qc`, or by a QC
+        // we already hold. An uncertified last block is dropped.
+        let last_hash = blocks[blocks.len() - 1].hash();
+        match &qc {
+            Some(qc) if qc.block == last_hash => self.verify_qc(qc)?,
+            Some(qc) => return Err(VerifyError::BadParent(qc.block)),
+            None if self.safety.high_qc.block == last_hash => {}
+            None => {
+                blocks.pop();
+            }
+        }
+        for block in &blocks {
+            if block.payload().len() > MAX_PAYLOAD_BYTES {
+                return Err(VerifyError::PayloadTooLarge(block.payload().len()));
+            }
+            let justify = block.justify().clone();
+            self.verify_qc(&justify)?;
+        }
+        let mut inserted = 0;
+        for block in blocks {
+            let block = Arc::new(block);
+            let parent_ok = self.tree.get(&block.parent()).is_some_and(|p| {
+                p.height() + 1 == block.height() && block.justify().view == p.view()
+            });
+            if !parent_ok {
+                break;
+            }
+            let justify = block.justify().clone();
+            let height = block.height();
+            if self.tree.insert(Arc::clone(&block)) {
+                inserted += 1;
+                self.out.push(Output::Persist(Persist::Block(block)));
+            }
+            self.process_qc(now, &justify, from);
+            self.sync.continue_from = Some(height + 1);
+        }
+        if let Some(qc) = &qc {
+            self.process_qc(now, qc, from);
+        } else {
+            let high = self.safety.high_qc.clone();
+            self.try_commit(&high);
+        }
+        tracing::debug!(replica = %self.me, %from, inserted, committed = self.tree.committed_height(), "block sync response");
+        if full && inserted > 0 {
+            let target = self.safety.high_qc.block;
+            self.request_sync(now, from, target);
+        } else {
+            self.sync.continue_from = None;
+        }
+        Ok(())
+    }
+
+    pub(super) fn next_sync_peer(&mut self) -> ValidatorIndex {
+        let n = u16::try_from(self.chain.validators().len()).unwrap_or(u16::MAX);
+        loop {
+            self.sync.next_peer = (self.sync.next_peer + 1) % n.max(1);
+            let peer = ValidatorIndex(self.sync.next_peer);
+            if peer != self.me || n <= 1 {
+                return peer;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::test_support::{
+        from, persisted_blocks, v, Net, TestApp, ME, T0, VIEW_TIMEOUT,
+    };
+    use super::super::{Output, Persist, Replica};
+    use crate::protocol::block::{Block, BlockHash};
+    use crate::protocol::message::Msg;
+    use crate::protocol::safety::SafetyState;
+
+    /// Blocks 1 (view 1) and 2 (view 2, carrying a QC for block 1).
+    fn two_blocks(net: &Net) -> (Block, Block) {
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let b2 = net.child(&b1, net.qc(&b1, &[1, 2, 3]), 2, T0 + 500);
+        (b1, b2)
+    }
+
+    /// A replica that received both blocks as proposals.
+    fn holding_two_blocks(net: &Net) -> (Replica<TestApp>, Block, Block) {
+        let (b1, b2) = two_blocks(net);
+        let mut r = net.replica(ME);
+        r.handle(T0, from(1, net.proposal(b1.clone(), None)));
+        r.handle(T0 + 500, from(2, net.proposal(b2.clone(), None)));
+        assert!(r.tree.contains(&b2.hash()));
+        (r, b1, b2)
+    }
+
+    #[test]
+    fn sync_info_with_a_qc_for_an_unknown_block_asks_that_peer_for_it() {
+        let net = Net::new();
+        let (b1, _) = two_blocks(&net);
+        let qc1 = net.qc(&b1, &[1, 2, 3]);
+        let mut r = net.replica(ME);
+
+        let out = r.handle(
+            T0,
+            from(
+                2,
+                Msg::SyncInfo {
+                    high_qc: qc1.clone(),
+                    high_tc: None,
+                },
+            ),
+        );
+
+        let mut safety = SafetyState::initial(net.genesis_qc());
+        safety.high_qc = qc1;
+        let retry = r.config.sync_retry_ms;
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Safety(safety)),
+                Output::Send(
+                    v(2),
+                    Msg::SyncRequest {
+                        from_height: 1,
+                        target: b1.hash(),
+                    }
+                ),
+                Output::ScheduleTick(T0 + retry),
+            ]
+        );
+        assert_eq!(r.stats().sync_requests, 1);
+        assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn a_sync_request_is_answered_with_the_blocks_up_to_the_target() {
+        let net = Net::new();
+        let (mut r, b1, b2) = holding_two_blocks(&net);
+
+        let out = r.handle(
+            T0 + 600,
+            from(
+                3,
+                Msg::SyncRequest {
+                    from_height: 1,
+                    target: b2.hash(),
+                },
+            ),
+        );
+
+        // Nothing certifies block 2 yet, so no QC comes with it.
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                v(3),
+                Msg::SyncResponse {
+                    blocks: vec![b1, b2],
+                    qc: None,
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_sync_request_for_an_unknown_target_gets_our_certified_chain() {
+        let net = Net::new();
+        let (mut r, b1, _) = holding_two_blocks(&net);
+        let unknown = BlockHash([0xAB; 32]);
+
+        let out = r.handle(
+            T0 + 600,
+            from(
+                3,
+                Msg::SyncRequest {
+                    from_height: 1,
+                    target: unknown,
+                },
+            ),
+        );
+
+        // Up to our high QC's block, with that QC.
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                v(3),
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone()],
+                    qc: Some(net.qc(&b1, &[1, 2, 3])),
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_certified_sync_response_is_persisted_and_committed() {
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let qc2 = net.qc(&b2, &[1, 2, 3]);
+        let mut r = net.replica(ME);
+        let now = T0 + 600;
+
+        let out = r.handle(
+            now,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone(), b2.clone()],
+                    qc: Some(qc2.clone()),
+                },
+            ),
+        );
+
+        let mut after_b2 = SafetyState::initial(net.genesis_qc());
+        after_b2.high_qc = net.qc(&b1, &[1, 2, 3]);
+        let mut after_qc2 = after_b2.clone();
+        after_qc2.high_qc = qc2;
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Block(Arc::new(b1.clone()))),
+                Output::Persist(Persist::Block(Arc::new(b2))),
+                Output::Persist(Persist::Safety(after_b2)),
+                Output::Persist(Persist::Safety(after_qc2)),
+                Output::Commit(Arc::new(b1)),
+                Output::ScheduleTick(now + VIEW_TIMEOUT),
+            ]
+        );
+        assert_eq!(r.app().committed, [1]);
+        assert_eq!(r.status().view, 3);
+        assert_eq!(r.stats().votes, 0, "synced blocks are not voted for");
+    }
+
+    #[test]
+    fn an_uncertified_last_block_is_dropped_and_a_detached_chain_refused() {
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let mut r = net.replica(ME);
+
+        let out = r.handle(
+            T0,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone(), b2.clone()],
+                    qc: None,
+                },
+            ),
+        );
+        assert_eq!(persisted_blocks(&out), vec![Arc::new(b1)]);
+        assert!(!r.tree.contains(&b2.hash()));
+
+        let mut fresh = net.replica(ME);
+        let qc2 = net.qc(&b2, &[1, 2, 3]);
+        let out = fresh.handle(
+            T0,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b2],
+                    qc: Some(qc2),
+                },
+            ),
+        );
+        assert_eq!(out, vec![Output::ScheduleTick(T0 + VIEW_TIMEOUT)]);
+        assert_eq!(fresh.stats().invalid_messages, 1);
+    }
+
+    #[test]
+    fn sync_peers_rotate_and_skip_ourselves() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let peers: Vec<u16> = (0..5).map(|_| r.next_sync_peer().0).collect();
+        assert_eq!(peers, [1, 2, 3, 1, 2]);
+    }
+}

@@ -1,0 +1,162 @@
+//! Certificate verification with a cache of verified digests.
+//!
+//! # Invariants
+//! - A QC or TC is accepted only if every signature it carries verifies against the chain's
+//!   validator set, or is byte-identical to a vote this replica already verified and counted
+//!   (`votes`), or the whole certificate's digest is in the cache.
+//! - Only certificates that passed every check enter the cache; the cache holds at most
+//!   [`VERIFIED_CACHE`] digests and forgets the oldest first.
+//! - The genesis QC needs no signatures.
+//! - Nothing here changes the view, the safety state or the outputs.
+
+use super::{App, Replica};
+use crate::protocol::certificate::{check_signers, vote_message, QuorumCert};
+use crate::protocol::codec::Encoder;
+use crate::protocol::error::VerifyError;
+use crate::protocol::hash::sha256;
+use crate::protocol::timeout::TimeoutCert;
+
+/// Verified certificates remembered, so re-sent ones are not verified again.
+const VERIFIED_CACHE: usize = 256;
+
+impl<A: App> Replica<A> {
+    fn remember(&mut self, digest: [u8; 32]) {
+        if self.verified.insert(digest) {
+            self.verified_order.push_back(digest);
+            if self.verified_order.len() > VERIFIED_CACHE {
+                if let Some(old) = self.verified_order.pop_front() {
+                    self.verified.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub(super) fn verify_qc(&mut self, qc: &QuorumCert) -> Result<(), VerifyError> {
+        if qc.is_genesis(&self.chain) {
+            return Ok(());
+        }
+        let mut enc = Encoder::with_domain(b"qc");
+        qc.encode(&mut enc);
+        let digest = sha256(&enc.finish());
+        if self.verified.contains(&digest) {
+            return Ok(());
+        }
+        // Signatures we already verified as individual votes need no second check.
+        let validators = self.chain.validators();
+        check_signers(qc.signers(), validators.quorum())?;
+        let known = self.votes.get(&(qc.view, qc.block));
+        let msg = vote_message(&self.chain, qc.view, qc.height, &qc.block);
+        for (index, sig) in &qc.signatures {
+            if known.is_some_and(|acc| {
+                acc.height == qc.height && acc.signatures.get(index) == Some(sig)
+            }) {
+                continue;
+            }
+            if validators.key(*index).is_none() {
+                return Err(VerifyError::UnknownValidator(*index));
+            }
+            if !validators.verify(*index, &msg, sig) {
+                return Err(VerifyError::BadSignature(*index));
+            }
+        }
+        self.remember(digest);
+        Ok(())
+    }
+
+    pub(super) fn verify_tc(&mut self, tc: &TimeoutCert) -> Result<(), VerifyError> {
+        let mut enc = Encoder::with_domain(b"tc");
+        tc.encode(&mut enc);
+        let digest = sha256(&enc.finish());
+        if self.verified.contains(&digest) {
+            return Ok(());
+        }
+        self.verify_qc(&tc.high_qc)?;
+        tc.verify(&self.chain)?;
+        self.remember(digest);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{v, Net, ME, T0};
+    use super::VERIFIED_CACHE;
+    use crate::protocol::error::VerifyError;
+
+    #[test]
+    fn the_genesis_qc_needs_no_signatures() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        assert_eq!(r.verify_qc(&net.genesis_qc()), Ok(()));
+        assert!(r.verified.is_empty(), "genesis is not cached");
+    }
+
+    #[test]
+    fn a_valid_qc_verifies_and_is_cached() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let qc = net.qc(&b1, &[1, 2, 3]);
+
+        assert_eq!(r.verify_qc(&qc), Ok(()));
+        assert_eq!(r.verified.len(), 1);
+        assert_eq!(r.verify_qc(&qc), Ok(()));
+        assert_eq!(r.verified.len(), 1);
+    }
+
+    #[test]
+    fn a_qc_with_a_bad_signature_is_rejected_and_not_cached() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let mut qc = net.qc(&b1, &[1, 2, 3]);
+        qc.signatures[1].1 = net.vote(3, &b1).signature;
+
+        assert_eq!(r.verify_qc(&qc), Err(VerifyError::BadSignature(v(2))));
+        assert!(r.verified.is_empty());
+    }
+
+    #[test]
+    fn a_qc_without_a_quorum_or_with_repeated_signers_is_rejected() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+
+        assert_eq!(
+            r.verify_qc(&net.qc(&b1, &[1, 2])),
+            Err(VerifyError::NoQuorum { got: 2, need: 3 })
+        );
+        assert_eq!(
+            r.verify_qc(&net.qc(&b1, &[1, 1, 2])),
+            Err(VerifyError::UnsortedSigners)
+        );
+    }
+
+    #[test]
+    fn a_tc_is_checked_entry_by_entry() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let tc = net.tc(1, net.genesis_qc(), &[1, 2, 3]);
+        assert_eq!(r.verify_tc(&tc), Ok(()));
+        assert_eq!(r.verified.len(), 1);
+
+        let mut forged = net.tc(2, net.genesis_qc(), &[1, 2, 3]);
+        forged.entries[0].2 = tc.entries[0].2; // signed for view 1, not 2
+        assert_eq!(r.verify_tc(&forged), Err(VerifyError::BadSignature(v(1))));
+        assert_eq!(r.verified.len(), 1);
+    }
+
+    #[test]
+    fn the_cache_forgets_the_oldest_digest_first() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        for i in 0..=VERIFIED_CACHE {
+            let mut digest = [0u8; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            r.remember(digest);
+        }
+        assert_eq!(r.verified.len(), VERIFIED_CACHE);
+        assert!(!r.verified.contains(&[0u8; 32]));
+        assert_eq!(r.verified_order.len(), VERIFIED_CACHE);
+    }
+}

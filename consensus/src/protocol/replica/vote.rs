@@ -1,0 +1,287 @@
+//! Votes, quorum certificates and the 2-chain commit rule.
+//!
+//! # Invariants
+//! - At most one vote per `(view, voter)` is counted; a second one (even for another block) is
+//!   ignored. Votes more than one view behind or [`MAX_VIEWS_AHEAD`] ahead are dropped.
+//! - A QC forms from `quorum` distinct signatures on the same `(view, height, block)`.
+//! - `process_qc` raises the high QC monotonically (persisting it), commits through
+//!   `try_commit`, asks for block sync if the certified block is unknown, and enters
+//!   `qc.view + 1`.
+//! - A block commits only when a QC certifies a child exactly one view newer (`direct_chain`);
+//!   commits arrive in height order, each passed to the app before `Output::Commit`.
+//!
+//! [`MAX_VIEWS_AHEAD`]: super::MAX_VIEWS_AHEAD
+
+use std::collections::BTreeMap;
+
+use super::{App, Output, Replica, VoteAcc, MAX_VIEWS_AHEAD};
+use crate::protocol::block::BlockHash;
+use crate::protocol::certificate::{QuorumCert, Vote};
+use crate::protocol::error::VerifyError;
+use crate::protocol::validators::ValidatorIndex;
+
+impl<A: App> Replica<A> {
+    pub(super) fn on_vote(
+        &mut self,
+        now: u64,
+        _from: ValidatorIndex,
+        vote: Vote,
+    ) -> Result<(), VerifyError> {
+        if vote.view + 1 < self.view || vote.view > self.view + MAX_VIEWS_AHEAD {
+            return Ok(());
+        }
+        if self.voted.contains_key(&(vote.view, vote.voter)) {
+            return Ok(());
+        }
+        vote.verify(&self.chain)?;
+        self.add_vote(now, vote);
+        Ok(())
+    }
+
+    pub(super) fn add_vote(&mut self, now: u64, vote: Vote) {
+        if self
+            .voted
+            .insert((vote.view, vote.voter), vote.block)
+            .is_some()
+        {
+            return;
+        }
+        let acc = self
+            .votes
+            .entry((vote.view, vote.block))
+            .or_insert_with(|| VoteAcc {
+                height: vote.height,
+                signatures: BTreeMap::new(),
+            });
+        if acc.height != vote.height {
+            return; // signed for a different height: cannot be combined
+        }
+        acc.signatures.insert(vote.voter, vote.signature);
+        if acc.signatures.len() < self.chain.validators().quorum() {
+            return;
+        }
+        let qc = QuorumCert {
+            block: vote.block,
+            view: vote.view,
+            height: acc.height,
+            signatures: acc.signatures.iter().map(|(i, s)| (*i, *s)).collect(),
+        };
+        self.process_qc(now, &qc, vote.voter);
+    }
+
+    /// Takes a verified QC into account: high QC, view, commits, sync.
+    pub(super) fn process_qc(&mut self, now: u64, qc: &QuorumCert, from: ValidatorIndex) {
+        if qc.view > self.safety.high_qc.view {
+            self.safety.high_qc = qc.clone();
+            self.persist_safety();
+        } else if qc.view == self.safety.high_qc.view
+            && qc.block == self.safety.high_qc.block
+            && qc.signatures.len() > self.safety.high_qc.signatures.len()
+        {
+            // Same certificate with more signers: better for leader reputation.
+            self.safety.high_qc = qc.clone();
+        }
+        if self.tree.contains(&qc.block) {
+            self.try_commit(qc);
+        } else if qc.height > self.tree.committed_height() {
+            self.request_sync(now, from, qc.block);
+        }
+        self.advance_view(now, qc.view + 1, true);
+    }
+
+    /// `(B, B')` if `qc` certifies `B'` whose parent `B` is one view older (a direct chain).
+    fn direct_chain(&self, qc: &QuorumCert) -> Option<(BlockHash, BlockHash)> {
+        let child = self.tree.get(&qc.block)?;
+        if child.height() == 0 || qc.view != child.view() {
+            return None;
+        }
+        let parent = self.tree.get(&child.parent())?;
+        (child.view() == parent.view() + 1).then_some((parent.hash(), child.hash()))
+    }
+
+    pub(super) fn try_commit(&mut self, qc: &QuorumCert) {
+        if let Some((b0, _)) = self.direct_chain(qc) {
+            if self
+                .tree
+                .get(&b0)
+                .is_some_and(|b| b.height() > self.tree.committed_height())
+            {
+                self.commit(b0);
+            }
+        }
+    }
+
+    fn commit(&mut self, target: BlockHash) {
+        match self.tree.commit(target) {
+            Ok(blocks) => {
+                for block in blocks {
+                    tracing::debug!(replica = %self.me, height = block.height(), view = block.view(), "commit");
+                    self.app.commit(&block);
+                    self.stats.commits += 1;
+                    self.out.push(Output::Commit(block));
+                }
+            }
+            Err(err) => {
+                self.stats.commit_conflicts += 1;
+                tracing::error!(replica = %self.me, cause = %err, "safety violation: conflicting commit");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::test_support::{from, last_safety, v, Net, TestApp, ME, T0, VIEW_TIMEOUT};
+    use super::super::{Output, Persist, Replica};
+    use crate::protocol::block::Block;
+    use crate::protocol::message::Msg;
+    use crate::protocol::safety::SafetyState;
+
+    /// A replica that received block 1 from its leader and voted for it.
+    fn voted_on_b1() -> (Net, Replica<TestApp>, Block) {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        r.handle(T0, from(1, net.proposal(b1.clone(), None)));
+        assert_eq!(r.stats().votes, 1);
+        (net, r, b1)
+    }
+
+    #[test]
+    fn three_of_four_votes_form_a_qc_and_enter_the_next_view() {
+        let (net, mut r, b1) = voted_on_b1();
+
+        assert_eq!(
+            r.handle(T0 + 10, from(1, Msg::Vote(net.vote(1, &b1)))),
+            vec![]
+        );
+        assert_eq!(r.status().view, 1);
+        let out = r.handle(T0 + 20, from(2, Msg::Vote(net.vote(2, &b1))));
+
+        let safety = SafetyState {
+            last_voted_view: 1,
+            locked_view: 0,
+            high_qc: net.qc(&b1, &[0, 1, 2]),
+            high_tc: None,
+        };
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Safety(safety)),
+                Output::ScheduleTick(T0 + 20 + VIEW_TIMEOUT),
+            ]
+        );
+        assert_eq!(r.status().view, 2);
+        assert_eq!(r.status().high_qc_view, 1);
+        assert_eq!(r.status().committed_height, 0);
+    }
+
+    #[test]
+    fn a_repeated_or_second_vote_from_one_validator_counts_once() {
+        let (net, mut r, b1) = voted_on_b1();
+        let b1x = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + 1);
+        r.handle(T0 + 10, from(1, Msg::Vote(net.vote(1, &b1))));
+
+        assert_eq!(
+            r.handle(T0 + 11, from(1, Msg::Vote(net.vote(1, &b1)))),
+            vec![]
+        );
+        assert_eq!(
+            r.handle(T0 + 12, from(1, Msg::Vote(net.vote(1, &b1x)))),
+            vec![]
+        );
+        assert_eq!(r.status().view, 1, "two distinct voters are not a quorum");
+
+        let out = r.handle(T0 + 20, from(3, Msg::Vote(net.vote(3, &b1))));
+        assert_eq!(
+            last_safety(&out).map(|s| s.high_qc),
+            Some(net.qc(&b1, &[0, 1, 3]))
+        );
+        assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn a_vote_with_a_bad_signature_is_dropped() {
+        let (net, mut r, b1) = voted_on_b1();
+        let mut forged = net.vote(1, &b1);
+        forged.signature = net.vote(2, &b1).signature;
+
+        assert_eq!(r.handle(T0 + 10, from(1, Msg::Vote(forged))), vec![]);
+        assert_eq!(r.stats().invalid_messages, 1);
+        // The forger's real vote still counts: the forged one was not recorded.
+        r.handle(T0 + 11, from(1, Msg::Vote(net.vote(1, &b1))));
+        r.handle(T0 + 12, from(2, Msg::Vote(net.vote(2, &b1))));
+        assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn a_qc_for_a_child_one_view_newer_commits_the_parent() {
+        let (net, mut r, b1) = voted_on_b1();
+        let b2 = net.child(&b1, net.qc(&b1, &[1, 2, 3]), 2, T0 + 500);
+        r.handle(T0 + 500, from(2, net.proposal(b2.clone(), None)));
+        assert_eq!(r.status().view, 2);
+        assert_eq!(r.stats().votes, 2);
+        r.handle(T0 + 510, from(2, Msg::Vote(net.vote(2, &b2))));
+
+        let out = r.handle(T0 + 520, from(3, Msg::Vote(net.vote(3, &b2))));
+
+        let safety = SafetyState {
+            last_voted_view: 2,
+            locked_view: 1,
+            high_qc: net.qc(&b2, &[0, 2, 3]),
+            high_tc: None,
+        };
+        assert_eq!(
+            out,
+            vec![
+                Output::Persist(Persist::Safety(safety)),
+                Output::Commit(Arc::new(b1)),
+                Output::ScheduleTick(T0 + 520 + VIEW_TIMEOUT),
+            ]
+        );
+        assert_eq!(r.app().committed, [1]);
+        assert_eq!(r.status().committed_height, 1);
+        assert_eq!(r.status().view, 3);
+    }
+
+    #[test]
+    fn a_qc_after_a_skipped_view_does_not_commit_the_parent() {
+        let (net, mut r, b1) = voted_on_b1();
+        let qc1 = net.qc(&b1, &[1, 2, 3]);
+        // View 2 failed; block 3 extends block 1 after a TC for view 2.
+        let tc2 = net.tc(2, qc1.clone(), &[1, 2, 3]);
+        let b3 = Block::new(
+            2,
+            3,
+            v(3), // the leader of view 3 on top of block 1
+            T0 + 5_000,
+            qc1,
+            2u64.to_be_bytes().to_vec(),
+        );
+        let failed = crate::protocol::leader::failed_leaders(
+            3,
+            1,
+            b1.hash(),
+            &r.tree,
+            r.chain.validators(),
+            r.config.reputation_window,
+        );
+        let b3 = b3.with_failed_leaders(failed);
+        r.handle(T0 + 5_000, from(3, net.proposal(b3.clone(), Some(tc2))));
+        assert_eq!(r.status().view, 3);
+
+        assert!(r.tree.contains(&b3.hash()));
+        let sync = Msg::SyncInfo {
+            high_qc: net.qc(&b3, &[1, 2, 3]),
+            high_tc: None,
+        };
+
+        let out = r.handle(T0 + 5_010, from(2, sync));
+
+        assert!(!out.iter().any(|o| matches!(o, Output::Commit(_))));
+        assert_eq!(r.status().committed_height, 0);
+        assert_eq!(r.status().view, 4);
+    }
+}
