@@ -35,10 +35,10 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
-use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::Config;
-use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
 use voltmesh_meter_bridge::order_sink::ChannelSink;
+use voltmesh_meter_bridge::runtime::{self as bridge, Io};
+use voltmesh_meter_bridge::runtime::{LinkStatus, SharedIngest};
 
 /// Readings per iteration.
 const BATCH: u64 = 20_000;
@@ -251,7 +251,7 @@ async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>)
             Ok(Some(_)) => got += 1,
             Ok(None) => break,
             Err(_) => {
-                let counters = voltmesh_meter_bridge::mqtt::ingest::lock(&ingest_view)
+                let counters = voltmesh_meter_bridge::runtime::shared::lock(&ingest_view)
                     .counters()
                     .clone();
                 panic!("bridge stalled after {got} readings: {counters:?}");

@@ -11,9 +11,9 @@ use mqtt_support::{
     RunningBridge, TestClient, PATIENCE,
 };
 use voltmesh_engine::{IntervalSpec, ParticipantId, Side};
-use voltmesh_meter_bridge::household_order::HouseholdOrder;
-use voltmesh_meter_bridge::household_topic::{orders_topic, preferences_topic};
-use voltmesh_meter_bridge::mqtt::ingest::lock;
+use voltmesh_meter_bridge::household::own_order::HouseholdOrder;
+use voltmesh_meter_bridge::household::topic::{orders_topic, preferences_topic};
+use voltmesh_meter_bridge::runtime::shared::lock;
 use voltmesh_meter_bridge::{DeadLetter, ErrorKind};
 
 fn now() -> DateTime<Utc> {

@@ -9,7 +9,7 @@ use mqtt_support::{
     bridge_config, fixture, fixture_path, mosquitto_pub, wait_until, BrokerOptions, Mosquitto,
     RunningBridge,
 };
-use voltmesh_meter_bridge::mqtt::ingest::lock;
+use voltmesh_meter_bridge::runtime::shared::lock;
 use voltmesh_meter_bridge::{Ingest, Outcome, Reading};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

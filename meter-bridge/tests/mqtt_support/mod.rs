@@ -14,11 +14,11 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use voltmesh_consensus::ledger::SignedOrder;
-use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::Config;
-use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
-use voltmesh_meter_bridge::mqtt::ResultMessage;
 use voltmesh_meter_bridge::order_sink::ChannelSink;
+use voltmesh_meter_bridge::runtime::mqtt::ResultMessage;
+use voltmesh_meter_bridge::runtime::{self as bridge, Io};
+use voltmesh_meter_bridge::runtime::{LinkStatus, SharedIngest};
 use voltmesh_meter_bridge::Reading;
 
 /// Generous limit for anything the tests wait for.

@@ -1,7 +1,7 @@
 //! `voltmesh bridge`: the meter bridge (the work lives in `voltmesh_meter_bridge`).
 //!
 //! Reads `bridge.toml` ([`voltmesh_meter_bridge::config`]), loads the bridge key (the format
-//! `voltmesh keygen` writes), and runs [`voltmesh_meter_bridge::bridge::run`] with the node's HTTP
+//! `voltmesh keygen` writes), and runs [`voltmesh_meter_bridge::runtime::run`] with the node's HTTP
 //! API as the order sink until Ctrl-C (SIGINT), which stops it cleanly: readings received but not
 //! yet acknowledged stay with the broker for the next session.
 
@@ -14,10 +14,10 @@ use clap::Args;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
 use voltmesh_consensus::net::keyfile;
-use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
-use voltmesh_meter_bridge::mqtt::ingest::LinkStatus;
 use voltmesh_meter_bridge::node_client::HttpNode;
+use voltmesh_meter_bridge::runtime::LinkStatus;
+use voltmesh_meter_bridge::runtime::{self as bridge, Io};
 
 /// Arguments of `voltmesh bridge`.
 #[derive(Debug, Args)]

@@ -26,9 +26,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use voltmesh_consensus::ledger::{IntervalClearing, SignedOrder};
 use voltmesh_consensus::node::metrics::MetricsSection;
 use voltmesh_engine::{Mechanism, ParticipantId, Price, K};
-use voltmesh_meter_bridge::bridge;
 use voltmesh_meter_bridge::config::Config as BridgeConfig;
 use voltmesh_meter_bridge::node_client::HttpNode;
+use voltmesh_meter_bridge::runtime as bridge;
 
 use super::broker::BrokerAddr;
 use super::households::{self, DemoHousehold, Playback};

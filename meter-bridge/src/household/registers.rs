@@ -25,8 +25,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Interval, IntervalSpec};
 
+use crate::household::registry::{Registry, RegistryError};
 use crate::reading::{MeterId, Reading};
-use crate::registry::{Registry, RegistryError};
 
 /// Which register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -364,7 +364,7 @@ fn attribute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::RegistryConfig;
+    use crate::household::registry::RegistryConfig;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -579,7 +579,7 @@ sell_limit = "0.1"
 #[cfg(test)]
 mod properties {
     use super::*;
-    use crate::registry::RegistryConfig;
+    use crate::household::registry::RegistryConfig;
     use proptest::prelude::*;
 
     proptest! {

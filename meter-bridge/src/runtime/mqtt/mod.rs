@@ -9,7 +9,7 @@
 //!     │        ("<client_id>-out")       ▼
 //!     └──────── [publisher event loop task] ◄──── results task ◄── node results
 //! ```
-//! * [`ingest`]: one task owns the subscribing [`rumqttc::EventLoop`] and polls it forever,
+//! * [`subscriber`]: one task owns the subscribing [`rumqttc::EventLoop`] and polls it forever,
 //!   reconnecting with capped exponential [`backoff`]. QoS 1, `clean_session = false`, manual
 //!   acks: the same task records each message with [`Ingest::handle`](crate::Ingest), hands the
 //!   reading on (or queues its dead letter) and only then acknowledges it, in batches with one
@@ -21,10 +21,10 @@
 //! * [`options`]: [`rumqttc::MqttOptions`] from the config (credentials, TLS with rustls/ring).
 
 pub mod backoff;
-pub mod ingest;
 pub mod options;
 pub mod publisher;
 pub mod results;
+pub mod subscriber;
 
 pub use backoff::Backoff;
 pub use options::{mqtt_options, OptionsError};
