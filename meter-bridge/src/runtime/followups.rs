@@ -15,7 +15,7 @@ use voltmesh_engine::{Interval, ParticipantId, Trade};
 
 use crate::config::SettlementConfig;
 use crate::order_sink::{OrderSink, SinkError};
-use crate::runtime::clock::{until, wall_clock};
+use crate::runtime::clock::SharedClock;
 use crate::runtime::mqtt::backoff::Backoff;
 use crate::runtime::mqtt::publisher::Publisher;
 use crate::runtime::mqtt::results::{
@@ -48,6 +48,7 @@ struct Followed {
 /// Reads each followed interval's clearing from the node once its gate has closed (polling with
 /// backoff; 404 = not yet), publishes the households' fills and the clearing summary, then, once
 /// the meters of a household have read past the interval's end, its settlement.
+#[allow(clippy::too_many_arguments)] // Until the follow-ups become a state machine.
 pub(crate) async fn run_followups<S: OrderSink>(
     mut intervals: mpsc::Receiver<(Interval, BTreeSet<ParticipantId>)>,
     sink: Arc<S>,
@@ -55,6 +56,7 @@ pub(crate) async fn run_followups<S: OrderSink>(
     settlement: SettlementConfig,
     publisher: Publisher,
     prefix: String,
+    clock: SharedClock,
     mut shutdown: Shutdown,
 ) {
     let mut followed: BTreeMap<i64, Followed> = BTreeMap::new();
@@ -70,14 +72,14 @@ pub(crate) async fn run_followups<S: OrderSink>(
                     interval,
                     households,
                     trades: None,
-                    next_poll: tokio::time::Instant::now() + until(interval.gate_closure()),
+                    next_poll: tokio::time::Instant::now() + clock.until(interval.gate_closure()),
                     backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
                 });
                 continue;
             }
             _ = tick.tick() => {}
         }
-        let now = wall_clock();
+        let now = clock.now();
         let mut done = Vec::new();
         for (start, f) in &mut followed {
             let length = f.interval.next().start() - f.interval.start();

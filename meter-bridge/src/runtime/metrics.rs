@@ -44,6 +44,7 @@ use crate::config::Config;
 use crate::error_kind::ErrorKind;
 use crate::order_sink::{Counted, OrderCounts};
 use crate::reading::{MeterId, Reading};
+use crate::runtime::clock::SharedClock;
 use crate::runtime::shared::{lock, SharedIngest, Unacked};
 use crate::shutdown::Shutdown;
 
@@ -120,11 +121,17 @@ impl BridgeMetrics {
 
     /// Writes the bridge's health every [`HEALTH_EVERY`] until `shutdown`, then once more, lets
     /// the writer flush and logs what it wrote and dropped. `unacked` is the subscribing
-    /// connection's gauge of messages not yet acknowledged.
+    /// connection's gauge of messages not yet acknowledged; `clock` stamps the points.
     ///
     /// # Cancel safety
     /// Dropping the future loses what the writer still buffers; complete `shutdown` instead.
-    pub async fn run(self, ingest: SharedIngest, unacked: Unacked, mut shutdown: Shutdown) {
+    pub async fn run(
+        self,
+        ingest: SharedIngest,
+        unacked: Unacked,
+        clock: SharedClock,
+        mut shutdown: Shutdown,
+    ) {
         let Some((neighborhood, node)) = self.tags.clone() else {
             return;
         };
@@ -139,7 +146,7 @@ impl BridgeMetrics {
             };
             let depth = unacked.load(std::sync::atomic::Ordering::Relaxed);
             let snapshot = Snapshot::take(&ingest, &mut written);
-            self.record(&neighborhood, &node, &snapshot, depth);
+            self.record(&neighborhood, &node, &snapshot, depth, clock.now());
             if stop {
                 break;
             }
@@ -160,8 +167,14 @@ impl BridgeMetrics {
         );
     }
 
-    fn record(&self, neighborhood: &Neighborhood, node: &NodeId, s: &Snapshot, depth: usize) {
-        let now = DateTime::<Utc>::from(std::time::SystemTime::now());
+    fn record(
+        &self,
+        neighborhood: &Neighborhood,
+        node: &NodeId,
+        s: &Snapshot,
+        depth: usize,
+        now: DateTime<Utc>,
+    ) {
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let (taken, refused) = self.orders.get();
         let decode_errors: u64 = s

@@ -4,8 +4,8 @@
 //! * the subscribing connection: its event loop, which also records every message in the shared
 //!   [`Ingest`] and acknowledges it ([`crate::runtime::mqtt::subscriber`]);
 //! * the publishing connection's event loop ([`crate::runtime::mqtt::publisher`]);
-//! * the results task: [`ResultMessage`]s handed in through [`Io::results`] → household topics
-//!   ([`crate::runtime::mqtt::results`]);
+//! * the results task, only if [`Io::results`] is given: [`ResultMessage`]s handed in there →
+//!   household topics ([`crate::runtime::mqtt::results`]);
 //! * the follow-up task: for every interval whose orders the node took, reads the committed
 //!   clearing from the node once the gate has closed ([`OrderSink::clearing`], polled with
 //!   backoff), publishes each household's fills and the clearing summary, and once a household's
@@ -18,6 +18,10 @@
 //!   submits them to the [`OrderSink`] one by one; orders the node could not take yet (down,
 //!   busy, timeout) are retried with backoff until gate closure, refused ones are logged and
 //!   dropped (a node that is down delays orders, never crashes the bridge).
+//!
+//! # Time
+//! No task reads a clock of its own: they all read [`Io::clock`] ([`clock`]), the one place the
+//! time enters the bridge, so tests drive the planner and follow-ups with paused tokio time.
 //!
 //! # Shutdown
 //! When `shutdown` completes, [`run`] broadcasts the signal, then waits until every task has
@@ -52,6 +56,7 @@ pub mod mqtt;
 pub mod planner;
 pub mod shared;
 
+pub use clock::{Clock, SharedClock, TokioClock, WallClock};
 pub use followups::FOLLOW_INTERVALS;
 pub use mqtt::subscriber::LinkStatus;
 pub use shared::{lock, new_ingest, SharedIngest, Unacked};
@@ -71,8 +76,12 @@ pub struct Io<S> {
     pub orders: S,
     /// The bridge key named in genesis.
     pub signing_key: SigningKey,
-    /// Results from the node, to publish to households.
-    pub results: mpsc::Receiver<ResultMessage>,
+    /// Where every task reads the time ([`WallClock::shared`] in production, a
+    /// [`TokioClock`] in tests under paused tokio time).
+    pub clock: SharedClock,
+    /// Extra results to publish to households, besides the ones the follow-ups build from the
+    /// node's clearings (`None` in production; tests hand results in here).
+    pub results: Option<mpsc::Receiver<ResultMessage>>,
     /// Optional consumer of every accepted reading (waited for before the reading is acked).
     pub readings: Option<mpsc::Sender<Reading>>,
     /// Receives the subscribing connection's status.
@@ -144,6 +153,7 @@ pub async fn run<S: OrderSink>(
                 publisher: publisher.clone(),
                 readings: io.readings,
                 unacked: unacked.clone(),
+                clock: io.clock.clone(),
             },
             shutdown: Shutdown::new(notify.subscribe()),
         }
@@ -154,16 +164,19 @@ pub async fn run<S: OrderSink>(
         Backoff::new(min, max),
         Shutdown::new(notify.subscribe()),
     )));
-    spawn(Box::pin(run_results(
-        io.results,
-        publisher.clone(),
-        config.topics.results_prefix.clone(),
-        Shutdown::new(notify.subscribe()),
-    )));
+    if let Some(results) = io.results {
+        spawn(Box::pin(run_results(
+            results,
+            publisher.clone(),
+            config.topics.results_prefix.clone(),
+            Shutdown::new(notify.subscribe()),
+        )));
+    }
     let sink = Arc::new(metrics.count_orders(io.orders));
     spawn(Box::pin(metrics.run(
         ingest.clone(),
         unacked,
+        io.clock.clone(),
         Shutdown::new(notify.subscribe()),
     )));
     let (follow_tx, follow_rx) = mpsc::channel(FOLLOW_QUEUE);
@@ -174,6 +187,7 @@ pub async fn run<S: OrderSink>(
         config.settlement,
         publisher,
         config.topics.results_prefix.clone(),
+        io.clock.clone(),
         Shutdown::new(notify.subscribe()),
     )));
     spawn(Box::pin(run_planner(
@@ -182,6 +196,7 @@ pub async fn run<S: OrderSink>(
         sink,
         io.signing_key,
         follow_tx,
+        io.clock,
         Shutdown::new(notify.subscribe()),
     )));
 

@@ -19,7 +19,7 @@ use voltmesh_engine::{Interval, ParticipantId};
 
 use crate::config::Config;
 use crate::order_sink::{sign_orders, OrderSink};
-use crate::runtime::clock::{until, wall_clock};
+use crate::runtime::clock::{Clock, SharedClock};
 use crate::runtime::mqtt::backoff::Backoff;
 use crate::runtime::shared::{lock, SharedIngest};
 use crate::shutdown::Shutdown;
@@ -31,11 +31,12 @@ pub(crate) async fn run_planner<S: OrderSink>(
     sink: Arc<S>,
     key: SigningKey,
     follow: mpsc::Sender<(Interval, BTreeSet<ParticipantId>)>,
+    clock: SharedClock,
     mut shutdown: Shutdown,
 ) {
     let spec = config.market;
     loop {
-        let target = spec.first_open(wall_clock());
+        let target = spec.first_open(clock.now());
         let closure = target.gate_closure();
         // Plan a little before gate closure: late enough for fresh readings, early enough to
         // retry a few times.
@@ -44,13 +45,13 @@ pub(crate) async fn run_planner<S: OrderSink>(
         tokio::select! {
             biased;
             () = shutdown.recv() => return,
-            () = tokio::time::sleep(until(closure - lead)) => {}
+            () = tokio::time::sleep(clock.until(closure - lead)) => {}
         }
-        let orders = lock(&ingest).plan_for_submission(target, wall_clock());
+        let orders = lock(&ingest).plan_for_submission(target, clock.now());
         let signed = sign_orders(&orders, target, &config.node.neighborhood, &key);
         if !signed.is_empty() {
             let Some(delivery) =
-                submit_until_closure(&*sink, signed, target, closure, &mut shutdown).await
+                submit_until_closure(&*sink, signed, target, closure, &*clock, &mut shutdown).await
             else {
                 return;
             };
@@ -65,7 +66,7 @@ pub(crate) async fn run_planner<S: OrderSink>(
         tokio::select! {
             biased;
             () = shutdown.recv() => return,
-            () = tokio::time::sleep(until(closure) + Duration::from_millis(1)) => {}
+            () = tokio::time::sleep(clock.until(closure) + Duration::from_millis(1)) => {}
         }
     }
 }
@@ -88,6 +89,7 @@ async fn submit_until_closure<S: OrderSink>(
     mut pending: Vec<SignedOrder>,
     target: Interval,
     closure: DateTime<Utc>,
+    clock: &dyn Clock,
     shutdown: &mut Shutdown,
 ) -> Option<Delivery> {
     let mut delivery = Delivery::default();
@@ -131,7 +133,7 @@ async fn submit_until_closure<S: OrderSink>(
         tokio::select! {
             biased;
             () = shutdown.recv() => return None,
-            () = tokio::time::sleep(until(closure)) => {
+            () = tokio::time::sleep(clock.until(closure)) => {
                 delivery.expired = retry.len();
                 warn!(interval, taken = delivery.taken.len(), expired = delivery.expired, "gate closed before the node took every order");
                 return Some(delivery);

@@ -17,7 +17,7 @@ use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::order_sink::ChannelSink;
 use voltmesh_meter_bridge::runtime::mqtt::ResultMessage;
-use voltmesh_meter_bridge::runtime::{self as bridge, Io};
+use voltmesh_meter_bridge::runtime::{self as bridge, Io, WallClock};
 use voltmesh_meter_bridge::runtime::{LinkStatus, SharedIngest};
 use voltmesh_meter_bridge::Reading;
 
@@ -346,7 +346,8 @@ impl RunningBridge {
         let io = Io {
             orders: sink,
             signing_key: SigningKey::from_bytes(&[42; 32]),
-            results: results_rx,
+            clock: WallClock::shared(),
+            results: Some(results_rx),
             readings: Some(readings_tx),
             status: status_tx,
         };

@@ -12,12 +12,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use ed25519_dalek::SigningKey;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use voltmesh_consensus::net::keyfile;
 use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
 use voltmesh_meter_bridge::node_client::HttpNode;
 use voltmesh_meter_bridge::runtime::LinkStatus;
-use voltmesh_meter_bridge::runtime::{self as bridge, Io};
+use voltmesh_meter_bridge::runtime::{self as bridge, Io, WallClock};
 
 /// Arguments of `voltmesh bridge`.
 #[derive(Debug, Args)]
@@ -68,13 +68,12 @@ fn run(args: &BridgeArgs) -> anyhow::Result<()> {
     let counts = node.clone();
     runtime.block_on(async move {
         let ingest = bridge::new_ingest(&config);
-        // Nothing else feeds results: the bridge reads them from the node itself.
-        let (_results_tx, results) = mpsc::channel(1);
         let (status, _status_rx) = watch::channel(LinkStatus::default());
         let io = Io {
             orders: node,
             signing_key: key,
-            results,
+            clock: WallClock::shared(),
+            results: None,
             readings: None,
             status,
         };

@@ -48,6 +48,7 @@ use tracing::{debug, error, info, trace, warn};
 
 use crate::ingest::Outcome;
 use crate::reading::Reading;
+use crate::runtime::clock::SharedClock;
 use crate::runtime::mqtt::backoff::Backoff;
 use crate::runtime::mqtt::publisher::Publisher;
 use crate::runtime::shared::{lock, SharedIngest, Unacked};
@@ -78,6 +79,8 @@ pub(crate) struct Handler {
     pub(crate) publisher: Publisher,
     pub(crate) readings: Option<mpsc::Sender<Reading>>,
     pub(crate) unacked: Unacked,
+    /// Stamps each message's receive time.
+    pub(crate) clock: SharedClock,
 }
 
 /// The subscribing connection's parts besides its event loop.
@@ -242,7 +245,7 @@ impl Subscriber {
         eventloop: &mut EventLoop,
         acks: &mut Acks,
     ) -> Result<(), Stop> {
-        let received = crate::runtime::clock::wall_clock();
+        let received = self.handler.clock.now();
         let outcome = lock(&self.handler.ingest).handle(&publish.topic, &publish.payload, received);
         match outcome {
             Outcome::Accepted(reading) => {
