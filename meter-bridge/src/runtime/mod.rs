@@ -2,22 +2,25 @@
 //!
 //! # Tasks
 //! * the subscribing connection: its event loop, which also records every message in the shared
-//!   [`Ingest`] and acknowledges it ([`crate::runtime::mqtt::subscriber`]);
+//!   [`Ingest`](crate::Ingest) and acknowledges it ([`crate::runtime::mqtt::subscriber`]);
 //! * the publishing connection's event loop ([`crate::runtime::mqtt::publisher`]);
-//! * the results task, only if [`Io::results`] is given: [`ResultMessage`]s handed in there →
-//!   household topics ([`crate::runtime::mqtt::results`]);
-//! * the follow-up task: for every interval whose orders the node took, reads the committed
-//!   clearing from the node once the gate has closed ([`OrderSink::clearing`], polled with
-//!   backoff), publishes each household's fills and the clearing summary, and once a household's
-//!   meters have read past the interval's end, its settlement (its trades against its metered
-//!   energy, at `[settlement]`'s tariffs). It gives up on what is still missing
-//!   [`FOLLOW_INTERVALS`] intervals after the interval's end;
-//! * the order planner: before every interval's gate closure, plans each household's order from
-//!   the shared [`Ingest`] (its own order from its MQTT topic if it sent one, else the forecast's;
-//!   see [`crate::household::own_order`]), signs each one for the node ([`crate::order_sink::sign_orders`]) and
-//!   submits them to the [`OrderSink`] one by one; orders the node could not take yet (down,
-//!   busy, timeout) are retried with backoff until gate closure, refused ones are logged and
-//!   dropped (a node that is down delays orders, never crashes the bridge).
+//! * the order planner ([`planner`]): before every interval's gate closure, plans each
+//!   household's order from the shared [`Ingest`](crate::Ingest), signs it and submits it to the
+//!   [`OrderSink`], retrying until gate closure; hands the intervals the node took to
+//! * the follow-up task ([`followups`]): reads each interval's committed clearing from the node
+//!   once the gate has closed, and with the registers decides (a pure state machine,
+//!   [`FollowUps`]) each household's fills, the clearing summary and, once its meters have read
+//!   past the interval's end, its settlement; they go to
+//! * the results task: [`ResultMessage`]s → household topics ([`crate::household::topic`]),
+//!   retained, on the publishing connection; a second one publishes what tests hand in on
+//!   [`Io::results`], if given;
+//! * the metrics task ([`metrics`]).
+//!
+//! ```text
+//!  broker ─► subscriber ─► Ingest (shared) ◄─ planner ─► OrderSink (node) ◄─ follow-ups
+//!                 │                                        │ (interval, households)  │
+//!                 └─ dead letters ─► publisher ◄─ results task ◄──────── results ───┘
+//! ```
 //!
 //! # Time
 //! No task reads a clock of its own: they all read [`Io::clock`] ([`clock`]), the one place the
@@ -40,7 +43,7 @@ use crate::config::Config;
 use crate::household::topic::subscription_filters;
 use crate::order_sink::OrderSink;
 use crate::reading::Reading;
-use crate::runtime::followups::{publish_result, run_followups, FOLLOW_QUEUE};
+use crate::runtime::followups::{run_followups, run_results, FollowUps, FOLLOW_QUEUE};
 use crate::runtime::mqtt::backoff::Backoff;
 use crate::runtime::mqtt::options::{mqtt_options, OptionsError};
 use crate::runtime::mqtt::publisher::{run_publisher_loop, Publisher};
@@ -55,11 +58,16 @@ pub mod metrics;
 pub mod mqtt;
 pub mod planner;
 pub mod shared;
+#[cfg(test)]
+mod testing;
 
 pub use clock::{Clock, SharedClock, TokioClock, WallClock};
 pub use followups::FOLLOW_INTERVALS;
 pub use mqtt::subscriber::LinkStatus;
 pub use shared::{lock, new_ingest, SharedIngest, Unacked};
+
+/// Results waiting between the follow-up task and the results task.
+const RESULTS_QUEUE: usize = 64;
 
 /// Why the bridge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -180,13 +188,19 @@ pub async fn run<S: OrderSink>(
         Shutdown::new(notify.subscribe()),
     )));
     let (follow_tx, follow_rx) = mpsc::channel(FOLLOW_QUEUE);
+    let (results_tx, results_rx) = mpsc::channel(RESULTS_QUEUE);
+    spawn(Box::pin(run_results(
+        results_rx,
+        publisher,
+        config.topics.results_prefix.clone(),
+        Shutdown::new(notify.subscribe()),
+    )));
     spawn(Box::pin(run_followups(
         follow_rx,
         sink.clone(),
         ingest.clone(),
-        config.settlement,
-        publisher,
-        config.topics.results_prefix.clone(),
+        FollowUps::new(config.settlement.tariffs(), config.settlement.network_fee),
+        results_tx,
         io.clock.clone(),
         Shutdown::new(notify.subscribe()),
     )));
@@ -206,25 +220,4 @@ pub async fn run<S: OrderSink>(
     drop(complete_tx);
     let _ = complete_rx.recv().await;
     Ok(())
-}
-/// Publishes results to households until shutdown or until the node side closes the channel.
-async fn run_results(
-    mut results: mpsc::Receiver<ResultMessage>,
-    publisher: Publisher,
-    prefix: String,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        let message = tokio::select! {
-            biased;
-            () = shutdown.recv() => return,
-            m = results.recv() => match m { Some(m) => m, None => return },
-        };
-        if publish_result(&publisher, &prefix, &message, &mut shutdown)
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
 }
