@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 
 /// A payload larger than [`MAX_PAYLOAD_BYTES`], refused before parsing. Every decoder embeds it
-/// (`#[from]`) in its own error, and it always counts as [`ErrorKind::TooLarge`](crate::ErrorKind).
+/// (`#[from]`) in its own error, and it always counts as [`ErrorKind::TooLarge`](crate::error_kind::ErrorKind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("payload of {len} bytes exceeds the {max} byte limit")]
 pub struct PayloadTooLarge {
@@ -167,7 +167,11 @@ mod tests {
             (Format::Native, "voltmesh/meters/m"),
         ] {
             let err = decoder.decode(Some(format), topic, &big, t).unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::TooLarge, "{format:?}");
+            assert_eq!(
+                err.kind(),
+                crate::error_kind::ErrorKind::TooLarge,
+                "{format:?}"
+            );
         }
     }
 }

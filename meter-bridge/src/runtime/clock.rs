@@ -4,7 +4,7 @@
 //! * [`WallClock`]: the system clock, in production (the only `SystemTime::now` in the crate;
 //!   `meter-bridge/clippy.toml` bans it everywhere else).
 //! * [`TokioClock`]: UTC time that advances with [`tokio::time::Instant`], from a start you
-//!   choose. Under [`tokio::time::pause`] (or `#[tokio::test(start_paused = true)]`) tokio's
+//!   choose. Under `tokio::time::pause` (or `#[tokio::test(start_paused = true)]`) tokio's
 //!   time only moves when every task waits on a timer, and then jumps straight to the next
 //!   deadline, so a test runs a whole interval's planning and follow-ups in milliseconds of real
 //!   time, and the times the bridge stamps and plans with are exactly reproducible.

@@ -9,7 +9,7 @@
 //! [`FollowUps`] decides, without I/O and with the time passed in: which intervals' clearings are
 //! due to be read ([`FollowUps::due`]), what a clearing answer means ([`FollowUps::on_clearing`]:
 //! fills and the summary, or when to ask again), and, given the registers, who can be settled and
-//! what to give up ([`FollowUps::tick`]). It returns [`Decision`]s. [`run_followups`] only polls
+//! what to give up ([`FollowUps::tick`]). It returns [`Decision`]s. `run_followups` only polls
 //! the node, reads the registers under the lock and carries the decisions out (results go to the
 //! results task's queue, which publishes them retained).
 

@@ -306,8 +306,8 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let ingest = crate::Ingest::new(
-            crate::IngestConfig::default(),
+        let ingest = crate::ingest::Ingest::new(
+            crate::ingest::IngestConfig::default(),
             registry,
             voltmesh_engine::IntervalSpec::DEFAULT,
         )
@@ -319,7 +319,7 @@ mod tests {
             "voltmesh/households/zz/preferences",
         ] {
             let out = lock(&shared).handle(topic, b"{", t);
-            assert!(matches!(out, crate::Outcome::Rejected(_)));
+            assert!(matches!(out, crate::ingest::Outcome::Rejected(_)));
         }
         let snapshot = Snapshot::take(&shared, &mut BTreeMap::new());
         assert_eq!(snapshot.household_dead_letters, 2);

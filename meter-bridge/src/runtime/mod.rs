@@ -17,9 +17,11 @@
 //! * the metrics task ([`metrics`]).
 //!
 //! ```text
-//!  broker ─► subscriber ─► Ingest (shared) ◄─ planner ─► OrderSink (node) ◄─ follow-ups
-//!                 │                                        │ (interval, households)  │
-//!                 └─ dead letters ─► publisher ◄─ results task ◄──────── results ───┘
+//!  broker ─► subscriber ─► Ingest (shared) ◄── planner ──► OrderSink (node)
+//!               │                │               │ intervals taken  │ clearings
+//!               │                └─ registers ─► follow-ups ◄───────┘
+//!               ▼ dead letters                   │ results
+//!           publisher ◄──────────── results task ◄┘
 //! ```
 //!
 //! # Time

@@ -12,11 +12,11 @@ use voltmesh_engine::{
 };
 
 use crate::household::registry::Registry;
+use crate::ingest::{Ingest, IngestConfig, Outcome};
 use crate::order_sink::{OrderSink, SinkError, Submitted};
 use crate::runtime::clock::{SharedClock, TokioClock};
 use crate::runtime::shared::{lock, SharedIngest};
 use crate::shutdown::Shutdown;
-use crate::{Ingest, IngestConfig, Outcome};
 
 /// An interval start (a multiple of 900 s) to start test clocks at.
 pub(crate) const T0: i64 = 1_789_999_200;

@@ -7,7 +7,7 @@
 //!     ▲                                  │        └─► readings queue
 //!     │        publishing connection     │ dead letters
 //!     │        ("<client_id>-out")       ▼
-//!     └──────── [publisher event loop task] ◄──── results task ◄── node results
+//!     └──────── [publisher event loop task] ◄──── results task ◄── follow-ups (node clearings)
 //! ```
 //! * [`subscriber`]: one task owns the subscribing [`rumqttc::EventLoop`] and polls it forever,
 //!   reconnecting with capped exponential [`backoff`]. QoS 1, `clean_session = false`, manual
@@ -17,7 +17,8 @@
 //!   redeliveries are recognised by (meter, timestamp) and counted once.
 //! * [`publisher`]: a second connection for everything the bridge publishes, so a slow or
 //!   disconnected publisher can never hold up the acknowledgements of the subscribing connection.
-//! * [`results`]: fills, clearing summaries and settlements to households; topic layout there.
+//! * [`results`]: the fills, clearing summaries and settlements sent to households (their topics
+//!   are in [`crate::household::topic`]).
 //! * [`options`]: [`rumqttc::MqttOptions`] from the config (credentials, TLS with rustls/ring).
 
 pub mod backoff;
