@@ -1,4 +1,6 @@
-//! The topics households publish to the bridge, and how the bridge recognises them.
+//! The whole MQTT topic tree between the bridge and households, in both directions: the topics
+//! households publish to (and how the bridge recognises them) and the ones the bridge publishes
+//! results on.
 //!
 //! # Layout (JSON; QoS 1)
 //! | topic | direction | message | retained |
@@ -213,6 +215,27 @@ mod tests {
                 "voltmesh/households/+/orders/set",
                 "voltmesh/households/+/preferences"
             ]
+        );
+    }
+
+    #[test]
+    fn outbound_topics_are_laid_out_and_refuse_unsafe_participants() {
+        let p = ParticipantId::from("hh-01");
+        assert_eq!(fills_topic("vm", &p).unwrap(), "vm/households/hh-01/fills");
+        assert_eq!(
+            settlement_topic("vm", &p).unwrap(),
+            "vm/households/hh-01/settlement"
+        );
+        assert_eq!(clearing_topic("vm"), "vm/market/clearing");
+        for bad in ["", "a/b", "+", "#", "a\0"] {
+            let bad = ParticipantId::from(bad);
+            assert!(fills_topic("vm", &bad).is_err(), "{bad}");
+            assert!(settlement_topic("vm", &bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_topic("vm", &fills_topic("vm", &p).unwrap()),
+            None,
+            "outbound topics are never taken for inbound ones"
         );
     }
 
