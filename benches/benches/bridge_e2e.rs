@@ -35,10 +35,10 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
-use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::Config;
-use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
 use voltmesh_meter_bridge::order_sink::ChannelSink;
+use voltmesh_meter_bridge::runtime::{self as bridge, Io, WallClock};
+use voltmesh_meter_bridge::runtime::{LinkStatus, SharedIngest};
 
 /// Readings per iteration.
 const BATCH: u64 = 20_000;
@@ -226,13 +226,13 @@ async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>)
     let mut start = Instant::now();
     let (readings_tx, mut readings) = mpsc::channel(1024);
     let (status, mut status_rx) = watch::channel(LinkStatus::default());
-    let (_results_tx, results) = mpsc::channel(1);
     let (sink, _orders) = ChannelSink::new(1);
     let (stop, stop_rx) = oneshot::channel::<()>();
     let io = Io {
         orders: sink,
         signing_key: SigningKey::from_bytes(&[1; 32]),
-        results,
+        clock: WallClock::shared(),
+        results: None,
         readings: Some(readings_tx),
         status,
     };
@@ -251,7 +251,7 @@ async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>)
             Ok(Some(_)) => got += 1,
             Ok(None) => break,
             Err(_) => {
-                let counters = voltmesh_meter_bridge::mqtt::ingest::lock(&ingest_view)
+                let counters = voltmesh_meter_bridge::runtime::shared::lock(&ingest_view)
                     .counters()
                     .clone();
                 panic!("bridge stalled after {got} readings: {counters:?}");
@@ -413,13 +413,13 @@ fn e2e(c: &mut Criterion) {
 fn subscribe_bridge(rt: &Runtime, config: &Config, ingest: &SharedIngest) {
     rt.block_on(async {
         let (status, mut status_rx) = watch::channel(LinkStatus::default());
-        let (_results_tx, results) = mpsc::channel(1);
         let (sink, _orders) = ChannelSink::new(1);
         let (stop, stop_rx) = oneshot::channel::<()>();
         let io = Io {
             orders: sink,
             signing_key: SigningKey::from_bytes(&[1; 32]),
-            results,
+            clock: WallClock::shared(),
+            results: None,
             readings: None,
             status,
         };

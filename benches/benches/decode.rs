@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use voltmesh_meter_bridge::config::Config;
-use voltmesh_meter_bridge::format::{Decoder, DecoderConfig, Format};
+use voltmesh_meter_bridge::decode::shelly_gen1::{self, Gen1Accumulator};
+use voltmesh_meter_bridge::decode::shelly_gen2::{self, Gen2Accumulator};
+use voltmesh_meter_bridge::decode::tasmota::{self, TasmotaConfig};
+use voltmesh_meter_bridge::decode::{dsmr, native};
+use voltmesh_meter_bridge::decode::{Decoder, DecoderConfig, Format};
 use voltmesh_meter_bridge::ingest::{Ingest, Outcome};
-use voltmesh_meter_bridge::shelly_gen1::{self, Gen1Accumulator};
-use voltmesh_meter_bridge::shelly_gen2::{self, Gen2Accumulator};
-use voltmesh_meter_bridge::tasmota::{self, TasmotaConfig};
-use voltmesh_meter_bridge::{dsmr, native};
 
 macro_rules! fixture {
     ($name:literal) => {

@@ -1,12 +1,12 @@
 //! `voltmesh bridge`'s arguments (behind the `clap` feature): run the bridge, or `decode` a
-//! captured payload to check a meter before it is added (see [`crate::capture`]).
+//! captured payload to check a meter before it is added (see [`crate::decode::capture`]).
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use crate::capture::{self, CaptureError, Message};
+use crate::decode::capture::{self, CaptureError, Message};
 use crate::{Format, Reading};
 
 /// Arguments of `voltmesh bridge`.

@@ -31,9 +31,10 @@ use tracing::warn;
 use voltmesh_engine::{IntervalSpec, Price, Tariffs};
 use voltmesh_wire::Genesis;
 
-use crate::format::Format;
+use crate::decode::Format;
+use crate::household::registry::{Registry, RegistryConfig, RegistryError};
+use crate::household::topic::{check_filter, check_topic_name, literal_prefix};
 use crate::ingest::IngestConfig;
-use crate::registry::{Registry, RegistryConfig, RegistryError};
 pub use voltmesh_metrics::MetricsSection;
 
 /// The commented default `bridge.toml`.
@@ -246,7 +247,7 @@ pub struct Topics {
     /// Prefix of every results topic.
     pub results_prefix: String,
     /// Prefix of the households' own topics (orders, preferences; see
-    /// [`crate::household_topic`]), which the bridge subscribes to.
+    /// [`crate::household::topic`]), which the bridge subscribes to.
     pub households_prefix: String,
 }
 
@@ -389,7 +390,7 @@ pub struct RawConfig {
     pub metrics: MetricsSection,
     /// `[[household]]`.
     #[serde(rename = "household")]
-    pub households: Vec<crate::registry::HouseholdConfig>,
+    pub households: Vec<crate::household::registry::HouseholdConfig>,
 }
 
 /// A validated configuration (see the module invariants).
@@ -653,55 +654,6 @@ impl RawConfig {
     }
 }
 
-/// The part of a topic filter before its first wildcard level (`tele/+/SENSOR` → `tele/`).
-pub fn literal_prefix(filter: &str) -> &str {
-    let end = filter.find(['+', '#']).unwrap_or(filter.len());
-    &filter[..end]
-}
-
-/// Checks an MQTT 3.1.1 topic filter (section 4.7).
-///
-/// # Errors
-/// What is wrong, as a short phrase.
-pub fn check_filter(filter: &str) -> Result<(), &'static str> {
-    check_common(filter)?;
-    let levels: Vec<&str> = filter.split('/').collect();
-    for (i, level) in levels.iter().enumerate() {
-        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
-            return Err("'#' must be a whole level and the last one");
-        }
-        if level.contains('+') && *level != "+" {
-            return Err("'+' must be a whole level");
-        }
-    }
-    Ok(())
-}
-
-/// Checks an MQTT topic name (no wildcards).
-///
-/// # Errors
-/// What is wrong, as a short phrase.
-pub fn check_topic_name(topic: &str) -> Result<(), &'static str> {
-    check_common(topic)?;
-    if topic.contains(['+', '#']) {
-        return Err("wildcards are not allowed in a topic name");
-    }
-    Ok(())
-}
-
-fn check_common(text: &str) -> Result<(), &'static str> {
-    if text.is_empty() {
-        return Err("empty");
-    }
-    if text.len() > 65_535 {
-        return Err("longer than 65535 bytes");
-    }
-    if text.contains('\0') {
-        return Err("contains NUL");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -935,19 +887,5 @@ mod tests {
             SettlementConfig::default().feed_in
         );
         assert_eq!(config.node.genesis, None);
-    }
-
-    #[test]
-    fn topic_filters() {
-        for ok in ["a", "a/+/b", "#", "a/#", "+", "+/events/rpc"] {
-            assert_eq!(check_filter(ok), Ok(()), "{ok}");
-        }
-        for bad in ["", "a/#/b", "a#", "a/b+", "x\0"] {
-            assert!(check_filter(bad).is_err(), "{bad}");
-        }
-        assert!(check_topic_name("a/+").is_err());
-        assert_eq!(literal_prefix("tele/+/SENSOR"), "tele/");
-        assert_eq!(literal_prefix("+/events/rpc"), "");
-        assert_eq!(literal_prefix("a/b"), "a/b");
     }
 }

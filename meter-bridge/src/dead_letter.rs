@@ -29,7 +29,7 @@ pub struct DeadLetter {
     pub reason: String,
     /// The meter or device, when known.
     pub meter: Option<MeterId>,
-    /// The household, for a message on a household topic (see [`crate::household_topic`]).
+    /// The household, for a message on a household topic (see [`crate::household::topic`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<ParticipantId>,
     /// The MQTT topic (truncated to [`MAX_DEAD_LETTER_TOPIC`] bytes).

@@ -6,11 +6,11 @@
 //! records it. Every refusal becomes a [`DeadLetter`] and is counted by [`ErrorKind`]. No I/O,
 //! no clock: the MQTT event loop calls it and publishes what it returns.
 //!
-//! Messages on the households' own topics ([`crate::household_topic`], recognised once
+//! Messages on the households' own topics ([`crate::household::topic`], recognised once
 //! [`Ingest::with_household_topics`] names their prefix) are handled before any meter decoder:
-//! a household's own orders ([`crate::household_order`]) are validated and kept until the bridge
+//! a household's own orders ([`crate::household::own_order`]) are validated and kept until the bridge
 //! plans their interval, where they replace the forecast's order ([`Ingest::plan_orders`]); a
-//! household's preferences ([`crate::household_preferences`]) replace its registry entry's.
+//! household's preferences ([`crate::household::preferences`]) replace its registry entry's.
 //! Their refusals are counted apart, in [`Counters::household_errors`].
 //!
 //! # Bounds
@@ -18,7 +18,7 @@
 //! meters are never remembered. Shelly accumulators are bounded by
 //! [`DecoderConfig::max_shelly_devices`](crate::DecoderConfig). Households' own orders: at most
 //! one per registered household and interval, for intervals at most
-//! [`MAX_INTERVALS_AHEAD`](crate::household_order::MAX_INTERVALS_AHEAD) ahead; they are dropped
+//! [`MAX_INTERVALS_AHEAD`](crate::household::own_order::MAX_INTERVALS_AHEAD) ahead; they are dropped
 //! once their interval is planned ([`Ingest::plan_for_submission`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,16 +29,16 @@ use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Interval, Order, ParticipantId, Tariffs};
 
 use crate::dead_letter::DeadLetter;
+use crate::decode::{Decoder, DecoderConfig, Format};
 use crate::error_kind::ErrorKind;
-use crate::forecast::ForecastConfig;
-use crate::format::{Decoder, DecoderConfig, Format};
-use crate::household_order::{parse_orders, HouseholdOrderError, OrderBounds};
-use crate::household_preferences::{PreferencesError, PreferencesMessage};
-use crate::household_topic::{parse_topic, HouseholdTopic};
-use crate::orders::{plan_orders, OrderPolicy};
-use crate::reading::{MeterId, Reading, MAX_PAYLOAD_BYTES};
-use crate::registers::{RegisterBook, RegisterPolicy};
-use crate::registry::{Preferences, Registry};
+use crate::household::forecast::ForecastConfig;
+use crate::household::own_order::{parse_orders, HouseholdOrderError, OrderBounds};
+use crate::household::plan::{plan_orders, OrderPolicy};
+use crate::household::preferences::{PreferencesError, PreferencesMessage};
+use crate::household::registers::{RegisterBook, RegisterPolicy};
+use crate::household::registry::{Preferences, Registry};
+use crate::household::topic::{parse_topic, HouseholdTopic};
+use crate::reading::{check_size, MeterId, Reading};
 use voltmesh_engine::IntervalSpec;
 
 /// Ingest settings (TOML-friendly).
@@ -167,7 +167,7 @@ impl Ingest {
     }
 
     /// Also takes households' own messages on the topics under `prefix` (see
-    /// [`crate::household_topic`]); their order limit prices must lie within `tariffs`.
+    /// [`crate::household::topic`]); their order limit prices must lie within `tariffs`.
     #[must_use]
     pub fn with_household_topics(mut self, prefix: impl Into<String>, tariffs: Tariffs) -> Self {
         self.households = Some(HouseholdInputs {
@@ -267,12 +267,8 @@ impl Ingest {
             letter.participant = Some(participant.clone());
             letter
         };
-        let letter = if payload.len() > MAX_PAYLOAD_BYTES {
-            let reason = format!(
-                "payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
-                payload.len()
-            );
-            refused(ErrorKind::TooLarge, &reason)
+        let letter = if let Err(e) = check_size(payload) {
+            refused(ErrorKind::TooLarge, &e)
         } else {
             let current = match self.registry.household(&participant) {
                 Ok(household) => household.preferences,
@@ -413,8 +409,11 @@ impl Ingest {
     /// [`RegisterBook::rebase`]); the reading counts as accepted.
     ///
     /// # Errors
-    /// [`crate::registry::RegistryError::UnknownMeter`] if the meter is not registered.
-    pub fn rebase(&mut self, reading: Reading) -> Result<(), crate::registry::RegistryError> {
+    /// [`crate::household::registry::RegistryError::UnknownMeter`] if the meter is not registered.
+    pub fn rebase(
+        &mut self,
+        reading: Reading,
+    ) -> Result<(), crate::household::registry::RegistryError> {
         self.registry.participant_of(&reading.meter)?;
         self.seen.remove(&reading.meter);
         self.remember(&reading);

@@ -1,73 +1,54 @@
 //! Voltmesh meter bridge: decodes smart-meter payloads that arrive over MQTT, forecasts each
-//! household's next interval and turns it into orders.
+//! household's next interval, submits its order to a node, and publishes the results back to
+//! households.
 //!
 //! # Layout
 //!
-//! * [`Reading`]: the normalised reading every decoder produces.
-//! * Decoders, one module per format, each a pure function with its own error type:
-//!   [`dsmr`] (P1 telegrams), [`tasmota`] (SML JSON), [`shelly_gen2`] (Pro 3EM `NotifyStatus`),
-//!   [`shelly_gen1`] (EM per-value topics), [`native`] (Voltmesh's own JSON).
-//! * [`format`](mod@format): the [`Format`] enum, the [`Decoder`] dispatcher and [`DecodeError`].
-//! * Households: [`registry`] (meters → participants and their limit prices), [`registers`]
-//!   (validated cumulative registers and metered energy per interval), [`forecast`] (next
-//!   interval's net energy) and [`orders`] (deterministic, idempotent orders).
-//! * Households' own messages: [`household_topic`] (topic layout), [`household_order`]
-//!   (their own orders, which replace the forecast's for their interval) and
-//!   [`household_preferences`] (retained limit prices and on/off).
-//! * [`ingest`]: the [`Ingest`] state machine the MQTT loop drives, and [`DeadLetter`] records.
-//! * I/O around that core: [`config`] (`bridge.toml`), [`mqtt`] (subscribing and publishing
-//!   connections, results to households), [`order_sink`] (per-order signing and the sink seam),
-//!   [`node_sink`] (the node's HTTP API, [`voltmesh_wire::client::NodeClient`], as a sink) and
-//!   [`bridge::run`], which runs it all until a shutdown future completes.
+//! The crate is a pure core with three wings; only [`runtime`] does I/O or reads a clock.
 //!
-//! Nothing in this crate's core does I/O or reads a clock: times arrive as arguments.
+//! * **Core** (this folder): [`Reading`] and [`MeterId`] ([`reading`], with the shared payload
+//!   size check), [`ErrorKind`] (the countable kind of every refusal), [`DeadLetter`] records,
+//!   the [`Ingest`] state machine the MQTT loop drives ([`ingest`]), [`config`] (`bridge.toml`)
+//!   and [`shutdown`]. [`order_sink`] (signing, the [`order_sink::OrderSink`] seam and the
+//!   counting decorator) and [`cli`] (`voltmesh bridge`'s arguments, feature `clap`) sit here too.
+//! * **[`decode`]**: the [`Format`] enum, the [`Decoder`] dispatcher and [`DecodeError`], and
+//!   one pure module per format, each with its own error type: [`decode::dsmr`] (P1
+//!   telegrams), [`decode::tasmota`] (SML JSON), [`decode::shelly_gen2`] (Pro 3EM
+//!   `NotifyStatus`), [`decode::shelly_gen1`] (EM per-value topics), [`decode::native`]
+//!   (Voltmesh's own JSON), with their number and local-time helpers; [`decode::capture`] decodes
+//!   payloads an installer captured (`voltmesh bridge decode`).
+//! * **[`household`]**: who the households are and what they trade: [`household::registry`]
+//!   (meters → participants and limit prices), [`household::registers`] (validated cumulative
+//!   registers and metered energy per interval), [`household::forecast`],
+//!   [`household::plan`] (deterministic, idempotent orders), households' own messages
+//!   ([`household::own_order`], [`household::preferences`]) and [`household::topic`], the
+//!   whole MQTT topic tree between the bridge and households, both directions.
+//! * **[`runtime`]**: the tasks around that core: [`runtime::run`] with its [`runtime::Io`],
+//!   the order planner, the node's HTTP API as the order sink ([`runtime::node_sink`], over
+//!   [`voltmesh_wire::client::NodeClient`]), the follow-ups (a pure state machine polled by a task), the
+//!   [`runtime::clock::Clock`] seam, the shared ingest state, metrics, and the MQTT
+//!   connections ([`runtime::mqtt`]).
+//!
+//! Nothing outside [`runtime`] does I/O or reads a clock: times arrive as arguments, and the
+//! runtime's tasks read the one [`runtime::clock::Clock`] they are given.
 #![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
 
-pub mod bridge;
-pub mod capture;
 #[cfg(feature = "clap")]
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
-pub mod decimal;
-pub mod dsmr;
+pub mod decode;
 pub mod error_kind;
-pub mod forecast;
-pub mod format;
-pub mod household_order;
-pub mod household_preferences;
-pub mod household_topic;
+pub mod household;
 pub mod ingest;
-mod json;
-pub mod local_time;
-pub mod metrics;
-pub mod mqtt;
-pub mod native;
-pub mod node_sink;
 pub mod order_sink;
-pub mod orders;
 pub mod reading;
-pub mod registers;
-pub mod registry;
-pub mod shelly_gen1;
-pub mod shelly_gen2;
+pub mod runtime;
 pub mod shutdown;
-pub mod tasmota;
 
 pub use dead_letter::DeadLetter;
+pub use decode::{DecodeError, Decoder, DecoderConfig, Format};
 pub use error_kind::ErrorKind;
-pub use format::{DecodeError, Decoder, DecoderConfig, Format};
 pub use ingest::{Counters, Ingest, IngestConfig, Outcome};
 pub use reading::{BadMeterId, MeterId, Reading, MAX_PAYLOAD_BYTES};
 pub use voltmesh_engine as engine;
-
-/// At most 48 bytes of `bytes`, lossily as text, for error messages and logs.
-pub(crate) fn snippet(bytes: &[u8]) -> String {
-    const MAX: usize = 48;
-    let cut = &bytes[..bytes.len().min(MAX)];
-    let mut text = String::from_utf8_lossy(cut).into_owned();
-    if bytes.len() > MAX {
-        text.push('…');
-    }
-    text
-}

@@ -16,6 +16,8 @@
 //! nonces above the interval starts of the intervals it leaves to the bridge.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
@@ -154,6 +156,58 @@ impl OrderSink for ChannelSink {
     }
 }
 
+/// Orders the node took and refused, shared by [`Counted`] and the metrics task
+/// ([`crate::runtime::metrics::BridgeMetrics`]).
+#[derive(Debug, Default)]
+pub struct OrderCounts {
+    taken: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl OrderCounts {
+    /// `(taken, refused)` so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.taken.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// An [`OrderSink`] that counts what the node takes and refuses, and otherwise passes through.
+#[derive(Debug)]
+pub struct Counted<S> {
+    inner: S,
+    counts: Arc<OrderCounts>,
+}
+
+impl<S> Counted<S> {
+    /// `inner`, counting into `counts`.
+    pub fn new(inner: S, counts: Arc<OrderCounts>) -> Counted<S> {
+        Counted { inner, counts }
+    }
+}
+
+impl<S: OrderSink> OrderSink for Counted<S> {
+    async fn submit(&self, order: &SignedOrder) -> Result<Submitted, SinkError> {
+        let result = self.inner.submit(order).await;
+        match &result {
+            Ok(Submitted::Accepted) => {
+                self.counts.taken.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if !e.is_retryable() => {
+                self.counts.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Submitted::AlreadyThere) | Err(_) => {}
+        }
+        result
+    }
+
+    async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
+        self.inner.clearing(interval_start).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,7 +216,7 @@ mod tests {
 
     fn order(participant: &str, side: Side, interval: Interval) -> Order {
         Order {
-            id: crate::orders::order_id(&ParticipantId::from(participant), interval, side),
+            id: crate::household::plan::order_id(&ParticipantId::from(participant), interval, side),
             participant: participant.into(),
             side,
             quantity_wh: 420,
@@ -212,5 +266,55 @@ mod tests {
         assert_eq!(sink.clearing(0).await, Err(SinkError::Unsupported));
         drop(rx);
         assert_eq!(sink.submit(&signed[0]).await, Err(SinkError::Closed));
+    }
+
+    #[derive(Debug)]
+    struct Fixed(Result<Submitted, SinkError>);
+
+    impl OrderSink for Fixed {
+        async fn submit(&self, _: &SignedOrder) -> Result<Submitted, SinkError> {
+            self.0.clone()
+        }
+
+        async fn clearing(&self, _: i64) -> Result<Option<IntervalClearing>, SinkError> {
+            Err(SinkError::Unsupported)
+        }
+    }
+
+    fn signed() -> SignedOrder {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        voltmesh_wire::OrderTicket {
+            participant: "h1".into(),
+            interval_start: 900,
+            id: "o1".into(),
+            side: voltmesh_engine::Side::Buy,
+            quantity_wh: 100,
+            limit_price: voltmesh_engine::Price::ZERO,
+            nonce: 1,
+        }
+        .sign("nb", &key)
+    }
+
+    #[tokio::test]
+    async fn the_counted_sink_counts_taken_and_refused_orders_only() {
+        let counts = Arc::new(OrderCounts::default());
+        let order = signed();
+        for answer in [
+            Ok(Submitted::Accepted),
+            Ok(Submitted::Accepted),
+            Ok(Submitted::AlreadyThere),
+            Err(SinkError::Unavailable("down".into())),
+            Err(SinkError::Rejected {
+                kind: "closed_interval".into(),
+                message: "late".into(),
+            }),
+        ] {
+            let sink = Counted {
+                inner: Fixed(answer.clone()),
+                counts: Arc::clone(&counts),
+            };
+            assert_eq!(sink.submit(&order).await, answer);
+        }
+        assert_eq!(counts.get(), (2, 1));
     }
 }

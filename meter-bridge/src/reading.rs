@@ -20,6 +20,42 @@ use serde::{Deserialize, Serialize};
 /// before parsing.
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 
+/// A payload larger than [`MAX_PAYLOAD_BYTES`], refused before parsing. Every decoder embeds it
+/// (`#[from]`) in its own error, and it always counts as [`ErrorKind::TooLarge`](crate::error_kind::ErrorKind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("payload of {len} bytes exceeds the {max} byte limit")]
+pub struct PayloadTooLarge {
+    /// The payload's length.
+    pub len: usize,
+    /// The limit ([`MAX_PAYLOAD_BYTES`]).
+    pub max: usize,
+}
+
+/// Refuses a payload larger than [`MAX_PAYLOAD_BYTES`].
+///
+/// # Errors
+/// [`PayloadTooLarge`] with the payload's length.
+pub fn check_size(bytes: &[u8]) -> Result<(), PayloadTooLarge> {
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(PayloadTooLarge {
+            len: bytes.len(),
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// At most 48 bytes of `bytes`, lossily as text, for error messages and logs.
+pub(crate) fn snippet(bytes: &[u8]) -> String {
+    const MAX: usize = 48;
+    let cut = &bytes[..bytes.len().min(MAX)];
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if bytes.len() > MAX {
+        text.push('…');
+    }
+    text
+}
+
 /// A meter's identity as the meter (or its gateway) reports it.
 ///
 /// Cheap to clone; ordered and hashed by its text.
@@ -55,7 +91,7 @@ impl MeterId {
             Ok(MeterId(Arc::from(text)))
         } else {
             Err(BadMeterId {
-                shown: crate::snippet(text.as_bytes()),
+                shown: snippet(text.as_bytes()),
             })
         }
     }
@@ -92,4 +128,50 @@ pub struct Reading {
     pub export_wh: u64,
     /// Net active power, W: positive = import, negative = export.
     pub power_w: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_check_refuses_only_what_is_over_the_limit() {
+        assert_eq!(check_size(&vec![b'x'; MAX_PAYLOAD_BYTES]), Ok(()));
+        let err = check_size(&vec![b'x'; MAX_PAYLOAD_BYTES + 1]).unwrap_err();
+        assert_eq!(
+            err,
+            PayloadTooLarge {
+                len: MAX_PAYLOAD_BYTES + 1,
+                max: MAX_PAYLOAD_BYTES
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "payload of 16385 bytes exceeds the 16384 byte limit"
+        );
+        assert_eq!(snippet(b"short"), "short");
+        assert_eq!(snippet(&[b'a'; 60]).chars().count(), 49);
+    }
+
+    #[test]
+    fn every_decoder_counts_an_oversized_payload_as_too_large() {
+        use crate::decode::{Decoder, DecoderConfig, Format};
+        let t = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let big = vec![b'{'; MAX_PAYLOAD_BYTES + 1];
+        let mut decoder = Decoder::new(DecoderConfig::default());
+        for (format, topic) in [
+            (Format::Dsmr, "dsmr/m"),
+            (Format::Tasmota, "tele/dev/SENSOR"),
+            (Format::ShellyGen2, "dev/events/rpc"),
+            (Format::ShellyGen1, "shellies/dev/emeter/0/power"),
+            (Format::Native, "voltmesh/meters/m"),
+        ] {
+            let err = decoder.decode(Some(format), topic, &big, t).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                crate::error_kind::ErrorKind::TooLarge,
+                "{format:?}"
+            );
+        }
+    }
 }

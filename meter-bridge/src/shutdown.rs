@@ -1,6 +1,6 @@
 //! Listens for the bridge's shutdown signal (mini-redis style).
 //!
-//! [`crate::bridge::run`] owns a `broadcast::Sender<()>`; every task holds a [`Shutdown`] made
+//! [`crate::runtime::run`] owns a `broadcast::Sender<()>`; every task holds a [`Shutdown`] made
 //! from a receiver. The signal is a send or the sender being dropped; once seen it is remembered.
 
 use tokio::sync::broadcast;

@@ -3,10 +3,11 @@
 mod common;
 
 use common::{fixture, utc};
-use voltmesh_meter_bridge::format::{Decoder, DecoderConfig, Format};
-use voltmesh_meter_bridge::shelly_gen2::{self, Gen2Accumulator};
-use voltmesh_meter_bridge::tasmota::{self, TasmotaConfig};
-use voltmesh_meter_bridge::{dsmr, native, Reading};
+use voltmesh_meter_bridge::decode::shelly_gen2::{self, Gen2Accumulator};
+use voltmesh_meter_bridge::decode::tasmota::{self, TasmotaConfig};
+use voltmesh_meter_bridge::decode::{dsmr, native};
+use voltmesh_meter_bridge::decode::{Decoder, DecoderConfig, Format};
+use voltmesh_meter_bridge::Reading;
 
 fn dsmr(name: &str) -> Reading {
     dsmr::decode(&fixture(name), utc("2026-11-22T10:00:00Z"))

@@ -5,11 +5,12 @@ mod common;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::utc;
 use voltmesh_engine::{IntervalSpec, Side};
-use voltmesh_meter_bridge::forecast::ForecastConfig;
-use voltmesh_meter_bridge::orders::{plan_orders, OrderPolicy};
-use voltmesh_meter_bridge::registers::{RegisterBook, RegisterPolicy};
-use voltmesh_meter_bridge::registry::{Registry, RegistryConfig};
-use voltmesh_meter_bridge::{native, Reading};
+use voltmesh_meter_bridge::decode::native;
+use voltmesh_meter_bridge::household::forecast::ForecastConfig;
+use voltmesh_meter_bridge::household::plan::{plan_orders, OrderPolicy};
+use voltmesh_meter_bridge::household::registers::{RegisterBook, RegisterPolicy};
+use voltmesh_meter_bridge::household::registry::{Registry, RegistryConfig};
+use voltmesh_meter_bridge::Reading;
 
 const CONFIG: &str = r#"
 [[household]]

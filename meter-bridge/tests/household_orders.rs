@@ -8,11 +8,11 @@ mod common;
 use chrono::{DateTime, Utc};
 use common::{fixture, utc};
 use voltmesh_engine::{Interval, IntervalSpec, ParticipantId, Side, Tariffs};
-use voltmesh_meter_bridge::household_order::HouseholdOrder;
-use voltmesh_meter_bridge::household_preferences::PreferencesMessage;
-use voltmesh_meter_bridge::household_topic::{orders_topic, preferences_topic};
+use voltmesh_meter_bridge::household::own_order::HouseholdOrder;
+use voltmesh_meter_bridge::household::preferences::PreferencesMessage;
+use voltmesh_meter_bridge::household::registry::{Registry, RegistryConfig};
+use voltmesh_meter_bridge::household::topic::{orders_topic, preferences_topic};
 use voltmesh_meter_bridge::ingest::HouseholdUpdate;
-use voltmesh_meter_bridge::registry::{Registry, RegistryConfig};
 use voltmesh_meter_bridge::{ErrorKind, Ingest, IngestConfig, Outcome};
 
 const REGISTRY: &str = include_str!("fixtures/households.toml");

@@ -6,7 +6,7 @@ use chrono::TimeDelta;
 use common::{fixture, utc};
 use proptest::prelude::*;
 use voltmesh_engine::IntervalSpec;
-use voltmesh_meter_bridge::registry::{Registry, RegistryConfig};
+use voltmesh_meter_bridge::household::registry::{Registry, RegistryConfig};
 use voltmesh_meter_bridge::{ErrorKind, Format, Ingest, IngestConfig, Outcome};
 
 const REGISTRY: &str = include_str!("fixtures/households.toml");

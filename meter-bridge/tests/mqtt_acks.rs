@@ -11,7 +11,7 @@ use mqtt_support::{
     bridge_config, client_options, hh042_reading, wait_until, BrokerOptions, Mosquitto,
     RunningBridge, TestClient,
 };
-use voltmesh_meter_bridge::mqtt::ingest::lock;
+use voltmesh_meter_bridge::runtime::shared::lock;
 use voltmesh_meter_bridge::Counters;
 
 const CLIENT: &str = "bridge-acks";

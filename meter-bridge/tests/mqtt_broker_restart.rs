@@ -16,7 +16,7 @@ use mqtt_support::{
     bridge_config, client_options, hh042_reading, wait_until, BrokerOptions, Mosquitto,
     RunningBridge, TestClient,
 };
-use voltmesh_meter_bridge::mqtt::ingest::lock;
+use voltmesh_meter_bridge::runtime::shared::lock;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_loses_nothing_and_counts_nothing_twice() {

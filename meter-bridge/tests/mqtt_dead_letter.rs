@@ -7,7 +7,7 @@ use mqtt_support::{
     bridge_config, client_options, fixture, mosquitto_pub, wait_until, BrokerOptions, Mosquitto,
     RunningBridge, TempDir, TestClient,
 };
-use voltmesh_meter_bridge::mqtt::ingest::lock;
+use voltmesh_meter_bridge::runtime::shared::lock;
 use voltmesh_meter_bridge::{DeadLetter, ErrorKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

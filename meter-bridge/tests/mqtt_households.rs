@@ -11,13 +11,15 @@ use mqtt_support::{
     RunningBridge, TestClient, PATIENCE,
 };
 use voltmesh_engine::{IntervalSpec, ParticipantId, Side};
-use voltmesh_meter_bridge::household_order::HouseholdOrder;
-use voltmesh_meter_bridge::household_topic::{orders_topic, preferences_topic};
-use voltmesh_meter_bridge::mqtt::ingest::lock;
+use voltmesh_meter_bridge::household::own_order::HouseholdOrder;
+use voltmesh_meter_bridge::household::topic::{orders_topic, preferences_topic};
+use voltmesh_meter_bridge::runtime::shared::lock;
+use voltmesh_meter_bridge::runtime::{Clock, WallClock};
 use voltmesh_meter_bridge::{DeadLetter, ErrorKind};
 
+/// The bridge runs on the wall clock here, so the test reads the same one.
 fn now() -> DateTime<Utc> {
-    DateTime::<Utc>::from(std::time::SystemTime::now())
+    WallClock.now()
 }
 
 async fn next_letter(watcher: &mut TestClient) -> DeadLetter {

@@ -9,7 +9,8 @@ use mqtt_support::{
     bridge_config, fixture, fixture_path, mosquitto_pub, wait_until, BrokerOptions, Mosquitto,
     RunningBridge,
 };
-use voltmesh_meter_bridge::mqtt::ingest::lock;
+use voltmesh_meter_bridge::runtime::shared::lock;
+use voltmesh_meter_bridge::runtime::{Clock, WallClock};
 use voltmesh_meter_bridge::{Ingest, Outcome, Reading};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +39,7 @@ async fn mosquitto_pub_payloads_become_readings() {
         ("voltmesh/meters/hh-042", "voltmesh_native_reading.json"),
     ];
     let mut expected: BTreeMap<String, Reading> = BTreeMap::new();
-    let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+    let now = WallClock.now();
     for (topic, file) in messages {
         let path = fixture_path(file);
         mosquitto_pub(

@@ -9,7 +9,7 @@ use mqtt_support::{
 use voltmesh_engine::{
     settlement, ClearingOutcome, IntervalSpec, Mechanism, Price, Tariffs, Trade,
 };
-use voltmesh_meter_bridge::mqtt::{
+use voltmesh_meter_bridge::runtime::mqtt::{
     ClearingSummary, HouseholdFills, ResultMessage, SettlementNotice,
 };
 

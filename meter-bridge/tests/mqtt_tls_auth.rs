@@ -16,8 +16,8 @@ use rumqttc::{
     Transport,
 };
 use voltmesh_meter_bridge::config::TlsConfig;
-use voltmesh_meter_bridge::mqtt::ingest::lock;
-use voltmesh_meter_bridge::mqtt::options::client_tls_config;
+use voltmesh_meter_bridge::runtime::mqtt::options::client_tls_config;
+use voltmesh_meter_bridge::runtime::shared::lock;
 
 struct Pki {
     ca: std::path::PathBuf,

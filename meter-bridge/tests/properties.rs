@@ -5,11 +5,11 @@ mod common;
 
 use common::{fixture, utc, DSMR_ALL, DSMR_WITH_CRC};
 use proptest::prelude::*;
-use voltmesh_meter_bridge::dsmr::{self, DsmrError};
-use voltmesh_meter_bridge::format::{Decoder, DecoderConfig, Format};
-use voltmesh_meter_bridge::shelly_gen1;
-use voltmesh_meter_bridge::tasmota::{self, TasmotaConfig};
-use voltmesh_meter_bridge::{native, shelly_gen2};
+use voltmesh_meter_bridge::decode::dsmr::{self, DsmrError};
+use voltmesh_meter_bridge::decode::shelly_gen1;
+use voltmesh_meter_bridge::decode::tasmota::{self, TasmotaConfig};
+use voltmesh_meter_bridge::decode::{native, shelly_gen2};
+use voltmesh_meter_bridge::decode::{Decoder, DecoderConfig, Format};
 
 const JSON_FIXTURES: [&str; 7] = [
     "tasmota_sml_tele_SENSOR_1phase.json",

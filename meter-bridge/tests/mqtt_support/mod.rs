@@ -13,11 +13,11 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::Config;
-use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
-use voltmesh_meter_bridge::mqtt::ResultMessage;
 use voltmesh_meter_bridge::order_sink::ChannelSink;
+use voltmesh_meter_bridge::runtime::mqtt::ResultMessage;
+use voltmesh_meter_bridge::runtime::{self as bridge, Io, WallClock};
+use voltmesh_meter_bridge::runtime::{LinkStatus, SharedIngest};
 use voltmesh_meter_bridge::Reading;
 use voltmesh_wire::SignedOrder;
 
@@ -346,7 +346,8 @@ impl RunningBridge {
         let io = Io {
             orders: sink,
             signing_key: SigningKey::from_bytes(&[42; 32]),
-            results: results_rx,
+            clock: WallClock::shared(),
+            results: Some(results_rx),
             readings: Some(readings_tx),
             status: status_tx,
         };

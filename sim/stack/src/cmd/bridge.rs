@@ -1,20 +1,19 @@
 //! `voltmesh bridge`: the meter bridge (the work lives in `voltmesh_meter_bridge`).
 //!
 //! Reads `bridge.toml` ([`voltmesh_meter_bridge::config`]), loads the bridge key (the format
-//! `voltmesh keygen` writes), and runs [`voltmesh_meter_bridge::bridge::run`] with the node's HTTP
+//! `voltmesh keygen` writes), and runs [`voltmesh_meter_bridge::runtime::run`] with the node's HTTP
 //! API as the order sink until Ctrl-C (SIGINT), which stops it cleanly: readings received but not
 //! yet acknowledged stay with the broker for the next session.
 
 use anyhow::Context;
-
-use super::BadInput;
 use ed25519_dalek::SigningKey;
-use tokio::sync::{mpsc, watch};
-use voltmesh_meter_bridge::bridge::{self, Io};
+use tokio::sync::watch;
 use voltmesh_meter_bridge::cli::{BridgeArgs, BridgeCommand, DecodeArgs};
 use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
-use voltmesh_meter_bridge::mqtt::ingest::LinkStatus;
+use voltmesh_meter_bridge::runtime::{self as bridge, Io, LinkStatus, WallClock};
 use voltmesh_wire::client::NodeClient;
+
+use super::BadInput;
 
 /// The bridge key from `path` (64 hex characters, as `voltmesh keygen` writes it).
 ///
@@ -47,13 +46,12 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
     let counts = node.clone();
     runtime.block_on(async move {
         let ingest = bridge::new_ingest(&config);
-        // Nothing else feeds results: the bridge reads them from the node itself.
-        let (_results_tx, results) = mpsc::channel(1);
         let (status, _status_rx) = watch::channel(LinkStatus::default());
         let io = Io {
             orders: node,
             signing_key: key,
-            results,
+            clock: WallClock::shared(),
+            results: None,
             readings: None,
             status,
         };

@@ -8,7 +8,7 @@
 //! - simulated meters ([`crate::meters`]) that publish real DSMR, Tasmota and Shelly payloads of
 //!   the bundled SimBench `1-LV-rural1--0-sw` households at accelerated time (one 15-minute profile
 //!   step per market interval of `interval_secs` seconds);
-//! - the meter bridge (`voltmesh_meter_bridge::bridge::run`), which decodes the readings, forecasts
+//! - the meter bridge (`voltmesh_meter_bridge::runtime::run`), which decodes the readings, forecasts
 //!   each household, signs orders with the bridge key genesis allows for every household and
 //!   submits them to node 0's HTTP API.
 //!

@@ -20,9 +20,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, QoS};
 use voltmesh_engine::ParticipantId;
-use voltmesh_meter_bridge::household_order::HouseholdOrder;
-use voltmesh_meter_bridge::household_preferences::PreferencesMessage;
-use voltmesh_meter_bridge::household_topic::{orders_topic, preferences_topic};
+use voltmesh_meter_bridge::household::own_order::HouseholdOrder;
+use voltmesh_meter_bridge::household::preferences::PreferencesMessage;
+use voltmesh_meter_bridge::household::topic::{orders_topic, preferences_topic};
 
 use crate::via_network::PlannedOrder;
 

@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use voltmesh_consensus::node::metrics::MetricsSection;
 use voltmesh_engine::{Mechanism, ParticipantId, Price, K};
-use voltmesh_meter_bridge::bridge;
 use voltmesh_meter_bridge::config::Config as BridgeConfig;
+use voltmesh_meter_bridge::runtime as bridge;
 use voltmesh_wire::client::NodeClient;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
@@ -525,20 +525,18 @@ fn start_parts(
     };
     let mut parts = vec![tokio::spawn(signal)];
 
-    let (results_tx, results) = mpsc::channel(16);
     let (status, _) = watch::channel(Default::default());
     let ingest = bridge::new_ingest(&config);
     let io = bridge::Io {
         orders: sink,
         signing_key: hood.bridge_key.clone(),
-        results,
+        clock: bridge::WallClock::shared(),
+        results: None,
         readings: None,
         status,
     };
     let bridge_stop = until(&stop_all);
     parts.push(tokio::spawn(async move {
-        // Held until the bridge stops: no results are fed in the demo.
-        let _results_tx = results_tx;
         if let Err(e) = bridge::run(config, ingest, io, bridge_stop).await {
             tracing::error!(cause = %e, "bridge stopped");
         }

@@ -92,6 +92,6 @@ mod tests {
         let mut bad = p.bytes;
         let i = text.find("4.426").unwrap();
         bad[i] = b'5';
-        assert!(voltmesh_meter_bridge::dsmr::decode(&bad, sample.timestamp).is_err());
+        assert!(voltmesh_meter_bridge::decode::dsmr::decode(&bad, sample.timestamp).is_err());
     }
 }

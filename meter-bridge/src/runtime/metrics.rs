@@ -20,7 +20,7 @@
 //! order, and households' own messages refused), since each one is published to the dead-letter
 //! topic. Households' refusals are not in `bridge_decode_error` (their kinds are in
 //! [`crate::Counters::household_errors`]).
-//! [`Counted`] wraps the order sink: `orders_total` counts orders the node newly accepted,
+//! [`Counted`] (in [`crate::order_sink`]) wraps the order sink: `orders_total` counts orders the node newly accepted,
 //! `orders_rejected_total` orders it refused for good (retryable failures are not counted).
 //!
 //! # Never in the way
@@ -29,7 +29,6 @@
 //! attempts to flush, then the bridge reports what was written and dropped in its log.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,61 +39,17 @@ use voltmesh_metrics::{
     BridgeDecodeError, BridgeHealth, DecodeErrorKind, HouseholdId, MeterReading, MetricsConfig,
     MetricsHandle, MetricsWriter, Neighborhood, NodeId, WriterStats,
 };
-use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::config::Config;
 use crate::error_kind::ErrorKind;
-use crate::mqtt::ingest::{lock, SharedIngest, Unacked};
-use crate::order_sink::{OrderSink, SinkError, Submitted};
+use crate::order_sink::{Counted, OrderCounts};
 use crate::reading::{MeterId, Reading};
+use crate::runtime::clock::SharedClock;
+use crate::runtime::shared::{lock, SharedIngest, Unacked};
 use crate::shutdown::Shutdown;
 
 /// How often the bridge writes its health.
 pub const HEALTH_EVERY: Duration = Duration::from_secs(10);
-
-/// Orders the node took and refused, shared by [`Counted`] and [`BridgeMetrics`].
-#[derive(Debug, Default)]
-pub struct OrderCounts {
-    taken: AtomicU64,
-    refused: AtomicU64,
-}
-
-impl OrderCounts {
-    /// `(taken, refused)` so far.
-    pub fn get(&self) -> (u64, u64) {
-        (
-            self.taken.load(Ordering::Relaxed),
-            self.refused.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// An [`OrderSink`] that counts what the node takes and refuses, and otherwise passes through.
-#[derive(Debug)]
-pub struct Counted<S> {
-    inner: S,
-    counts: Arc<OrderCounts>,
-}
-
-impl<S: OrderSink> OrderSink for Counted<S> {
-    async fn submit(&self, order: &SignedOrder) -> Result<Submitted, SinkError> {
-        let result = self.inner.submit(order).await;
-        match &result {
-            Ok(Submitted::Accepted) => {
-                self.counts.taken.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) if !e.is_retryable() => {
-                self.counts.refused.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Submitted::AlreadyThere) | Err(_) => {}
-        }
-        result
-    }
-
-    async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
-        self.inner.clearing(interval_start).await
-    }
-}
 
 /// The bridge's metrics: a writer (or nothing, when off), its tags and the order counts.
 #[derive(Debug)]
@@ -161,19 +116,22 @@ impl BridgeMetrics {
 
     /// `sink`, counting the orders the node takes and refuses.
     pub fn count_orders<S>(&self, sink: S) -> Counted<S> {
-        Counted {
-            inner: sink,
-            counts: Arc::clone(&self.orders),
-        }
+        Counted::new(sink, Arc::clone(&self.orders))
     }
 
     /// Writes the bridge's health every [`HEALTH_EVERY`] until `shutdown`, then once more, lets
     /// the writer flush and logs what it wrote and dropped. `unacked` is the subscribing
-    /// connection's gauge of messages not yet acknowledged.
+    /// connection's gauge of messages not yet acknowledged; `clock` stamps the points.
     ///
     /// # Cancel safety
     /// Dropping the future loses what the writer still buffers; complete `shutdown` instead.
-    pub async fn run(self, ingest: SharedIngest, unacked: Unacked, mut shutdown: Shutdown) {
+    pub async fn run(
+        self,
+        ingest: SharedIngest,
+        unacked: Unacked,
+        clock: SharedClock,
+        mut shutdown: Shutdown,
+    ) {
         let Some((neighborhood, node)) = self.tags.clone() else {
             return;
         };
@@ -188,7 +146,7 @@ impl BridgeMetrics {
             };
             let depth = unacked.load(std::sync::atomic::Ordering::Relaxed);
             let snapshot = Snapshot::take(&ingest, &mut written);
-            self.record(&neighborhood, &node, &snapshot, depth);
+            self.record(&neighborhood, &node, &snapshot, depth, clock.now());
             if stop {
                 break;
             }
@@ -209,8 +167,14 @@ impl BridgeMetrics {
         );
     }
 
-    fn record(&self, neighborhood: &Neighborhood, node: &NodeId, s: &Snapshot, depth: usize) {
-        let now = DateTime::<Utc>::from(std::time::SystemTime::now());
+    fn record(
+        &self,
+        neighborhood: &Neighborhood,
+        node: &NodeId,
+        s: &Snapshot,
+        depth: usize,
+        now: DateTime<Utc>,
+    ) {
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let (taken, refused) = self.orders.get();
         let decode_errors: u64 = s
@@ -334,7 +298,7 @@ mod tests {
 
     #[test]
     fn refused_household_messages_count_as_dead_letters_not_decode_errors() {
-        let registry = crate::registry::Registry::from_config(
+        let registry = crate::household::registry::Registry::from_config(
             toml::from_str(
                 "[[household]]\nparticipant = \"hh-01\"\nmeters = [\"m1\"]\n\
                  buy_limit = \"0.3\"\nsell_limit = \"0.1\"",
@@ -342,8 +306,8 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let ingest = crate::Ingest::new(
-            crate::IngestConfig::default(),
+        let ingest = crate::ingest::Ingest::new(
+            crate::ingest::IngestConfig::default(),
             registry,
             voltmesh_engine::IntervalSpec::DEFAULT,
         )
@@ -355,7 +319,7 @@ mod tests {
             "voltmesh/households/zz/preferences",
         ] {
             let out = lock(&shared).handle(topic, b"{", t);
-            assert!(matches!(out, crate::Outcome::Rejected(_)));
+            assert!(matches!(out, crate::ingest::Outcome::Rejected(_)));
         }
         let snapshot = Snapshot::take(&shared, &mut BTreeMap::new());
         assert_eq!(snapshot.household_dead_letters, 2);
@@ -388,55 +352,5 @@ mod tests {
         assert!(!is_decode_error(ErrorKind::UnknownMeter));
         assert_eq!(decode_kind(ErrorKind::GateClosed), None);
         assert_eq!(decode_kind(ErrorKind::UnknownParticipant), None);
-    }
-
-    #[derive(Debug)]
-    struct Fixed(Result<Submitted, SinkError>);
-
-    impl OrderSink for Fixed {
-        async fn submit(&self, _: &SignedOrder) -> Result<Submitted, SinkError> {
-            self.0.clone()
-        }
-
-        async fn clearing(&self, _: i64) -> Result<Option<IntervalClearing>, SinkError> {
-            Err(SinkError::Unsupported)
-        }
-    }
-
-    fn signed() -> SignedOrder {
-        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-        voltmesh_wire::OrderTicket {
-            participant: "h1".into(),
-            interval_start: 900,
-            id: "o1".into(),
-            side: voltmesh_engine::Side::Buy,
-            quantity_wh: 100,
-            limit_price: voltmesh_engine::Price::ZERO,
-            nonce: 1,
-        }
-        .sign("nb", &key)
-    }
-
-    #[tokio::test]
-    async fn the_counted_sink_counts_taken_and_refused_orders_only() {
-        let counts = Arc::new(OrderCounts::default());
-        let order = signed();
-        for answer in [
-            Ok(Submitted::Accepted),
-            Ok(Submitted::Accepted),
-            Ok(Submitted::AlreadyThere),
-            Err(SinkError::Unavailable("down".into())),
-            Err(SinkError::Rejected {
-                kind: "closed_interval".into(),
-                message: "late".into(),
-            }),
-        ] {
-            let sink = Counted {
-                inner: Fixed(answer.clone()),
-                counts: Arc::clone(&counts),
-            };
-            assert_eq!(sink.submit(&order).await, answer);
-        }
-        assert_eq!(counts.get(), (2, 1));
     }
 }

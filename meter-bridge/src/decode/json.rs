@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::value::RawValue;
 
-use crate::decimal::{parse_power, parse_register, NumberError};
+use crate::decode::decimal::{parse_power, parse_register, NumberError};
 
 /// An object key, borrowed from the input when it has no escapes.
 pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);

@@ -1,11 +1,10 @@
 //! Results back to households over MQTT, and their topic layout.
 //!
-//! # Topics (under `topics.results_prefix`, default `voltmesh`; JSON; QoS 1; retained)
-//! | topic | message | when |
-//! |---|---|---|
-//! | `<prefix>/households/<participant>/fills` | [`HouseholdFills`] | after each interval clears |
-//! | `<prefix>/market/clearing` | [`ClearingSummary`] | after each interval clears |
-//! | `<prefix>/households/<participant>/settlement` | [`SettlementNotice`] | after delivery is settled |
+//! # Topics
+//! The whole topic tree lives in [`crate::household::topic`]: [`HouseholdFills`] go to
+//! `<prefix>/households/<participant>/fills`, [`ClearingSummary`] to `<prefix>/market/clearing`
+//! and [`SettlementNotice`] to `<prefix>/households/<participant>/settlement` (under
+//! `topics.results_prefix`, default `voltmesh`; JSON; QoS 1; retained).
 //!
 //! Retained, so a household that connects later still gets its latest result; every message
 //! carries its interval, so a household can tell an old result from a new one.
@@ -18,20 +17,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use crate::household::topic::ResultsError;
+use crate::household::topic::{clearing_topic, fills_topic, settlement_topic};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::settlement::{settle, SettlementError};
 use voltmesh_engine::{
     Bill, ClearingOutcome, Interval, ParticipantId, Price, Settlement, Side, Tariffs, Trade, Wh,
 };
-
-/// A participant id that cannot be one topic level.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResultsError {
-    /// Empty or containing `/`, `+`, `#` or NUL.
-    #[error("participant id {0:?} cannot be used as an MQTT topic level")]
-    BadParticipant(String),
-}
 
 /// One fill of a household's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,15 +233,9 @@ impl ResultMessage {
     /// [`ResultsError::BadParticipant`] if the participant id is not one safe topic level.
     pub fn topic(&self, prefix: &str) -> Result<String, ResultsError> {
         match self {
-            ResultMessage::Fills(f) => Ok(format!(
-                "{prefix}/households/{}/fills",
-                level(&f.participant)?
-            )),
-            ResultMessage::Clearing(_) => Ok(format!("{prefix}/market/clearing")),
-            ResultMessage::Settlement(s) => Ok(format!(
-                "{prefix}/households/{}/settlement",
-                level(&s.bill.participant)?
-            )),
+            ResultMessage::Fills(f) => fills_topic(prefix, &f.participant),
+            ResultMessage::Clearing(_) => Ok(clearing_topic(prefix)),
+            ResultMessage::Settlement(s) => settlement_topic(prefix, &s.bill.participant),
         }
     }
 
@@ -263,14 +250,6 @@ impl ResultMessage {
             ResultMessage::Settlement(s) => serde_json::to_vec(s),
         }
     }
-}
-
-fn level(participant: &ParticipantId) -> Result<&str, ResultsError> {
-    let text = participant.as_str();
-    if text.is_empty() || text.contains(['/', '+', '#', '\0']) {
-        return Err(ResultsError::BadParticipant(text.to_owned()));
-    }
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Interval, Order, OrderId, ParticipantId, Side, Wh};
 
-use crate::forecast::{forecast_net_export, ForecastConfig};
-use crate::registers::RegisterBook;
-use crate::registry::{Preferences, Registry};
+use crate::household::forecast::{forecast_net_export, ForecastConfig};
+use crate::household::registers::RegisterBook;
+use crate::household::registry::{Preferences, Registry};
 
 /// Bounds on generated orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

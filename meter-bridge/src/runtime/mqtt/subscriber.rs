@@ -1,9 +1,9 @@
 //! The subscribing connection: one task owns the [`EventLoop`], handles every message through
-//! [`Ingest`] as it arrives and acknowledges it.
+//! [`Ingest`](crate::Ingest) as it arrives and acknowledges it.
 //!
 //! # Delivery guarantee
 //! QoS 1 with a persistent session (`clean_session = false`, fixed client id) and manual acks.
-//! A message is acknowledged only after [`Ingest::handle`] has recorded it and the accepted
+//! A message is acknowledged only after [`Ingest::handle`](crate::Ingest::handle) has recorded it and the accepted
 //! reading has been handed to the readings queue (or, for a refused message, its dead letter has
 //! been queued on the publishing connection). Until then the broker keeps the message and
 //! redelivers it after any reconnect, to this process or to the next one; a redelivery of a
@@ -22,7 +22,7 @@
 //! `max_inflight_messages`, 20 by default) refills as soon as for a client that acks on receipt.
 //!
 //! # Waiting, and why it cannot deadlock
-//! [`Ingest::handle`] never waits. Handing a message on waits only for backpressure: a full
+//! [`Ingest::handle`](crate::Ingest::handle) never waits. Handing a message on waits only for backpressure: a full
 //! readings queue, or a full request queue of the publishing connection (dead letters). Before
 //! such a wait the acks of the messages handled so far are flushed, so none is held back; during
 //! it the connection is not polled and TCP flow control holds the broker's next messages. Nothing
@@ -31,12 +31,11 @@
 //! separate task, so the request queue is never waited on here.
 //!
 //! # Bad input
-//! Every refusal is counted by [`crate::ErrorKind`] inside [`Ingest`], logged at `warn` with the
+//! Every refusal is counted by [`crate::ErrorKind`] inside [`Ingest`](crate::Ingest), logged at `warn` with the
 //! meter id, kind and topic, published to the dead-letter topic and then acknowledged: it never
 //! stops the bridge.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rumqttc::{
@@ -47,28 +46,17 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, trace, warn};
 
-use crate::ingest::{Ingest, Outcome};
-use crate::mqtt::backoff::Backoff;
-use crate::mqtt::publisher::Publisher;
+use crate::ingest::Outcome;
 use crate::reading::Reading;
+use crate::runtime::clock::SharedClock;
+use crate::runtime::mqtt::backoff::Backoff;
+use crate::runtime::mqtt::publisher::Publisher;
+use crate::runtime::shared::{lock, SharedIngest, Unacked};
 use crate::shutdown::Shutdown;
 
 /// Capacity of the subscribing connection's request queue: it carries only the subscriptions
 /// (acks are written directly, see the module docs).
 pub const REQUEST_QUEUE: usize = 64;
-
-/// The ingest state shared by the subscribing connection (writes) and the order planner (reads).
-pub type SharedIngest = Arc<Mutex<Ingest>>;
-
-/// Locks `ingest`, recovering from a poisoned lock (the state is still consistent: `Ingest`
-/// never panics half-way through a message).
-pub fn lock(ingest: &SharedIngest) -> std::sync::MutexGuard<'_, Ingest> {
-    ingest.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Messages received from the broker and not yet acknowledged to it, as a gauge for health
-/// metrics (the messages in hand and the acks waiting for the next flush).
-pub type Unacked = Arc<AtomicUsize>;
 
 /// The subscribing connection's state, for health checks and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,6 +79,8 @@ pub(crate) struct Handler {
     pub(crate) publisher: Publisher,
     pub(crate) readings: Option<mpsc::Sender<Reading>>,
     pub(crate) unacked: Unacked,
+    /// Stamps each message's receive time.
+    pub(crate) clock: SharedClock,
 }
 
 /// The subscribing connection's parts besides its event loop.
@@ -255,7 +245,7 @@ impl Subscriber {
         eventloop: &mut EventLoop,
         acks: &mut Acks,
     ) -> Result<(), Stop> {
-        let received = crate::bridge::wall_clock();
+        let received = self.handler.clock.now();
         let outcome = lock(&self.handler.ingest).handle(&publish.topic, &publish.payload, received);
         match outcome {
             Outcome::Accepted(reading) => {

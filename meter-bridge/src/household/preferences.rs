@@ -1,6 +1,6 @@
 //! A household's preferences, kept retained on its MQTT topic.
 //!
-//! # Message (topic [`preferences_topic`](crate::household_topic::preferences_topic), retained)
+//! # Message (topic [`preferences_topic`](crate::household::topic::preferences_topic), retained)
 //! ```json
 //! {"buy_limit": "0.25", "sell_limit": "0.10", "enabled": true}
 //! ```
@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Price, Tariffs};
 
-use crate::registry::Preferences;
+use crate::household::registry::Preferences;
 
 /// The preferences message (module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

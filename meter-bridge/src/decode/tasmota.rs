@@ -25,11 +25,11 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::decimal::{EnergyUnit, PowerUnit};
-use crate::json::{self, JsonNumberError, Key};
-use crate::local_time::{LocalClock, LocalTimeError};
-use crate::reading::{MeterId, Reading, MAX_PAYLOAD_BYTES};
-use crate::snippet;
+use crate::decode::decimal::{EnergyUnit, PowerUnit};
+use crate::decode::json::{self, JsonNumberError, Key};
+use crate::decode::local_time::{LocalClock, LocalTimeError};
+use crate::reading::snippet;
+use crate::reading::{check_size, MeterId, PayloadTooLarge, Reading};
 
 /// Where the reading is in a Tasmota payload and what its units are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,14 +69,9 @@ impl Default for TasmotaConfig {
 /// Why a Tasmota payload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TasmotaError {
-    /// Larger than [`MAX_PAYLOAD_BYTES`].
-    #[error("payload of {len} bytes exceeds the {max} byte limit")]
-    TooLarge {
-        /// Payload length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
+    /// Larger than [`MAX_PAYLOAD_BYTES`](crate::MAX_PAYLOAD_BYTES).
+    #[error(transparent)]
+    TooLarge(#[from] PayloadTooLarge),
     /// Not a JSON object of the expected shape.
     #[error("invalid JSON: {0}")]
     Json(String),
@@ -129,12 +124,7 @@ pub fn device_from_topic(topic: &str) -> Option<&str> {
 /// [`TasmotaError`] if the payload is oversized, not JSON, lacks `Time` or the configured
 /// sensor fields, or holds values that are not exact non-negative registers / integral power.
 pub fn decode(bytes: &[u8], device: &str, config: &TasmotaConfig) -> Result<Reading, TasmotaError> {
-    if bytes.len() > MAX_PAYLOAD_BYTES {
-        return Err(TasmotaError::TooLarge {
-            len: bytes.len(),
-            max: MAX_PAYLOAD_BYTES,
-        });
-    }
+    check_size(bytes)?;
     let meter = MeterId::new(device).map_err(|e| TasmotaError::BadDevice(e.to_string()))?;
     let top = parse_top(bytes, config)?;
     let top = match (&top.time, top.status_sns) {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::dead_letter::DeadLetter;
-use crate::mqtt::backoff::Backoff;
+use crate::runtime::mqtt::backoff::Backoff;
 use crate::shutdown::Shutdown;
 
 /// Why a publish was not queued.

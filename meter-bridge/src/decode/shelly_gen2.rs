@@ -21,22 +21,17 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::decimal::parse_scaled;
-use crate::decimal::Rounding;
-use crate::json::{self, JsonNumberError};
-use crate::reading::{MeterId, Reading, MAX_PAYLOAD_BYTES};
+use crate::decode::decimal::parse_scaled;
+use crate::decode::decimal::Rounding;
+use crate::decode::json::{self, JsonNumberError};
+use crate::reading::{check_size, MeterId, PayloadTooLarge, Reading};
 
 /// Why a Shelly Gen2 message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShellyGen2Error {
-    /// Larger than [`MAX_PAYLOAD_BYTES`].
-    #[error("payload of {len} bytes exceeds the {max} byte limit")]
-    TooLarge {
-        /// Payload length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
+    /// Larger than [`MAX_PAYLOAD_BYTES`](crate::MAX_PAYLOAD_BYTES).
+    #[error(transparent)]
+    TooLarge(#[from] PayloadTooLarge),
     /// Not a JSON-RPC notification of the expected shape.
     #[error("invalid JSON: {0}")]
     Json(String),
@@ -115,19 +110,14 @@ struct EmData<'a> {
 /// [`ShellyGen2Error`] for oversized or malformed payloads, other RPC methods, a bad `ts`, or an
 /// `em:0`/`emdata:0` object without its numbers.
 pub fn decode(bytes: &[u8]) -> Result<Gen2Status, ShellyGen2Error> {
-    if bytes.len() > MAX_PAYLOAD_BYTES {
-        return Err(ShellyGen2Error::TooLarge {
-            len: bytes.len(),
-            max: MAX_PAYLOAD_BYTES,
-        });
-    }
+    check_size(bytes)?;
     let env: Envelope<'_> =
         serde_json::from_slice(bytes).map_err(|e| ShellyGen2Error::Json(e.to_string()))?;
     if !matches!(
         env.method.as_ref(),
         "NotifyStatus" | "NotifyFullStatus" | "NotifyEvent"
     ) {
-        return Err(ShellyGen2Error::UnexpectedMethod(crate::snippet(
+        return Err(ShellyGen2Error::UnexpectedMethod(crate::reading::snippet(
             env.method.as_bytes(),
         )));
     }

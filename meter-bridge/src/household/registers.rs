@@ -25,8 +25,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Interval, IntervalSpec};
 
+use crate::household::registry::{Registry, RegistryError};
 use crate::reading::{MeterId, Reading};
-use crate::registry::{Registry, RegistryError};
 
 /// Which register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,8 +80,8 @@ pub enum RegisterError {
 
 impl RegisterError {
     /// The error's countable kind.
-    pub fn kind(&self) -> crate::ErrorKind {
-        use crate::ErrorKind as K;
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind as K;
         match self {
             RegisterError::UnknownMeter(_) => K::UnknownMeter,
             RegisterError::RegisterWentBackwards { .. } => K::RegisterWentBackwards,
@@ -364,7 +364,7 @@ fn attribute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::RegistryConfig;
+    use crate::household::registry::RegistryConfig;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -467,7 +467,7 @@ sell_limit = "0.1"
         );
         assert_eq!(
             backwards.unwrap_err().kind(),
-            crate::ErrorKind::RegisterWentBackwards
+            crate::error_kind::ErrorKind::RegisterWentBackwards
         );
         let export_back = book.record(&reg, &reading("m1", "2026-11-22T11:15:00Z", 1000, 49), now);
         assert!(matches!(
@@ -490,7 +490,10 @@ sell_limit = "0.1"
         let old = book.record(&reg, &reading("m1", "2026-11-22T11:30:00Z", 1001, 50), now);
         assert!(matches!(old, Err(RegisterError::OutOfOrder { .. })));
         let unknown = book.record(&reg, &reading("m9", "2026-11-22T11:30:00Z", 1, 1), now);
-        assert_eq!(unknown.unwrap_err().kind(), crate::ErrorKind::UnknownMeter);
+        assert_eq!(
+            unknown.unwrap_err().kind(),
+            crate::error_kind::ErrorKind::UnknownMeter
+        );
         assert_eq!(
             book.last_reading(&MeterId::new("m1").unwrap())
                 .unwrap()
@@ -579,7 +582,7 @@ sell_limit = "0.1"
 #[cfg(test)]
 mod properties {
     use super::*;
-    use crate::registry::RegistryConfig;
+    use crate::household::registry::RegistryConfig;
     use proptest::prelude::*;
 
     proptest! {

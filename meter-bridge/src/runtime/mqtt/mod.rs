@@ -7,9 +7,9 @@
 //!     ▲                                  │        └─► readings queue
 //!     │        publishing connection     │ dead letters
 //!     │        ("<client_id>-out")       ▼
-//!     └──────── [publisher event loop task] ◄──── results task ◄── node results
+//!     └──────── [publisher event loop task] ◄──── results task ◄── follow-ups (node clearings)
 //! ```
-//! * [`ingest`]: one task owns the subscribing [`rumqttc::EventLoop`] and polls it forever,
+//! * [`subscriber`]: one task owns the subscribing [`rumqttc::EventLoop`] and polls it forever,
 //!   reconnecting with capped exponential [`backoff`]. QoS 1, `clean_session = false`, manual
 //!   acks: the same task records each message with [`Ingest::handle`](crate::Ingest), hands the
 //!   reading on (or queues its dead letter) and only then acknowledges it, in batches with one
@@ -17,14 +17,15 @@
 //!   redeliveries are recognised by (meter, timestamp) and counted once.
 //! * [`publisher`]: a second connection for everything the bridge publishes, so a slow or
 //!   disconnected publisher can never hold up the acknowledgements of the subscribing connection.
-//! * [`results`]: fills, clearing summaries and settlements to households; topic layout there.
+//! * [`results`]: the fills, clearing summaries and settlements sent to households (their topics
+//!   are in [`crate::household::topic`]).
 //! * [`options`]: [`rumqttc::MqttOptions`] from the config (credentials, TLS with rustls/ring).
 
 pub mod backoff;
-pub mod ingest;
 pub mod options;
 pub mod publisher;
 pub mod results;
+pub mod subscriber;
 
 pub use backoff::Backoff;
 pub use options::{mqtt_options, OptionsError};

@@ -38,10 +38,10 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use crc::{Crc, Table, CRC_16_ARC};
 
-use crate::decimal::{parse_power, parse_register, NumberError};
-use crate::local_time::{shift, LocalTimeError};
-use crate::reading::{MeterId, Reading, MAX_PAYLOAD_BYTES};
-use crate::snippet;
+use crate::decode::decimal::{parse_power, parse_register, NumberError};
+use crate::decode::local_time::{shift, LocalTimeError};
+use crate::reading::snippet;
+use crate::reading::{check_size, MeterId, PayloadTooLarge, Reading};
 
 const CRC16: Crc<u16, Table<16>> = Crc::<u16, Table<16>>::new(&CRC_16_ARC);
 
@@ -51,14 +51,9 @@ const STANDARD_OFFSET_MINUTES: i32 = 60;
 /// Why a DSMR telegram was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DsmrError {
-    /// Larger than [`MAX_PAYLOAD_BYTES`].
-    #[error("telegram of {len} bytes exceeds the {max} byte limit")]
-    TooLarge {
-        /// Payload length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
+    /// Larger than [`MAX_PAYLOAD_BYTES`](crate::MAX_PAYLOAD_BYTES).
+    #[error(transparent)]
+    TooLarge(#[from] PayloadTooLarge),
     /// Does not start with `/`.
     #[error("telegram does not start with '/'")]
     NoStart,
@@ -161,12 +156,7 @@ impl Register {
 /// [`DsmrError`] for anything that is not a complete, intact telegram with the objects listed in
 /// the module docs.
 pub fn decode(bytes: &[u8], receive_time: DateTime<Utc>) -> Result<Reading, DsmrError> {
-    if bytes.len() > MAX_PAYLOAD_BYTES {
-        return Err(DsmrError::TooLarge {
-            len: bytes.len(),
-            max: MAX_PAYLOAD_BYTES,
-        });
-    }
+    check_size(bytes)?;
     let start = bytes
         .iter()
         .position(|b| !b.is_ascii_whitespace())
@@ -212,7 +202,7 @@ pub fn decode(bytes: &[u8], receive_time: DateTime<Utc>) -> Result<Reading, Dsmr
     let requires_crc = objects.belgian
         || objects
             .version
-            .and_then(|v| crate::decimal::parse_register(v, 0).ok())
+            .and_then(|v| crate::decode::decimal::parse_register(v, 0).ok())
             .is_some_and(|v| v >= 40);
     if crc.is_none() && requires_crc {
         return Err(DsmrError::MissingCrc);
@@ -571,10 +561,10 @@ mod tests {
             decode(format!("{missing}!").as_bytes(), receive()),
             Err(DsmrError::Missing("1-0:1.7.0"))
         );
-        let big = vec![b'/'; MAX_PAYLOAD_BYTES + 1];
+        let big = vec![b'/'; crate::reading::MAX_PAYLOAD_BYTES + 1];
         assert!(matches!(
             decode(&big, receive()),
-            Err(DsmrError::TooLarge { .. })
+            Err(DsmrError::TooLarge(_))
         ));
     }
 

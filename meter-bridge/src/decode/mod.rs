@@ -1,15 +1,31 @@
-//! The supported payload formats and the dispatcher that routes a message to its decoder.
+//! Meter payloads into [`Reading`]s: the supported formats, the dispatcher that routes a message
+//! to its decoder, and one pure module per format.
+//!
+//! Every decoder is a pure function (times are arguments) with its own error type, refuses a
+//! payload over [`MAX_PAYLOAD_BYTES`](crate::MAX_PAYLOAD_BYTES) first through the shared
+//! [`check_size`](crate::reading::check_size), and imports only down: [`crate::reading`] and
+//! the helpers here ([`decimal`], [`local_time`], `json`).
+
+pub mod capture;
+pub mod decimal;
+pub mod dsmr;
+mod json;
+pub mod local_time;
+pub mod native;
+pub mod shelly_gen1;
+pub mod shelly_gen2;
+pub mod tasmota;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::dsmr::{self, DsmrError};
 use crate::error_kind::ErrorKind;
-use crate::native::{self, NativeError};
 use crate::reading::{MeterId, Reading};
-use crate::shelly_gen1::{self, Gen1Accumulator, ShellyGen1Error};
-use crate::shelly_gen2::{self, Gen2Accumulator, ShellyGen2Error};
-use crate::tasmota::{self, TasmotaConfig, TasmotaError};
+use dsmr::DsmrError;
+use native::NativeError;
+use shelly_gen1::{Gen1Accumulator, ShellyGen1Error};
+use shelly_gen2::{Gen2Accumulator, ShellyGen2Error};
+use tasmota::{TasmotaConfig, TasmotaError};
 
 /// A meter payload format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,7 +107,7 @@ impl DecodeError {
             DecodeError::UnknownFormat(_) => K::UnknownFormat,
             DecodeError::NoTasmotaDevice(_) => K::BadMeterId,
             DecodeError::Dsmr(e) => match e {
-                DsmrError::TooLarge { .. } => K::TooLarge,
+                DsmrError::TooLarge(_) => K::TooLarge,
                 DsmrError::NoStart
                 | DsmrError::NoEnd
                 | DsmrError::BadHeader(_)
@@ -108,7 +124,7 @@ impl DecodeError {
                 DsmrError::BadMeterId(_) => K::BadMeterId,
             },
             DecodeError::Tasmota(e) => match e {
-                TasmotaError::TooLarge { .. } => K::TooLarge,
+                TasmotaError::TooLarge(_) => K::TooLarge,
                 TasmotaError::Json(_) | TasmotaError::AmbiguousSensor(_) => K::Malformed,
                 TasmotaError::MissingTime
                 | TasmotaError::NoSensor(_)
@@ -118,7 +134,7 @@ impl DecodeError {
                 TasmotaError::BadDevice(_) => K::BadMeterId,
             },
             DecodeError::ShellyGen2(e) => match e {
-                ShellyGen2Error::TooLarge { .. } => K::TooLarge,
+                ShellyGen2Error::TooLarge(_) => K::TooLarge,
                 ShellyGen2Error::Json(_) | ShellyGen2Error::UnexpectedMethod(_) => K::Malformed,
                 ShellyGen2Error::BadDevice(_) => K::BadMeterId,
                 ShellyGen2Error::BadTimestamp => K::BadTimestamp,
@@ -132,7 +148,7 @@ impl DecodeError {
                 ShellyGen1Error::TooManyChannels(_) => K::TooManyDevices,
             },
             DecodeError::Native(e) => match e {
-                NativeError::TooLarge { .. } => K::TooLarge,
+                NativeError::TooLarge(_) => K::TooLarge,
                 NativeError::Invalid(_) => K::Malformed,
             },
         }
@@ -202,12 +218,12 @@ impl Decoder {
     ) -> Result<Option<Reading>, DecodeError> {
         let format = format
             .or_else(|| Format::sniff(topic, payload))
-            .ok_or_else(|| DecodeError::UnknownFormat(crate::snippet(topic.as_bytes())))?;
+            .ok_or_else(|| DecodeError::UnknownFormat(crate::reading::snippet(topic.as_bytes())))?;
         match format {
             Format::Dsmr => Ok(Some(dsmr::decode(payload, receive_time)?)),
             Format::Tasmota => {
                 let device = tasmota::device_from_topic(topic).ok_or_else(|| {
-                    DecodeError::NoTasmotaDevice(crate::snippet(topic.as_bytes()))
+                    DecodeError::NoTasmotaDevice(crate::reading::snippet(topic.as_bytes()))
                 })?;
                 Ok(Some(tasmota::decode(
                     payload,

@@ -1,6 +1,6 @@
 //! A household's own order, published by its gateway over MQTT.
 //!
-//! # Message (topic [`orders_topic`](crate::household_topic::orders_topic), QoS 1, not retained)
+//! # Message (topic [`orders_topic`](crate::household::topic::orders_topic), QoS 1, not retained)
 //! ```json
 //! {"interval_start": "2026-11-22T08:00:00Z", "side": "buy", "quantity_wh": 400, "limit_price": "0.25"}
 //! ```
@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use voltmesh_engine::{Interval, IntervalSpec, Order, ParticipantId, Price, Side, Tariffs, Wh};
 
-use crate::orders::order_id;
+use crate::household::plan::order_id;
 
 /// Most orders one message may carry.
 pub const MAX_ORDERS_PER_MESSAGE: usize = 96;

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::decimal::{parse_power, parse_register, NumberError};
-use crate::reading::{MeterId, Reading};
+use crate::decode::decimal::{parse_power, parse_register, NumberError};
+use crate::reading::{MeterId, PayloadTooLarge, Reading};
 
 /// Largest Gen1 payload: one number.
 pub const MAX_VALUE_BYTES: usize = 64;
@@ -33,9 +33,9 @@ pub enum ShellyGen1Error {
     /// A quantity we do not know.
     #[error("unknown emeter quantity {0:?}")]
     UnknownQuantity(String),
-    /// Payload larger than [`MAX_VALUE_BYTES`].
-    #[error("payload of {0} bytes is too large for one value")]
-    TooLarge(usize),
+    /// Payload larger than [`MAX_VALUE_BYTES`] (`max` says so).
+    #[error(transparent)]
+    TooLarge(#[from] PayloadTooLarge),
     /// The payload is not an acceptable number.
     #[error("bad value for {quantity}: {cause}")]
     BadNumber {
@@ -76,7 +76,7 @@ pub struct Gen1Value {
 /// # Errors
 /// [`ShellyGen1Error`] for other topics, unknown quantities, oversized or non-numeric payloads.
 pub fn decode(topic: &str, payload: &[u8]) -> Result<Gen1Value, ShellyGen1Error> {
-    let bad_topic = || ShellyGen1Error::BadTopic(crate::snippet(topic.as_bytes()));
+    let bad_topic = || ShellyGen1Error::BadTopic(crate::reading::snippet(topic.as_bytes()));
     let mut parts = topic.split('/');
     let (Some("shellies"), Some(device), Some("emeter"), Some(channel), Some(name), None) = (
         parts.next(),
@@ -93,7 +93,11 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<Gen1Value, ShellyGen1Error>
     }
     let meter = MeterId::new(&format!("{device}/emeter/{channel}")).map_err(|_| bad_topic())?;
     if payload.len() > MAX_VALUE_BYTES {
-        return Err(ShellyGen1Error::TooLarge(payload.len()));
+        return Err(PayloadTooLarge {
+            len: payload.len(),
+            max: MAX_VALUE_BYTES,
+        }
+        .into());
     }
     let text = payload.trim_ascii();
     let quantity = match name {
@@ -121,7 +125,7 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<Gen1Value, ShellyGen1Error>
             Gen1Quantity::Ignored
         }
         other => {
-            return Err(ShellyGen1Error::UnknownQuantity(crate::snippet(
+            return Err(ShellyGen1Error::UnknownQuantity(crate::reading::snippet(
                 other.as_bytes(),
             )))
         }
@@ -237,7 +241,10 @@ mod tests {
         ));
         assert!(matches!(
             decode("shellies/x/emeter/0/total", &[b'1'; 65]),
-            Err(ShellyGen1Error::TooLarge(65))
+            Err(ShellyGen1Error::TooLarge(PayloadTooLarge {
+                len: 65,
+                max: MAX_VALUE_BYTES
+            }))
         ));
     }
 }

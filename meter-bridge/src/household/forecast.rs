@@ -13,8 +13,8 @@
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Interval, IntervalSpec, ParticipantId};
 
-use crate::registers::RegisterBook;
-use crate::registry::{Registry, RegistryError};
+use crate::household::registers::RegisterBook;
+use crate::household::registry::{Registry, RegistryError};
 
 /// Forecast settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

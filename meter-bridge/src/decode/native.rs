@@ -14,19 +14,14 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::reading::{MeterId, Reading, MAX_PAYLOAD_BYTES};
+use crate::reading::{check_size, MeterId, PayloadTooLarge, Reading};
 
 /// Why a native payload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NativeError {
-    /// Larger than [`MAX_PAYLOAD_BYTES`].
-    #[error("payload of {len} bytes exceeds the {max} byte limit")]
-    TooLarge {
-        /// Payload length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
+    /// Larger than [`MAX_PAYLOAD_BYTES`](crate::MAX_PAYLOAD_BYTES).
+    #[error(transparent)]
+    TooLarge(#[from] PayloadTooLarge),
     /// Not a valid native reading (syntax, missing or unknown field, wrong type, bad value).
     #[error("invalid native reading: {0}")]
     Invalid(String),
@@ -53,12 +48,7 @@ struct Wire<'a> {
 /// # Errors
 /// [`NativeError`] if the payload is oversized or not exactly the documented object.
 pub fn decode(bytes: &[u8]) -> Result<Reading, NativeError> {
-    if bytes.len() > MAX_PAYLOAD_BYTES {
-        return Err(NativeError::TooLarge {
-            len: bytes.len(),
-            max: MAX_PAYLOAD_BYTES,
-        });
-    }
+    check_size(bytes)?;
     let wire: Wire<'_> =
         serde_json::from_slice(bytes).map_err(|e| NativeError::Invalid(e.to_string()))?;
     let meter = MeterId::new(&wire.meter).map_err(|e| NativeError::Invalid(e.to_string()))?;

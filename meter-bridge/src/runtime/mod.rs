@@ -1,0 +1,226 @@
+//! [`run`]: the whole bridge as one future, stopped by a shutdown future (mini-redis style).
+//!
+//! # Tasks
+//! * the subscribing connection: its event loop, which also records every message in the shared
+//!   [`Ingest`](crate::Ingest) and acknowledges it ([`crate::runtime::mqtt::subscriber`]);
+//! * the publishing connection's event loop ([`crate::runtime::mqtt::publisher`]);
+//! * the order planner ([`planner`]): before every interval's gate closure, plans each
+//!   household's order from the shared [`Ingest`](crate::Ingest), signs it and submits it to the
+//!   [`OrderSink`], retrying until gate closure; hands the intervals the node took to
+//! * the follow-up task ([`followups`]): reads each interval's committed clearing from the node
+//!   once the gate has closed, and with the registers decides (a pure state machine,
+//!   [`FollowUps`]) each household's fills, the clearing summary and, once its meters have read
+//!   past the interval's end, its settlement; they go to
+//! * the results task: [`ResultMessage`]s → household topics ([`crate::household::topic`]),
+//!   retained, on the publishing connection; a second one publishes what tests hand in on
+//!   [`Io::results`], if given;
+//! * the metrics task ([`metrics`]).
+//!
+//! ```text
+//!  broker ─► subscriber ─► Ingest (shared) ◄── planner ──► OrderSink (node)
+//!               │                │               │ intervals taken  │ clearings
+//!               │                └─ registers ─► follow-ups ◄───────┘
+//!               ▼ dead letters                   │ results
+//!           publisher ◄──────────── results task ◄┘
+//! ```
+//!
+//! # Time
+//! No task reads a clock of its own: they all read [`Io::clock`] ([`clock`]), the one place the
+//! time enters the bridge, so tests drive the planner and follow-ups with paused tokio time.
+//!
+//! # Shutdown
+//! When `shutdown` completes, [`run`] broadcasts the signal, then waits until every task has
+//! dropped its clone of an `mpsc::Sender` (the receiver's `recv` returns `None`). Messages
+//! received but not yet acknowledged stay with the broker for the next session.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use rumqttc::{AsyncClient, QoS, SubscribeFilter};
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::info;
+
+use crate::config::Config;
+use crate::household::topic::subscription_filters;
+use crate::order_sink::OrderSink;
+use crate::reading::Reading;
+use crate::runtime::followups::{run_followups, run_results, FollowUps, FOLLOW_QUEUE};
+use crate::runtime::mqtt::backoff::Backoff;
+use crate::runtime::mqtt::options::{mqtt_options, OptionsError};
+use crate::runtime::mqtt::publisher::{run_publisher_loop, Publisher};
+use crate::runtime::mqtt::results::ResultMessage;
+use crate::runtime::mqtt::subscriber::{Handler, Subscriber, REQUEST_QUEUE};
+use crate::runtime::planner::run_planner;
+use crate::shutdown::Shutdown;
+
+pub mod clock;
+pub mod followups;
+pub mod metrics;
+pub mod mqtt;
+pub mod node_sink;
+pub mod planner;
+pub mod shared;
+#[cfg(test)]
+mod testing;
+
+pub use clock::{Clock, SharedClock, TokioClock, WallClock};
+pub use followups::FOLLOW_INTERVALS;
+pub use mqtt::subscriber::LinkStatus;
+pub use shared::{lock, new_ingest, SharedIngest, Unacked};
+
+/// Results waiting between the follow-up task and the results task.
+const RESULTS_QUEUE: usize = 64;
+
+/// Why the bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The connection options (TLS files) are unusable.
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+}
+
+/// Everything [`run`] talks to besides the broker.
+#[derive(Debug)]
+pub struct Io<S> {
+    /// Where signed orders go ([`voltmesh_wire::client::NodeClient`] in production).
+    pub orders: S,
+    /// The bridge key named in genesis.
+    pub signing_key: SigningKey,
+    /// Where every task reads the time ([`WallClock::shared`] in production, a
+    /// [`TokioClock`] in tests under paused tokio time).
+    pub clock: SharedClock,
+    /// Extra results to publish to households, besides the ones the follow-ups build from the
+    /// node's clearings (`None` in production; tests hand results in here).
+    pub results: Option<mpsc::Receiver<ResultMessage>>,
+    /// Optional consumer of every accepted reading (waited for before the reading is acked).
+    pub readings: Option<mpsc::Sender<Reading>>,
+    /// Receives the subscribing connection's status.
+    pub status: watch::Sender<LinkStatus>,
+}
+
+/// Runs the bridge until `shutdown` completes (see the module docs).
+///
+/// # Errors
+/// [`BridgeError`] if it cannot start; once running, broker and node failures are retried, never
+/// returned.
+pub async fn run<S: OrderSink>(
+    config: Config,
+    ingest: SharedIngest,
+    io: Io<S>,
+    shutdown: impl Future,
+) -> Result<(), BridgeError> {
+    let (min, max) = config.broker.backoff();
+    let sub_options = mqtt_options(
+        &config.broker,
+        &config.broker.client_id,
+        true,
+        REQUEST_QUEUE,
+    )?;
+    let pub_options = mqtt_options(
+        &config.broker,
+        &format!("{}-out", config.broker.client_id),
+        false,
+        config.queues.publish,
+    )?;
+    let (sub_client, sub_loop) = AsyncClient::new(sub_options, REQUEST_QUEUE);
+    let (pub_client, pub_loop) = AsyncClient::new(pub_options, config.queues.publish);
+    let publisher = Publisher::new(pub_client, config.topics.dead_letter.clone());
+
+    let (notify, _) = broadcast::channel::<()>(1);
+    let (complete_tx, mut complete_rx) = mpsc::channel::<()>(1);
+    let unacked = Unacked::default();
+    // Metrics ([metrics], else VOLTMESH_INFLUX_*; off without a URL): see `crate::runtime::metrics`.
+    let metrics = crate::runtime::metrics::BridgeMetrics::start(
+        config.metrics.to_config(|key| std::env::var(key).ok()),
+        &config,
+    );
+    let filters: Vec<SubscribeFilter> = config
+        .subscriptions
+        .iter()
+        .map(|s| SubscribeFilter::new(s.filter.clone(), QoS::AtLeastOnce))
+        .chain(
+            subscription_filters(&config.topics.households_prefix)
+                .into_iter()
+                .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce)),
+        )
+        .collect();
+    let spawn = |fut: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
+        let done = complete_tx.clone();
+        tokio::spawn(async move {
+            fut.await;
+            drop(done);
+        });
+    };
+
+    spawn(Box::pin(
+        Subscriber {
+            client: sub_client,
+            filters,
+            backoff: Backoff::new(min, max),
+            status: io.status,
+            handler: Handler {
+                ingest: ingest.clone(),
+                publisher: publisher.clone(),
+                readings: io.readings,
+                unacked: unacked.clone(),
+                clock: io.clock.clone(),
+            },
+            shutdown: Shutdown::new(notify.subscribe()),
+        }
+        .run(sub_loop),
+    ));
+    spawn(Box::pin(run_publisher_loop(
+        pub_loop,
+        Backoff::new(min, max),
+        Shutdown::new(notify.subscribe()),
+    )));
+    if let Some(results) = io.results {
+        spawn(Box::pin(run_results(
+            results,
+            publisher.clone(),
+            config.topics.results_prefix.clone(),
+            Shutdown::new(notify.subscribe()),
+        )));
+    }
+    let sink = Arc::new(metrics.count_orders(io.orders));
+    spawn(Box::pin(metrics.run(
+        ingest.clone(),
+        unacked,
+        io.clock.clone(),
+        Shutdown::new(notify.subscribe()),
+    )));
+    let (follow_tx, follow_rx) = mpsc::channel(FOLLOW_QUEUE);
+    let (results_tx, results_rx) = mpsc::channel(RESULTS_QUEUE);
+    spawn(Box::pin(run_results(
+        results_rx,
+        publisher,
+        config.topics.results_prefix.clone(),
+        Shutdown::new(notify.subscribe()),
+    )));
+    spawn(Box::pin(run_followups(
+        follow_rx,
+        sink.clone(),
+        ingest.clone(),
+        FollowUps::new(config.settlement.tariffs(), config.settlement.network_fee),
+        results_tx,
+        io.clock.clone(),
+        Shutdown::new(notify.subscribe()),
+    )));
+    spawn(Box::pin(run_planner(
+        ingest,
+        config,
+        sink,
+        io.signing_key,
+        follow_tx,
+        io.clock,
+        Shutdown::new(notify.subscribe()),
+    )));
+
+    shutdown.await;
+    info!("shutting down");
+    drop(notify);
+    drop(complete_tx);
+    let _ = complete_rx.recv().await;
+    Ok(())
+}

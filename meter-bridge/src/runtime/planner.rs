@@ -1,0 +1,319 @@
+//! The order planner: before every interval's gate closure, plans each household's order from
+//! the shared [`Ingest`](crate::Ingest) (its own order from its MQTT topic if it sent one, else
+//! the forecast's; see [`crate::household::own_order`]), signs each one for the node
+//! ([`crate::order_sink::sign_orders`]) and submits them to the [`OrderSink`] one by one; orders
+//! the node could not take yet (down, busy, timeout) are retried with backoff until gate closure,
+//! refused ones are logged and dropped (a node that is down delays orders, never crashes the
+//! bridge).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ed25519_dalek::SigningKey;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use voltmesh_engine::{Interval, ParticipantId};
+use voltmesh_wire::SignedOrder;
+
+use crate::config::Config;
+use crate::order_sink::{sign_orders, OrderSink};
+use crate::runtime::clock::{Clock, SharedClock};
+use crate::runtime::mqtt::backoff::Backoff;
+use crate::runtime::shared::{lock, SharedIngest};
+use crate::shutdown::Shutdown;
+
+/// Plans, signs and submits every interval's orders before its gate closure.
+pub(crate) async fn run_planner<S: OrderSink>(
+    ingest: SharedIngest,
+    config: Config,
+    sink: Arc<S>,
+    key: SigningKey,
+    follow: mpsc::Sender<(Interval, BTreeSet<ParticipantId>)>,
+    clock: SharedClock,
+    mut shutdown: Shutdown,
+) {
+    let spec = config.market;
+    loop {
+        let target = spec.first_open(clock.now());
+        let closure = target.gate_closure();
+        // Plan a little before gate closure: late enough for fresh readings, early enough to
+        // retry a few times.
+        let lead = ((closure - (target.start() - TimeDelta::seconds(spec_len(target)))) / 4)
+            .min(TimeDelta::seconds(60));
+        tokio::select! {
+            biased;
+            () = shutdown.recv() => return,
+            () = tokio::time::sleep(clock.until(closure - lead)) => {}
+        }
+        let orders = lock(&ingest).plan_for_submission(target, clock.now());
+        let signed = sign_orders(&orders, target, &config.node.neighborhood, &key);
+        if !signed.is_empty() {
+            let Some(delivery) =
+                submit_until_closure(&*sink, signed, target, closure, &*clock, &mut shutdown).await
+            else {
+                return;
+            };
+            if !delivery.taken.is_empty() && follow.try_send((target, delivery.taken)).is_err() {
+                warn!(
+                    interval = target.start_unix(),
+                    "results task busy; this interval's results are not followed"
+                );
+            }
+        }
+        // Move on to the next interval.
+        tokio::select! {
+            biased;
+            () = shutdown.recv() => return,
+            () = tokio::time::sleep(clock.until(closure) + Duration::from_millis(1)) => {}
+        }
+    }
+}
+
+/// What became of one interval's orders.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Delivery {
+    /// Households whose order the node took (new or already there).
+    taken: BTreeSet<ParticipantId>,
+    /// Refused for good.
+    refused: usize,
+    /// Still not taken at gate closure.
+    expired: usize,
+}
+
+/// Submits `pending` one by one; retries the retryable failures with backoff until all are taken
+/// or refused, or until `closure`. `None` if shutdown came first.
+async fn submit_until_closure<S: OrderSink>(
+    sink: &S,
+    mut pending: Vec<SignedOrder>,
+    target: Interval,
+    closure: DateTime<Utc>,
+    clock: &dyn Clock,
+    shutdown: &mut Shutdown,
+) -> Option<Delivery> {
+    let mut delivery = Delivery::default();
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let interval = target.start_unix();
+    loop {
+        let mut retry = Vec::new();
+        for order in pending {
+            let submitted = tokio::select! {
+                biased;
+                () = shutdown.recv() => return None,
+                r = sink.submit(&order) => r,
+            };
+            match submitted {
+                Ok(_) => {
+                    delivery.taken.insert(order.ticket.participant.clone());
+                }
+                Err(e) if e.is_retryable() => retry.push(order),
+                Err(e) => {
+                    delivery.refused += 1;
+                    warn!(interval, participant = %order.ticket.participant, cause = %e, "order not submitted");
+                }
+            }
+        }
+        if retry.is_empty() {
+            info!(
+                interval,
+                taken = delivery.taken.len(),
+                refused = delivery.refused,
+                "orders submitted"
+            );
+            return Some(delivery);
+        }
+        let delay = backoff.next_delay();
+        warn!(
+            interval,
+            waiting = retry.len(),
+            delay_ms = delay.as_millis() as u64,
+            "node unavailable; retrying"
+        );
+        tokio::select! {
+            biased;
+            () = shutdown.recv() => return None,
+            () = tokio::time::sleep(clock.until(closure)) => {
+                delivery.expired = retry.len();
+                warn!(interval, taken = delivery.taken.len(), expired = delivery.expired, "gate closed before the node took every order");
+                return Some(delivery);
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
+        pending = retry;
+    }
+}
+
+/// The interval length in seconds.
+fn spec_len(interval: voltmesh_engine::Interval) -> i64 {
+    (interval.next().start() - interval.start()).num_seconds()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_CONFIG;
+    use crate::order_sink::SinkError;
+    use crate::runtime::testing::{self, at, Call, FakeSink};
+
+    fn config() -> Config {
+        Config::from_toml(DEFAULT_CONFIG).expect("default config")
+    }
+
+    fn submitted(calls: &[Call]) -> Vec<(DateTime<Utc>, String, i64)> {
+        calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Submit {
+                    at,
+                    participant,
+                    interval,
+                } => Some((*at, participant.to_string(), *interval)),
+                Call::Clearing { .. } => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_households_order_is_submitted_before_gate_closure_and_a_retryable_error_retried()
+    {
+        let clock = testing::clock();
+        let ingest = testing::ingest();
+        let target = config().market.first_open(at(0));
+        let closure = target.gate_closure();
+        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
+        testing::own_order(&ingest, "hh-02", "sell", target, at(0));
+        let sink = FakeSink::new(clock.clone());
+        sink.answers
+            .lock()
+            .unwrap()
+            .push_back(Err(SinkError::Unavailable("node down".into())));
+        let sink = Arc::new(sink);
+        let (follow_tx, mut follow_rx) = mpsc::channel(4);
+        let (notify, shutdown) = testing::shutdown();
+        let task = tokio::spawn(run_planner(
+            ingest,
+            config(),
+            sink.clone(),
+            SigningKey::from_bytes(&[7; 32]),
+            follow_tx,
+            clock.clone(),
+            shutdown,
+        ));
+
+        let (interval, taken) = follow_rx.recv().await.expect("the interval is followed");
+        assert_eq!(interval, target);
+        let households: Vec<&str> = taken.iter().map(ParticipantId::as_str).collect();
+        assert_eq!(households, ["hh-01", "hh-02"]);
+        let calls = submitted(&sink.calls());
+        let who: Vec<&str> = calls.iter().map(|(_, p, _)| p.as_str()).collect();
+        assert_eq!(who, ["hh-01", "hh-02", "hh-01"], "hh-01 was retried");
+        let plan_at = closure - TimeDelta::seconds(60);
+        assert_eq!(calls[0].0, plan_at, "planned a minute before gate closure");
+        assert_eq!(
+            calls[2].0 - calls[1].0,
+            TimeDelta::milliseconds(200),
+            "backoff"
+        );
+        assert!(calls
+            .iter()
+            .all(|(t, _, i)| *t < closure && *i == target.start_unix()));
+        drop(notify);
+        task.await.expect("planner stops at shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_gate_closure_and_the_next_interval_is_planned() {
+        let clock = testing::clock();
+        let ingest = testing::ingest();
+        let target = config().market.first_open(at(0));
+        let closure = target.gate_closure();
+        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
+        testing::own_order(&ingest, "hh-01", "buy", target.next(), at(0));
+        let mut sink = FakeSink::new(clock.clone());
+        sink.always = Some(Err(SinkError::Unavailable("node down".into())));
+        let sink = Arc::new(sink);
+        let (follow_tx, mut follow_rx) = mpsc::channel(4);
+        let (notify, shutdown) = testing::shutdown();
+        let task = tokio::spawn(run_planner(
+            ingest,
+            config(),
+            sink.clone(),
+            SigningKey::from_bytes(&[7; 32]),
+            follow_tx,
+            clock.clone(),
+            shutdown,
+        ));
+
+        tokio::time::sleep(clock.until(target.next().gate_closure() + TimeDelta::minutes(1))).await;
+        let calls = submitted(&sink.calls());
+        let first: Vec<_> = calls
+            .iter()
+            .filter(|(_, _, i)| *i == target.start_unix())
+            .collect();
+        let second: Vec<_> = calls
+            .iter()
+            .filter(|(_, _, i)| *i == target.next().start_unix())
+            .collect();
+        assert!(first.len() > 5, "retried with backoff: {}", first.len());
+        assert!(
+            first.iter().all(|(t, _, _)| *t < closure),
+            "none after closure"
+        );
+        assert!(
+            second
+                .iter()
+                .all(|(t, _, _)| *t > closure && *t < target.next().gate_closure()),
+            "the next interval is planned before its own closure"
+        );
+        assert!(!second.is_empty());
+        assert!(
+            follow_rx.try_recv().is_err(),
+            "nothing taken, nothing followed"
+        );
+        drop(notify);
+        task.await.expect("planner stops at shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_order_is_not_retried() {
+        let clock = testing::clock();
+        let sink = FakeSink::new(clock.clone());
+        sink.answers
+            .lock()
+            .unwrap()
+            .push_back(Err(SinkError::Rejected {
+                kind: "bad_signature".into(),
+                message: "no".into(),
+            }));
+        let ingest = testing::ingest();
+        let target = config().market.first_open(at(0));
+        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
+        testing::own_order(&ingest, "hh-02", "buy", target, at(0));
+        let orders = lock(&ingest).plan_for_submission(target, at(0));
+        let signed = sign_orders(
+            &orders,
+            target,
+            "voltmesh",
+            &SigningKey::from_bytes(&[7; 32]),
+        );
+        let (_notify, mut shutdown) = testing::shutdown();
+        let delivery = submit_until_closure(
+            &sink,
+            signed,
+            target,
+            target.gate_closure(),
+            &*clock,
+            &mut shutdown,
+        )
+        .await
+        .expect("no shutdown");
+        assert_eq!(delivery.refused, 1);
+        assert_eq!(delivery.expired, 0);
+        assert_eq!(
+            delivery.taken,
+            BTreeSet::from([ParticipantId::from("hh-02")])
+        );
+        assert_eq!(submitted(&sink.calls()).len(), 2);
+    }
+}
