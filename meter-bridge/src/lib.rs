@@ -50,6 +50,8 @@ pub mod shelly_gen1;
 pub mod shelly_gen2;
 pub mod shutdown;
 pub mod tasmota;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use dead_letter::DeadLetter;
 pub use error_kind::ErrorKind;

@@ -9,28 +9,17 @@ use voltmesh_meter_bridge::forecast::ForecastConfig;
 use voltmesh_meter_bridge::orders::{plan_orders, OrderPolicy};
 use voltmesh_meter_bridge::registers::{RegisterBook, RegisterPolicy};
 use voltmesh_meter_bridge::registry::{Registry, RegistryConfig};
+use voltmesh_meter_bridge::testing::{BridgeToml, HouseholdEntry};
 use voltmesh_meter_bridge::{native, Reading};
 
-const CONFIG: &str = r#"
-[[household]]
-participant = "solar"
-meters = ["m-solar"]
-buy_limit = "0.30"
-sell_limit = "0.12"
-
-[[household]]
-participant = "flat"
-meters = ["m-flat"]
-buy_limit = "0.28"
-sell_limit = "0.15"
-
-[[household]]
-participant = "away"
-meters = ["m-away"]
-buy_limit = "0.25"
-sell_limit = "0.10"
-enabled = false
-"#;
+/// The households' registry: `solar`, `flat` and `away` (disabled), one meter each.
+fn config() -> String {
+    BridgeToml::default()
+        .household(HouseholdEntry::new("solar", "m-solar", "0.30", "0.12"))
+        .household(HouseholdEntry::new("flat", "m-flat", "0.28", "0.15"))
+        .household(HouseholdEntry::new("away", "m-away", "0.25", "0.10").enabled(false))
+        .to_string()
+}
 
 fn native_reading(meter: &str, ts: DateTime<Utc>, import_wh: u64, export_wh: u64) -> Reading {
     let json = format!(
@@ -43,7 +32,7 @@ fn native_reading(meter: &str, ts: DateTime<Utc>, import_wh: u64, export_wh: u64
 #[test]
 fn two_days_of_readings_become_orders_at_each_households_limits() {
     let registry =
-        Registry::from_config(toml::from_str::<RegistryConfig>(CONFIG).unwrap()).unwrap();
+        Registry::from_config(toml::from_str::<RegistryConfig>(&config()).unwrap()).unwrap();
     let spec = IntervalSpec::DEFAULT;
     let mut book = RegisterBook::new(spec, RegisterPolicy::default());
     let start = utc("2026-06-13T00:00:00Z");
@@ -128,7 +117,7 @@ fn two_days_of_readings_become_orders_at_each_households_limits() {
 #[test]
 fn forecast_blends_yesterday_with_the_last_interval() {
     let registry =
-        Registry::from_config(toml::from_str::<RegistryConfig>(CONFIG).unwrap()).unwrap();
+        Registry::from_config(toml::from_str::<RegistryConfig>(&config()).unwrap()).unwrap();
     let spec = IntervalSpec::DEFAULT;
     let mut book = RegisterBook::new(spec, RegisterPolicy::default());
     let record = |book: &mut RegisterBook, ts: &str, imp: u64, exp: u64| {
