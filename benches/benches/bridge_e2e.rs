@@ -22,10 +22,6 @@
 //!
 //! `cargo bench -p voltmesh-benches --bench bridge_e2e`
 
-use std::fmt::Write as _;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -39,6 +35,9 @@ use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
 use voltmesh_meter_bridge::order_sink::ChannelSink;
+use voltmesh_meter_bridge::testing::{
+    have_mosquitto, BridgeToml, BrokerOptions, BrokerSection, HouseholdEntry, Mosquitto,
+};
 
 /// Readings per iteration.
 const BATCH: u64 = 20_000;
@@ -47,75 +46,6 @@ const METERS: u64 = 100;
 /// Topics of the two consumers (separate, so neither's session queues the other's batches).
 const BARE_TOPIC: &str = "bench/bare";
 const BRIDGE_TOPIC: &str = "voltmesh/meters/bench";
-
-struct Broker {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Broker {
-    fn start() -> Option<Broker> {
-        if Command::new("mosquitto")
-            .arg("-h")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .ok()?
-            .port();
-        let dir = std::env::temp_dir().join(format!("voltmesh-bench-mqtt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        let mut conf = String::new();
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0"))
-            .unwrap_or(false);
-        if root {
-            conf.push_str("user root\n");
-        }
-        let _ = writeln!(conf, "listener {port} 127.0.0.1");
-        conf.push_str("allow_anonymous true\nmax_queued_messages 0\n");
-        // Mosquitto's in-flight window per client (default 20; 0 = none), for both consumers.
-        if let Ok(n) = std::env::var("VOLTMESH_BENCH_MOSQUITTO_INFLIGHT") {
-            let Ok(n) = n.trim().parse::<u32>() else {
-                panic!("VOLTMESH_BENCH_MOSQUITTO_INFLIGHT={n:?}: not a whole number");
-            };
-            let _ = writeln!(conf, "max_inflight_messages {n}");
-        }
-        let path = dir.join("mosquitto.conf");
-        std::fs::write(&path, conf).ok()?;
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Broker { port, dir, child })
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn options(port: u16, id: &str) -> MqttOptions {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
@@ -200,19 +130,18 @@ async fn bare_consume(port: u16, live: Option<u64>) -> Duration {
 }
 
 fn bridge_config(port: u16) -> Config {
-    let mut households = String::new();
+    let mut config = BridgeToml::new(BrokerSection::new(port, "bench-bridge").keep_alive_secs(30))
+        .subscribe("voltmesh/meters/+", "native")
+        .dedupe_window(1024);
     for m in 0..METERS {
-        let _ = write!(
-            households,
-            "[[household]]\nparticipant = \"p{m}\"\nmeters = [\"m{m}\"]\nbuy_limit = \"0.3\"\nsell_limit = \"0.1\"\n"
-        );
+        config = config.household(HouseholdEntry::new(
+            &format!("p{m}"),
+            &format!("m{m}"),
+            "0.3",
+            "0.1",
+        ));
     }
-    let text = format!(
-        "[broker]\nport = {port}\nclient_id = \"bench-bridge\"\nkeep_alive_secs = 30\n\
-         [[subscription]]\nfilter = \"voltmesh/meters/+\"\nformat = \"native\"\n\
-         [ingest]\ndedupe_window = 1024\n{households}"
-    );
-    match Config::from_toml(&text) {
+    match config.to_config() {
         Ok(c) => c,
         Err(e) => panic!("bench config: {e}"),
     }
@@ -291,10 +220,15 @@ fn record(which: usize, n: u64, d: Duration) {
 }
 
 fn e2e(c: &mut Criterion) {
-    let Some(broker) = Broker::start() else {
+    if !have_mosquitto() {
         eprintln!("bridge_e2e: skipped, `mosquitto` is not installed (apt-get install mosquitto)");
         return;
-    };
+    }
+    // Mosquitto's in-flight window per client (default 20; 0 = none), for both consumers.
+    let broker = Mosquitto::start(&BrokerOptions {
+        log_all: false,
+        ..BrokerOptions::default().inflight_from_env("VOLTMESH_BENCH_MOSQUITTO_INFLIGHT")
+    });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -14,7 +14,6 @@
 //! telegram (E.ON Hungary slowest, 1.9 KB), Tasmota 642k/s, Shelly Gen2 836k–1.19M/s per message
 //! and 472k/s per merged reading, Shelly Gen1 4.8M/s per message, native 3.36M/s; ingest 1.40M/s.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,6 +24,7 @@ use voltmesh_meter_bridge::ingest::{Ingest, Outcome};
 use voltmesh_meter_bridge::shelly_gen1::{self, Gen1Accumulator};
 use voltmesh_meter_bridge::shelly_gen2::{self, Gen2Accumulator};
 use voltmesh_meter_bridge::tasmota::{self, TasmotaConfig};
+use voltmesh_meter_bridge::testing::{BridgeToml, BrokerSection, HouseholdEntry};
 use voltmesh_meter_bridge::{dsmr, native};
 
 macro_rules! fixture {
@@ -142,19 +142,18 @@ const METERS: u64 = 100;
 
 /// A bridge config with `METERS` households, one meter each, native format on `voltmesh/meters/+`.
 fn ingest_config() -> Config {
-    let mut text = String::from(
-        "[broker]\nport = 1883\nclient_id = \"bench\"\n\
-         [[subscription]]\nfilter = \"voltmesh/meters/+\"\nformat = \"native\"\n\
-         [ingest]\ndedupe_window = 64\n",
-    );
+    let mut config = BridgeToml::new(BrokerSection::new(1883, "bench"))
+        .subscribe("voltmesh/meters/+", "native")
+        .dedupe_window(64);
     for m in 0..METERS {
-        let _ = write!(
-            text,
-            "[[household]]\nparticipant = \"p{m}\"\nmeters = [\"m{m}\"]\n\
-             buy_limit = \"0.3\"\nsell_limit = \"0.1\"\n"
-        );
+        config = config.household(HouseholdEntry::new(
+            &format!("p{m}"),
+            &format!("m{m}"),
+            "0.3",
+            "0.1",
+        ));
     }
-    match Config::from_toml(&text) {
+    match config.to_config() {
         Ok(c) => c,
         Err(e) => panic!("bench config: {e}"),
     }

@@ -102,6 +102,9 @@ pub struct BrokerOptions {
     pub max_inflight: Option<u32>,
     /// `max_packet_size` in bytes (default 256 KiB, as the bridge's own limit; 0 = no limit).
     pub max_packet_size: u32,
+    /// `log_type all` into [`Mosquitto::log`] (the default); `false` keeps Mosquitto's default
+    /// types (errors, warnings, notices, connections), for benches that publish a lot.
+    pub log_all: bool,
 }
 
 impl Default for BrokerOptions {
@@ -113,6 +116,7 @@ impl Default for BrokerOptions {
             tls: None,
             max_inflight: None,
             max_packet_size: 262_144,
+            log_all: true,
         }
     }
 }
@@ -186,7 +190,9 @@ impl Mosquitto {
             let _ = writeln!(conf, "keyfile {}", tls.key.display());
         }
         let _ = writeln!(conf, "log_dest file {}/mosquitto.log", dir.path().display());
-        conf.push_str("log_type all\n");
+        if options.log_all {
+            conf.push_str("log_type all\n");
+        }
         let conf_path = dir.write("mosquitto.conf", conf);
         let mut broker = Mosquitto {
             port,

@@ -11,8 +11,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use support::{open_interval, order};
-use voltmesh_engine::Side;
 use voltmesh_metrics::testing::{free_port, Series, VictoriaMetrics};
 
 /// Polls `export(regex)` until `check` holds, for at most `secs` seconds.
@@ -56,22 +54,7 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
     std::env::set_var("VOLTMESH_INFLUX_URL", vm.base_url());
     std::env::remove_var("VOLTMESH_INFLUX_TOKEN");
     let cluster = support::start("metrics-node", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(30), |c| {
-            (0..4).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-    let start = open_interval(3);
-    let orders = [
-        (0, order(1, "s1", start, Side::Sell, 600, "0.10", 1)),
-        (1, order(2, "b1", start, Side::Buy, 400, "0.30", 1)),
-        (2, order(3, "b2", start, Side::Buy, 400, "0.20", 1)),
-        (3, order(4, "s2", start, Side::Sell, 100, "0.15", 1)),
-    ];
-    for (node, o) in &orders {
-        let (status, body) = cluster.submit(*node, o);
-        assert_eq!(status, 202, "{body}");
-    }
+    let (start, orders) = support::submit_four_orders(&cluster);
     // A refused order (a replayed nonce) shows up as a rejection with its reason.
     let (status, _) = cluster.submit(0, &orders[0].1);
     assert_eq!(status, 422);

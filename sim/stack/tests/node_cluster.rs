@@ -1,5 +1,6 @@
 //! Bars of the node issue, each with real `voltmesh node` processes on 127.0.0.1.
 
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::time::Duration;
@@ -11,22 +12,7 @@ use voltmesh_engine::Side;
 #[test]
 fn four_validators_commit_identical_ledgers() {
     let cluster = support::start("a", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(30), |c| {
-            (0..4).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-    let start = open_interval(3);
-    let orders = [
-        (0, order(1, "s1", start, Side::Sell, 600, "0.10", 1)),
-        (1, order(2, "b1", start, Side::Buy, 400, "0.30", 1)),
-        (2, order(3, "b2", start, Side::Buy, 400, "0.20", 1)),
-        (3, order(4, "s2", start, Side::Sell, 100, "0.15", 1)),
-    ];
-    for (node, o) in &orders {
-        let (status, body) = cluster.submit(*node, o);
-        assert_eq!(status, 202, "{body}");
-    }
+    let (start, _) = support::submit_four_orders(&cluster);
     cluster
         .wait_for(
             "the interval to clear everywhere",
@@ -139,11 +125,7 @@ fn api_rejections_say_why() {
 #[test]
 fn one_of_four_killed_then_restarted() {
     let mut cluster = support::start("bc", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(30), |c| {
-            (0..4).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    cluster.expect_height(3, Duration::from_secs(30));
     cluster.kill(3);
     let before = (0..3).map(|i| cluster.height(i)).max().unwrap();
     cluster
@@ -219,11 +201,7 @@ fn one_of_four_killed_then_restarted() {
 #[test]
 fn two_of_seven_killed() {
     let mut cluster = support::start("d", 7, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(40), |c| {
-            (0..7).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    cluster.expect_height(3, Duration::from_secs(40));
     cluster.kill(2);
     cluster.kill(5);
     let before = cluster.live().map(|i| cluster.height(i)).max().unwrap();

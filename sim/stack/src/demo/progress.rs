@@ -13,7 +13,7 @@ use voltmesh_consensus::ledger::IntervalClearing;
 use voltmesh_engine::{ClearingOutcome, Price};
 
 use super::DemoError;
-use crate::cluster::http;
+use crate::testing::cluster::http;
 
 /// How long after an interval's gate closure a committed block must be before an unknown
 /// interval counts as empty.
