@@ -31,13 +31,15 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
+use voltmesh_benches::native_meters_bridge;
+use voltmesh_consensus::ledger::SignedOrder;
 use voltmesh_meter_bridge::bridge::{self, Io};
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::mqtt::ingest::{LinkStatus, SharedIngest};
+use voltmesh_meter_bridge::mqtt::ResultMessage;
 use voltmesh_meter_bridge::order_sink::ChannelSink;
-use voltmesh_meter_bridge::testing::{
-    have_mosquitto, BridgeToml, BrokerOptions, BrokerSection, HouseholdEntry, Mosquitto,
-};
+use voltmesh_meter_bridge::testing::{have_mosquitto, BrokerOptions, BrokerSection, Mosquitto};
+use voltmesh_meter_bridge::Reading;
 
 /// Readings per iteration.
 const BATCH: u64 = 20_000;
@@ -130,21 +132,11 @@ async fn bare_consume(port: u16, live: Option<u64>) -> Duration {
 }
 
 fn bridge_config(port: u16) -> Config {
-    let mut config = BridgeToml::new(BrokerSection::new(port, "bench-bridge").keep_alive_secs(30))
-        .subscribe("voltmesh/meters/+", "native")
-        .dedupe_window(1024);
-    for m in 0..METERS {
-        config = config.household(HouseholdEntry::new(
-            &format!("p{m}"),
-            &format!("m{m}"),
-            "0.3",
-            "0.1",
-        ));
-    }
-    match config.to_config() {
-        Ok(c) => c,
-        Err(e) => panic!("bench config: {e}"),
-    }
+    native_meters_bridge(
+        BrokerSection::new(port, "bench-bridge").keep_alive_secs(30),
+        1024,
+        METERS,
+    )
 }
 
 /// Runs the bridge until it has handed on `BATCH` readings; returns the time from start (or, with
@@ -154,23 +146,13 @@ async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>)
     let port = config.broker.port;
     let mut start = Instant::now();
     let (readings_tx, mut readings) = mpsc::channel(1024);
-    let (status, mut status_rx) = watch::channel(LinkStatus::default());
-    let (_results_tx, results) = mpsc::channel(1);
-    let (sink, _orders) = ChannelSink::new(1);
-    let (stop, stop_rx) = oneshot::channel::<()>();
-    let io = Io {
-        orders: sink,
-        signing_key: SigningKey::from_bytes(&[1; 32]),
-        results,
-        readings: Some(readings_tx),
-        status,
-    };
-    let task = tokio::spawn(bridge::run(config, ingest, io, async {
-        let _ = stop_rx.await;
-    }));
+    let mut running = BenchBridge::spawn(config, ingest, Some(readings_tx));
     let mut publisher = None;
     if let Some(from) = live {
-        let _ = status_rx.wait_for(|s| s.connected && s.subscribed).await;
+        let _ = running
+            .status
+            .wait_for(|s| s.connected && s.subscribed)
+            .await;
         start = Instant::now();
         publisher = Some(tokio::spawn(queue_batch(port, BRIDGE_TOPIC, from)));
     }
@@ -191,9 +173,8 @@ async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>)
     if let Some(p) = publisher {
         let _ = p.await;
     }
-    let _ = stop.send(());
     drop(readings);
-    let _ = task.await;
+    running.stop().await;
     elapsed
 }
 
@@ -346,24 +327,60 @@ fn e2e(c: &mut Criterion) {
 /// Runs the bridge once until it is subscribed, so its session exists before messages queue.
 fn subscribe_bridge(rt: &Runtime, config: &Config, ingest: &SharedIngest) {
     rt.block_on(async {
-        let (status, mut status_rx) = watch::channel(LinkStatus::default());
-        let (_results_tx, results) = mpsc::channel(1);
-        let (sink, _orders) = ChannelSink::new(1);
+        let mut running = BenchBridge::spawn(config.clone(), ingest.clone(), None);
+        let _ = running.status.wait_for(|s| s.subscribed).await;
+        running.stop().await;
+    });
+}
+
+/// [`bridge::run`] on the bench's runtime, with the channel ends the bench does not use kept
+/// open until it stops.
+struct BenchBridge {
+    status: watch::Receiver<LinkStatus>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    _results: mpsc::Sender<ResultMessage>,
+    _orders: mpsc::Receiver<SignedOrder>,
+}
+
+impl BenchBridge {
+    /// Starts the bridge, handing accepted readings to `readings` if given.
+    fn spawn(
+        config: Config,
+        ingest: SharedIngest,
+        readings: Option<mpsc::Sender<Reading>>,
+    ) -> Self {
+        let (status, status_rx) = watch::channel(LinkStatus::default());
+        let (results_tx, results) = mpsc::channel(1);
+        let (sink, orders) = ChannelSink::new(1);
         let (stop, stop_rx) = oneshot::channel::<()>();
         let io = Io {
             orders: sink,
             signing_key: SigningKey::from_bytes(&[1; 32]),
             results,
-            readings: None,
+            readings,
             status,
         };
-        let task = tokio::spawn(bridge::run(config.clone(), ingest.clone(), io, async {
-            let _ = stop_rx.await;
-        }));
-        let _ = status_rx.wait_for(|s| s.subscribed).await;
-        let _ = stop.send(());
-        let _ = task.await;
-    });
+        let task = tokio::spawn(async move {
+            let _ = bridge::run(config, ingest, io, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        });
+        BenchBridge {
+            status: status_rx,
+            stop,
+            task,
+            _results: results_tx,
+            _orders: orders,
+        }
+    }
+
+    /// Stops the bridge and waits for it.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 criterion_group!(benches, e2e);

@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use voltmesh_benches::native_meters_bridge;
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::format::{Decoder, DecoderConfig, Format};
 use voltmesh_meter_bridge::ingest::{Ingest, Outcome};
 use voltmesh_meter_bridge::shelly_gen1::{self, Gen1Accumulator};
 use voltmesh_meter_bridge::shelly_gen2::{self, Gen2Accumulator};
 use voltmesh_meter_bridge::tasmota::{self, TasmotaConfig};
-use voltmesh_meter_bridge::testing::{BridgeToml, BrokerSection, HouseholdEntry};
+use voltmesh_meter_bridge::testing::BrokerSection;
 use voltmesh_meter_bridge::{dsmr, native};
 
 macro_rules! fixture {
@@ -142,21 +143,7 @@ const METERS: u64 = 100;
 
 /// A bridge config with `METERS` households, one meter each, native format on `voltmesh/meters/+`.
 fn ingest_config() -> Config {
-    let mut config = BridgeToml::new(BrokerSection::new(1883, "bench"))
-        .subscribe("voltmesh/meters/+", "native")
-        .dedupe_window(64);
-    for m in 0..METERS {
-        config = config.household(HouseholdEntry::new(
-            &format!("p{m}"),
-            &format!("m{m}"),
-            "0.3",
-            "0.1",
-        ));
-    }
-    match config.to_config() {
-        Ok(c) => c,
-        Err(e) => panic!("bench config: {e}"),
-    }
+    native_meters_bridge(BrokerSection::new(1883, "bench"), 64, METERS)
 }
 
 /// The `n`-th reading: meter `m<n % METERS>`, 10 s after that meter's previous one.

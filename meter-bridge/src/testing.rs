@@ -283,16 +283,25 @@ fn is_root() -> bool {
 
 /// Runs `mosquitto_pub` against 127.0.0.1:`port` with QoS 1 and `args`; panics if it fails.
 pub fn mosquitto_pub(port: u16, args: &[&str]) {
-    let output = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(args)
+    run_ok(
+        Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+            .args(args),
+    );
+}
+
+/// Runs `command` to completion and returns its output; panics, with its stderr, if it cannot
+/// start or exits unsuccessfully.
+pub fn run_ok(command: &mut Command) -> std::process::Output {
+    let output = command
         .output()
-        .expect("run mosquitto_pub");
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
     assert!(
         output.status.success(),
-        "mosquitto_pub {args:?}: {}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    output
 }
 
 /// A rumqttc client for tests: connect, subscribe and wait for the SUBACK.

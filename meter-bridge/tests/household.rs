@@ -21,6 +21,10 @@ fn config() -> String {
         .to_string()
 }
 
+fn registry() -> Registry {
+    Registry::from_config(toml::from_str::<RegistryConfig>(&config()).unwrap()).unwrap()
+}
+
 fn native_reading(meter: &str, ts: DateTime<Utc>, import_wh: u64, export_wh: u64) -> Reading {
     let json = format!(
         r#"{{"meter":"{meter}","ts":"{}","import_wh":{import_wh},"export_wh":{export_wh},"power_w":0}}"#,
@@ -31,8 +35,7 @@ fn native_reading(meter: &str, ts: DateTime<Utc>, import_wh: u64, export_wh: u64
 
 #[test]
 fn two_days_of_readings_become_orders_at_each_households_limits() {
-    let registry =
-        Registry::from_config(toml::from_str::<RegistryConfig>(&config()).unwrap()).unwrap();
+    let registry = registry();
     let spec = IntervalSpec::DEFAULT;
     let mut book = RegisterBook::new(spec, RegisterPolicy::default());
     let start = utc("2026-06-13T00:00:00Z");
@@ -116,8 +119,7 @@ fn two_days_of_readings_become_orders_at_each_households_limits() {
 
 #[test]
 fn forecast_blends_yesterday_with_the_last_interval() {
-    let registry =
-        Registry::from_config(toml::from_str::<RegistryConfig>(&config()).unwrap()).unwrap();
+    let registry = registry();
     let spec = IntervalSpec::DEFAULT;
     let mut book = RegisterBook::new(spec, RegisterPolicy::default());
     let record = |book: &mut RegisterBook, ts: &str, imp: u64, exp: u64| {

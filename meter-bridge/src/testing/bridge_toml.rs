@@ -213,6 +213,14 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// `key = "value"` lines.
+fn strings(out: &mut String, keys: &[(&str, &str)]) -> fmt::Result {
+    for (key, value) in keys {
+        writeln!(out, "{key} = {}", Quoted(value))?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for BridgeToml {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::new();
@@ -248,9 +256,14 @@ impl fmt::Display for BridgeToml {
         }
         if let Some(n) = &self.node {
             table(&mut out, "[node]");
-            writeln!(out, "api_url = {}", Quoted(&n.api_url))?;
-            writeln!(out, "neighborhood = {}", Quoted(&n.neighborhood))?;
-            writeln!(out, "key_file = {}", Quoted(&n.key_file))?;
+            strings(
+                &mut out,
+                &[
+                    ("api_url", &n.api_url),
+                    ("neighborhood", &n.neighborhood),
+                    ("key_file", &n.key_file),
+                ],
+            )?;
         }
         if let Some((length, lead)) = self.market {
             table(&mut out, "[market]");
@@ -261,9 +274,14 @@ impl fmt::Display for BridgeToml {
         }
         if let Some(s) = &self.settlement {
             table(&mut out, "[settlement]");
-            writeln!(out, "feed_in = {}", Quoted(&s.feed_in))?;
-            writeln!(out, "retail = {}", Quoted(&s.retail))?;
-            writeln!(out, "network_fee = {}", Quoted(&s.network_fee))?;
+            strings(
+                &mut out,
+                &[
+                    ("feed_in", &s.feed_in),
+                    ("retail", &s.retail),
+                    ("network_fee", &s.network_fee),
+                ],
+            )?;
         }
         if let Some(window) = self.dedupe_window {
             table(&mut out, "[ingest]");
