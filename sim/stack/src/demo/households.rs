@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use voltmesh_engine::{IntervalSpec, ParticipantId, Price};
+use voltmesh_meter_bridge::testing::{BridgeToml, BrokerSection, HouseholdEntry};
 
 use super::broker::BrokerAddr;
 use super::neighborhood::Prices;
@@ -140,33 +141,37 @@ pub fn bridge_toml(
     (market, prices): (IntervalSpec, Prices),
     homes: &[DemoHousehold],
 ) -> String {
-    let mut toml = format!(
-        "[broker]\nhost = {:?}\nport = {}\nclient_id = \"voltmesh-demo-bridge\"\nreconnect_min_ms = 100\nreconnect_max_ms = 2000\n\n\
-         [[subscription]]\nfilter = \"dsmr/+\"\nformat = \"dsmr\"\n\n\
-         [[subscription]]\nfilter = \"tele/+/SENSOR\"\nformat = \"tasmota\"\n\n\
-         [[subscription]]\nfilter = \"+/events/rpc\"\nformat = \"shelly_gen2\"\n\n\
-         [node]\napi_url = \"http://{api}\"\nneighborhood = {neighborhood:?}\nkey_file = {:?}\n\n\
-         [market]\nlength_secs = {}\ngate_closure_lead_secs = {}\n\n\
-         [settlement]\nfeed_in = \"{}\"\nretail = \"{}\"\nnetwork_fee = \"{}\"\n",
-        broker.host,
-        broker.port,
-        key_file.display().to_string(),
-        market.length_secs(),
-        market.gate_closure_lead_secs(),
-        prices.feed_in,
-        prices.retail,
-        prices.network_fee,
+    let mut toml = BridgeToml::new(
+        BrokerSection::new(broker.port, "voltmesh-demo-bridge")
+            .host(&broker.host)
+            .reconnect_ms(100, 2000),
+    )
+    .subscribe("dsmr/+", "dsmr")
+    .subscribe("tele/+/SENSOR", "tasmota")
+    .subscribe("+/events/rpc", "shelly_gen2")
+    .node(
+        &format!("http://{api}"),
+        neighborhood,
+        &key_file.display().to_string(),
+    )
+    .market(
+        i64::from(market.length_secs()),
+        i64::from(market.gate_closure_lead_secs()),
+    )
+    .settlement(
+        &prices.feed_in.to_string(),
+        &prices.retail.to_string(),
+        &prices.network_fee.to_string(),
     );
     for h in homes {
-        toml += &format!(
-            "\n[[household]]\nparticipant = {:?}\nmeters = [{:?}]\nbuy_limit = \"{}\"\nsell_limit = \"{}\"\n",
+        toml = toml.household(HouseholdEntry::new(
             h.participant.as_str(),
-            h.meter.device,
-            h.buy_limit,
-            h.sell_limit
-        );
+            &h.meter.device,
+            &h.buy_limit.to_string(),
+            &h.sell_limit.to_string(),
+        ));
     }
-    toml
+    toml.to_string()
 }
 
 #[cfg(test)]
