@@ -66,14 +66,17 @@ fn two_days_of_readings_become_orders_at_each_households_limits() {
     let decided_at = utc("2026-06-14T10:40:00Z");
     let target = spec.first_open(decided_at);
     assert_eq!(target.start(), utc("2026-06-14T11:00:00Z"));
-    let orders = plan_orders(
-        &book,
-        &registry,
-        target,
-        decided_at,
-        ForecastConfig::default(),
-        OrderPolicy::default(),
-    );
+    let plan = || {
+        plan_orders(
+            &book,
+            &registry,
+            target,
+            decided_at,
+            ForecastConfig::default(),
+            OrderPolicy::default(),
+        )
+    };
+    let orders = plan();
     // Yesterday 11:00–11:15 and the last complete interval 10:15–10:30: solar exported 120 Wh
     // in both; flat imported 75 Wh in both; away is disabled.
     let summary: Vec<(String, Side, u64, String)> = orders
@@ -106,14 +109,7 @@ fn two_days_of_readings_become_orders_at_each_households_limits() {
         ]
     );
     // Planning again is idempotent: identical orders, identical ids.
-    let again = plan_orders(
-        &book,
-        &registry,
-        target,
-        decided_at,
-        ForecastConfig::default(),
-        OrderPolicy::default(),
-    );
+    let again = plan();
     assert_eq!(orders, again);
 }
 

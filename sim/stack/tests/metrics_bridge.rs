@@ -96,29 +96,16 @@ async fn the_bridge_writes_its_health_errors_by_kind_and_meter_registers() {
         &format!(r#"{{"meter":"m-x","ts":"{ts}","import_wh":1,"export_wh":1,"power_w":0}}"#),
     );
     // The next health tick (every 10 s) sees all five; then a clean stop writes once more.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let health = vm.export("bridge_.*").await;
-        if last(
-            &health,
+    vm.wait_for_series("bridge_.*", 60, |health| {
+        last(
+            health,
             "bridge_dead_letters_total",
             "node",
             "metrics-bridge-test",
         )
         .is_some_and(|(_, v)| v >= 2.0)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no bridge health with both refusals: {:?}",
-            health
-                .iter()
-                .map(|s| (&s.metric, s.samples()))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
     assert!(
         bridge.interrupt().is_some_and(|s| s.success()),
         "the bridge stops cleanly on Ctrl-C"
