@@ -468,23 +468,23 @@ fn duplicate(row: &Row<'_>, id: String) -> GridError {
 }
 
 fn positive(row: &Row<'_>, column: &str) -> Result<f64, GridError> {
-    let v = row.f64(column)?;
-    if v > 0.0 {
-        Ok(v)
-    } else {
-        Err(GridError::BadValue {
-            file: row.file().to_owned(),
-            line: row.line,
-            column: column.to_owned(),
-            value: row.str(column).to_owned(),
-            expected: "a positive number",
-        })
-    }
+    checked(row, column, |v| v > 0.0, "a positive number")
 }
 
 fn non_negative(row: &Row<'_>, column: &str) -> Result<f64, GridError> {
+    checked(row, column, |v| v >= 0.0, "a non-negative number")
+}
+
+/// The number in `column`, if `ok` holds for it; else a [`GridError::BadValue`] that says what
+/// was `expected`.
+fn checked(
+    row: &Row<'_>,
+    column: &str,
+    ok: impl Fn(f64) -> bool,
+    expected: &'static str,
+) -> Result<f64, GridError> {
     let v = row.f64(column)?;
-    if v >= 0.0 {
+    if ok(v) {
         Ok(v)
     } else {
         Err(GridError::BadValue {
@@ -492,7 +492,7 @@ fn non_negative(row: &Row<'_>, column: &str) -> Result<f64, GridError> {
             line: row.line,
             column: column.to_owned(),
             value: row.str(column).to_owned(),
-            expected: "a non-negative number",
+            expected,
         })
     }
 }
