@@ -228,14 +228,26 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .is_some_and(|t| t.timestamp() == interval)
     };
+    // The first message of that interval on `topic`.
+    let of_interval_on = |topic: &str| {
+        results
+            .all(topic)
+            .into_iter()
+            .find(of_interval)
+            .unwrap_or_else(|| panic!("no message of interval {interval} on {topic}"))
+    };
+    // Whether every topic in `topics` has had a message of that interval.
+    let each_has_one = |topics: &[&str]| {
+        topics
+            .iter()
+            .all(|t| results.all(t).iter().any(of_interval))
+    };
     wait("fills and clearing on MQTT", &log, || {
-        [
+        each_has_one(&[
             "voltmesh/households/h1/fills",
             "voltmesh/households/h2/fills",
             "voltmesh/market/clearing",
-        ]
-        .iter()
-        .all(|t| results.all(t).iter().any(of_interval))
+        ])
     });
     let clearing = http(
         &cluster.nodes[1].api,
@@ -247,43 +259,25 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
     .1;
     let volume = clearing["outcome"]["volume_wh"].as_u64().expect("volume");
     assert!(volume > 0, "{clearing}");
-    let fills_h1 = results
-        .all("voltmesh/households/h1/fills")
-        .into_iter()
-        .find(of_interval)
-        .expect("h1 fills");
-    let fills_h2 = results
-        .all("voltmesh/households/h2/fills")
-        .into_iter()
-        .find(of_interval)
-        .expect("h2 fills");
+    let fills_h1 = of_interval_on("voltmesh/households/h1/fills");
+    let fills_h2 = of_interval_on("voltmesh/households/h2/fills");
     assert_eq!(fills_h1["sold_wh"].as_u64(), Some(volume), "{fills_h1}");
     assert_eq!(fills_h2["bought_wh"].as_u64(), Some(volume), "{fills_h2}");
     assert_eq!(
         fills_h1["clearing_price"], clearing["outcome"]["clearing_price"],
         "{fills_h1}"
     );
-    let summary = results
-        .all("voltmesh/market/clearing")
-        .into_iter()
-        .find(of_interval)
-        .expect("clearing summary");
+    let summary = of_interval_on("voltmesh/market/clearing");
     assert_eq!(summary["volume_wh"].as_u64(), Some(volume), "{summary}");
 
     // After delivery (meters read past the interval's end) each household gets its bill.
     wait("settlements on MQTT", &log, || {
-        [
+        each_has_one(&[
             "voltmesh/households/h1/settlement",
             "voltmesh/households/h2/settlement",
-        ]
-        .iter()
-        .all(|t| results.all(t).iter().any(of_interval))
+        ])
     });
-    let bill_h1 = results
-        .all("voltmesh/households/h1/settlement")
-        .into_iter()
-        .find(of_interval)
-        .expect("h1 settlement");
+    let bill_h1 = of_interval_on("voltmesh/households/h1/settlement");
     assert_eq!(
         bill_h1["bill"]["sold_wh"].as_u64(),
         Some(volume),

@@ -56,8 +56,7 @@ fn the_market_carries_on_and_a_stopping_node_reports_its_drops() {
     let mut cluster = support::start("metrics-node-down", 4, &[]);
     cluster.expect_height(3, Duration::from_secs(30));
     let start = open_interval(3);
-    let (status, body) = cluster.submit(0, &order(1, "s1", start, Side::Sell, 600, "0.10", 1));
-    assert_eq!(status, 202, "{body}");
+    cluster.submit_accepted(0, &order(1, "s1", start, Side::Sell, 600, "0.10", 1));
     let h = cluster.height(1);
     cluster
         .wait_for("more commits", Duration::from_secs(30), |c| {

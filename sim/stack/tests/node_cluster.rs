@@ -52,7 +52,7 @@ fn api_rejections_say_why() {
         .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
     let ok = order(1, "s1", start, Side::Sell, 600, "0.10", 1);
-    assert_eq!(cluster.submit(0, &ok).0, 202);
+    cluster.submit_accepted(0, &ok);
     let expect = |o: &voltmesh_consensus::ledger::SignedOrder, kind: &str| {
         let (status, body) = cluster.submit(0, o);
         assert_eq!(
@@ -142,7 +142,7 @@ fn one_of_four_killed_then_restarted() {
         (2, order(3, "b2", start, Side::Buy, 300, "0.22", 1)),
     ];
     for (node, o) in &orders {
-        assert_eq!(cluster.submit(*node, o).0, 202);
+        cluster.submit_accepted(*node, o);
     }
     cluster
         .wait_for(
@@ -213,18 +213,8 @@ fn two_of_seven_killed() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
-    assert_eq!(
-        cluster
-            .submit(0, &order(1, "s1", start, Side::Sell, 500, "0.10", 1))
-            .0,
-        202
-    );
-    assert_eq!(
-        cluster
-            .submit(6, &order(2, "b1", start, Side::Buy, 300, "0.25", 1))
-            .0,
-        202
-    );
+    cluster.submit_accepted(0, &order(1, "s1", start, Side::Sell, 500, "0.10", 1));
+    cluster.submit_accepted(6, &order(2, "b1", start, Side::Buy, 300, "0.25", 1));
     cluster
         .wait_for("the interval to clear", Duration::from_secs(60), |c| {
             c.live().all(|i| c.interval(i, start).is_some())
@@ -247,24 +237,9 @@ fn wrong_clearing_proposals_are_refused() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
-    assert_eq!(
-        cluster
-            .submit(1, &order(1, "s1", start, Side::Sell, 600, "0.10", 1))
-            .0,
-        202
-    );
-    assert_eq!(
-        cluster
-            .submit(2, &order(2, "b1", start, Side::Buy, 400, "0.30", 1))
-            .0,
-        202
-    );
-    assert_eq!(
-        cluster
-            .submit(3, &order(3, "b2", start, Side::Buy, 400, "0.20", 1))
-            .0,
-        202
-    );
+    cluster.submit_accepted(1, &order(1, "s1", start, Side::Sell, 600, "0.10", 1));
+    cluster.submit_accepted(2, &order(2, "b1", start, Side::Buy, 400, "0.30", 1));
+    cluster.submit_accepted(3, &order(3, "b2", start, Side::Buy, 400, "0.20", 1));
     cluster
         .wait_for(
             "the interval to clear on honest nodes",

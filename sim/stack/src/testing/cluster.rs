@@ -357,6 +357,15 @@ impl Cluster {
         http(&self.nodes[i].api, "POST", "/v1/orders", Some(body)).unwrap_or((0, Value::Null))
     }
 
+    /// [`Cluster::submit`], which must be accepted (202).
+    ///
+    /// # Panics
+    /// With the node's answer if it is not.
+    pub fn submit_accepted(&self, i: usize, order: &SignedOrder) {
+        let (status, body) = self.submit(i, order);
+        assert_eq!(status, 202, "{body}");
+    }
+
     /// `GET /v1/intervals/{start}` of node `i`, once it has cleared.
     pub fn interval(&self, i: usize, start: i64) -> Option<Value> {
         match http(
