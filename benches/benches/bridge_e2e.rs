@@ -22,10 +22,6 @@
 //!
 //! `cargo bench -p voltmesh-benches --bench bridge_e2e`
 
-use std::fmt::Write as _;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,10 +31,14 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
+use voltmesh_benches::native_meters_bridge;
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::order_sink::ChannelSink;
 use voltmesh_meter_bridge::runtime::{self as bridge, Io, WallClock};
 use voltmesh_meter_bridge::runtime::{LinkStatus, SharedIngest};
+use voltmesh_meter_bridge::testing::{have_mosquitto, BrokerOptions, BrokerSection, Mosquitto};
+use voltmesh_meter_bridge::Reading;
+use voltmesh_wire::SignedOrder;
 
 /// Readings per iteration.
 const BATCH: u64 = 20_000;
@@ -47,75 +47,6 @@ const METERS: u64 = 100;
 /// Topics of the two consumers (separate, so neither's session queues the other's batches).
 const BARE_TOPIC: &str = "bench/bare";
 const BRIDGE_TOPIC: &str = "voltmesh/meters/bench";
-
-struct Broker {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Broker {
-    fn start() -> Option<Broker> {
-        if Command::new("mosquitto")
-            .arg("-h")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .ok()?
-            .port();
-        let dir = std::env::temp_dir().join(format!("voltmesh-bench-mqtt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        let mut conf = String::new();
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0"))
-            .unwrap_or(false);
-        if root {
-            conf.push_str("user root\n");
-        }
-        let _ = writeln!(conf, "listener {port} 127.0.0.1");
-        conf.push_str("allow_anonymous true\nmax_queued_messages 0\n");
-        // Mosquitto's in-flight window per client (default 20; 0 = none), for both consumers.
-        if let Ok(n) = std::env::var("VOLTMESH_BENCH_MOSQUITTO_INFLIGHT") {
-            let Ok(n) = n.trim().parse::<u32>() else {
-                panic!("VOLTMESH_BENCH_MOSQUITTO_INFLIGHT={n:?}: not a whole number");
-            };
-            let _ = writeln!(conf, "max_inflight_messages {n}");
-        }
-        let path = dir.join("mosquitto.conf");
-        std::fs::write(&path, conf).ok()?;
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Broker { port, dir, child })
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn options(port: u16, id: &str) -> MqttOptions {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
@@ -200,22 +131,11 @@ async fn bare_consume(port: u16, live: Option<u64>) -> Duration {
 }
 
 fn bridge_config(port: u16) -> Config {
-    let mut households = String::new();
-    for m in 0..METERS {
-        let _ = write!(
-            households,
-            "[[household]]\nparticipant = \"p{m}\"\nmeters = [\"m{m}\"]\nbuy_limit = \"0.3\"\nsell_limit = \"0.1\"\n"
-        );
-    }
-    let text = format!(
-        "[broker]\nport = {port}\nclient_id = \"bench-bridge\"\nkeep_alive_secs = 30\n\
-         [[subscription]]\nfilter = \"voltmesh/meters/+\"\nformat = \"native\"\n\
-         [ingest]\ndedupe_window = 1024\n{households}"
-    );
-    match Config::from_toml(&text) {
-        Ok(c) => c,
-        Err(e) => panic!("bench config: {e}"),
-    }
+    native_meters_bridge(
+        BrokerSection::new(port, "bench-bridge").keep_alive_secs(30),
+        1024,
+        METERS,
+    )
 }
 
 /// Runs the bridge until it has handed on `BATCH` readings; returns the time from start (or, with
@@ -225,23 +145,13 @@ async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>)
     let port = config.broker.port;
     let mut start = Instant::now();
     let (readings_tx, mut readings) = mpsc::channel(1024);
-    let (status, mut status_rx) = watch::channel(LinkStatus::default());
-    let (sink, _orders) = ChannelSink::new(1);
-    let (stop, stop_rx) = oneshot::channel::<()>();
-    let io = Io {
-        orders: sink,
-        signing_key: SigningKey::from_bytes(&[1; 32]),
-        clock: WallClock::shared(),
-        results: None,
-        readings: Some(readings_tx),
-        status,
-    };
-    let task = tokio::spawn(bridge::run(config, ingest, io, async {
-        let _ = stop_rx.await;
-    }));
+    let mut running = BenchBridge::spawn(config, ingest, Some(readings_tx));
     let mut publisher = None;
     if let Some(from) = live {
-        let _ = status_rx.wait_for(|s| s.connected && s.subscribed).await;
+        let _ = running
+            .status
+            .wait_for(|s| s.connected && s.subscribed)
+            .await;
         start = Instant::now();
         publisher = Some(tokio::spawn(queue_batch(port, BRIDGE_TOPIC, from)));
     }
@@ -262,9 +172,8 @@ async fn bridge_consume(config: Config, ingest: SharedIngest, live: Option<u64>)
     if let Some(p) = publisher {
         let _ = p.await;
     }
-    let _ = stop.send(());
     drop(readings);
-    let _ = task.await;
+    running.stop().await;
     elapsed
 }
 
@@ -291,10 +200,15 @@ fn record(which: usize, n: u64, d: Duration) {
 }
 
 fn e2e(c: &mut Criterion) {
-    let Some(broker) = Broker::start() else {
+    if !have_mosquitto() {
         eprintln!("bridge_e2e: skipped, `mosquitto` is not installed (apt-get install mosquitto)");
         return;
-    };
+    }
+    // Mosquitto's in-flight window per client (default 20; 0 = none), for both consumers.
+    let broker = Mosquitto::start(&BrokerOptions {
+        log_all: false,
+        ..BrokerOptions::default().inflight_from_env("VOLTMESH_BENCH_MOSQUITTO_INFLIGHT")
+    });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -412,24 +326,58 @@ fn e2e(c: &mut Criterion) {
 /// Runs the bridge once until it is subscribed, so its session exists before messages queue.
 fn subscribe_bridge(rt: &Runtime, config: &Config, ingest: &SharedIngest) {
     rt.block_on(async {
-        let (status, mut status_rx) = watch::channel(LinkStatus::default());
-        let (sink, _orders) = ChannelSink::new(1);
+        let mut running = BenchBridge::spawn(config.clone(), ingest.clone(), None);
+        let _ = running.status.wait_for(|s| s.subscribed).await;
+        running.stop().await;
+    });
+}
+
+/// [`bridge::run`] on the bench's runtime, with the order channel's receiving end kept
+/// open until it stops.
+struct BenchBridge {
+    status: watch::Receiver<LinkStatus>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    _orders: mpsc::Receiver<SignedOrder>,
+}
+
+impl BenchBridge {
+    /// Starts the bridge, handing accepted readings to `readings` if given.
+    fn spawn(
+        config: Config,
+        ingest: SharedIngest,
+        readings: Option<mpsc::Sender<Reading>>,
+    ) -> Self {
+        let (status, status_rx) = watch::channel(LinkStatus::default());
+        let (sink, orders) = ChannelSink::new(1);
         let (stop, stop_rx) = oneshot::channel::<()>();
         let io = Io {
             orders: sink,
             signing_key: SigningKey::from_bytes(&[1; 32]),
             clock: WallClock::shared(),
             results: None,
-            readings: None,
+            readings,
             status,
         };
-        let task = tokio::spawn(bridge::run(config.clone(), ingest.clone(), io, async {
-            let _ = stop_rx.await;
-        }));
-        let _ = status_rx.wait_for(|s| s.subscribed).await;
-        let _ = stop.send(());
-        let _ = task.await;
-    });
+        let task = tokio::spawn(async move {
+            let _ = bridge::run(config, ingest, io, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        });
+        BenchBridge {
+            status: status_rx,
+            stop,
+            task,
+            _orders: orders,
+        }
+    }
+
+    /// Stops the bridge and waits for it.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 criterion_group!(benches, e2e);

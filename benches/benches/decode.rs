@@ -14,11 +14,11 @@
 //! telegram (E.ON Hungary slowest, 1.9 KB), Tasmota 642k/s, Shelly Gen2 836k–1.19M/s per message
 //! and 472k/s per merged reading, Shelly Gen1 4.8M/s per message, native 3.36M/s; ingest 1.40M/s.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use voltmesh_benches::native_meters_bridge;
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::decode::shelly_gen1::{self, Gen1Accumulator};
 use voltmesh_meter_bridge::decode::shelly_gen2::{self, Gen2Accumulator};
@@ -26,6 +26,7 @@ use voltmesh_meter_bridge::decode::tasmota::{self, TasmotaConfig};
 use voltmesh_meter_bridge::decode::{dsmr, native};
 use voltmesh_meter_bridge::decode::{Decoder, DecoderConfig, Format};
 use voltmesh_meter_bridge::ingest::{Ingest, Outcome};
+use voltmesh_meter_bridge::testing::BrokerSection;
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -142,22 +143,7 @@ const METERS: u64 = 100;
 
 /// A bridge config with `METERS` households, one meter each, native format on `voltmesh/meters/+`.
 fn ingest_config() -> Config {
-    let mut text = String::from(
-        "[broker]\nport = 1883\nclient_id = \"bench\"\n\
-         [[subscription]]\nfilter = \"voltmesh/meters/+\"\nformat = \"native\"\n\
-         [ingest]\ndedupe_window = 64\n",
-    );
-    for m in 0..METERS {
-        let _ = write!(
-            text,
-            "[[household]]\nparticipant = \"p{m}\"\nmeters = [\"m{m}\"]\n\
-             buy_limit = \"0.3\"\nsell_limit = \"0.1\"\n"
-        );
-    }
-    match Config::from_toml(&text) {
-        Ok(c) => c,
-        Err(e) => panic!("bench config: {e}"),
-    }
+    native_meters_bridge(BrokerSection::new(1883, "bench"), 64, METERS)
 }
 
 /// The `n`-th reading: meter `m<n % METERS>`, 10 s after that meter's previous one.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use voltmesh::cluster::{open_interval, order, Cluster, HOUSEHOLDS};
+use voltmesh::testing::cluster::{open_interval, order, Cluster, HOUSEHOLDS};
 use voltmesh_engine::Side;
 
 /// Orders per measured batch.
@@ -77,11 +77,7 @@ fn nodes(c: &mut Criterion) {
         let root =
             std::env::temp_dir().join(format!("voltmesh-bench-node-{n}-{}", std::process::id()));
         let cluster = Cluster::start_paced(&bin, &root, n, &[], 500).expect("the cluster starts");
-        cluster
-            .wait_for("first commits", Duration::from_secs(60), |c| {
-                (0..n).all(|i| c.height(i) >= 2)
-            })
-            .expect("the cluster commits");
+        cluster.expect_height(2, Duration::from_secs(60));
         let mut feeder = Feeder {
             nonce: [0; HOUSEHOLDS as usize],
             next: 0,

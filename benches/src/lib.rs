@@ -5,6 +5,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use voltmesh_engine::{Order, OrderId, Price, Side};
+use voltmesh_meter_bridge::config::Config;
+use voltmesh_meter_bridge::testing::{BridgeToml, BrokerSection, HouseholdEntry};
 
 /// Limit prices of a realistic neighborhood book: 0.05 to 0.35 per kWh on a 0.001 tick, with
 /// buyers a little above sellers so that roughly half the volume crosses.
@@ -82,4 +84,23 @@ pub fn cda_stream(n: usize, seed: u64) -> Vec<Command> {
         }
     }
     out
+}
+
+/// A bridge on `broker` for `meters` native meters `m0, m1, ...` on `voltmesh/meters/+`, each the
+/// one meter of household `p0, p1, ...` (limits 0.3 / 0.1), with `dedupe_window`.
+///
+/// # Panics
+/// If the bridge refuses the config (a bug in the bench).
+pub fn native_meters_bridge(broker: BrokerSection, dedupe_window: u64, meters: u64) -> Config {
+    let mut config = BridgeToml::new(broker)
+        .subscribe("voltmesh/meters/+", "native")
+        .dedupe_window(dedupe_window);
+    for m in 0..meters {
+        let household = HouseholdEntry::new(&format!("p{m}"), &format!("m{m}"), "0.3", "0.1");
+        config = config.household(household);
+    }
+    match config.to_config() {
+        Ok(c) => c,
+        Err(e) => panic!("bench config: {e}"),
+    }
 }

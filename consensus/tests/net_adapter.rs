@@ -88,6 +88,26 @@ async fn next_where<T>(
     .await
 }
 
+/// Sends `bytes` through `client` to validator `to`, whose events are `events`, and waits until
+/// `to` receives exactly these bytes (other events are dropped); returns the origin `to` saw.
+async fn send_and_hear(
+    client: &Client,
+    to: ValidatorIndex,
+    events: &mut Events,
+    bytes: &[u8],
+    what: &str,
+) -> ValidatorIndex {
+    client.send(to, bytes.to_vec()).await.expect("queued");
+    let (from, _, _) = next_where(
+        what,
+        events,
+        |e| message_from(e).filter(|(_, _, b)| b == bytes),
+        drop,
+    )
+    .await;
+    from
+}
+
 /// Starts one node and waits for its listen address.
 async fn start(config: NetConfig) -> Node {
     let (client, mut events, event_loop) = net::new(config).expect("network starts");
@@ -497,18 +517,15 @@ async fn restarted_validator_is_redialed_and_hears_again() {
     )
     .await;
     assert_eq!((from, bytes.as_slice()), (v(0), &b"after restart"[..]));
-    back.client
-        .send(v(1), b"hello again".to_vec())
-        .await
-        .expect("queued");
-    let (from, _, bytes) = next_where(
-        "the reply",
+    let from = send_and_hear(
+        &back.client,
+        v(1),
         &mut nodes[1].events,
-        |e| message_from(e).filter(|(_, _, b)| b == b"hello again"),
-        drop,
+        b"hello again",
+        "the reply",
     )
     .await;
-    assert_eq!((from, bytes.as_slice()), (v(2), &b"hello again"[..]));
+    assert_eq!(from, v(2));
 
     back.stop().await;
     for node in nodes {
@@ -652,16 +669,14 @@ async fn full_inbound_queue_drops_and_counts_without_stalling() {
     }
     assert_eq!(queued, stats.messages_received);
 
-    nodes[0]
-        .client
-        .send(v(1), b"after the flood".to_vec())
-        .await
-        .expect("queued");
-    next_where(
-        "a message after the flood",
+    let sender = nodes[0].client.clone();
+    let flood = "a message after the flood";
+    send_and_hear(
+        &sender,
+        v(1),
         &mut nodes[1].events,
-        |e| message_from(e).filter(|(_, _, b)| b == b"after the flood"),
-        drop,
+        b"after the flood",
+        flood,
     )
     .await;
     for node in nodes {
@@ -723,18 +738,8 @@ async fn full_outbox_drops_and_counts() {
     assert!(stats.messages_outbox_full >= 1, "{stats:?}");
     assert_eq!(stats.messages_failed, 0, "{stats:?}");
     assert_eq!(stats.messages_sent, receiver.stats().messages_received);
-    nodes[0]
-        .client
-        .send(v(1), b"still open".to_vec())
-        .await
-        .expect("queued");
-    next_where(
-        "a message once the outbox drained",
-        &mut nodes[1].events,
-        |e| message_from(e).filter(|(_, _, b)| b == b"still open"),
-        drop,
-    )
-    .await;
+    let drained = "a message once the outbox drained";
+    send_and_hear(&sender, v(1), &mut nodes[1].events, b"still open", drained).await;
     for node in nodes {
         node.stop().await;
     }

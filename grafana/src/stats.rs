@@ -45,6 +45,18 @@ impl WriterStats {
             + self.invalid
             + self.rejected
     }
+
+    /// Logs these final counts at `info` as "metrics writer stopped", as a node or bridge does
+    /// on shutdown.
+    pub fn log_stopped(&self) {
+        tracing::info!(
+            recorded = self.recorded,
+            written = self.written,
+            dropped = self.dropped(),
+            last_error = self.last_error.as_deref().unwrap_or(""),
+            "metrics writer stopped"
+        );
+    }
 }
 
 /// The live counters.

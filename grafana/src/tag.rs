@@ -115,6 +115,25 @@ impl fmt::Display for BoundedId {
     }
 }
 
+/// `Display` and [`TagValue`] of a tag type, both through its `as_str`.
+macro_rules! tag_impls {
+    ($name:ident) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl sealed::Sealed for $name {}
+
+        impl TagValue for $name {
+            fn tag_str(&self) -> &str {
+                self.as_str()
+            }
+        }
+    };
+}
+
 macro_rules! id_tag {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -144,19 +163,7 @@ macro_rules! id_tag {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl sealed::Sealed for $name {}
-
-        impl TagValue for $name {
-            fn tag_str(&self) -> &str {
-                self.as_str()
-            }
-        }
+        tag_impls!($name);
     };
 }
 
@@ -204,19 +211,7 @@ macro_rules! enum_tag {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl sealed::Sealed for $name {}
-
-        impl TagValue for $name {
-            fn tag_str(&self) -> &str {
-                self.as_str()
-            }
-        }
+        tag_impls!($name);
     };
 }
 

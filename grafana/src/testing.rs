@@ -104,6 +104,32 @@ impl VictoriaMetrics {
         series.sort_by(|a, b| a.metric.cmp(&b.metric));
         series
     }
+
+    /// Polls [`VictoriaMetrics::export`]`(regex)` every 500 ms until `check` holds and returns
+    /// those series; panics with what it last saw after `secs` seconds.
+    pub async fn wait_for_series(
+        &self,
+        regex: &str,
+        secs: u64,
+        check: impl Fn(&[Series]) -> bool,
+    ) -> Vec<Series> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let series = self.export(regex).await;
+            if check(&series) {
+                return series;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {regex}: {:?}",
+                series
+                    .iter()
+                    .map(|s| (&s.metric, s.samples()))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
 }
 
 impl Drop for VictoriaMetrics {

@@ -45,6 +45,8 @@ pub mod order_sink;
 pub mod reading;
 pub mod runtime;
 pub mod shutdown;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use dead_letter::DeadLetter;
 pub use decode::{DecodeError, Decoder, DecoderConfig, Format};

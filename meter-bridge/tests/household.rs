@@ -10,28 +10,21 @@ use voltmesh_meter_bridge::household::forecast::ForecastConfig;
 use voltmesh_meter_bridge::household::plan::{plan_orders, OrderPolicy};
 use voltmesh_meter_bridge::household::registers::{RegisterBook, RegisterPolicy};
 use voltmesh_meter_bridge::household::registry::{Registry, RegistryConfig};
+use voltmesh_meter_bridge::testing::{BridgeToml, HouseholdEntry};
 use voltmesh_meter_bridge::Reading;
 
-const CONFIG: &str = r#"
-[[household]]
-participant = "solar"
-meters = ["m-solar"]
-buy_limit = "0.30"
-sell_limit = "0.12"
+/// The households' registry: `solar`, `flat` and `away` (disabled), one meter each.
+fn config() -> String {
+    BridgeToml::default()
+        .household(HouseholdEntry::new("solar", "m-solar", "0.30", "0.12"))
+        .household(HouseholdEntry::new("flat", "m-flat", "0.28", "0.15"))
+        .household(HouseholdEntry::new("away", "m-away", "0.25", "0.10").enabled(false))
+        .to_string()
+}
 
-[[household]]
-participant = "flat"
-meters = ["m-flat"]
-buy_limit = "0.28"
-sell_limit = "0.15"
-
-[[household]]
-participant = "away"
-meters = ["m-away"]
-buy_limit = "0.25"
-sell_limit = "0.10"
-enabled = false
-"#;
+fn registry() -> Registry {
+    Registry::from_config(toml::from_str::<RegistryConfig>(&config()).unwrap()).unwrap()
+}
 
 fn native_reading(meter: &str, ts: DateTime<Utc>, import_wh: u64, export_wh: u64) -> Reading {
     let json = format!(
@@ -43,8 +36,7 @@ fn native_reading(meter: &str, ts: DateTime<Utc>, import_wh: u64, export_wh: u64
 
 #[test]
 fn two_days_of_readings_become_orders_at_each_households_limits() {
-    let registry =
-        Registry::from_config(toml::from_str::<RegistryConfig>(CONFIG).unwrap()).unwrap();
+    let registry = registry();
     let spec = IntervalSpec::DEFAULT;
     let mut book = RegisterBook::new(spec, RegisterPolicy::default());
     let start = utc("2026-06-13T00:00:00Z");
@@ -75,14 +67,17 @@ fn two_days_of_readings_become_orders_at_each_households_limits() {
     let decided_at = utc("2026-06-14T10:40:00Z");
     let target = spec.first_open(decided_at);
     assert_eq!(target.start(), utc("2026-06-14T11:00:00Z"));
-    let orders = plan_orders(
-        &book,
-        &registry,
-        target,
-        decided_at,
-        ForecastConfig::default(),
-        OrderPolicy::default(),
-    );
+    let plan = || {
+        plan_orders(
+            &book,
+            &registry,
+            target,
+            decided_at,
+            ForecastConfig::default(),
+            OrderPolicy::default(),
+        )
+    };
+    let orders = plan();
     // Yesterday 11:00–11:15 and the last complete interval 10:15–10:30: solar exported 120 Wh
     // in both; flat imported 75 Wh in both; away is disabled.
     let summary: Vec<(String, Side, u64, String)> = orders
@@ -115,21 +110,13 @@ fn two_days_of_readings_become_orders_at_each_households_limits() {
         ]
     );
     // Planning again is idempotent: identical orders, identical ids.
-    let again = plan_orders(
-        &book,
-        &registry,
-        target,
-        decided_at,
-        ForecastConfig::default(),
-        OrderPolicy::default(),
-    );
+    let again = plan();
     assert_eq!(orders, again);
 }
 
 #[test]
 fn forecast_blends_yesterday_with_the_last_interval() {
-    let registry =
-        Registry::from_config(toml::from_str::<RegistryConfig>(CONFIG).unwrap()).unwrap();
+    let registry = registry();
     let spec = IntervalSpec::DEFAULT;
     let mut book = RegisterBook::new(spec, RegisterPolicy::default());
     let record = |book: &mut RegisterBook, ts: &str, imp: u64, exp: u64| {

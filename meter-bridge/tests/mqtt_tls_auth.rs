@@ -18,6 +18,7 @@ use rumqttc::{
 use voltmesh_meter_bridge::config::TlsConfig;
 use voltmesh_meter_bridge::runtime::mqtt::options::client_tls_config;
 use voltmesh_meter_bridge::runtime::shared::lock;
+use voltmesh_meter_bridge::testing::run_ok;
 
 struct Pki {
     ca: std::path::PathBuf,
@@ -59,16 +60,7 @@ fn passwd(file: &std::path::Path, create: bool, user: &str, password: &str) {
     if create {
         cmd.arg("-c");
     }
-    let out = cmd
-        .arg(file)
-        .args([user, password])
-        .output()
-        .expect("run mosquitto_passwd");
-    assert!(
-        out.status.success(),
-        "mosquitto_passwd: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(cmd.arg(file).args([user, password]));
 }
 
 /// Connects a TLS client and returns how the broker answered the CONNECT.

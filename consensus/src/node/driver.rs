@@ -226,14 +226,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     };
     let result = driver.run(events, api_rx, shutdown).await;
     if driver.metrics.is_enabled() {
-        let stats = driver.metrics.finish().await;
-        info!(
-            recorded = stats.recorded,
-            written = stats.written,
-            dropped = stats.dropped(),
-            last_error = stats.last_error.as_deref().unwrap_or(""),
-            "metrics writer stopped"
-        );
+        driver.metrics.finish().await.log_stopped();
     }
     let _ = stop_api.send(());
     let _ = api_task.await;

@@ -244,18 +244,7 @@ impl Sim {
             max_message: 0,
         };
         for i in 0..sim.nodes.len() {
-            let replica = Replica::new(
-                sim.chain.clone(),
-                sim.nodes[i].key.clone(),
-                sim.config.replica.clone(),
-                SimApp {
-                    committed: 0,
-                    pad: sim.config.payload_pad,
-                },
-            )
-            .expect("replica");
-            sim.nodes[i].replica = Some(replica);
-            sim.step(i, Input::Tick);
+            sim.start_replica(i, sim.config.replica.clone());
         }
         sim
     }
@@ -269,18 +258,23 @@ impl Sim {
         self.config.replica.test_fault = None;
         let mut cfg = self.config.replica.clone();
         cfg.test_fault = Some(fault);
+        self.start_replica(node, cfg);
+    }
+
+    /// (Re)starts node `i`'s replica on `config` with a fresh app, and ticks it once.
+    fn start_replica(&mut self, i: usize, config: Config) {
         let replica = Replica::new(
             self.chain.clone(),
-            self.nodes[node].key.clone(),
-            cfg,
+            self.nodes[i].key.clone(),
+            config,
             SimApp {
                 committed: 0,
                 pad: self.config.payload_pad,
             },
         )
         .expect("replica");
-        self.nodes[node].replica = Some(replica);
-        self.step(node, Input::Tick);
+        self.nodes[i].replica = Some(replica);
+        self.step(i, Input::Tick);
     }
 
     fn push(&mut self, at: u64, event: Event) {

@@ -105,7 +105,7 @@ fn eu_summer_time_at(t: DateTime<Utc>) -> bool {
 }
 
 /// 01:00 UTC on the last Sunday of `month`.
-fn last_sunday_0100(year: i32, month: u32) -> Option<NaiveDateTime> {
+pub fn last_sunday_0100(year: i32, month: u32) -> Option<NaiveDateTime> {
     let last_day = NaiveDate::from_ymd_opt(year, month, 31)?;
     let back = last_day.weekday().num_days_from_sunday();
     let sunday = last_day - TimeDelta::days(i64::from(back));

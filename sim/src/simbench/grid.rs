@@ -124,112 +124,111 @@ impl Grid {
                 })
         };
 
-        let switch_table = Table::read(dir, "Switch.csv", &["id", "nodeA", "nodeB", "cond"])?;
-        let mut switches = Vec::with_capacity(switch_table.len());
-        for row in switch_table.rows() {
-            let cond = row.int("cond")?;
-            switches.push(Switch {
-                id: row.id("id")?,
-                node_a: node_of(&row, "nodeA")?,
-                node_b: node_of(&row, "nodeB")?,
-                closed: cond == 1,
-            });
-        }
+        let switches = Table::read_rows(
+            dir,
+            "Switch.csv",
+            &["id", "nodeA", "nodeB", "cond"],
+            |row| {
+                let cond = row.int("cond")?;
+                Ok(Switch {
+                    id: row.id("id")?,
+                    node_a: node_of(row, "nodeA")?,
+                    node_b: node_of(row, "nodeB")?,
+                    closed: cond == 1,
+                })
+            },
+        )?;
         let buses = merge(&mut nodes, &switches);
         let bus_of = |row: &Row<'_>, column: &str| node_of(row, column).map(|n| nodes[n].bus);
 
-        let line_type_table = Table::read(dir, "LineType.csv", &["id", "r", "x", "b", "iMax"])?;
-        let mut line_types = Vec::with_capacity(line_type_table.len());
-        for row in line_type_table.rows() {
-            line_types.push(LineType {
-                id: row.id("id")?,
-                r_ohm_per_km: non_negative(&row, "r")?,
-                x_ohm_per_km: row.f64("x")?,
-                b_us_per_km: row.f64("b")?,
-                i_max_a: positive(&row, "iMax")?,
-            });
-        }
-        let line_table = Table::read(
+        let line_types =
+            Table::read_rows(dir, "LineType.csv", &["id", "r", "x", "b", "iMax"], |row| {
+                Ok(LineType {
+                    id: row.id("id")?,
+                    r_ohm_per_km: non_negative(row, "r")?,
+                    x_ohm_per_km: row.f64("x")?,
+                    b_us_per_km: row.f64("b")?,
+                    i_max_a: positive(row, "iMax")?,
+                })
+            })?;
+        let lines = Table::read_rows(
             dir,
             "Line.csv",
             &["id", "nodeA", "nodeB", "type", "length", "loadingMax"],
-        )?;
-        let mut lines = Vec::with_capacity(line_table.len());
-        for row in line_table.rows() {
-            let id = row.id("id")?;
-            let length_km = row.f64("length")?;
-            if length_km < 0.0 {
-                return Err(GridError::NegativeLength {
-                    file: row.file().to_owned(),
-                    line: row.line,
+            |row| {
+                let id = row.id("id")?;
+                let length_km = row.f64("length")?;
+                if length_km < 0.0 {
+                    return Err(GridError::NegativeLength {
+                        file: row.file().to_owned(),
+                        line: row.line,
+                        id,
+                        length: length_km,
+                    });
+                }
+                let (from_bus, to_bus) = (bus_of(row, "nodeA")?, bus_of(row, "nodeB")?);
+                check_not_self_loop(row, &id, from_bus, to_bus, &buses)?;
+                Ok(Line {
+                    line_type: type_of(row, &line_types, |t| &t.id, "LineType.csv")?,
                     id,
-                    length: length_km,
-                });
-            }
-            let (from_bus, to_bus) = (bus_of(&row, "nodeA")?, bus_of(&row, "nodeB")?);
-            check_not_self_loop(&row, &id, from_bus, to_bus, &buses)?;
-            lines.push(Line {
-                line_type: type_of(&row, &line_types, |t| &t.id, "LineType.csv")?,
-                id,
-                from_bus,
-                to_bus,
-                length_km,
-                loading_max_percent: row.opt_f64("loadingMax")?.unwrap_or(100.0),
-            });
-        }
+                    from_bus,
+                    to_bus,
+                    length_km,
+                    loading_max_percent: row.opt_f64("loadingMax")?.unwrap_or(100.0),
+                })
+            },
+        )?;
 
-        let trafo_type_table = Table::read(
+        let transformer_types = Table::read_rows(
             dir,
             "TransformerType.csv",
             &[
                 "id", "sR", "vmHV", "vmLV", "va0", "vmImp", "pCu", "pFe", "iNoLoad", "tapside",
                 "dVm", "tapNeutr",
             ],
+            |row| {
+                Ok(TransformerType {
+                    id: row.id("id")?,
+                    sr_mva: positive(row, "sR")?,
+                    vm_hv_kv: positive(row, "vmHV")?,
+                    vm_lv_kv: positive(row, "vmLV")?,
+                    va0_deg: row.opt_f64("va0")?.unwrap_or(0.0),
+                    vm_imp_percent: positive(row, "vmImp")?,
+                    p_cu_kw: non_negative(row, "pCu")?,
+                    p_fe_kw: non_negative(row, "pFe")?,
+                    i_no_load_percent: non_negative(row, "iNoLoad")?,
+                    tap_on_hv: row.str("tapside") != "LV",
+                    d_vm_percent: row.opt_f64("dVm")?.unwrap_or(0.0),
+                    tap_neutral: if row.opt_f64("tapNeutr")?.is_some() {
+                        row.int("tapNeutr")?
+                    } else {
+                        0
+                    },
+                })
+            },
         )?;
-        let mut transformer_types = Vec::with_capacity(trafo_type_table.len());
-        for row in trafo_type_table.rows() {
-            transformer_types.push(TransformerType {
-                id: row.id("id")?,
-                sr_mva: positive(&row, "sR")?,
-                vm_hv_kv: positive(&row, "vmHV")?,
-                vm_lv_kv: positive(&row, "vmLV")?,
-                va0_deg: row.opt_f64("va0")?.unwrap_or(0.0),
-                vm_imp_percent: positive(&row, "vmImp")?,
-                p_cu_kw: non_negative(&row, "pCu")?,
-                p_fe_kw: non_negative(&row, "pFe")?,
-                i_no_load_percent: non_negative(&row, "iNoLoad")?,
-                tap_on_hv: row.str("tapside") != "LV",
-                d_vm_percent: row.opt_f64("dVm")?.unwrap_or(0.0),
-                tap_neutral: if row.opt_f64("tapNeutr")?.is_some() {
-                    row.int("tapNeutr")?
-                } else {
-                    0
-                },
-            });
-        }
-        let trafo_table = Table::read(
+        let transformers = Table::read_rows(
             dir,
             "Transformer.csv",
             &["id", "nodeHV", "nodeLV", "type", "tappos", "loadingMax"],
+            |row| {
+                let id = row.id("id")?;
+                let (hv_bus, lv_bus) = (bus_of(row, "nodeHV")?, bus_of(row, "nodeLV")?);
+                check_not_self_loop(row, &id, hv_bus, lv_bus, &buses)?;
+                Ok(Transformer {
+                    trafo_type: type_of(row, &transformer_types, |t| &t.id, "TransformerType.csv")?,
+                    id,
+                    hv_bus,
+                    lv_bus,
+                    tap_pos: if row.opt_f64("tappos")?.is_some() {
+                        row.int("tappos")?
+                    } else {
+                        0
+                    },
+                    loading_max_percent: row.opt_f64("loadingMax")?.unwrap_or(100.0),
+                })
+            },
         )?;
-        let mut transformers = Vec::with_capacity(trafo_table.len());
-        for row in trafo_table.rows() {
-            let id = row.id("id")?;
-            let (hv_bus, lv_bus) = (bus_of(&row, "nodeHV")?, bus_of(&row, "nodeLV")?);
-            check_not_self_loop(&row, &id, hv_bus, lv_bus, &buses)?;
-            transformers.push(Transformer {
-                trafo_type: type_of(&row, &transformer_types, |t| &t.id, "TransformerType.csv")?,
-                id,
-                hv_bus,
-                lv_bus,
-                tap_pos: if row.opt_f64("tappos")?.is_some() {
-                    row.int("tappos")?
-                } else {
-                    0
-                },
-                loading_max_percent: row.opt_f64("loadingMax")?.unwrap_or(100.0),
-            });
-        }
 
         let ext_table = Table::read(dir, "ExternalNet.csv", &["id", "node"])?;
         if ext_table.len() != 1 {
@@ -264,58 +263,56 @@ impl Grid {
                     profile_file: dir.join(file),
                 })
         };
-        let load_table = Table::read(
+        let mut load_ids = std::collections::HashSet::new();
+        let loads = Table::read_rows(
             dir,
             "Load.csv",
             &["id", "node", "profile", "pLoad", "qLoad"],
+            |row| {
+                let profile = row.id("profile")?;
+                let id = row.id("id")?;
+                if !load_ids.insert(id.clone()) {
+                    return Err(duplicate(row, id));
+                }
+                Ok(Load {
+                    id,
+                    bus: bus_of(row, "node")?,
+                    p_column: profile_col(
+                        row,
+                        &load_profiles,
+                        format!("{profile}_pload"),
+                        "LoadProfile.csv",
+                    )?,
+                    q_column: profile_col(
+                        row,
+                        &load_profiles,
+                        format!("{profile}_qload"),
+                        "LoadProfile.csv",
+                    )?,
+                    profile,
+                    p_mw: row.f64("pLoad")?,
+                    q_mvar: row.f64("qLoad")?,
+                    sr_mva: row.opt_f64("sR")?.unwrap_or(0.0),
+                })
+            },
         )?;
-        let mut loads = Vec::with_capacity(load_table.len());
-        let mut load_ids = std::collections::HashSet::new();
-        for row in load_table.rows() {
-            let profile = row.id("profile")?;
-            let id = row.id("id")?;
-            if !load_ids.insert(id.clone()) {
-                return Err(duplicate(&row, id));
-            }
-            loads.push(Load {
-                id,
-                bus: bus_of(&row, "node")?,
-                p_column: profile_col(
-                    &row,
-                    &load_profiles,
-                    format!("{profile}_pload"),
-                    "LoadProfile.csv",
-                )?,
-                q_column: profile_col(
-                    &row,
-                    &load_profiles,
-                    format!("{profile}_qload"),
-                    "LoadProfile.csv",
-                )?,
-                profile,
-                p_mw: row.f64("pLoad")?,
-                q_mvar: row.f64("qLoad")?,
-                sr_mva: row.opt_f64("sR")?.unwrap_or(0.0),
-            });
-        }
-        let res_table = Table::read(
+        let res = Table::read_rows(
             dir,
             "RES.csv",
             &["id", "node", "type", "profile", "pRES", "qRES"],
+            |row| {
+                let profile = row.id("profile")?;
+                Ok(Res {
+                    id: row.id("id")?,
+                    bus: bus_of(row, "node")?,
+                    kind: row.str("type").to_owned(),
+                    column: profile_col(row, &res_profiles, profile.clone(), "RESProfile.csv")?,
+                    profile,
+                    p_mw: row.f64("pRES")?,
+                    q_mvar: row.opt_f64("qRES")?.unwrap_or(0.0),
+                })
+            },
         )?;
-        let mut res = Vec::with_capacity(res_table.len());
-        for row in res_table.rows() {
-            let profile = row.id("profile")?;
-            res.push(Res {
-                id: row.id("id")?,
-                bus: bus_of(&row, "node")?,
-                kind: row.str("type").to_owned(),
-                column: profile_col(&row, &res_profiles, profile.clone(), "RESProfile.csv")?,
-                profile,
-                p_mw: row.f64("pRES")?,
-                q_mvar: row.opt_f64("qRES")?.unwrap_or(0.0),
-            });
-        }
 
         let grid = Grid {
             name,
@@ -471,23 +468,23 @@ fn duplicate(row: &Row<'_>, id: String) -> GridError {
 }
 
 fn positive(row: &Row<'_>, column: &str) -> Result<f64, GridError> {
-    let v = row.f64(column)?;
-    if v > 0.0 {
-        Ok(v)
-    } else {
-        Err(GridError::BadValue {
-            file: row.file().to_owned(),
-            line: row.line,
-            column: column.to_owned(),
-            value: row.str(column).to_owned(),
-            expected: "a positive number",
-        })
-    }
+    checked(row, column, |v| v > 0.0, "a positive number")
 }
 
 fn non_negative(row: &Row<'_>, column: &str) -> Result<f64, GridError> {
+    checked(row, column, |v| v >= 0.0, "a non-negative number")
+}
+
+/// The number in `column`, if `ok` holds for it; else a [`GridError::BadValue`] that says what
+/// was `expected`.
+fn checked(
+    row: &Row<'_>,
+    column: &str,
+    ok: impl Fn(f64) -> bool,
+    expected: &'static str,
+) -> Result<f64, GridError> {
     let v = row.f64(column)?;
-    if v >= 0.0 {
+    if ok(v) {
         Ok(v)
     } else {
         Err(GridError::BadValue {
@@ -495,7 +492,7 @@ fn non_negative(row: &Row<'_>, column: &str) -> Result<f64, GridError> {
             line: row.line,
             column: column.to_owned(),
             value: row.str(column).to_owned(),
-            expected: "a non-negative number",
+            expected,
         })
     }
 }

@@ -49,6 +49,20 @@ impl Table {
         })
     }
 
+    /// Reads `dir/name` as [`Table::read`] does and maps every row with `f`, in file order.
+    ///
+    /// # Errors
+    /// [`Table::read`]'s errors, or the first error of `f`.
+    pub(crate) fn read_rows<T>(
+        dir: &Path,
+        name: &str,
+        required: &[&str],
+        mut f: impl FnMut(&Row<'_>) -> Result<T, GridError>,
+    ) -> Result<Vec<T>, GridError> {
+        let table = Table::read(dir, name, required)?;
+        table.rows().map(|row| f(&row)).collect()
+    }
+
     /// The index of a column (which [`Table::read`] has checked is present).
     pub(crate) fn col(&self, name: &str) -> usize {
         self.headers

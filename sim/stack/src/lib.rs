@@ -12,10 +12,12 @@
 //! - [`via_network`]: `voltmesh sim --via-network`, the network's finalized trades against the
 //!   in-process simulation's;
 //! - [`meters`]: simulated smart meters (DSMR, Tasmota, Shelly payloads from the profiles);
-//! - [`cluster`]: real `voltmesh node` processes on 127.0.0.1 for tests and benches.
+//! - [`testing`]: real processes on 127.0.0.1 for tests and benches: [`testing::cluster`]
+//!   (`voltmesh node` processes of one neighborhood), a `voltmesh bridge` starter and a process
+//!   guard.
 
-pub mod cluster;
 pub mod cmd;
 pub mod demo;
 pub mod meters;
+pub mod testing;
 pub mod via_network;

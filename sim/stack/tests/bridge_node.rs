@@ -7,106 +7,23 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{http, Cluster};
-use voltmesh::cluster::{bridge_key, INTERVAL_SECS, NEIGHBORHOOD};
+use support::{http, Cluster, Proc};
+use voltmesh::testing::cluster::{INTERVAL_SECS, NEIGHBORHOOD};
+use voltmesh_meter_bridge::testing::{
+    BridgeToml, BrokerOptions, BrokerSection, HouseholdEntry, Mosquitto,
+};
 
 /// Longest wait for anything in these tests (a few 20 s intervals).
 const PATIENCE: Duration = Duration::from_secs(150);
-
-/// A child process killed (SIGKILL) when dropped.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn id(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
-    }
-
-    fn running(&mut self) -> bool {
-        self.0
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// Sends SIGINT (Ctrl-C) and waits for the exit status.
-    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.0.take()?;
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// A Mosquitto broker on a free loopback port.
-fn start_mosquitto(dir: &Path) -> (Proc, u16) {
-    let port = free_port();
-    let mut conf = String::new();
-    if is_root() {
-        // As root, Mosquitto would switch to the `mosquitto` user, who cannot read our files.
-        conf.push_str("user root\n");
-    }
-    let _ = writeln!(conf, "listener {port} 127.0.0.1");
-    conf.push_str("allow_anonymous true\nmax_queued_messages 0\n");
-    let _ = writeln!(conf, "log_dest file {}/mosquitto.log", dir.display());
-    let path = dir.join("mosquitto.conf");
-    std::fs::write(&path, conf).expect("write mosquitto.conf");
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mosquitto (.ci/test.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Proc(Some(child)), port)
-}
 
 /// Everything `mosquitto_sub` received on the result topics, one `topic payload` line each.
 struct Results {
@@ -138,7 +55,7 @@ impl Results {
             }
         });
         Results {
-            _sub: Proc(Some(child)),
+            _sub: Proc::new(child),
             lines,
         }
     }
@@ -186,7 +103,7 @@ impl Meters {
                 .spawn()
                 .expect("start mosquitto_pub");
             inputs.push((meter, child.stdin.take().expect("piped stdin")));
-            pubs.push(Proc(Some(child)));
+            pubs.push(Proc::new(child));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
@@ -228,56 +145,19 @@ impl Drop for Meters {
     }
 }
 
-/// Writes the bridge's key and config into `dir` and starts `voltmesh bridge` on it; the bridge
-/// reads the market interval and tariffs from the cluster's `genesis`.
+/// Starts `voltmesh bridge` in `dir` on the broker at `broker_port`, its orders to the node API
+/// at `node_api`, for households `h1` (meter `m-h1`) and `h2` (`m-h2`); the bridge reads the
+/// market interval and tariffs from the cluster's `genesis`.
 fn start_bridge(dir: &Path, broker_port: u16, node_api: &str, genesis: &Path) -> (Proc, PathBuf) {
-    let genesis = genesis.display();
-    let key = hex::encode(bridge_key().to_bytes());
-    std::fs::write(dir.join("bridge.key"), format!("{key}\n")).expect("write bridge.key");
-    let config = format!(
-        r#"
-[broker]
-port = {broker_port}
-client_id = "bridge-node-test"
-reconnect_min_ms = 50
-reconnect_max_ms = 500
-
-[[subscription]]
-filter = "voltmesh/meters/+"
-format = "native"
-
-[node]
-api_url = "http://{node_api}"
-neighborhood = "{NEIGHBORHOOD}"
-key_file = "bridge.key"
-genesis = "{genesis}"
-
-[[household]]
-participant = "h1"
-meters = ["m-h1"]
-buy_limit = "0.30"
-sell_limit = "0.10"
-
-[[household]]
-participant = "h2"
-meters = ["m-h2"]
-buy_limit = "0.30"
-sell_limit = "0.10"
-"#
-    );
-    let path = dir.join("bridge.toml");
-    std::fs::write(&path, config).expect("write bridge.toml");
-    let log_path = dir.join("bridge.log");
-    let log = std::fs::File::create(&log_path).expect("create bridge.log");
-    let child = support::voltmesh()
-        .args(["bridge", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start voltmesh bridge");
-    (Proc(Some(child)), log_path)
+    let household = |h: &str, meter: &str| HouseholdEntry::new(h, meter, "0.30", "0.10");
+    let config =
+        BridgeToml::new(BrokerSection::new(broker_port, "bridge-node-test").reconnect_ms(50, 500))
+            .subscribe("voltmesh/meters/+", "native")
+            .node(&format!("http://{node_api}"), NEIGHBORHOOD, "bridge.key")
+            .genesis(&genesis.display().to_string())
+            .household(household("h1", "m-h1"))
+            .household(household("h2", "m-h2"));
+    support::start_bridge(dir, &config, &[])
 }
 
 fn wait(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
@@ -315,24 +195,17 @@ fn traded(cluster: &Cluster, i: usize, id: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the test directory");
-    dir
-}
-
 #[test]
 fn meters_to_orders_on_the_node_and_results_back_to_households() {
-    let dir = temp_dir("bridge-node");
+    let dir = support::temp_dir("bridge-node");
     let cluster = support::start("bridge-node-cluster", 4, &[]);
     cluster
         .wait_for("first commits", Duration::from_secs(60), |c| {
             c.height(0) >= 2
         })
         .unwrap_or_else(|e| panic!("{e}"));
-    let (_broker, port) = start_mosquitto(&dir);
+    let broker = Mosquitto::start(&BrokerOptions::default());
+    let port = broker.port;
     let results = Results::subscribe(port);
     let (mut bridge, log) = start_bridge(
         &dir,
@@ -360,14 +233,26 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .is_some_and(|t| t.timestamp() == interval)
     };
+    // The first message of that interval on `topic`.
+    let of_interval_on = |topic: &str| {
+        results
+            .all(topic)
+            .into_iter()
+            .find(of_interval)
+            .unwrap_or_else(|| panic!("no message of interval {interval} on {topic}"))
+    };
+    // Whether every topic in `topics` has had a message of that interval.
+    let each_has_one = |topics: &[&str]| {
+        topics
+            .iter()
+            .all(|t| results.all(t).iter().any(of_interval))
+    };
     wait("fills and clearing on MQTT", &log, || {
-        [
+        each_has_one(&[
             "voltmesh/households/h1/fills",
             "voltmesh/households/h2/fills",
             "voltmesh/market/clearing",
-        ]
-        .iter()
-        .all(|t| results.all(t).iter().any(of_interval))
+        ])
     });
     let clearing = http(
         &cluster.nodes[1].api,
@@ -379,43 +264,25 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
     .1;
     let volume = clearing["outcome"]["volume_wh"].as_u64().expect("volume");
     assert!(volume > 0, "{clearing}");
-    let fills_h1 = results
-        .all("voltmesh/households/h1/fills")
-        .into_iter()
-        .find(of_interval)
-        .expect("h1 fills");
-    let fills_h2 = results
-        .all("voltmesh/households/h2/fills")
-        .into_iter()
-        .find(of_interval)
-        .expect("h2 fills");
+    let fills_h1 = of_interval_on("voltmesh/households/h1/fills");
+    let fills_h2 = of_interval_on("voltmesh/households/h2/fills");
     assert_eq!(fills_h1["sold_wh"].as_u64(), Some(volume), "{fills_h1}");
     assert_eq!(fills_h2["bought_wh"].as_u64(), Some(volume), "{fills_h2}");
     assert_eq!(
         fills_h1["clearing_price"], clearing["outcome"]["clearing_price"],
         "{fills_h1}"
     );
-    let summary = results
-        .all("voltmesh/market/clearing")
-        .into_iter()
-        .find(of_interval)
-        .expect("clearing summary");
+    let summary = of_interval_on("voltmesh/market/clearing");
     assert_eq!(summary["volume_wh"].as_u64(), Some(volume), "{summary}");
 
     // After delivery (meters read past the interval's end) each household gets its bill.
     wait("settlements on MQTT", &log, || {
-        [
+        each_has_one(&[
             "voltmesh/households/h1/settlement",
             "voltmesh/households/h2/settlement",
-        ]
-        .iter()
-        .all(|t| results.all(t).iter().any(of_interval))
+        ])
     });
-    let bill_h1 = results
-        .all("voltmesh/households/h1/settlement")
-        .into_iter()
-        .find(of_interval)
-        .expect("h1 settlement");
+    let bill_h1 = of_interval_on("voltmesh/households/h1/settlement");
     assert_eq!(
         bill_h1["bill"]["sold_wh"].as_u64(),
         Some(volume),
@@ -443,7 +310,7 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
 /// back.
 #[test]
 fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
-    let dir = temp_dir("bridge-node-down");
+    let dir = support::temp_dir("bridge-node-down");
     let mut cluster = support::start("bridge-node-down-cluster", 4, &[]);
     cluster
         .wait_for("first commits", Duration::from_secs(60), |c| {
@@ -452,7 +319,8 @@ fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
         .unwrap_or_else(|e| panic!("{e}"));
     // The bridge's node is down before the bridge starts; the other three keep committing.
     cluster.kill(3);
-    let (_broker, port) = start_mosquitto(&dir);
+    let broker = Mosquitto::start(&BrokerOptions::default());
+    let port = broker.port;
     let (mut bridge, log) = start_bridge(
         &dir,
         port,

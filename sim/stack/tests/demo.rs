@@ -59,6 +59,19 @@ fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Starts `command` (a `voltmesh demo`) with errors only on stderr, and reads its stdout lines.
+fn spawn_demo(command: &mut Command) -> (Guard, mpsc::Receiver<String>) {
+    let child = command
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let rx = lines(&mut guard.0);
+    (guard, rx)
+}
+
 fn price(v: &Value) -> f64 {
     v.as_str()
         .and_then(|s| s.parse().ok())
@@ -75,18 +88,13 @@ fn demo_finalizes_orders_and_trades_within_the_tariffs() {
     let vm = rt.block_on(VictoriaMetrics::start(free_port()));
     let dir = tempfile::tempdir().unwrap();
     let summary_file = dir.path().join("summary.json");
-    let child = voltmesh()
-        .args(["demo", "--intervals", "3", "--seed", "7", "--summary-json"])
-        .arg(&summary_file)
-        .args(["--influx-url", &vm.base_url()])
-        .env("RUST_LOG", "error")
-        .env_remove("VOLTMESH_INFLUX_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut guard = Guard(child);
-    let rx = lines(&mut guard.0);
+    let (mut guard, rx) = spawn_demo(
+        voltmesh()
+            .args(["demo", "--intervals", "3", "--seed", "7", "--summary-json"])
+            .arg(&summary_file)
+            .args(["--influx-url", &vm.base_url()])
+            .env_remove("VOLTMESH_INFLUX_TOKEN"),
+    );
     let status = wait_exit(&mut guard.0, Duration::from_secs(240));
     let output: Vec<String> = rx.try_iter().collect();
     let text = output.join("\n");
@@ -145,15 +153,7 @@ fn demo_finalizes_orders_and_trades_within_the_tariffs() {
 #[test]
 fn sigint_stops_the_demo_cleanly() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let child = voltmesh()
-        .args(["demo", "--intervals", "100"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut guard = Guard(child);
-    let rx = lines(&mut guard.0);
+    let (mut guard, rx) = spawn_demo(voltmesh().args(["demo", "--intervals", "100"]));
     let mut dir = None;
     let mut api = None;
     let mut seen = Vec::new();

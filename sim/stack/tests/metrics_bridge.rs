@@ -6,140 +6,43 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
-use std::fmt::Write as _;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use voltmesh::cluster::{bridge_key, NEIGHBORHOOD};
+use support::Proc;
+use voltmesh::testing::cluster::NEIGHBORHOOD;
+use voltmesh_meter_bridge::testing::{
+    mosquitto_pub, BridgeToml, BrokerOptions, BrokerSection, HouseholdEntry, Mosquitto,
+};
 use voltmesh_metrics::testing::{free_port, Series, VictoriaMetrics};
 
-/// A child process killed when dropped.
-struct Proc(Option<Child>);
-
-impl Proc {
-    /// SIGINT (Ctrl-C), then waits up to 30 s for it to exit; true if it exited successfully.
-    fn interrupt(&mut self) -> bool {
-        let Some(mut child) = self.0.take() else {
-            return false;
-        };
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the test directory");
-    dir
-}
-
-fn start_mosquitto(dir: &Path) -> (Proc, u16) {
-    let port = free_port();
-    let mut conf = String::from("allow_anonymous true\n");
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if root {
-        // As root, Mosquitto would switch to the `mosquitto` user, who cannot read our files.
-        conf.push_str("user root\n");
-    }
-    let _ = writeln!(conf, "listener {port} 127.0.0.1");
-    let path = dir.join("mosquitto.conf");
-    std::fs::write(&path, conf).expect("write mosquitto.conf");
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mosquitto (.ci/test.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Proc(Some(child)), port)
-}
-
 fn start_bridge(dir: &Path, broker: u16, influx: &str) -> (Proc, PathBuf) {
-    let key = hex::encode(bridge_key().to_bytes());
-    std::fs::write(dir.join("bridge.key"), format!("{key}\n")).expect("write bridge.key");
     // The node API points at a port nothing listens on.
-    let config = format!(
-        r#"
-[broker]
-port = {broker}
-client_id = "metrics-bridge-test"
-reconnect_min_ms = 50
-reconnect_max_ms = 500
-
-[[subscription]]
-filter = "voltmesh/meters/+"
-format = "native"
-
-[node]
-api_url = "http://127.0.0.1:{dead}"
-neighborhood = "{NEIGHBORHOOD}"
-key_file = "bridge.key"
-
-[[household]]
-participant = "h1"
-meters = ["m-h1"]
-buy_limit = "0.30"
-sell_limit = "0.10"
-"#,
-        dead = free_port()
-    );
-    let path = dir.join("bridge.toml");
-    std::fs::write(&path, config).expect("write bridge.toml");
-    let log_path = dir.join("bridge.log");
-    let log = std::fs::File::create(&log_path).expect("create bridge.log");
-    let child = support::voltmesh()
-        .args(["bridge", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .env("VOLTMESH_INFLUX_URL", influx)
-        .env_remove("VOLTMESH_INFLUX_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start voltmesh bridge");
-    (Proc(Some(child)), log_path)
+    let config =
+        BridgeToml::new(BrokerSection::new(broker, "metrics-bridge-test").reconnect_ms(50, 500))
+            .subscribe("voltmesh/meters/+", "native")
+            .node(
+                &format!("http://127.0.0.1:{}", free_port()),
+                NEIGHBORHOOD,
+                "bridge.key",
+            )
+            .household(HouseholdEntry::new("h1", "m-h1", "0.30", "0.10"));
+    support::start_bridge(
+        dir,
+        &config,
+        &[
+            ("VOLTMESH_INFLUX_URL", Some(influx)),
+            ("VOLTMESH_INFLUX_TOKEN", None),
+        ],
+    )
 }
 
 fn publish(port: u16, meter: &str, payload: &str) {
-    let status = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(["-t", &format!("voltmesh/meters/{meter}"), "-m", payload])
-        .status()
-        .expect("run mosquitto_pub");
-    assert!(status.success());
+    mosquitto_pub(
+        port,
+        &["-t", &format!("voltmesh/meters/{meter}"), "-m", payload],
+    );
 }
 
 /// The value of the newest sample of the one series named `name` with tag `key=value`.
@@ -153,8 +56,9 @@ fn last(series: &[Series], name: &str, key: &str, value: &str) -> Option<(i64, f
 #[tokio::test]
 async fn the_bridge_writes_its_health_errors_by_kind_and_meter_registers() {
     let vm = VictoriaMetrics::start(free_port()).await;
-    let dir = temp_dir("metrics-bridge");
-    let (_mosquitto, port) = start_mosquitto(&dir);
+    let dir = support::temp_dir("metrics-bridge");
+    let mosquitto = Mosquitto::start(&BrokerOptions::default());
+    let port = mosquitto.port;
     let (mut bridge, log) = start_bridge(&dir, port, &vm.base_url());
     // Wait until the bridge has subscribed.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -192,30 +96,20 @@ async fn the_bridge_writes_its_health_errors_by_kind_and_meter_registers() {
         &format!(r#"{{"meter":"m-x","ts":"{ts}","import_wh":1,"export_wh":1,"power_w":0}}"#),
     );
     // The next health tick (every 10 s) sees all five; then a clean stop writes once more.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let health = vm.export("bridge_.*").await;
-        if last(
-            &health,
+    vm.wait_for_series("bridge_.*", 60, |health| {
+        last(
+            health,
             "bridge_dead_letters_total",
             "node",
             "metrics-bridge-test",
         )
         .is_some_and(|(_, v)| v >= 2.0)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no bridge health with both refusals: {:?}",
-            health
-                .iter()
-                .map(|s| (&s.metric, s.samples()))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(bridge.interrupt(), "the bridge stops cleanly on Ctrl-C");
+    })
+    .await;
+    assert!(
+        bridge.interrupt().is_some_and(|s| s.success()),
+        "the bridge stops cleanly on Ctrl-C"
+    );
 
     let health = vm.export("bridge_.*").await;
     for s in &health {

@@ -9,36 +9,9 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{open_interval, order};
-use voltmesh_engine::Side;
 use voltmesh_metrics::testing::{free_port, Series, VictoriaMetrics};
-
-/// Polls `export(regex)` until `check` holds, for at most `secs` seconds.
-async fn wait_for_series(
-    vm: &VictoriaMetrics,
-    regex: &str,
-    secs: u64,
-    check: impl Fn(&[Series]) -> bool,
-) -> Vec<Series> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let series = vm.export(regex).await;
-        if check(&series) {
-            return series;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {regex}: {:?}",
-            series
-                .iter()
-                .map(|s| (&s.metric, s.samples()))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 /// The distinct values at `t_ms` (every validator writes the same ledger point).
 fn at(series: &[Series], t_ms: i64) -> BTreeSet<String> {
@@ -56,22 +29,7 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
     std::env::set_var("VOLTMESH_INFLUX_URL", vm.base_url());
     std::env::remove_var("VOLTMESH_INFLUX_TOKEN");
     let cluster = support::start("metrics-node", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(30), |c| {
-            (0..4).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-    let start = open_interval(3);
-    let orders = [
-        (0, order(1, "s1", start, Side::Sell, 600, "0.10", 1)),
-        (1, order(2, "b1", start, Side::Buy, 400, "0.30", 1)),
-        (2, order(3, "b2", start, Side::Buy, 400, "0.20", 1)),
-        (3, order(4, "s2", start, Side::Sell, 100, "0.15", 1)),
-    ];
-    for (node, o) in &orders {
-        let (status, body) = cluster.submit(*node, o);
-        assert_eq!(status, 202, "{body}");
-    }
+    let (start, orders) = support::submit_four_orders(&cluster);
     // A refused order (a replayed nonce) shows up as a rejection with its reason.
     let (status, _) = cluster.submit(0, &orders[0].1);
     assert_eq!(status, 422);
@@ -83,10 +41,11 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
     let t = start * 1000;
 
     // Ledger: the clearing at the interval start, as the node API reports it (700 Wh at 0.20).
-    let clearing = wait_for_series(&vm, "clearing_.*", 30, |s| {
-        !at(s, t).is_empty() && s.iter().any(|x| x.name() == "clearing_price")
-    })
-    .await;
+    let clearing = vm
+        .wait_for_series("clearing_.*", 30, |s| {
+            !at(s, t).is_empty() && s.iter().any(|x| x.name() == "clearing_price")
+        })
+        .await;
     let field = |name: &str| -> BTreeSet<String> {
         clearing
             .iter()
@@ -109,7 +68,9 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
     }
 
     // Trades: per household and side; the buyers' energy adds up to the volume.
-    let trades = wait_for_series(&vm, "trade_quantity_wh", 30, |s| !s.is_empty()).await;
+    let trades = vm
+        .wait_for_series("trade_quantity_wh", 30, |s| !s.is_empty())
+        .await;
     let bought: f64 = trades
         .iter()
         .filter(|s| s.tag("side") == Some("buy"))
@@ -119,7 +80,9 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
     assert_eq!(bought, 700.0);
 
     // Orders: one series per household, with its side.
-    let order_series = wait_for_series(&vm, "order_quantity_wh", 30, |s| s.len() >= 4).await;
+    let order_series = vm
+        .wait_for_series("order_quantity_wh", 30, |s| s.len() >= 4)
+        .await;
     let households: BTreeSet<(&str, &str)> = order_series
         .iter()
         .filter_map(|s| Some((s.tag("household")?, s.tag("side")?)))
@@ -130,7 +93,9 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
     );
 
     // Health: every node, with its committed height growing and a commit latency.
-    let heights = wait_for_series(&vm, "consensus_height", 30, |s| s.len() == 4).await;
+    let heights = vm
+        .wait_for_series("consensus_height", 30, |s| s.len() == 4)
+        .await;
     let nodes: BTreeSet<&str> = heights.iter().filter_map(|s| s.tag("node")).collect();
     assert_eq!(
         nodes,
@@ -144,10 +109,9 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
     }
     let latency = vm.export("consensus_commit_latency_ms").await;
     assert_eq!(latency.len(), 4);
-    let rejections = wait_for_series(&vm, "consensus_rejection_rejected_total", 30, |s| {
-        !s.is_empty()
-    })
-    .await;
+    let rejections = vm
+        .wait_for_series("consensus_rejection_rejected_total", 30, |s| !s.is_empty())
+        .await;
     assert!(
         rejections.iter().any(|s| matches!(
             s.tag("reason"),

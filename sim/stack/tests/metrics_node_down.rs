@@ -54,14 +54,9 @@ fn the_market_carries_on_and_a_stopping_node_reports_its_drops() {
         format!("http://127.0.0.1:{}", free_port()),
     );
     let mut cluster = support::start("metrics-node-down", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(30), |c| {
-            (0..4).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    cluster.expect_height(3, Duration::from_secs(30));
     let start = open_interval(3);
-    let (status, body) = cluster.submit(0, &order(1, "s1", start, Side::Sell, 600, "0.10", 1));
-    assert_eq!(status, 202, "{body}");
+    cluster.submit_accepted(0, &order(1, "s1", start, Side::Sell, 600, "0.10", 1));
     let h = cluster.height(1);
     cluster
         .wait_for("more commits", Duration::from_secs(30), |c| {

@@ -82,6 +82,19 @@ fn one<'a>(series: &'a [Series], name: &str) -> &'a Series {
     found[0]
 }
 
+/// Runs [`sim`], which must succeed: its stdout and its summary's counts.
+fn sim_ok(url: &str, out: &Path) -> (String, (u64, u64, u64)) {
+    let run = sim(url, out);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let counts = summary_counts(&stdout);
+    (stdout, counts)
+}
+
 /// The `recorded, written, dropped` numbers of the summary's metrics line.
 fn summary_counts(stdout: &str) -> (u64, u64, u64) {
     let line = stdout
@@ -106,14 +119,7 @@ fn summary_counts(stdout: &str) -> (u64, u64, u64) {
 async fn a_simulated_day_lands_in_the_database_at_simulated_times() {
     let vm = VictoriaMetrics::start(free_port()).await;
     let out = out_dir("metrics-sim");
-    let run = sim(&vm.base_url(), &out);
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let (recorded, written, dropped) = summary_counts(&stdout);
+    let (stdout, (recorded, written, dropped)) = sim_ok(&vm.base_url(), &out);
     assert!(recorded > 96 * 3, "{stdout}");
     assert_eq!((written, dropped), (recorded, 0), "{stdout}");
 
@@ -207,14 +213,8 @@ async fn a_simulated_day_lands_in_the_database_at_simulated_times() {
 #[test]
 fn with_the_database_down_the_run_finishes_and_reports_the_drops() {
     let out = out_dir("metrics-sim-down");
-    let run = sim(&format!("http://127.0.0.1:{}", free_port()), &out);
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let (recorded, written, dropped) = summary_counts(&stdout);
+    let (stdout, (recorded, written, dropped)) =
+        sim_ok(&format!("http://127.0.0.1:{}", free_port()), &out);
     assert!(recorded > 0, "{stdout}");
     assert_eq!((written, dropped), (0, recorded), "{stdout}");
     assert!(stdout.contains("last error"), "{stdout}");

@@ -1,5 +1,6 @@
 //! Bars of the node issue, each with real `voltmesh node` processes on 127.0.0.1.
 
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::time::Duration;
@@ -11,22 +12,7 @@ use voltmesh_engine::Side;
 #[test]
 fn four_validators_commit_identical_ledgers() {
     let cluster = support::start("a", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(30), |c| {
-            (0..4).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-    let start = open_interval(3);
-    let orders = [
-        (0, order(1, "s1", start, Side::Sell, 600, "0.10", 1)),
-        (1, order(2, "b1", start, Side::Buy, 400, "0.30", 1)),
-        (2, order(3, "b2", start, Side::Buy, 400, "0.20", 1)),
-        (3, order(4, "s2", start, Side::Sell, 100, "0.15", 1)),
-    ];
-    for (node, o) in &orders {
-        let (status, body) = cluster.submit(*node, o);
-        assert_eq!(status, 202, "{body}");
-    }
+    let (start, _) = support::submit_four_orders(&cluster);
     cluster
         .wait_for(
             "the interval to clear everywhere",
@@ -66,7 +52,7 @@ fn api_rejections_say_why() {
         .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
     let ok = order(1, "s1", start, Side::Sell, 600, "0.10", 1);
-    assert_eq!(cluster.submit(0, &ok).0, 202);
+    cluster.submit_accepted(0, &ok);
     let expect = |o: &voltmesh_wire::SignedOrder, kind: &str| {
         let (status, body) = cluster.submit(0, o);
         assert_eq!(
@@ -139,11 +125,7 @@ fn api_rejections_say_why() {
 #[test]
 fn one_of_four_killed_then_restarted() {
     let mut cluster = support::start("bc", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(30), |c| {
-            (0..4).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    cluster.expect_height(3, Duration::from_secs(30));
     cluster.kill(3);
     let before = (0..3).map(|i| cluster.height(i)).max().unwrap();
     cluster
@@ -160,7 +142,7 @@ fn one_of_four_killed_then_restarted() {
         (2, order(3, "b2", start, Side::Buy, 300, "0.22", 1)),
     ];
     for (node, o) in &orders {
-        assert_eq!(cluster.submit(*node, o).0, 202);
+        cluster.submit_accepted(*node, o);
     }
     cluster
         .wait_for(
@@ -214,11 +196,7 @@ fn one_of_four_killed_then_restarted() {
 #[test]
 fn two_of_seven_killed() {
     let mut cluster = support::start("d", 7, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(40), |c| {
-            (0..7).all(|i| c.height(i) >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    cluster.expect_height(3, Duration::from_secs(40));
     cluster.kill(2);
     cluster.kill(5);
     let before = cluster.live().map(|i| cluster.height(i)).max().unwrap();
@@ -230,18 +208,8 @@ fn two_of_seven_killed() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
-    assert_eq!(
-        cluster
-            .submit(0, &order(1, "s1", start, Side::Sell, 500, "0.10", 1))
-            .0,
-        202
-    );
-    assert_eq!(
-        cluster
-            .submit(6, &order(2, "b1", start, Side::Buy, 300, "0.25", 1))
-            .0,
-        202
-    );
+    cluster.submit_accepted(0, &order(1, "s1", start, Side::Sell, 500, "0.10", 1));
+    cluster.submit_accepted(6, &order(2, "b1", start, Side::Buy, 300, "0.25", 1));
     cluster
         .wait_for("the interval to clear", Duration::from_secs(60), |c| {
             c.live().all(|i| c.interval(i, start).is_some())
@@ -261,24 +229,9 @@ fn wrong_clearing_proposals_are_refused() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
     let start = open_interval(3);
-    assert_eq!(
-        cluster
-            .submit(1, &order(1, "s1", start, Side::Sell, 600, "0.10", 1))
-            .0,
-        202
-    );
-    assert_eq!(
-        cluster
-            .submit(2, &order(2, "b1", start, Side::Buy, 400, "0.30", 1))
-            .0,
-        202
-    );
-    assert_eq!(
-        cluster
-            .submit(3, &order(3, "b2", start, Side::Buy, 400, "0.20", 1))
-            .0,
-        202
-    );
+    cluster.submit_accepted(1, &order(1, "s1", start, Side::Sell, 600, "0.10", 1));
+    cluster.submit_accepted(2, &order(2, "b1", start, Side::Buy, 400, "0.30", 1));
+    cluster.submit_accepted(3, &order(3, "b2", start, Side::Buy, 400, "0.20", 1));
     cluster
         .wait_for(
             "the interval to clear on honest nodes",

@@ -76,7 +76,7 @@ impl FromStr for BrokerAddr {
 /// listen within 10 s.
 #[cfg(feature = "embedded-broker")]
 pub fn start_embedded() -> Result<BrokerAddr, DemoError> {
-    let port = super::neighborhood::free_port()
+    let port = crate::testing::cluster::free_port()
         .map_err(|e| DemoError::Broker(format!("no free port: {e}")))?;
     let config: rumqttd::Config = serde_json::from_value(serde_json::json!({
         "id": 0,

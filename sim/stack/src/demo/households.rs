@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use voltmesh_engine::{ParticipantId, Price};
+use voltmesh_meter_bridge::testing::{BridgeToml, BrokerSection, HouseholdEntry};
 
 use super::broker::BrokerAddr;
 use super::neighborhood::Prices;
@@ -141,27 +142,29 @@ pub fn bridge_toml(
     genesis_file: &std::path::Path,
     homes: &[DemoHousehold],
 ) -> String {
-    let mut toml = format!(
-        "[broker]\nhost = {:?}\nport = {}\nclient_id = \"voltmesh-demo-bridge\"\nreconnect_min_ms = 100\nreconnect_max_ms = 2000\n\n\
-         [[subscription]]\nfilter = \"dsmr/+\"\nformat = \"dsmr\"\n\n\
-         [[subscription]]\nfilter = \"tele/+/SENSOR\"\nformat = \"tasmota\"\n\n\
-         [[subscription]]\nfilter = \"+/events/rpc\"\nformat = \"shelly_gen2\"\n\n\
-         [node]\napi_url = \"http://{api}\"\nneighborhood = {neighborhood:?}\nkey_file = {:?}\ngenesis = {:?}\n",
-        broker.host,
-        broker.port,
-        key_file.display().to_string(),
-        genesis_file.display().to_string(),
-    );
+    let mut toml = BridgeToml::new(
+        BrokerSection::new(broker.port, "voltmesh-demo-bridge")
+            .host(&broker.host)
+            .reconnect_ms(100, 2000),
+    )
+    .subscribe("dsmr/+", "dsmr")
+    .subscribe("tele/+/SENSOR", "tasmota")
+    .subscribe("+/events/rpc", "shelly_gen2")
+    .node(
+        &format!("http://{api}"),
+        neighborhood,
+        &key_file.display().to_string(),
+    )
+    .genesis(&genesis_file.display().to_string());
     for h in homes {
-        toml += &format!(
-            "\n[[household]]\nparticipant = {:?}\nmeters = [{:?}]\nbuy_limit = \"{}\"\nsell_limit = \"{}\"\n",
+        toml = toml.household(HouseholdEntry::new(
             h.participant.as_str(),
-            h.meter.device,
-            h.buy_limit,
-            h.sell_limit
-        );
+            &h.meter.device,
+            &h.buy_limit.to_string(),
+            &h.sell_limit.to_string(),
+        ));
     }
-    toml
+    toml.to_string()
 }
 
 #[cfg(test)]

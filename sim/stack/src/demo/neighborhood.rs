@@ -7,7 +7,7 @@
 //! intervals of `interval_secs` with a gate-closure lead of 30 % of the interval (at least 1 s),
 //! and every household participant allowed to be signed for by the bridge key only.
 
-use std::net::TcpListener;
+use crate::testing::cluster::free_port;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -23,15 +23,6 @@ use super::{io_error, DemoError};
 
 /// The neighborhood name in the demo's genesis.
 pub const NEIGHBORHOOD: &str = "demo";
-
-/// A free TCP port on 127.0.0.1 (bound and released: another process could take it in between,
-/// which on a quiet machine does not happen).
-///
-/// # Errors
-/// The I/O error if nothing can be bound.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
 
 /// Tariffs and fee of the demo market.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

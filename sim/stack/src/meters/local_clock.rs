@@ -4,7 +4,8 @@
 //! (UTC+1); Tasmota prints its local time without an offset (factory zone CET/CEST). Summer time
 //! runs from the last Sunday of March to the last Sunday of October, switching at 01:00 UTC.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Utc};
+use voltmesh_meter_bridge::decode::local_time::last_sunday_0100;
 
 /// A UTC instant as a CET/CEST meter shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,15 +36,6 @@ pub fn is_summer_time(t: DateTime<Utc>) -> bool {
         }
         _ => false,
     }
-}
-
-/// 01:00 UTC on the last Sunday of `month` (March or October), if the date exists.
-fn last_sunday_0100(year: i32, month: u32) -> Option<NaiveDateTime> {
-    let last = NaiveDate::from_ymd_opt(year, month, 31)?;
-    let back = last.weekday().num_days_from_sunday();
-    let sunday = last - TimeDelta::days(i64::from(back));
-    debug_assert_eq!(sunday.weekday(), Weekday::Sun);
-    sunday.and_hms_opt(1, 0, 0)
 }
 
 #[cfg(test)]

@@ -39,6 +39,20 @@ pub struct Sample {
     pub power_w: i64,
 }
 
+#[cfg(test)]
+impl Sample {
+    /// The encoders' test sample: 2026-07-01 23:30 UTC, 01:30 summer time on a meter's clock.
+    pub(crate) fn summer_night(import_wh: u64, export_wh: u64, power_w: i64) -> Sample {
+        use chrono::TimeZone;
+        Sample {
+            timestamp: Utc.with_ymd_and_hms(2026, 7, 1, 23, 30, 0).unwrap(),
+            import_wh,
+            export_wh,
+            power_w,
+        }
+    }
+}
+
 /// One MQTT message a meter publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {

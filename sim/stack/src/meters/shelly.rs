@@ -60,16 +60,10 @@ pub fn encode(device: &str, sample: &Sample) -> [Payload; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     #[test]
     fn phases_add_up_and_json_is_valid() {
-        let sample = Sample {
-            timestamp: chrono::Utc.with_ymd_and_hms(2026, 7, 1, 23, 30, 0).unwrap(),
-            import_wh: 26_289,
-            export_wh: 131_881,
-            power_w: -17,
-        };
+        let sample = Sample::summer_night(26_289, 131_881, -17);
         let [em, data] = encode("shellypro3em-1", &sample);
         assert_eq!(em.topic, "shellypro3em-1/events/rpc");
         let em: serde_json::Value = serde_json::from_slice(&em.bytes).unwrap();

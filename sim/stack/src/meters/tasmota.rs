@@ -31,16 +31,10 @@ pub fn encode(device: &str, sample: &Sample) -> Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     #[test]
     fn shape() {
-        let sample = Sample {
-            timestamp: chrono::Utc.with_ymd_and_hms(2026, 7, 1, 23, 30, 0).unwrap(),
-            import_wh: 34_507_476,
-            export_wh: 14_737_142,
-            power_w: -894,
-        };
+        let sample = Sample::summer_night(34_507_476, 14_737_142, -894);
         let p = encode("sml1", &sample);
         assert_eq!(p.topic, "tele/sml1/SENSOR");
         let v: serde_json::Value = serde_json::from_slice(&p.bytes).unwrap();

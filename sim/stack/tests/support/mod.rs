@@ -1,10 +1,11 @@
-//! The node tests' cluster: `voltmesh::cluster` with this build's binary and temp area, and
-//! panics instead of errors.
+//! The system tests' processes: `voltmesh::testing` with this build's binary and temp area.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub(crate) use voltmesh::cluster::{http, open_interval, order, Cluster};
+pub(crate) use voltmesh::testing::cluster::{http, open_interval, order, Cluster};
+pub(crate) use voltmesh::testing::{submit_four_orders, Proc};
+use voltmesh_meter_bridge::testing::BridgeToml;
 
 pub(crate) fn voltmesh() -> Command {
     Command::new(env!("CARGO_BIN_EXE_voltmesh"))
@@ -12,17 +13,33 @@ pub(crate) fn voltmesh() -> Command {
 
 /// Starts a cluster in the target's temp area.
 pub(crate) fn start(name: &str, n: usize, faulty: &[usize]) -> Cluster {
-    let root =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     Cluster::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_voltmesh")),
-        &root,
+        Path::new(env!("CARGO_BIN_EXE_voltmesh")),
+        &tmp_path(name),
         n,
         faulty,
     )
     .expect("the cluster starts")
 }
 
-pub(crate) fn path_str(p: &std::path::Path) -> &str {
+/// `<target tmp>/<name>-<pid>`, fresh and empty.
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
+    voltmesh::testing::fresh_dir(tmp_path(name))
+}
+
+fn tmp_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()))
+}
+
+/// Starts this build's `voltmesh bridge` in `dir` (see `voltmesh::testing::start_bridge`).
+pub(crate) fn start_bridge(
+    dir: &Path,
+    config: &BridgeToml,
+    env: &[(&str, Option<&str>)],
+) -> (Proc, PathBuf) {
+    voltmesh::testing::start_bridge(Path::new(env!("CARGO_BIN_EXE_voltmesh")), dir, config, env)
+}
+
+pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }

@@ -52,7 +52,12 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
 /// binding `:0` lies inside it, and an outgoing connection (from any test) can take it between
 /// our check and the node's bind. Ports are handed out in turn from a per-process random start,
 /// so one process never hands out the same port twice.
-fn free_port() -> Result<u16, ClusterError> {
+///
+/// The demo's nodes and broker take their ports from here too.
+///
+/// # Errors
+/// `AddrInUse` if no port in the range below the ephemeral range can be bound.
+pub fn free_port() -> std::io::Result<u16> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -79,10 +84,10 @@ fn free_port() -> Result<u16, ClusterError> {
             return Ok(port);
         }
     }
-    Err(ClusterError::Io {
-        what: "find a free port below the ephemeral range".into(),
-        source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
-    })
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free port below the ephemeral range",
+    ))
 }
 
 /// Seconds since the epoch.
@@ -187,11 +192,11 @@ impl Cluster {
                 .ok_or_else(|| {
                     ClusterError::Keygen(String::from_utf8_lossy(&out.stderr).into_owned())
                 })?;
-            let p2p_port = free_port()?;
+            let p2p_port = free_port().map_err(io("find a free port"))?;
             validators.push(
                 json!({"public_key": public, "address": format!("/ip4/127.0.0.1/tcp/{p2p_port}")}),
             );
-            let api = format!("127.0.0.1:{}", free_port()?);
+            let api = format!("127.0.0.1:{}", free_port().map_err(io("find a free port"))?);
             nodes.push(Node {
                 client: BlockingNodeClient::new(&format!("http://{api}"))
                     .map_err(|e| ClusterError::Client(e.to_string()))?,
@@ -329,6 +334,18 @@ impl Cluster {
         Err(format!("timed out waiting for {what}\n{logs}"))
     }
 
+    /// Waits until every node has committed at least `height` blocks.
+    ///
+    /// # Panics
+    /// With the tail of every node's log if that takes longer than `timeout`.
+    pub fn expect_height(&self, height: u64, timeout: Duration) {
+        let n = self.nodes.len();
+        self.wait_for("first commits", timeout, |c| {
+            (0..n).all(|i| c.height(i) >= height)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// The hash of node `i`'s committed block at `height`.
     pub fn block_hash(&self, i: usize, height: u64) -> Option<String> {
         let block = self.nodes[i].client.block(height).ok().flatten()?;
@@ -341,6 +358,15 @@ impl Cluster {
         let body = serde_json::to_vec(order).unwrap_or_default();
         let path = api::ORDERS;
         http_with(&self.nodes[i].client, "POST", path, Some(body)).unwrap_or((0, Value::Null))
+    }
+
+    /// [`Cluster::submit`], which must be accepted (202).
+    ///
+    /// # Panics
+    /// With the node's answer if it is not.
+    pub fn submit_accepted(&self, i: usize, order: &SignedOrder) {
+        let (status, body) = self.submit(i, order);
+        assert_eq!(status, 202, "{body}");
     }
 
     /// `GET /v1/intervals/{start}` of node `i`, once it has cleared.
