@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use voltmesh_wire::SignedOrder;
 use voltmesh_engine::Side;
 use voltmesh_meter_bridge::testing::BridgeToml;
+use voltmesh_wire::SignedOrder;
 
 use cluster::{bridge_key, open_interval, order, Cluster};
 
