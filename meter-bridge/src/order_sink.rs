@@ -4,7 +4,7 @@
 //! Each planned [`Order`] becomes one [`OrderTicket`] ([`ticket`]) signed with the bridge key for
 //! the neighborhood in genesis ([`sign_orders`]); the node checks it against the keys genesis lists
 //! for the participant. [`voltmesh_wire::client::NodeClient`] posts them to a node's API
-//! ([`crate::node_sink`]);
+//! ([`crate::runtime::node_sink`]);
 //! [`ChannelSink`] hands them to a bounded channel (tests and benches read it).
 //!
 //! # Nonce rule
