@@ -1,6 +1,6 @@
 //! Errors of the network adapter, one enum per concern.
 
-use std::{io, path::PathBuf};
+use std::io;
 
 use libp2p::PeerId;
 
@@ -125,48 +125,17 @@ pub enum PublishError {
 #[error("the network event loop has stopped")]
 pub struct Stopped;
 
-/// A key file that cannot be read, written or parsed.
+/// A node key that cannot be read, written, parsed or used as a libp2p identity. The key file
+/// itself is the wire contract's ([`voltmesh_wire::key`]); only the libp2p conversions add kinds.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
-    /// Reading or writing the file failed (including "already exists" when saving).
-    #[error("key file {path}: {source}")]
-    Io {
-        /// The key file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
-    /// The contents are not hexadecimal.
-    #[error("key is not valid hex: {0}")]
-    Hex(#[from] hex::FromHexError),
-    /// The decoded key has the wrong length.
-    #[error("key must be {expected} bytes, found {found}")]
-    Length {
-        /// Required length.
-        expected: usize,
-        /// Decoded length.
-        found: usize,
-    },
-    /// The bytes are not a valid ed25519 key.
+    /// The key file or its text (I/O, hex, length, randomness): [`voltmesh_wire::key::KeyError`].
+    #[error(transparent)]
+    Key(#[from] voltmesh_wire::key::KeyError),
+    /// The bytes are not a valid ed25519 key for libp2p.
     #[error("not a valid ed25519 key: {0}")]
     Invalid(#[source] libp2p::identity::DecodingError),
     /// The keypair is not ed25519.
     #[error("the keypair is not an ed25519 key")]
     NotEd25519,
-}
-
-impl From<voltmesh_wire::key::KeyError> for KeyFileError {
-    fn from(e: voltmesh_wire::key::KeyError) -> Self {
-        use voltmesh_wire::key::KeyError;
-        match e {
-            KeyError::Io { path, source } => KeyFileError::Io { path, source },
-            KeyError::Hex(e) => KeyFileError::Hex(e),
-            KeyError::Length { expected, found } => KeyFileError::Length { expected, found },
-            KeyError::Random(message) => KeyFileError::Io {
-                path: PathBuf::new(),
-                source: io::Error::other(message),
-            },
-        }
-    }
 }

@@ -65,17 +65,11 @@ pub fn secret_to_hex(keypair: &Keypair) -> Result<String, KeyFileError> {
 /// Parses a keypair from the hex secret key (surrounding whitespace ignored).
 ///
 /// # Errors
-/// [`KeyFileError::Hex`] for non-hex text, [`KeyFileError::Length`] if it does not decode to 32
-/// bytes, [`KeyFileError::Invalid`] if libp2p refuses the key.
+/// [`KeyFileError::Key`] for non-hex text or a length other than 32 bytes ([`key::from_hex`]),
+/// [`KeyFileError::Invalid`] if libp2p refuses the key.
 pub fn keypair_from_hex(text: &str) -> Result<Keypair, KeyFileError> {
-    let bytes = hex::decode(text.trim())?;
-    if bytes.len() != KEY_LEN {
-        return Err(KeyFileError::Length {
-            expected: KEY_LEN,
-            found: bytes.len(),
-        });
-    }
-    Keypair::ed25519_from_bytes(bytes).map_err(KeyFileError::Invalid)
+    let secret = key::from_hex(text)?;
+    Keypair::ed25519_from_bytes(secret.to_bytes()).map_err(KeyFileError::Invalid)
 }
 
 /// The ed25519 public key of `keypair` as 64 hex characters.
@@ -89,15 +83,15 @@ pub fn public_key_hex(keypair: &Keypair) -> Result<String, KeyFileError> {
 /// Parses an ed25519 public key from 64 hex characters (as written in the genesis file).
 ///
 /// # Errors
-/// [`KeyFileError::Hex`], [`KeyFileError::Length`] or [`KeyFileError::Invalid`] as for
-/// [`keypair_from_hex`].
+/// [`KeyFileError::Key`] or [`KeyFileError::Invalid`] as for [`keypair_from_hex`].
 pub fn public_key_from_hex(text: &str) -> Result<ed25519::PublicKey, KeyFileError> {
-    let bytes = hex::decode(text.trim())?;
+    let bytes = hex::decode(text.trim()).map_err(key::KeyError::Hex)?;
     if bytes.len() != KEY_LEN {
-        return Err(KeyFileError::Length {
+        return Err(key::KeyError::Length {
             expected: KEY_LEN,
             found: bytes.len(),
-        });
+        }
+        .into());
     }
     ed25519::PublicKey::try_from_bytes(&bytes).map_err(KeyFileError::Invalid)
 }
@@ -111,7 +105,7 @@ pub fn peer_id_of(public: &ed25519::PublicKey) -> PeerId {
 /// Writes `keypair` to a new file at `path` in the key file format ([`key::write`]).
 ///
 /// # Errors
-/// [`KeyFileError::Io`] if the file exists already or cannot be written,
+/// [`KeyFileError::Key`] if the file exists already or cannot be written,
 /// [`KeyFileError::NotEd25519`] if the keypair is not ed25519.
 pub fn save_keypair(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError> {
     let secret = SigningKey::from_bytes(&secret_key_bytes(keypair)?);
@@ -121,7 +115,7 @@ pub fn save_keypair(path: &Path, keypair: &Keypair) -> Result<(), KeyFileError> 
 /// Reads a keypair from a key file ([`key::read`]).
 ///
 /// # Errors
-/// [`KeyFileError::Io`] if the file cannot be read, otherwise as for [`keypair_from_hex`].
+/// [`KeyFileError::Key`] if the file cannot be read, otherwise as for [`keypair_from_hex`].
 pub fn load_keypair(path: &Path) -> Result<Keypair, KeyFileError> {
     let secret = key::read(path)?;
     Keypair::ed25519_from_bytes(secret.to_bytes()).map_err(KeyFileError::Invalid)
@@ -149,21 +143,24 @@ mod tests {
 
     #[test]
     fn bad_text_is_an_error_not_a_panic() {
-        assert!(matches!(keypair_from_hex("zz"), Err(KeyFileError::Hex(_))));
+        assert!(matches!(
+            keypair_from_hex("zz"),
+            Err(KeyFileError::Key(key::KeyError::Hex(_)))
+        ));
         assert!(matches!(
             keypair_from_hex("abcd"),
-            Err(KeyFileError::Length {
+            Err(KeyFileError::Key(key::KeyError::Length {
                 expected: 32,
                 found: 2
-            })
+            }))
         ));
         assert!(matches!(
             public_key_from_hex(&"00".repeat(31)),
-            Err(KeyFileError::Length { .. })
+            Err(KeyFileError::Key(key::KeyError::Length { .. }))
         ));
         assert!(matches!(
             keypair_from_hex(""),
-            Err(KeyFileError::Length { .. })
+            Err(KeyFileError::Key(key::KeyError::Length { .. }))
         ));
     }
 
@@ -183,7 +180,7 @@ mod tests {
         let other = generate_keypair();
         assert!(matches!(
             save_keypair(&path, &other),
-            Err(KeyFileError::Io { .. })
+            Err(KeyFileError::Key(key::KeyError::Io { .. }))
         ));
         assert_eq!(load_keypair(&path).expect("load").public(), kp.public());
         #[cfg(unix)]
