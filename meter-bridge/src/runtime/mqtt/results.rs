@@ -261,19 +261,24 @@ mod tests {
         ParticipantId::from(text)
     }
 
-    #[test]
-    fn fills_are_split_per_household_and_topics_are_laid_out() {
-        let interval =
-            IntervalSpec::DEFAULT.containing(DateTime::from_timestamp(1_790_000_000, 0).unwrap());
-        let price: Price = "0.210000".parse().unwrap();
-        let trade = |buyer: &str, seller: &str, q: Wh| Trade {
+    /// A trade of `q` Wh from `seller` to `buyer` at `price`, with ids named after them.
+    fn trade(buyer: &str, seller: &str, q: Wh, price: Price) -> Trade {
+        Trade {
             buy_id: format!("{buyer}-b").into(),
             sell_id: format!("{seller}-s").into(),
             buyer: p(buyer),
             seller: p(seller),
             quantity_wh: q,
             price,
-        };
+        }
+    }
+
+    #[test]
+    fn fills_are_split_per_household_and_topics_are_laid_out() {
+        let interval =
+            IntervalSpec::DEFAULT.containing(DateTime::from_timestamp(1_790_000_000, 0).unwrap());
+        let price: Price = "0.210000".parse().unwrap();
+        let trade = |buyer: &str, seller: &str, q: Wh| trade(buyer, seller, q, price);
         let outcome = ClearingOutcome {
             trades: vec![trade("hh-2", "hh-1", 300), trade("hh-3", "hh-1", 200)],
             volume_wh: 500,
@@ -320,14 +325,7 @@ mod tests {
         let interval =
             IntervalSpec::DEFAULT.containing(DateTime::from_timestamp(1_790_000_000, 0).unwrap());
         let price: Price = "0.200000".parse().unwrap();
-        let trade = |buyer: &str, seller: &str, q: Wh| Trade {
-            buy_id: format!("{buyer}-b").into(),
-            sell_id: format!("{seller}-s").into(),
-            buyer: p(buyer),
-            seller: p(seller),
-            quantity_wh: q,
-            price,
-        };
+        let trade = |buyer: &str, seller: &str, q: Wh| trade(buyer, seller, q, price);
         let trades = [trade("a", "b", 1_000), trade("c", "d", 500)];
         let tariffs = Tariffs::new("0.08".parse().unwrap(), "0.30".parse().unwrap()).unwrap();
         let fee: Price = "0.01".parse().unwrap();
