@@ -48,6 +48,16 @@ pub trait App {
         block_time_ms: u64,
     ) -> Result<(), Reject>;
 
+    /// Tells the app that `block` is certified (a verified QC names it), so that it can compute
+    /// and keep the state after it even if it never validated the block (it arrived by sync, or
+    /// this replica did not vote for it). The replica calls it for every block it accepts with a
+    /// verified certificate, parents before children; a block may be reported more than once.
+    /// Without this, a replica that lacks the state of an uncommitted ancestor could refuse every
+    /// proposal on top of it (audit finding H3). The default does nothing (stateless apps).
+    fn certified(&mut self, block: &Block) {
+        let _ = block;
+    }
+
     /// Applies a committed block. Called once per block, in height order.
     fn commit(&mut self, block: &Block);
 
