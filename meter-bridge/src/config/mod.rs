@@ -165,7 +165,7 @@ mod sections;
 mod tests;
 
 pub use sections::{
-    BrokerConfig, NodeConfig, Queues, SettlementConfig, Subscription, TlsConfig, Topics,
+    ApiUrls, BrokerConfig, NodeConfig, Queues, SettlementConfig, Subscription, TlsConfig, Topics,
 };
 
 /// The file as parsed, before [`RawConfig::validate`].
@@ -329,12 +329,13 @@ impl RawConfig {
                 return Err(ConfigError::ZeroQueue(name));
             }
         }
-        let url = &self.node.api_url;
-        let host = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
-            return Err(ConfigError::BadNodeUrl(url.clone()));
+        for url in self.node.api_url.urls() {
+            let host = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+                return Err(ConfigError::BadNodeUrl(url.clone()));
+            }
         }
         if self.node.neighborhood.is_empty() {
             return Err(ConfigError::EmptyNeighborhood);

@@ -131,15 +131,70 @@ impl Default for Queues {
     }
 }
 
-/// `[node]`: which node the bridge submits orders to and how it signs them.
+/// `[node] api_url`: one node API URL (`"http://…"`) or a list of them, tried in order
+/// ([`crate::runtime::failover`]).
+///
+/// # Invariant
+/// Not empty (an empty list does not deserialize).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUrls(Vec<String>);
+
+impl ApiUrls {
+    /// The URLs, in failover order.
+    pub fn urls(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The first URL: the node tried first.
+    pub fn primary(&self) -> &str {
+        &self.0[0]
+    }
+}
+
+impl From<&str> for ApiUrls {
+    fn from(url: &str) -> Self {
+        ApiUrls(vec![url.to_owned()])
+    }
+}
+
+impl Serialize for ApiUrls {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(url) => Ok(ApiUrls(vec![url])),
+            OneOrMany::Many(urls) if urls.is_empty() => Err(serde::de::Error::custom(
+                "node.api_url: the list names no node",
+            )),
+            OneOrMany::Many(urls) => Ok(ApiUrls(urls)),
+        }
+    }
+}
+
+/// `[node]`: which nodes the bridge submits orders to and how it signs them.
 ///
 /// # Invariants (after validation)
-/// `api_url` starts with `http://` or `https://`; `neighborhood` is not empty.
+/// Every `api_url` starts with `http://` or `https://`; `neighborhood` is not empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
-    /// Base URL of the node's HTTP API (its `api` setting), e.g. `http://127.0.0.1:7600`.
-    pub api_url: String,
+    /// Base URL of the node's HTTP API (its `api` setting), e.g. `http://127.0.0.1:7600`, or a
+    /// list of the neighborhood's nodes' URLs: the bridge moves to the next one when a node is
+    /// down or overloaded ([`crate::runtime::failover`]).
+    pub api_url: ApiUrls,
     /// The neighborhood's name as in genesis: signatures are bound to it.
     pub neighborhood: String,
     /// The bridge's ed25519 key, in the format `voltmesh keygen` writes (64 hex characters). Its
@@ -155,7 +210,7 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
-            api_url: "http://127.0.0.1:7600".to_owned(),
+            api_url: ApiUrls::from("http://127.0.0.1:7600"),
             neighborhood: "voltmesh".to_owned(),
             key_file: PathBuf::from("bridge.key"),
             genesis: None,

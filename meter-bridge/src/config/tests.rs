@@ -232,3 +232,22 @@ fn deprecated_tables_still_work_without_genesis() {
     );
     assert_eq!(config.node.genesis, None);
 }
+
+#[test]
+fn node_api_url_takes_one_url_or_a_failover_list() {
+    let one = with("[node]\napi_url = \"http://127.0.0.1:7600\"").unwrap();
+    assert_eq!(one.node.api_url.urls(), ["http://127.0.0.1:7600"]);
+    let many =
+        with("[node]\napi_url = [\"http://10.0.0.1:7600\", \"https://10.0.0.2:7600\"]").unwrap();
+    assert_eq!(
+        many.node.api_url.urls(),
+        ["http://10.0.0.1:7600", "https://10.0.0.2:7600"]
+    );
+    assert_eq!(many.node.api_url.primary(), "http://10.0.0.1:7600");
+    assert!(matches!(
+        with("[node]\napi_url = [\"http://10.0.0.1:7600\", \"ftp://x\"]"),
+        Err(ConfigError::BadNodeUrl(url)) if url == "ftp://x"
+    ));
+    let empty = with("[node]\napi_url = []").unwrap_err().to_string();
+    assert!(empty.contains("names no node"), "{empty}");
+}

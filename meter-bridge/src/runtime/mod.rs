@@ -55,6 +55,7 @@ use crate::runtime::planner::run_planner;
 use crate::shutdown::Shutdown;
 
 pub mod clock;
+pub mod failover;
 pub mod followups;
 pub mod metrics;
 pub mod mqtt;

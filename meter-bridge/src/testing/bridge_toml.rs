@@ -64,6 +64,8 @@ pub struct NodeSection {
     /// `genesis`: where the bridge reads the market interval and tariffs (instead of
     /// `[market]`/`[settlement]`).
     pub genesis: Option<String>,
+    /// Further node API URLs to fail over to: with any, `api_url` is written as a list.
+    pub failover: Vec<String>,
 }
 
 /// `[settlement]`: tariffs and fee, as decimal strings.
@@ -163,7 +165,22 @@ impl BridgeToml {
             neighborhood: neighborhood.to_owned(),
             key_file: key_file.to_owned(),
             genesis: None,
+            failover: Vec::new(),
         });
+        self
+    }
+
+    /// Adds a node API URL to fail over to (after [`BridgeToml::node`]).
+    ///
+    /// # Panics
+    /// If `[node]` is not set yet.
+    #[must_use]
+    pub fn failover(mut self, api_url: &str) -> Self {
+        self.node
+            .as_mut()
+            .expect("BridgeToml::node before BridgeToml::failover")
+            .failover
+            .push(api_url.to_owned());
         self
     }
 
@@ -273,13 +290,18 @@ impl fmt::Display for BridgeToml {
         }
         if let Some(n) = &self.node {
             table(&mut out, "[node]");
+            if n.failover.is_empty() {
+                strings(&mut out, &[("api_url", &n.api_url)])?;
+            } else {
+                let urls: Vec<String> = std::iter::once(&n.api_url)
+                    .chain(&n.failover)
+                    .map(|u| Quoted(u).to_string())
+                    .collect();
+                writeln!(out, "api_url = [{}]", urls.join(", "))?;
+            }
             strings(
                 &mut out,
-                &[
-                    ("api_url", &n.api_url),
-                    ("neighborhood", &n.neighborhood),
-                    ("key_file", &n.key_file),
-                ],
+                &[("neighborhood", &n.neighborhood), ("key_file", &n.key_file)],
             )?;
             if let Some(genesis) = &n.genesis {
                 strings(&mut out, &[("genesis", genesis)])?;

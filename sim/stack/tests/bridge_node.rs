@@ -149,14 +149,31 @@ impl Drop for Meters {
 /// at `node_api`, for households `h1` (meter `m-h1`) and `h2` (`m-h2`); the bridge reads the
 /// market interval and tariffs from the cluster's `genesis`.
 fn start_bridge(dir: &Path, broker_port: u16, node_api: &str, genesis: &Path) -> (Proc, PathBuf) {
+    start_bridge_failing_over(dir, broker_port, &[node_api], genesis)
+}
+
+/// [`start_bridge`] with a list of node APIs, tried in this order.
+fn start_bridge_failing_over(
+    dir: &Path,
+    broker_port: u16,
+    node_apis: &[&str],
+    genesis: &Path,
+) -> (Proc, PathBuf) {
     let household = |h: &str, meter: &str| HouseholdEntry::new(h, meter, "0.30", "0.10");
-    let config =
+    let mut config =
         BridgeToml::new(BrokerSection::new(broker_port, "bridge-node-test").reconnect_ms(50, 500))
             .subscribe("voltmesh/meters/+", "native")
-            .node(&format!("http://{node_api}"), NEIGHBORHOOD, "bridge.key")
+            .node(
+                &format!("http://{}", node_apis[0]),
+                NEIGHBORHOOD,
+                "bridge.key",
+            )
             .genesis(&genesis.display().to_string())
             .household(household("h1", "m-h1"))
             .household(household("h2", "m-h2"));
+    for api in &node_apis[1..] {
+        config = config.failover(&format!("http://{api}"));
+    }
     support::start_bridge(dir, &config, &[])
 }
 
@@ -346,6 +363,40 @@ fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
     wait("orders through the restarted node", &log, || {
         traded(&cluster, 0, "h1", "sold_wh") > 0 && traded(&cluster, 0, "h2", "bought_wh") > 0
     });
+    assert!(bridge.running(), "pid {}", bridge.id());
+    let status = bridge.interrupt().expect("the bridge stops within 30 s");
+    assert!(status.success(), "bridge exit status {status}");
+}
+
+/// The bridge lists two nodes and the first is down: it fails over to the second, and the
+/// households' orders commit without waiting for the first node to come back.
+#[test]
+fn a_bridge_with_two_nodes_fails_over_when_the_first_is_down() {
+    let dir = support::temp_dir("bridge-node-failover");
+    let mut cluster = support::start("bridge-node-failover-cluster", 4, &[]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(60), |c| {
+            c.height(0) >= 2
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    cluster.kill(3);
+    let broker = Mosquitto::start(&BrokerOptions::default());
+    let port = broker.port;
+    let (mut bridge, log) = start_bridge_failing_over(
+        &dir,
+        port,
+        &[&cluster.nodes[3].api, &cluster.nodes[0].api],
+        &cluster.root.join("genesis.json"),
+    );
+    let _meters = Meters::start(port);
+    wait("orders through the second node", &log, || {
+        traded(&cluster, 0, "h1", "sold_wh") > 0 && traded(&cluster, 0, "h2", "bought_wh") > 0
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("failing over"),
+        "the bridge says it moved to the next node"
+    );
     assert!(bridge.running(), "pid {}", bridge.id());
     let status = bridge.interrupt().expect("the bridge stops within 30 s");
     assert!(status.success(), "bridge exit status {status}");

@@ -10,6 +10,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::watch;
 use voltmesh_meter_bridge::cli::{BridgeArgs, BridgeCommand, DecodeArgs};
 use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
+use voltmesh_meter_bridge::runtime::failover::Failover;
 use voltmesh_meter_bridge::runtime::{self as bridge, Io, LinkStatus, WallClock};
 use voltmesh_wire::client::NodeClient;
 
@@ -30,9 +31,21 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
         .metrics
         .overridden_by(&flags, |key| std::env::var(key).ok());
     let key = load_key(&config.node.key_file)?;
-    let node = NodeClient::new(&config.node.api_url)?;
+    let clients = config
+        .node
+        .api_url
+        .urls()
+        .iter()
+        .map(|url| NodeClient::new(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nodes = clients
+        .iter()
+        .map(|c| c.base().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let node = Failover::new(clients).context("[node] api_url names no node")?;
     tracing::info!(
-        node = %node.base(),
+        nodes = %nodes,
         neighborhood = %config.node.neighborhood,
         bridge_key = %hex::encode(key.verifying_key().to_bytes()),
         households = config.registry.households().count(),
@@ -43,7 +56,7 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let counts = node.clone();
+    let clients = node.sinks().to_vec();
     runtime.block_on(async move {
         let ingest = bridge::new_ingest(&config);
         let (status, _status_rx) = watch::channel(LinkStatus::default());
@@ -60,15 +73,18 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
         })
         .await
     })?;
-    let c = counts.counts();
-    tracing::info!(
-        accepted = c.accepted,
-        already_there = c.already_there,
-        rejected = c.rejected,
-        malformed = c.malformed,
-        unavailable = c.unavailable,
-        "bridge stopped"
-    );
+    for client in clients {
+        let c = client.counts();
+        tracing::info!(
+            node = %client.base(),
+            accepted = c.accepted,
+            already_there = c.already_there,
+            rejected = c.rejected,
+            malformed = c.malformed,
+            unavailable = c.unavailable,
+            "bridge stopped"
+        );
+    }
     Ok(())
 }
 
