@@ -3,10 +3,23 @@
 use super::error::ReplicaError;
 
 /// Test-only misbehaviour, to show that honest replicas contain it.
+///
+/// Only code can set these (the simulation harness, and the node's `[testing]` section for
+/// `InvalidPayload` alone): no node config field maps to any other variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestFault {
     /// Propose payloads from [`super::app::App::propose_invalid`] instead of `propose`.
     InvalidPayload,
+    /// Before each proposal and each vote, broadcast a validly signed vote for the same block
+    /// that names a wrong height (audit H1).
+    WrongHeightVotes,
+    /// Stamp every proposal `now + max_clock_drift_ms`, the latest time voters accept
+    /// (audit H4, L12).
+    FutureTimestamps,
+    /// Never send votes (still proposes and times out).
+    WithholdVotes,
+    /// Send every vote and every timeout this many times.
+    Flood(u16),
 }
 
 /// Replica configuration. All durations are milliseconds of the driver's clock.
