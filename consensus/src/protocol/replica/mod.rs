@@ -124,8 +124,11 @@ pub struct Status {
     pub last_voted_view: u64,
 }
 
+/// Signatures on one `(view, block, height)`; votes that name another height for the same block
+/// go to their own accumulator, so they can never push honest votes out (audit H1).
 #[derive(Debug)]
 struct VoteAcc {
+    /// The height every signature here was made over (also part of the map key).
     height: u64,
     signatures: BTreeMap<ValidatorIndex, Signature>,
 }
@@ -163,7 +166,10 @@ pub struct Replica<A: App> {
     my_timeout: Option<Timeout>,
     last_timeout_sent_ms: u64,
     proposed_view: u64,
-    votes: BTreeMap<(u64, BlockHash), VoteAcc>,
+    /// Vote accumulators keyed by `(view, block, height)`.
+    votes: BTreeMap<(u64, BlockHash, u64), VoteAcc>,
+    /// The one accepted vote per `(view, voter)`, recorded only once it was verified and
+    /// counted.
     voted: BTreeMap<(u64, ValidatorIndex), BlockHash>,
     timeouts: BTreeMap<u64, TimeoutAcc>,
     sync: SyncState,

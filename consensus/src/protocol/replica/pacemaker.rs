@@ -154,7 +154,7 @@ impl<A: App> Replica<A> {
         self.tc_streak = if via_qc { 0 } else { self.tc_streak + 1 };
         self.my_timeout = None;
         let keep_from = view.saturating_sub(1);
-        self.votes.retain(|(v, _), _| *v >= keep_from);
+        self.votes.retain(|(v, _, _), _| *v >= keep_from);
         self.voted.retain(|(v, _), _| *v >= keep_from);
         self.timeouts.retain(|v, _| *v >= keep_from);
     }

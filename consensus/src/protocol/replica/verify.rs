@@ -44,7 +44,7 @@ impl<A: App> Replica<A> {
         // Signatures we already verified as individual votes need no second check.
         let validators = self.chain.validators();
         check_signers(qc.signers(), validators.quorum())?;
-        let known = self.votes.get(&(qc.view, qc.block));
+        let known = self.votes.get(&(qc.view, qc.block, qc.height));
         let msg = vote_message(&self.chain, qc.view, qc.height, &qc.block);
         for (index, sig) in &qc.signatures {
             if known.is_some_and(|acc| {
