@@ -273,8 +273,14 @@ impl<A: App> Replica<A> {
         for qc in &qcs {
             replica.try_commit(qc);
         }
-        replica.view = (replica.safety.high_qc.view + 1)
-            .max(replica.safety.high_tc.as_ref().map_or(0, |tc| tc.view + 1))
+        replica.view = (replica.safety.high_qc.view.saturating_add(1))
+            .max(
+                replica
+                    .safety
+                    .high_tc
+                    .as_ref()
+                    .map_or(0, |tc| tc.view.saturating_add(1)),
+            )
             .max(replica.safety.last_voted_view)
             .max(1);
         replica.proposed_view = replica.safety.last_voted_view;
@@ -438,5 +444,67 @@ impl<A: App> Replica<A> {
             self.scheduled = Some(next);
             self.out.push(Output::ScheduleTick(next));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{from, Net, ME, T0};
+    use crate::protocol::block::Block;
+    use crate::protocol::certificate::{QuorumCert, Vote};
+    use crate::protocol::message::Msg;
+    use crate::protocol::timeout::Timeout;
+
+    /// Audit L2: views and heights at `u64::MAX` from a peer are dropped or refused, and never
+    /// overflow (tests build with overflow checks, so an overflow panics here).
+    #[test]
+    fn peer_input_at_u64_max_never_overflows() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let max_vote = Vote::new(
+            &net.chain,
+            net.key(b1.proposer()),
+            b1.proposer(),
+            u64::MAX,
+            u64::MAX,
+            b1.hash(),
+        );
+        r.handle(T0, from(1, Msg::Vote(max_vote)));
+        let max_timeout = Timeout::new(
+            &net.chain,
+            net.key(b1.proposer()),
+            b1.proposer(),
+            u64::MAX,
+            net.genesis_qc(),
+            None,
+        );
+        r.handle(T0, from(1, Msg::Timeout(max_timeout)));
+        // A block at the highest height and view on top of genesis, and a child above it.
+        let top = Block::new(
+            u64::MAX,
+            u64::MAX,
+            b1.proposer(),
+            T0,
+            net.genesis_qc(),
+            vec![1],
+        );
+        r.handle(T0, from(1, net.proposal(top.clone(), None)));
+        let above = QuorumCert {
+            block: top.hash(),
+            view: u64::MAX,
+            height: u64::MAX,
+            signatures: Vec::new(),
+        };
+        let child = Block::new(0, 0, b1.proposer(), T0, above, vec![2]);
+        let response = Msg::SyncResponse {
+            blocks: vec![top, child],
+            qc: None,
+        };
+        r.handle(T0, from(1, response));
+
+        assert_eq!(r.status().view, 1);
+        assert_eq!(r.status().committed_height, 0);
+        assert!(r.stats().invalid_messages >= 2, "{:?}", r.stats());
     }
 }

@@ -28,7 +28,11 @@ impl<A: App> Replica<A> {
         let view = self.view;
         self.safety.last_voted_view = self.safety.last_voted_view.max(view);
         self.persist_safety();
-        let last_tc = self.safety.high_tc.clone().filter(|tc| tc.view + 1 == view);
+        let last_tc = self
+            .safety
+            .high_tc
+            .clone()
+            .filter(|tc| tc.view.checked_add(1) == Some(view));
         let timeout = Timeout::new(
             &self.chain,
             &self.key,
@@ -52,7 +56,7 @@ impl<A: App> Replica<A> {
         from: ValidatorIndex,
         t: Timeout,
     ) -> Result<(), VerifyError> {
-        if t.view > self.view + MAX_VIEWS_AHEAD {
+        if t.view > self.view.saturating_add(MAX_VIEWS_AHEAD) {
             return Ok(());
         }
         if t.view < self.view {
@@ -141,7 +145,7 @@ impl<A: App> Replica<A> {
             self.safety.high_tc = Some(tc.clone());
             self.persist_safety();
         }
-        self.advance_view(now, tc.view + 1, false);
+        self.advance_view(now, tc.view.saturating_add(1), false);
     }
 
     pub(super) fn advance_view(&mut self, now: u64, view: u64, via_qc: bool) {
@@ -151,7 +155,11 @@ impl<A: App> Replica<A> {
         tracing::trace!(replica = %self.me, view, via_qc, "enter view");
         self.view = view;
         self.view_started_ms = now;
-        self.tc_streak = if via_qc { 0 } else { self.tc_streak + 1 };
+        self.tc_streak = if via_qc {
+            0
+        } else {
+            self.tc_streak.saturating_add(1)
+        };
         self.my_timeout = None;
         let keep_from = view.saturating_sub(1);
         self.votes.retain(|(v, _, _), _| *v >= keep_from);

@@ -32,12 +32,12 @@ impl<A: App> Replica<A> {
         if self.proposed_view >= self.view {
             return None;
         }
-        let entered = self.safety.high_qc.view + 1 == self.view
+        let entered = self.safety.high_qc.view.checked_add(1) == Some(self.view)
             || self
                 .safety
                 .high_tc
                 .as_ref()
-                .is_some_and(|tc| tc.view + 1 == self.view);
+                .is_some_and(|tc| tc.view.checked_add(1) == Some(self.view));
         if !entered {
             return None;
         }
@@ -190,8 +190,10 @@ impl<A: App> Replica<A> {
         if let Some(tc) = &tc {
             self.process_tc(now, tc, from);
         }
-        let justified = justify.view + 1 == block.view()
-            || tc.as_ref().is_some_and(|tc| tc.view + 1 == block.view());
+        let justified = justify.view.checked_add(1) == Some(block.view())
+            || tc
+                .as_ref()
+                .is_some_and(|tc| tc.view.checked_add(1) == Some(block.view()));
         if !justified {
             return Err(VerifyError::UnjustifiedView {
                 view: block.view(),
@@ -206,7 +208,7 @@ impl<A: App> Replica<A> {
             self.request_sync(now, from, block.parent());
             return Ok(());
         };
-        if block.height() != parent.height() + 1
+        if parent.height().checked_add(1) != Some(block.height())
             || block.view() <= parent.view()
             || justify.view != parent.view()
             || justify.height != parent.height()

@@ -101,7 +101,7 @@ impl<A: App> Replica<A> {
         } else if qc.height > self.tree.committed_height() {
             self.request_sync(now, from, qc.block);
         }
-        self.advance_view(now, qc.view + 1, true);
+        self.advance_view(now, qc.view.saturating_add(1), true);
     }
 
     /// `(B, B')` if `qc` certifies `B'` whose parent `B` is one view older (a direct chain).
@@ -111,7 +111,8 @@ impl<A: App> Replica<A> {
             return None;
         }
         let parent = self.tree.get(&child.parent())?;
-        (child.view() == parent.view() + 1).then_some((parent.hash(), child.hash()))
+        (parent.view().checked_add(1) == Some(child.view()))
+            .then_some((parent.hash(), child.hash()))
     }
 
     pub(super) fn try_commit(&mut self, qc: &QuorumCert) {
