@@ -4,7 +4,8 @@
 //! - The view only grows (`advance_view` ignores older views); entering a view resets its timer
 //!   and our timeout, and forgets votes and timeouts older than the previous view.
 //! - The view timer doubles with each view entered through a TC in a row (`tc_streak`) and resets
-//!   when a view is entered through a QC.
+//!   when a view is entered through a QC. It runs from the later of entering the view and
+//!   `parent.timestamp + min_block_interval_ms` (audit H4).
 //! - Before a timeout is broadcast, `last_voted_view` is raised to the view and the safety state
 //!   is queued for persistence: a replica never votes in a view it timed out in.
 //! - `f + 1` timeouts for our view make us time out too; `quorum` timeouts form a TC, which
@@ -19,8 +20,21 @@ use crate::protocol::timeout::{timeout_message, Timeout, TimeoutCert};
 use crate::protocol::validators::ValidatorIndex;
 
 impl<A: App> Replica<A> {
+    /// When the current view times out: its timeout after the later of entering the view and
+    /// the earliest time its leader may propose (`parent.timestamp + min_block_interval_ms`,
+    /// the parent being our high QC's block). A parent stamped in the future therefore delays
+    /// the timer instead of eating the next leader's view (audit H4).
     pub(super) fn view_deadline(&self) -> u64 {
+        let paced = self
+            .tree
+            .get(&self.safety.high_qc.block)
+            .map_or(0, |parent| {
+                parent
+                    .timestamp_ms()
+                    .saturating_add(self.config.min_block_interval_ms)
+            });
         self.view_started_ms
+            .max(paced)
             .saturating_add(self.config.view_timeout_ms(self.tc_streak))
     }
 
@@ -229,6 +243,38 @@ mod tests {
             ]
         );
         assert_eq!(r.stats().timeouts, 1, "a resend is not a new timeout");
+    }
+
+    #[test]
+    fn a_parent_stamped_in_the_future_delays_the_view_timer_instead_of_killing_the_next_view() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let drift = r.config.max_clock_drift_ms;
+        let interval = r.config.min_block_interval_ms;
+        // The leader of view 1 stamps its block as far ahead as voters accept.
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + drift);
+        r.handle(T0, from(1, net.proposal(b1.clone(), None)));
+        r.handle(T0 + 10, from(1, Msg::Vote(net.vote(1, &b1))));
+        r.handle(T0 + 20, from(2, Msg::Vote(net.vote(2, &b1))));
+        assert_eq!(r.status().view, 2);
+
+        // Without pacing, view 2 would time out at T0 + 20 + VIEW_TIMEOUT.
+        let out = r.handle(T0 + 20 + VIEW_TIMEOUT, Input::Tick);
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::Broadcast(Msg::Timeout(_)))),
+            "{out:?}"
+        );
+        assert_eq!(r.stats().timeouts, 0);
+
+        // A leader of view 2 that is slower than a view timeout after the QC still gets our
+        // vote: the timer runs until b1's time + interval + timeout.
+        let late = T0 + 50 + VIEW_TIMEOUT;
+        assert!(late < T0 + drift + interval + VIEW_TIMEOUT);
+        let b2 = net.child(&b1, net.qc(&b1, &[0, 1, 2]), 2, late);
+        r.handle(late, from(2, net.proposal(b2, None)));
+        assert_eq!(r.stats().votes, 2);
+        assert_eq!(r.stats().timeouts, 0);
     }
 
     #[test]

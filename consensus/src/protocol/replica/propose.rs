@@ -4,8 +4,9 @@
 //! - A leader's block and its raised `last_voted_view` are queued for persistence before the
 //!   proposal is broadcast (audit L1): after a crash it never proposes twice in one view.
 //! - A replica proposes at most once per view (`proposed_view`), only as the view's leader, only
-//!   after entering the view through a QC or TC for the previous view, and no earlier than
-//!   `min_block_interval_ms` after its parent's timestamp.
+//!   after entering the view through a QC or TC for the previous view. Its block is stamped
+//!   `max(now, parent.timestamp + min_block_interval_ms)`; it waits only while that is more
+//!   than half of `max_clock_drift_ms` ahead of its clock (audit H4).
 //! - A proposal's signature, justify QC and TC are verified before any state changes; its
 //!   certificates are processed (they may advance the view) before it is judged.
 //! - A valid block is stored (and `Persist::Block` emitted) even when we do not vote for it.
@@ -58,12 +59,22 @@ impl<A: App> Replica<A> {
         let earliest = parent
             .timestamp_ms()
             .saturating_add(self.config.min_block_interval_ms);
-        if now < earliest {
-            return Some(earliest);
+        // Stamp the block `max(now, earliest)` rather than wait, while that is at most half the
+        // drift ahead of our clock (the other half is slack for voters whose clocks are behind
+        // ours): a parent stamped in the future costs us little time (audit H4).
+        let slack = self.config.max_clock_drift_ms / 2;
+        if earliest > now.saturating_add(slack) {
+            return Some(earliest - slack);
         }
+        let ts = match self.config.test_fault {
+            Some(TestFault::FutureTimestamps) => now
+                .saturating_add(self.config.max_clock_drift_ms)
+                .max(earliest),
+            _ => now.max(earliest),
+        };
         let payload = match self.config.test_fault {
-            Some(TestFault::InvalidPayload) => self.app.propose_invalid(&parent, now),
-            _ => self.app.propose(&parent, now),
+            Some(TestFault::InvalidPayload) => self.app.propose_invalid(&parent, ts),
+            _ => self.app.propose(&parent, ts),
         };
         if payload.len() > MAX_PAYLOAD_BYTES {
             tracing::error!(replica = %self.me, len = payload.len(), "app proposed an oversized payload");
@@ -87,7 +98,7 @@ impl<A: App> Replica<A> {
             parent.height().saturating_add(1),
             self.view,
             self.me,
-            now,
+            ts,
             self.safety.high_qc.clone(),
             payload,
         )
@@ -397,7 +408,7 @@ mod tests {
         r.handle(T0, Input::Tick);
         let timed_out = r.handle(T0 + VIEW_TIMEOUT, Input::Tick);
         assert!(matches!(timed_out[1], Output::Broadcast(Msg::Timeout(_))));
-        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + VIEW_TIMEOUT);
 
         let out = r.handle(T0 + VIEW_TIMEOUT, from(1, net.proposal(b1.clone(), None)));
 
@@ -411,12 +422,12 @@ mod tests {
         let me = v(1); // the leader of view 1
         let mut r = net.replica(me);
         let interval = r.config.min_block_interval_ms;
+        // Audit H4: the leader need not wait for `parent + interval`; it may stamp the block up
+        // to half the drift ahead of its clock.
+        let early = interval - r.config.max_clock_drift_ms / 2;
 
-        assert_eq!(
-            r.handle(0, Input::Tick),
-            vec![Output::ScheduleTick(interval)]
-        );
-        let out = r.handle(interval, Input::Tick);
+        assert_eq!(r.handle(0, Input::Tick), vec![Output::ScheduleTick(early)]);
+        let out = r.handle(early, Input::Tick);
 
         let block = Block::new(
             1,
@@ -436,7 +447,8 @@ mod tests {
                 Output::Persist(Persist::Safety(voted(1))),
                 Output::Broadcast(Msg::Proposal(proposal)),
                 Output::Broadcast(Msg::Vote(vote)),
-                Output::ScheduleTick(VIEW_TIMEOUT),
+                // The view timer runs from `parent + interval`.
+                Output::ScheduleTick(interval + VIEW_TIMEOUT),
             ]
         );
         assert_eq!(r.stats().proposals, 1);

@@ -360,7 +360,8 @@ mod tests {
                 Output::Persist(Persist::Safety(after_b2)),
                 Output::Persist(Persist::Safety(after_qc2)),
                 Output::Commit(Arc::new(b1)),
-                Output::ScheduleTick(now + VIEW_TIMEOUT),
+                // The view timer runs from b2's time + the block interval.
+                Output::ScheduleTick(T0 + 1_000 + VIEW_TIMEOUT),
             ]
         );
         assert_eq!(r.app().committed, [1]);

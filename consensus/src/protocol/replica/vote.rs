@@ -187,7 +187,8 @@ mod tests {
             out,
             vec![
                 Output::Persist(Persist::Safety(safety)),
-                Output::ScheduleTick(T0 + 20 + VIEW_TIMEOUT),
+                // The timer of view 2 runs from b1's time + the block interval (audit H4).
+                Output::ScheduleTick(T0 + 500 + VIEW_TIMEOUT),
             ]
         );
         assert_eq!(r.status().view, 2);
@@ -306,7 +307,7 @@ mod tests {
             vec![
                 Output::Persist(Persist::Safety(safety)),
                 Output::Commit(Arc::new(b1)),
-                Output::ScheduleTick(T0 + 520 + VIEW_TIMEOUT),
+                Output::ScheduleTick(T0 + 1_000 + VIEW_TIMEOUT),
             ]
         );
         assert_eq!(r.app().committed, [1]);
