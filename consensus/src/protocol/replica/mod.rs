@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use ed25519_dalek::{Signature, SigningKey};
 
+use self::amnesia::AmnesiaGuard;
 use super::app::App;
 use super::block::{Block, BlockHash};
 use super::block_tree::BlockTree;
@@ -38,6 +39,7 @@ use super::safety::SafetyState;
 use super::timeout::Timeout;
 use super::validators::ValidatorIndex;
 
+mod amnesia;
 mod pacemaker;
 mod propose;
 mod sync;
@@ -107,6 +109,8 @@ pub struct Stats {
     pub commits: u64,
     /// Commits that conflicted with the committed chain (must stay 0).
     pub commit_conflicts: u64,
+    /// Votes not cast because the amnesia guard was up.
+    pub abstained: u64,
 }
 
 /// A snapshot of where the replica is.
@@ -179,6 +183,8 @@ pub struct Replica<A: App> {
     out: Vec<Output>,
     stats: Stats,
     started: bool,
+    /// Up while a replica restored without a trustworthy safety record may not sign.
+    amnesia: Option<AmnesiaGuard>,
 }
 
 impl<A: App> Replica<A> {
@@ -233,6 +239,7 @@ impl<A: App> Replica<A> {
             out: Vec::new(),
             stats: Stats::default(),
             started: false,
+            amnesia: None,
         })
     }
 
@@ -284,6 +291,33 @@ impl<A: App> Replica<A> {
             .max(replica.safety.last_voted_view)
             .max(1);
         replica.proposed_view = replica.safety.last_voted_view;
+        Ok(replica)
+    }
+
+    /// As [`Replica::restore`], for a store whose safety record cannot be trusted: a restored
+    /// backup, or a wiped or lost store with the same key (pass
+    /// `SafetyState::initial(chain.genesis_qc())` and no blocks when nothing is left). The
+    /// replica signs nothing until the amnesia guard lifts; see the `amnesia` module docs
+    /// for the rule and why it is safe (audit M5).
+    ///
+    /// # Errors
+    /// As [`Replica::restore`].
+    pub fn restore_untrusted(
+        chain: Chain,
+        key: SigningKey,
+        config: Config,
+        app: A,
+        safety: SafetyState,
+        blocks: Vec<Block>,
+        last_committed: BlockHash,
+    ) -> Result<Self, ReplicaError> {
+        let genesis_only = blocks.iter().all(|b| b.height() == 0)
+            && safety.last_voted_view == 0
+            && safety.high_qc.view == 0
+            && safety.high_tc.is_none();
+        let mut replica = Self::restore(chain, key, config, app, safety, blocks, last_committed)?;
+        tracing::warn!(replica = %replica.me, "restored without a trusted safety record: amnesia guard up");
+        replica.amnesia = Some(AmnesiaGuard::new(genesis_only));
         Ok(replica)
     }
 
@@ -397,7 +431,7 @@ impl<A: App> Replica<A> {
             next = next.min(at);
         }
         // View timer.
-        if self.my_timeout.is_none() {
+        if self.my_timeout.is_none() && self.may_time_out() {
             let deadline = self.view_deadline();
             if now >= deadline {
                 self.local_timeout(now);

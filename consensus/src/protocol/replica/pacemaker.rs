@@ -39,6 +39,9 @@ impl<A: App> Replica<A> {
     }
 
     pub(super) fn local_timeout(&mut self, now: u64) {
+        if !self.may_time_out() {
+            return;
+        }
         let view = self.view;
         self.safety.last_voted_view = self.safety.last_voted_view.max(view);
         self.persist_safety();
@@ -73,17 +76,6 @@ impl<A: App> Replica<A> {
         if t.view > self.view.saturating_add(MAX_VIEWS_AHEAD) {
             return Ok(());
         }
-        if t.view < self.view {
-            // A laggard: hand it our certificates (cheap to verify, no state change here).
-            self.out.push(Output::Send(
-                from,
-                Msg::SyncInfo {
-                    high_qc: self.safety.high_qc.clone(),
-                    high_tc: self.safety.high_tc.clone(),
-                },
-            ));
-            return Ok(());
-        }
         if self
             .timeouts
             .get(&t.view)
@@ -94,9 +86,22 @@ impl<A: App> Replica<A> {
         if self.chain.validators().key(t.sender).is_none() {
             return Err(VerifyError::UnknownValidator(t.sender));
         }
+        // Verify before anything else, answers to laggards included (audit M1).
         let msg = timeout_message(&self.chain, t.view, t.high_qc.view);
         if !self.chain.validators().verify(t.sender, &msg, &t.signature) {
             return Err(VerifyError::BadSignature(t.sender));
+        }
+        self.note_report(from, t.sender, t.view);
+        if t.view < self.view {
+            // A laggard: hand it our certificates.
+            self.out.push(Output::Send(
+                from,
+                Msg::SyncInfo {
+                    high_qc: self.safety.high_qc.clone(),
+                    high_tc: self.safety.high_tc.clone(),
+                },
+            ));
+            return Ok(());
         }
         self.verify_qc(&t.high_qc)?;
         if let Some(tc) = &t.last_tc {
@@ -149,6 +154,7 @@ impl<A: App> Replica<A> {
     }
 
     pub(super) fn process_tc(&mut self, now: u64, tc: &TimeoutCert, from: ValidatorIndex) {
+        self.note_certificate(tc.view);
         self.process_qc(now, &tc.high_qc, from);
         if self
             .safety

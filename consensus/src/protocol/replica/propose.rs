@@ -30,7 +30,7 @@ use crate::protocol::validators::ValidatorIndex;
 
 impl<A: App> Replica<A> {
     fn can_propose(&self) -> Option<Arc<Block>> {
-        if self.proposed_view >= self.view {
+        if self.proposed_view >= self.view || self.amnesia.is_some() {
             return None;
         }
         let entered = self.safety.high_qc.view.checked_add(1) == Some(self.view)
@@ -192,6 +192,7 @@ impl<A: App> Replica<A> {
         };
         proposal.verify_signature(&self.chain)?;
         let block = proposal.block;
+        self.note_report(from, block.proposer(), block.view());
         let justify = block.justify().clone();
         self.verify_qc(&justify)?;
         if let Some(tc) = &tc {
@@ -283,6 +284,11 @@ impl<A: App> Replica<A> {
                 .safety
                 .safe_to_vote(block.view(), justify.view, tc.as_ref())
         {
+            return Ok(());
+        }
+        if self.amnesia.is_some() {
+            self.stats.abstained += 1;
+            tracing::debug!(replica = %self.me, view = block.view(), "amnesia guard: not voting");
             return Ok(());
         }
         if let Err(reject) = self.app.validate(&parent, block.payload(), ts) {

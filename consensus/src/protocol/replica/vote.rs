@@ -29,7 +29,7 @@ impl<A: App> Replica<A> {
     pub(super) fn on_vote(
         &mut self,
         now: u64,
-        _from: ValidatorIndex,
+        from: ValidatorIndex,
         vote: Vote,
     ) -> Result<(), VerifyError> {
         if vote.view.saturating_add(1) < self.view
@@ -52,6 +52,7 @@ impl<A: App> Replica<A> {
             }
         }
         vote.verify(&self.chain)?;
+        self.note_report(from, vote.voter, vote.view);
         self.add_vote(now, vote);
         Ok(())
     }
@@ -86,6 +87,7 @@ impl<A: App> Replica<A> {
 
     /// Takes a verified QC into account: high QC, view, commits, sync.
     pub(super) fn process_qc(&mut self, now: u64, qc: &QuorumCert, from: ValidatorIndex) {
+        self.note_certificate(qc.view);
         if qc.view > self.safety.high_qc.view {
             self.safety.high_qc = qc.clone();
             self.persist_safety();
