@@ -33,7 +33,7 @@ use super::block_tree::BlockTree;
 use super::certificate::QuorumCert;
 use super::chain::Chain;
 use super::config::Config;
-use super::error::ReplicaError;
+use super::error::{ReplicaError, VerifyError};
 use super::message::Msg;
 use super::safety::SafetyState;
 use super::timeout::Timeout;
@@ -111,6 +111,9 @@ pub struct Stats {
     pub commit_conflicts: u64,
     /// Votes not cast because the amnesia guard was up.
     pub abstained: u64,
+    /// Signature verifications of votes, timeouts and certificates (audit M1: repeated
+    /// invalid messages must not cost new ones).
+    pub signature_checks: u64,
 }
 
 /// A snapshot of where the replica is.
@@ -179,6 +182,14 @@ pub struct Replica<A: App> {
     sync: SyncState,
     verified: BTreeSet<[u8; 32]>,
     verified_order: VecDeque<[u8; 32]>,
+    /// Digests of certificates that failed verification, with the error (bounded, oldest
+    /// forgotten first).
+    invalid_certs: BTreeMap<[u8; 32], VerifyError>,
+    invalid_certs_order: VecDeque<[u8; 32]>,
+    /// `(view, sender)` pairs that sent a vote or timeout with a bad signature: their further
+    /// votes and timeouts for that view are ignored unverified. Pruned with the view window,
+    /// so at most `(MAX_VIEWS_AHEAD + 2) · n` entries.
+    invalid_senders: BTreeSet<(u64, ValidatorIndex)>,
     scheduled: Option<u64>,
     out: Vec<Output>,
     stats: Stats,
@@ -235,6 +246,9 @@ impl<A: App> Replica<A> {
             sync: SyncState::default(),
             verified: BTreeSet::new(),
             verified_order: VecDeque::new(),
+            invalid_certs: BTreeMap::new(),
+            invalid_certs_order: VecDeque::new(),
+            invalid_senders: BTreeSet::new(),
             scheduled: None,
             out: Vec::new(),
             stats: Stats::default(),

@@ -76,10 +76,11 @@ impl<A: App> Replica<A> {
         if t.view > self.view.saturating_add(MAX_VIEWS_AHEAD) {
             return Ok(());
         }
-        if self
-            .timeouts
-            .get(&t.view)
-            .is_some_and(|acc| acc.entries.contains_key(&t.sender))
+        if self.invalid_senders.contains(&(t.view, from))
+            || self
+                .timeouts
+                .get(&t.view)
+                .is_some_and(|acc| acc.entries.contains_key(&t.sender))
         {
             return Ok(());
         }
@@ -88,7 +89,9 @@ impl<A: App> Replica<A> {
         }
         // Verify before anything else, answers to laggards included (audit M1).
         let msg = timeout_message(&self.chain, t.view, t.high_qc.view);
+        self.stats.signature_checks += 1;
         if !self.chain.validators().verify(t.sender, &msg, &t.signature) {
+            self.invalid_senders.insert((t.view, from));
             return Err(VerifyError::BadSignature(t.sender));
         }
         self.note_report(from, t.sender, t.view);
@@ -185,6 +188,7 @@ impl<A: App> Replica<A> {
         self.votes.retain(|(v, _, _), _| *v >= keep_from);
         self.voted.retain(|(v, _), _| *v >= keep_from);
         self.timeouts.retain(|v, _| *v >= keep_from);
+        self.invalid_senders.retain(|(v, _)| *v >= keep_from);
     }
 }
 
@@ -339,6 +343,24 @@ mod tests {
             )]
         );
         assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn a_laggards_timeout_is_verified_before_it_is_answered() {
+        let (net, mut r, _) = through_a_tc();
+        let mut forged = net.timeout(3, 1, net.genesis_qc());
+        forged.signature = net.timeout(2, 1, net.genesis_qc()).signature;
+        let checks = r.stats().signature_checks;
+
+        for i in 0..5 {
+            assert_eq!(
+                r.handle(T0 + 20 + i, from(3, Msg::Timeout(forged.clone()))),
+                vec![]
+            );
+        }
+
+        assert_eq!(r.stats().invalid_messages, 1);
+        assert_eq!(r.stats().signature_checks, checks + 1);
     }
 
     #[test]

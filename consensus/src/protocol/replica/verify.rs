@@ -6,6 +6,8 @@
 //!   (`votes`), or the whole certificate's digest is in the cache.
 //! - Only certificates that passed every check enter the cache; the cache holds at most
 //!   [`VERIFIED_CACHE`] digests and forgets the oldest first.
+//! - A QC that failed is remembered with its error in a second cache of the same bound, so a
+//!   re-sent invalid QC costs no signature checks (audit M1).
 //! - The genesis QC needs no signatures.
 //! - Nothing here changes the view, the safety state or the outputs.
 
@@ -20,6 +22,18 @@ use crate::protocol::timeout::TimeoutCert;
 const VERIFIED_CACHE: usize = 256;
 
 impl<A: App> Replica<A> {
+    /// Remembers a certificate that failed verification (audit M1), forgetting the oldest.
+    fn remember_invalid(&mut self, digest: [u8; 32], err: &VerifyError) {
+        if self.invalid_certs.insert(digest, err.clone()).is_none() {
+            self.invalid_certs_order.push_back(digest);
+            if self.invalid_certs_order.len() > VERIFIED_CACHE {
+                if let Some(old) = self.invalid_certs_order.pop_front() {
+                    self.invalid_certs.remove(&old);
+                }
+            }
+        }
+    }
+
     fn remember(&mut self, digest: [u8; 32]) {
         if self.verified.insert(digest) {
             self.verified_order.push_back(digest);
@@ -41,6 +55,18 @@ impl<A: App> Replica<A> {
         if self.verified.contains(&digest) {
             return Ok(());
         }
+        if let Some(err) = self.invalid_certs.get(&digest) {
+            return Err(err.clone());
+        }
+        let result = self.verify_qc_signatures(qc);
+        match &result {
+            Ok(()) => self.remember(digest),
+            Err(err) => self.remember_invalid(digest, err),
+        }
+        result
+    }
+
+    fn verify_qc_signatures(&mut self, qc: &QuorumCert) -> Result<(), VerifyError> {
         // Signatures we already verified as individual votes need no second check.
         let validators = self.chain.validators();
         check_signers(qc.signers(), validators.quorum())?;
@@ -55,11 +81,11 @@ impl<A: App> Replica<A> {
             if validators.key(*index).is_none() {
                 return Err(VerifyError::UnknownValidator(*index));
             }
+            self.stats.signature_checks += 1;
             if !validators.verify(*index, &msg, sig) {
                 return Err(VerifyError::BadSignature(*index));
             }
         }
-        self.remember(digest);
         Ok(())
     }
 

@@ -37,7 +37,9 @@ impl<A: App> Replica<A> {
         {
             return Ok(());
         }
-        if self.voted.contains_key(&(vote.view, vote.voter)) {
+        if self.voted.contains_key(&(vote.view, vote.voter))
+            || self.invalid_senders.contains(&(vote.view, from))
+        {
             return Ok(());
         }
         // A vote for a block we hold must name that block's height and view; such a vote can
@@ -51,7 +53,11 @@ impl<A: App> Replica<A> {
                 });
             }
         }
-        vote.verify(&self.chain)?;
+        self.stats.signature_checks += 1;
+        if let Err(err) = vote.verify(&self.chain) {
+            self.invalid_senders.insert((vote.view, from));
+            return Err(err);
+        }
         self.note_report(from, vote.voter, vote.view);
         self.add_vote(now, vote);
         Ok(())
@@ -228,12 +234,58 @@ mod tests {
         let mut forged = net.vote(1, &b1);
         forged.signature = net.vote(2, &b1).signature;
 
-        assert_eq!(r.handle(T0 + 10, from(1, Msg::Vote(forged))), vec![]);
+        // Sent by validator 3 in validator 1's name (a sender that sends a bad signature is
+        // ignored for the rest of the view, see the next test).
+        assert_eq!(r.handle(T0 + 10, from(3, Msg::Vote(forged))), vec![]);
         assert_eq!(r.stats().invalid_messages, 1);
-        // The forger's real vote still counts: the forged one was not recorded.
+        // Validator 1's real vote still counts: the forged one was not recorded.
         r.handle(T0 + 11, from(1, Msg::Vote(net.vote(1, &b1))));
         r.handle(T0 + 12, from(2, Msg::Vote(net.vote(2, &b1))));
         assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn repeated_bad_signatures_from_one_sender_cost_one_verification_per_view() {
+        let (net, mut r, b1) = voted_on_b1();
+        let mut forged = net.vote(1, &b1);
+        forged.signature = net.vote(2, &b1).signature;
+        let before = r.stats().signature_checks;
+
+        for i in 0..10 {
+            r.handle(T0 + 10 + i, from(1, Msg::Vote(forged.clone())));
+        }
+
+        assert_eq!(r.stats().signature_checks, before + 1);
+        assert_eq!(r.stats().invalid_messages, 1);
+        // Its votes are ignored for the rest of view 1, others' still count.
+        r.handle(T0 + 30, from(1, Msg::Vote(net.vote(1, &b1))));
+        assert_eq!(r.stats().signature_checks, before + 1);
+        r.handle(T0 + 31, from(2, Msg::Vote(net.vote(2, &b1))));
+        r.handle(T0 + 32, from(3, Msg::Vote(net.vote(3, &b1))));
+        assert_eq!(r.status().view, 2);
+    }
+
+    #[test]
+    fn an_invalid_qc_is_verified_once() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let mut qc = net.qc(&b1, &[1, 2, 3]);
+        qc.signatures[2].1 = net.vote(1, &b1).signature; // the bad one last
+        let sync = Msg::SyncInfo {
+            high_qc: qc,
+            high_tc: None,
+        };
+
+        r.handle(T0, from(1, sync.clone()));
+        assert_eq!(r.stats().signature_checks, 3);
+        for i in 0..10 {
+            r.handle(T0 + 1 + i, from(1, sync.clone()));
+        }
+
+        assert_eq!(r.stats().signature_checks, 3);
+        assert_eq!(r.stats().invalid_messages, 11);
+        assert_eq!(r.status().view, 1);
     }
 
     /// A validly signed vote for `block` that names another height.
