@@ -10,8 +10,7 @@
 //! one exception, below). It listens:
 //! 1. **Reports.** Every validly signed vote, timeout or proposal that a validator sent itself
 //!    (the authenticated sender is the signer) reports that validator's view. Once reports
-//!    from a quorum of *other* validators are in, `floor = (highest reported view) + 1`, and
-//!    `last_voted_view` is raised to `floor` and persisted.
+//!    from a quorum of *other* validators are in, `floor = (highest reported view) + 1`.
 //! 2. **Certificate.** The guard lifts when a verified QC or TC for a view `>= floor` is
 //!    processed. The replica is then in a view above `floor` and signs normally.
 //!
@@ -34,20 +33,21 @@
 //! - A timeout for view 1 is always signed over `(view 1, high QC view 0)`: the only QC before
 //!   view 1 ends is genesis. Re-signing it gives the same bytes as before, so a guarded replica
 //!   may send it.
-//! - If the replica restored nothing beyond genesis (no blocks, no vote), the quorum of reports
-//!   shows nothing above view 1 and no certificate above view 1 was heard, the chain is taken
-//!   to be fresh and the guard lifts at once (all guarded replicas time out view 1 together,
-//!   which costs one view at the start).
+//! - If the replica restored nothing beyond genesis (no blocks, no vote), a quorum of other
+//!   validators signed and sent something *in view 1* since the restart, and no certificate
+//!   above view 1 was heard, the chain is taken to be fresh and the guard lifts at once (all
+//!   guarded replicas time out view 1 together, which costs one view at the start). By the
+//!   argument above, that quorum holds an honest signer of the highest certificate `c` at the
+//!   crash, which would never sign in view 1 again if `c >= 2`; so `c <= 1`.
 //!
-//!   Residual risk, accepted: an old incarnation that entered view 2 through a view-1
-//!   certificate and signed there, while no other validator has signed anything above view 1
-//!   since the restart.
+//!   Residual risk, accepted: `c = 1`, and the old incarnation entered view 2 through that
+//!   view-1 certificate and signed there.
 //!
 //! # Liveness
 //! The guarded replica counts as one faulty validator until the guard lifts: with `f` other
 //! faults it may wait until they recover.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{App, Replica};
 use crate::protocol::validators::ValidatorIndex;
@@ -59,6 +59,8 @@ pub(super) struct AmnesiaGuard {
     reports: BTreeMap<ValidatorIndex, u64>,
     /// `highest report + 1` once a quorum of other validators reported.
     floor: Option<u64>,
+    /// Other validators that signed and sent something for view 1 since the restart.
+    in_view_1: BTreeSet<ValidatorIndex>,
     /// The replica restored nothing beyond genesis (no blocks, no vote).
     restored_genesis_only: bool,
     /// A verified certificate for a view above 1 was processed.
@@ -99,22 +101,24 @@ impl<A: App> Replica<A> {
         };
         let seen = guard.reports.entry(signer).or_insert(0);
         *seen = (*seen).max(view);
-        if guard.floor.is_some() || guard.reports.len() < quorum {
-            return;
+        if view <= 1 {
+            guard.in_view_1.insert(signer);
         }
-        let highest = guard.reports.values().copied().max().unwrap_or(0);
-        if guard.restored_genesis_only && highest <= 1 && !guard.saw_certificate_above_1 {
+        if guard.restored_genesis_only
+            && guard.in_view_1.len() >= quorum
+            && !guard.saw_certificate_above_1
+        {
             tracing::info!(replica = %self.me, "amnesia guard lifted: nothing beyond genesis exists");
             self.amnesia = None;
             return;
         }
+        if guard.floor.is_some() || guard.reports.len() < quorum {
+            return;
+        }
+        let highest = guard.reports.values().copied().max().unwrap_or(0);
         let floor = highest.saturating_add(1);
         guard.floor = Some(floor);
         tracing::info!(replica = %self.me, floor, "amnesia guard: waiting for a certificate at or above the floor");
-        if self.safety.last_voted_view < floor {
-            self.safety.last_voted_view = floor;
-            self.persist_safety();
-        }
     }
 
     /// A verified certificate for `view` was processed.
@@ -223,14 +227,11 @@ mod tests {
         let net = Net::new();
         let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
         let mut r = restored(&net, vec![b1.clone()], false);
-        // Validators 1, 2 and 3 report view 1 by voting for b1 themselves: the floor is 2,
-        // made durable as the last voted view.
+        // Validators 1, 2 and 3 report view 1 by voting for b1 themselves: the floor is 2.
         r.handle(T0 + 1, from(1, Msg::Vote(net.vote(1, &b1))));
         r.handle(T0 + 2, from(2, Msg::Vote(net.vote(2, &b1))));
-        let out = r.handle(T0 + 3, from(3, Msg::Vote(net.vote(3, &b1))));
-        assert!(out.iter().any(
-            |o| matches!(o, Output::Persist(super::super::Persist::Safety(s)) if s.last_voted_view == 2)
-        ));
+        r.handle(T0 + 3, from(3, Msg::Vote(net.vote(3, &b1))));
+        assert_eq!(r.amnesia.as_ref().and_then(|g| g.floor), Some(2));
         assert_eq!(r.status().view, 2, "QC(b1) formed from their votes");
         assert!(r.is_guarded(), "QC for view 1 is below the floor");
 
