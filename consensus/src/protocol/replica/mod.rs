@@ -190,6 +190,8 @@ pub struct Replica<A: App> {
     /// votes and timeouts for that view are ignored unverified. Pruned with the view window,
     /// so at most `(MAX_VIEWS_AHEAD + 2) · n` entries.
     invalid_senders: BTreeSet<(u64, ValidatorIndex)>,
+    /// Laggards already answered with our certificates in this view (once each per view).
+    answered_laggards: BTreeSet<ValidatorIndex>,
     scheduled: Option<u64>,
     out: Vec<Output>,
     stats: Stats,
@@ -249,6 +251,7 @@ impl<A: App> Replica<A> {
             invalid_certs: BTreeMap::new(),
             invalid_certs_order: VecDeque::new(),
             invalid_senders: BTreeSet::new(),
+            answered_laggards: BTreeSet::new(),
             scheduled: None,
             out: Vec::new(),
             stats: Stats::default(),

@@ -76,7 +76,8 @@ impl<A: App> Replica<A> {
         if t.view > self.view.saturating_add(MAX_VIEWS_AHEAD) {
             return Ok(());
         }
-        if self.invalid_senders.contains(&(t.view, from))
+        if (t.view < self.view && self.answered_laggards.contains(&from))
+            || self.invalid_senders.contains(&(t.view, from))
             || self
                 .timeouts
                 .get(&t.view)
@@ -96,7 +97,8 @@ impl<A: App> Replica<A> {
         }
         self.note_report(from, t.sender, t.view);
         if t.view < self.view {
-            // A laggard: hand it our certificates.
+            // A laggard: hand it our certificates, once per view of ours (audit M1).
+            self.answered_laggards.insert(from);
             self.out.push(Output::Send(
                 from,
                 Msg::SyncInfo {
@@ -189,6 +191,7 @@ impl<A: App> Replica<A> {
         self.voted.retain(|(v, _), _| *v >= keep_from);
         self.timeouts.retain(|v, _| *v >= keep_from);
         self.invalid_senders.retain(|(v, _)| *v >= keep_from);
+        self.answered_laggards.clear();
     }
 }
 
@@ -361,6 +364,24 @@ mod tests {
 
         assert_eq!(r.stats().invalid_messages, 1);
         assert_eq!(r.stats().signature_checks, checks + 1);
+    }
+
+    #[test]
+    fn a_laggard_is_answered_once_per_view() {
+        let (net, mut r, _) = through_a_tc();
+        assert_eq!(r.status().view, 2);
+        let mut answers = 0;
+        for i in 0..5 {
+            let out = r.handle(
+                T0 + 20 + i,
+                from(3, Msg::Timeout(net.timeout(3, 1, net.genesis_qc()))),
+            );
+            answers += out
+                .iter()
+                .filter(|o| matches!(o, Output::Send(_, Msg::SyncInfo { .. })))
+                .count();
+        }
+        assert_eq!(answers, 1);
     }
 
     #[test]
