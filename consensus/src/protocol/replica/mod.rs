@@ -19,7 +19,8 @@
 //! handler-level tests (one input in, the outputs asserted):
 //! `verify.rs` (certificate checks with a cache), `propose.rs` (leading a view and receiving
 //! proposals), `vote.rs` (votes, QCs, the commit rule), `pacemaker.rs` (view timer, timeouts,
-//! TCs, entering views) and `sync.rs` (certificate sync and block sync).
+//! TCs, entering views), `sync.rs` (certificate sync and block sync) and `amnesia.rs` (the guard
+//! of a replica restored without a trustworthy safety record).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
