@@ -463,7 +463,7 @@ impl<A: App> Replica<A> {
                 .saturating_add(self.config.timeout_resend_ms);
             if now >= resend {
                 self.last_timeout_sent_ms = now;
-                self.out.push(Output::Broadcast(Msg::Timeout(t)));
+                self.broadcast_timeout(&t);
                 next = next.min(now.saturating_add(self.config.timeout_resend_ms));
             } else {
                 next = next.min(resend);

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use super::{App, Output, Replica, TimeoutAcc, MAX_VIEWS_AHEAD};
+use crate::protocol::config::TestFault;
 use crate::protocol::error::VerifyError;
 use crate::protocol::message::Msg;
 use crate::protocol::timeout::{timeout_message, Timeout, TimeoutCert};
@@ -62,9 +63,19 @@ impl<A: App> Replica<A> {
         self.stats.timeouts += 1;
         self.my_timeout = Some(timeout.clone());
         self.last_timeout_sent_ms = now;
-        self.out
-            .push(Output::Broadcast(Msg::Timeout(timeout.clone())));
+        self.broadcast_timeout(&timeout);
         self.add_timeout(now, timeout);
+    }
+
+    /// Broadcasts our timeout (the test fault [`TestFault::Flood`] repeats it).
+    pub(super) fn broadcast_timeout(&mut self, t: &Timeout) {
+        let copies = match self.config.test_fault {
+            Some(TestFault::Flood(n)) => n.max(1),
+            _ => 1,
+        };
+        for _ in 0..copies {
+            self.out.push(Output::Broadcast(Msg::Timeout(t.clone())));
+        }
     }
 
     pub(super) fn on_timeout(
