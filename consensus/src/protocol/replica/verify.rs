@@ -6,8 +6,8 @@
 //!   (`votes`), or the whole certificate's digest is in the cache.
 //! - Only certificates that passed every check enter the cache; the cache holds at most
 //!   [`VERIFIED_CACHE`] digests and forgets the oldest first.
-//! - A QC that failed is remembered with its error in a second cache of the same bound, so a
-//!   re-sent invalid QC costs no signature checks (audit M1).
+//! - A QC or TC that failed is remembered with its error in a second cache of the same bound,
+//!   so a re-sent invalid certificate costs no signature checks (audit M1).
 //! - The genesis QC needs no signatures.
 //! - Nothing here changes the view, the safety state or the outputs.
 
@@ -96,10 +96,18 @@ impl<A: App> Replica<A> {
         if self.verified.contains(&digest) {
             return Ok(());
         }
-        self.verify_qc(&tc.high_qc)?;
-        tc.verify(&self.chain)?;
-        self.remember(digest);
-        Ok(())
+        if let Some(err) = self.invalid_certs.get(&digest) {
+            return Err(err.clone());
+        }
+        let result = self.verify_qc(&tc.high_qc).and_then(|()| {
+            self.stats.signature_checks += tc.entries.len() as u64;
+            tc.verify(&self.chain)
+        });
+        match &result {
+            Ok(()) => self.remember(digest),
+            Err(err) => self.remember_invalid(digest, err),
+        }
+        result
     }
 }
 
@@ -170,6 +178,22 @@ mod tests {
         forged.entries[0].2 = tc.entries[0].2; // signed for view 1, not 2
         assert_eq!(r.verify_tc(&forged), Err(VerifyError::BadSignature(v(1))));
         assert_eq!(r.verified.len(), 1);
+    }
+
+    #[test]
+    fn an_invalid_tc_is_verified_once() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let mut forged = net.tc(2, net.genesis_qc(), &[1, 2, 3]);
+        forged.entries[2].2 = net.tc(1, net.genesis_qc(), &[1, 2, 3]).entries[2].2;
+
+        assert_eq!(r.verify_tc(&forged), Err(VerifyError::BadSignature(v(3))));
+        let checks = r.stats.signature_checks;
+        assert!(checks > 0);
+        for _ in 0..10 {
+            assert_eq!(r.verify_tc(&forged), Err(VerifyError::BadSignature(v(3))));
+        }
+        assert_eq!(r.stats.signature_checks, checks);
     }
 
     #[test]
