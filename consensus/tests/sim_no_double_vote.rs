@@ -175,7 +175,9 @@ fn restarted_replica_does_not_vote_twice_in_a_view() {
 #[test]
 fn replica_that_timed_out_does_not_vote_in_that_view() {
     let s = setup();
-    let now = GENESIS_MS + 500;
+    // View 1's timer runs from genesis + block interval (500 ms) for 2 s; the leader proposes
+    // late enough that its block time is still within the voter's clock drift.
+    let now = GENESIS_MS + 2_600;
     let (leader, proposal) = leader_proposal(&s, now);
     let voter = (usize::from(leader.0) + 1) % 4;
     let mut replica = Replica::new(
@@ -187,12 +189,12 @@ fn replica_that_timed_out_does_not_vote_in_that_view() {
     .expect("r");
     replica.handle(GENESIS_MS, Input::Tick);
     // Past the view timeout: the replica times out view 1 and broadcasts its timeout.
-    let out = replica.handle(GENESIS_MS + 2_100, Input::Tick);
+    let out = replica.handle(GENESIS_MS + 2_600, Input::Tick);
     assert!(out
         .iter()
         .any(|o| matches!(o, Output::Broadcast(Msg::Timeout(t)) if t.view == 1)));
     let out = replica.handle(
-        GENESIS_MS + 2_150,
+        GENESIS_MS + 2_650,
         Input::Message {
             from: leader,
             msg: Msg::Proposal(proposal),

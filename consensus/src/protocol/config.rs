@@ -1,12 +1,42 @@
 //! Replica timing and limits.
+//!
+//! # Timing invariant (audit H4, L12)
+//! `max_clock_drift_ms + min_block_interval_ms + TIMING_MARGIN_MS < base_view_timeout_ms`.
+//! A block may be stamped up to `max_clock_drift_ms` ahead of a voter's clock, and its child
+//! may not be stamped earlier than `min_block_interval_ms` after it. A next leader therefore
+//! may have to wait up to `drift + interval` for pacing alone; the view timer must leave room
+//! for that plus network delay, or a leader that stamps its blocks in the future kills the next
+//! (honest) leader's view. The replica also starts a view's timer no earlier than
+//! `parent.timestamp + min_block_interval_ms`, and a leader may stamp its block up to half the
+//! drift ahead of its own clock instead of waiting.
+//!
+//! The drift also bounds a proposer's discretion over block time (and so over when a market
+//! gate counts as closed): at most `max_clock_drift_ms` either way, 500 ms by default.
 
 use super::error::ReplicaError;
 
+/// Room `Config::validate` demands between the worst pacing wait (`max_clock_drift_ms +
+/// min_block_interval_ms`) and the base view timeout, for network delay and processing.
+pub const TIMING_MARGIN_MS: u64 = 500;
+
 /// Test-only misbehaviour, to show that honest replicas contain it.
+///
+/// Only code can set these (the simulation harness, and the node's `[testing]` section for
+/// `InvalidPayload` alone): no node config field maps to any other variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestFault {
     /// Propose payloads from [`super::app::App::propose_invalid`] instead of `propose`.
     InvalidPayload,
+    /// Before each proposal and each vote, broadcast a validly signed vote for the same block
+    /// that names a wrong height (audit H1).
+    WrongHeightVotes,
+    /// Stamp every proposal `now + max_clock_drift_ms`, the latest time voters accept
+    /// (audit H4, L12).
+    FutureTimestamps,
+    /// Never send votes (still proposes and times out).
+    WithholdVotes,
+    /// Send every vote and every timeout this many times.
+    Flood(u16),
 }
 
 /// Replica configuration. All durations are milliseconds of the driver's clock.
@@ -21,7 +51,9 @@ pub struct Config {
     pub max_view_timeout_ms: u64,
     /// How often a replica stuck in a timed-out view re-broadcasts its timeout.
     pub timeout_resend_ms: u64,
-    /// A proposal's timestamp must be within this of the validator's clock.
+    /// A proposal's timestamp must be within this of the validator's clock. It bounds how far
+    /// a proposer can move block time (gate closures) either way, and how long a next leader
+    /// can be made to wait; see the module docs for the timing invariant.
     pub max_clock_drift_ms: u64,
     /// Leader reputation window: blocks whose proposers and voters stay in the rotation, and
     /// whose recorded failed leaders stay out. `0` turns reputation off (plain round-robin).
@@ -41,7 +73,7 @@ impl Default for Config {
             base_view_timeout_ms: 2_000,
             max_view_timeout_ms: 30_000,
             timeout_resend_ms: 1_000,
-            max_clock_drift_ms: 2_000,
+            max_clock_drift_ms: 500,
             reputation_window: 5,
             sync_retry_ms: 1_000,
             max_sync_blocks: 64,
@@ -62,6 +94,15 @@ impl Config {
         if self.base_view_timeout_ms <= self.min_block_interval_ms {
             return Err(ReplicaError::Config(
                 "base_view_timeout_ms must exceed min_block_interval_ms",
+            ));
+        }
+        let pacing = self
+            .max_clock_drift_ms
+            .saturating_add(self.min_block_interval_ms)
+            .saturating_add(TIMING_MARGIN_MS);
+        if pacing >= self.base_view_timeout_ms {
+            return Err(ReplicaError::Config(
+                "max_clock_drift_ms + min_block_interval_ms + 500 ms must be below base_view_timeout_ms",
             ));
         }
         if self.max_view_timeout_ms < self.base_view_timeout_ms {
@@ -87,5 +128,35 @@ impl Config {
         self.base_view_timeout_ms
             .saturating_mul(1u64 << k.min(20))
             .min(self.max_view_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Config, TIMING_MARGIN_MS};
+    use crate::protocol::error::ReplicaError;
+
+    #[test]
+    fn the_default_passes_and_pacing_must_fit_inside_the_view_timeout() {
+        let config = Config::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.max_clock_drift_ms, 500);
+        // Audit H4: the old default drift (2 s) no longer validates against a 2 s timeout.
+        let old = Config {
+            max_clock_drift_ms: 2_000,
+            ..Config::default()
+        };
+        assert!(matches!(old.validate(), Err(ReplicaError::Config(_))));
+        let edge = config.base_view_timeout_ms - config.min_block_interval_ms - TIMING_MARGIN_MS;
+        let at_edge = Config {
+            max_clock_drift_ms: edge,
+            ..Config::default()
+        };
+        assert!(at_edge.validate().is_err());
+        let below = Config {
+            max_clock_drift_ms: edge - 1,
+            ..Config::default()
+        };
+        assert_eq!(below.validate(), Ok(()));
     }
 }

@@ -46,6 +46,16 @@ pub enum VerifyError {
         /// `view - 1`.
         prev: u64,
     },
+    /// A vote names a block we hold but another height or view than that block's.
+    #[error("vote for block {block} names height {height} and view {view}, which the block does not have")]
+    VoteMismatch {
+        /// The block voted for.
+        block: BlockHash,
+        /// The height the vote names.
+        height: u64,
+        /// The view the vote names.
+        view: u64,
+    },
     /// The proposal's payload is larger than allowed.
     #[error("payload of {0} bytes is too large")]
     PayloadTooLarge(usize),

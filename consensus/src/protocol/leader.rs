@@ -80,7 +80,9 @@ pub(crate) fn failed_leaders(
     validators: &ValidatorSet,
     window: usize,
 ) -> Vec<ValidatorIndex> {
-    let first = (justify_view + 1).max(view.saturating_sub(validators.len() as u64));
+    let first = justify_view
+        .saturating_add(1)
+        .max(view.saturating_sub(validators.len() as u64));
     let mut failed: Vec<ValidatorIndex> = (first..view)
         .filter_map(|w| leader(w, parent, tree, validators, window))
         .collect();

@@ -47,8 +47,10 @@ impl SafetyState {
         if block_view <= self.last_voted_view.max(qc_view) {
             return false;
         }
-        qc_view + 1 == block_view
-            || tc.is_some_and(|tc| tc.view + 1 == block_view && qc_view >= tc.high_qc.view)
+        qc_view.checked_add(1) == Some(block_view)
+            || tc.is_some_and(|tc| {
+                tc.view.checked_add(1) == Some(block_view) && qc_view >= tc.high_qc.view
+            })
     }
 
     /// Canonical bytes for the driver's store.

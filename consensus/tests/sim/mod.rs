@@ -613,6 +613,70 @@ impl Sim {
     }
 }
 
+// ---- helper "votes" (amnesia guard, injected messages): begin ----
+
+impl Sim {
+    /// Restarts a crashed node from its store as a replica whose safety record cannot be
+    /// trusted (`Replica::restore_untrusted`, audit M5).
+    pub fn restart_untrusted(&mut self, node: usize) {
+        let store = &self.nodes[node].store;
+        let safety = store
+            .safety
+            .clone()
+            .unwrap_or_else(|| SafetyState::initial(self.chain.genesis_qc()));
+        let blocks: Vec<Block> = store.blocks.values().cloned().collect();
+        let committed = store.committed.len() as u64;
+        let last_committed = store
+            .committed
+            .last()
+            .map_or(self.chain.genesis().hash(), |b| b.hash());
+        let replica = Replica::restore_untrusted(
+            self.chain.clone(),
+            self.nodes[node].key.clone(),
+            self.config.replica.clone(),
+            SimApp {
+                committed,
+                pad: self.config.payload_pad,
+            },
+            safety,
+            blocks,
+            last_committed,
+        )
+        .expect("restore from store");
+        self.nodes[node].replica = Some(replica);
+        self.step(node, Input::Tick);
+    }
+
+    /// Delivers `msg` from `from` to `to` now, ahead of anything queued for a later time.
+    pub fn inject(&mut self, from: usize, to: usize, msg: &Msg) {
+        let bytes = msg.encode();
+        self.push(self.now, Event::Deliver { from, to, bytes });
+    }
+
+    /// A second, conflicting proposal for `block`'s view, signed by its proposer: same parent,
+    /// height and justify, a valid payload one millisecond later.
+    pub fn equivocation_of(&self, block: &Block) -> Msg {
+        let ts = block.timestamp_ms() + 1;
+        let mut payload = block.height().to_be_bytes().to_vec();
+        payload.extend_from_slice(&ts.to_be_bytes());
+        payload.extend_from_slice(b"ok");
+        payload.resize(18 + self.config.payload_pad, 0);
+        let other = Block::new(
+            block.height(),
+            block.view(),
+            block.proposer(),
+            ts,
+            block.justify().clone(),
+            payload,
+        )
+        .with_failed_leaders(block.failed_leaders().to_vec());
+        let key = &self.nodes[usize::from(block.proposer().0)].key;
+        Msg::Proposal(Proposal::new(&self.chain, key, other, None))
+    }
+}
+
+// ---- helper "votes": end ----
+
 /// Per live node after a crash: `(commits, longest gap ms, view timeouts)` from 15 s to 45 s.
 #[derive(Debug, Clone, Copy)]
 pub struct CrashRun {

@@ -19,25 +19,28 @@
 //! handler-level tests (one input in, the outputs asserted):
 //! `verify.rs` (certificate checks with a cache), `propose.rs` (leading a view and receiving
 //! proposals), `vote.rs` (votes, QCs, the commit rule), `pacemaker.rs` (view timer, timeouts,
-//! TCs, entering views) and `sync.rs` (certificate sync and block sync).
+//! TCs, entering views), `sync.rs` (certificate sync and block sync) and `amnesia.rs` (the guard
+//! of a replica restored without a trustworthy safety record).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use ed25519_dalek::{Signature, SigningKey};
 
+use self::amnesia::AmnesiaGuard;
 use super::app::App;
 use super::block::{Block, BlockHash};
 use super::block_tree::BlockTree;
 use super::certificate::QuorumCert;
 use super::chain::Chain;
 use super::config::Config;
-use super::error::ReplicaError;
+use super::error::{ReplicaError, VerifyError};
 use super::message::Msg;
 use super::safety::SafetyState;
 use super::timeout::Timeout;
 use super::validators::ValidatorIndex;
 
+mod amnesia;
 mod pacemaker;
 mod propose;
 mod sync;
@@ -107,6 +110,11 @@ pub struct Stats {
     pub commits: u64,
     /// Commits that conflicted with the committed chain (must stay 0).
     pub commit_conflicts: u64,
+    /// Votes not cast because the amnesia guard was up.
+    pub abstained: u64,
+    /// Signature verifications of votes, timeouts and certificates (audit M1: repeated
+    /// invalid messages must not cost new ones).
+    pub signature_checks: u64,
 }
 
 /// A snapshot of where the replica is.
@@ -124,8 +132,11 @@ pub struct Status {
     pub last_voted_view: u64,
 }
 
+/// Signatures on one `(view, block, height)`; votes that name another height for the same block
+/// go to their own accumulator, so they can never push honest votes out (audit H1).
 #[derive(Debug)]
 struct VoteAcc {
+    /// The height every signature here was made over (also part of the map key).
     height: u64,
     signatures: BTreeMap<ValidatorIndex, Signature>,
 }
@@ -163,16 +174,31 @@ pub struct Replica<A: App> {
     my_timeout: Option<Timeout>,
     last_timeout_sent_ms: u64,
     proposed_view: u64,
-    votes: BTreeMap<(u64, BlockHash), VoteAcc>,
+    /// Vote accumulators keyed by `(view, block, height)`.
+    votes: BTreeMap<(u64, BlockHash, u64), VoteAcc>,
+    /// The one accepted vote per `(view, voter)`, recorded only once it was verified and
+    /// counted.
     voted: BTreeMap<(u64, ValidatorIndex), BlockHash>,
     timeouts: BTreeMap<u64, TimeoutAcc>,
     sync: SyncState,
     verified: BTreeSet<[u8; 32]>,
     verified_order: VecDeque<[u8; 32]>,
+    /// Digests of certificates that failed verification, with the error (bounded, oldest
+    /// forgotten first).
+    invalid_certs: BTreeMap<[u8; 32], VerifyError>,
+    invalid_certs_order: VecDeque<[u8; 32]>,
+    /// `(view, sender)` pairs that sent a vote or timeout with a bad signature: their further
+    /// votes and timeouts for that view are ignored unverified. Pruned with the view window,
+    /// so at most `(MAX_VIEWS_AHEAD + 2) · n` entries.
+    invalid_senders: BTreeSet<(u64, ValidatorIndex)>,
+    /// Laggards already answered with our certificates in this view (once each per view).
+    answered_laggards: BTreeSet<ValidatorIndex>,
     scheduled: Option<u64>,
     out: Vec<Output>,
     stats: Stats,
     started: bool,
+    /// Up while a replica restored without a trustworthy safety record may not sign.
+    amnesia: Option<AmnesiaGuard>,
 }
 
 impl<A: App> Replica<A> {
@@ -223,10 +249,15 @@ impl<A: App> Replica<A> {
             sync: SyncState::default(),
             verified: BTreeSet::new(),
             verified_order: VecDeque::new(),
+            invalid_certs: BTreeMap::new(),
+            invalid_certs_order: VecDeque::new(),
+            invalid_senders: BTreeSet::new(),
+            answered_laggards: BTreeSet::new(),
             scheduled: None,
             out: Vec::new(),
             stats: Stats::default(),
             started: false,
+            amnesia: None,
         })
     }
 
@@ -267,11 +298,44 @@ impl<A: App> Replica<A> {
         for qc in &qcs {
             replica.try_commit(qc);
         }
-        replica.view = (replica.safety.high_qc.view + 1)
-            .max(replica.safety.high_tc.as_ref().map_or(0, |tc| tc.view + 1))
+        replica.view = (replica.safety.high_qc.view.saturating_add(1))
+            .max(
+                replica
+                    .safety
+                    .high_tc
+                    .as_ref()
+                    .map_or(0, |tc| tc.view.saturating_add(1)),
+            )
             .max(replica.safety.last_voted_view)
             .max(1);
         replica.proposed_view = replica.safety.last_voted_view;
+        Ok(replica)
+    }
+
+    /// As [`Replica::restore`], for a store whose safety record cannot be trusted: a restored
+    /// backup, or a wiped or lost store with the same key (pass
+    /// `SafetyState::initial(chain.genesis_qc())` and no blocks when nothing is left). The
+    /// replica signs nothing until the amnesia guard lifts; see the `amnesia` module docs
+    /// for the rule and why it is safe (audit M5).
+    ///
+    /// # Errors
+    /// As [`Replica::restore`].
+    pub fn restore_untrusted(
+        chain: Chain,
+        key: SigningKey,
+        config: Config,
+        app: A,
+        safety: SafetyState,
+        blocks: Vec<Block>,
+        last_committed: BlockHash,
+    ) -> Result<Self, ReplicaError> {
+        let genesis_only = blocks.iter().all(|b| b.height() == 0)
+            && safety.last_voted_view == 0
+            && safety.high_qc.view == 0
+            && safety.high_tc.is_none();
+        let mut replica = Self::restore(chain, key, config, app, safety, blocks, last_committed)?;
+        tracing::warn!(replica = %replica.me, "restored without a trusted safety record: amnesia guard up");
+        replica.amnesia = Some(AmnesiaGuard::new(genesis_only));
         Ok(replica)
     }
 
@@ -385,7 +449,7 @@ impl<A: App> Replica<A> {
             next = next.min(at);
         }
         // View timer.
-        if self.my_timeout.is_none() {
+        if self.my_timeout.is_none() && self.may_time_out() {
             let deadline = self.view_deadline();
             if now >= deadline {
                 self.local_timeout(now);
@@ -399,7 +463,7 @@ impl<A: App> Replica<A> {
                 .saturating_add(self.config.timeout_resend_ms);
             if now >= resend {
                 self.last_timeout_sent_ms = now;
-                self.out.push(Output::Broadcast(Msg::Timeout(t)));
+                self.broadcast_timeout(&t);
                 next = next.min(now.saturating_add(self.config.timeout_resend_ms));
             } else {
                 next = next.min(resend);
@@ -432,5 +496,67 @@ impl<A: App> Replica<A> {
             self.scheduled = Some(next);
             self.out.push(Output::ScheduleTick(next));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{from, Net, ME, T0};
+    use crate::protocol::block::Block;
+    use crate::protocol::certificate::{QuorumCert, Vote};
+    use crate::protocol::message::Msg;
+    use crate::protocol::timeout::Timeout;
+
+    /// Audit L2: views and heights at `u64::MAX` from a peer are dropped or refused, and never
+    /// overflow (tests build with overflow checks, so an overflow panics here).
+    #[test]
+    fn peer_input_at_u64_max_never_overflows() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let max_vote = Vote::new(
+            &net.chain,
+            net.key(b1.proposer()),
+            b1.proposer(),
+            u64::MAX,
+            u64::MAX,
+            b1.hash(),
+        );
+        r.handle(T0, from(1, Msg::Vote(max_vote)));
+        let max_timeout = Timeout::new(
+            &net.chain,
+            net.key(b1.proposer()),
+            b1.proposer(),
+            u64::MAX,
+            net.genesis_qc(),
+            None,
+        );
+        r.handle(T0, from(1, Msg::Timeout(max_timeout)));
+        // A block at the highest height and view on top of genesis, and a child above it.
+        let top = Block::new(
+            u64::MAX,
+            u64::MAX,
+            b1.proposer(),
+            T0,
+            net.genesis_qc(),
+            vec![1],
+        );
+        r.handle(T0, from(1, net.proposal(top.clone(), None)));
+        let above = QuorumCert {
+            block: top.hash(),
+            view: u64::MAX,
+            height: u64::MAX,
+            signatures: Vec::new(),
+        };
+        let child = Block::new(0, 0, b1.proposer(), T0, above, vec![2]);
+        let response = Msg::SyncResponse {
+            blocks: vec![top, child],
+            qc: None,
+        };
+        r.handle(T0, from(1, response));
+
+        assert_eq!(r.status().view, 1);
+        assert_eq!(r.status().committed_height, 0);
+        assert!(r.stats().invalid_messages >= 2, "{:?}", r.stats());
     }
 }

@@ -1,9 +1,12 @@
 //! Leading a view (`maybe_propose`) and receiving proposals (`on_proposal`).
 //!
 //! # Invariants
+//! - A leader's block and its raised `last_voted_view` are queued for persistence before the
+//!   proposal is broadcast (audit L1): after a crash it never proposes twice in one view.
 //! - A replica proposes at most once per view (`proposed_view`), only as the view's leader, only
-//!   after entering the view through a QC or TC for the previous view, and no earlier than
-//!   `min_block_interval_ms` after its parent's timestamp.
+//!   after entering the view through a QC or TC for the previous view. Its block is stamped
+//!   `max(now, parent.timestamp + min_block_interval_ms)`; it waits only while that is more
+//!   than half of `max_clock_drift_ms` ahead of its clock (audit H4).
 //! - A proposal's signature, justify QC and TC are verified before any state changes; its
 //!   certificates are processed (they may advance the view) before it is judged.
 //! - A valid block is stored (and `Persist::Block` emitted) even when we do not vote for it.
@@ -27,15 +30,15 @@ use crate::protocol::validators::ValidatorIndex;
 
 impl<A: App> Replica<A> {
     fn can_propose(&self) -> Option<Arc<Block>> {
-        if self.proposed_view >= self.view {
+        if self.proposed_view >= self.view || self.amnesia.is_some() {
             return None;
         }
-        let entered = self.safety.high_qc.view + 1 == self.view
+        let entered = self.safety.high_qc.view.checked_add(1) == Some(self.view)
             || self
                 .safety
                 .high_tc
                 .as_ref()
-                .is_some_and(|tc| tc.view + 1 == self.view);
+                .is_some_and(|tc| tc.view.checked_add(1) == Some(self.view));
         if !entered {
             return None;
         }
@@ -56,19 +59,29 @@ impl<A: App> Replica<A> {
         let earliest = parent
             .timestamp_ms()
             .saturating_add(self.config.min_block_interval_ms);
-        if now < earliest {
-            return Some(earliest);
+        // Stamp the block `max(now, earliest)` rather than wait, while that is at most half the
+        // drift ahead of our clock (the other half is slack for voters whose clocks are behind
+        // ours): a parent stamped in the future costs us little time (audit H4).
+        let slack = self.config.max_clock_drift_ms / 2;
+        if earliest > now.saturating_add(slack) {
+            return Some(earliest - slack);
         }
+        let ts = match self.config.test_fault {
+            Some(TestFault::FutureTimestamps) => now
+                .saturating_add(self.config.max_clock_drift_ms)
+                .max(earliest),
+            _ => now.max(earliest),
+        };
         let payload = match self.config.test_fault {
-            Some(TestFault::InvalidPayload) => self.app.propose_invalid(&parent, now),
-            None => self.app.propose(&parent, now),
+            Some(TestFault::InvalidPayload) => self.app.propose_invalid(&parent, ts),
+            _ => self.app.propose(&parent, ts),
         };
         if payload.len() > MAX_PAYLOAD_BYTES {
             tracing::error!(replica = %self.me, len = payload.len(), "app proposed an oversized payload");
             self.proposed_view = self.view;
             return None;
         }
-        let tc = if self.safety.high_qc.view + 1 == self.view {
+        let tc = if self.safety.high_qc.view.saturating_add(1) == self.view {
             None
         } else {
             self.safety.high_tc.clone()
@@ -82,25 +95,72 @@ impl<A: App> Replica<A> {
             self.config.reputation_window,
         );
         let block = Block::new(
-            parent.height() + 1,
+            parent.height().saturating_add(1),
             self.view,
             self.me,
-            now,
+            ts,
             self.safety.high_qc.clone(),
             payload,
         )
         .with_failed_leaders(failed);
         tracing::debug!(replica = %self.me, view = self.view, height = block.height(), "propose");
         let proposal = Proposal::new(&self.chain, &self.key, block, tc);
-        self.proposed_view = self.view;
+        let view = self.view;
+        self.proposed_view = view;
         self.stats.proposals += 1;
-        self.out
-            .push(Output::Broadcast(Msg::Proposal(proposal.clone())));
-        // Vote for our own proposal through the normal path (persists before the vote leaves).
-        if let Err(err) = self.on_own_proposal(now, proposal) {
+        // Store the block and vote for it through the normal path first: the block and the
+        // raised `last_voted_view` are persisted before the proposal leaves (audit L1), so a
+        // replica that crashes right after sending never proposes a second block in this view.
+        let mark = self.out.len();
+        if let Err(err) = self.on_own_proposal(now, proposal.clone()) {
             tracing::error!(replica = %self.me, cause = %err, "own proposal invalid");
         }
+        if self.safety.last_voted_view < view {
+            // We did not vote for our own block; still never propose again in this view.
+            self.safety.last_voted_view = view;
+            self.persist_safety();
+        }
+        let at = self.out[mark..]
+            .iter()
+            .position(|o| !matches!(o, Output::Persist(_)))
+            .map_or(self.out.len(), |i| mark + i);
+        self.out
+            .insert(at, Output::Broadcast(Msg::Proposal(proposal.clone())));
+        if self.config.test_fault == Some(TestFault::WrongHeightVotes) {
+            let poison = self.wrong_height_vote(&proposal.block);
+            self.out.insert(at, Output::Broadcast(Msg::Vote(poison)));
+        }
         None
+    }
+
+    /// Test fault [`TestFault::WrongHeightVotes`]: a validly signed vote for `block` that names
+    /// a height it does not have.
+    fn wrong_height_vote(&self, block: &Block) -> Vote {
+        Vote::new(
+            &self.chain,
+            &self.key,
+            self.me,
+            block.view(),
+            block.height().wrapping_add(7),
+            block.hash(),
+        )
+    }
+
+    /// Broadcasts our vote (test faults may withhold, poison or repeat it).
+    fn send_vote(&mut self, block: &Block, vote: &Vote) {
+        let copies = match self.config.test_fault {
+            Some(TestFault::WithholdVotes) => 0,
+            Some(TestFault::WrongHeightVotes) => {
+                let poison = self.wrong_height_vote(block);
+                self.out.push(Output::Broadcast(Msg::Vote(poison)));
+                1
+            }
+            Some(TestFault::Flood(n)) => n.max(1),
+            _ => 1,
+        };
+        for _ in 0..copies {
+            self.out.push(Output::Broadcast(Msg::Vote(vote.clone())));
+        }
     }
 
     fn on_own_proposal(&mut self, now: u64, p: Proposal) -> Result<(), VerifyError> {
@@ -132,6 +192,7 @@ impl<A: App> Replica<A> {
         };
         proposal.verify_signature(&self.chain)?;
         let block = proposal.block;
+        self.note_report(from, block.proposer(), block.view());
         let justify = block.justify().clone();
         self.verify_qc(&justify)?;
         if let Some(tc) = &tc {
@@ -141,8 +202,10 @@ impl<A: App> Replica<A> {
         if let Some(tc) = &tc {
             self.process_tc(now, tc, from);
         }
-        let justified = justify.view + 1 == block.view()
-            || tc.as_ref().is_some_and(|tc| tc.view + 1 == block.view());
+        let justified = justify.view.checked_add(1) == Some(block.view())
+            || tc
+                .as_ref()
+                .is_some_and(|tc| tc.view.checked_add(1) == Some(block.view()));
         if !justified {
             return Err(VerifyError::UnjustifiedView {
                 view: block.view(),
@@ -157,7 +220,7 @@ impl<A: App> Replica<A> {
             self.request_sync(now, from, block.parent());
             return Ok(());
         };
-        if block.height() != parent.height() + 1
+        if parent.height().checked_add(1) != Some(block.height())
             || block.view() <= parent.view()
             || justify.view != parent.view()
             || justify.height != parent.height()
@@ -223,6 +286,11 @@ impl<A: App> Replica<A> {
         {
             return Ok(());
         }
+        if self.amnesia.is_some() {
+            self.stats.abstained += 1;
+            tracing::debug!(replica = %self.me, view = block.view(), "amnesia guard: not voting");
+            return Ok(());
+        }
         if let Err(reject) = self.app.validate(&parent, block.payload(), ts) {
             self.stats.rejected_proposals += 1;
             tracing::info!(replica = %self.me, height = block.height(), cause = %reject, "refused to vote");
@@ -242,7 +310,7 @@ impl<A: App> Replica<A> {
         self.stats.votes += 1;
         // All-to-all votes: every replica forms the QC and moves on, so a crashed next leader
         // costs one view, not two, and every replica's high QC stays current.
-        self.out.push(Output::Broadcast(Msg::Vote(vote.clone())));
+        self.send_vote(&block, &vote);
         self.add_vote(now, vote);
         Ok(())
     }
@@ -252,10 +320,11 @@ impl<A: App> Replica<A> {
 mod tests {
     use std::sync::Arc;
 
-    use super::super::test_support::{from, v, Net, ME, T0, VIEW_TIMEOUT};
-    use super::super::{Input, Output, Persist};
+    use super::super::test_support::{from, v, Net, TestApp, ME, T0, VIEW_TIMEOUT};
+    use super::super::{Input, Output, Persist, Replica};
     use crate::protocol::block::Block;
     use crate::protocol::certificate::Vote;
+    use crate::protocol::config::Config;
     use crate::protocol::message::{Msg, Proposal};
     use crate::protocol::safety::SafetyState;
 
@@ -345,7 +414,7 @@ mod tests {
         r.handle(T0, Input::Tick);
         let timed_out = r.handle(T0 + VIEW_TIMEOUT, Input::Tick);
         assert!(matches!(timed_out[1], Output::Broadcast(Msg::Timeout(_))));
-        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + VIEW_TIMEOUT);
 
         let out = r.handle(T0 + VIEW_TIMEOUT, from(1, net.proposal(b1.clone(), None)));
 
@@ -359,12 +428,12 @@ mod tests {
         let me = v(1); // the leader of view 1
         let mut r = net.replica(me);
         let interval = r.config.min_block_interval_ms;
+        // Audit H4: the leader need not wait for `parent + interval`; it may stamp the block up
+        // to half the drift ahead of its clock.
+        let early = interval - r.config.max_clock_drift_ms / 2;
 
-        assert_eq!(
-            r.handle(0, Input::Tick),
-            vec![Output::ScheduleTick(interval)]
-        );
-        let out = r.handle(interval, Input::Tick);
+        assert_eq!(r.handle(0, Input::Tick), vec![Output::ScheduleTick(early)]);
+        let out = r.handle(early, Input::Tick);
 
         let block = Block::new(
             1,
@@ -378,16 +447,61 @@ mod tests {
         let vote = Vote::new(&net.chain, net.key(me), me, 1, 1, block.hash());
         assert_eq!(
             out,
+            // Audit L1: block and vote are durable before the proposal leaves.
             vec![
-                Output::Broadcast(Msg::Proposal(proposal)),
                 Output::Persist(Persist::Block(Arc::new(block))),
                 Output::Persist(Persist::Safety(voted(1))),
+                Output::Broadcast(Msg::Proposal(proposal)),
                 Output::Broadcast(Msg::Vote(vote)),
-                Output::ScheduleTick(VIEW_TIMEOUT),
+                // The view timer runs from `parent + interval`.
+                Output::ScheduleTick(interval + VIEW_TIMEOUT),
             ]
         );
         assert_eq!(r.stats().proposals, 1);
         // Never twice in one view.
         assert!(r.handle(interval + 1, Input::Tick).is_empty());
+    }
+
+    #[test]
+    fn a_leader_that_cannot_vote_for_its_block_still_persists_the_view_before_proposing() {
+        let net = Net::new();
+        let me = v(1);
+        let mut r = net.replica(me);
+        r.app_mut().refuse = true;
+        let interval = r.config.min_block_interval_ms;
+        r.handle(0, Input::Tick);
+
+        let out = r.handle(interval, Input::Tick);
+
+        let proposal_at = out
+            .iter()
+            .position(|o| matches!(o, Output::Broadcast(Msg::Proposal(_))))
+            .expect("proposes");
+        let safety_at = out
+            .iter()
+            .position(
+                |o| matches!(o, Output::Persist(Persist::Safety(s)) if s.last_voted_view == 1),
+            )
+            .expect("persists view 1 as used");
+        assert!(safety_at < proposal_at, "{out:?}");
+        assert_eq!(r.stats().votes, 0);
+        // Restored from that safety state, it does not propose again in view 1.
+        let mut restored = Replica::restore(
+            net.chain.clone(),
+            net.key(me).clone(),
+            Config::default(),
+            TestApp::default(),
+            voted(1),
+            Vec::new(),
+            net.genesis().hash(),
+        )
+        .expect("restore");
+        let again = restored.handle(interval + 5, Input::Tick);
+        assert!(
+            !again
+                .iter()
+                .any(|o| matches!(o, Output::Broadcast(Msg::Proposal(_)))),
+            "{again:?}"
+        );
     }
 }

@@ -130,7 +130,9 @@ impl<A: App> Replica<A> {
             return Err(VerifyError::BadParent(first.hash()));
         }
         for pair in blocks.windows(2) {
-            if pair[1].parent() != pair[0].hash() || pair[1].height() != pair[0].height() + 1 {
+            if pair[1].parent() != pair[0].hash()
+                || pair[0].height().checked_add(1) != Some(pair[1].height())
+            {
                 return Err(VerifyError::BadParent(pair[1].hash()));
             }
         }
@@ -157,7 +159,8 @@ impl<A: App> Replica<A> {
         for block in blocks {
             let block = Arc::new(block);
             let parent_ok = self.tree.get(&block.parent()).is_some_and(|p| {
-                p.height() + 1 == block.height() && block.justify().view == p.view()
+                p.height().checked_add(1) == Some(block.height())
+                    && block.justify().view == p.view()
             });
             if !parent_ok {
                 break;
@@ -169,7 +172,7 @@ impl<A: App> Replica<A> {
                 self.out.push(Output::Persist(Persist::Block(block)));
             }
             self.process_qc(now, &justify, from);
-            self.sync.continue_from = Some(height + 1);
+            self.sync.continue_from = Some(height.saturating_add(1));
         }
         if let Some(qc) = &qc {
             self.process_qc(now, qc, from);
@@ -357,7 +360,8 @@ mod tests {
                 Output::Persist(Persist::Safety(after_b2)),
                 Output::Persist(Persist::Safety(after_qc2)),
                 Output::Commit(Arc::new(b1)),
-                Output::ScheduleTick(now + VIEW_TIMEOUT),
+                // The view timer runs from b2's time + the block interval.
+                Output::ScheduleTick(T0 + 1_000 + VIEW_TIMEOUT),
             ]
         );
         assert_eq!(r.app().committed, [1]);

@@ -6,6 +6,8 @@
 //!   (`votes`), or the whole certificate's digest is in the cache.
 //! - Only certificates that passed every check enter the cache; the cache holds at most
 //!   [`VERIFIED_CACHE`] digests and forgets the oldest first.
+//! - A QC or TC that failed is remembered with its error in a second cache of the same bound,
+//!   so a re-sent invalid certificate costs no signature checks (audit M1).
 //! - The genesis QC needs no signatures.
 //! - Nothing here changes the view, the safety state or the outputs.
 
@@ -20,6 +22,18 @@ use crate::protocol::timeout::TimeoutCert;
 const VERIFIED_CACHE: usize = 256;
 
 impl<A: App> Replica<A> {
+    /// Remembers a certificate that failed verification (audit M1), forgetting the oldest.
+    fn remember_invalid(&mut self, digest: [u8; 32], err: &VerifyError) {
+        if self.invalid_certs.insert(digest, err.clone()).is_none() {
+            self.invalid_certs_order.push_back(digest);
+            if self.invalid_certs_order.len() > VERIFIED_CACHE {
+                if let Some(old) = self.invalid_certs_order.pop_front() {
+                    self.invalid_certs.remove(&old);
+                }
+            }
+        }
+    }
+
     fn remember(&mut self, digest: [u8; 32]) {
         if self.verified.insert(digest) {
             self.verified_order.push_back(digest);
@@ -41,10 +55,22 @@ impl<A: App> Replica<A> {
         if self.verified.contains(&digest) {
             return Ok(());
         }
+        if let Some(err) = self.invalid_certs.get(&digest) {
+            return Err(err.clone());
+        }
+        let result = self.verify_qc_signatures(qc);
+        match &result {
+            Ok(()) => self.remember(digest),
+            Err(err) => self.remember_invalid(digest, err),
+        }
+        result
+    }
+
+    fn verify_qc_signatures(&mut self, qc: &QuorumCert) -> Result<(), VerifyError> {
         // Signatures we already verified as individual votes need no second check.
         let validators = self.chain.validators();
         check_signers(qc.signers(), validators.quorum())?;
-        let known = self.votes.get(&(qc.view, qc.block));
+        let known = self.votes.get(&(qc.view, qc.block, qc.height));
         let msg = vote_message(&self.chain, qc.view, qc.height, &qc.block);
         for (index, sig) in &qc.signatures {
             if known.is_some_and(|acc| {
@@ -55,11 +81,11 @@ impl<A: App> Replica<A> {
             if validators.key(*index).is_none() {
                 return Err(VerifyError::UnknownValidator(*index));
             }
+            self.stats.signature_checks += 1;
             if !validators.verify(*index, &msg, sig) {
                 return Err(VerifyError::BadSignature(*index));
             }
         }
-        self.remember(digest);
         Ok(())
     }
 
@@ -70,10 +96,18 @@ impl<A: App> Replica<A> {
         if self.verified.contains(&digest) {
             return Ok(());
         }
-        self.verify_qc(&tc.high_qc)?;
-        tc.verify(&self.chain)?;
-        self.remember(digest);
-        Ok(())
+        if let Some(err) = self.invalid_certs.get(&digest) {
+            return Err(err.clone());
+        }
+        let result = self.verify_qc(&tc.high_qc).and_then(|()| {
+            self.stats.signature_checks += tc.entries.len() as u64;
+            tc.verify(&self.chain)
+        });
+        match &result {
+            Ok(()) => self.remember(digest),
+            Err(err) => self.remember_invalid(digest, err),
+        }
+        result
     }
 }
 
@@ -144,6 +178,22 @@ mod tests {
         forged.entries[0].2 = tc.entries[0].2; // signed for view 1, not 2
         assert_eq!(r.verify_tc(&forged), Err(VerifyError::BadSignature(v(1))));
         assert_eq!(r.verified.len(), 1);
+    }
+
+    #[test]
+    fn an_invalid_tc_is_verified_once() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let mut forged = net.tc(2, net.genesis_qc(), &[1, 2, 3]);
+        forged.entries[2].2 = net.tc(1, net.genesis_qc(), &[1, 2, 3]).entries[2].2;
+
+        assert_eq!(r.verify_tc(&forged), Err(VerifyError::BadSignature(v(3))));
+        let checks = r.stats.signature_checks;
+        assert!(checks > 0);
+        for _ in 0..10 {
+            assert_eq!(r.verify_tc(&forged), Err(VerifyError::BadSignature(v(3))));
+        }
+        assert_eq!(r.stats.signature_checks, checks);
     }
 
     #[test]
