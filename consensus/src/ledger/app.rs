@@ -29,18 +29,33 @@ pub struct CommittedBlock {
 /// after every block it has seen, and logs committed blocks for the node to store.
 ///
 /// # Invariants
-/// `states` holds the state after every block the app proposed on, validated or committed that is
-/// not yet below the committed height; the state after a block is computed once, from its parent's,
-/// and never changes.
+/// `states` holds the state after every block the app proposed on, was told is certified
+/// ([`App::certified`]) or committed that is not yet below the committed height; `validated` holds
+/// the state each `validate` computed, keyed by what identifies the block before its hash is known
+/// (parent, payload digest, block time), pruned the same way. The state after a block is computed
+/// once, from its parent's, and never changes.
 #[derive(Debug)]
 pub struct LedgerApp {
     genesis: Arc<Genesis>,
     /// State after each known block, with the block's height (for pruning).
     states: HashMap<BlockHash, (u64, Arc<LedgerState>)>,
+    /// State after each validated payload, with the block's height (for pruning).
+    validated: HashMap<ValidatedKey, (u64, Arc<LedgerState>)>,
     committed: Arc<LedgerState>,
     committed_height: u64,
     mempool: Mempool,
     log: Vec<CommittedBlock>,
+}
+
+/// A validated block before its hash is known: parent, SHA-256 of the payload, block time.
+type ValidatedKey = (BlockHash, [u8; 32], u64);
+
+fn validated_key(parent: BlockHash, payload: &[u8], block_time_ms: u64) -> ValidatedKey {
+    (
+        parent,
+        crate::protocol::hash::sha256(payload),
+        block_time_ms,
+    )
 }
 
 /// Pending orders a node accepts at most.
@@ -58,6 +73,7 @@ impl LedgerApp {
         LedgerApp {
             genesis,
             states,
+            validated: HashMap::new(),
             committed: initial,
             committed_height: genesis_block.height(),
             mempool: Mempool::new(MEMPOOL_CAPACITY),
@@ -106,6 +122,12 @@ impl LedgerApp {
         if let Some((_, state)) = self.states.get(&block.hash()) {
             return Ok(Arc::clone(state));
         }
+        let key = validated_key(block.parent(), block.payload(), block.timestamp_ms());
+        if let Some((height, state)) = self.validated.get(&key) {
+            let entry = (*height, Arc::clone(state));
+            self.states.insert(block.hash(), entry);
+            return Ok(Arc::clone(state));
+        }
         let parent = self
             .states
             .get(&block.parent())
@@ -152,12 +174,37 @@ impl App for LedgerApp {
         payload: &[u8],
         block_time_ms: u64,
     ) -> Result<(), Reject> {
+        let key = validated_key(parent.hash(), payload, block_time_ms);
+        if self.validated.contains_key(&key) {
+            return Ok(());
+        }
         let parent_state = self.state_after(parent)?;
         let body = BlockBody::decode(payload).map_err(|e| Reject::new(e.to_string()))?;
         let mut state = (*parent_state).clone();
         state
             .execute(&self.genesis, &body, block_time_ms)
-            .map_err(|e| Reject::new(e.to_string()))
+            .map_err(|e| Reject::new(e.to_string()))?;
+        self.validated
+            .insert(key, (parent.height() + 1, Arc::new(state)));
+        Ok(())
+    }
+
+    /// Computes and keeps the state after a certified block (audit finding H3), so that proposals
+    /// on top of it can be validated even if this replica never validated it. Parents come first,
+    /// so the parent's state is known unless the block is below the committed height (then it is
+    /// not needed) or on a branch this app never saw the base of.
+    fn certified(&mut self, block: &Block) {
+        if block.height() <= self.committed_height {
+            return;
+        }
+        if let Err(reject) = self.state_after(block) {
+            tracing::warn!(
+                height = block.height(),
+                block = %block.hash(),
+                reason = %reject,
+                "state after a certified block is unknown"
+            );
+        }
     }
 
     fn commit(&mut self, block: &Block) {
@@ -178,6 +225,7 @@ impl App for LedgerApp {
         self.mempool.prune(&self.genesis, &self.committed, now_ms);
         let floor = self.committed_height;
         self.states.retain(|_, (height, _)| *height >= floor);
+        self.validated.retain(|_, (height, _)| *height > floor);
         self.log.push(CommittedBlock {
             height: block.height(),
             hash: block.hash(),
