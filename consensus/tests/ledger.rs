@@ -343,3 +343,35 @@ fn certified_blocks_give_their_state_to_a_replica_that_never_validated_them() {
     let bad = leader.propose_invalid(&b2, at(601));
     assert!(restarted.validate(&b2, &bad, at(601)).is_err());
 }
+
+/// Audit L9: a committed block this replica cannot execute halts the ledger; nothing after it is
+/// applied and `halted` says why.
+#[test]
+fn a_committed_block_that_does_not_execute_halts_the_ledger() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut app = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    assert_eq!(app.halted(), None);
+    let mut forged = order(1, "h1", "s1", Side::Sell, 600, "0.10", 1);
+    forged.ticket.quantity_wh = 6_000;
+    let bad = child(
+        &genesis_block,
+        60,
+        BlockBody {
+            orders: vec![forged],
+            clearings: Vec::new(),
+        }
+        .encode(),
+    );
+    app.commit(&bad);
+    let reason = app.halted().expect("the ledger halted").to_owned();
+    assert!(reason.contains("does not execute"), "{reason}");
+    assert!(app.take_committed().is_empty());
+    let next = child(&bad, 61, BlockBody::default().encode());
+    app.commit(&next);
+    assert!(
+        app.take_committed().is_empty(),
+        "nothing is applied after a halt"
+    );
+    assert_eq!(app.halted(), Some(reason.as_str()));
+}

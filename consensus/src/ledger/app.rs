@@ -33,7 +33,7 @@ pub struct CommittedBlock {
 /// ([`App::certified`]) or committed that is not yet below the committed height; `validated` holds
 /// the state each `validate` computed, keyed by what identifies the block before its hash is known
 /// (parent, payload digest, block time), pruned the same way. The state after a block is computed
-/// once, from its parent's, and never changes.
+/// once, from its parent's, and never changes. Once `halted` is set, nothing more is applied.
 #[derive(Debug)]
 pub struct LedgerApp {
     genesis: Arc<Genesis>,
@@ -45,6 +45,7 @@ pub struct LedgerApp {
     committed_height: u64,
     mempool: Mempool,
     log: Vec<CommittedBlock>,
+    halted: Option<String>,
 }
 
 /// A validated block before its hash is known: parent, SHA-256 of the payload, block time.
@@ -78,7 +79,17 @@ impl LedgerApp {
             committed_height: genesis_block.height(),
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             log: Vec::new(),
+            halted: None,
         }
+    }
+
+    /// Why the app stopped, if a committed block did not execute (audit finding L9).
+    ///
+    /// A quorum committed a payload this replica cannot execute: its state can no longer follow
+    /// the chain, so it applies nothing more and the node must stop (the driver checks this after
+    /// every commit) rather than serve a state that silently diverged.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
     }
 
     /// The genesis this app runs.
@@ -194,7 +205,7 @@ impl App for LedgerApp {
     /// so the parent's state is known unless the block is below the committed height (then it is
     /// not needed) or on a branch this app never saw the base of.
     fn certified(&mut self, block: &Block) {
-        if block.height() <= self.committed_height {
+        if block.height() <= self.committed_height || self.halted.is_some() {
             return;
         }
         if let Err(reject) = self.state_after(block) {
@@ -208,13 +219,23 @@ impl App for LedgerApp {
     }
 
     fn commit(&mut self, block: &Block) {
+        if self.halted.is_some() {
+            return;
+        }
         // A committed block extends the committed tip, whose state is known, so this only fails
         // if a quorum committed a payload this replica cannot execute: then it stops applying
-        // rather than diverge, and says so.
+        // for good (audit finding L9) and [`LedgerApp::halted`] says why.
         let state = match self.state_after(block) {
             Ok(state) => state,
             Err(reject) => {
-                tracing::error!(height = block.height(), reason = %reject, "committed block does not execute");
+                let reason = format!(
+                    "committed block {} at height {} does not execute: {}",
+                    block.hash(),
+                    block.height(),
+                    reject.reason
+                );
+                tracing::error!(height = block.height(), block = %block.hash(), reason = %reject, "committed block does not execute; the ledger halts");
+                self.halted = Some(reason);
                 return;
             }
         };
