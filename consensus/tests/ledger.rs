@@ -113,11 +113,18 @@ fn every_rejection_reason() {
         state.admit(&g, &wrong_key, at(60)),
         Err(OrderRejection::KeyNotAllowed { .. })
     ));
-    let replay = order(9, "h1", "e", Side::Sell, 500, "0.10", 1);
-    assert!(matches!(
-        state.admit(&g, &replay, at(60)),
-        Err(OrderRejection::ReplayedNonce { nonce: 1, last: 1 })
-    ));
+    // A replay of an included order is a duplicate id while the interval is open (and a closed
+    // interval after); the nonce is not a gate (audit M3).
+    assert_eq!(
+        state.admit(&g, &ok, at(60)).unwrap_err().kind(),
+        "duplicate_id"
+    );
+    assert_eq!(
+        state.admit(&g, &ok, at(600)).unwrap_err().kind(),
+        "closed_interval"
+    );
+    let same_nonce = order(9, "h1", "e", Side::Sell, 500, "0.10", 1);
+    state.admit(&g, &same_nonce, at(60)).unwrap();
     let mut off_grid = order(2, "h2", "f", Side::Buy, 500, "0.20", 1).ticket;
     off_grid.interval_start += 60;
     let off_grid = off_grid.sign("testville", &key(2));
@@ -235,10 +242,13 @@ fn app_proposes_validates_and_commits() {
     follower
         .submit(order(2, "h2", "b1", Side::Buy, 400, "0.30", 1), at(30))
         .unwrap();
-    assert!(matches!(
-        leader.submit(order(1, "h1", "s1", Side::Sell, 600, "0.10", 1), at(31)),
-        Err(OrderRejection::ReplayedNonce { .. })
-    ));
+    assert_eq!(
+        leader
+            .submit(order(1, "h1", "s1", Side::Sell, 600, "0.10", 1), at(31))
+            .unwrap_err()
+            .kind(),
+        "duplicate_id"
+    );
     let payload = leader.propose(&genesis_block, at(60));
     follower.validate(&genesis_block, &payload, at(60)).unwrap();
     let bad = leader.propose_invalid(&genesis_block, at(60));
@@ -266,14 +276,11 @@ fn pending_orders_survive_commits_of_other_blocks() {
     );
     app.commit(&empty);
     assert_eq!(app.mempool().len(), 1, "the pending order is kept");
-    assert!(matches!(
-        app.submit(o, at(32)),
-        Err(OrderRejection::ReplayedNonce { .. })
-    ));
+    assert_eq!(app.submit(o, at(32)).unwrap_err().kind(), "duplicate_id");
 }
 
 #[test]
-fn resubmitting_a_pending_order_is_a_replay() {
+fn resubmitting_a_pending_order_is_a_duplicate() {
     let g = Arc::new(genesis());
     let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
     let mut app = LedgerApp::new(Arc::clone(&g), &genesis_block);
@@ -281,25 +288,78 @@ fn resubmitting_a_pending_order_is_a_replay() {
     app.submit(o.clone(), at(30)).unwrap();
     let json = serde_json::to_vec(&o).unwrap();
     let again: SignedOrder = serde_json::from_slice(&json).unwrap();
-    assert!(matches!(
-        app.submit(again, at(32)),
-        Err(OrderRejection::ReplayedNonce { .. })
-    ));
+    assert_eq!(
+        app.submit(again, at(32)).unwrap_err().kind(),
+        "duplicate_id"
+    );
+    // The same id with another nonce is the same order (participant, interval, id).
+    let renonced = order(1, "h1", "s1", Side::Sell, 600, "0.10", 7);
+    assert_eq!(
+        app.submit(renonced, at(32)).unwrap_err().kind(),
+        "duplicate_id"
+    );
 }
 
 #[test]
-fn a_participants_orders_are_proposed_in_nonce_order() {
+fn a_participants_orders_are_all_proposed_whatever_their_nonces() {
     let g = Arc::new(genesis());
     let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
     let mut app = LedgerApp::new(Arc::clone(&g), &genesis_block);
-    // Gossip delivered nonce 2 before nonce 1.
+    // Gossip delivered nonce 2 before nonce 1; nonces no longer order anything (audit M3).
     app.submit(order(1, "h1", "late", Side::Sell, 100, "0.10", 2), at(30))
         .unwrap();
     app.submit(order(1, "h1", "early", Side::Sell, 100, "0.10", 1), at(30))
         .unwrap();
     let body = BlockBody::decode(&app.propose(&genesis_block, at(60))).unwrap();
-    let nonces: Vec<u64> = body.orders.iter().map(|o| o.ticket.nonce).collect();
-    assert_eq!(nonces, [1, 2], "both orders make it, lowest nonce first");
+    let ids: Vec<&str> = body.orders.iter().map(|o| o.ticket.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["late", "early"],
+        "both orders make it, in arrival order"
+    );
+}
+
+/// Audit M3: an order for a later interval (with the bridge's nonce = interval start, a higher
+/// nonce) committed first does not void the participant's pending order for an earlier interval.
+#[test]
+fn a_later_intervals_order_committed_first_does_not_void_an_earlier_one() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let i1 = next_interval();
+    let i2 = i1 + 900;
+    let bridge_order = |interval: i64, id: &str| {
+        OrderTicket {
+            participant: "h1".into(),
+            interval_start: interval,
+            id: id.into(),
+            side: Side::Sell,
+            quantity_wh: 100,
+            limit_price: p("0.10"),
+            nonce: interval as u64,
+        }
+        .sign("testville", &key(9))
+    };
+    // A leader that only has I2's order (gossip, or censorship) commits it first.
+    let mut leader = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    leader.submit(bridge_order(i2, "i2"), at(30)).unwrap();
+    let b1 = child(&genesis_block, 60, leader.propose(&genesis_block, at(60)));
+    assert_eq!(BlockBody::decode(b1.payload()).unwrap().orders.len(), 1);
+
+    let mut node = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    node.submit(bridge_order(i1, "i1"), at(30)).unwrap();
+    node.submit(bridge_order(i2, "i2"), at(31)).unwrap();
+    node.validate(&genesis_block, b1.payload(), at(60)).unwrap();
+    node.commit(&b1);
+    assert_eq!(node.mempool().len(), 1, "I1's order is still pending");
+    let b2 = child(&b1, 61, node.propose(&b1, at(61)));
+    let body = BlockBody::decode(b2.payload()).unwrap();
+    assert_eq!(body.orders.len(), 1);
+    assert_eq!(body.orders[0].ticket.interval_start, i1);
+    leader.validate(&b1, b2.payload(), at(61)).unwrap();
+    node.commit(&b2);
+    assert!(node.mempool().is_empty());
+    let open: Vec<(i64, usize)> = node.committed().open_intervals().collect();
+    assert_eq!(open, [(i1, 1), (i2, 1)], "no interval lost its order");
 }
 
 /// A block at `height` on `parent` carrying `payload`.

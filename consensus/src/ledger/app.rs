@@ -110,14 +110,15 @@ impl LedgerApp {
     /// Accepts an order into the mempool if the committed state would take it at `now_ms`.
     ///
     /// # Errors
-    /// [`OrderRejection`] saying why; a duplicate of a pending order counts as a replayed nonce.
+    /// [`OrderRejection`] saying why; an order with the participant, interval and id of a pending
+    /// one is a `duplicate_id`.
     pub fn submit(&mut self, order: SignedOrder, now_ms: u64) -> Result<(), OrderRejection> {
         self.committed.admit(&self.genesis, &order, now_ms)?;
-        let nonce = order.ticket.nonce;
+        let id = LedgerState::engine_id(&order);
         match self.mempool.add(order) {
             Ok(()) => Ok(()),
             Err(MempoolError::Duplicate) => {
-                Err(OrderRejection::ReplayedNonce { nonce, last: nonce })
+                Err(voltmesh_engine::RejectReason::DuplicateId(id).into())
             }
             Err(MempoolError::Full) => Err(OrderRejection::MempoolFull),
         }
@@ -160,11 +161,7 @@ impl LedgerApp {
             return BlockBody::default();
         };
         let mut state = (*state).clone();
-        // Offer each participant's orders in nonce order even if gossip delivered them out of
-        // order (a higher nonce first would make the lower one a replay). The sort is stable, so
-        // equal nonces keep arrival order.
-        let mut candidates: Vec<&SignedOrder> = self.mempool.iter().collect();
-        candidates.sort_by_key(|o| o.ticket.nonce);
+        let candidates: Vec<&SignedOrder> = self.mempool.iter().collect();
         state.build(
             &self.genesis,
             candidates,

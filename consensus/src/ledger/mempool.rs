@@ -1,21 +1,31 @@
 //! Orders waiting for a block.
 //!
 //! # Invariants
-//! At most `capacity` orders; at most one order per (participant, nonce); iteration is in arrival
+//! At most `capacity` orders; at most one order per (participant, interval, id); iteration is in arrival
 //! order, so every proposer offers orders first come, first served.
 
 use std::collections::{BTreeMap, HashMap};
 
-use voltmesh_engine::ParticipantId;
+use voltmesh_engine::{OrderId, ParticipantId};
 use voltmesh_wire::{Genesis, SignedOrder};
 
 use super::LedgerState;
+
+/// What identifies an order (its signature covers all three).
+fn key_of(order: &SignedOrder) -> (ParticipantId, i64, OrderId) {
+    let ticket = &order.ticket;
+    (
+        ticket.participant.clone(),
+        ticket.interval_start,
+        ticket.id.clone(),
+    )
+}
 
 /// Pending orders in arrival order.
 #[derive(Debug)]
 pub struct Mempool {
     by_arrival: BTreeMap<u64, SignedOrder>,
-    keys: HashMap<(ParticipantId, u64), u64>,
+    keys: HashMap<(ParticipantId, i64, OrderId), u64>,
     next_arrival: u64,
     capacity: usize,
 }
@@ -26,8 +36,8 @@ pub enum MempoolError {
     /// The pool is at capacity.
     #[error("the mempool is full")]
     Full,
-    /// An order with this participant and nonce is already pending.
-    #[error("an order with this nonce is already pending")]
+    /// An order with this participant, interval and id is already pending.
+    #[error("an order with this id is already pending for the interval")]
     Duplicate,
 }
 
@@ -47,7 +57,7 @@ impl Mempool {
     /// # Errors
     /// [`MempoolError`] if full or already pending.
     pub fn add(&mut self, order: SignedOrder) -> Result<(), MempoolError> {
-        let key = (order.ticket.participant.clone(), order.ticket.nonce);
+        let key = key_of(&order);
         if self.keys.contains_key(&key) {
             return Err(MempoolError::Duplicate);
         }
@@ -76,7 +86,7 @@ impl Mempool {
     }
 
     /// Drops every order that `committed` would now refuse at `now_ms` (included in a block,
-    /// replayed nonce, interval closed).
+    /// interval closed).
     pub fn prune(&mut self, genesis: &Genesis, committed: &LedgerState, now_ms: u64) {
         let stale: Vec<u64> = self
             .by_arrival
@@ -86,8 +96,7 @@ impl Mempool {
             .collect();
         for arrival in stale {
             if let Some(order) = self.by_arrival.remove(&arrival) {
-                self.keys
-                    .remove(&(order.ticket.participant, order.ticket.nonce));
+                self.keys.remove(&key_of(&order));
             }
         }
     }

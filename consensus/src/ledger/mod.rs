@@ -7,8 +7,8 @@
 //! and, for every interval whose gate closed at or before the block's time, that interval's
 //! clearing. A validator re-executes the body on its own copy of the state after the parent
 //! ([`LedgerState::execute`]): it checks every order (signature by a key genesis allows for the
-//! participant, nonce above the participant's last, interval still open at block time, the market's
-//! rules) and re-runs the engine on each closing interval's book; it votes only if the clearings in
+//! participant, id not yet used by the participant in the interval, interval still open at block
+//! time, the market's rules) and re-runs the engine on each closing interval's book; it votes only if the clearings in
 //! the body are byte-for-byte the ones it computed. Gate closure is decided from block time only.
 //!
 //! # Canonical encoding

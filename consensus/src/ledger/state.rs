@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
-use voltmesh_engine::{CallAuction, Interval, Order, OrderId, ParticipantId};
+use voltmesh_engine::{CallAuction, Interval, Order, OrderId};
 
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
@@ -12,16 +12,22 @@ use super::{BlockBody, BlockRejection};
 /// How far ahead an order may target an interval: one day of 15-minute intervals.
 pub const MAX_INTERVALS_AHEAD: i64 = 96;
 
-/// The state after a block: open books, participants' nonces, the ledger sequence.
+/// The state after a block: open books and the ledger sequence.
+///
+/// # Replay protection (audit finding M3)
+/// An order is identified by `(participant, interval, id)`, all three covered by its signature. A
+/// replay while the interval is open finds the id in the interval's book (`duplicate_id`); once the
+/// gate has closed it is `closed_interval`. Nothing else is needed, so orders of one participant
+/// are independent: including one never voids another. The ticket's `nonce` stays in the signed
+/// bytes (wire compatibility) but the ledger does not order or gate on it.
 ///
 /// # Invariants
 /// Every book in `books` belongs to an interval whose gate had not closed at `last_block_ms`;
-/// `nonces` holds each participant's highest accepted nonce; `next_seq` exceeds every order's
-/// sequence. Execution is a pure function of (state, body, block time).
+/// `next_seq` exceeds every order's sequence. Execution is a pure function of (state, body, block
+/// time).
 #[derive(Debug, Clone, Default)]
 pub struct LedgerState {
     books: BTreeMap<i64, CallAuction>,
-    nonces: BTreeMap<ParticipantId, u64>,
     next_seq: u64,
     last_block_ms: u64,
 }
@@ -37,13 +43,8 @@ impl LedgerState {
 
     /// The engine id of a ticket: ids are namespaced by participant, so one participant cannot
     /// block another's id.
-    fn engine_id(order: &SignedOrder) -> OrderId {
+    pub(crate) fn engine_id(order: &SignedOrder) -> OrderId {
         OrderId::from(format!("{}:{}", order.ticket.participant, order.ticket.id))
-    }
-
-    /// The participant's highest accepted nonce.
-    pub fn last_nonce(&self, participant: &ParticipantId) -> Option<u64> {
-        self.nonces.get(participant).copied()
     }
 
     /// Intervals with open books, oldest first, with their order counts.
@@ -78,14 +79,6 @@ impl LedgerState {
         }
         if !order.signature_valid(&genesis.neighborhood) {
             return Err(OrderRejection::BadSignature);
-        }
-        if let Some(&last) = self.nonces.get(&ticket.participant) {
-            if ticket.nonce <= last {
-                return Err(OrderRejection::ReplayedNonce {
-                    nonce: ticket.nonce,
-                    last,
-                });
-            }
         }
         let spec = genesis.market.interval;
         let start = DateTime::from_timestamp(ticket.interval_start, 0)
@@ -142,8 +135,6 @@ impl LedgerState {
             .or_insert_with(|| CallAuction::new(genesis.market.rules))
             .submit(engine_order)?;
         self.next_seq += 1;
-        self.nonces
-            .insert(order.ticket.participant.clone(), order.ticket.nonce);
         Ok(())
     }
 

@@ -43,7 +43,10 @@ pub struct OrderTicket {
     /// Limit price per kWh: a decimal string with exactly six decimals (`"0.250000"`).
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.250000"))]
     pub limit_price: Price,
-    /// Strictly increasing per participant: a replayed order is refused.
+    /// Signed, but not checked by the ledger any more (audit finding M3): a replay is refused by
+    /// `(participant, interval_start, id)`, which the signature covers, and orders of one
+    /// participant do not have to be included in nonce order. Kept in the signed bytes so that
+    /// existing signers and signatures stay valid; any value is accepted.
     pub nonce: u64,
 }
 

@@ -19,7 +19,9 @@ pub enum OrderRejection {
         /// The signer's key.
         key: String,
     },
-    /// The nonce is not above the participant's last.
+    /// The nonce is not above the participant's last. Nodes no longer send it (audit finding M3:
+    /// replays are `duplicate_id` or `closed_interval`); kept so that clients of older nodes still
+    /// classify it.
     #[error("replayed nonce {nonce} (last accepted {last})")]
     ReplayedNonce {
         /// The order's nonce.
