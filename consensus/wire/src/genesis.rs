@@ -26,6 +26,19 @@ impl PublicKey {
     pub fn verifying_key(&self) -> Result<VerifyingKey, GenesisError> {
         VerifyingKey::from_bytes(&self.0).map_err(|_| GenesisError::BadKey(self.to_string()))
     }
+
+    /// The key for signature checks, refusing small-order keys (under which one signature can
+    /// verify for many messages).
+    ///
+    /// # Errors
+    /// [`GenesisError::BadKey`] if not a curve point, [`GenesisError::WeakKey`] if of small order.
+    pub fn strong_verifying_key(&self) -> Result<VerifyingKey, GenesisError> {
+        let key = self.verifying_key()?;
+        if key.is_weak() {
+            return Err(GenesisError::WeakKey(self.to_string()));
+        }
+        Ok(key)
+    }
 }
 
 impl fmt::Display for PublicKey {
@@ -104,6 +117,9 @@ pub enum GenesisError {
     /// A key is not valid ed25519.
     #[error("{0:?} is not an ed25519 public key")]
     BadKey(String),
+    /// A key is of small order (a "weak" key: one signature verifies for many messages).
+    #[error("{0:?} is a small-order (weak) ed25519 key")]
+    WeakKey(String),
     /// A participant has no key.
     #[error("participant {0} has no keys")]
     ParticipantWithoutKeys(ParticipantId),
@@ -133,7 +149,7 @@ impl Genesis {
         }
         let mut seen = BTreeSet::new();
         for v in &self.validators {
-            v.public_key.verifying_key()?;
+            v.public_key.strong_verifying_key()?;
             if !seen.insert(v.public_key) {
                 return Err(GenesisError::DuplicateValidator(v.public_key.to_string()));
             }
@@ -143,7 +159,7 @@ impl Genesis {
                 return Err(GenesisError::ParticipantWithoutKeys(participant.clone()));
             }
             for key in keys {
-                key.verifying_key()?;
+                key.strong_verifying_key()?;
             }
         }
         self.market.validate()?;
@@ -253,6 +269,19 @@ mod tests {
             "zz".parse::<PublicKey>(),
             Err(GenesisError::BadKey(_))
         ));
+
+        // Small-order keys are points, but weak (audit L8): refused for participants and
+        // validators.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = PublicKey(identity);
+        assert!(weak.verifying_key().is_ok());
+        let mut g = genesis();
+        g.participants.insert("h2".into(), vec![weak]);
+        assert_eq!(parse(&g), Err(GenesisError::WeakKey(weak.to_string())));
+        let mut g = genesis();
+        g.validators[2].public_key = weak;
+        assert_eq!(parse(&g), Err(GenesisError::WeakKey(weak.to_string())));
 
         let mut g = genesis();
         g.market.rules.tariffs.feed_in = p("0.50");

@@ -15,7 +15,7 @@
 //! with [`OrderTicket`] and [`OrderTicket::sign`] (which encode prices through
 //! [`voltmesh_engine::Price`]), or write prices with six decimals when signing by hand.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{OrderId, ParticipantId, Price, Side, Wh};
 
@@ -93,11 +93,14 @@ impl OrderTicket {
 
 impl SignedOrder {
     /// Whether the signature is valid for the ticket under `public_key`.
+    ///
+    /// Strict verification (audit finding L8): small-order keys and non-canonical signature
+    /// points are refused, so no signature verifies for more than one message under a weak key.
     pub fn signature_valid(&self, neighborhood: &str) -> bool {
         let Ok(key) = self.public_key.verifying_key() else {
             return false;
         };
-        key.verify(
+        key.verify_strict(
             &self.ticket.signing_bytes(neighborhood),
             &Signature::from_bytes(&self.signature),
         )
@@ -189,6 +192,28 @@ mod tests {
             !by_hand.signature_valid("nb"),
             "\"0.25\" gives a bad signature"
         );
+    }
+
+    /// Audit L8: under the small-order key (the identity point), the signature `(R = identity,
+    /// s = 0)` passes plain ed25519 verification for every message; strict verification refuses it.
+    #[test]
+    fn a_small_order_key_signs_nothing() {
+        use ed25519_dalek::{Verifier, VerifyingKey};
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = ticket("0.25").sign("nb", &key());
+        forged.public_key = PublicKey(identity);
+        forged.signature = [0; 64];
+        forged.signature[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).expect("a curve point");
+        assert!(weak.is_weak());
+        let bytes = forged.ticket.signing_bytes("nb");
+        assert!(
+            weak.verify(&bytes, &Signature::from_bytes(&forged.signature))
+                .is_ok(),
+            "plain verification accepts the forgery"
+        );
+        assert!(!forged.signature_valid("nb"));
     }
 
     #[test]
