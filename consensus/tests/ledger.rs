@@ -362,6 +362,36 @@ fn a_later_intervals_order_committed_first_does_not_void_an_earlier_one() {
     assert_eq!(open, [(i1, 1), (i2, 1)], "no interval lost its order");
 }
 
+/// Audit L6: engine ids are `participant:id`; with `:` banned from order ids, participant `h1:b`'s
+/// order `c` and participant `h1`'s order `b:c` cannot meet as the same engine id.
+#[test]
+fn engine_ids_of_different_participants_never_collide() {
+    let mut g = genesis();
+    g.participants.insert("h1:b".into(), vec![pk(4)]);
+    let g = g.validate().unwrap();
+    let mut state = LedgerState::new(&g);
+    state
+        .insert(
+            &g,
+            &order(4, "h1:b", "c", Side::Sell, 100, "0.10", 1),
+            at(60),
+        )
+        .unwrap();
+    let other = order(1, "h1", "b:c", Side::Sell, 100, "0.10", 1);
+    assert_eq!(
+        state.admit(&g, &other, at(60)).unwrap_err().kind(),
+        "bad_order_id",
+        "refused for its id, not as a duplicate of another participant's order"
+    );
+    state
+        .insert(
+            &g,
+            &order(1, "h1", "b-c", Side::Sell, 100, "0.10", 1),
+            at(60),
+        )
+        .unwrap();
+}
+
 /// A block at `height` on `parent` carrying `payload`.
 fn child(parent: &Block, secs: i64, payload: Vec<u8>) -> Block {
     use voltmesh_consensus::protocol::{QuorumCert, ValidatorIndex};

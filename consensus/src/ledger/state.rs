@@ -42,7 +42,8 @@ impl LedgerState {
     }
 
     /// The engine id of a ticket: ids are namespaced by participant, so one participant cannot
-    /// block another's id.
+    /// block another's id. Order ids have no `:` ([`voltmesh_wire::order::check_order_id`]), so
+    /// the last `:` separates the two and no two (participant, id) pairs share an engine id.
     pub(crate) fn engine_id(order: &SignedOrder) -> OrderId {
         OrderId::from(format!("{}:{}", order.ticket.participant, order.ticket.id))
     }
@@ -77,6 +78,7 @@ impl LedgerState {
             }
             Some(true) => {}
         }
+        voltmesh_wire::order::check_order_id(ticket.id.as_str())?;
         if !order.signature_valid(&genesis.neighborhood) {
             return Err(OrderRejection::BadSignature);
         }

@@ -224,6 +224,7 @@ fn reason_of(rejection: &OrderRejection) -> RejectionReason {
         OrderRejection::UnknownParticipant(_) => RejectionReason::UnknownParticipant,
         OrderRejection::KeyNotAllowed { .. } => RejectionReason::KeyNotAllowed,
         OrderRejection::ReplayedNonce { .. } => RejectionReason::ReplayedNonce,
+        OrderRejection::BadOrderId(_) => RejectionReason::Malformed,
         OrderRejection::WrongInterval(_) => RejectionReason::WrongInterval,
         OrderRejection::ClosedInterval(_) => RejectionReason::MarketClosed,
         OrderRejection::MempoolFull => RejectionReason::QueueFull,

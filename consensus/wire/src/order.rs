@@ -31,7 +31,8 @@ pub struct OrderTicket {
     pub participant: ParticipantId,
     /// Start of the delivery interval, Unix seconds, aligned to the interval length.
     pub interval_start: i64,
-    /// Unique within the interval.
+    /// Unique per participant within the interval. Printable ASCII without `:`, `"` or `\\`
+    /// (see [`check_order_id`]).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: OrderId,
     /// Buy or sell.
@@ -64,6 +65,39 @@ pub struct SignedOrder {
     #[serde(with = "hex_signature")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub signature: [u8; 64],
+}
+
+/// Why an order id is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderIdError {
+    /// The id is empty.
+    #[error("the order id is empty")]
+    Empty,
+    /// The id has a character outside printable ASCII, or one of `:` `"` `\\`.
+    #[error("the order id has {0:?} at byte {1}: only printable ASCII without ':', '\"' or '\\' is allowed")]
+    BadCharacter(char, usize),
+}
+
+/// Checks an order id's characters.
+///
+/// Ids are non-empty printable ASCII (`!` to `~`) without `:`, `"` and `\\`. Without `:` the
+/// ledger's engine id `participant:id` is unambiguous (audit finding L6: `("a:b", "c")` and
+/// `("a", "b:c")` would both be `a:b:c`); without `"` and `\\` an id's JSON encoding is its own
+/// length plus two quotes, which bounds the size of a clearing.
+///
+/// # Errors
+/// [`OrderIdError`] naming the first problem.
+pub fn check_order_id(id: &str) -> Result<(), OrderIdError> {
+    if id.is_empty() {
+        return Err(OrderIdError::Empty);
+    }
+    match id
+        .char_indices()
+        .find(|&(_, c)| !c.is_ascii_graphic() || matches!(c, ':' | '"' | '\\'))
+    {
+        Some((at, c)) => Err(OrderIdError::BadCharacter(c, at)),
+        None => Ok(()),
+    }
 }
 
 impl OrderTicket {
@@ -214,6 +248,22 @@ mod tests {
             "plain verification accepts the forgery"
         );
         assert!(!forged.signature_valid("nb"));
+    }
+
+    /// Audit L6: `:` is not allowed in ids, so `participant:id` cannot collide.
+    #[test]
+    fn order_ids_are_printable_ascii_without_colons_quotes_or_backslashes() {
+        for ok in ["a", "hh-1-1790000100-sell", "h1@7", "bridge_3.x~!"] {
+            assert_eq!(check_order_id(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_order_id(""), Err(OrderIdError::Empty));
+        assert_eq!(
+            check_order_id("b:c"),
+            Err(OrderIdError::BadCharacter(':', 1))
+        );
+        for bad in ["a b", "a\"b", "a\\b", "é", "a\n"] {
+            assert!(check_order_id(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum OrderRejection {
         /// The participant's last accepted nonce.
         last: u64,
     },
+    /// The order id is not allowed ([`crate::order::check_order_id`]).
+    #[error("bad order id: {0}")]
+    BadOrderId(#[from] crate::order::OrderIdError),
     /// The interval is not on the grid or too far ahead.
     #[error("wrong interval {0}: not aligned to the interval length or too far ahead")]
     WrongInterval(i64),
@@ -51,6 +54,7 @@ impl OrderRejection {
             OrderRejection::UnknownParticipant(_) => "unknown_participant",
             OrderRejection::KeyNotAllowed { .. } => "key_not_allowed",
             OrderRejection::ReplayedNonce { .. } => "replayed_nonce",
+            OrderRejection::BadOrderId(_) => "bad_order_id",
             OrderRejection::WrongInterval(_) => "wrong_interval",
             OrderRejection::ClosedInterval(_) => "closed_interval",
             OrderRejection::MempoolFull => "mempool_full",
