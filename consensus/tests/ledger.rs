@@ -12,7 +12,7 @@ use voltmesh_consensus::wire::{
     Genesis, GenesisValidator, OrderRejection, OrderTicket, PublicKey, SignedOrder,
 };
 use voltmesh_engine::{
-    IntervalSpec, MarketConfig, MarketRules, Mechanism, Price, Side, Tariffs, K,
+    AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, Price, Side, Tariffs, K,
 };
 
 const T0: &str = "2026-11-22T10:00:00Z";
@@ -41,6 +41,7 @@ fn genesis() -> Genesis {
             },
             network_fee: p("0.01"),
             interval: IntervalSpec::DEFAULT,
+            admission: AdmissionLimits::DEFAULT,
         },
         validators: (100..104)
             .map(|n| GenesisValidator {
@@ -464,4 +465,123 @@ fn a_committed_block_that_does_not_execute_halts_the_ledger() {
         "nothing is applied after a halt"
     );
     assert_eq!(app.halted(), Some(reason.as_str()));
+}
+
+/// A genesis with `n` participants whose ids are 48 bytes long (key `10 + i` each).
+fn crowded_genesis(n: u8) -> (Genesis, Vec<String>) {
+    let mut g = genesis();
+    let names: Vec<String> = (0..n)
+        .map(|i| format!("{:-<48}", format!("participant-{i:03}")))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        g.participants
+            .insert(name.as_str().into(), vec![pk(10 + i as u8)]);
+    }
+    (g.validate().unwrap(), names)
+}
+
+/// Audit C1: one interval filled to every admission limit with the longest ids, plus an attempt
+/// to add orders with huge ids; the block at the gate (which must carry the clearing) still
+/// builds, fits in a payload, and executes on a validator. Without the limits the huge-id orders
+/// are admitted and the clearing outgrows the payload: the chain could never pass the gate.
+#[test]
+fn a_full_interval_still_clears_within_one_payload() {
+    use voltmesh_consensus::ledger::MAX_ORDERS_PER_BLOCK;
+    use voltmesh_consensus::protocol::MAX_PAYLOAD_BYTES;
+    let (g, names) = crowded_genesis(63);
+    let limits = g.market.admission;
+    let g = Arc::new(g);
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut leader = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let mut validator = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let ticket = |who: usize, interval: i64, id: String| {
+        let sell = who % 2 == 0;
+        OrderTicket {
+            participant: names[who].as_str().into(),
+            interval_start: interval,
+            id: id.as_str().into(),
+            side: if sell { Side::Sell } else { Side::Buy },
+            quantity_wh: if sell { 1_000 } else { 700 },
+            limit_price: p(if sell { "0.10" } else { "0.30" }),
+            nonce: 1,
+        }
+        .sign("testville", &key(10 + who as u8))
+    };
+    let max_id = |k: usize| format!("{k:0>64}");
+    let interval = next_interval();
+    let mut accepted = 0;
+    'fill: for who in 0..names.len() {
+        for k in 0..limits.max_orders_per_participant_interval as usize {
+            if accepted == limits.max_orders_per_interval as usize {
+                let refused = leader.submit(ticket(who, interval, max_id(k)), at(30));
+                assert_eq!(refused.unwrap_err().kind(), "interval_full");
+                break 'fill;
+            }
+            leader
+                .submit(ticket(who, interval, max_id(k)), at(30))
+                .unwrap();
+            accepted += 1;
+        }
+        let over = ticket(who, interval, max_id(99));
+        assert_eq!(
+            leader.submit(over, at(30)).unwrap_err().kind(),
+            "participant_interval_full"
+        );
+    }
+    assert_eq!(accepted, 1_000);
+    // The attack: ids of 8 KiB, which no ordinary rule refused.
+    let mut attack = Vec::new();
+    for k in 0..300 {
+        let huge = ticket(62, interval, format!("{k:x>8192}"));
+        attack.push(leader.submit(huge, at(31)));
+    }
+    assert!(attack
+        .iter()
+        .all(|r| r.as_ref().is_err_and(|e| e.kind() == "order_id_too_long")));
+    // The next interval fills too (its orders compete with the clearing at the gate).
+    for who in 0..names.len() {
+        for k in 0..limits.max_orders_per_participant_interval as usize {
+            let _ = leader.submit(ticket(who, interval + 900, max_id(k)), at(32));
+        }
+    }
+
+    let mut parent = genesis_block;
+    let mut secs = 60;
+    loop {
+        let payload = leader.propose(&parent, at(secs));
+        assert!(
+            payload.len() <= MAX_PAYLOAD_BYTES,
+            "{} bytes",
+            payload.len()
+        );
+        let body = BlockBody::decode(&payload).unwrap();
+        assert!(body.orders.len() <= MAX_ORDERS_PER_BLOCK);
+        validator.validate(&parent, &payload, at(secs)).unwrap();
+        let block = child(&parent, secs, payload);
+        leader.commit(&block);
+        validator.commit(&block);
+        parent = block;
+        secs += 1;
+        if secs == 600 || leader.committed().orders_in(interval) == 1_000 {
+            break;
+        }
+    }
+    assert_eq!(leader.committed().orders_in(interval), 1_000);
+    // At the gate: the clearing of the full interval, plus whatever orders still fit.
+    let payload = leader.propose(&parent, at(600));
+    assert!(
+        payload.len() <= MAX_PAYLOAD_BYTES,
+        "the gate block takes {} bytes",
+        payload.len()
+    );
+    let body = BlockBody::decode(&payload).unwrap();
+    assert_eq!(body.clearings.len(), 1);
+    assert_eq!(body.clearings[0].interval_start, interval);
+    let clearing = serde_json::to_vec(&body.clearings[0]).unwrap().len();
+    assert!(clearing <= g.worst_clearing_bytes(), "{clearing} bytes");
+    validator.validate(&parent, &payload, at(600)).unwrap();
+    let gate = child(&parent, 600, payload);
+    validator.commit(&gate);
+    assert_eq!(validator.halted(), None);
+    assert_eq!(validator.committed().orders_in(interval), 0, "cleared");
 }

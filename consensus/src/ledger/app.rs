@@ -112,8 +112,35 @@ impl LedgerApp {
     /// # Errors
     /// [`OrderRejection`] saying why; an order with the participant, interval and id of a pending
     /// one is a `duplicate_id`.
+    ///
+    /// Capacity is checked here, counting the pending orders with the committed ones, so that an
+    /// accepted order is not later dropped for a limit this node already knew about (audit C1).
     pub fn submit(&mut self, order: SignedOrder, now_ms: u64) -> Result<(), OrderRejection> {
         self.committed.admit(&self.genesis, &order, now_ms)?;
+        let limits = self.genesis.market.admission;
+        let ticket = &order.ticket;
+        let (participant, interval_start) = (&ticket.participant, ticket.interval_start);
+        if self
+            .committed
+            .participant_orders_in(participant, interval_start)
+            + self
+                .mempool
+                .participant_orders_in(participant, interval_start)
+            >= limits.max_orders_per_participant_interval
+        {
+            return Err(OrderRejection::ParticipantIntervalFull {
+                interval_start,
+                max: limits.max_orders_per_participant_interval,
+            });
+        }
+        let in_interval = self.committed.orders_in(interval_start)
+            + usize::try_from(self.mempool.orders_in(interval_start)).unwrap_or(usize::MAX);
+        if in_interval >= usize::try_from(limits.max_orders_per_interval).unwrap_or(usize::MAX) {
+            return Err(OrderRejection::IntervalFull {
+                interval_start,
+                max: limits.max_orders_per_interval,
+            });
+        }
         let id = LedgerState::engine_id(&order);
         match self.mempool.add(order) {
             Ok(()) => Ok(()),

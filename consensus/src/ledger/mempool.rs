@@ -21,11 +21,24 @@ fn key_of(order: &SignedOrder) -> (ParticipantId, i64, OrderId) {
     )
 }
 
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
+    if let std::collections::hash_map::Entry::Occupied(mut entry) = counts.entry(key) {
+        *entry.get_mut() -= 1;
+        if *entry.get() == 0 {
+            entry.remove();
+        }
+    }
+}
+
 /// Pending orders in arrival order.
 #[derive(Debug)]
 pub struct Mempool {
     by_arrival: BTreeMap<u64, SignedOrder>,
     keys: HashMap<(ParticipantId, i64, OrderId), u64>,
+    /// Pending orders per interval.
+    per_interval: HashMap<i64, u32>,
+    /// Pending orders per (participant, interval).
+    per_participant_interval: HashMap<(ParticipantId, i64), u32>,
     next_arrival: u64,
     capacity: usize,
 }
@@ -47,6 +60,8 @@ impl Mempool {
         Mempool {
             by_arrival: BTreeMap::new(),
             keys: HashMap::new(),
+            per_interval: HashMap::new(),
+            per_participant_interval: HashMap::new(),
             next_arrival: 0,
             capacity,
         }
@@ -64,6 +79,11 @@ impl Mempool {
         if self.by_arrival.len() >= self.capacity {
             return Err(MempoolError::Full);
         }
+        *self.per_interval.entry(key.1).or_insert(0) += 1;
+        *self
+            .per_participant_interval
+            .entry((key.0.clone(), key.1))
+            .or_insert(0) += 1;
         self.keys.insert(key, self.next_arrival);
         self.by_arrival.insert(self.next_arrival, order);
         self.next_arrival += 1;
@@ -73,6 +93,19 @@ impl Mempool {
     /// Pending orders, first come first.
     pub fn iter(&self) -> impl Iterator<Item = &SignedOrder> {
         self.by_arrival.values()
+    }
+
+    /// Pending orders for the interval.
+    pub fn orders_in(&self, interval_start: i64) -> u32 {
+        self.per_interval.get(&interval_start).copied().unwrap_or(0)
+    }
+
+    /// Pending orders of `participant` for the interval.
+    pub fn participant_orders_in(&self, participant: &ParticipantId, interval_start: i64) -> u32 {
+        self.per_participant_interval
+            .get(&(participant.clone(), interval_start))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Number of pending orders.
@@ -96,7 +129,13 @@ impl Mempool {
             .collect();
         for arrival in stale {
             if let Some(order) = self.by_arrival.remove(&arrival) {
-                self.keys.remove(&key_of(&order));
+                let (participant, interval, id) = key_of(&order);
+                decrement(&mut self.per_interval, interval);
+                decrement(
+                    &mut self.per_participant_interval,
+                    (participant.clone(), interval),
+                );
+                self.keys.remove(&(participant, interval, id));
             }
         }
     }

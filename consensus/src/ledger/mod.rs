@@ -23,7 +23,7 @@ mod reject;
 mod state;
 
 pub use app::{CommittedBlock, LedgerApp, MEMPOOL_CAPACITY};
-pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK};
+pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, ORDER_BYTES_BUDGET};
 pub use mempool::{Mempool, MempoolError};
 pub use reject::BlockRejection;
 pub use state::{LedgerState, MAX_INTERVALS_AHEAD};

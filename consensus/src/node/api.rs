@@ -6,7 +6,7 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | POST | `/v1/orders` | 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
+//! | POST | `/v1/orders` | 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
 //! | GET | `/v1/intervals/{start}` | the interval's clearing and trades (`start` in Unix seconds or RFC 3339); 404 before it clears |
 //! | GET | `/v1/participants/{id}` | the participant's trades and balance |
 //! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |

@@ -103,7 +103,7 @@ pub struct ClearingOutcome {
     responses(
         (status = 202, description = "In the mempool, gossiped to the other nodes", body = Accepted),
         (status = 400, description = "`malformed_body`", body = ErrorBody),
-        (status = 422, description = "Refused: `error` is an order rejection kind (`bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full`)", body = ErrorBody),
+        (status = 422, description = "Refused: `error` is an order rejection kind (`bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full`)", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`: retry", body = ErrorBody),
     )
 )]
