@@ -133,6 +133,12 @@ impl LedgerApp {
                 max: limits.max_orders_per_participant_interval,
             });
         }
+        let pending = self.mempool.pending_of(participant);
+        if pending >= usize::try_from(limits.max_pending_per_participant).unwrap_or(usize::MAX) {
+            return Err(OrderRejection::ParticipantPendingFull {
+                max: limits.max_pending_per_participant,
+            });
+        }
         let in_interval = self.committed.orders_in(interval_start)
             + usize::try_from(self.mempool.orders_in(interval_start)).unwrap_or(usize::MAX);
         if in_interval >= usize::try_from(limits.max_orders_per_interval).unwrap_or(usize::MAX) {
@@ -188,7 +194,9 @@ impl LedgerApp {
             return BlockBody::default();
         };
         let mut state = (*state).clone();
-        let candidates: Vec<&SignedOrder> = self.mempool.iter().collect();
+        // Round-robin across participants (audit M2): one flooding participant cannot delay
+        // another's order by more than the rounds before it.
+        let candidates = self.mempool.round_robin();
         state.build(
             &self.genesis,
             candidates,
@@ -267,7 +275,13 @@ impl App for LedgerApp {
         self.committed = state;
         self.committed_height = block.height();
         let now_ms = block.timestamp_ms();
-        self.mempool.prune(&self.genesis, &self.committed, now_ms);
+        let changed: std::collections::BTreeSet<_> = body
+            .orders
+            .iter()
+            .map(|o| o.ticket.participant.clone())
+            .collect();
+        self.mempool
+            .prune(&self.genesis, &self.committed, now_ms, &changed);
         let floor = self.committed_height;
         self.states.retain(|_, (height, _)| *height >= floor);
         self.validated.retain(|_, (height, _)| *height > floor);

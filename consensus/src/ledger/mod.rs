@@ -24,6 +24,6 @@ mod state;
 
 pub use app::{CommittedBlock, LedgerApp, MEMPOOL_CAPACITY};
 pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, ORDER_BYTES_BUDGET};
-pub use mempool::{Mempool, MempoolError};
+pub use mempool::{key_of, Mempool, MempoolError, OrderKey};
 pub use reject::BlockRejection;
 pub use state::{LedgerState, MAX_INTERVALS_AHEAD};

@@ -80,9 +80,30 @@ impl LedgerState {
 
     /// Checks an order against this state at time `at_ms`, without changing anything.
     ///
+    /// The cheap checks (keys, id, interval, limits, duplicates) come first and the signature
+    /// last (audit finding M2), so junk costs no signature verification.
+    ///
     /// # Errors
     /// The first check the order fails.
     pub fn admit(
+        &self,
+        genesis: &Genesis,
+        order: &SignedOrder,
+        at_ms: u64,
+    ) -> Result<(), OrderRejection> {
+        self.admit_unsigned(genesis, order, at_ms)?;
+        if !order.signature_valid(&genesis.neighborhood) {
+            return Err(OrderRejection::BadSignature);
+        }
+        Ok(())
+    }
+
+    /// Every check of [`LedgerState::admit`] except the signature: for orders whose signature was
+    /// already verified (the mempool re-checks its orders after commits with this).
+    ///
+    /// # Errors
+    /// The first check the order fails.
+    pub fn admit_unsigned(
         &self,
         genesis: &Genesis,
         order: &SignedOrder,
@@ -112,9 +133,6 @@ impl LedgerState {
             });
         }
         voltmesh_wire::order::check_order_id(ticket.id.as_str())?;
-        if !order.signature_valid(&genesis.neighborhood) {
-            return Err(OrderRejection::BadSignature);
-        }
         let spec = genesis.market.interval;
         let start = DateTime::from_timestamp(ticket.interval_start, 0)
             .ok_or(OrderRejection::WrongInterval(ticket.interval_start))?;
