@@ -671,3 +671,86 @@ fn pending_orders_per_participant_are_capped() {
     blocks_until(&mut app, &genesis_block, |app| app.mempool().is_empty());
     app.submit(orders[max].clone(), at(90)).unwrap();
 }
+
+/// The deliverable "an accepted order is committed, or the submitter learns why": one id in four
+/// intervals, committed in one, pending in one, expired (gate closed first) in one, refused (the
+/// participant's one order slot in the interval taken by an order another node accepted) in one;
+/// the node's index answers all four, oldest first, or one with an interval.
+#[test]
+fn order_status_tells_pending_committed_expired_and_refused_apart() {
+    use voltmesh_consensus::index::Index;
+    use voltmesh_consensus::wire::api::OrderState;
+    let mut g = genesis();
+    g.market.admission.max_orders_per_participant_interval = 1;
+    let g = Arc::new(g);
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let i1 = next_interval();
+    let (i2, i3, i4) = (i1 + 900, i1 + 1800, i1 + 2700);
+    let order_x = |interval: i64, id: &str| {
+        OrderTicket {
+            participant: "h1".into(),
+            interval_start: interval,
+            id: id.into(),
+            side: Side::Sell,
+            quantity_wh: 100,
+            limit_price: p("0.10"),
+            nonce: 1,
+        }
+        .sign("testville", &key(1))
+    };
+    let x = |interval: i64| order_x(interval, "x");
+    let mut node = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let mut other = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let mut index = Index::default();
+    node.submit(x(i1), at(30)).unwrap();
+    node.submit(x(i2), at(30)).unwrap();
+    other.submit(order_x(i2, "z"), at(30)).unwrap(); // takes h1's one slot in i2
+    other.submit(x(i3), at(30)).unwrap();
+    node.submit(x(i3), at(30)).unwrap();
+    // Another node's block commits its own i2 and i3 orders.
+    let b1 = child(&genesis_block, 60, other.propose(&genesis_block, at(60)));
+    node.commit(&b1);
+    for committed in node.take_committed() {
+        index.apply(&committed);
+    }
+    node.submit(x(i4), at(61)).unwrap();
+    // The chain stalls past i1's gate; an empty block at 10:10 drops i1's order.
+    let b2 = child(&b1, 600, BlockBody::default().encode());
+    node.commit(&b2);
+    for committed in node.take_committed() {
+        index.apply(&committed);
+    }
+    let view = index
+        .order_status(&node, &"h1".into(), "x", None)
+        .expect("known");
+    let states: Vec<(i64, &OrderState)> = view
+        .orders
+        .iter()
+        .map(|e| (e.interval_start, &e.status))
+        .collect();
+    assert!(
+        matches!(states[0], (s, OrderState::Expired { reason, .. }) if s == i1 && reason == "closed_interval"),
+        "{states:?}"
+    );
+    assert!(
+        matches!(states[1], (s, OrderState::Refused { reason, .. }) if s == i2 && reason == "participant_interval_full"),
+        "{states:?}"
+    );
+    assert_eq!(
+        states[2],
+        (
+            i3,
+            &OrderState::Committed {
+                height: 1,
+                block_hash: b1.hash().to_string()
+            }
+        )
+    );
+    assert_eq!(states[3], (i4, &OrderState::Pending));
+    let one = index
+        .order_status(&node, &"h1".into(), "x", Some(i4))
+        .expect("known");
+    assert_eq!(one.orders.len(), 1);
+    assert!(index.order_status(&node, &"h1".into(), "y", None).is_none());
+    assert!(index.order_status(&node, &"h2".into(), "x", None).is_none());
+}

@@ -1,10 +1,10 @@
 //! [`LedgerApp`]: the ledger as the consensus replica's [`App`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::body::MAX_ORDERS_PER_BLOCK;
-use super::mempool::MempoolError;
+use super::mempool::{key_of, MempoolError, OrderKey};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
 use super::{BlockBody, LedgerState, Mempool};
@@ -46,6 +46,23 @@ pub struct LedgerApp {
     mempool: Mempool,
     log: Vec<CommittedBlock>,
     halted: Option<String>,
+    /// The last [`DROPPED_RECORD`] accepted orders that were dropped without being committed,
+    /// oldest first.
+    dropped: VecDeque<DroppedOrder>,
+}
+
+/// How many dropped orders [`LedgerApp::dropped`] remembers.
+pub const DROPPED_RECORD: usize = 10_000;
+
+/// An accepted order that left the mempool without being committed, and why: its gate closed
+/// (`closed_interval`), or the committed state refused it (a limit filled by orders other nodes
+/// accepted, a conflicting order with its id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedOrder {
+    /// Participant, interval, id.
+    pub key: OrderKey,
+    /// Why.
+    pub reason: OrderRejection,
 }
 
 /// A validated block before its hash is known: parent, SHA-256 of the payload, block time.
@@ -80,6 +97,7 @@ impl LedgerApp {
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             log: Vec::new(),
             halted: None,
+            dropped: VecDeque::new(),
         }
     }
 
@@ -100,6 +118,12 @@ impl LedgerApp {
     /// The committed state.
     pub fn committed(&self) -> &LedgerState {
         &self.committed
+    }
+
+    /// Accepted orders dropped without being committed, oldest first (at most
+    /// [`DROPPED_RECORD`]).
+    pub fn dropped(&self) -> impl DoubleEndedIterator<Item = &DroppedOrder> {
+        self.dropped.iter()
     }
 
     /// Pending orders.
@@ -275,13 +299,31 @@ impl App for LedgerApp {
         self.committed = state;
         self.committed_height = block.height();
         let now_ms = block.timestamp_ms();
+        // The block's own orders leave the pool as committed, not as refused.
+        for order in &body.orders {
+            let key = key_of(order);
+            if self.mempool.get(&key) == Some(order) {
+                self.mempool.remove(&key);
+            }
+        }
         let changed: std::collections::BTreeSet<_> = body
             .orders
             .iter()
             .map(|o| o.ticket.participant.clone())
             .collect();
-        self.mempool
+        let dropped = self
+            .mempool
             .prune(&self.genesis, &self.committed, now_ms, &changed);
+        for (order, reason) in dropped {
+            tracing::debug!(participant = %order.ticket.participant, id = %order.ticket.id.as_str(), interval = order.ticket.interval_start, reason = reason.kind(), "pending order dropped");
+            if self.dropped.len() == DROPPED_RECORD {
+                self.dropped.pop_front();
+            }
+            self.dropped.push_back(DroppedOrder {
+                key: key_of(&order),
+                reason,
+            });
+        }
         let floor = self.committed_height;
         self.states.retain(|_, (height, _)| *height >= floor);
         self.validated.retain(|_, (height, _)| *height > floor);

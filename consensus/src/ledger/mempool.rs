@@ -182,6 +182,20 @@ impl Mempool {
             .unwrap_or(0)
     }
 
+    /// The intervals in which `participant` has an order `id` pending.
+    pub fn pending_intervals(&self, participant: &ParticipantId, id: &str) -> Vec<i64> {
+        self.by_participant
+            .get(participant)
+            .map(|queue| {
+                queue
+                    .values()
+                    .filter(|key| key.2.as_str() == id)
+                    .map(|key| key.1)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Pending orders of `participant`.
     pub fn pending_of(&self, participant: &ParticipantId) -> usize {
         self.by_participant

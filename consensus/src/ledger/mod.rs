@@ -22,7 +22,7 @@ mod mempool;
 mod reject;
 mod state;
 
-pub use app::{CommittedBlock, LedgerApp, MEMPOOL_CAPACITY};
+pub use app::{CommittedBlock, DroppedOrder, LedgerApp, DROPPED_RECORD, MEMPOOL_CAPACITY};
 pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, ORDER_BYTES_BUDGET};
 pub use mempool::{key_of, Mempool, MempoolError, OrderKey};
 pub use reject::BlockRejection;

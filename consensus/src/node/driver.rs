@@ -325,6 +325,10 @@ impl Driver {
                 }
                 let _ = reply.send(result);
             }
+            ApiRequest::OrderStatus(participant, id, interval, reply) => {
+                let app = self.replica.app();
+                let _ = reply.send(self.index.order_status(app, &participant, &id, interval));
+            }
             ApiRequest::Interval(start, reply) => {
                 let _ = reply.send(self.index.clearing(start).cloned());
             }

@@ -12,7 +12,7 @@
 //! | anything else | [`ClientError::Unexpected`] |
 //!
 //! The read routes answer `Ok` for 200 (and `Ok(None)` for the documented 404s of
-//! [`NodeClient::interval`] and [`NodeClient::block`]), [`ClientError::Unavailable`] for
+//! [`NodeClient::interval`], [`NodeClient::block`] and [`NodeClient::order_status`]), [`ClientError::Unavailable`] for
 //! transport errors and 5xx, and [`ClientError::Unexpected`] for anything else, including a 200
 //! whose body is not the documented view.
 //!
@@ -29,7 +29,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::api::{self, error_kind, BlockView, ErrorBody, ParticipantView, StatusView};
+use crate::api::{
+    self, error_kind, BlockView, ErrorBody, OrderStatusView, ParticipantView, StatusView,
+};
 use crate::{IntervalClearing, SignedOrder};
 
 /// How long to wait for a TCP connection to the node.
@@ -347,6 +349,21 @@ impl NodeClient {
         self.view(&api::block_path(height)).await
     }
 
+    /// `GET /v1/orders/{participant}/{id}`: what became of the order (every interval the node
+    /// knows the id in, or only `interval_start`), `None` if the node knows no such order.
+    ///
+    /// # Errors
+    /// [`ClientError`] (module docs).
+    pub async fn order_status(
+        &self,
+        participant: &str,
+        id: &str,
+        interval_start: Option<i64>,
+    ) -> Result<Option<OrderStatusView>, ClientError> {
+        self.view(&api::order_status_path(participant, id, interval_start))
+            .await
+    }
+
     /// `GET /v1/status`.
     ///
     /// # Errors
@@ -471,6 +488,19 @@ impl BlockingNodeClient {
     /// As [`NodeClient::block`].
     pub fn block(&self, height: u64) -> Result<Option<BlockView>, ClientError> {
         self.run(|c| c.block(height))
+    }
+
+    /// [`NodeClient::order_status`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::order_status`].
+    pub fn order_status(
+        &self,
+        participant: &str,
+        id: &str,
+        interval_start: Option<i64>,
+    ) -> Result<Option<OrderStatusView>, ClientError> {
+        self.run(|c| c.order_status(participant, id, interval_start))
     }
 
     /// [`NodeClient::status`].
