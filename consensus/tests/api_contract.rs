@@ -205,6 +205,7 @@ async fn order_answers_are_classified_as_documented() {
             "x".into(),
         ))),
         Err(OrderRejection::MempoolFull),
+        Err(OrderRejection::ParticipantPendingFull { max: 256 }),
         Err(OrderRejection::BadSignature),
         Err(OrderRejection::ClosedInterval(CLEARED)),
     ];
@@ -215,6 +216,11 @@ async fn order_answers_are_classified_as_documented() {
     assert_eq!(node.submit(&order).await, Ok(Submitted::AlreadyThere));
     let full = node.submit(&order).await.unwrap_err();
     assert!(full.is_retryable(), "{full}");
+    let quota = node.submit(&order).await.unwrap_err();
+    assert!(
+        quota.is_retryable(),
+        "a participant's pending quota frees up: {quota}"
+    );
     let bad = node.submit(&order).await.unwrap_err();
     assert!(
         matches!(&bad, ClientError::Rejected { kind, .. } if kind == "bad_signature"),
@@ -232,7 +238,7 @@ async fn order_answers_are_classified_as_documented() {
             accepted: 1,
             already_there: 2,
             rejected: 2,
-            unavailable: 1,
+            unavailable: 2,
             ..SubmitCounts::default()
         }
     );
@@ -250,6 +256,16 @@ async fn every_rejection_kind_reaches_the_client() {
         OrderRejection::WrongInterval(1),
         OrderRejection::ClosedInterval(1),
         OrderRejection::Market(RejectReason::DuplicateId("x".into())),
+        OrderRejection::BadOrderId(voltmesh_consensus::wire::order::OrderIdError::Empty),
+        OrderRejection::OrderIdTooLong { bytes: 65, max: 64 },
+        OrderRejection::ParticipantIntervalFull {
+            interval_start: 1,
+            max: 16,
+        },
+        OrderRejection::IntervalFull {
+            interval_start: 1,
+            max: 1000,
+        },
     ];
     let kinds: Vec<&str> = rejections.iter().map(OrderRejection::kind).collect();
     let node = node(Some(rejections.into_iter().map(Err).collect())).await;

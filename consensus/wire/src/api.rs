@@ -105,6 +105,9 @@ pub mod error_kind {
     pub const STOPPING: &str = "stopping";
     /// 422: the mempool is full; retry (an [`crate::OrderRejection::MempoolFull`]).
     pub const MEMPOOL_FULL: &str = "mempool_full";
+    /// 422: the participant has as many pending orders as allowed; retry once some are in a
+    /// block (an [`crate::OrderRejection::ParticipantPendingFull`]).
+    pub const PARTICIPANT_PENDING_FULL: &str = "participant_pending_full";
     /// 422: the nonce was used already (a resubmission of an accepted order, or a replay).
     pub const REPLAYED_NONCE: &str = "replayed_nonce";
     /// 422: the interval already has an order with this id.

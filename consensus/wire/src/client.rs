@@ -6,7 +6,7 @@
 //! |---|---|
 //! | 202 | [`Submitted::Accepted`] |
 //! | 422 `replayed_nonce` / `duplicate_id` | [`Submitted::AlreadyThere`] (a resubmission: a signer that reuses the nonce and id of an order it sent before gets this) |
-//! | 422 `mempool_full`, 503, 5xx, connection refused, timeout | [`ClientError::Unavailable`]: retry |
+//! | 422 `mempool_full`, `participant_pending_full`, 503, 5xx, connection refused, timeout | [`ClientError::Unavailable`]: retry |
 //! | other 422 | [`ClientError::Rejected`]: permanent, counted, never retried |
 //! | 400 | [`ClientError::Malformed`]: a bug, counted, never retried |
 //! | anything else | [`ClientError::Unexpected`] |
@@ -276,7 +276,12 @@ impl NodeClient {
         let participant = order.ticket.participant.as_str();
         let body = &answer.body;
         match (answer.status, answer.error()) {
-            (422, Some(e)) if e.error == error_kind::MEMPOOL_FULL => self.unavailable(e.message),
+            (422, Some(e))
+                if e.error == error_kind::MEMPOOL_FULL
+                    || e.error == error_kind::PARTICIPANT_PENDING_FULL =>
+            {
+                self.unavailable(e.message)
+            }
             (422, Some(e)) => {
                 bump(&c.rejected);
                 warn!(
