@@ -754,3 +754,87 @@ fn order_status_tells_pending_committed_expired_and_refused_apart() {
     assert!(index.order_status(&node, &"h1".into(), "y", None).is_none());
     assert!(index.order_status(&node, &"h2".into(), "x", None).is_none());
 }
+
+/// Audit C1: after a stall, gates that closed together are cleared one per block, oldest first,
+/// and no order reaches an interval whose gate closed while it waits its turn.
+#[test]
+fn gates_closed_together_clear_in_consecutive_blocks() {
+    let g = genesis();
+    let i1 = next_interval();
+    let mut state = LedgerState::new(&g);
+    let in_interval = |interval: i64, id: &str| {
+        OrderTicket {
+            participant: "h1".into(),
+            interval_start: interval,
+            id: id.into(),
+            side: Side::Sell,
+            quantity_wh: 100,
+            limit_price: p("0.10"),
+            nonce: 1,
+        }
+        .sign("testville", &key(1))
+    };
+    let orders = [in_interval(i1, "a"), in_interval(i1 + 900, "b")];
+    let body = state.build(&g, orders.iter(), at(60), 100);
+    assert_eq!(body.orders.len(), 2);
+    // Both gates (10:10 and 10:25) have closed by 10:30.
+    let late = in_interval(i1 + 900, "c");
+    let first = state.build(&g, [late.clone()].iter(), at(1800), 100);
+    assert!(
+        first.orders.is_empty(),
+        "the second interval's gate closed too"
+    );
+    let starts: Vec<i64> = first.clearings.iter().map(|c| c.interval_start).collect();
+    assert_eq!(starts, [i1]);
+    let second = state.build(&g, [late].iter(), at(1801), 100);
+    assert!(second.orders.is_empty());
+    let starts: Vec<i64> = second.clearings.iter().map(|c| c.interval_start).collect();
+    assert_eq!(starts, [i1 + 900]);
+    // A validator agrees, and refuses both clearings in one block.
+    let mut validator = LedgerState::new(&g);
+    validator.execute(&g, &body, at(60)).unwrap();
+    let mut both = first.clone();
+    both.clearings.extend(second.clearings.clone());
+    assert!(validator.clone().execute(&g, &both, at(1800)).is_err());
+    validator.execute(&g, &first, at(1800)).unwrap();
+    validator.execute(&g, &second, at(1801)).unwrap();
+}
+
+/// "No interval silently empty": the meter bridge signs with nonce = interval start, the same
+/// nonce for every order of a participant in one interval. Orders of one interval sharing a nonce,
+/// and an earlier interval's order arriving after a later one's was committed, all commit.
+#[test]
+fn bridge_nonces_never_void_an_interval() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let i1 = next_interval();
+    let bridge = |interval: i64, id: &str, side: Side| {
+        OrderTicket {
+            participant: "h1".into(),
+            interval_start: interval,
+            id: id.into(),
+            side,
+            quantity_wh: 100,
+            limit_price: p("0.10"),
+            nonce: interval as u64,
+        }
+        .sign("testville", &key(9))
+    };
+    let mut app = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    app.submit(bridge(i1 + 900, "later", Side::Sell), at(30))
+        .unwrap();
+    let b1 = child(&genesis_block, 60, app.propose(&genesis_block, at(60)));
+    app.commit(&b1);
+    app.submit(bridge(i1, "sell", Side::Sell), at(61)).unwrap();
+    app.submit(bridge(i1, "buy", Side::Buy), at(61)).unwrap();
+    let b2 = child(&b1, 62, app.propose(&b1, at(62)));
+    app.commit(&b2);
+    assert!(app.mempool().is_empty());
+    assert_eq!(
+        app.committed().orders_in(i1),
+        2,
+        "the earlier interval is not empty"
+    );
+    assert_eq!(app.committed().orders_in(i1 + 900), 1);
+    assert_eq!(app.dropped().count(), 0);
+}
