@@ -2,7 +2,7 @@
 //!
 //! Every committed block must extend the previous one (height and parent hash), and its payload
 //! must re-execute through the engine to exactly the clearings it records, with every order's
-//! signature, nonce and interval checked, as a validator checks a proposal. The first block that
+//! signature, id and interval checked, as a validator checks a proposal. The first block that
 //! fails is reported with the reason.
 //!
 //! # Known limitations

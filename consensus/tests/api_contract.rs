@@ -8,7 +8,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use voltmesh_consensus::node::api::{router, ApiRequest};
 use voltmesh_consensus::wire::api::ParticipantTrade;
-use voltmesh_consensus::wire::api::{error_kind, Balance, BlockView, ParticipantView, StatusView};
+use voltmesh_consensus::wire::api::{
+    error_kind, Balance, BlockView, OrderState, OrderStatusEntry, OrderStatusView, ParticipantView,
+    StatusView,
+};
 use voltmesh_consensus::wire::client::{ClientError, NodeClient, SubmitCounts, Submitted};
 use voltmesh_consensus::wire::{IntervalClearing, OrderRejection, OrderTicket, SignedOrder};
 use voltmesh_engine::{
@@ -68,6 +71,48 @@ fn clearing(start: i64) -> IntervalClearing {
     }
 }
 
+/// The stub's one known order: `hh-1`'s `hh-1-x-sell`, committed in [`CLEARED`], pending in the
+/// next interval, expired and refused in two others.
+fn order_status(interval: Option<i64>) -> Option<OrderStatusView> {
+    let message = |kind: &str| format!("{kind} happened");
+    let orders: Vec<OrderStatusEntry> = [
+        (
+            CLEARED - 1800,
+            OrderState::Expired {
+                reason: "closed_interval".into(),
+                message: message("closed"),
+            },
+        ),
+        (
+            CLEARED - 900,
+            OrderState::Refused {
+                reason: "interval_full".into(),
+                message: message("full"),
+            },
+        ),
+        (
+            CLEARED,
+            OrderState::Committed {
+                height: HEIGHT,
+                block_hash: "11".repeat(32),
+            },
+        ),
+        (CLEARED + 900, OrderState::Pending),
+    ]
+    .into_iter()
+    .filter(|(start, _)| interval.is_none_or(|i| i == *start))
+    .map(|(interval_start, status)| OrderStatusEntry {
+        interval_start,
+        status,
+    })
+    .collect();
+    (!orders.is_empty()).then(|| OrderStatusView {
+        participant: "hh-1".into(),
+        id: "hh-1-x-sell".into(),
+        orders,
+    })
+}
+
 fn block(order: &SignedOrder) -> BlockView {
     BlockView {
         height: HEIGHT,
@@ -97,6 +142,10 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         }
                         ApiRequest::Interval(start, reply) => {
                             let _ = reply.send((start == CLEARED).then(|| clearing(start)));
+                        }
+                        ApiRequest::OrderStatus(participant, id, interval, reply) => {
+                            let known = participant.as_str() == "hh-1" && id == "hh-1-x-sell";
+                            let _ = reply.send(order_status(interval).filter(|_| known));
                         }
                         ApiRequest::Block(height, reply) => {
                             let _ = reply.send((height == HEIGHT).then(|| block(&signed())));
@@ -156,6 +205,7 @@ async fn order_answers_are_classified_as_documented() {
             "x".into(),
         ))),
         Err(OrderRejection::MempoolFull),
+        Err(OrderRejection::ParticipantPendingFull { max: 256 }),
         Err(OrderRejection::BadSignature),
         Err(OrderRejection::ClosedInterval(CLEARED)),
     ];
@@ -166,6 +216,11 @@ async fn order_answers_are_classified_as_documented() {
     assert_eq!(node.submit(&order).await, Ok(Submitted::AlreadyThere));
     let full = node.submit(&order).await.unwrap_err();
     assert!(full.is_retryable(), "{full}");
+    let quota = node.submit(&order).await.unwrap_err();
+    assert!(
+        quota.is_retryable(),
+        "a participant's pending quota frees up: {quota}"
+    );
     let bad = node.submit(&order).await.unwrap_err();
     assert!(
         matches!(&bad, ClientError::Rejected { kind, .. } if kind == "bad_signature"),
@@ -183,7 +238,7 @@ async fn order_answers_are_classified_as_documented() {
             accepted: 1,
             already_there: 2,
             rejected: 2,
-            unavailable: 1,
+            unavailable: 2,
             ..SubmitCounts::default()
         }
     );
@@ -201,6 +256,16 @@ async fn every_rejection_kind_reaches_the_client() {
         OrderRejection::WrongInterval(1),
         OrderRejection::ClosedInterval(1),
         OrderRejection::Market(RejectReason::DuplicateId("x".into())),
+        OrderRejection::BadOrderId(voltmesh_consensus::wire::order::OrderIdError::Empty),
+        OrderRejection::OrderIdTooLong { bytes: 65, max: 64 },
+        OrderRejection::ParticipantIntervalFull {
+            interval_start: 1,
+            max: 16,
+        },
+        OrderRejection::IntervalFull {
+            interval_start: 1,
+            max: 1000,
+        },
     ];
     let kinds: Vec<&str> = rejections.iter().map(OrderRejection::kind).collect();
     let node = node(Some(rejections.into_iter().map(Err).collect())).await;
@@ -465,6 +530,34 @@ async fn every_answer_validates_against_the_served_openapi_document() {
             400,
         ),
         ("get", "/v1/status", "/v1/status".into(), None, 200),
+        (
+            "get",
+            "/v1/orders/{participant}/{id}",
+            "/v1/orders/hh-1/hh-1-x-sell".into(),
+            None,
+            200,
+        ),
+        (
+            "get",
+            "/v1/orders/{participant}/{id}",
+            format!("/v1/orders/hh-1/hh-1-x-sell?interval={cleared}"),
+            None,
+            200,
+        ),
+        (
+            "get",
+            "/v1/orders/{participant}/{id}",
+            "/v1/orders/hh-1/nope".into(),
+            None,
+            404,
+        ),
+        (
+            "get",
+            "/v1/orders/{participant}/{id}",
+            "/v1/orders/hh-1/hh-1-x-sell?interval=x".into(),
+            None,
+            400,
+        ),
     ];
     let mut routes = std::collections::BTreeSet::new();
     for (method, route, path, body, status) in cases {
@@ -536,4 +629,59 @@ async fn every_answer_validates_against_the_served_openapi_document() {
         .filter(|p| *p != "/v1/openapi.json")
         .collect();
     assert_eq!(routes, documented);
+}
+
+/// `GET /v1/orders/{participant}/{id}` through the real router and the typed client (async and
+/// blocking): every interval the id is known in, or one with `?interval=`, and `None` for an
+/// unknown order.
+#[tokio::test]
+async fn order_status_answers_every_interval_or_one() {
+    let node = node(Some(Vec::new())).await;
+    let all = node
+        .order_status("hh-1", "hh-1-x-sell", None)
+        .await
+        .unwrap()
+        .expect("known");
+    assert_eq!(Some(all.clone()), order_status(None));
+    let states: Vec<&str> = all
+        .orders
+        .iter()
+        .map(|e| match e.status {
+            OrderState::Pending => "pending",
+            OrderState::Committed { .. } => "committed",
+            OrderState::Expired { .. } => "expired",
+            OrderState::Refused { .. } => "refused",
+        })
+        .collect();
+    assert_eq!(states, ["expired", "refused", "committed", "pending"]);
+    let one = node
+        .order_status("hh-1", "hh-1-x-sell", Some(CLEARED))
+        .await
+        .unwrap()
+        .expect("known");
+    assert_eq!(one.orders.len(), 1);
+    assert!(matches!(
+        one.orders[0].status,
+        OrderState::Committed { height: HEIGHT, .. }
+    ));
+    assert_eq!(
+        node.order_status("hh-1", "other", None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        node.order_status("hh-1", "hh-1-x-sell", Some(CLEARED + 7))
+            .await
+            .unwrap(),
+        None
+    );
+    let base = node.base().to_owned();
+    let blocking = tokio::task::spawn_blocking(move || {
+        let client = voltmesh_consensus::wire::client::BlockingNodeClient::new(&base).unwrap();
+        client.order_status("hh-1", "hh-1-x-sell", Some(CLEARED + 900))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .expect("known");
+    assert_eq!(blocking.orders[0].status, OrderState::Pending);
 }

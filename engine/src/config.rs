@@ -237,6 +237,10 @@ pub struct MarketConfig {
     pub network_fee: Price,
     /// Interval length and gate closure.
     pub interval: IntervalSpec,
+    /// Per-participant and per-interval admission limits (absent in older genesis files: the
+    /// defaults apply).
+    #[serde(default)]
+    pub admission: crate::AdmissionLimits,
 }
 
 impl MarketConfig {
@@ -256,6 +260,7 @@ impl MarketConfig {
             self.interval.length_secs(),
             self.interval.gate_closure_lead_secs(),
         )?;
+        self.admission.validate()?;
         Ok(self)
     }
 }
@@ -283,6 +288,9 @@ pub enum ConfigError {
     /// A negative network fee would pay buyers for trading locally.
     #[error("the network fee must not be negative, got {0}")]
     NegativeNetworkFee(Price),
+    /// An admission limit is zero.
+    #[error("the admission limit {0} must be positive")]
+    ZeroAdmissionLimit(&'static str),
     /// The interval specification is invalid.
     #[error(transparent)]
     Interval(#[from] crate::IntervalError),

@@ -22,6 +22,7 @@
 //! same [`RejectReason`] everywhere. [`settlement`] turns trades and metered energy into bills.
 #![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod admission;
 pub mod book_file;
 pub mod call_auction;
 #[cfg(feature = "clap")]
@@ -42,6 +43,7 @@ mod key;
 mod radix;
 mod walk;
 
+pub use admission::AdmissionLimits;
 pub use call_auction::CallAuction;
 pub use config::{ConfigError, MarketConfig, MarketRules, Mechanism, PayAsBidPricing, Tariffs, K};
 pub use continuous::{BookIntegrityError, ContinuousBook, Submitted};

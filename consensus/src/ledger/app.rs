@@ -1,10 +1,10 @@
 //! [`LedgerApp`]: the ledger as the consensus replica's [`App`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::body::MAX_ORDERS_PER_BLOCK;
-use super::mempool::MempoolError;
+use super::mempool::{key_of, MempoolError, OrderKey};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
 use super::{BlockBody, LedgerState, Mempool};
@@ -29,18 +29,51 @@ pub struct CommittedBlock {
 /// after every block it has seen, and logs committed blocks for the node to store.
 ///
 /// # Invariants
-/// `states` holds the state after every block the app proposed on, validated or committed that is
-/// not yet below the committed height; the state after a block is computed once, from its parent's,
-/// and never changes.
+/// `states` holds the state after every block the app proposed on, was told is certified
+/// ([`App::certified`]) or committed that is not yet below the committed height; `validated` holds
+/// the state each `validate` computed, keyed by what identifies the block before its hash is known
+/// (parent, payload digest, block time), pruned the same way. The state after a block is computed
+/// once, from its parent's, and never changes. Once `halted` is set, nothing more is applied.
 #[derive(Debug)]
 pub struct LedgerApp {
     genesis: Arc<Genesis>,
     /// State after each known block, with the block's height (for pruning).
     states: HashMap<BlockHash, (u64, Arc<LedgerState>)>,
+    /// State after each validated payload, with the block's height (for pruning).
+    validated: HashMap<ValidatedKey, (u64, Arc<LedgerState>)>,
     committed: Arc<LedgerState>,
     committed_height: u64,
     mempool: Mempool,
     log: Vec<CommittedBlock>,
+    halted: Option<String>,
+    /// The last [`DROPPED_RECORD`] accepted orders that were dropped without being committed,
+    /// oldest first.
+    dropped: VecDeque<DroppedOrder>,
+}
+
+/// How many dropped orders [`LedgerApp::dropped`] remembers.
+pub const DROPPED_RECORD: usize = 10_000;
+
+/// An accepted order that left the mempool without being committed, and why: its gate closed
+/// (`closed_interval`), or the committed state refused it (a limit filled by orders other nodes
+/// accepted, a conflicting order with its id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedOrder {
+    /// Participant, interval, id.
+    pub key: OrderKey,
+    /// Why.
+    pub reason: OrderRejection,
+}
+
+/// A validated block before its hash is known: parent, SHA-256 of the payload, block time.
+type ValidatedKey = (BlockHash, [u8; 32], u64);
+
+fn validated_key(parent: BlockHash, payload: &[u8], block_time_ms: u64) -> ValidatedKey {
+    (
+        parent,
+        crate::protocol::hash::sha256(payload),
+        block_time_ms,
+    )
 }
 
 /// Pending orders a node accepts at most.
@@ -58,11 +91,23 @@ impl LedgerApp {
         LedgerApp {
             genesis,
             states,
+            validated: HashMap::new(),
             committed: initial,
             committed_height: genesis_block.height(),
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             log: Vec::new(),
+            halted: None,
+            dropped: VecDeque::new(),
         }
+    }
+
+    /// Why the app stopped, if a committed block did not execute (audit finding L9).
+    ///
+    /// A quorum committed a payload this replica cannot execute: its state can no longer follow
+    /// the chain, so it applies nothing more and the node must stop (the driver checks this after
+    /// every commit) rather than serve a state that silently diverged.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
     }
 
     /// The genesis this app runs.
@@ -75,6 +120,12 @@ impl LedgerApp {
         &self.committed
     }
 
+    /// Accepted orders dropped without being committed, oldest first (at most
+    /// [`DROPPED_RECORD`]).
+    pub fn dropped(&self) -> impl DoubleEndedIterator<Item = &DroppedOrder> {
+        self.dropped.iter()
+    }
+
     /// Pending orders.
     pub fn mempool(&self) -> &Mempool {
         &self.mempool
@@ -83,14 +134,48 @@ impl LedgerApp {
     /// Accepts an order into the mempool if the committed state would take it at `now_ms`.
     ///
     /// # Errors
-    /// [`OrderRejection`] saying why; a duplicate of a pending order counts as a replayed nonce.
+    /// [`OrderRejection`] saying why; an order with the participant, interval and id of a pending
+    /// one is a `duplicate_id`.
+    ///
+    /// Capacity is checked here, counting the pending orders with the committed ones, so that an
+    /// accepted order is not later dropped for a limit this node already knew about (audit C1).
     pub fn submit(&mut self, order: SignedOrder, now_ms: u64) -> Result<(), OrderRejection> {
         self.committed.admit(&self.genesis, &order, now_ms)?;
-        let nonce = order.ticket.nonce;
+        let limits = self.genesis.market.admission;
+        let ticket = &order.ticket;
+        let (participant, interval_start) = (&ticket.participant, ticket.interval_start);
+        if self
+            .committed
+            .participant_orders_in(participant, interval_start)
+            + self
+                .mempool
+                .participant_orders_in(participant, interval_start)
+            >= limits.max_orders_per_participant_interval
+        {
+            return Err(OrderRejection::ParticipantIntervalFull {
+                interval_start,
+                max: limits.max_orders_per_participant_interval,
+            });
+        }
+        let pending = self.mempool.pending_of(participant);
+        if pending >= usize::try_from(limits.max_pending_per_participant).unwrap_or(usize::MAX) {
+            return Err(OrderRejection::ParticipantPendingFull {
+                max: limits.max_pending_per_participant,
+            });
+        }
+        let in_interval = self.committed.orders_in(interval_start)
+            + usize::try_from(self.mempool.orders_in(interval_start)).unwrap_or(usize::MAX);
+        if in_interval >= usize::try_from(limits.max_orders_per_interval).unwrap_or(usize::MAX) {
+            return Err(OrderRejection::IntervalFull {
+                interval_start,
+                max: limits.max_orders_per_interval,
+            });
+        }
+        let id = LedgerState::engine_id(&order);
         match self.mempool.add(order) {
             Ok(()) => Ok(()),
             Err(MempoolError::Duplicate) => {
-                Err(OrderRejection::ReplayedNonce { nonce, last: nonce })
+                Err(voltmesh_engine::RejectReason::DuplicateId(id).into())
             }
             Err(MempoolError::Full) => Err(OrderRejection::MempoolFull),
         }
@@ -104,6 +189,12 @@ impl LedgerApp {
     /// The state after `block`, computing it from its parent's if needed.
     fn state_after(&mut self, block: &Block) -> Result<Arc<LedgerState>, Reject> {
         if let Some((_, state)) = self.states.get(&block.hash()) {
+            return Ok(Arc::clone(state));
+        }
+        let key = validated_key(block.parent(), block.payload(), block.timestamp_ms());
+        if let Some((height, state)) = self.validated.get(&key) {
+            let entry = (*height, Arc::clone(state));
+            self.states.insert(block.hash(), entry);
             return Ok(Arc::clone(state));
         }
         let parent = self
@@ -127,11 +218,9 @@ impl LedgerApp {
             return BlockBody::default();
         };
         let mut state = (*state).clone();
-        // Offer each participant's orders in nonce order even if gossip delivered them out of
-        // order (a higher nonce first would make the lower one a replay). The sort is stable, so
-        // equal nonces keep arrival order.
-        let mut candidates: Vec<&SignedOrder> = self.mempool.iter().collect();
-        candidates.sort_by_key(|o| o.ticket.nonce);
+        // Round-robin across participants (audit M2): one flooding participant cannot delay
+        // another's order by more than the rounds before it.
+        let candidates = self.mempool.round_robin();
         state.build(
             &self.genesis,
             candidates,
@@ -152,22 +241,57 @@ impl App for LedgerApp {
         payload: &[u8],
         block_time_ms: u64,
     ) -> Result<(), Reject> {
+        let key = validated_key(parent.hash(), payload, block_time_ms);
+        if self.validated.contains_key(&key) {
+            return Ok(());
+        }
         let parent_state = self.state_after(parent)?;
         let body = BlockBody::decode(payload).map_err(|e| Reject::new(e.to_string()))?;
         let mut state = (*parent_state).clone();
         state
             .execute(&self.genesis, &body, block_time_ms)
-            .map_err(|e| Reject::new(e.to_string()))
+            .map_err(|e| Reject::new(e.to_string()))?;
+        self.validated
+            .insert(key, (parent.height() + 1, Arc::new(state)));
+        Ok(())
+    }
+
+    /// Computes and keeps the state after a certified block (audit finding H3), so that proposals
+    /// on top of it can be validated even if this replica never validated it. Parents come first,
+    /// so the parent's state is known unless the block is below the committed height (then it is
+    /// not needed) or on a branch this app never saw the base of.
+    fn certified(&mut self, block: &Block) {
+        if block.height() <= self.committed_height || self.halted.is_some() {
+            return;
+        }
+        if let Err(reject) = self.state_after(block) {
+            tracing::warn!(
+                height = block.height(),
+                block = %block.hash(),
+                reason = %reject,
+                "state after a certified block is unknown"
+            );
+        }
     }
 
     fn commit(&mut self, block: &Block) {
+        if self.halted.is_some() {
+            return;
+        }
         // A committed block extends the committed tip, whose state is known, so this only fails
         // if a quorum committed a payload this replica cannot execute: then it stops applying
-        // rather than diverge, and says so.
+        // for good (audit finding L9) and [`LedgerApp::halted`] says why.
         let state = match self.state_after(block) {
             Ok(state) => state,
             Err(reject) => {
-                tracing::error!(height = block.height(), reason = %reject, "committed block does not execute");
+                let reason = format!(
+                    "committed block {} at height {} does not execute: {}",
+                    block.hash(),
+                    block.height(),
+                    reject.reason
+                );
+                tracing::error!(height = block.height(), block = %block.hash(), reason = %reject, "committed block does not execute; the ledger halts");
+                self.halted = Some(reason);
                 return;
             }
         };
@@ -175,9 +299,34 @@ impl App for LedgerApp {
         self.committed = state;
         self.committed_height = block.height();
         let now_ms = block.timestamp_ms();
-        self.mempool.prune(&self.genesis, &self.committed, now_ms);
+        // The block's own orders leave the pool as committed, not as refused.
+        for order in &body.orders {
+            let key = key_of(order);
+            if self.mempool.get(&key) == Some(order) {
+                self.mempool.remove(&key);
+            }
+        }
+        let changed: std::collections::BTreeSet<_> = body
+            .orders
+            .iter()
+            .map(|o| o.ticket.participant.clone())
+            .collect();
+        let dropped = self
+            .mempool
+            .prune(&self.genesis, &self.committed, now_ms, &changed);
+        for (order, reason) in dropped {
+            tracing::debug!(participant = %order.ticket.participant, id = %order.ticket.id.as_str(), interval = order.ticket.interval_start, reason = reason.kind(), "pending order dropped");
+            if self.dropped.len() == DROPPED_RECORD {
+                self.dropped.pop_front();
+            }
+            self.dropped.push_back(DroppedOrder {
+                key: key_of(&order),
+                reason,
+            });
+        }
         let floor = self.committed_height;
         self.states.retain(|_, (height, _)| *height >= floor);
+        self.validated.retain(|_, (height, _)| *height > floor);
         self.log.push(CommittedBlock {
             height: block.height(),
             hash: block.hash(),

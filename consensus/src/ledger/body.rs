@@ -8,6 +8,16 @@ use super::BlockRejection;
 /// The most orders one block carries.
 pub const MAX_ORDERS_PER_BLOCK: usize = 2_000;
 
+/// Room for the body's own JSON around its orders and clearings.
+const ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// The most bytes of orders a proposer puts in one block: the payload limit less the clearings'
+/// reserve ([`voltmesh_wire::genesis::CLEARING_BYTES_BUDGET`]) and the envelope, so that a block
+/// at a gate can always carry the clearing it must (audit finding C1).
+pub const ORDER_BYTES_BUDGET: usize = crate::protocol::MAX_PAYLOAD_BYTES
+    - voltmesh_wire::genesis::CLEARING_BYTES_BUDGET
+    - ENVELOPE_BYTES;
+
 /// What a block carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,8 +7,8 @@
 //! and, for every interval whose gate closed at or before the block's time, that interval's
 //! clearing. A validator re-executes the body on its own copy of the state after the parent
 //! ([`LedgerState::execute`]): it checks every order (signature by a key genesis allows for the
-//! participant, nonce above the participant's last, interval still open at block time, the market's
-//! rules) and re-runs the engine on each closing interval's book; it votes only if the clearings in
+//! participant, id not yet used by the participant in the interval, interval still open at block
+//! time, the market's rules) and re-runs the engine on each closing interval's book; it votes only if the clearings in
 //! the body are byte-for-byte the ones it computed. Gate closure is decided from block time only.
 //!
 //! # Canonical encoding
@@ -22,8 +22,8 @@ mod mempool;
 mod reject;
 mod state;
 
-pub use app::{CommittedBlock, LedgerApp, MEMPOOL_CAPACITY};
-pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK};
-pub use mempool::{Mempool, MempoolError};
+pub use app::{CommittedBlock, DroppedOrder, LedgerApp, DROPPED_RECORD, MEMPOOL_CAPACITY};
+pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, ORDER_BYTES_BUDGET};
+pub use mempool::{key_of, Mempool, MempoolError, OrderKey};
 pub use reject::BlockRejection;
 pub use state::{LedgerState, MAX_INTERVALS_AHEAD};

@@ -5,23 +5,41 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use voltmesh_engine::{CallAuction, Interval, Order, OrderId, ParticipantId};
 
+use voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK;
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
+use super::body::ORDER_BYTES_BUDGET;
 use super::{BlockBody, BlockRejection};
 
 /// How far ahead an order may target an interval: one day of 15-minute intervals.
 pub const MAX_INTERVALS_AHEAD: i64 = 96;
 
-/// The state after a block: open books, participants' nonces, the ledger sequence.
+/// The state after a block: open books and the ledger sequence.
+///
+/// # Replay protection (audit finding M3)
+/// An order is identified by `(participant, interval, id)`, all three covered by its signature. A
+/// replay while the interval is open finds the id in the interval's book (`duplicate_id`); once the
+/// gate has closed it is `closed_interval`. Nothing else is needed, so orders of one participant
+/// are independent: including one never voids another. The ticket's `nonce` stays in the signed
+/// bytes (wire compatibility) but the ledger does not order or gate on it.
+///
+/// # Bounded clearings (audit finding C1)
+/// Each book holds at most `market.admission.max_orders_per_interval` orders, at most
+/// `max_orders_per_participant_interval` per participant, with ids of at most
+/// `max_order_id_bytes`; genesis validation checks that such a book's clearing fits in
+/// [`voltmesh_wire::genesis::CLEARING_BYTES_BUDGET`], and a block clears at most
+/// [`MAX_CLEARINGS_PER_BLOCK`] intervals, so a block at a gate can always be built.
 ///
 /// # Invariants
-/// Every book in `books` belongs to an interval whose gate had not closed at `last_block_ms`;
-/// `nonces` holds each participant's highest accepted nonce; `next_seq` exceeds every order's
-/// sequence. Execution is a pure function of (state, body, block time).
+/// Every book in `books` belongs to an interval whose gate had not closed at `last_block_ms`, or
+/// whose gate closed but that waits its turn to be cleared (oldest first; no order is admitted to
+/// it, since admission checks the gate against block time); `counts` holds each (interval,
+/// participant)'s number of orders in `books`; `next_seq` exceeds every order's sequence.
+/// Execution is a pure function of (state, body, block time).
 #[derive(Debug, Clone, Default)]
 pub struct LedgerState {
     books: BTreeMap<i64, CallAuction>,
-    nonces: BTreeMap<ParticipantId, u64>,
+    counts: BTreeMap<(i64, ParticipantId), u32>,
     next_seq: u64,
     last_block_ms: u64,
 }
@@ -36,14 +54,23 @@ impl LedgerState {
     }
 
     /// The engine id of a ticket: ids are namespaced by participant, so one participant cannot
-    /// block another's id.
-    fn engine_id(order: &SignedOrder) -> OrderId {
+    /// block another's id. Order ids have no `:` ([`voltmesh_wire::order::check_order_id`]), so
+    /// the last `:` separates the two and no two (participant, id) pairs share an engine id.
+    pub(crate) fn engine_id(order: &SignedOrder) -> OrderId {
         OrderId::from(format!("{}:{}", order.ticket.participant, order.ticket.id))
     }
 
-    /// The participant's highest accepted nonce.
-    pub fn last_nonce(&self, participant: &ParticipantId) -> Option<u64> {
-        self.nonces.get(participant).copied()
+    /// How many orders the interval's book holds.
+    pub fn orders_in(&self, interval_start: i64) -> usize {
+        self.books.get(&interval_start).map_or(0, CallAuction::len)
+    }
+
+    /// How many orders `participant` has in the interval's book.
+    pub fn participant_orders_in(&self, participant: &ParticipantId, interval_start: i64) -> u32 {
+        self.counts
+            .get(&(interval_start, participant.clone()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Intervals with open books, oldest first, with their order counts.
@@ -53,9 +80,30 @@ impl LedgerState {
 
     /// Checks an order against this state at time `at_ms`, without changing anything.
     ///
+    /// The cheap checks (keys, id, interval, limits, duplicates) come first and the signature
+    /// last (audit finding M2), so junk costs no signature verification.
+    ///
     /// # Errors
     /// The first check the order fails.
     pub fn admit(
+        &self,
+        genesis: &Genesis,
+        order: &SignedOrder,
+        at_ms: u64,
+    ) -> Result<(), OrderRejection> {
+        self.admit_unsigned(genesis, order, at_ms)?;
+        if !order.signature_valid(&genesis.neighborhood) {
+            return Err(OrderRejection::BadSignature);
+        }
+        Ok(())
+    }
+
+    /// Every check of [`LedgerState::admit`] except the signature: for orders whose signature was
+    /// already verified (the mempool re-checks its orders after commits with this).
+    ///
+    /// # Errors
+    /// The first check the order fails.
+    pub fn admit_unsigned(
         &self,
         genesis: &Genesis,
         order: &SignedOrder,
@@ -76,17 +124,15 @@ impl LedgerState {
             }
             Some(true) => {}
         }
-        if !order.signature_valid(&genesis.neighborhood) {
-            return Err(OrderRejection::BadSignature);
+        let limits = genesis.market.admission;
+        let id_bytes = ticket.id.as_str().len();
+        if id_bytes > usize::try_from(limits.max_order_id_bytes).unwrap_or(usize::MAX) {
+            return Err(OrderRejection::OrderIdTooLong {
+                bytes: id_bytes,
+                max: limits.max_order_id_bytes,
+            });
         }
-        if let Some(&last) = self.nonces.get(&ticket.participant) {
-            if ticket.nonce <= last {
-                return Err(OrderRejection::ReplayedNonce {
-                    nonce: ticket.nonce,
-                    last,
-                });
-            }
-        }
+        voltmesh_wire::order::check_order_id(ticket.id.as_str())?;
         let spec = genesis.market.interval;
         let start = DateTime::from_timestamp(ticket.interval_start, 0)
             .ok_or(OrderRejection::WrongInterval(ticket.interval_start))?;
@@ -100,6 +146,22 @@ impl LedgerState {
         let horizon = now.timestamp() + MAX_INTERVALS_AHEAD * i64::from(spec.length_secs());
         if ticket.interval_start > horizon {
             return Err(OrderRejection::WrongInterval(ticket.interval_start));
+        }
+        if self.participant_orders_in(&ticket.participant, ticket.interval_start)
+            >= limits.max_orders_per_participant_interval
+        {
+            return Err(OrderRejection::ParticipantIntervalFull {
+                interval_start: ticket.interval_start,
+                max: limits.max_orders_per_participant_interval,
+            });
+        }
+        if self.orders_in(ticket.interval_start)
+            >= usize::try_from(limits.max_orders_per_interval).unwrap_or(usize::MAX)
+        {
+            return Err(OrderRejection::IntervalFull {
+                interval_start: ticket.interval_start,
+                max: limits.max_orders_per_interval,
+            });
         }
         let engine_order = self.engine_order(order);
         genesis.market.rules.admit(&engine_order)?;
@@ -142,21 +204,31 @@ impl LedgerState {
             .or_insert_with(|| CallAuction::new(genesis.market.rules))
             .submit(engine_order)?;
         self.next_seq += 1;
-        self.nonces
-            .insert(order.ticket.participant.clone(), order.ticket.nonce);
+        *self
+            .counts
+            .entry((
+                order.ticket.interval_start,
+                order.ticket.participant.clone(),
+            ))
+            .or_insert(0) += 1;
         Ok(())
     }
 
-    /// Clears and removes every book whose gate has closed at `block_ms`, oldest first.
+    /// Clears and removes the oldest books whose gate has closed at `block_ms`, at most
+    /// [`MAX_CLEARINGS_PER_BLOCK`] of them (the rest wait for the next blocks).
     pub fn close_gates(&mut self, genesis: &Genesis, block_ms: u64) -> Vec<IntervalClearing> {
         let lead_ms = i64::from(genesis.market.interval.gate_closure_lead_secs()) * 1000;
         let block_ms = i64::try_from(block_ms).unwrap_or(i64::MAX);
         let mut clearings = Vec::new();
         while let Some(entry) = self.books.first_entry() {
-            if entry.key() * 1000 - lead_ms > block_ms {
+            if entry.key() * 1000 - lead_ms > block_ms || clearings.len() == MAX_CLEARINGS_PER_BLOCK
+            {
                 break;
             }
             let (interval_start, book) = entry.remove_entry();
+            self.counts = self
+                .counts
+                .split_off(&(interval_start.saturating_add(1), ParticipantId::from("")));
             clearings.push(IntervalClearing {
                 interval_start,
                 outcome: book.clear(genesis.market.mechanism),
@@ -167,6 +239,10 @@ impl LedgerState {
 
     /// Builds a block body at `block_ms` from candidate orders (skipping any this state refuses),
     /// and applies it to `self`.
+    ///
+    /// At most `max_orders` orders, and at most [`ORDER_BYTES_BUDGET`] bytes of them, so that
+    /// with the clearings (at most [`voltmesh_wire::genesis::CLEARING_BYTES_BUDGET`]) the body
+    /// always fits in a block payload (audit finding C1).
     pub fn build<'a>(
         &mut self,
         genesis: &Genesis,
@@ -175,11 +251,18 @@ impl LedgerState {
         max_orders: usize,
     ) -> BlockBody {
         let mut orders = Vec::new();
+        let mut bytes = 0usize;
         for order in candidates {
             if orders.len() == max_orders {
                 break;
             }
+            // Its encoding plus the separating comma.
+            let size = serde_json::to_vec(order).map_or(usize::MAX, |v| v.len() + 1);
+            if bytes.saturating_add(size) > ORDER_BYTES_BUDGET {
+                continue;
+            }
             if self.insert(genesis, order, block_ms).is_ok() {
+                bytes += size;
                 orders.push(order.clone());
             }
         }

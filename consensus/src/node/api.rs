@@ -6,7 +6,8 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | POST | `/v1/orders` | 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `replayed_nonce`, `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
+//! | POST | `/v1/orders` | 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
+//! | GET | `/v1/orders/{participant}/{id}` | [`OrderStatusView`]: the order's state (pending, committed, expired, refused) in every interval the node knows the id in, or only in `?interval=`; 400 `malformed_interval`; 404 `unknown_order` |
 //! | GET | `/v1/intervals/{start}` | the interval's clearing and trades (`start` in Unix seconds or RFC 3339); 404 before it clears |
 //! | GET | `/v1/participants/{id}` | the participant's trades and balance |
 //! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |
@@ -14,7 +15,7 @@
 //! | GET | `/v1/status` | [`StatusView`]: height, committed hash, view, peers, validators, last commit time, mempool, orders committed, rejected proposals |
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +23,8 @@ use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 use voltmesh_engine::ParticipantId;
 use voltmesh_wire::api::{
-    self as wire_api, error_kind, Accepted, BlockView, ErrorBody, ParticipantView, StatusView,
+    self as wire_api, error_kind, Accepted, BlockView, ErrorBody, OrderStatusView, ParticipantView,
+    StatusView,
 };
 use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 
@@ -34,6 +36,13 @@ use crate::protocol::Block;
 pub enum ApiRequest {
     /// Submit a signed order.
     SubmitOrder(SignedOrder, oneshot::Sender<Result<(), OrderRejection>>),
+    /// What became of an order: participant, id, optionally one interval.
+    OrderStatus(
+        ParticipantId,
+        String,
+        Option<i64>,
+        oneshot::Sender<Option<OrderStatusView>>,
+    ),
     /// An interval's clearing.
     Interval(i64, oneshot::Sender<Option<IntervalClearing>>),
     /// A participant's trades and balance.
@@ -136,6 +145,42 @@ async fn interval(
     }
 }
 
+async fn order_status(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    Path((participant, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    // The only parameter is `interval` (Unix seconds or RFC 3339); others are ignored.
+    let wanted = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("interval=")));
+    let interval = match wanted.map(parse_interval) {
+        None => None,
+        Some(Some(start)) => Some(start),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                error_kind::MALFORMED_INTERVAL,
+                "use Unix seconds or RFC 3339",
+            )
+        }
+    };
+    let who = ParticipantId::from(participant.as_str());
+    match ask(&tx, |reply| {
+        ApiRequest::OrderStatus(who, id.clone(), interval, reply)
+    })
+    .await
+    {
+        Ok(Some(view)) => Json(view).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            error_kind::UNKNOWN_ORDER,
+            format!("no order {id} of {participant} is known here"),
+        ),
+        Err(response) => response,
+    }
+}
+
 async fn participant(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(id): Path<String>,
@@ -186,6 +231,7 @@ async fn openapi() -> Response {
 pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
     Router::new()
         .route(wire_api::ORDERS, post(submit))
+        .route(wire_api::ORDER_STATUS, get(order_status))
         .route(wire_api::INTERVAL, get(interval))
         .route(wire_api::PARTICIPANT, get(participant))
         .route(wire_api::BLOCK, get(block))

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use voltmesh_wire::api::{ParticipantView, StatusView};
 use voltmesh_wire::{Genesis, SignedOrder};
 
@@ -52,6 +52,10 @@ pub enum NodeError {
     /// The metrics configuration is unusable.
     #[error("metrics: {0}")]
     Metrics(#[from] NodeMetricsError),
+    /// A committed block did not execute on this node's ledger (audit L9): it stops rather than
+    /// serve a state that diverged from the chain.
+    #[error("ledger halted: {0}")]
+    LedgerHalted(String),
     /// The API address could not be bound.
     #[error("api {addr}: {source}")]
     Api {
@@ -114,6 +118,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     for committed in app.take_committed() {
         index.apply(&committed);
+    }
+    if let Some(reason) = app.halted() {
+        return Err(NodeError::LedgerHalted(reason.to_owned()));
     }
     let replica_config = ReplicaConfig {
         min_block_interval_ms: config.block_interval_ms,
@@ -318,6 +325,10 @@ impl Driver {
                 }
                 let _ = reply.send(result);
             }
+            ApiRequest::OrderStatus(participant, id, interval, reply) => {
+                let app = self.replica.app();
+                let _ = reply.send(self.index.order_status(app, &participant, &id, interval));
+            }
             ApiRequest::Interval(start, reply) => {
                 let _ = reply.send(self.index.clearing(start).cloned());
             }
@@ -386,6 +397,10 @@ impl Driver {
                 let health = self.health();
                 self.metrics.committed(&committed, now_ms(), health);
             }
+        }
+        if let Some(reason) = self.replica.app().halted() {
+            error!(%reason, "the ledger halted; stopping the node");
+            return Err(NodeError::LedgerHalted(reason.to_owned()));
         }
         let now = now_ms();
         if self.metrics.health_due(now) {

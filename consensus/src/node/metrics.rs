@@ -224,6 +224,12 @@ fn reason_of(rejection: &OrderRejection) -> RejectionReason {
         OrderRejection::UnknownParticipant(_) => RejectionReason::UnknownParticipant,
         OrderRejection::KeyNotAllowed { .. } => RejectionReason::KeyNotAllowed,
         OrderRejection::ReplayedNonce { .. } => RejectionReason::ReplayedNonce,
+        OrderRejection::BadOrderId(_) | OrderRejection::OrderIdTooLong { .. } => {
+            RejectionReason::Malformed
+        }
+        OrderRejection::ParticipantIntervalFull { .. }
+        | OrderRejection::ParticipantPendingFull { .. } => RejectionReason::RateLimited,
+        OrderRejection::IntervalFull { .. } => RejectionReason::QueueFull,
         OrderRejection::WrongInterval(_) => RejectionReason::WrongInterval,
         OrderRejection::ClosedInterval(_) => RejectionReason::MarketClosed,
         OrderRejection::MempoolFull => RejectionReason::QueueFull,

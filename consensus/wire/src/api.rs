@@ -3,6 +3,7 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | POST | [`ORDERS`] | body: a [`SignedOrder`]; 202 [`Accepted`]; 400 [`ErrorBody`] `malformed_body`; 422 [`ErrorBody`] with `error` = an [`OrderRejection::kind`]; 503 `busy`/`stopping` |
+//! | GET | [`ORDER_STATUS`] | 200 [`OrderStatusView`] (optional `?interval=` Unix seconds); 400 `malformed_interval`; 404 `unknown_order` |
 //! | GET | [`INTERVAL`] | 200 [`IntervalClearing`] (`start` in Unix seconds or RFC 3339); 400 `malformed_interval`; 404 `not_cleared` |
 //! | GET | [`PARTICIPANT`] | 200 [`ParticipantView`] |
 //! | GET | [`BLOCK`] | 200 [`BlockView`]; 400 `malformed_height`; 404 `not_committed` |
@@ -26,6 +27,12 @@ use crate::{IntervalClearing, SignedOrder};
 pub const OPENAPI: &str = "/v1/openapi.json";
 /// `POST`: submit a signed order.
 pub const ORDERS: &str = "/v1/orders";
+/// `GET`: what became of a participant's order, by id ([`OrderStatusView`]).
+///
+/// Ids are unique per participant within an interval, so one id may name orders in several
+/// intervals: the answer lists every interval the node knows the id in, oldest first; the
+/// optional query `?interval=<Unix seconds>` narrows it to one.
+pub const ORDER_STATUS: &str = "/v1/orders/{participant}/{id}";
 /// `GET`: an interval's clearing.
 pub const INTERVAL: &str = "/v1/intervals/{start}";
 /// `GET`: a participant's trades and balance.
@@ -38,6 +45,33 @@ pub const STATUS: &str = "/v1/status";
 /// The path of [`INTERVAL`] for `start` (Unix seconds).
 pub fn interval_path(start: i64) -> String {
     format!("/v1/intervals/{start}")
+}
+
+/// The path of [`ORDER_STATUS`] for `participant`'s order `id` (both percent-encoded), narrowed
+/// to one interval if `interval_start` is given.
+pub fn order_status_path(participant: &str, id: &str, interval_start: Option<i64>) -> String {
+    let mut path = format!(
+        "/v1/orders/{}/{}",
+        percent_encode(participant),
+        percent_encode(id)
+    );
+    if let Some(start) = interval_start {
+        path.push_str(&format!("?interval={start}"));
+    }
+    path
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// The path of [`PARTICIPANT`] for `id`.
@@ -62,12 +96,18 @@ pub mod error_kind {
     pub const NOT_CLEARED: &str = "not_cleared";
     /// 404: no committed block at that height.
     pub const NOT_COMMITTED: &str = "not_committed";
+    /// 404: the node knows no order of the participant with that id (never submitted here, or
+    /// dropped so long ago that the node no longer remembers it).
+    pub const UNKNOWN_ORDER: &str = "unknown_order";
     /// 503: the node's request queue is full; retry.
     pub const BUSY: &str = "busy";
     /// 503: the node is shutting down.
     pub const STOPPING: &str = "stopping";
     /// 422: the mempool is full; retry (an [`crate::OrderRejection::MempoolFull`]).
     pub const MEMPOOL_FULL: &str = "mempool_full";
+    /// 422: the participant has as many pending orders as allowed; retry once some are in a
+    /// block (an [`crate::OrderRejection::ParticipantPendingFull`]).
+    pub const PARTICIPANT_PENDING_FULL: &str = "participant_pending_full";
     /// 422: the nonce was used already (a resubmission of an accepted order, or a replay).
     pub const REPLAYED_NONCE: &str = "replayed_nonce";
     /// 422: the interval already has an order with this id.
@@ -109,6 +149,65 @@ impl ErrorBody {
             message: message.into(),
         }
     }
+}
+
+/// What became of one order.
+///
+/// A 202 to `POST /v1/orders` means the order commits unless its gate closes first (`expired`), or
+/// a limit filled by orders other nodes accepted at the same time refuses it (`refused`); a node
+/// keeps a bounded record of recently expired and refused orders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OrderState {
+    /// Accepted, waiting for a block.
+    Pending,
+    /// In a committed block.
+    Committed {
+        /// The block's height.
+        height: u64,
+        /// The block's hash, hex.
+        block_hash: String,
+    },
+    /// Dropped because the interval's gate closed before a block took it.
+    Expired {
+        /// An [`crate::OrderRejection::kind`] (`closed_interval`).
+        reason: String,
+        /// For humans.
+        message: String,
+    },
+    /// Dropped because the ledger refused it after it was accepted (for example a limit that
+    /// orders accepted by other nodes filled first).
+    Refused {
+        /// An [`crate::OrderRejection::kind`].
+        reason: String,
+        /// For humans.
+        message: String,
+    },
+}
+
+/// One interval's order with the requested id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrderStatusEntry {
+    /// Delivery interval start, Unix seconds.
+    pub interval_start: i64,
+    /// What became of it.
+    pub status: OrderState,
+}
+
+/// The answer of [`ORDER_STATUS`]: every interval in which the node knows the participant's id,
+/// oldest first (one entry with `?interval=`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrderStatusView {
+    /// The participant.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub participant: ParticipantId,
+    /// The order id.
+    pub id: String,
+    /// One entry per interval, oldest first; never empty (an unknown order is a 404).
+    pub orders: Vec<OrderStatusEntry>,
 }
 
 /// One of a participant's trades.
@@ -287,5 +386,46 @@ mod tests {
         assert_eq!(interval_path(900), INTERVAL.replace("{start}", "900"));
         assert_eq!(participant_path("h1"), PARTICIPANT.replace("{id}", "h1"));
         assert_eq!(block_path(7), BLOCK.replace("{height}", "7"));
+        assert_eq!(
+            order_status_path("h1", "a-1", None),
+            ORDER_STATUS
+                .replace("{participant}", "h1")
+                .replace("{id}", "a-1")
+        );
+        assert_eq!(
+            order_status_path("h 1", "a/b?", Some(900)),
+            "/v1/orders/h%201/a%2Fb%3F?interval=900"
+        );
+    }
+
+    #[test]
+    fn order_states_are_tagged() {
+        let view = OrderStatusView {
+            participant: "h1".into(),
+            id: "a".into(),
+            orders: vec![
+                OrderStatusEntry {
+                    interval_start: 900,
+                    status: OrderState::Committed {
+                        height: 3,
+                        block_hash: "ab".into(),
+                    },
+                },
+                OrderStatusEntry {
+                    interval_start: 1800,
+                    status: OrderState::Pending,
+                },
+            ],
+        };
+        let text = serde_json::to_string(&view).unwrap();
+        assert!(
+            text.contains(r#"{"state":"committed","height":3,"block_hash":"ab"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"{"state":"pending"}"#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<OrderStatusView>(&text).unwrap(),
+            view
+        );
     }
 }

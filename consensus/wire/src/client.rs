@@ -6,13 +6,13 @@
 //! |---|---|
 //! | 202 | [`Submitted::Accepted`] |
 //! | 422 `replayed_nonce` / `duplicate_id` | [`Submitted::AlreadyThere`] (a resubmission: a signer that reuses the nonce and id of an order it sent before gets this) |
-//! | 422 `mempool_full`, 503, 5xx, connection refused, timeout | [`ClientError::Unavailable`]: retry |
+//! | 422 `mempool_full`, `participant_pending_full`, 503, 5xx, connection refused, timeout | [`ClientError::Unavailable`]: retry |
 //! | other 422 | [`ClientError::Rejected`]: permanent, counted, never retried |
 //! | 400 | [`ClientError::Malformed`]: a bug, counted, never retried |
 //! | anything else | [`ClientError::Unexpected`] |
 //!
 //! The read routes answer `Ok` for 200 (and `Ok(None)` for the documented 404s of
-//! [`NodeClient::interval`] and [`NodeClient::block`]), [`ClientError::Unavailable`] for
+//! [`NodeClient::interval`], [`NodeClient::block`] and [`NodeClient::order_status`]), [`ClientError::Unavailable`] for
 //! transport errors and 5xx, and [`ClientError::Unexpected`] for anything else, including a 200
 //! whose body is not the documented view.
 //!
@@ -29,7 +29,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::api::{self, error_kind, BlockView, ErrorBody, ParticipantView, StatusView};
+use crate::api::{
+    self, error_kind, BlockView, ErrorBody, OrderStatusView, ParticipantView, StatusView,
+};
 use crate::{IntervalClearing, SignedOrder};
 
 /// How long to wait for a TCP connection to the node.
@@ -274,7 +276,12 @@ impl NodeClient {
         let participant = order.ticket.participant.as_str();
         let body = &answer.body;
         match (answer.status, answer.error()) {
-            (422, Some(e)) if e.error == error_kind::MEMPOOL_FULL => self.unavailable(e.message),
+            (422, Some(e))
+                if e.error == error_kind::MEMPOOL_FULL
+                    || e.error == error_kind::PARTICIPANT_PENDING_FULL =>
+            {
+                self.unavailable(e.message)
+            }
             (422, Some(e)) => {
                 bump(&c.rejected);
                 warn!(
@@ -345,6 +352,21 @@ impl NodeClient {
     /// [`ClientError`] (module docs).
     pub async fn block(&self, height: u64) -> Result<Option<BlockView>, ClientError> {
         self.view(&api::block_path(height)).await
+    }
+
+    /// `GET /v1/orders/{participant}/{id}`: what became of the order (every interval the node
+    /// knows the id in, or only `interval_start`), `None` if the node knows no such order.
+    ///
+    /// # Errors
+    /// [`ClientError`] (module docs).
+    pub async fn order_status(
+        &self,
+        participant: &str,
+        id: &str,
+        interval_start: Option<i64>,
+    ) -> Result<Option<OrderStatusView>, ClientError> {
+        self.view(&api::order_status_path(participant, id, interval_start))
+            .await
     }
 
     /// `GET /v1/status`.
@@ -471,6 +493,19 @@ impl BlockingNodeClient {
     /// As [`NodeClient::block`].
     pub fn block(&self, height: u64) -> Result<Option<BlockView>, ClientError> {
         self.run(|c| c.block(height))
+    }
+
+    /// [`NodeClient::order_status`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::order_status`].
+    pub fn order_status(
+        &self,
+        participant: &str,
+        id: &str,
+        interval_start: Option<i64>,
+    ) -> Result<Option<OrderStatusView>, ClientError> {
+        self.run(|c| c.order_status(participant, id, interval_start))
     }
 
     /// [`NodeClient::status`].

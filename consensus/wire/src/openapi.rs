@@ -14,7 +14,8 @@
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{
-    Accepted, Balance, BlockView, ErrorBody, ParticipantTrade, ParticipantView, StatusView,
+    Accepted, Balance, BlockView, ErrorBody, OrderState, OrderStatusEntry, OrderStatusView,
+    ParticipantTrade, ParticipantView, StatusView,
 };
 use crate::{IntervalClearing, OrderTicket, SignedOrder};
 
@@ -103,11 +104,29 @@ pub struct ClearingOutcome {
     responses(
         (status = 202, description = "In the mempool, gossiped to the other nodes", body = Accepted),
         (status = 400, description = "`malformed_body`", body = ErrorBody),
-        (status = 422, description = "Refused: `error` is an order rejection kind (`bad_signature`, `unknown_participant`, `key_not_allowed`, `replayed_nonce`, `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full`)", body = ErrorBody),
+        (status = 422, description = "Refused: `error` is an order rejection kind (`bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full`)", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`: retry", body = ErrorBody),
     )
 )]
 fn submit_order() {}
+
+/// What became of a participant's order (every interval the node knows the id in, oldest first).
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{participant}/{id}",
+    params(
+        ("participant" = String, Path, description = "The participant's pseudonym"),
+        ("id" = String, Path, description = "The order id"),
+        ("interval" = Option<i64>, Query, description = "Only this interval (Unix seconds)")
+    ),
+    responses(
+        (status = 200, description = "The order's state in each interval", body = OrderStatusView),
+        (status = 400, description = "`malformed_interval`", body = ErrorBody),
+        (status = 404, description = "`unknown_order`", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn order_status() {}
 
 /// An interval's committed clearing.
 #[utoipa::path(
@@ -174,7 +193,15 @@ fn openapi() {}
         title = "Voltmesh node API",
         description = "A neighborhood node's HTTP/JSON API. Every error answer is `ErrorBody`. Prices are strings with six decimals."
     ),
-    paths(submit_order, interval, participant, block, status, openapi),
+    paths(
+        submit_order,
+        order_status,
+        interval,
+        participant,
+        block,
+        status,
+        openapi
+    ),
     components(schemas(
         SignedOrder,
         OrderTicket,
@@ -191,7 +218,10 @@ fn openapi() {}
         ParticipantTrade,
         Balance,
         BlockView,
-        StatusView
+        StatusView,
+        OrderStatusView,
+        OrderStatusEntry,
+        OrderState
     ))
 )]
 struct ApiDoc;

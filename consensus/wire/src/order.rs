@@ -15,7 +15,7 @@
 //! with [`OrderTicket`] and [`OrderTicket::sign`] (which encode prices through
 //! [`voltmesh_engine::Price`]), or write prices with six decimals when signing by hand.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use ed25519_dalek::{Signature, Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{OrderId, ParticipantId, Price, Side, Wh};
 
@@ -31,7 +31,8 @@ pub struct OrderTicket {
     pub participant: ParticipantId,
     /// Start of the delivery interval, Unix seconds, aligned to the interval length.
     pub interval_start: i64,
-    /// Unique within the interval.
+    /// Unique per participant within the interval. Printable ASCII without `:`, `"` or `\\`
+    /// (see [`check_order_id`]).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: OrderId,
     /// Buy or sell.
@@ -43,7 +44,10 @@ pub struct OrderTicket {
     /// Limit price per kWh: a decimal string with exactly six decimals (`"0.250000"`).
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.250000"))]
     pub limit_price: Price,
-    /// Strictly increasing per participant: a replayed order is refused.
+    /// Signed, but not checked by the ledger any more (audit finding M3): a replay is refused by
+    /// `(participant, interval_start, id)`, which the signature covers, and orders of one
+    /// participant do not have to be included in nonce order. Kept in the signed bytes so that
+    /// existing signers and signatures stay valid; any value is accepted.
     pub nonce: u64,
 }
 
@@ -61,6 +65,39 @@ pub struct SignedOrder {
     #[serde(with = "hex_signature")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub signature: [u8; 64],
+}
+
+/// Why an order id is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderIdError {
+    /// The id is empty.
+    #[error("the order id is empty")]
+    Empty,
+    /// The id has a character outside printable ASCII, or one of `:` `"` `\\`.
+    #[error("the order id has {0:?} at byte {1}: only printable ASCII without ':', '\"' or '\\' is allowed")]
+    BadCharacter(char, usize),
+}
+
+/// Checks an order id's characters.
+///
+/// Ids are non-empty printable ASCII (`!` to `~`) without `:`, `"` and `\\`. Without `:` the
+/// ledger's engine id `participant:id` is unambiguous (audit finding L6: `("a:b", "c")` and
+/// `("a", "b:c")` would both be `a:b:c`); without `"` and `\\` an id's JSON encoding is its own
+/// length plus two quotes, which bounds the size of a clearing.
+///
+/// # Errors
+/// [`OrderIdError`] naming the first problem.
+pub fn check_order_id(id: &str) -> Result<(), OrderIdError> {
+    if id.is_empty() {
+        return Err(OrderIdError::Empty);
+    }
+    match id
+        .char_indices()
+        .find(|&(_, c)| !c.is_ascii_graphic() || matches!(c, ':' | '"' | '\\'))
+    {
+        Some((at, c)) => Err(OrderIdError::BadCharacter(c, at)),
+        None => Ok(()),
+    }
 }
 
 impl OrderTicket {
@@ -90,11 +127,14 @@ impl OrderTicket {
 
 impl SignedOrder {
     /// Whether the signature is valid for the ticket under `public_key`.
+    ///
+    /// Strict verification (audit finding L8): small-order keys and non-canonical signature
+    /// points are refused, so no signature verifies for more than one message under a weak key.
     pub fn signature_valid(&self, neighborhood: &str) -> bool {
         let Ok(key) = self.public_key.verifying_key() else {
             return false;
         };
-        key.verify(
+        key.verify_strict(
             &self.ticket.signing_bytes(neighborhood),
             &Signature::from_bytes(&self.signature),
         )
@@ -186,6 +226,44 @@ mod tests {
             !by_hand.signature_valid("nb"),
             "\"0.25\" gives a bad signature"
         );
+    }
+
+    /// Audit L8: under the small-order key (the identity point), the signature `(R = identity,
+    /// s = 0)` passes plain ed25519 verification for every message; strict verification refuses it.
+    #[test]
+    fn a_small_order_key_signs_nothing() {
+        use ed25519_dalek::{Verifier, VerifyingKey};
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = ticket("0.25").sign("nb", &key());
+        forged.public_key = PublicKey(identity);
+        forged.signature = [0; 64];
+        forged.signature[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).expect("a curve point");
+        assert!(weak.is_weak());
+        let bytes = forged.ticket.signing_bytes("nb");
+        assert!(
+            weak.verify(&bytes, &Signature::from_bytes(&forged.signature))
+                .is_ok(),
+            "plain verification accepts the forgery"
+        );
+        assert!(!forged.signature_valid("nb"));
+    }
+
+    /// Audit L6: `:` is not allowed in ids, so `participant:id` cannot collide.
+    #[test]
+    fn order_ids_are_printable_ascii_without_colons_quotes_or_backslashes() {
+        for ok in ["a", "hh-1-1790000100-sell", "h1@7", "bridge_3.x~!"] {
+            assert_eq!(check_order_id(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_order_id(""), Err(OrderIdError::Empty));
+        assert_eq!(
+            check_order_id("b:c"),
+            Err(OrderIdError::BadCharacter(':', 1))
+        );
+        for bad in ["a b", "a\"b", "a\\b", "é", "a\n"] {
+            assert!(check_order_id(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -134,6 +134,7 @@ fn genesis_json() -> String {
             },
             network_fee: p("0.02"),
             interval: IntervalSpec::new(600, 120).unwrap(),
+            admission: voltmesh_engine::AdmissionLimits::DEFAULT,
         },
         validators: vec![GenesisValidator {
             public_key: key(1),

@@ -69,7 +69,7 @@ fn api_rejections_say_why() {
         &order(9, "x", start, Side::Buy, 400, "0.30", 1),
         "unknown_participant",
     );
-    expect(&ok, "replayed_nonce");
+    expect(&ok, "duplicate_id");
     expect(
         &order(2, "b2", start + 7, Side::Buy, 400, "0.30", 1),
         "wrong_interval",

@@ -132,6 +132,7 @@ pub fn write(
             },
             network_fee: prices.network_fee,
             interval,
+            admission: voltmesh_engine::AdmissionLimits::DEFAULT,
         },
         validators,
         participants: participants
