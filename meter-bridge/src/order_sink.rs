@@ -7,13 +7,14 @@
 //! ([`crate::runtime::node_sink`]);
 //! [`ChannelSink`] hands them to a bounded channel (tests and benches read it).
 //!
-//! # Nonce rule
-//! A ticket's nonce is its interval's start in Unix seconds. The bridge plans at most one order per
-//! household and interval, so nonces are strictly increasing across intervals (as the node
-//! requires per participant), and rebuilding or resubmitting the same interval's order gives the
-//! same nonce and the same order id: the node answers `replayed_nonce` or `duplicate_id`, which
-//! the bridge takes as "already there". A household that also signs its own orders must use
-//! nonces above the interval starts of the intervals it leaves to the bridge.
+//! # Nonce and id rule
+//! A ticket's nonce is its interval's start in Unix seconds; the node no longer treats nonces as a
+//! gate (it refuses a replay by participant, interval and id), so the nonce only records when the
+//! bridge made the order. The bridge plans at most one order per household and interval, and its
+//! id ([`crate::household::plan::order_id`]) is a function of participant, interval and side:
+//! rebuilding or resubmitting the same interval's order gives the same signed bytes, which the
+//! node answers with `duplicate_id` (taken as "already there") or, asked through
+//! [`OrderSink::status`], as pending or committed.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use voltmesh_engine::{Interval, Order};
+use voltmesh_wire::api::OrderState;
 use voltmesh_wire::{IntervalClearing, OrderTicket, SignedOrder};
 
 /// The node's ticket for `order` in `interval` (module nonce rule), or `None` if the interval
@@ -93,8 +95,8 @@ pub enum SinkError {
         /// The start of the body.
         body: String,
     },
-    /// This sink cannot read clearings.
-    #[error("this order sink cannot read clearings")]
+    /// This sink cannot read clearings or order states.
+    #[error("this order sink cannot read clearings or order states")]
     Unsupported,
 }
 
@@ -126,6 +128,20 @@ pub trait OrderSink: Send + Sync + 'static {
         &self,
         interval_start: i64,
     ) -> impl Future<Output = Result<Option<IntervalClearing>, SinkError>> + Send;
+
+    /// What became of `order` on the node (`GET /v1/orders/{participant}/{id}?interval=`), or
+    /// `None` if the node has never seen it: after a failed submission the planner asks this
+    /// instead of guessing whether the order arrived.
+    ///
+    /// # Errors
+    /// [`SinkError::Unsupported`] (the default) if the sink cannot tell, else why it could not.
+    fn status(
+        &self,
+        order: &SignedOrder,
+    ) -> impl Future<Output = Result<Option<OrderState>, SinkError>> + Send {
+        let _ = order;
+        async { Err(SinkError::Unsupported) }
+    }
 }
 
 /// An [`OrderSink`] over a bounded channel; it cannot read clearings.
@@ -205,6 +221,10 @@ impl<S: OrderSink> OrderSink for Counted<S> {
 
     async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
         self.inner.clearing(interval_start).await
+    }
+
+    async fn status(&self, order: &SignedOrder) -> Result<Option<OrderState>, SinkError> {
+        self.inner.status(order).await
     }
 }
 

@@ -19,6 +19,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::warn;
+use voltmesh_wire::api::OrderState;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::order_sink::{OrderSink, SinkError, Submitted};
@@ -91,6 +92,11 @@ impl<S: OrderSink> OrderSink for Failover<S> {
 
     async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
         self.attempt("clearing", |i| self.sinks[i].clearing(interval_start))
+            .await
+    }
+
+    async fn status(&self, order: &SignedOrder) -> Result<Option<OrderState>, SinkError> {
+        self.attempt("status", |i| self.sinks[i].status(order))
             .await
     }
 }

@@ -661,7 +661,7 @@ mod tests {
             .iter()
             .filter_map(|c| match c {
                 Call::Clearing { at, .. } => Some(*at),
-                Call::Submit { .. } => None,
+                Call::Submit { .. } | Call::Status { .. } => None,
             })
             .collect();
         assert!(polls[0] >= i.gate_closure(), "not read before gate closure");

@@ -5,6 +5,7 @@
 //! The router ↔ client contract test (`consensus/tests/api_contract.rs`) checks that
 //! classification against the node's real API router.
 
+use voltmesh_wire::api::OrderState;
 use voltmesh_wire::client::{self, ClientError, NodeClient};
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
@@ -31,6 +32,23 @@ impl OrderSink for NodeClient {
 
     async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
         Ok(self.interval(interval_start).await?)
+    }
+
+    async fn status(&self, order: &SignedOrder) -> Result<Option<OrderState>, SinkError> {
+        let t = &order.ticket;
+        let view = self
+            .order_status(
+                t.participant.as_str(),
+                t.id.as_str(),
+                Some(t.interval_start),
+            )
+            .await?;
+        Ok(view.and_then(|v| {
+            v.orders
+                .into_iter()
+                .find(|e| e.interval_start == t.interval_start)
+                .map(|e| e.status)
+        }))
     }
 }
 

@@ -15,6 +15,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 use voltmesh_engine::{Interval, ParticipantId};
+use voltmesh_wire::api::OrderState;
 use voltmesh_wire::SignedOrder;
 
 use crate::config::Config;
@@ -95,9 +96,39 @@ async fn submit_until_closure<S: OrderSink>(
     let mut delivery = Delivery::default();
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let interval = target.start_unix();
+    let mut first_round = true;
     loop {
         let mut retry = Vec::new();
         for order in pending {
+            // A retried order may have reached a node whose answer was lost: ask before sending
+            // it again, so that the node's own record decides, not a guess.
+            if !first_round {
+                let known = tokio::select! {
+                    biased;
+                    () = shutdown.recv() => return None,
+                    r = sink.status(&order) => r,
+                };
+                match known {
+                    Ok(Some(OrderState::Pending | OrderState::Committed { .. })) => {
+                        delivery.taken.insert(order.ticket.participant.clone());
+                        continue;
+                    }
+                    Ok(Some(
+                        OrderState::Expired { reason, message }
+                        | OrderState::Refused { reason, message },
+                    )) => {
+                        delivery.refused += 1;
+                        warn!(interval, participant = %order.ticket.participant, reason, message, "order dropped by the node");
+                        continue;
+                    }
+                    Err(e) if e.is_retryable() => {
+                        retry.push(order);
+                        continue;
+                    }
+                    // Unknown to the node, or a sink that cannot tell: submit.
+                    Ok(None) | Err(_) => {}
+                }
+            }
             let submitted = tokio::select! {
                 biased;
                 () = shutdown.recv() => return None,
@@ -141,6 +172,7 @@ async fn submit_until_closure<S: OrderSink>(
             () = tokio::time::sleep(delay) => {}
         }
         pending = retry;
+        first_round = false;
     }
 }
 
@@ -169,7 +201,7 @@ mod tests {
                     participant,
                     interval,
                 } => Some((*at, participant.to_string(), *interval)),
-                Call::Clearing { .. } => None,
+                Call::Clearing { .. } | Call::Status { .. } => None,
             })
             .collect()
     }
@@ -315,5 +347,109 @@ mod tests {
             BTreeSet::from([ParticipantId::from("hh-02")])
         );
         assert_eq!(submitted(&sink.calls()).len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_failed_submission_the_node_is_asked_before_the_order_is_sent_again() {
+        let clock = testing::clock();
+        let sink = FakeSink::new(clock.clone());
+        // Both submissions fail as if the answers were lost; the node then says it has hh-01's
+        // order and has never seen hh-02's.
+        for _ in 0..2 {
+            sink.answers
+                .lock()
+                .unwrap()
+                .push_back(Err(SinkError::Unavailable("timeout".into())));
+        }
+        sink.statuses.lock().unwrap().extend([
+            Ok(Some(OrderState::Committed {
+                height: 7,
+                block_hash: "ab".into(),
+            })),
+            Ok(None),
+        ]);
+        let ingest = testing::ingest();
+        let target = config().market.first_open(at(0));
+        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
+        testing::own_order(&ingest, "hh-02", "buy", target, at(0));
+        let orders = lock(&ingest).plan_for_submission(target, at(0));
+        let signed = sign_orders(
+            &orders,
+            target,
+            "voltmesh",
+            &SigningKey::from_bytes(&[7; 32]),
+        );
+        let (_notify, mut shutdown) = testing::shutdown();
+        let delivery = submit_until_closure(
+            &sink,
+            signed,
+            target,
+            target.gate_closure(),
+            &*clock,
+            &mut shutdown,
+        )
+        .await
+        .expect("no shutdown");
+        assert_eq!(
+            delivery.taken,
+            BTreeSet::from([ParticipantId::from("hh-01"), ParticipantId::from("hh-02")])
+        );
+        assert_eq!((delivery.refused, delivery.expired), (0, 0));
+        let sent: Vec<String> = submitted(&sink.calls())
+            .into_iter()
+            .map(|(_, p, _)| p)
+            .collect();
+        assert_eq!(
+            sent,
+            ["hh-01", "hh-02", "hh-02"],
+            "hh-01's order is not sent twice"
+        );
+        let asked = sink
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Status { .. }))
+            .count();
+        assert_eq!(asked, 2, "asked once per retried order");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_order_the_node_dropped_is_counted_as_refused_not_retried() {
+        let clock = testing::clock();
+        let sink = FakeSink::new(clock.clone());
+        sink.answers
+            .lock()
+            .unwrap()
+            .push_back(Err(SinkError::Unavailable("timeout".into())));
+        sink.statuses
+            .lock()
+            .unwrap()
+            .push_back(Ok(Some(OrderState::Refused {
+                reason: "interval_full".into(),
+                message: "full".into(),
+            })));
+        let ingest = testing::ingest();
+        let target = config().market.first_open(at(0));
+        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
+        let orders = lock(&ingest).plan_for_submission(target, at(0));
+        let signed = sign_orders(
+            &orders,
+            target,
+            "voltmesh",
+            &SigningKey::from_bytes(&[7; 32]),
+        );
+        let (_notify, mut shutdown) = testing::shutdown();
+        let delivery = submit_until_closure(
+            &sink,
+            signed,
+            target,
+            target.gate_closure(),
+            &*clock,
+            &mut shutdown,
+        )
+        .await
+        .expect("no shutdown");
+        assert_eq!((delivery.refused, delivery.expired), (1, 0));
+        assert!(delivery.taken.is_empty());
+        assert_eq!(submitted(&sink.calls()).len(), 1);
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 use voltmesh_engine::{
     ClearingOutcome, Interval, IntervalSpec, Mechanism, ParticipantId, Price, Tariffs, Trade,
 };
+use voltmesh_wire::api::OrderState;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::household::registry::Registry;
@@ -119,6 +120,8 @@ pub(crate) enum Call {
     },
     /// `clearing` of an interval, at a time.
     Clearing { at: DateTime<Utc>, interval: i64 },
+    /// `status` of a participant's order.
+    Status { participant: ParticipantId },
 }
 
 /// An [`OrderSink`] that records every call with the clock's time, answers submissions from a
@@ -132,6 +135,8 @@ pub(crate) struct FakeSink {
     pub(crate) always: Option<Result<Submitted, SinkError>>,
     /// The clearing the node has, and from when on.
     pub(crate) clearing: Option<(DateTime<Utc>, ClearingOutcome)>,
+    /// Answers to the next `status` calls, in order; `Unsupported` once empty.
+    pub(crate) statuses: Mutex<VecDeque<Result<Option<OrderState>, SinkError>>>,
 }
 
 impl FakeSink {
@@ -142,6 +147,7 @@ impl FakeSink {
             answers: Mutex::new(VecDeque::new()),
             always: None,
             clearing: None,
+            statuses: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -178,5 +184,13 @@ impl OrderSink for FakeSink {
                 interval_start,
                 outcome: outcome.clone(),
             }))
+    }
+
+    async fn status(&self, order: &SignedOrder) -> Result<Option<OrderState>, SinkError> {
+        self.calls.lock().expect("calls").push(Call::Status {
+            participant: order.ticket.participant.clone(),
+        });
+        let next = self.statuses.lock().expect("statuses").pop_front();
+        next.unwrap_or(Err(SinkError::Unsupported))
     }
 }
