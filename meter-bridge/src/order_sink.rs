@@ -57,44 +57,18 @@ pub fn sign_orders(
         .collect()
 }
 
-/// How a node took an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Submitted {
-    /// Newly accepted into the node's mempool.
-    Accepted,
-    /// The node already has it (`replayed_nonce` or `duplicate_id`): a resubmission.
-    AlreadyThere,
-}
+pub use voltmesh_wire::client::{ClientError, Submitted};
 
-/// Why an order was not taken, or a clearing not read.
+/// Why an order was not taken, or a clearing or an order's state not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
     /// The receiving side is gone.
     #[error("order sink closed")]
     Closed,
-    /// The node could not be reached, timed out or is busy; worth retrying.
-    #[error("node unavailable: {0}")]
-    Unavailable(String),
-    /// The node refused the order for good (bad signature, unknown participant, closed
-    /// interval, price outside the tariffs, ...): do not retry.
-    #[error("order rejected ({kind}): {message}")]
-    Rejected {
-        /// The node's error code ([`voltmesh_wire::OrderRejection::kind`]).
-        kind: String,
-        /// The node's explanation.
-        message: String,
-    },
-    /// The node could not parse the request (400): a bug on one side; do not retry.
-    #[error("node refused the request as malformed: {0}")]
-    Malformed(String),
-    /// An answer the API does not document (wrong URL, proxy in the way, ...); do not retry.
-    #[error("unexpected answer from the node: HTTP {status}: {body}")]
-    Unexpected {
-        /// HTTP status.
-        status: u16,
-        /// The start of the body.
-        body: String,
-    },
+    /// The node's answer, classified by the wire client (`voltmesh_wire::client`, module docs):
+    /// unavailable (retry), rejected, malformed or unexpected (do not retry).
+    #[error(transparent)]
+    Node(#[from] ClientError),
     /// This sink cannot read clearings or order states.
     #[error("this order sink cannot read clearings or order states")]
     Unsupported,
@@ -103,7 +77,7 @@ pub enum SinkError {
 impl SinkError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SinkError::Unavailable(_))
+        matches!(self, SinkError::Node(e) if e.is_retryable())
     }
 }
 
@@ -323,11 +297,11 @@ mod tests {
             Ok(Submitted::Accepted),
             Ok(Submitted::Accepted),
             Ok(Submitted::AlreadyThere),
-            Err(SinkError::Unavailable("down".into())),
-            Err(SinkError::Rejected {
+            Err(SinkError::Node(ClientError::Unavailable("down".into()))),
+            Err(SinkError::Node(ClientError::Rejected {
                 kind: "closed_interval".into(),
                 message: "late".into(),
-            }),
+            })),
         ] {
             let sink = Counted {
                 inner: Fixed(answer.clone()),

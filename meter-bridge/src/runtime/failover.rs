@@ -106,6 +106,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::order_sink::ClientError;
 
     /// A node that answers from a script and records the ids it was sent.
     #[derive(Debug, Default)]
@@ -143,7 +144,9 @@ mod tests {
     }
 
     fn down() -> Result<Submitted, SinkError> {
-        Err(SinkError::Unavailable("connection refused".into()))
+        Err(SinkError::Node(ClientError::Unavailable(
+            "connection refused".into(),
+        )))
     }
 
     fn order(id: &str) -> SignedOrder {
@@ -180,10 +183,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_rejection_is_final_and_does_not_fail_over() {
-        let rejected = Err(SinkError::Rejected {
+        let rejected = Err(SinkError::Node(ClientError::Rejected {
             kind: "bad_signature".into(),
             message: "bad signature".into(),
-        });
+        }));
         let sink = Failover::new(vec![
             Scripted::answering(vec![rejected.clone()]),
             Scripted::answering(vec![]),
@@ -198,12 +201,14 @@ mod tests {
     async fn when_every_node_is_down_the_error_is_retryable_and_each_was_tried_once() {
         let sink = Failover::new(vec![
             Scripted::answering(vec![down()]),
-            Scripted::answering(vec![Err(SinkError::Unavailable("busy".into()))]),
+            Scripted::answering(vec![Err(SinkError::Node(ClientError::Unavailable(
+                "busy".into(),
+            )))]),
         ])
         .unwrap();
         let e = sink.submit(&order("o1")).await.unwrap_err();
         assert!(e.is_retryable());
-        assert_eq!(e, SinkError::Unavailable("busy".into()));
+        assert_eq!(e, SinkError::Node(ClientError::Unavailable("busy".into())));
         assert_eq!(sink.sinks()[0].seen(), ["o1"]);
         assert_eq!(sink.sinks()[1].seen(), ["o1"]);
         assert_eq!(sink.current(), 0, "the next attempt starts over at node 0");

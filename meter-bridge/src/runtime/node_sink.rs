@@ -1,33 +1,19 @@
 //! The node's HTTP API as an [`OrderSink`]: [`NodeClient`] from the wire contract, whose
-//! classification of the node's answers (`voltmesh_wire::client`, module docs) maps one to one
-//! onto [`Submitted`] and [`SinkError`].
+//! classification of the node's answers (`voltmesh_wire::client`, module docs) the sink passes on
+//! as they are ([`Submitted`], [`SinkError::Node`]).
 //!
 //! The router ↔ client contract test (`consensus/tests/api_contract.rs`) checks that
 //! classification against the node's real API router.
 
 use voltmesh_wire::api::OrderState;
-use voltmesh_wire::client::{self, ClientError, NodeClient};
+use voltmesh_wire::client::NodeClient;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::order_sink::{OrderSink, SinkError, Submitted};
 
-impl From<ClientError> for SinkError {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Unavailable(message) => SinkError::Unavailable(message),
-            ClientError::Rejected { kind, message } => SinkError::Rejected { kind, message },
-            ClientError::Malformed(message) => SinkError::Malformed(message),
-            ClientError::Unexpected { status, body } => SinkError::Unexpected { status, body },
-        }
-    }
-}
-
 impl OrderSink for NodeClient {
     async fn submit(&self, order: &SignedOrder) -> Result<Submitted, SinkError> {
-        match NodeClient::submit(self, order).await? {
-            client::Submitted::Accepted => Ok(Submitted::Accepted),
-            client::Submitted::AlreadyThere => Ok(Submitted::AlreadyThere),
-        }
+        Ok(NodeClient::submit(self, order).await?)
     }
 
     async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
@@ -55,6 +41,7 @@ impl OrderSink for NodeClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use voltmesh_wire::client::ClientError;
 
     #[test]
     fn client_errors_keep_their_retry_class() {

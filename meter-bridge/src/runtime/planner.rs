@@ -185,7 +185,7 @@ fn spec_len(interval: voltmesh_engine::Interval) -> i64 {
 mod tests {
     use super::*;
     use crate::config::DEFAULT_CONFIG;
-    use crate::order_sink::SinkError;
+    use crate::order_sink::{ClientError, SinkError};
     use crate::runtime::testing::{self, at, Call, FakeSink};
 
     fn config() -> Config {
@@ -219,7 +219,9 @@ mod tests {
         sink.answers
             .lock()
             .unwrap()
-            .push_back(Err(SinkError::Unavailable("node down".into())));
+            .push_back(Err(SinkError::Node(ClientError::Unavailable(
+                "node down".into(),
+            ))));
         let sink = Arc::new(sink);
         let (follow_tx, mut follow_rx) = mpsc::channel(4);
         let (notify, shutdown) = testing::shutdown();
@@ -263,7 +265,9 @@ mod tests {
         testing::own_order(&ingest, "hh-01", "buy", target, at(0));
         testing::own_order(&ingest, "hh-01", "buy", target.next(), at(0));
         let mut sink = FakeSink::new(clock.clone());
-        sink.always = Some(Err(SinkError::Unavailable("node down".into())));
+        sink.always = Some(Err(SinkError::Node(ClientError::Unavailable(
+            "node down".into(),
+        ))));
         let sink = Arc::new(sink);
         let (follow_tx, mut follow_rx) = mpsc::channel(4);
         let (notify, shutdown) = testing::shutdown();
@@ -314,10 +318,10 @@ mod tests {
         sink.answers
             .lock()
             .unwrap()
-            .push_back(Err(SinkError::Rejected {
+            .push_back(Err(SinkError::Node(ClientError::Rejected {
                 kind: "bad_signature".into(),
                 message: "no".into(),
-            }));
+            })));
         let ingest = testing::ingest();
         let target = config().market.first_open(at(0));
         testing::own_order(&ingest, "hh-01", "buy", target, at(0));
@@ -359,7 +363,9 @@ mod tests {
             sink.answers
                 .lock()
                 .unwrap()
-                .push_back(Err(SinkError::Unavailable("timeout".into())));
+                .push_back(Err(SinkError::Node(ClientError::Unavailable(
+                    "timeout".into(),
+                ))));
         }
         sink.statuses.lock().unwrap().extend([
             Ok(Some(OrderState::Committed {
@@ -419,7 +425,9 @@ mod tests {
         sink.answers
             .lock()
             .unwrap()
-            .push_back(Err(SinkError::Unavailable("timeout".into())));
+            .push_back(Err(SinkError::Node(ClientError::Unavailable(
+                "timeout".into(),
+            ))));
         sink.statuses
             .lock()
             .unwrap()

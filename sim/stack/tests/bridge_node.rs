@@ -327,16 +327,8 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
 /// back.
 #[test]
 fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
-    let dir = support::temp_dir("bridge-node-down");
-    let mut cluster = support::start("bridge-node-down-cluster", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(60), |c| {
-            c.height(0) >= 2
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
     // The bridge's node is down before the bridge starts; the other three keep committing.
-    cluster.kill(3);
-    let broker = Mosquitto::start(&BrokerOptions::default());
+    let (dir, mut cluster, broker) = cluster_with_node_3_down("bridge-node-down");
     let port = broker.port;
     let (mut bridge, log) = start_bridge(
         &dir,
@@ -360,8 +352,33 @@ fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
     assert_eq!(traded(&cluster, 0, "h1", "sold_wh"), 0);
 
     cluster.start_node(3).expect("node 3 restarts");
-    wait("orders through the restarted node", &log, || {
-        traded(&cluster, 0, "h1", "sold_wh") > 0 && traded(&cluster, 0, "h2", "bought_wh") > 0
+    trades_commit_then_the_bridge_stops(&cluster, &mut bridge, &log, "the restarted node");
+}
+
+/// A 4-node cluster that has committed twice, with node 3 killed, and a broker; `name` names the
+/// temp dirs.
+fn cluster_with_node_3_down(name: &str) -> (PathBuf, Cluster, Mosquitto) {
+    let dir = support::temp_dir(name);
+    let mut cluster = support::start(&format!("{name}-cluster"), 4, &[]);
+    cluster
+        .wait_for("first commits", Duration::from_secs(60), |c| {
+            c.height(0) >= 2
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    cluster.kill(3);
+    (dir, cluster, Mosquitto::start(&BrokerOptions::default()))
+}
+
+/// Waits until node 0's ledger has h1 selling and h2 buying (orders that went `through`
+/// somewhere), then stops the still running bridge with Ctrl-C.
+fn trades_commit_then_the_bridge_stops(
+    cluster: &Cluster,
+    bridge: &mut Proc,
+    log: &Path,
+    through: &str,
+) {
+    wait(&format!("orders through {through}"), log, || {
+        traded(cluster, 0, "h1", "sold_wh") > 0 && traded(cluster, 0, "h2", "bought_wh") > 0
     });
     assert!(bridge.running(), "pid {}", bridge.id());
     let status = bridge.interrupt().expect("the bridge stops within 30 s");
@@ -372,15 +389,7 @@ fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
 /// households' orders commit without waiting for the first node to come back.
 #[test]
 fn a_bridge_with_two_nodes_fails_over_when_the_first_is_down() {
-    let dir = support::temp_dir("bridge-node-failover");
-    let mut cluster = support::start("bridge-node-failover-cluster", 4, &[]);
-    cluster
-        .wait_for("first commits", Duration::from_secs(60), |c| {
-            c.height(0) >= 2
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-    cluster.kill(3);
-    let broker = Mosquitto::start(&BrokerOptions::default());
+    let (dir, cluster, broker) = cluster_with_node_3_down("bridge-node-failover");
     let port = broker.port;
     let (mut bridge, log) = start_bridge_failing_over(
         &dir,
@@ -389,15 +398,10 @@ fn a_bridge_with_two_nodes_fails_over_when_the_first_is_down() {
         &cluster.root.join("genesis.json"),
     );
     let _meters = Meters::start(port);
-    wait("orders through the second node", &log, || {
-        traded(&cluster, 0, "h1", "sold_wh") > 0 && traded(&cluster, 0, "h2", "bought_wh") > 0
-    });
+    trades_commit_then_the_bridge_stops(&cluster, &mut bridge, &log, "the second node");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         text.contains("failing over"),
         "the bridge says it moved to the next node"
     );
-    assert!(bridge.running(), "pid {}", bridge.id());
-    let status = bridge.interrupt().expect("the bridge stops within 30 s");
-    assert!(status.success(), "bridge exit status {status}");
 }
