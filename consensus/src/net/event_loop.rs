@@ -268,7 +268,8 @@ impl EventLoop {
                     Counters::inc(&self.counters.connections_denied);
                     warn!(peer_id = ?peer_id, remote = %send_back_addr, "refused a connection from a non-genesis key");
                 } else {
-                    debug!(peer_id = ?peer_id, %cause, "inbound connection denied");
+                    Counters::inc(&self.counters.connections_limited);
+                    debug!(peer_id = ?peer_id, remote = %send_back_addr, %cause, "inbound connection denied by a limit");
                 }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {

@@ -64,6 +64,7 @@ mod config;
 mod error;
 mod event_loop;
 mod events;
+mod inbound;
 pub mod keyfile;
 mod outbox;
 mod redial;
@@ -86,6 +87,7 @@ pub use self::{
     event_loop::EventLoop,
     events::Event,
     events::Events,
+    inbound::{TooManyPendingFromIp, MAX_PENDING_PER_IP},
     stats::NetStats,
     validator::{Validator, ValidatorIndex},
 };
