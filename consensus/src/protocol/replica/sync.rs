@@ -129,10 +129,20 @@ impl<A: App> Replica<A> {
         if !self.tree.contains(&first.parent()) {
             return Err(VerifyError::BadParent(first.hash()));
         }
+        // Audit H2: each block's justify certifies its predecessor in the response (a block's
+        // parent is its justify's block, enforced by `Block`), and every justify, including the
+        // one of a last block about to be dropped, is verified first: a block is only ever
+        // inserted under a verified QC.
         for pair in blocks.windows(2) {
             if pair[1].parent() != pair[0].hash() || pair[1].height() != pair[0].height() + 1 {
                 return Err(VerifyError::BadParent(pair[1].hash()));
             }
+        }
+        for block in &blocks {
+            if block.payload().len() > MAX_PAYLOAD_BYTES {
+                return Err(VerifyError::PayloadTooLarge(block.payload().len()));
+            }
+            self.verify_qc(block.justify())?;
         }
         let full = blocks.len() >= self.config.max_sync_blocks;
         // Every block is certified by its child's justify; the last one by `qc`, or by a QC
@@ -145,13 +155,6 @@ impl<A: App> Replica<A> {
             None => {
                 blocks.pop();
             }
-        }
-        for block in &blocks {
-            if block.payload().len() > MAX_PAYLOAD_BYTES {
-                return Err(VerifyError::PayloadTooLarge(block.payload().len()));
-            }
-            let justify = block.justify().clone();
-            self.verify_qc(&justify)?;
         }
         let mut inserted = 0;
         for block in blocks {
@@ -398,6 +401,32 @@ mod tests {
         );
         assert_eq!(out, vec![Output::ScheduleTick(T0 + VIEW_TIMEOUT)]);
         assert_eq!(fresh.stats().invalid_messages, 1);
+    }
+
+    #[test]
+    fn a_response_whose_dropped_last_block_has_a_forged_justify_is_refused() {
+        // Audit H2: block 2's justify for block 1 carries one signature, not a quorum.
+        // Dropping the uncertified last block must not leave block 1 accepted on the strength
+        // of that never-verified justify.
+        let net = Net::new();
+        let (b1, _) = two_blocks(&net);
+        let forged = net.child(&b1, net.qc(&b1, &[1]), 2, T0 + 500);
+        let mut r = net.replica(ME);
+
+        let out = r.handle(
+            T0,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone(), forged],
+                    qc: None,
+                },
+            ),
+        );
+
+        assert!(persisted_blocks(&out).is_empty());
+        assert!(!r.tree.contains(&b1.hash()));
+        assert_eq!(r.stats().invalid_messages, 1);
     }
 
     #[test]
