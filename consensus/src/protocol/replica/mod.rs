@@ -103,6 +103,9 @@ pub struct Stats {
     pub rejected_proposals: u64,
     /// Block sync requests sent.
     pub sync_requests: u64,
+    /// Sync responses dropped because no request to that peer for those heights was
+    /// outstanding (audit H2).
+    pub unasked_sync_responses: u64,
     /// Blocks committed.
     pub commits: u64,
     /// Commits that conflicted with the committed chain (must stay 0).
@@ -145,6 +148,8 @@ struct SyncState {
     next_peer: u16,
     /// First height to ask for when continuing a long catch-up.
     continue_from: Option<u64>,
+    /// `from_height` of the outstanding request (meaningful while `inflight` is set).
+    asked_from: u64,
 }
 
 /// A consensus replica. See the module docs for how to drive it.

@@ -9,6 +9,9 @@
 //! - Received blocks are accepted only as a chain hanging off a block we hold, each certified by
 //!   its child's verified justify and the last by a verified QC (an uncertified last block is
 //!   dropped); accepted blocks are persisted, their QCs processed as if received directly.
+//! - A response is considered only from the peer the outstanding request went to and only when
+//!   it starts at the requested height; any other response is dropped and counted
+//!   ([`super::Stats::unasked_sync_responses`]).
 
 use std::sync::Arc;
 
@@ -60,6 +63,7 @@ impl<A: App> Replica<A> {
         tracing::debug!(replica = %self.me, %peer, from_height, "block sync request");
         self.stats.sync_requests += 1;
         self.sync.inflight = Some((peer, now.saturating_add(self.config.sync_retry_ms)));
+        self.sync.asked_from = from_height;
         self.out.push(Output::Send(
             peer,
             Msg::SyncRequest {
@@ -120,9 +124,19 @@ impl<A: App> Replica<A> {
         mut blocks: Vec<Block>,
         qc: Option<QuorumCert>,
     ) -> Result<(), VerifyError> {
-        if self.sync.inflight.is_some_and(|(peer, _)| peer == from) {
-            self.sync.inflight = None;
+        // Audit H2: only the peer the outstanding request went to may answer, and only with
+        // the heights asked for; anything else is dropped (and counted).
+        let asked = self.sync.inflight.is_some_and(|(peer, _)| peer == from)
+            && blocks
+                .first()
+                .is_none_or(|b| b.height() == self.sync.asked_from)
+            && blocks.len() <= self.config.max_sync_blocks;
+        if !asked {
+            self.stats.unasked_sync_responses += 1;
+            tracing::debug!(replica = %self.me, %from, blocks = blocks.len(), "unasked sync response dropped");
+            return Ok(());
         }
+        self.sync.inflight = None;
         let Some(first) = blocks.first() else {
             return Ok(());
         };
@@ -219,6 +233,14 @@ mod tests {
         let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
         let b2 = net.child(&b1, net.qc(&b1, &[1, 2, 3]), 2, T0 + 500);
         (b1, b2)
+    }
+
+    /// A replica whose outstanding block sync request went to `peer` for `from_height`.
+    fn asking(net: &Net, peer: u16, from_height: u64, now: u64) -> Replica<TestApp> {
+        let mut r = net.replica(ME);
+        r.sync.inflight = Some((v(peer), now + r.config.sync_retry_ms));
+        r.sync.asked_from = from_height;
+        r
     }
 
     /// A replica that received both blocks as proposals.
@@ -334,7 +356,7 @@ mod tests {
         let net = Net::new();
         let (b1, b2) = two_blocks(&net);
         let qc2 = net.qc(&b2, &[1, 2, 3]);
-        let mut r = net.replica(ME);
+        let mut r = asking(&net, 2, 1, T0);
         let now = T0 + 600;
 
         let out = r.handle(
@@ -372,7 +394,7 @@ mod tests {
     fn an_uncertified_last_block_is_dropped_and_a_detached_chain_refused() {
         let net = Net::new();
         let (b1, b2) = two_blocks(&net);
-        let mut r = net.replica(ME);
+        let mut r = asking(&net, 2, 1, T0);
 
         let out = r.handle(
             T0,
@@ -387,7 +409,7 @@ mod tests {
         assert_eq!(persisted_blocks(&out), vec![Arc::new(b1)]);
         assert!(!r.tree.contains(&b2.hash()));
 
-        let mut fresh = net.replica(ME);
+        let mut fresh = asking(&net, 2, 2, T0);
         let qc2 = net.qc(&b2, &[1, 2, 3]);
         let out = fresh.handle(
             T0,
@@ -411,7 +433,7 @@ mod tests {
         let net = Net::new();
         let (b1, _) = two_blocks(&net);
         let forged = net.child(&b1, net.qc(&b1, &[1]), 2, T0 + 500);
-        let mut r = net.replica(ME);
+        let mut r = asking(&net, 2, 1, T0);
 
         let out = r.handle(
             T0,
@@ -427,6 +449,41 @@ mod tests {
         assert!(persisted_blocks(&out).is_empty());
         assert!(!r.tree.contains(&b1.hash()));
         assert_eq!(r.stats().invalid_messages, 1);
+    }
+
+    #[test]
+    fn unasked_sync_responses_are_dropped_and_counted() {
+        // Audit H2: a valid, certified chain is still refused when nobody asked for it, when
+        // it comes from another peer than the one asked, or starts at another height.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let response = Msg::SyncResponse {
+            blocks: vec![b1.clone(), b2.clone()],
+            qc: Some(net.qc(&b2, &[1, 2, 3])),
+        };
+        let late = Msg::SyncResponse {
+            blocks: vec![b2.clone()],
+            qc: Some(net.qc(&b2, &[1, 2, 3])),
+        };
+        for (mut r, msg) in [
+            (net.replica(ME), response.clone()),
+            (asking(&net, 3, 1, T0), response.clone()),
+            (asking(&net, 2, 1, T0), late),
+        ] {
+            let out = r.handle(T0, from(2, msg));
+            assert!(persisted_blocks(&out).is_empty());
+            assert!(!r.tree.contains(&b1.hash()));
+            assert_eq!(r.stats().unasked_sync_responses, 1);
+            assert_eq!(r.stats().invalid_messages, 0);
+        }
+
+        // The asked-for answer goes through, once; a replay is unasked.
+        let mut r = asking(&net, 2, 1, T0);
+        let out = r.handle(T0, from(2, response.clone()));
+        assert_eq!(persisted_blocks(&out).len(), 2);
+        let out = r.handle(T0, from(2, response));
+        assert!(persisted_blocks(&out).is_empty());
+        assert_eq!(r.stats().unasked_sync_responses, 1);
     }
 
     #[test]
