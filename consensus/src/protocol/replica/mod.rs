@@ -150,6 +150,8 @@ struct SyncState {
     continue_from: Option<u64>,
     /// `from_height` of the outstanding request (meaningful while `inflight` is set).
     asked_from: u64,
+    /// Peers whose last request went unanswered; skipped until they answer (audit L4).
+    silent: BTreeSet<ValidatorIndex>,
 }
 
 /// A consensus replica. See the module docs for how to drive it.
@@ -414,8 +416,8 @@ impl<A: App> Replica<A> {
         let behind =
             !self.tree.contains(&self.safety.high_qc.block) || self.sync.continue_from.is_some();
         match self.sync.inflight {
-            Some((_, deadline)) if now >= deadline => {
-                self.sync.inflight = None;
+            Some((peer, deadline)) if now >= deadline => {
+                self.sync_unanswered(peer);
                 if behind {
                     let peer = self.next_sync_peer();
                     let target = self.safety.high_qc.block;

@@ -50,15 +50,29 @@ impl<A: App> Replica<A> {
             .max(self.tree.committed_height() + 1)
     }
 
+    /// The outstanding request to `peer` timed out unanswered: forget it and skip `peer` in
+    /// later requests until it answers (audit L4).
+    pub(super) fn sync_unanswered(&mut self, peer: ValidatorIndex) {
+        self.sync.inflight = None;
+        self.sync.silent.insert(peer);
+    }
+
     pub(super) fn request_sync(&mut self, now: u64, peer: ValidatorIndex, target: BlockHash) {
-        if self
-            .sync
-            .inflight
-            .is_some_and(|(_, deadline)| now < deadline)
-            || peer == self.me
-        {
+        match self.sync.inflight {
+            Some((_, deadline)) if now < deadline => return,
+            Some((asked, _)) => self.sync_unanswered(asked),
+            None => {}
+        }
+        if peer == self.me {
             return;
         }
+        // Audit L4: a peer that left our last request unanswered (say, one that streams
+        // SyncInfo but never serves blocks) does not get the retry; the next peer does.
+        let peer = if self.sync.silent.contains(&peer) {
+            self.next_sync_peer()
+        } else {
+            peer
+        };
         let from_height = self.sync_from_height();
         tracing::debug!(replica = %self.me, %peer, from_height, "block sync request");
         self.stats.sync_requests += 1;
@@ -137,6 +151,7 @@ impl<A: App> Replica<A> {
             return Ok(());
         }
         self.sync.inflight = None;
+        self.sync.silent.remove(&from);
         let Some(first) = blocks.first() else {
             return Ok(());
         };
@@ -204,12 +219,20 @@ impl<A: App> Replica<A> {
         Ok(())
     }
 
+    /// The next peer to ask, round robin, never ourselves and never a peer that left a
+    /// request unanswered, unless every other peer has (then all get another chance).
     pub(super) fn next_sync_peer(&mut self) -> ValidatorIndex {
         let n = u16::try_from(self.chain.validators().len()).unwrap_or(u16::MAX);
+        if (0..n)
+            .map(ValidatorIndex)
+            .all(|p| p == self.me || self.sync.silent.contains(&p))
+        {
+            self.sync.silent.clear();
+        }
         loop {
             self.sync.next_peer = (self.sync.next_peer + 1) % n.max(1);
             let peer = ValidatorIndex(self.sync.next_peer);
-            if peer != self.me || n <= 1 {
+            if n <= 1 || (peer != self.me && !self.sync.silent.contains(&peer)) {
                 return peer;
             }
         }
@@ -484,6 +507,30 @@ mod tests {
         let out = r.handle(T0, from(2, response));
         assert!(persisted_blocks(&out).is_empty());
         assert_eq!(r.stats().unasked_sync_responses, 1);
+    }
+
+    #[test]
+    fn a_peer_that_streams_sync_info_but_never_answers_does_not_capture_retries() {
+        // Audit L4: peer 2 keeps sending the QC for a block we miss, and never answers.
+        let net = Net::new();
+        let (b1, _) = two_blocks(&net);
+        let sync_info = Msg::SyncInfo {
+            high_qc: net.qc(&b1, &[1, 2, 3]),
+            high_tc: None,
+        };
+        let mut r = net.replica(ME);
+        let retry = r.config.sync_retry_ms;
+        let mut asked = Vec::new();
+        for round in 0..4 {
+            let out = r.handle(T0 + round * retry, from(2, sync_info.clone()));
+            asked.extend(out.iter().filter_map(|o| match o {
+                Output::Send(peer, Msg::SyncRequest { .. }) => Some(peer.0),
+                _ => None,
+            }));
+        }
+        // Peer 2 is asked once; the retries go round robin to the others, and once every
+        // peer has been silent the rotation starts over.
+        assert_eq!(asked, [2, 1, 3, 1]);
     }
 
     #[test]
