@@ -106,6 +106,9 @@ pub struct Stats {
     /// Sync responses dropped because no request to that peer for those heights was
     /// outstanding (audit H2).
     pub unasked_sync_responses: u64,
+    /// Sync requests not answered because the peer used up its answers for the window
+    /// (audit M1).
+    pub throttled_sync_requests: u64,
     /// Blocks committed.
     pub commits: u64,
     /// Commits that conflicted with the committed chain (must stay 0).
@@ -152,6 +155,8 @@ struct SyncState {
     asked_from: u64,
     /// Peers whose last request went unanswered; skipped until they answer (audit L4).
     silent: BTreeSet<ValidatorIndex>,
+    /// Per peer: (start of the current serving window, answers sent in it) (audit M1).
+    served: BTreeMap<ValidatorIndex, (u64, u32)>,
 }
 
 /// A consensus replica. See the module docs for how to drive it.
@@ -366,7 +371,7 @@ impl<A: App> Replica<A> {
                 from_height,
                 target,
             } => {
-                self.on_sync_request(from, from_height, target);
+                self.on_sync_request(now, from, from_height, target);
                 Ok(())
             }
             Msg::SyncResponse { blocks, qc } => self.on_sync_response(now, from, blocks, qc),

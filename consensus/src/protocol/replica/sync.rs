@@ -9,6 +9,8 @@
 //! - Received blocks are accepted only as a chain hanging off a block we hold, each certified by
 //!   its child's verified justify and the last by a verified QC (an uncertified last block is
 //!   dropped); accepted blocks are persisted, their QCs processed as if received directly.
+//! - Each peer gets at most [`SYNC_ANSWERS_PER_WINDOW`] answers per `sync_retry_ms` window;
+//!   further requests in the window are dropped and counted.
 //! - A response is considered only from the peer the outstanding request went to and only when
 //!   it starts at the requested height; any other response is dropped and counted
 //!   ([`super::Stats::unasked_sync_responses`]).
@@ -23,6 +25,9 @@ use crate::protocol::error::VerifyError;
 use crate::protocol::message::Msg;
 use crate::protocol::timeout::TimeoutCert;
 use crate::protocol::validators::ValidatorIndex;
+
+/// Sync requests answered per peer per `sync_retry_ms` window (audit M1).
+pub(super) const SYNC_ANSWERS_PER_WINDOW: u32 = 8;
 
 impl<A: App> Replica<A> {
     pub(super) fn on_sync_info(
@@ -89,10 +94,23 @@ impl<A: App> Replica<A> {
 
     pub(super) fn on_sync_request(
         &mut self,
+        now: u64,
         from: ValidatorIndex,
         from_height: u64,
         target: BlockHash,
     ) {
+        // Audit M1: at most `SYNC_ANSWERS_PER_WINDOW` answers per peer per `sync_retry_ms`
+        // window (an honest peer sends one request per window, plus continuations).
+        let window = self.config.sync_retry_ms;
+        let (start, answered) = self.sync.served.entry(from).or_insert((now, 0));
+        if now >= start.saturating_add(window) {
+            (*start, *answered) = (now, 0);
+        }
+        if *answered >= SYNC_ANSWERS_PER_WINDOW {
+            self.stats.throttled_sync_requests += 1;
+            tracing::debug!(replica = %self.me, %from, from_height, "sync request throttled");
+            return;
+        }
         let target = if self.tree.contains(&target) {
             target
         } else {
@@ -127,6 +145,9 @@ impl<A: App> Replica<A> {
                 .map(|child| child.justify().clone())
         };
         let blocks = blocks[..keep].iter().map(|b| Block::clone(b)).collect();
+        if let Some((_, answered)) = self.sync.served.get_mut(&from) {
+            *answered += 1;
+        }
         self.out
             .push(Output::Send(from, Msg::SyncResponse { blocks, qc }));
     }
@@ -531,6 +552,38 @@ mod tests {
         // Peer 2 is asked once; the retries go round robin to the others, and once every
         // peer has been silent the rotation starts over.
         assert_eq!(asked, [2, 1, 3, 1]);
+    }
+
+    #[test]
+    fn a_flood_of_sync_requests_gets_a_bounded_number_of_answers_per_window() {
+        // Audit M1: one peer floods requests; it gets at most N answers per window, another
+        // peer is still served, and the next window serves the flooder again.
+        let net = Net::new();
+        let (mut r, _, b2) = holding_two_blocks(&net);
+        let window = r.config.sync_retry_ms;
+        let request = Msg::SyncRequest {
+            from_height: 1,
+            target: b2.hash(),
+        };
+        let answers = |out: &[Output], to: u16| {
+            out.iter()
+                .filter(|o| matches!(o, Output::Send(p, Msg::SyncResponse { .. }) if p.0 == to))
+                .count()
+        };
+        let now = T0 + 600;
+        let flood: usize = (0..100)
+            .map(|i| answers(&r.handle(now + i, from(3, request.clone())), 3))
+            .sum();
+        assert_eq!(flood, super::SYNC_ANSWERS_PER_WINDOW as usize);
+        assert_eq!(
+            r.stats().throttled_sync_requests,
+            100 - u64::from(super::SYNC_ANSWERS_PER_WINDOW)
+        );
+        assert_eq!(
+            answers(&r.handle(now + 100, from(2, request.clone())), 2),
+            1
+        );
+        assert_eq!(answers(&r.handle(now + window, from(3, request)), 3), 1);
     }
 
     #[test]
