@@ -55,6 +55,26 @@ impl<A: App> Replica<A> {
             .max(self.tree.committed_height() + 1)
     }
 
+    /// Audit H3: tells the app that `hash` (named by a verified QC) and its uncommitted
+    /// ancestors (certified by their children's verified justifies) are certified, parents
+    /// before children, so a stateful app can compute the state of any certified block, also
+    /// one it never validated (synced, or received after a restart). Blocks at or below the
+    /// committed height are not reported: the app has them through `commit`. A block may be
+    /// reported more than once (once per QC processed above it).
+    pub(super) fn report_certified(&mut self, hash: BlockHash) {
+        let committed = self.tree.committed_height();
+        let mut chain: Vec<Arc<Block>> = self
+            .tree
+            .ancestors(hash)
+            .take_while(|b| b.height() > committed)
+            .cloned()
+            .collect();
+        chain.reverse();
+        for block in chain {
+            self.app.certified(&block);
+        }
+    }
+
     /// The outstanding request to `peer` timed out unanswered: forget it and skip `peer` in
     /// later requests until it answers (audit L4).
     pub(super) fn sync_unanswered(&mut self, peer: ValidatorIndex) {
@@ -584,6 +604,31 @@ mod tests {
             1
         );
         assert_eq!(answers(&r.handle(now + window, from(3, request)), 3), 1);
+    }
+
+    #[test]
+    fn synced_blocks_are_reported_certified_to_the_app_parents_first() {
+        // Audit H3: a replica that never validated blocks 1 and 2 learns they are certified,
+        // in height order, before anything builds on them.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let mut r = asking(&net, 2, 1, T0);
+
+        r.handle(
+            T0 + 600,
+            from(
+                2,
+                Msg::SyncResponse {
+                    qc: Some(net.qc(&b2, &[1, 2, 3])),
+                    blocks: vec![b1, b2],
+                },
+            ),
+        );
+
+        // Block 1 is reported when block 2's justify is processed, then again (it is committed
+        // afterwards) together with block 2 for the QC of block 2.
+        assert_eq!(r.app().committed, [1]);
+        assert_eq!(r.app().certified, [1, 1, 2]);
     }
 
     #[test]
