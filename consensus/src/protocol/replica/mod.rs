@@ -157,6 +157,9 @@ struct SyncState {
     silent: BTreeSet<ValidatorIndex>,
     /// Per peer: (start of the current serving window, answers sent in it) (audit M1).
     served: BTreeMap<ValidatorIndex, (u64, u32)>,
+    /// A proposal for the current view whose parent is missing, with its sender: re-processed
+    /// once sync delivers the parent (audit L7). At most one.
+    orphan: Option<(ValidatorIndex, super::message::Proposal)>,
 }
 
 /// A consensus replica. See the module docs for how to drive it.

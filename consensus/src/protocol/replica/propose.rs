@@ -155,6 +155,15 @@ impl<A: App> Replica<A> {
         }
         let Some(parent) = self.tree.get(&block.parent()).cloned() else {
             self.request_sync(now, from, block.parent());
+            let signature = proposal.signature;
+            self.keep_orphan(
+                from,
+                Proposal {
+                    block,
+                    tc,
+                    signature,
+                },
+            );
             return Ok(());
         };
         if block.height() != parent.height() + 1

@@ -22,7 +22,7 @@ use crate::protocol::block::{Block, BlockHash};
 use crate::protocol::certificate::QuorumCert;
 use crate::protocol::codec::{MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES};
 use crate::protocol::error::VerifyError;
-use crate::protocol::message::Msg;
+use crate::protocol::message::{Msg, Proposal};
 use crate::protocol::timeout::TimeoutCert;
 use crate::protocol::validators::ValidatorIndex;
 
@@ -72,6 +72,42 @@ impl<A: App> Replica<A> {
         chain.reverse();
         for block in chain {
             self.app.certified(&block);
+        }
+    }
+
+    /// Audit L7: keeps a proposal whose parent is missing (verified, for the current view), so
+    /// that it can be voted on once sync delivers the parent. One slot: a later proposal for
+    /// the current view replaces an older-view one; one for the same view does not replace it.
+    pub(super) fn keep_orphan(&mut self, from: ValidatorIndex, p: Proposal) {
+        if p.block.view() != self.view {
+            return;
+        }
+        if self
+            .sync
+            .orphan
+            .as_ref()
+            .is_some_and(|(_, kept)| kept.block.view() >= p.block.view())
+        {
+            return;
+        }
+        self.sync.orphan = Some((from, p));
+    }
+
+    /// Re-processes the kept orphan proposal once its parent is in the tree (dropped once its
+    /// view has passed).
+    fn retry_orphan(&mut self, now: u64) {
+        let Some((from, p)) = self.sync.orphan.take() else {
+            return;
+        };
+        if p.block.view() != self.view {
+            return;
+        }
+        if !self.tree.contains(&p.block.parent()) {
+            self.sync.orphan = Some((from, p));
+            return;
+        }
+        if let Err(err) = self.on_proposal(now, from, p) {
+            tracing::debug!(replica = %self.me, %from, cause = %err, "kept proposal refused");
         }
     }
 
@@ -251,6 +287,9 @@ impl<A: App> Replica<A> {
             self.try_commit(&high);
         }
         tracing::debug!(replica = %self.me, %from, inserted, committed = self.tree.committed_height(), "block sync response");
+        if inserted > 0 {
+            self.retry_orphan(now);
+        }
         if full && inserted > 0 {
             let target = self.safety.high_qc.block;
             self.request_sync(now, from, target);
@@ -629,6 +668,34 @@ mod tests {
         // afterwards) together with block 2 for the QC of block 2.
         assert_eq!(r.app().committed, [1]);
         assert_eq!(r.app().certified, [1, 1, 2]);
+    }
+
+    #[test]
+    fn a_proposal_with_a_missing_parent_is_voted_on_once_sync_delivers_the_parent() {
+        // Audit L7: block 2 arrives before block 1; once block 1 is synced, we still vote.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let mut r = net.replica(ME);
+
+        let out = r.handle(T0 + 500, from(2, net.proposal(b2.clone(), None)));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Send(p, Msg::SyncRequest { .. }) if *p == v(2))));
+        assert_eq!(r.stats().votes, 0);
+
+        let out = r.handle(
+            T0 + 600,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone()],
+                    qc: Some(net.qc(&b1, &[1, 2, 3])),
+                },
+            ),
+        );
+        assert_eq!(r.stats().votes, 1);
+        assert!(persisted_blocks(&out).contains(&Arc::new(b2.clone())));
+        assert!(r.tree.contains(&b2.hash()));
     }
 
     #[test]
