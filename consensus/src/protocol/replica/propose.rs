@@ -122,6 +122,10 @@ impl<A: App> Replica<A> {
         if self.tree.contains(&block.hash()) && block.view() <= self.safety.last_voted_view {
             return Ok(()); // duplicate
         }
+        if self.proposal_is_stale(block.view()) {
+            self.stats.rejected_proposals += 1;
+            return Ok(());
+        }
         if block.payload().len() > MAX_PAYLOAD_BYTES {
             return Err(VerifyError::PayloadTooLarge(block.payload().len()));
         }

@@ -699,6 +699,33 @@ mod tests {
     }
 
     #[test]
+    fn a_proposal_at_or_below_the_committed_view_is_neither_kept_nor_persisted() {
+        // Audit H2: after committing block 1 (view 1), a conflicting view-1 proposal is junk.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let mut r = asking(&net, 2, 1, T0);
+        r.handle(
+            T0 + 600,
+            from(
+                2,
+                Msg::SyncResponse {
+                    qc: Some(net.qc(&b2, &[1, 2, 3])),
+                    blocks: vec![b1.clone(), b2],
+                },
+            ),
+        );
+        assert_eq!(r.app().committed, [1]);
+        let sibling = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + 1);
+        assert_ne!(sibling.hash(), b1.hash());
+
+        let out = r.handle(T0 + 700, from(1, net.proposal(sibling.clone(), None)));
+
+        assert!(persisted_blocks(&out).is_empty());
+        assert!(!r.tree.contains(&sibling.hash()));
+        assert_eq!(r.stats().rejected_proposals, 1);
+    }
+
+    #[test]
     fn sync_peers_rotate_and_skip_ourselves() {
         let net = Net::new();
         let mut r = net.replica(ME);

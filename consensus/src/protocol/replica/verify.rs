@@ -31,6 +31,13 @@ impl<A: App> Replica<A> {
         }
     }
 
+    /// Audit H2: a proposal at or below the committed tip's view can never extend the
+    /// committed chain (the tip already holds that view or a later one), so it is refused
+    /// before its block reaches the tree or the store.
+    pub(super) fn proposal_is_stale(&self, view: u64) -> bool {
+        view <= self.tree.committed_tip().view()
+    }
+
     pub(super) fn verify_qc(&mut self, qc: &QuorumCert) -> Result<(), VerifyError> {
         if qc.is_genesis(&self.chain) {
             return Ok(());
