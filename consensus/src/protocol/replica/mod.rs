@@ -160,6 +160,9 @@ struct SyncState {
     /// A proposal for the current view whose parent is missing, with its sender: re-processed
     /// once sync delivers the parent (audit L7). At most one.
     orphan: Option<(ValidatorIndex, super::message::Proposal)>,
+    /// Distinct blocks taken from proposals, per (view, proposer), above the committed view:
+    /// at most two are kept (the second is equivocation evidence) (audit H2).
+    proposed: BTreeMap<(u64, ValidatorIndex), BTreeSet<BlockHash>>,
 }
 
 /// A consensus replica. See the module docs for how to drive it.

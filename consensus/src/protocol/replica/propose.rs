@@ -219,6 +219,11 @@ impl<A: App> Replica<A> {
             tracing::debug!(replica = %self.me, ts, now, "proposal block time too far from our clock");
             return Ok(());
         }
+        if !self.tree.contains(&block.hash()) && !self.admit_proposed_block(&block) {
+            self.stats.rejected_proposals += 1;
+            tracing::debug!(replica = %self.me, proposer = %block.proposer(), view = block.view(), "equivocating proposal beyond the evidence kept");
+            return Ok(());
+        }
         // Keep the block even when we will not vote: its QC may already be on its way.
         let block = Arc::new(block);
         if self.tree.insert(Arc::clone(&block)) {

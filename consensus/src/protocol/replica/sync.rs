@@ -726,6 +726,25 @@ mod tests {
     }
 
     #[test]
+    fn an_equivocating_leader_gets_at_most_two_blocks_per_view_into_the_tree() {
+        // Audit H2: the view-1 leader sends five different blocks for view 1.
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let mut persisted = 0;
+        let mut hashes = Vec::new();
+        for i in 0..5 {
+            let b = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + i);
+            hashes.push(b.hash());
+            let out = r.handle(T0 + i, from(1, net.proposal(b, None)));
+            persisted += persisted_blocks(&out).len();
+        }
+        assert_eq!(persisted, super::super::verify::MAX_PROPOSALS_PER_VIEW);
+        let kept = hashes.iter().filter(|h| r.tree.contains(h)).count();
+        assert_eq!(kept, 2);
+        assert_eq!(r.stats().votes, 1, "only the first is voted for");
+    }
+
+    #[test]
     fn sync_peers_rotate_and_skip_ourselves() {
         let net = Net::new();
         let mut r = net.replica(ME);
