@@ -106,6 +106,12 @@ pub struct Stats {
     pub rejected_proposals: u64,
     /// Block sync requests sent.
     pub sync_requests: u64,
+    /// Sync responses dropped because no request to that peer for those heights was
+    /// outstanding (audit H2).
+    pub unasked_sync_responses: u64,
+    /// Sync requests not answered because the peer used up its answers for the window
+    /// (audit M1).
+    pub throttled_sync_requests: u64,
     /// Blocks committed.
     pub commits: u64,
     /// Commits that conflicted with the committed chain (must stay 0).
@@ -156,6 +162,18 @@ struct SyncState {
     next_peer: u16,
     /// First height to ask for when continuing a long catch-up.
     continue_from: Option<u64>,
+    /// `from_height` of the outstanding request (meaningful while `inflight` is set).
+    asked_from: u64,
+    /// Peers whose last request went unanswered; skipped until they answer (audit L4).
+    silent: BTreeSet<ValidatorIndex>,
+    /// Per peer: (start of the current serving window, answers sent in it) (audit M1).
+    served: BTreeMap<ValidatorIndex, (u64, u32)>,
+    /// A proposal for the current view whose parent is missing, with its sender: re-processed
+    /// once sync delivers the parent (audit L7). At most one.
+    orphan: Option<(ValidatorIndex, super::message::Proposal)>,
+    /// Distinct blocks taken from proposals, per (view, proposer), above the committed view:
+    /// at most two are kept (the second is equivocation evidence) (audit H2).
+    proposed: BTreeMap<(u64, ValidatorIndex), BTreeSet<BlockHash>>,
 }
 
 /// A consensus replica. See the module docs for how to drive it.
@@ -423,7 +441,7 @@ impl<A: App> Replica<A> {
                 from_height,
                 target,
             } => {
-                self.on_sync_request(from, from_height, target);
+                self.on_sync_request(now, from, from_height, target);
                 Ok(())
             }
             Msg::SyncResponse { blocks, qc } => self.on_sync_response(now, from, blocks, qc),
@@ -473,8 +491,8 @@ impl<A: App> Replica<A> {
         let behind =
             !self.tree.contains(&self.safety.high_qc.block) || self.sync.continue_from.is_some();
         match self.sync.inflight {
-            Some((_, deadline)) if now >= deadline => {
-                self.sync.inflight = None;
+            Some((peer, deadline)) if now >= deadline => {
+                self.sync_unanswered(peer);
                 if behind {
                     let peer = self.next_sync_peer();
                     let target = self.safety.high_qc.block;

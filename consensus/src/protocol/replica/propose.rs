@@ -182,6 +182,10 @@ impl<A: App> Replica<A> {
         if self.tree.contains(&block.hash()) && block.view() <= self.safety.last_voted_view {
             return Ok(()); // duplicate
         }
+        if self.proposal_is_stale(block.view()) {
+            self.stats.rejected_proposals += 1;
+            return Ok(());
+        }
         if block.payload().len() > MAX_PAYLOAD_BYTES {
             return Err(VerifyError::PayloadTooLarge(block.payload().len()));
         }
@@ -218,6 +222,15 @@ impl<A: App> Replica<A> {
         }
         let Some(parent) = self.tree.get(&block.parent()).cloned() else {
             self.request_sync(now, from, block.parent());
+            let signature = proposal.signature;
+            self.keep_orphan(
+                from,
+                Proposal {
+                    block,
+                    tc,
+                    signature,
+                },
+            );
             return Ok(());
         };
         if parent.height().checked_add(1) != Some(block.height())
@@ -267,6 +280,11 @@ impl<A: App> Replica<A> {
         if current && (ts > now.saturating_add(drift) || ts.saturating_add(drift) < now) {
             self.stats.rejected_proposals += 1;
             tracing::debug!(replica = %self.me, ts, now, "proposal block time too far from our clock");
+            return Ok(());
+        }
+        if !self.tree.contains(&block.hash()) && !self.admit_proposed_block(&block) {
+            self.stats.rejected_proposals += 1;
+            tracing::debug!(replica = %self.me, proposer = %block.proposer(), view = block.view(), "equivocating proposal beyond the evidence kept");
             return Ok(());
         }
         // Keep the block even when we will not vote: its QC may already be on its way.

@@ -9,6 +9,11 @@
 //! - Received blocks are accepted only as a chain hanging off a block we hold, each certified by
 //!   its child's verified justify and the last by a verified QC (an uncertified last block is
 //!   dropped); accepted blocks are persisted, their QCs processed as if received directly.
+//! - Each peer gets at most [`SYNC_ANSWERS_PER_WINDOW`] answers per `sync_retry_ms` window;
+//!   further requests in the window are dropped and counted.
+//! - A response is considered only from the peer the outstanding request went to and only when
+//!   it starts at the requested height; any other response is dropped and counted
+//!   ([`super::Stats::unasked_sync_responses`]).
 
 use std::sync::Arc;
 
@@ -17,9 +22,12 @@ use crate::protocol::block::{Block, BlockHash};
 use crate::protocol::certificate::QuorumCert;
 use crate::protocol::codec::{MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES};
 use crate::protocol::error::VerifyError;
-use crate::protocol::message::Msg;
+use crate::protocol::message::{Msg, Proposal};
 use crate::protocol::timeout::TimeoutCert;
 use crate::protocol::validators::ValidatorIndex;
+
+/// Sync requests answered per peer per `sync_retry_ms` window (audit M1).
+pub(super) const SYNC_ANSWERS_PER_WINDOW: u32 = 8;
 
 impl<A: App> Replica<A> {
     pub(super) fn on_sync_info(
@@ -47,19 +55,90 @@ impl<A: App> Replica<A> {
             .max(self.tree.committed_height() + 1)
     }
 
-    pub(super) fn request_sync(&mut self, now: u64, peer: ValidatorIndex, target: BlockHash) {
+    /// Audit H3: tells the app that `hash` (named by a verified QC) and its uncommitted
+    /// ancestors (certified by their children's verified justifies) are certified, parents
+    /// before children, so a stateful app can compute the state of any certified block, also
+    /// one it never validated (synced, or received after a restart). Blocks at or below the
+    /// committed height are not reported: the app has them through `commit`. A block may be
+    /// reported more than once (once per QC processed above it).
+    pub(super) fn report_certified(&mut self, hash: BlockHash) {
+        let committed = self.tree.committed_height();
+        let mut chain: Vec<Arc<Block>> = self
+            .tree
+            .ancestors(hash)
+            .take_while(|b| b.height() > committed)
+            .cloned()
+            .collect();
+        chain.reverse();
+        for block in chain {
+            self.app.certified(&block);
+        }
+    }
+
+    /// Audit L7: keeps a proposal whose parent is missing (verified, for the current view), so
+    /// that it can be voted on once sync delivers the parent. One slot: a later proposal for
+    /// the current view replaces an older-view one; one for the same view does not replace it.
+    pub(super) fn keep_orphan(&mut self, from: ValidatorIndex, p: Proposal) {
+        if p.block.view() != self.view {
+            return;
+        }
         if self
             .sync
-            .inflight
-            .is_some_and(|(_, deadline)| now < deadline)
-            || peer == self.me
+            .orphan
+            .as_ref()
+            .is_some_and(|(_, kept)| kept.block.view() >= p.block.view())
         {
             return;
         }
+        self.sync.orphan = Some((from, p));
+    }
+
+    /// Re-processes the kept orphan proposal once its parent is in the tree (dropped once its
+    /// view has passed).
+    fn retry_orphan(&mut self, now: u64) {
+        let Some((from, p)) = self.sync.orphan.take() else {
+            return;
+        };
+        if p.block.view() != self.view {
+            return;
+        }
+        if !self.tree.contains(&p.block.parent()) {
+            self.sync.orphan = Some((from, p));
+            return;
+        }
+        if let Err(err) = self.on_proposal(now, from, p) {
+            tracing::debug!(replica = %self.me, %from, cause = %err, "kept proposal refused");
+        }
+    }
+
+    /// The outstanding request to `peer` timed out unanswered: forget it and skip `peer` in
+    /// later requests until it answers (audit L4).
+    pub(super) fn sync_unanswered(&mut self, peer: ValidatorIndex) {
+        self.sync.inflight = None;
+        self.sync.silent.insert(peer);
+    }
+
+    pub(super) fn request_sync(&mut self, now: u64, peer: ValidatorIndex, target: BlockHash) {
+        match self.sync.inflight {
+            Some((_, deadline)) if now < deadline => return,
+            Some((asked, _)) => self.sync_unanswered(asked),
+            None => {}
+        }
+        if peer == self.me {
+            return;
+        }
+        // Audit L4: a peer that left our last request unanswered (say, one that streams
+        // SyncInfo but never serves blocks) does not get the retry; the next peer does.
+        let peer = if self.sync.silent.contains(&peer) {
+            self.next_sync_peer()
+        } else {
+            peer
+        };
         let from_height = self.sync_from_height();
         tracing::debug!(replica = %self.me, %peer, from_height, "block sync request");
         self.stats.sync_requests += 1;
         self.sync.inflight = Some((peer, now.saturating_add(self.config.sync_retry_ms)));
+        self.sync.asked_from = from_height;
         self.out.push(Output::Send(
             peer,
             Msg::SyncRequest {
@@ -71,10 +150,23 @@ impl<A: App> Replica<A> {
 
     pub(super) fn on_sync_request(
         &mut self,
+        now: u64,
         from: ValidatorIndex,
         from_height: u64,
         target: BlockHash,
     ) {
+        // Audit M1: at most `SYNC_ANSWERS_PER_WINDOW` answers per peer per `sync_retry_ms`
+        // window (an honest peer sends one request per window, plus continuations).
+        let window = self.config.sync_retry_ms;
+        let (start, answered) = self.sync.served.entry(from).or_insert((now, 0));
+        if now >= start.saturating_add(window) {
+            (*start, *answered) = (now, 0);
+        }
+        if *answered >= SYNC_ANSWERS_PER_WINDOW {
+            self.stats.throttled_sync_requests += 1;
+            tracing::debug!(replica = %self.me, %from, from_height, "sync request throttled");
+            return;
+        }
         let target = if self.tree.contains(&target) {
             target
         } else {
@@ -109,6 +201,9 @@ impl<A: App> Replica<A> {
                 .map(|child| child.justify().clone())
         };
         let blocks = blocks[..keep].iter().map(|b| Block::clone(b)).collect();
+        if let Some((_, answered)) = self.sync.served.get_mut(&from) {
+            *answered += 1;
+        }
         self.out
             .push(Output::Send(from, Msg::SyncResponse { blocks, qc }));
     }
@@ -120,21 +215,42 @@ impl<A: App> Replica<A> {
         mut blocks: Vec<Block>,
         qc: Option<QuorumCert>,
     ) -> Result<(), VerifyError> {
-        if self.sync.inflight.is_some_and(|(peer, _)| peer == from) {
-            self.sync.inflight = None;
+        // Audit H2: only the peer the outstanding request went to may answer, and only with
+        // the heights asked for; anything else is dropped (and counted).
+        let asked = self.sync.inflight.is_some_and(|(peer, _)| peer == from)
+            && blocks
+                .first()
+                .is_none_or(|b| b.height() == self.sync.asked_from)
+            && blocks.len() <= self.config.max_sync_blocks;
+        if !asked {
+            self.stats.unasked_sync_responses += 1;
+            tracing::debug!(replica = %self.me, %from, blocks = blocks.len(), "unasked sync response dropped");
+            return Ok(());
         }
+        self.sync.inflight = None;
+        self.sync.silent.remove(&from);
         let Some(first) = blocks.first() else {
             return Ok(());
         };
         if !self.tree.contains(&first.parent()) {
             return Err(VerifyError::BadParent(first.hash()));
         }
+        // Audit H2: each block's justify certifies its predecessor in the response (a block's
+        // parent is its justify's block, enforced by `Block`), and every justify, including the
+        // one of a last block about to be dropped, is verified first: a block is only ever
+        // inserted under a verified QC.
         for pair in blocks.windows(2) {
             if pair[1].parent() != pair[0].hash()
                 || pair[0].height().checked_add(1) != Some(pair[1].height())
             {
                 return Err(VerifyError::BadParent(pair[1].hash()));
             }
+        }
+        for block in &blocks {
+            if block.payload().len() > MAX_PAYLOAD_BYTES {
+                return Err(VerifyError::PayloadTooLarge(block.payload().len()));
+            }
+            self.verify_qc(block.justify())?;
         }
         let full = blocks.len() >= self.config.max_sync_blocks;
         // Every block is certified by its child's justify; the last one by `qc`, or by a QC
@@ -147,13 +263,6 @@ impl<A: App> Replica<A> {
             None => {
                 blocks.pop();
             }
-        }
-        for block in &blocks {
-            if block.payload().len() > MAX_PAYLOAD_BYTES {
-                return Err(VerifyError::PayloadTooLarge(block.payload().len()));
-            }
-            let justify = block.justify().clone();
-            self.verify_qc(&justify)?;
         }
         let mut inserted = 0;
         for block in blocks {
@@ -181,6 +290,9 @@ impl<A: App> Replica<A> {
             self.try_commit(&high);
         }
         tracing::debug!(replica = %self.me, %from, inserted, committed = self.tree.committed_height(), "block sync response");
+        if inserted > 0 {
+            self.retry_orphan(now);
+        }
         if full && inserted > 0 {
             let target = self.safety.high_qc.block;
             self.request_sync(now, from, target);
@@ -190,12 +302,20 @@ impl<A: App> Replica<A> {
         Ok(())
     }
 
+    /// The next peer to ask, round robin, never ourselves and never a peer that left a
+    /// request unanswered, unless every other peer has (then all get another chance).
     pub(super) fn next_sync_peer(&mut self) -> ValidatorIndex {
         let n = u16::try_from(self.chain.validators().len()).unwrap_or(u16::MAX);
+        if (0..n)
+            .map(ValidatorIndex)
+            .all(|p| p == self.me || self.sync.silent.contains(&p))
+        {
+            self.sync.silent.clear();
+        }
         loop {
             self.sync.next_peer = (self.sync.next_peer + 1) % n.max(1);
             let peer = ValidatorIndex(self.sync.next_peer);
-            if peer != self.me || n <= 1 {
+            if n <= 1 || (peer != self.me && !self.sync.silent.contains(&peer)) {
                 return peer;
             }
         }
@@ -219,6 +339,14 @@ mod tests {
         let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
         let b2 = net.child(&b1, net.qc(&b1, &[1, 2, 3]), 2, T0 + 500);
         (b1, b2)
+    }
+
+    /// A replica whose outstanding block sync request went to `peer` for `from_height`.
+    fn asking(net: &Net, peer: u16, from_height: u64, now: u64) -> Replica<TestApp> {
+        let mut r = net.replica(ME);
+        r.sync.inflight = Some((v(peer), now + r.config.sync_retry_ms));
+        r.sync.asked_from = from_height;
+        r
     }
 
     /// A replica that received both blocks as proposals.
@@ -334,7 +462,7 @@ mod tests {
         let net = Net::new();
         let (b1, b2) = two_blocks(&net);
         let qc2 = net.qc(&b2, &[1, 2, 3]);
-        let mut r = net.replica(ME);
+        let mut r = asking(&net, 2, 1, T0);
         let now = T0 + 600;
 
         let out = r.handle(
@@ -373,7 +501,7 @@ mod tests {
     fn an_uncertified_last_block_is_dropped_and_a_detached_chain_refused() {
         let net = Net::new();
         let (b1, b2) = two_blocks(&net);
-        let mut r = net.replica(ME);
+        let mut r = asking(&net, 2, 1, T0);
 
         let out = r.handle(
             T0,
@@ -388,7 +516,7 @@ mod tests {
         assert_eq!(persisted_blocks(&out), vec![Arc::new(b1)]);
         assert!(!r.tree.contains(&b2.hash()));
 
-        let mut fresh = net.replica(ME);
+        let mut fresh = asking(&net, 2, 2, T0);
         let qc2 = net.qc(&b2, &[1, 2, 3]);
         let out = fresh.handle(
             T0,
@@ -402,6 +530,222 @@ mod tests {
         );
         assert_eq!(out, vec![Output::ScheduleTick(T0 + VIEW_TIMEOUT)]);
         assert_eq!(fresh.stats().invalid_messages, 1);
+    }
+
+    #[test]
+    fn a_response_whose_dropped_last_block_has_a_forged_justify_is_refused() {
+        // Audit H2: block 2's justify for block 1 carries one signature, not a quorum.
+        // Dropping the uncertified last block must not leave block 1 accepted on the strength
+        // of that never-verified justify.
+        let net = Net::new();
+        let (b1, _) = two_blocks(&net);
+        let forged = net.child(&b1, net.qc(&b1, &[1]), 2, T0 + 500);
+        let mut r = asking(&net, 2, 1, T0);
+
+        let out = r.handle(
+            T0,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone(), forged],
+                    qc: None,
+                },
+            ),
+        );
+
+        assert!(persisted_blocks(&out).is_empty());
+        assert!(!r.tree.contains(&b1.hash()));
+        assert_eq!(r.stats().invalid_messages, 1);
+    }
+
+    #[test]
+    fn unasked_sync_responses_are_dropped_and_counted() {
+        // Audit H2: a valid, certified chain is still refused when nobody asked for it, when
+        // it comes from another peer than the one asked, or starts at another height.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let response = Msg::SyncResponse {
+            blocks: vec![b1.clone(), b2.clone()],
+            qc: Some(net.qc(&b2, &[1, 2, 3])),
+        };
+        let late = Msg::SyncResponse {
+            blocks: vec![b2.clone()],
+            qc: Some(net.qc(&b2, &[1, 2, 3])),
+        };
+        for (mut r, msg) in [
+            (net.replica(ME), response.clone()),
+            (asking(&net, 3, 1, T0), response.clone()),
+            (asking(&net, 2, 1, T0), late),
+        ] {
+            let out = r.handle(T0, from(2, msg));
+            assert!(persisted_blocks(&out).is_empty());
+            assert!(!r.tree.contains(&b1.hash()));
+            assert_eq!(r.stats().unasked_sync_responses, 1);
+            assert_eq!(r.stats().invalid_messages, 0);
+        }
+
+        // The asked-for answer goes through, once; a replay is unasked.
+        let mut r = asking(&net, 2, 1, T0);
+        let out = r.handle(T0, from(2, response.clone()));
+        assert_eq!(persisted_blocks(&out).len(), 2);
+        let out = r.handle(T0, from(2, response));
+        assert!(persisted_blocks(&out).is_empty());
+        assert_eq!(r.stats().unasked_sync_responses, 1);
+    }
+
+    #[test]
+    fn a_peer_that_streams_sync_info_but_never_answers_does_not_capture_retries() {
+        // Audit L4: peer 2 keeps sending the QC for a block we miss, and never answers.
+        let net = Net::new();
+        let (b1, _) = two_blocks(&net);
+        let sync_info = Msg::SyncInfo {
+            high_qc: net.qc(&b1, &[1, 2, 3]),
+            high_tc: None,
+        };
+        let mut r = net.replica(ME);
+        let retry = r.config.sync_retry_ms;
+        let mut asked = Vec::new();
+        for round in 0..4 {
+            let out = r.handle(T0 + round * retry, from(2, sync_info.clone()));
+            asked.extend(out.iter().filter_map(|o| match o {
+                Output::Send(peer, Msg::SyncRequest { .. }) => Some(peer.0),
+                _ => None,
+            }));
+        }
+        // Peer 2 is asked once; the retries go round robin to the others, and once every
+        // peer has been silent the rotation starts over.
+        assert_eq!(asked, [2, 1, 3, 1]);
+    }
+
+    #[test]
+    fn a_flood_of_sync_requests_gets_a_bounded_number_of_answers_per_window() {
+        // Audit M1: one peer floods requests; it gets at most N answers per window, another
+        // peer is still served, and the next window serves the flooder again.
+        let net = Net::new();
+        let (mut r, _, b2) = holding_two_blocks(&net);
+        let window = r.config.sync_retry_ms;
+        let request = Msg::SyncRequest {
+            from_height: 1,
+            target: b2.hash(),
+        };
+        let answers = |out: &[Output], to: u16| {
+            out.iter()
+                .filter(|o| matches!(o, Output::Send(p, Msg::SyncResponse { .. }) if p.0 == to))
+                .count()
+        };
+        let now = T0 + 600;
+        let flood: usize = (0..100)
+            .map(|i| answers(&r.handle(now + i, from(3, request.clone())), 3))
+            .sum();
+        assert_eq!(flood, super::SYNC_ANSWERS_PER_WINDOW as usize);
+        assert_eq!(
+            r.stats().throttled_sync_requests,
+            100 - u64::from(super::SYNC_ANSWERS_PER_WINDOW)
+        );
+        assert_eq!(
+            answers(&r.handle(now + 100, from(2, request.clone())), 2),
+            1
+        );
+        assert_eq!(answers(&r.handle(now + window, from(3, request)), 3), 1);
+    }
+
+    #[test]
+    fn synced_blocks_are_reported_certified_to_the_app_parents_first() {
+        // Audit H3: a replica that never validated blocks 1 and 2 learns they are certified,
+        // in height order, before anything builds on them.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let mut r = asking(&net, 2, 1, T0);
+
+        r.handle(
+            T0 + 600,
+            from(
+                2,
+                Msg::SyncResponse {
+                    qc: Some(net.qc(&b2, &[1, 2, 3])),
+                    blocks: vec![b1, b2],
+                },
+            ),
+        );
+
+        // Block 1 is reported when block 2's justify is processed, then again (it is committed
+        // afterwards) together with block 2 for the QC of block 2.
+        assert_eq!(r.app().committed, [1]);
+        assert_eq!(r.app().certified, [1, 1, 2]);
+    }
+
+    #[test]
+    fn a_proposal_with_a_missing_parent_is_voted_on_once_sync_delivers_the_parent() {
+        // Audit L7: block 2 arrives before block 1; once block 1 is synced, we still vote.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let mut r = net.replica(ME);
+
+        let out = r.handle(T0 + 500, from(2, net.proposal(b2.clone(), None)));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Send(p, Msg::SyncRequest { .. }) if *p == v(2))));
+        assert_eq!(r.stats().votes, 0);
+
+        let out = r.handle(
+            T0 + 600,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1.clone()],
+                    qc: Some(net.qc(&b1, &[1, 2, 3])),
+                },
+            ),
+        );
+        assert_eq!(r.stats().votes, 1);
+        assert!(persisted_blocks(&out).contains(&Arc::new(b2.clone())));
+        assert!(r.tree.contains(&b2.hash()));
+    }
+
+    #[test]
+    fn a_proposal_at_or_below_the_committed_view_is_neither_kept_nor_persisted() {
+        // Audit H2: after committing block 1 (view 1), a conflicting view-1 proposal is junk.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let mut r = asking(&net, 2, 1, T0);
+        r.handle(
+            T0 + 600,
+            from(
+                2,
+                Msg::SyncResponse {
+                    qc: Some(net.qc(&b2, &[1, 2, 3])),
+                    blocks: vec![b1.clone(), b2],
+                },
+            ),
+        );
+        assert_eq!(r.app().committed, [1]);
+        let sibling = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + 1);
+        assert_ne!(sibling.hash(), b1.hash());
+
+        let out = r.handle(T0 + 700, from(1, net.proposal(sibling.clone(), None)));
+
+        assert!(persisted_blocks(&out).is_empty());
+        assert!(!r.tree.contains(&sibling.hash()));
+        assert_eq!(r.stats().rejected_proposals, 1);
+    }
+
+    #[test]
+    fn an_equivocating_leader_gets_at_most_two_blocks_per_view_into_the_tree() {
+        // Audit H2: the view-1 leader sends five different blocks for view 1.
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let mut persisted = 0;
+        let mut hashes = Vec::new();
+        for i in 0..5 {
+            let b = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + i);
+            hashes.push(b.hash());
+            let out = r.handle(T0 + i, from(1, net.proposal(b, None)));
+            persisted += persisted_blocks(&out).len();
+        }
+        assert_eq!(persisted, super::super::verify::MAX_PROPOSALS_PER_VIEW);
+        let kept = hashes.iter().filter(|h| r.tree.contains(h)).count();
+        assert_eq!(kept, 2);
+        assert_eq!(r.stats().votes, 1, "only the first is voted for");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(super) struct TestApp {
     pub(super) committed: Vec<u64>,
     /// Refuse every payload in `validate`.
     pub(super) refuse: bool,
+    /// Heights passed to `certified`, in order.
+    pub(super) certified: Vec<u64>,
 }
 
 impl App for TestApp {
@@ -52,6 +54,10 @@ impl App for TestApp {
         } else {
             Err(Reject::new("test app refuses"))
         }
+    }
+
+    fn certified(&mut self, block: &Block) {
+        self.certified.push(block.height());
     }
 
     fn commit(&mut self, block: &Block) {

@@ -12,14 +12,19 @@
 //! - Nothing here changes the view, the safety state or the outputs.
 
 use super::{App, Replica};
+use crate::protocol::block::Block;
 use crate::protocol::certificate::{check_signers, vote_message, QuorumCert};
 use crate::protocol::codec::Encoder;
 use crate::protocol::error::VerifyError;
 use crate::protocol::hash::sha256;
 use crate::protocol::timeout::TimeoutCert;
+use crate::protocol::validators::ValidatorIndex;
 
 /// Verified certificates remembered, so re-sent ones are not verified again.
 const VERIFIED_CACHE: usize = 256;
+
+/// Distinct blocks kept per (view, proposer) (audit H2).
+pub(super) const MAX_PROPOSALS_PER_VIEW: usize = 2;
 
 impl<A: App> Replica<A> {
     /// Remembers a certificate that failed verification (audit M1), forgetting the oldest.
@@ -43,6 +48,38 @@ impl<A: App> Replica<A> {
                 }
             }
         }
+    }
+
+    /// Audit H2: a proposal at or below the committed tip's view can never extend the
+    /// committed chain (the tip already holds that view or a later one), so it is refused
+    /// before its block reaches the tree or the store.
+    pub(super) fn proposal_is_stale(&self, view: u64) -> bool {
+        view <= self.tree.committed_tip().view()
+    }
+
+    /// Audit H2: whether a proposed block may enter the tree: at most
+    /// [`MAX_PROPOSALS_PER_VIEW`] distinct blocks per (view, proposer) are kept (two are
+    /// evidence of equivocation; more only fill the tree and the store). Entries at or below
+    /// the committed view are forgotten.
+    pub(super) fn admit_proposed_block(&mut self, block: &Block) -> bool {
+        let committed_view = self.tree.committed_tip().view();
+        self.sync.proposed = self
+            .sync
+            .proposed
+            .split_off(&(committed_view + 1, ValidatorIndex(0)));
+        let seen = self
+            .sync
+            .proposed
+            .entry((block.view(), block.proposer()))
+            .or_default();
+        if seen.contains(&block.hash()) {
+            return true;
+        }
+        if seen.len() >= MAX_PROPOSALS_PER_VIEW {
+            return false;
+        }
+        seen.insert(block.hash());
+        true
     }
 
     pub(super) fn verify_qc(&mut self, qc: &QuorumCert) -> Result<(), VerifyError> {

@@ -105,6 +105,7 @@ impl<A: App> Replica<A> {
             self.safety.high_qc = qc.clone();
         }
         if self.tree.contains(&qc.block) {
+            self.report_certified(qc.block);
             self.try_commit(qc);
         } else if qc.height > self.tree.committed_height() {
             self.request_sync(now, from, qc.block);
