@@ -39,7 +39,7 @@ fn flood(seed: u64) {
                     .map(|parent| (parent.clone(), qc))
             });
         for to in 0..3 {
-            sim.inject(
+            sim.send_as(
                 byz,
                 to,
                 &Msg::SyncResponse {
@@ -59,7 +59,7 @@ fn flood(seed: u64) {
                         vec![i as u8],
                     );
                     let p = Proposal::new(&sim.chain, &key, b, None);
-                    sim.inject(byz, to, &Msg::Proposal(p));
+                    sim.send_as(byz, to, &Msg::Proposal(p));
                 }
             }
         }

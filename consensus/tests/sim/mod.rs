@@ -758,8 +758,8 @@ pub fn crashed_validators_steady(n: usize, crashed: &[usize], seed: u64) {
 // ---- BEGIN helper "sync" additions (Byzantine sync traffic) ----
 impl Sim {
     /// Test-only Byzantine traffic: `from` sends `msg` to `to` as if its replica had sent it
-    /// (same loss, delay and partition rules).
-    pub fn inject(&mut self, from: usize, to: usize, msg: &Msg) {
+    /// (same loss, delay and partition rules; [`Sim::inject`] delivers at once instead).
+    pub fn send_as(&mut self, from: usize, to: usize, msg: &Msg) {
         self.send(from, to, msg);
     }
 }
