@@ -16,7 +16,6 @@ use super::{
     codec::{FrameCodec, CONSENSUS_PROTOCOL},
     config::{NetConfig, ValidatorTable},
     error::NetError,
-    inbound::PerIpPending,
     stats::Counters,
 };
 
@@ -33,13 +32,11 @@ const MAX_ESTABLISHED_PER_PEER: u32 = 2;
 ///
 /// Invariant: `allow` lists exactly the genesis validators, so every connection that reaches
 /// `consensus` or `gossip` is to an authenticated genesis validator; a connection from any other
-/// key is denied as soon as its Noise handshake reveals the key. `per_ip` bounds the handshakes
-/// one address may hold (so strangers cannot take every slot, audit M4) before `limits` bounds
-/// handshakes in flight and connections per validator.
+/// key is denied as soon as its Noise handshake reveals the key. `limits` bounds handshakes in
+/// flight and connections per validator.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) allow: allow_block_list::Behaviour<AllowedPeers>,
-    pub(crate) per_ip: PerIpPending,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) consensus: request_response::Behaviour<FrameCodec>,
     pub(crate) gossip: gossipsub::Behaviour,
@@ -98,7 +95,6 @@ impl Behaviour {
 
         Ok(Self {
             allow,
-            per_ip: PerIpPending::default(),
             limits,
             consensus,
             gossip,

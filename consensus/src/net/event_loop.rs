@@ -268,8 +268,7 @@ impl EventLoop {
                     Counters::inc(&self.counters.connections_denied);
                     warn!(peer_id = ?peer_id, remote = %send_back_addr, "refused a connection from a non-genesis key");
                 } else {
-                    Counters::inc(&self.counters.connections_limited);
-                    debug!(peer_id = ?peer_id, remote = %send_back_addr, %cause, "inbound connection denied by a limit");
+                    debug!(peer_id = ?peer_id, %cause, "inbound connection denied");
                 }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {

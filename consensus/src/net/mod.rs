@@ -64,7 +64,6 @@ mod config;
 mod error;
 mod event_loop;
 mod events;
-mod inbound;
 pub mod keyfile;
 mod outbox;
 mod redial;
@@ -87,7 +86,6 @@ pub use self::{
     event_loop::EventLoop,
     events::Event,
     events::Events,
-    inbound::{TooManyPendingFromIp, MAX_PENDING_PER_IP},
     stats::NetStats,
     validator::{Validator, ValidatorIndex},
 };

@@ -22,7 +22,6 @@ pub(crate) struct Counters {
     pub(crate) orders_foreign: AtomicU64,
     pub(crate) events_dropped_full: AtomicU64,
     pub(crate) connections_denied: AtomicU64,
-    pub(crate) connections_limited: AtomicU64,
     pub(crate) dials: AtomicU64,
     pub(crate) connected_validators: AtomicU64,
     pub(crate) order_topic_peers: AtomicU64,
@@ -59,7 +58,6 @@ impl Counters {
             orders_foreign: get(&self.orders_foreign),
             events_dropped_full: get(&self.events_dropped_full),
             connections_denied: get(&self.connections_denied),
-            connections_limited: get(&self.connections_limited),
             dials: get(&self.dials),
             connected_validators: get(&self.connected_validators),
             order_topic_peers: get(&self.order_topic_peers),
@@ -104,9 +102,6 @@ pub struct NetStats {
     pub events_dropped_full: u64,
     /// Connections refused because the remote is not a genesis validator.
     pub connections_denied: u64,
-    /// Inbound connections refused by a connection limit before their handshake finished: too
-    /// many handshakes pending from one address ([`super::MAX_PENDING_PER_IP`]) or in total.
-    pub connections_limited: u64,
     /// Dials started towards genesis validators (first dials and redials).
     pub dials: u64,
     /// Genesis validators currently connected (gauge).
