@@ -15,6 +15,13 @@ use serde::Deserialize;
 /// api = "127.0.0.1:8100"
 /// block_interval_ms = 500
 ///
+/// [api_limits]                  # optional; these are the defaults (see `api::ApiLimits`)
+/// max_body_bytes = 65536
+/// max_concurrent_requests = 64
+/// request_timeout_ms = 5000
+/// max_connections = 128
+/// read_timeout_ms = 10000
+///
 /// [metrics]                     # optional; each key falls back to VOLTMESH_INFLUX_*
 /// url = "http://127.0.0.1:8086" # unset here and in the environment: no metrics
 /// org = "voltmesh"
@@ -38,6 +45,9 @@ pub struct NodeConfig {
     /// Pace of blocks when there is nothing to wait for (default 500 ms).
     #[serde(default = "default_block_interval")]
     pub block_interval_ms: u64,
+    /// Bounds on the HTTP API (audit L10).
+    #[serde(default)]
+    pub api_limits: super::api::ApiLimits,
     /// Test-only switches.
     #[serde(default)]
     pub testing: Testing,

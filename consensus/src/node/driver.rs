@@ -212,11 +212,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             source,
         })?;
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_limits = config.api_limits.clone();
     let api_task = tokio::spawn(async move {
-        let server = axum::serve(listener, api::router(api_tx)).with_graceful_shutdown(async {
+        let stopped = async {
             let _ = api_stopped.await;
-        });
-        if let Err(e) = server.await {
+        };
+        if let Err(e) = api::serve(listener, api_tx, &api_limits, stopped).await {
             warn!(cause = %e, "api server stopped");
         }
     });

@@ -8,6 +8,7 @@
 //! talk to the driver only through bounded channels.
 
 pub mod api;
+mod api_listener;
 mod config;
 mod driver;
 pub mod metrics;
