@@ -6,6 +6,16 @@
 //! calls [`Store::put_safety`] before it sends the vote or timeout that depends on it, so a
 //! restarted node never votes twice in a view; it records a committed block only after the
 //! replica committed it, so the committed chain on disk is always a prefix of the replica's.
+//!
+//! # Recovery (audit L5)
+//! - A file that is not a redb database, or that redb cannot repair, is a
+//!   [`StoreError::Open`] naming the file; never a panic.
+//! - A stored block that does not decode and is not on the committed chain is quarantined:
+//!   [`Store::recover`] leaves it out and lists it in [`Recovered::quarantined`] (the node logs
+//!   it and goes on; the replica fetches what it needs again). A committed block that does not
+//!   decode is [`StoreError::Corrupt`].
+//! - [`Recovered::check_committed_chain`] checks that the committed blocks are contiguous from
+//!   height 1 and each one's parent is the one below (the first one's is genesis).
 
 use std::path::Path;
 
@@ -23,6 +33,18 @@ const GENESIS: &str = "genesis";
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database file cannot be opened: not a redb file, truncated beyond repair, or
+    /// unreadable.
+    #[error("cannot open the store {path}: {detail}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// The committed chain on disk has a gap or a broken parent link.
+    #[error("the committed chain in the store is broken: {0}")]
+    BrokenChain(String),
     /// redb failed.
     #[error("database: {0}")]
     Database(String),
@@ -52,6 +74,34 @@ pub struct Recovered {
     pub blocks: Vec<Block>,
     /// Committed blocks in height order (height 1 upwards).
     pub committed: Vec<Block>,
+    /// Stored blocks that did not decode and are not committed, left out: (key in hex, why).
+    pub quarantined: Vec<(String, String)>,
+}
+
+impl Recovered {
+    /// Checks that the committed blocks are heights 1, 2, … without a gap and that each one's
+    /// parent is the block below it (the first one's is `genesis`).
+    ///
+    /// # Errors
+    /// [`StoreError::BrokenChain`] naming the first height that does not link.
+    pub fn check_committed_chain(&self, genesis: BlockHash) -> Result<(), StoreError> {
+        let mut parent = genesis;
+        for (expected, block) in (1u64..).zip(&self.committed) {
+            if block.height() != expected {
+                return Err(StoreError::BrokenChain(format!(
+                    "height {expected} is missing (the next committed block is at height {})",
+                    block.height()
+                )));
+            }
+            if block.parent() != parent {
+                return Err(StoreError::BrokenChain(format!(
+                    "the committed block at height {expected} does not extend the one below it"
+                )));
+            }
+            parent = block.hash();
+        }
+        Ok(())
+    }
 }
 
 /// The node's database.
@@ -65,14 +115,28 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Database`] if the directory or file cannot be used.
+    /// [`StoreError::Open`] (naming the file) if it is not a usable redb database.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(db_err)?;
-        let db = Database::create(Self::path_in(dir)).map_err(db_err)?;
-        let tx = db.begin_write().map_err(db_err)?;
-        tx.open_table(BLOCKS).map_err(db_err)?;
-        tx.open_table(COMMITTED).map_err(db_err)?;
-        tx.open_table(META).map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
+        let path = Self::path_in(dir);
+        let open_err = |detail: String| StoreError::Open {
+            path: path.display().to_string(),
+            detail,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        // redb checks the header and repairs an unclean file; a file it cannot make sense of
+        // is an error (a panic inside it is turned into one too: startup must say which file).
+        let opened = std::panic::catch_unwind(|| Database::create(&path))
+            .map_err(|_| open_err("the database is corrupt (redb panicked opening it)".into()))?;
+        let db = opened.map_err(|e| open_err(e.to_string()))?;
+        let tx = db.begin_write().map_err(|e| open_err(e.to_string()))?;
+        for result in [
+            tx.open_table(BLOCKS).map(drop),
+            tx.open_table(COMMITTED).map(drop),
+            tx.open_table(META).map(drop),
+        ] {
+            result.map_err(|e| open_err(e.to_string()))?;
+        }
+        tx.commit().map_err(|e| open_err(e.to_string()))?;
         Ok(Store { db })
     }
 
@@ -193,15 +257,32 @@ impl Store {
                 })?),
                 None => None,
             };
+        let committed_table = tx.open_table(COMMITTED).map_err(db_err)?;
+        let mut committed_hashes = std::collections::BTreeMap::new();
+        for entry in committed_table.iter().map_err(db_err)? {
+            let (height, hash) = entry.map_err(db_err)?;
+            committed_hashes.insert(*hash.value(), height.value());
+        }
         let table = tx.open_table(BLOCKS).map_err(db_err)?;
         let mut blocks = Vec::new();
+        let mut quarantined = Vec::new();
         for entry in table.iter().map_err(db_err)? {
-            let (_, bytes) = entry.map_err(db_err)?;
-            blocks.push(decode_block(bytes.value())?);
+            let (key, bytes) = entry.map_err(db_err)?;
+            match Block::from_bytes(bytes.value()) {
+                Ok(block) => blocks.push(block),
+                Err(e) => match committed_hashes.get(key.value()) {
+                    Some(height) => {
+                        return Err(StoreError::Corrupt {
+                            what: "committed block",
+                            detail: format!("height {height}: {e}"),
+                        })
+                    }
+                    None => quarantined.push((hex::encode(key.value()), e.to_string())),
+                },
+            }
         }
         let by_hash: std::collections::BTreeMap<BlockHash, &Block> =
             blocks.iter().map(|b| (b.hash(), b)).collect();
-        let committed_table = tx.open_table(COMMITTED).map_err(db_err)?;
         let mut committed = Vec::new();
         for entry in committed_table.iter().map_err(db_err)? {
             let (height, hash) = entry.map_err(db_err)?;
@@ -217,6 +298,7 @@ impl Store {
             safety,
             blocks,
             committed,
+            quarantined,
         })
     }
 }

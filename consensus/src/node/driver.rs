@@ -17,7 +17,9 @@ use crate::chain::chain_of;
 use crate::index::Index;
 use crate::ledger::LedgerApp;
 use crate::net;
-use crate::protocol::{Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, TestFault};
+use crate::protocol::{
+    Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, SafetyState, TestFault,
+};
 use crate::store::{Store, StoreError};
 
 /// Capacity of the API → driver queue.
@@ -43,6 +45,31 @@ pub enum NodeError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The store cannot be used at startup: corrupt, truncated, or its committed chain broken
+    /// (audit L5).
+    #[error("store {path}: {source}")]
+    StoreFile {
+        /// The database file.
+        path: String,
+        /// What is wrong.
+        source: StoreError,
+    },
+    /// The store holds committed blocks but no safety record: it was wiped in part or restored
+    /// from a backup, and this node no longer knows what it signed (audit M5). Start it with
+    /// `untrusted_safety_record = true` (or `voltmesh node --untrusted-safety-record`) to
+    /// rejoin without signing until peers prove it is past every view it could have signed in.
+    #[error(
+        "store {path} holds {committed} committed blocks but no safety record (what this \
+         validator voted is lost); refusing to start. If the store was restored or partly \
+         lost, start with untrusted_safety_record = true (voltmesh node \
+         --untrusted-safety-record)"
+    )]
+    LostSafetyRecord {
+        /// The database file.
+        path: String,
+        /// How many committed blocks it holds.
+        committed: usize,
+    },
     /// The network could not start.
     #[error("network: {0}")]
     Net(#[from] net::NetError),
@@ -99,8 +126,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let keypair = net::keyfile::load_keypair(&config.key_file)?;
     let signing = SigningKey::from_bytes(&net::keyfile::secret_key_bytes(&keypair)?);
 
-    let store = Store::open(&config.data_dir)?;
-    store.bind_genesis(&genesis_text)?;
+    let store_path = Store::path_in(&config.data_dir).display().to_string();
+    let store_file = |source: StoreError| NodeError::StoreFile {
+        path: store_path.clone(),
+        source,
+    };
+    let store = Store::open(&config.data_dir).map_err(store_file)?;
+    store.bind_genesis(&genesis_text).map_err(store_file)?;
     let chain = chain_of(&genesis, &genesis_text)?;
     let me = chain
         .validators()
@@ -110,7 +142,22 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     // Rebuild the ledger and the API index from the committed chain, then restore the replica.
     let mut app = LedgerApp::new(Arc::clone(&genesis), chain.genesis());
     let mut index = Index::default();
-    let recovered = store.recover()?;
+    let recovered = store.recover().map_err(store_file)?;
+    for (key, cause) in &recovered.quarantined {
+        warn!(block = %key, %cause, store = %store_path, "skipping an undecodable uncommitted block");
+    }
+    recovered
+        .check_committed_chain(chain.genesis().hash())
+        .map_err(store_file)?;
+    if recovered.safety.is_none()
+        && !recovered.committed.is_empty()
+        && !config.untrusted_safety_record
+    {
+        return Err(NodeError::LostSafetyRecord {
+            path: store_path,
+            committed: recovered.committed.len(),
+        });
+    }
     let mut last_committed = chain.genesis().hash();
     for block in &recovered.committed {
         crate::protocol::App::commit(&mut app, block);
@@ -130,8 +177,20 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             .then_some(TestFault::InvalidPayload),
         ..ReplicaConfig::default()
     };
-    let replica = match recovered.safety {
-        Some(safety) => Replica::restore(
+    let replica = match (recovered.safety, config.untrusted_safety_record) {
+        (safety, true) => {
+            warn!(store = %store_path, "untrusted safety record: signing nothing until peers show this node is past every view it could have signed in");
+            Replica::restore_untrusted(
+                chain.clone(),
+                signing,
+                replica_config,
+                app,
+                safety.unwrap_or_else(|| SafetyState::initial(chain.genesis_qc())),
+                recovered.blocks,
+                last_committed,
+            )
+        }
+        (Some(safety), false) => Replica::restore(
             chain.clone(),
             signing,
             replica_config,
@@ -140,7 +199,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             recovered.blocks,
             last_committed,
         ),
-        None => Replica::new(chain.clone(), signing, replica_config, app),
+        (None, false) => Replica::new(chain.clone(), signing, replica_config, app),
     }
     .map_err(|e| NodeError::Replica(e.to_string()))?;
     info!(validator = %me, height = recovered.committed.len(), "node starting");
