@@ -2,16 +2,18 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 use voltmesh_wire::api::{ParticipantView, StatusView};
 use voltmesh_wire::{Genesis, SignedOrder};
 
 use super::api::{self, ApiRequest};
 use super::metrics::{Health, NodeMetrics, NodeMetricsError};
+use super::timer::TickTimer;
 use super::NodeConfig;
 use crate::chain::chain_of;
 use crate::index::Index;
@@ -93,8 +95,8 @@ pub enum NodeError {
     },
 }
 
-/// Wall-clock milliseconds: the only clock the node reads; the replica and the ledger get time
-/// from here or from block timestamps.
+/// Wall-clock milliseconds: the only wall-clock read; the replica and the ledger get time from
+/// here or from block timestamps. Timers run on the monotonic clock (see `timer.rs`).
 #[allow(clippy::disallowed_methods)] // the one allowed clock read (consensus/clippy.toml)
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -288,7 +290,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         index,
         net: client,
         genesis,
-        next_tick: None,
+        timer: TickTimer::default(),
         metrics,
     };
     let result = driver.run(events, api_rx, shutdown).await;
@@ -307,7 +309,7 @@ struct Driver {
     index: Index,
     net: net::Client,
     genesis: Arc<Genesis>,
-    next_tick: Option<u64>,
+    timer: TickTimer,
     metrics: NodeMetrics,
 }
 
@@ -323,9 +325,7 @@ impl Driver {
         let outputs = self.replica.handle(now_ms(), Input::Tick);
         self.execute(outputs)?;
         loop {
-            let wait = self.next_tick.map_or(Duration::from_secs(1), |at| {
-                Duration::from_millis(at.saturating_sub(now_ms()))
-            });
+            let deadline = self.timer.deadline(Instant::now());
             tokio::select! {
                 biased;
                 () = &mut shutdown => {
@@ -335,8 +335,8 @@ impl Driver {
                 Some(event) = consensus.recv() => self.on_network(event)?,
                 Some(event) = orders.recv() => self.on_network(event)?,
                 Some(request) = api.recv() => self.on_api(request)?,
-                () = tokio::time::sleep(wait) => {
-                    self.next_tick = None;
+                () = tokio::time::sleep_until(deadline) => {
+                    self.timer.fired();
                     let outputs = self.replica.handle(now_ms(), Input::Tick);
                     self.execute(outputs)?;
                 }
@@ -440,9 +440,7 @@ impl Driver {
                     let _ = self.net.try_broadcast(msg.encode());
                 }
                 Output::Commit(block) => self.store.commit(&block)?,
-                Output::ScheduleTick(at) => {
-                    self.next_tick = Some(self.next_tick.map_or(at, |t| t.min(at)));
-                }
+                Output::ScheduleTick(at) => self.timer.schedule(at, now_ms(), Instant::now()),
             }
         }
         for committed in self.replica.app_mut().take_committed() {

@@ -12,6 +12,7 @@ mod api_listener;
 mod config;
 mod driver;
 pub mod metrics;
+mod timer;
 
 pub use config::{NodeConfig, NodeConfigError, Testing};
 pub use driver::{run, NodeError};
