@@ -14,6 +14,13 @@
 //!   [`Store::recover`] leaves it out and lists it in [`Recovered::quarantined`] (the node logs
 //!   it and goes on; the replica fetches what it needs again). A committed block that does not
 //!   decode is [`StoreError::Corrupt`].
+//!
+//! # Pruning (audit H2)
+//! Recording the commit of height `h` deletes, in the same transaction, every stored block at a
+//! height `<= h` that is not committed: those are dead forks (or junk) that can never commit.
+//! Blocks above `h` stay (they may still be certified). [`Store::prune_dead_forks`] does the same
+//! by a full scan, once at startup, for stores written before the `uncommitted` index existed.
+//!
 //! - [`Recovered::check_committed_chain`] checks that the committed blocks are contiguous from
 //!   height 1 and each one's parent is the one below (the first one's is genesis).
 
@@ -26,6 +33,8 @@ use crate::protocol::{Block, BlockHash, SafetyState};
 const BLOCKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("blocks");
 const COMMITTED: TableDefinition<'_, u64, &[u8; 32]> = TableDefinition::new("committed");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+/// `(height, hash)` of every stored block not (yet) known committed: what a commit prunes.
+const UNCOMMITTED: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("uncommitted");
 
 const SAFETY: &str = "safety";
 const GENESIS: &str = "genesis";
@@ -133,6 +142,7 @@ impl Store {
             tx.open_table(BLOCKS).map(drop),
             tx.open_table(COMMITTED).map(drop),
             tx.open_table(META).map(drop),
+            tx.open_table(UNCOMMITTED).map(drop),
         ] {
             result.map_err(|e| open_err(e.to_string()))?;
         }
@@ -185,10 +195,25 @@ impl Store {
     /// [`StoreError::Database`] if the write fails.
     pub fn put_block(&self, block: &Block) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(db_err)?;
-        tx.open_table(BLOCKS)
-            .map_err(db_err)?
-            .insert(&block.hash().0, block.to_bytes().as_slice())
-            .map_err(db_err)?;
+        {
+            let hash = block.hash().0;
+            tx.open_table(BLOCKS)
+                .map_err(db_err)?
+                .insert(&hash, block.to_bytes().as_slice())
+                .map_err(db_err)?;
+            let committed = tx
+                .open_table(COMMITTED)
+                .map_err(db_err)?
+                .get(block.height())
+                .map_err(db_err)?
+                .is_some_and(|h| *h.value() == hash);
+            if !committed {
+                tx.open_table(UNCOMMITTED)
+                    .map_err(db_err)?
+                    .insert((block.height(), &hash), ())
+                    .map_err(db_err)?;
+            }
+        }
         tx.commit().map_err(db_err)
     }
 
@@ -211,12 +236,76 @@ impl Store {
             blocks
                 .insert(&block.hash().0, block.to_bytes().as_slice())
                 .map_err(db_err)?;
-            tx.open_table(COMMITTED)
-                .map_err(db_err)?
+            let mut committed = tx.open_table(COMMITTED).map_err(db_err)?;
+            committed
                 .insert(block.height(), &block.hash().0)
                 .map_err(db_err)?;
+            // Every block at or below this height that is not committed is a dead fork.
+            let mut uncommitted = tx.open_table(UNCOMMITTED).map_err(db_err)?;
+            let mut listed = Vec::new();
+            for entry in uncommitted
+                .range(..=(block.height(), &[0xff; 32]))
+                .map_err(db_err)?
+            {
+                let (key, _) = entry.map_err(db_err)?;
+                let (height, hash) = key.value();
+                listed.push((height, *hash));
+            }
+            for (height, hash) in listed {
+                uncommitted.remove((height, &hash)).map_err(db_err)?;
+                let is_committed = committed
+                    .get(height)
+                    .map_err(db_err)?
+                    .is_some_and(|h| *h.value() == hash);
+                if !is_committed {
+                    blocks.remove(&hash).map_err(db_err)?;
+                }
+            }
         }
         tx.commit().map_err(db_err)
+    }
+
+    /// Deletes every stored block at or below the committed height that is not committed, by a
+    /// full scan (for stores written before commits pruned them); returns how many it deleted.
+    /// Blocks that do not decode are left for [`Store::recover`] to skip.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a read or write failure.
+    pub fn prune_dead_forks(&self) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut removed = 0;
+        {
+            let committed = tx.open_table(COMMITTED).map_err(db_err)?;
+            let Some(top) = committed.last().map_err(db_err)?.map(|(h, _)| h.value()) else {
+                return Ok(0);
+            };
+            let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+            let mut dead = Vec::new();
+            for entry in blocks.iter().map_err(db_err)? {
+                let (key, bytes) = entry.map_err(db_err)?;
+                let Ok(block) = Block::from_bytes(bytes.value()) else {
+                    continue;
+                };
+                if block.height() > top {
+                    continue;
+                }
+                let is_committed = committed
+                    .get(block.height())
+                    .map_err(db_err)?
+                    .is_some_and(|h| h.value() == key.value());
+                if !is_committed {
+                    dead.push((block.height(), *key.value()));
+                }
+            }
+            let mut uncommitted = tx.open_table(UNCOMMITTED).map_err(db_err)?;
+            for (height, hash) in dead {
+                blocks.remove(&hash).map_err(db_err)?;
+                uncommitted.remove((height, &hash)).map_err(db_err)?;
+                removed += 1;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(removed)
     }
 
     /// The committed block at `height`.
@@ -308,4 +397,94 @@ fn decode_block(bytes: &[u8]) -> Result<Block, StoreError> {
         what: "block",
         detail: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{QuorumCert, ValidatorIndex};
+
+    fn child(parent: &Block, tag: u8) -> Block {
+        let qc = QuorumCert {
+            block: parent.hash(),
+            view: parent.view(),
+            height: parent.height(),
+            signatures: Vec::new(),
+        };
+        Block::new(
+            parent.height() + 1,
+            parent.view() + 1,
+            ValidatorIndex(0),
+            1_000 * parent.height(),
+            qc,
+            vec![tag],
+        )
+    }
+
+    fn stored_hashes(store: &Store) -> std::collections::BTreeSet<BlockHash> {
+        store
+            .recover()
+            .expect("recover")
+            .blocks
+            .iter()
+            .map(Block::hash)
+            .collect()
+    }
+
+    #[test]
+    fn a_commit_deletes_uncommitted_blocks_at_or_below_its_height() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let genesis = Block::genesis(0, Vec::new());
+        let b1 = child(&genesis, 1);
+        let f1 = child(&genesis, 2); // a dead fork at height 1
+        let b2 = child(&b1, 1);
+        let f2 = child(&f1, 2); // its child at height 2
+        let b3 = child(&b2, 1); // above the committed height: kept
+        for block in [&b1, &f1, &b2, &f2, &b3] {
+            store.put_block(block).expect("put");
+        }
+        store.commit(&b1).expect("commit 1");
+        let after_1 = stored_hashes(&store);
+        assert!(!after_1.contains(&f1.hash()), "the fork at height 1 stays");
+        assert!(after_1.contains(&f2.hash()), "height 2 is not decided yet");
+        // A committed block persisted again (e.g. by sync) is not a dead fork.
+        store.put_block(&b1).expect("put again");
+        store.commit(&b2).expect("commit 2");
+        let after_2 = stored_hashes(&store);
+        let expected: std::collections::BTreeSet<BlockHash> =
+            [b1.hash(), b2.hash(), b3.hash()].into_iter().collect();
+        assert_eq!(after_2, expected);
+        let recovered = store.recover().expect("recover");
+        assert_eq!(recovered.committed.len(), 2);
+        recovered
+            .check_committed_chain(genesis.hash())
+            .expect("linked");
+    }
+
+    #[test]
+    fn startup_prune_deletes_dead_forks_left_by_older_stores() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let genesis = Block::genesis(0, Vec::new());
+        let b1 = child(&genesis, 1);
+        let f1 = child(&genesis, 2);
+        let b2 = child(&b1, 1);
+        store.commit(&b1).expect("commit");
+        // Written without the `uncommitted` index, as before it existed.
+        let tx = store.db.begin_write().expect("write");
+        {
+            let mut blocks = tx.open_table(BLOCKS).expect("blocks");
+            for block in [&f1, &b2] {
+                blocks
+                    .insert(&block.hash().0, block.to_bytes().as_slice())
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+        assert_eq!(store.prune_dead_forks().expect("prune"), 1);
+        let expected: std::collections::BTreeSet<BlockHash> =
+            [b1.hash(), b2.hash()].into_iter().collect();
+        assert_eq!(stored_hashes(&store), expected);
+    }
 }

@@ -144,6 +144,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     // Rebuild the ledger and the API index from the committed chain, then restore the replica.
     let mut app = LedgerApp::new(Arc::clone(&genesis), chain.genesis());
     let mut index = Index::default();
+    let pruned = store.prune_dead_forks().map_err(store_file)?;
+    if pruned > 0 {
+        info!(
+            blocks = pruned,
+            "deleted stored blocks of dead forks below the committed height"
+        );
+    }
     let recovered = store.recover().map_err(store_file)?;
     for (key, cause) in &recovered.quarantined {
         warn!(block = %key, %cause, store = %store_path, "skipping an undecodable uncommitted block");
