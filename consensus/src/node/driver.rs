@@ -144,20 +144,23 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     // Rebuild the ledger and the API index from the committed chain, then restore the replica.
     let mut app = LedgerApp::new(Arc::clone(&genesis), chain.genesis());
     let mut index = Index::default();
-    let pruned = store.prune_dead_forks().map_err(store_file)?;
-    if pruned > 0 {
-        info!(
-            blocks = pruned,
-            "deleted stored blocks of dead forks below the committed height"
-        );
-    }
-    let recovered = store.recover().map_err(store_file)?;
+    let mut recovered = store.recover().map_err(store_file)?;
     for (key, cause) in &recovered.quarantined {
         warn!(block = %key, %cause, store = %store_path, "skipping an undecodable uncommitted block");
     }
     recovered
         .check_committed_chain(chain.genesis().hash())
         .map_err(store_file)?;
+    // Only once the committed chain checks out: stores written before commits pruned dead forks
+    // (audit H2) are cleaned once, then read again.
+    let pruned = store.prune_dead_forks().map_err(store_file)?;
+    if pruned > 0 {
+        info!(
+            blocks = pruned,
+            "deleted stored blocks of dead forks below the committed height"
+        );
+        recovered = store.recover().map_err(store_file)?;
+    }
     if recovered.safety.is_none()
         && !recovered.committed.is_empty()
         && !config.untrusted_safety_record
