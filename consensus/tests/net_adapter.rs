@@ -684,6 +684,69 @@ async fn full_inbound_queue_drops_and_counts_without_stalling() {
     }
 }
 
+/// Audit M1: inbound consensus messages are queued per validator and drained round-robin, so a
+/// validator that floods only fills its own share: another validator's messages, sent after the
+/// flood while the reader is busy, are still queued and read.
+#[tokio::test]
+async fn a_flooding_validator_does_not_crowd_out_another() {
+    const CAPACITY: usize = 8; // four per other validator
+    const FLOOD: u64 = 40;
+    let keys = keys(3);
+    let mut nodes = mesh(&keys, |i, c| {
+        if i == 2 {
+            c.message_capacity = CAPACITY;
+        }
+    })
+    .await;
+
+    // Node 2's app reads nothing while node 0 floods it.
+    for k in 0..FLOOD {
+        nodes[0]
+            .client
+            .send(v(2), k.to_be_bytes().to_vec())
+            .await
+            .expect("queued");
+    }
+    let receiver = nodes[2].client.clone();
+    eventually("the flood queued or dropped", || {
+        let s = receiver.stats();
+        s.messages_received + s.messages_dropped_full == FLOOD
+    })
+    .await;
+
+    // Then node 1 speaks: its messages are not dropped for node 0's flood.
+    let from_1: Vec<Vec<u8>> = (0..3u8).map(|k| vec![0xa0 + k]).collect();
+    for bytes in &from_1 {
+        nodes[1]
+            .client
+            .send(v(2), bytes.clone())
+            .await
+            .expect("queued");
+    }
+    eventually("node 1's messages queued or dropped", || {
+        let s = receiver.stats();
+        s.messages_received + s.messages_dropped_full == FLOOD + 3
+    })
+    .await;
+    let mut heard = Vec::new();
+    let mut flood_heard = 0;
+    while let Ok(event) = nodes[2].events.try_recv() {
+        match message_from(&event) {
+            Some((from, _, bytes)) if from == v(1) => heard.push(bytes),
+            Some((from, _, _)) if from == v(0) => flood_heard += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(heard, from_1, "node 1 was crowded out");
+    assert!(
+        flood_heard <= CAPACITY / 2,
+        "node 0 took more than its share"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn burst_beyond_the_stream_window_waits_in_the_outbox() {
     const BURST: u64 = 500;

@@ -64,6 +64,7 @@ mod config;
 mod error;
 mod event_loop;
 mod events;
+mod inbound;
 pub mod keyfile;
 mod outbox;
 mod redial;
@@ -86,6 +87,7 @@ pub use self::{
     event_loop::EventLoop,
     events::Event,
     events::Events,
+    inbound::ConsensusEvents,
     stats::NetStats,
     validator::{Validator, ValidatorIndex},
 };
@@ -134,7 +136,10 @@ pub fn new(config: NetConfig) -> Result<(Client, Events, EventLoop), NetError> {
     let local_peer_id = *swarm.local_peer_id();
 
     let (command_tx, command_rx) = mpsc::channel(config.command_capacity);
-    let (consensus_tx, consensus_rx) = mpsc::channel(config.message_capacity);
+    // Split between the other validators, so the total stays `message_capacity`.
+    let remotes = table.len().saturating_sub(1).max(1);
+    let (consensus_tx, consensus_rx) =
+        inbound::fair_inbound(table.len(), config.message_capacity / remotes);
     let (order_tx, order_rx) = mpsc::channel(config.order_capacity);
 
     let client = Client::new(

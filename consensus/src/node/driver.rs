@@ -336,8 +336,10 @@ impl Driver {
         self.execute(outputs)?;
         loop {
             let deadline = self.timer.deadline(Instant::now());
+            // Not `biased`: tokio picks a ready branch at random, so consensus messages, gossiped
+            // orders, API requests and the timer each get served under load (audit M1); one
+            // validator's flood is already confined to its own queue by the adapter.
             tokio::select! {
-                biased;
                 () = &mut shutdown => {
                     info!("node stopping");
                     return Ok(());
