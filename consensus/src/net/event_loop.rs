@@ -189,9 +189,11 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Allow(never) | BehaviourEvent::Limits(never)) => {
-                match never {}
-            }
+            SwarmEvent::Behaviour(
+                BehaviourEvent::Allow(never)
+                | BehaviourEvent::Limits(never)
+                | BehaviourEvent::PendingPerIp(never),
+            ) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => self.on_consensus(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             SwarmEvent::NewListenAddr { address, .. } => {

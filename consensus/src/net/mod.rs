@@ -67,6 +67,7 @@ mod events;
 mod inbound;
 pub mod keyfile;
 mod outbox;
+mod pending;
 mod redial;
 mod stats;
 mod validator;
@@ -97,6 +98,11 @@ pub use libp2p::{identity::Keypair, Multiaddr, PeerId};
 /// mesh connections alive anyway; the redial logic reconnects if one is closed.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// How long an inbound or outbound connection may take to finish TCP, Noise and Yamux
+/// negotiation (libp2p's default is 10 s). Validators finish in milliseconds; a dialer that
+/// stalls its handshake holds a pending slot for at most this long (audit M4).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Builds the adapter and starts listening on `config.listen_addr`.
 ///
 /// Nothing is dialed until [`EventLoop::run`] is polled.
@@ -126,6 +132,7 @@ pub fn new(config: NetConfig) -> Result<(Client, Events, EventLoop), NetError> {
         .with_behaviour(|_| behaviour)
         .unwrap_or_else(|never| match never {})
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .with_connection_timeout(HANDSHAKE_TIMEOUT)
         .build();
     swarm
         .listen_on(config.listen_addr.clone())
