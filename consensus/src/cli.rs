@@ -17,6 +17,11 @@ pub struct NodeArgs {
     /// The node's configuration file.
     #[arg(long, default_value = "node.toml")]
     pub config: PathBuf,
+    /// This node's data directory was restored from a backup, or wiped or lost while keeping
+    /// the key: sign nothing until peers show the node is past every view it could have signed
+    /// in (sets `untrusted_safety_record` in the configuration for this run).
+    #[arg(long)]
+    pub untrusted_safety_record: bool,
 }
 
 /// Arguments of `voltmesh verify`.

@@ -684,6 +684,165 @@ async fn full_inbound_queue_drops_and_counts_without_stalling() {
     }
 }
 
+/// Audit M1: inbound consensus messages are queued per validator and drained round-robin, so a
+/// validator that floods only fills its own share: another validator's messages, sent after the
+/// flood while the reader is busy, are still queued and read.
+#[tokio::test]
+async fn a_flooding_validator_does_not_crowd_out_another() {
+    const CAPACITY: usize = 8; // four per other validator
+    const FLOOD: u64 = 40;
+    let keys = keys(3);
+    let mut nodes = mesh(&keys, |i, c| {
+        if i == 2 {
+            c.message_capacity = CAPACITY;
+        }
+    })
+    .await;
+
+    // Node 2's app reads nothing while node 0 floods it.
+    for k in 0..FLOOD {
+        nodes[0]
+            .client
+            .send(v(2), k.to_be_bytes().to_vec())
+            .await
+            .expect("queued");
+    }
+    let receiver = nodes[2].client.clone();
+    eventually("the flood queued or dropped", || {
+        let s = receiver.stats();
+        s.messages_received + s.messages_dropped_full == FLOOD
+    })
+    .await;
+
+    // Then node 1 speaks: its messages are not dropped for node 0's flood.
+    let from_1: Vec<Vec<u8>> = (0..3u8).map(|k| vec![0xa0 + k]).collect();
+    for bytes in &from_1 {
+        nodes[1]
+            .client
+            .send(v(2), bytes.clone())
+            .await
+            .expect("queued");
+    }
+    eventually("node 1's messages queued or dropped", || {
+        let s = receiver.stats();
+        s.messages_received + s.messages_dropped_full == FLOOD + 3
+    })
+    .await;
+    let mut heard = Vec::new();
+    let mut flood_heard = 0;
+    while let Ok(event) = nodes[2].events.try_recv() {
+        match message_from(&event) {
+            Some((from, _, bytes)) if from == v(1) => heard.push(bytes),
+            Some((from, _, _)) if from == v(0) => flood_heard += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(heard, from_1, "node 1 was crowded out");
+    assert!(
+        flood_heard <= CAPACITY / 2,
+        "node 0 took more than its share"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Keeps `count` TCP connections from `source` to `target` open without ever starting a
+/// handshake, reopening any that the target closes, until the returned task is aborted.
+fn hold_half_open(
+    source: std::net::IpAddr,
+    target: std::net::SocketAddr,
+    count: usize,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut held: Vec<tokio::net::TcpStream> = Vec::new();
+        loop {
+            held.retain(|stream| {
+                let mut byte = [0u8; 1];
+                matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            });
+            while held.len() < count {
+                let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+                    break;
+                };
+                if socket.bind(std::net::SocketAddr::new(source, 0)).is_err() {
+                    break;
+                }
+                match socket.connect(target).await {
+                    Ok(stream) => held.push(stream),
+                    Err(_) => break,
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
+
+fn socket_addr(addr: &Multiaddr) -> std::net::SocketAddr {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    std::net::SocketAddr::new(ip.expect("ip4"), port.expect("tcp port"))
+}
+
+/// Audit M4: half-open connections (TCP open, no handshake) from one address cannot take every
+/// pending-handshake slot: a genesis validator dialing in still connects. The victim does not
+/// know the validator's address, so only the validator's inbound dial can link them. The flood
+/// comes from 127.0.0.1 (a genesis validator's address here, so it gets the larger allowance;
+/// more than the old global bound of 32) and from 127.0.0.2 (any other address: a small one).
+#[tokio::test]
+async fn half_open_connections_do_not_lock_a_validator_out() {
+    let keys = keys(2);
+    let genesis: Vec<Validator> = keys.iter().map(|k| validator(k, unknown_addr())).collect();
+    let mut victim = start(NetConfig::new(
+        keys[0].clone(),
+        any_port(),
+        genesis.clone(),
+        "test",
+    ))
+    .await;
+    let target = socket_addr(&victim.addr);
+    let floods = [
+        hold_half_open("127.0.0.1".parse().expect("ip"), target, 48),
+        hold_half_open("127.0.0.2".parse().expect("ip"), target, 100),
+    ];
+    // Let the flood take its slots first (the flood keeps them; this only orders the start).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut genesis_1 = genesis;
+    genesis_1[0].addr = victim.addr.clone();
+    let mut dialer = start(NetConfig::new(
+        keys[1].clone(),
+        any_port(),
+        genesis_1,
+        "test",
+    ))
+    .await;
+    wait_connected(&mut dialer, 1, "the validator to connect despite the flood").await;
+    wait_connected(&mut victim, 1, "the victim to see the validator").await;
+    let client = dialer.client.clone();
+    send_and_hear(
+        &client,
+        v(0),
+        &mut victim.events,
+        b"through the flood",
+        "a message through the flood",
+    )
+    .await;
+    for flood in floods {
+        flood.abort();
+    }
+    victim.stop().await;
+    dialer.stop().await;
+}
+
 #[tokio::test]
 async fn burst_beyond_the_stream_window_waits_in_the_outbox() {
     const BURST: u64 = 500;

@@ -24,7 +24,14 @@ use super::{
 const GOSSIP_ENVELOPE_OVERHEAD: usize = 4096;
 
 /// Inbound connections still in their handshake, from anyone; bounds what unknown dialers cost.
-const MAX_PENDING_INCOMING: u32 = 32;
+/// Per address the bound is much lower ([`MAX_PENDING_PER_IP`]), so one host cannot take them
+/// all (audit M4).
+const MAX_PENDING_INCOMING: u32 = 256;
+/// Inbound handshakes in flight from one IP address that no genesis validator is listed at.
+const MAX_PENDING_PER_IP: usize = 4;
+/// Inbound handshakes in flight from one IP address a genesis validator is listed at (several
+/// validators may share a host, e.g. in tests and small deployments).
+const MAX_PENDING_PER_GENESIS_IP: usize = 64;
 /// Established connections per validator: one dialed by each side is the normal worst case.
 const MAX_ESTABLISHED_PER_PEER: u32 = 2;
 
@@ -33,11 +40,13 @@ const MAX_ESTABLISHED_PER_PEER: u32 = 2;
 /// Invariant: `allow` lists exactly the genesis validators, so every connection that reaches
 /// `consensus` or `gossip` is to an authenticated genesis validator; a connection from any other
 /// key is denied as soon as its Noise handshake reveals the key. `limits` bounds handshakes in
-/// flight and connections per validator.
+/// flight and connections per validator; `pending_per_ip` bounds handshakes in flight per remote
+/// IP address.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) allow: allow_block_list::Behaviour<AllowedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) pending_per_ip: super::pending::Behaviour,
     pub(crate) consensus: request_response::Behaviour<FrameCodec>,
     pub(crate) gossip: gossipsub::Behaviour,
 }
@@ -64,6 +73,16 @@ impl Behaviour {
             ConnectionLimits::default()
                 .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
                 .with_max_established_per_peer(Some(MAX_ESTABLISHED_PER_PEER)),
+        );
+
+        let genesis_ips = (0..u16::try_from(table.len()).unwrap_or(u16::MAX))
+            .filter_map(|i| table.addr_of(super::ValidatorIndex(i)))
+            .filter_map(super::pending::ip_of)
+            .collect();
+        let pending_per_ip = super::pending::Behaviour::new(
+            genesis_ips,
+            MAX_PENDING_PER_IP,
+            MAX_PENDING_PER_GENESIS_IP,
         );
 
         let consensus = request_response::Behaviour::with_codec(
@@ -96,6 +115,7 @@ impl Behaviour {
         Ok(Self {
             allow,
             limits,
+            pending_per_ip,
             consensus,
             gossip,
         })

@@ -47,8 +47,9 @@ pub struct NetConfig {
     pub max_order_size: usize,
     /// Capacity of the command queue from [`super::Client`] to the event loop.
     pub command_capacity: usize,
-    /// Capacity of the inbound queue of consensus events (messages, peer up/down, listen
-    /// addresses). When full, new events are dropped and counted.
+    /// Capacity of the inbound consensus messages, split evenly into one queue per other
+    /// validator (drained round-robin, so one validator's flood only fills its own queue; audit
+    /// M1). When a validator's queue is full, its new messages are dropped and counted.
     pub message_capacity: usize,
     /// Capacity of the inbound queue of gossiped orders. When full, new orders are dropped and
     /// counted.

@@ -30,6 +30,7 @@ use super::{
     config::ValidatorTable,
     error::PublishError,
     events::Event,
+    inbound::InboundSender,
     outbox::{Admit, Outbox, OutboxLimits},
     redial::Backoff,
     stats::Counters,
@@ -47,7 +48,7 @@ type RedialTimer = Pin<Box<dyn Future<Output = PeerId> + Send>>;
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
-    consensus_events: mpsc::Sender<Event>,
+    consensus_events: InboundSender,
     order_events: mpsc::Sender<Event>,
     table: Arc<ValidatorTable>,
     counters: Arc<Counters>,
@@ -75,7 +76,7 @@ impl std::fmt::Debug for EventLoop {
 /// The queues the event loop feeds.
 pub(crate) struct Outputs {
     pub(crate) commands: mpsc::Receiver<Command>,
-    pub(crate) consensus_events: mpsc::Sender<Event>,
+    pub(crate) consensus_events: InboundSender,
     pub(crate) order_events: mpsc::Sender<Event>,
 }
 
@@ -188,14 +189,16 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Allow(never) | BehaviourEvent::Limits(never)) => {
-                match never {}
-            }
+            SwarmEvent::Behaviour(
+                BehaviourEvent::Allow(never)
+                | BehaviourEvent::Limits(never)
+                | BehaviourEvent::PendingPerIp(never),
+            ) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Consensus(event)) => self.on_consensus(event),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
-                emit(
+                emit_consensus(
                     &self.consensus_events,
                     Event::Listening { address },
                     &self.counters.events_dropped_full,
@@ -217,7 +220,7 @@ impl EventLoop {
                 if num_established.get() == 1 && self.connected.insert(validator) {
                     info!(%peer_id, %validator, addr = %endpoint.get_remote_address(), "validator connected");
                     Counters::set(&self.counters.connected_validators, self.connected.len());
-                    emit(
+                    emit_consensus(
                         &self.consensus_events,
                         Event::PeerConnected { validator, peer_id },
                         &self.counters.events_dropped_full,
@@ -240,7 +243,7 @@ impl EventLoop {
                     info!(%peer_id, %validator, cause = ?cause, "validator disconnected");
                     Counters::set(&self.counters.connected_validators, self.connected.len());
                     self.count_topic_peers();
-                    emit(
+                    emit_consensus(
                         &self.consensus_events,
                         Event::PeerDisconnected { validator, peer_id },
                         &self.counters.events_dropped_full,
@@ -306,7 +309,7 @@ impl EventLoop {
                     return;
                 };
                 trace!(%peer, %from, len = request.len(), "consensus message");
-                if emit(
+                if emit_consensus(
                     &self.consensus_events,
                     Event::Message {
                         from,
@@ -498,5 +501,21 @@ fn emit(queue: &mpsc::Sender<Event>, event: Event, dropped: &std::sync::atomic::
             false
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Queues a consensus event in its sender's fair queue without ever waiting; a full queue drops
+/// the event and bumps `dropped`. Returns whether the event was queued.
+fn emit_consensus(
+    queue: &InboundSender,
+    event: Event,
+    dropped: &std::sync::atomic::AtomicU64,
+) -> bool {
+    if queue.try_push(event) {
+        true
+    } else {
+        Counters::inc(dropped);
+        debug!("consensus queue full; event dropped");
+        false
     }
 }

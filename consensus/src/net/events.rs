@@ -9,6 +9,7 @@ use futures::Stream;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
+use super::inbound::ConsensusEvents;
 use super::validator::ValidatorIndex;
 
 /// An event from the network.
@@ -60,18 +61,19 @@ pub enum Event {
 /// The receiving side of the adapter: consensus events ([`Event::Listening`],
 /// [`Event::PeerConnected`], [`Event::PeerDisconnected`], [`Event::Message`]) and orders
 /// ([`Event::Order`]) arrive on two separate bounded queues so that a flood of orders never
-/// delays or pushes out consensus traffic. Reading prefers the consensus queue.
+/// delays or pushes out consensus traffic. Reading prefers the consensus queue, which is itself
+/// one bounded queue per validator drained round-robin ([`ConsensusEvents`]).
 ///
 /// When a queue is full the event loop drops the new event and counts it (see
 /// [`super::NetStats`]); it never waits for the reader.
 #[derive(Debug)]
 pub struct Events {
-    consensus: mpsc::Receiver<Event>,
+    consensus: ConsensusEvents,
     orders: mpsc::Receiver<Event>,
 }
 
 impl Events {
-    pub(crate) fn new(consensus: mpsc::Receiver<Event>, orders: mpsc::Receiver<Event>) -> Self {
+    pub(crate) fn new(consensus: ConsensusEvents, orders: mpsc::Receiver<Event>) -> Self {
         Self { consensus, orders }
     }
 
@@ -106,7 +108,7 @@ impl Events {
     /// Splits into the consensus queue and the order queue, for a node that drains them from
     /// different tasks (the consensus driver and the mempool).
     #[must_use]
-    pub fn split(self) -> (mpsc::Receiver<Event>, mpsc::Receiver<Event>) {
+    pub fn split(self) -> (ConsensusEvents, mpsc::Receiver<Event>) {
         (self.consensus, self.orders)
     }
 
@@ -135,6 +137,7 @@ impl Stream for Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::inbound::fair_inbound;
 
     fn order(b: u8) -> Event {
         Event::Order {
@@ -146,7 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn consensus_first_then_orders_then_end() {
-        let (ctx, crx) = mpsc::channel(4);
+        let (ctx, crx) = fair_inbound(2, 4);
         let (otx, orx) = mpsc::channel(4);
         let mut events = Events::new(crx, orx);
         assert_eq!(events.try_recv(), Err(TryRecvError::Empty));
@@ -155,7 +158,7 @@ mod tests {
         let listening = Event::Listening {
             address: "/ip4/127.0.0.1/tcp/1".parse().expect("addr"),
         };
-        ctx.try_send(listening.clone()).expect("room");
+        assert!(ctx.try_push(listening.clone()), "room");
         assert_eq!(events.recv().await, Some(listening));
         assert_eq!(events.recv().await, Some(o));
         drop(ctx);

@@ -64,8 +64,10 @@ mod config;
 mod error;
 mod event_loop;
 mod events;
+mod inbound;
 pub mod keyfile;
 mod outbox;
+mod pending;
 mod redial;
 mod stats;
 mod validator;
@@ -86,6 +88,7 @@ pub use self::{
     event_loop::EventLoop,
     events::Event,
     events::Events,
+    inbound::ConsensusEvents,
     stats::NetStats,
     validator::{Validator, ValidatorIndex},
 };
@@ -94,6 +97,11 @@ pub use libp2p::{identity::Keypair, Multiaddr, PeerId};
 /// How long an idle connection stays open. Validators should stay connected, and gossipsub keeps
 /// mesh connections alive anyway; the redial logic reconnects if one is closed.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long an inbound or outbound connection may take to finish TCP, Noise and Yamux
+/// negotiation (libp2p's default is 10 s). Validators finish in milliseconds; a dialer that
+/// stalls its handshake holds a pending slot for at most this long (audit M4).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Builds the adapter and starts listening on `config.listen_addr`.
 ///
@@ -124,6 +132,7 @@ pub fn new(config: NetConfig) -> Result<(Client, Events, EventLoop), NetError> {
         .with_behaviour(|_| behaviour)
         .unwrap_or_else(|never| match never {})
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .with_connection_timeout(HANDSHAKE_TIMEOUT)
         .build();
     swarm
         .listen_on(config.listen_addr.clone())
@@ -134,7 +143,10 @@ pub fn new(config: NetConfig) -> Result<(Client, Events, EventLoop), NetError> {
     let local_peer_id = *swarm.local_peer_id();
 
     let (command_tx, command_rx) = mpsc::channel(config.command_capacity);
-    let (consensus_tx, consensus_rx) = mpsc::channel(config.message_capacity);
+    // Split between the other validators, so the total stays `message_capacity`.
+    let remotes = table.len().saturating_sub(1).max(1);
+    let (consensus_tx, consensus_rx) =
+        inbound::fair_inbound(table.len(), config.message_capacity / remotes);
     let (order_tx, order_rx) = mpsc::channel(config.order_capacity);
 
     let client = Client::new(

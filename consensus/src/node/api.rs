@@ -13,14 +13,29 @@
 //! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |
 //! | GET | `/v1/openapi.json` | the API's OpenAPI document, generated from the wire types ([`voltmesh_wire::openapi`]) |
 //! | GET | `/v1/status` | [`StatusView`]: height, committed hash, view, peers, validators, last commit time, mempool, orders committed, rejected proposals |
+//!
+//! # Limits (audit L10)
+//! Every route answers within [`ApiLimits::request_timeout_ms`] or with 503 `busy`; at most
+//! [`ApiLimits::max_concurrent_requests`] are handled at once and any more are answered 503
+//! `busy` at once (no queueing); a body over [`ApiLimits::max_body_bytes`] is answered 413
+//! `body_too_large`. Connections are bounded and have a read deadline
+//! ([`ApiLimits::max_connections`], [`ApiLimits::read_timeout_ms`]; see `api_listener.rs`). A
+//! 503 after the node took the request (a timeout) may still have admitted the order: ask the
+//! order-status route before resending. Every error body has the [`ErrorBody`] shape.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tokio::sync::{mpsc, oneshot};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use voltmesh_engine::ParticipantId;
 use voltmesh_wire::api::{
     self as wire_api, error_kind, Accepted, BlockView, ErrorBody, OrderStatusView, ParticipantView,
@@ -93,7 +108,27 @@ async fn ask<T>(
     })
 }
 
-async fn submit(State(tx): State<mpsc::Sender<ApiRequest>>, body: Bytes) -> Response {
+async fn submit(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                error_kind::BODY_TOO_LARGE,
+                rejection.body_text(),
+            )
+        }
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                error_kind::MALFORMED_BODY,
+                rejection.body_text(),
+            )
+        }
+    };
     let order: SignedOrder = match serde_json::from_slice(&body) {
         Ok(order) => order,
         Err(e) => {
@@ -227,8 +262,113 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], text.as_str()).into_response()
 }
 
-/// The API's routes, feeding `tx`.
+/// How much of the node one API client, or all of them together, may use (the
+/// `[api_limits]` section of `node.toml`; every key is optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiLimits {
+    /// Largest request body read, in bytes (default 64 KiB; an order is under 1 KiB).
+    pub max_body_bytes: usize,
+    /// Requests handled at once (default 64); more are answered 503 `busy` at once.
+    pub max_concurrent_requests: usize,
+    /// A request not answered within this many milliseconds gets 503 `busy` (default 5000).
+    pub request_timeout_ms: u64,
+    /// Open connections (default 128); more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this many milliseconds since it was opened or last
+    /// answered is closed (default 10 000): slow or idle clients cannot hold a slot for longer.
+    pub read_timeout_ms: u64,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_body_bytes: 64 * 1024,
+            max_concurrent_requests: 64,
+            request_timeout_ms: 5_000,
+            max_connections: 128,
+            read_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The in-flight bound and the deadline of every request.
+#[derive(Debug, Clone)]
+struct RequestLimits {
+    in_flight: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+/// Answers 503 `busy` when too many requests are in flight or one takes too long.
+///
+/// Cancel safety: dropping the future drops the request (and its permit); the driver may still
+/// answer a request it already took, into a closed `oneshot`.
+async fn limit_requests(
+    State(limits): State<RequestLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = limits.in_flight.try_acquire() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_kind::BUSY,
+            "too many requests in flight; retry",
+        );
+    };
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_kind::BUSY,
+            "the node did not answer in time; retry (an order may have been taken: ask its status)",
+        ),
+    }
+}
+
+/// The API's routes, feeding `tx`, with the default [`ApiLimits`].
 pub fn router(tx: mpsc::Sender<ApiRequest>) -> Router {
+    router_with_limits(tx, &ApiLimits::default())
+}
+
+/// The API's routes, feeding `tx`, with the request limits of `limits` (the connection limits
+/// are the listener's: see [`serve`]).
+pub fn router_with_limits(tx: mpsc::Sender<ApiRequest>, limits: &ApiLimits) -> Router {
+    let request_limits = RequestLimits {
+        in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1))),
+        timeout: Duration::from_millis(limits.request_timeout_ms.max(1)),
+    };
+    routes(tx)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            request_limits,
+            limit_requests,
+        ))
+}
+
+/// Serves the API on `listener` with `limits` until `shutdown` completes.
+///
+/// # Errors
+/// The server's I/O error.
+///
+/// # Cancel safety
+/// Dropping the future closes the listener and every open connection.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tx: mpsc::Sender<ApiRequest>,
+    limits: &ApiLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = super::api_listener::LimitedListener::new(
+        listener,
+        limits.max_connections,
+        Duration::from_millis(limits.read_timeout_ms.max(1)),
+    );
+    axum::serve(listener, router_with_limits(tx, limits))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn routes(tx: mpsc::Sender<ApiRequest>) -> Router {
     Router::new()
         .route(wire_api::ORDERS, post(submit))
         .route(wire_api::ORDER_STATUS, get(order_status))

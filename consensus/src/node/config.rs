@@ -14,6 +14,14 @@ use serde::Deserialize;
 /// listen = "/ip4/0.0.0.0/tcp/7100"
 /// api = "127.0.0.1:8100"
 /// block_interval_ms = 500
+/// untrusted_safety_record = false # true once after restoring or losing data_dir (see below)
+///
+/// [api_limits]                  # optional; these are the defaults (see `api::ApiLimits`)
+/// max_body_bytes = 65536
+/// max_concurrent_requests = 64
+/// request_timeout_ms = 5000
+/// max_connections = 128
+/// read_timeout_ms = 10000
 ///
 /// [metrics]                     # optional; each key falls back to VOLTMESH_INFLUX_*
 /// url = "http://127.0.0.1:8086" # unset here and in the environment: no metrics
@@ -38,6 +46,18 @@ pub struct NodeConfig {
     /// Pace of blocks when there is nothing to wait for (default 500 ms).
     #[serde(default = "default_block_interval")]
     pub block_interval_ms: u64,
+    /// The store may not hold this validator's latest safety record: it was restored from a
+    /// backup, or wiped or lost with the same key kept (audit M5). The node then signs nothing
+    /// (no vote, no timeout, no proposal) until messages from a quorum of other validators and a
+    /// certificate above them show it is past every view it could have signed in; see
+    /// `protocol::replica::amnesia`. Without it, a store with committed blocks but no safety
+    /// record refuses to start. Default false; `voltmesh node --untrusted-safety-record` sets
+    /// it for one run.
+    #[serde(default)]
+    pub untrusted_safety_record: bool,
+    /// Bounds on the HTTP API (audit L10).
+    #[serde(default)]
+    pub api_limits: super::api::ApiLimits,
     /// Test-only switches.
     #[serde(default)]
     pub testing: Testing,

@@ -2,22 +2,26 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 use voltmesh_wire::api::{ParticipantView, StatusView};
 use voltmesh_wire::{Genesis, SignedOrder};
 
 use super::api::{self, ApiRequest};
 use super::metrics::{Health, NodeMetrics, NodeMetricsError};
+use super::timer::TickTimer;
 use super::NodeConfig;
 use crate::chain::chain_of;
 use crate::index::Index;
 use crate::ledger::LedgerApp;
 use crate::net;
-use crate::protocol::{Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, TestFault};
+use crate::protocol::{
+    Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, SafetyState, TestFault,
+};
 use crate::store::{Store, StoreError};
 
 /// Capacity of the API → driver queue.
@@ -43,6 +47,31 @@ pub enum NodeError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The store cannot be used at startup: corrupt, truncated, or its committed chain broken
+    /// (audit L5).
+    #[error("store {path}: {source}")]
+    StoreFile {
+        /// The database file.
+        path: String,
+        /// What is wrong.
+        source: StoreError,
+    },
+    /// The store holds committed blocks but no safety record: it was wiped in part or restored
+    /// from a backup, and this node no longer knows what it signed (audit M5). Start it with
+    /// `untrusted_safety_record = true` (or `voltmesh node --untrusted-safety-record`) to
+    /// rejoin without signing until peers prove it is past every view it could have signed in.
+    #[error(
+        "store {path} holds {committed} committed blocks but no safety record (what this \
+         validator voted is lost); refusing to start. If the store was restored or partly \
+         lost, start with untrusted_safety_record = true (voltmesh node \
+         --untrusted-safety-record)"
+    )]
+    LostSafetyRecord {
+        /// The database file.
+        path: String,
+        /// How many committed blocks it holds.
+        committed: usize,
+    },
     /// The network could not start.
     #[error("network: {0}")]
     Net(#[from] net::NetError),
@@ -66,8 +95,8 @@ pub enum NodeError {
     },
 }
 
-/// Wall-clock milliseconds: the only clock the node reads; the replica and the ledger get time
-/// from here or from block timestamps.
+/// Wall-clock milliseconds: the only wall-clock read; the replica and the ledger get time from
+/// here or from block timestamps. Timers run on the monotonic clock (see `timer.rs`).
 #[allow(clippy::disallowed_methods)] // the one allowed clock read (consensus/clippy.toml)
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -99,8 +128,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let keypair = net::keyfile::load_keypair(&config.key_file)?;
     let signing = SigningKey::from_bytes(&net::keyfile::secret_key_bytes(&keypair)?);
 
-    let store = Store::open(&config.data_dir)?;
-    store.bind_genesis(&genesis_text)?;
+    let store_path = Store::path_in(&config.data_dir).display().to_string();
+    let store_file = |source: StoreError| NodeError::StoreFile {
+        path: store_path.clone(),
+        source,
+    };
+    let store = Store::open(&config.data_dir).map_err(store_file)?;
+    store.bind_genesis(&genesis_text).map_err(store_file)?;
     let chain = chain_of(&genesis, &genesis_text)?;
     let me = chain
         .validators()
@@ -110,7 +144,32 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     // Rebuild the ledger and the API index from the committed chain, then restore the replica.
     let mut app = LedgerApp::new(Arc::clone(&genesis), chain.genesis());
     let mut index = Index::default();
-    let recovered = store.recover()?;
+    let mut recovered = store.recover().map_err(store_file)?;
+    for (key, cause) in &recovered.quarantined {
+        warn!(block = %key, %cause, store = %store_path, "skipping an undecodable uncommitted block");
+    }
+    recovered
+        .check_committed_chain(chain.genesis().hash())
+        .map_err(store_file)?;
+    // Only once the committed chain checks out: stores written before commits pruned dead forks
+    // (audit H2) are cleaned once, then read again.
+    let pruned = store.prune_dead_forks().map_err(store_file)?;
+    if pruned > 0 {
+        info!(
+            blocks = pruned,
+            "deleted stored blocks of dead forks below the committed height"
+        );
+        recovered = store.recover().map_err(store_file)?;
+    }
+    if recovered.safety.is_none()
+        && !recovered.committed.is_empty()
+        && !config.untrusted_safety_record
+    {
+        return Err(NodeError::LostSafetyRecord {
+            path: store_path,
+            committed: recovered.committed.len(),
+        });
+    }
     let mut last_committed = chain.genesis().hash();
     for block in &recovered.committed {
         crate::protocol::App::commit(&mut app, block);
@@ -130,8 +189,20 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             .then_some(TestFault::InvalidPayload),
         ..ReplicaConfig::default()
     };
-    let replica = match recovered.safety {
-        Some(safety) => Replica::restore(
+    let replica = match (recovered.safety, config.untrusted_safety_record) {
+        (safety, true) => {
+            warn!(store = %store_path, "untrusted safety record: signing nothing until peers show this node is past every view it could have signed in");
+            Replica::restore_untrusted(
+                chain.clone(),
+                signing,
+                replica_config,
+                app,
+                safety.unwrap_or_else(|| SafetyState::initial(chain.genesis_qc())),
+                recovered.blocks,
+                last_committed,
+            )
+        }
+        (Some(safety), false) => Replica::restore(
             chain.clone(),
             signing,
             replica_config,
@@ -140,7 +211,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             recovered.blocks,
             last_committed,
         ),
-        None => Replica::new(chain.clone(), signing, replica_config, app),
+        (None, false) => Replica::new(chain.clone(), signing, replica_config, app),
     }
     .map_err(|e| NodeError::Replica(e.to_string()))?;
     info!(validator = %me, height = recovered.committed.len(), "node starting");
@@ -212,11 +283,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             source,
         })?;
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_limits = config.api_limits.clone();
     let api_task = tokio::spawn(async move {
-        let server = axum::serve(listener, api::router(api_tx)).with_graceful_shutdown(async {
+        let stopped = async {
             let _ = api_stopped.await;
-        });
-        if let Err(e) = server.await {
+        };
+        if let Err(e) = api::serve(listener, api_tx, &api_limits, stopped).await {
             warn!(cause = %e, "api server stopped");
         }
     });
@@ -228,7 +300,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         index,
         net: client,
         genesis,
-        next_tick: None,
+        timer: TickTimer::default(),
         metrics,
     };
     let result = driver.run(events, api_rx, shutdown).await;
@@ -247,7 +319,7 @@ struct Driver {
     index: Index,
     net: net::Client,
     genesis: Arc<Genesis>,
-    next_tick: Option<u64>,
+    timer: TickTimer,
     metrics: NodeMetrics,
 }
 
@@ -263,11 +335,11 @@ impl Driver {
         let outputs = self.replica.handle(now_ms(), Input::Tick);
         self.execute(outputs)?;
         loop {
-            let wait = self.next_tick.map_or(Duration::from_secs(1), |at| {
-                Duration::from_millis(at.saturating_sub(now_ms()))
-            });
+            let deadline = self.timer.deadline(Instant::now());
+            // Not `biased`: tokio picks a ready branch at random, so consensus messages, gossiped
+            // orders, API requests and the timer each get served under load (audit M1); one
+            // validator's flood is already confined to its own queue by the adapter.
             tokio::select! {
-                biased;
                 () = &mut shutdown => {
                     info!("node stopping");
                     return Ok(());
@@ -275,8 +347,8 @@ impl Driver {
                 Some(event) = consensus.recv() => self.on_network(event)?,
                 Some(event) = orders.recv() => self.on_network(event)?,
                 Some(request) = api.recv() => self.on_api(request)?,
-                () = tokio::time::sleep(wait) => {
-                    self.next_tick = None;
+                () = tokio::time::sleep_until(deadline) => {
+                    self.timer.fired();
                     let outputs = self.replica.handle(now_ms(), Input::Tick);
                     self.execute(outputs)?;
                 }
@@ -380,9 +452,7 @@ impl Driver {
                     let _ = self.net.try_broadcast(msg.encode());
                 }
                 Output::Commit(block) => self.store.commit(&block)?,
-                Output::ScheduleTick(at) => {
-                    self.next_tick = Some(self.next_tick.map_or(at, |t| t.min(at)));
-                }
+                Output::ScheduleTick(at) => self.timer.schedule(at, now_ms(), Instant::now()),
             }
         }
         for committed in self.replica.app_mut().take_committed() {

@@ -8,9 +8,11 @@
 //! talk to the driver only through bounded channels.
 
 pub mod api;
+mod api_listener;
 mod config;
 mod driver;
 pub mod metrics;
+mod timer;
 
 pub use config::{NodeConfig, NodeConfigError, Testing};
 pub use driver::{run, NodeError};

@@ -103,6 +103,8 @@ pub mod error_kind {
     pub const BUSY: &str = "busy";
     /// 503: the node is shutting down.
     pub const STOPPING: &str = "stopping";
+    /// 413: the request body is larger than the node reads (orders are small).
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
     /// 422: the mempool is full; retry (an [`crate::OrderRejection::MempoolFull`]).
     pub const MEMPOOL_FULL: &str = "mempool_full";
     /// 422: the participant has as many pending orders as allowed; retry once some are in a

@@ -36,7 +36,8 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
 /// # Errors
 /// A bad configuration, or a node that cannot start or stops on an error.
 pub fn node(args: &NodeArgs) -> anyhow::Result<()> {
-    let config = NodeConfig::load(&args.config)?;
+    let mut config = NodeConfig::load(&args.config)?;
+    config.untrusted_safety_record |= args.untrusted_safety_record;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
