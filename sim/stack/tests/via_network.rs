@@ -119,3 +119,14 @@ fn households_without_an_order_stay_out_of_the_network_book() {
     );
     assert!(rows.iter().any(|r| r.trades() > 0), "{stdout}");
 }
+
+/// "No interval without its orders over >= 200 accelerated intervals": ~35 min, so CI skips
+/// it; run with `cargo nextest run -p voltmesh --test via_network --run-ignored only`.
+#[test]
+#[ignore = "about 35 minutes: 200 network intervals of 10 s"]
+fn no_interval_without_its_orders_over_200_intervals() {
+    let stdout = via_network(&["--intervals", "200", "--seed", "7"]);
+    let rows = assert_all_equal(&stdout, 200);
+    assert!(rows.iter().all(|r| r.net_orders > 0), "{stdout}");
+    println!("{stdout}");
+}
