@@ -311,6 +311,34 @@ mod tests {
         task.await.expect("planner stops at shutdown");
     }
 
+    /// Each of `households` sends its own buy order for the first open interval; the planner
+    /// submits them to `sink` until that interval's gate closes.
+    async fn deliver(sink: &FakeSink, clock: &SharedClock, households: &[&str]) -> Delivery {
+        let ingest = testing::ingest();
+        let target = config().market.first_open(at(0));
+        for household in households {
+            testing::own_order(&ingest, household, "buy", target, at(0));
+        }
+        let orders = lock(&ingest).plan_for_submission(target, at(0));
+        let signed = sign_orders(
+            &orders,
+            target,
+            "voltmesh",
+            &SigningKey::from_bytes(&[7; 32]),
+        );
+        let (_notify, mut shutdown) = testing::shutdown();
+        submit_until_closure(
+            sink,
+            signed,
+            target,
+            target.gate_closure(),
+            &**clock,
+            &mut shutdown,
+        )
+        .await
+        .expect("no shutdown")
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_refused_order_is_not_retried() {
         let clock = testing::clock();
@@ -322,28 +350,7 @@ mod tests {
                 kind: "bad_signature".into(),
                 message: "no".into(),
             })));
-        let ingest = testing::ingest();
-        let target = config().market.first_open(at(0));
-        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
-        testing::own_order(&ingest, "hh-02", "buy", target, at(0));
-        let orders = lock(&ingest).plan_for_submission(target, at(0));
-        let signed = sign_orders(
-            &orders,
-            target,
-            "voltmesh",
-            &SigningKey::from_bytes(&[7; 32]),
-        );
-        let (_notify, mut shutdown) = testing::shutdown();
-        let delivery = submit_until_closure(
-            &sink,
-            signed,
-            target,
-            target.gate_closure(),
-            &*clock,
-            &mut shutdown,
-        )
-        .await
-        .expect("no shutdown");
+        let delivery = deliver(&sink, &clock, &["hh-01", "hh-02"]).await;
         assert_eq!(delivery.refused, 1);
         assert_eq!(delivery.expired, 0);
         assert_eq!(
@@ -374,28 +381,7 @@ mod tests {
             })),
             Ok(None),
         ]);
-        let ingest = testing::ingest();
-        let target = config().market.first_open(at(0));
-        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
-        testing::own_order(&ingest, "hh-02", "buy", target, at(0));
-        let orders = lock(&ingest).plan_for_submission(target, at(0));
-        let signed = sign_orders(
-            &orders,
-            target,
-            "voltmesh",
-            &SigningKey::from_bytes(&[7; 32]),
-        );
-        let (_notify, mut shutdown) = testing::shutdown();
-        let delivery = submit_until_closure(
-            &sink,
-            signed,
-            target,
-            target.gate_closure(),
-            &*clock,
-            &mut shutdown,
-        )
-        .await
-        .expect("no shutdown");
+        let delivery = deliver(&sink, &clock, &["hh-01", "hh-02"]).await;
         assert_eq!(
             delivery.taken,
             BTreeSet::from([ParticipantId::from("hh-01"), ParticipantId::from("hh-02")])
@@ -435,27 +421,7 @@ mod tests {
                 reason: "interval_full".into(),
                 message: "full".into(),
             })));
-        let ingest = testing::ingest();
-        let target = config().market.first_open(at(0));
-        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
-        let orders = lock(&ingest).plan_for_submission(target, at(0));
-        let signed = sign_orders(
-            &orders,
-            target,
-            "voltmesh",
-            &SigningKey::from_bytes(&[7; 32]),
-        );
-        let (_notify, mut shutdown) = testing::shutdown();
-        let delivery = submit_until_closure(
-            &sink,
-            signed,
-            target,
-            target.gate_closure(),
-            &*clock,
-            &mut shutdown,
-        )
-        .await
-        .expect("no shutdown");
+        let delivery = deliver(&sink, &clock, &["hh-01"]).await;
         assert_eq!((delivery.refused, delivery.expired), (1, 0));
         assert!(delivery.taken.is_empty());
         assert_eq!(submitted(&sink.calls()).len(), 1);
