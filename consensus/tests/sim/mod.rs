@@ -505,6 +505,12 @@ impl Sim {
 
     /// Restarts a crashed node from its store.
     pub fn restart(&mut self, node: usize) {
+        self.restart_from_store(node, true);
+    }
+
+    /// Restarts a crashed node from its store, with `Replica::restore` if its safety record is
+    /// `trusted`, else with `Replica::restore_untrusted` (audit M5).
+    fn restart_from_store(&mut self, node: usize, trusted: bool) {
         let store = &self.nodes[node].store;
         let safety = store
             .safety
@@ -516,7 +522,12 @@ impl Sim {
             .committed
             .last()
             .map_or(self.chain.genesis().hash(), |b| b.hash());
-        let replica = Replica::restore(
+        let restore = if trusted {
+            Replica::restore
+        } else {
+            Replica::restore_untrusted
+        };
+        let replica = restore(
             self.chain.clone(),
             self.nodes[node].key.clone(),
             self.config.replica.clone(),
@@ -619,32 +630,7 @@ impl Sim {
     /// Restarts a crashed node from its store as a replica whose safety record cannot be
     /// trusted (`Replica::restore_untrusted`, audit M5).
     pub fn restart_untrusted(&mut self, node: usize) {
-        let store = &self.nodes[node].store;
-        let safety = store
-            .safety
-            .clone()
-            .unwrap_or_else(|| SafetyState::initial(self.chain.genesis_qc()));
-        let blocks: Vec<Block> = store.blocks.values().cloned().collect();
-        let committed = store.committed.len() as u64;
-        let last_committed = store
-            .committed
-            .last()
-            .map_or(self.chain.genesis().hash(), |b| b.hash());
-        let replica = Replica::restore_untrusted(
-            self.chain.clone(),
-            self.nodes[node].key.clone(),
-            self.config.replica.clone(),
-            SimApp {
-                committed,
-                pad: self.config.payload_pad,
-            },
-            safety,
-            blocks,
-            last_committed,
-        )
-        .expect("restore from store");
-        self.nodes[node].replica = Some(replica);
-        self.step(node, Input::Tick);
+        self.restart_from_store(node, false);
     }
 
     /// Delivers `msg` from `from` to `to` now, ahead of anything queued for a later time.
