@@ -8,20 +8,12 @@ mod sim;
 
 use std::collections::BTreeSet;
 
-use sim::{for_each_seed, Sim, SimConfig};
+use sim::{for_each_seed, Sim};
 use voltmesh_consensus::protocol::{TestFault, ValidatorIndex};
 
 fn future_stampers(seed: u64, n: usize, bad: &[usize]) {
-    let mut sim = Sim::new(seed, SimConfig::new(n));
-    for &b in bad {
-        sim.set_fault(b, TestFault::FutureTimestamps);
-    }
-    sim.run_until(30_000);
-    let bad_set: BTreeSet<ValidatorIndex> = bad
-        .iter()
-        .map(|&b| ValidatorIndex(u16::try_from(b).expect("small")))
-        .collect();
-    let honest: Vec<usize> = (0..n).filter(|i| !bad.contains(i)).collect();
+    let (sim, bad_set, honest) =
+        Sim::run_with_faulty(seed, n, bad, TestFault::FutureTimestamps, 30_000);
     let drift = sim.config.replica.max_clock_drift_ms;
     let mut future_blocks = 0;
     for &i in &honest {

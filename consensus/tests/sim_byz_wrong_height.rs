@@ -5,22 +5,12 @@
 
 mod sim;
 
-use std::collections::BTreeSet;
-
-use sim::{for_each_seed, Sim, SimConfig};
-use voltmesh_consensus::protocol::{TestFault, ValidatorIndex};
+use sim::{for_each_seed, Sim};
+use voltmesh_consensus::protocol::TestFault;
 
 fn wrong_height_voters(seed: u64, n: usize, bad: &[usize]) {
-    let mut sim = Sim::new(seed, SimConfig::new(n));
-    for &b in bad {
-        sim.set_fault(b, TestFault::WrongHeightVotes);
-    }
-    sim.run_until(30_000);
-    let bad_set: BTreeSet<ValidatorIndex> = bad
-        .iter()
-        .map(|&b| ValidatorIndex(u16::try_from(b).expect("small")))
-        .collect();
-    let honest: Vec<usize> = (0..n).filter(|i| !bad.contains(i)).collect();
+    let (sim, bad_set, honest) =
+        Sim::run_with_faulty(seed, n, bad, TestFault::WrongHeightVotes, 30_000);
     for &i in &honest {
         let height = sim.committed_height(i);
         // Healthy is about 2 blocks per second.

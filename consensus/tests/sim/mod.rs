@@ -13,7 +13,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
@@ -627,6 +627,28 @@ impl Sim {
 // ---- helper "votes" (amnesia guard, injected messages): begin ----
 
 impl Sim {
+    /// Runs `n` validators with seed `seed` until `until_ms`, the validators `bad` with `fault`;
+    /// the sim, the faulty validators' indexes and the honest nodes.
+    pub fn run_with_faulty(
+        seed: u64,
+        n: usize,
+        bad: &[usize],
+        fault: TestFault,
+        until_ms: u64,
+    ) -> (Sim, BTreeSet<ValidatorIndex>, Vec<usize>) {
+        let mut sim = Sim::new(seed, SimConfig::new(n));
+        for &b in bad {
+            sim.set_fault(b, fault);
+        }
+        sim.run_until(until_ms);
+        let bad_set = bad
+            .iter()
+            .map(|&b| ValidatorIndex(u16::try_from(b).expect("small")))
+            .collect();
+        let honest = (0..n).filter(|i| !bad.contains(i)).collect();
+        (sim, bad_set, honest)
+    }
+
     /// Restarts a crashed node from its store as a replica whose safety record cannot be
     /// trusted (`Replica::restore_untrusted`, audit M5).
     pub fn restart_untrusted(&mut self, node: usize) {
