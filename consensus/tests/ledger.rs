@@ -91,6 +91,21 @@ fn order(
     .sign("testville", &key(signer))
 }
 
+/// Household h1's 100 Wh order at 0.10 for `interval`, signed with key `signer` (1 is h1's own
+/// key, 9 the bridge's).
+fn h1_order(interval: i64, id: &str, side: Side, nonce: u64, signer: u8) -> SignedOrder {
+    OrderTicket {
+        participant: "h1".into(),
+        interval_start: interval,
+        id: id.into(),
+        side,
+        quantity_wh: 100,
+        limit_price: p("0.10"),
+        nonce,
+    }
+    .sign("testville", &key(signer))
+}
+
 #[test]
 fn every_rejection_reason() {
     let g = genesis();
@@ -328,18 +343,8 @@ fn a_later_intervals_order_committed_first_does_not_void_an_earlier_one() {
     let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
     let i1 = next_interval();
     let i2 = i1 + 900;
-    let bridge_order = |interval: i64, id: &str| {
-        OrderTicket {
-            participant: "h1".into(),
-            interval_start: interval,
-            id: id.into(),
-            side: Side::Sell,
-            quantity_wh: 100,
-            limit_price: p("0.10"),
-            nonce: interval as u64,
-        }
-        .sign("testville", &key(9))
-    };
+    let bridge_order =
+        |interval: i64, id: &str| h1_order(interval, id, Side::Sell, interval as u64, 9);
     // A leader that only has I2's order (gossip, or censorship) commits it first.
     let mut leader = LedgerApp::new(Arc::clone(&g), &genesis_block);
     leader.submit(bridge_order(i2, "i2"), at(30)).unwrap();
@@ -591,16 +596,8 @@ fn a_full_interval_still_clears_within_one_payload() {
 fn flood(count: usize, per_interval: usize) -> Vec<SignedOrder> {
     (0..count)
         .map(|k| {
-            OrderTicket {
-                participant: "h1".into(),
-                interval_start: next_interval() + 900 * (1 + (k / per_interval) as i64),
-                id: format!("flood-{k}").as_str().into(),
-                side: Side::Sell,
-                quantity_wh: 100,
-                limit_price: p("0.10"),
-                nonce: k as u64 + 1,
-            }
-            .sign("testville", &key(1))
+            let interval = next_interval() + 900 * (1 + (k / per_interval) as i64);
+            h1_order(interval, &format!("flood-{k}"), Side::Sell, k as u64 + 1, 1)
         })
         .collect()
 }
@@ -686,18 +683,7 @@ fn order_status_tells_pending_committed_expired_and_refused_apart() {
     let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
     let i1 = next_interval();
     let (i2, i3, i4) = (i1 + 900, i1 + 1800, i1 + 2700);
-    let order_x = |interval: i64, id: &str| {
-        OrderTicket {
-            participant: "h1".into(),
-            interval_start: interval,
-            id: id.into(),
-            side: Side::Sell,
-            quantity_wh: 100,
-            limit_price: p("0.10"),
-            nonce: 1,
-        }
-        .sign("testville", &key(1))
-    };
+    let order_x = |interval: i64, id: &str| h1_order(interval, id, Side::Sell, 1, 1);
     let x = |interval: i64| order_x(interval, "x");
     let mut node = LedgerApp::new(Arc::clone(&g), &genesis_block);
     let mut other = LedgerApp::new(Arc::clone(&g), &genesis_block);
@@ -762,18 +748,7 @@ fn gates_closed_together_clear_in_consecutive_blocks() {
     let g = genesis();
     let i1 = next_interval();
     let mut state = LedgerState::new(&g);
-    let in_interval = |interval: i64, id: &str| {
-        OrderTicket {
-            participant: "h1".into(),
-            interval_start: interval,
-            id: id.into(),
-            side: Side::Sell,
-            quantity_wh: 100,
-            limit_price: p("0.10"),
-            nonce: 1,
-        }
-        .sign("testville", &key(1))
-    };
+    let in_interval = |interval: i64, id: &str| h1_order(interval, id, Side::Sell, 1, 1);
     let orders = [in_interval(i1, "a"), in_interval(i1 + 900, "b")];
     let body = state.build(&g, orders.iter(), at(60), 100);
     assert_eq!(body.orders.len(), 2);
@@ -808,18 +783,8 @@ fn bridge_nonces_never_void_an_interval() {
     let g = Arc::new(genesis());
     let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
     let i1 = next_interval();
-    let bridge = |interval: i64, id: &str, side: Side| {
-        OrderTicket {
-            participant: "h1".into(),
-            interval_start: interval,
-            id: id.into(),
-            side,
-            quantity_wh: 100,
-            limit_price: p("0.10"),
-            nonce: interval as u64,
-        }
-        .sign("testville", &key(9))
-    };
+    let bridge =
+        |interval: i64, id: &str, side: Side| h1_order(interval, id, side, interval as u64, 9);
     let mut app = LedgerApp::new(Arc::clone(&g), &genesis_block);
     app.submit(bridge(i1 + 900, "later", Side::Sell), at(30))
         .unwrap();

@@ -206,6 +206,34 @@ mod tests {
             .collect()
     }
 
+    /// What the planner hands to follow-ups.
+    type Followed = mpsc::Receiver<(Interval, BTreeSet<ParticipantId>)>;
+
+    /// The planner, running on `ingest` against `sink`: its task, the intervals it hands to
+    /// follow-ups, and the sender whose drop shuts it down.
+    fn spawn_planner(
+        ingest: SharedIngest,
+        sink: &Arc<FakeSink>,
+        clock: &SharedClock,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        Followed,
+        tokio::sync::broadcast::Sender<()>,
+    ) {
+        let (follow_tx, follow_rx) = mpsc::channel(4);
+        let (notify, shutdown) = testing::shutdown();
+        let task = tokio::spawn(run_planner(
+            ingest,
+            config(),
+            Arc::clone(sink),
+            SigningKey::from_bytes(&[7; 32]),
+            follow_tx,
+            clock.clone(),
+            shutdown,
+        ));
+        (task, follow_rx, notify)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn every_households_order_is_submitted_before_gate_closure_and_a_retryable_error_retried()
     {
@@ -223,17 +251,7 @@ mod tests {
                 "node down".into(),
             ))));
         let sink = Arc::new(sink);
-        let (follow_tx, mut follow_rx) = mpsc::channel(4);
-        let (notify, shutdown) = testing::shutdown();
-        let task = tokio::spawn(run_planner(
-            ingest,
-            config(),
-            sink.clone(),
-            SigningKey::from_bytes(&[7; 32]),
-            follow_tx,
-            clock.clone(),
-            shutdown,
-        ));
+        let (task, mut follow_rx, notify) = spawn_planner(ingest, &sink, &clock);
 
         let (interval, taken) = follow_rx.recv().await.expect("the interval is followed");
         assert_eq!(interval, target);
@@ -269,17 +287,7 @@ mod tests {
             "node down".into(),
         ))));
         let sink = Arc::new(sink);
-        let (follow_tx, mut follow_rx) = mpsc::channel(4);
-        let (notify, shutdown) = testing::shutdown();
-        let task = tokio::spawn(run_planner(
-            ingest,
-            config(),
-            sink.clone(),
-            SigningKey::from_bytes(&[7; 32]),
-            follow_tx,
-            clock.clone(),
-            shutdown,
-        ));
+        let (task, mut follow_rx, notify) = spawn_planner(ingest, &sink, &clock);
 
         tokio::time::sleep(clock.until(target.next().gate_closure() + TimeDelta::minutes(1))).await;
         let calls = submitted(&sink.calls());

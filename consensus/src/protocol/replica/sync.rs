@@ -349,6 +349,19 @@ mod tests {
         r
     }
 
+    /// A replica that asked peer 2 and got both blocks, certified by a QC of block 2, at
+    /// `T0 + 600`; the outputs of that answer.
+    fn synced_two_blocks(net: &Net) -> (Replica<TestApp>, Vec<Output>, Block, Block) {
+        let (b1, b2) = two_blocks(net);
+        let mut r = asking(net, 2, 1, T0);
+        let response = Msg::SyncResponse {
+            qc: Some(net.qc(&b2, &[1, 2, 3])),
+            blocks: vec![b1.clone(), b2.clone()],
+        };
+        let out = r.handle(T0 + 600, from(2, response));
+        (r, out, b1, b2)
+    }
+
     /// A replica that received both blocks as proposals.
     fn holding_two_blocks(net: &Net) -> (Replica<TestApp>, Block, Block) {
         let (b1, b2) = two_blocks(net);
@@ -460,21 +473,8 @@ mod tests {
     #[test]
     fn a_certified_sync_response_is_persisted_and_committed() {
         let net = Net::new();
-        let (b1, b2) = two_blocks(&net);
+        let (r, out, b1, b2) = synced_two_blocks(&net);
         let qc2 = net.qc(&b2, &[1, 2, 3]);
-        let mut r = asking(&net, 2, 1, T0);
-        let now = T0 + 600;
-
-        let out = r.handle(
-            now,
-            from(
-                2,
-                Msg::SyncResponse {
-                    blocks: vec![b1.clone(), b2.clone()],
-                    qc: Some(qc2.clone()),
-                },
-            ),
-        );
 
         let mut after_b2 = SafetyState::initial(net.genesis_qc());
         after_b2.high_qc = net.qc(&b1, &[1, 2, 3]);
@@ -653,20 +653,7 @@ mod tests {
     fn synced_blocks_are_reported_certified_to_the_app_parents_first() {
         // Audit H3: a replica that never validated blocks 1 and 2 learns they are certified,
         // in height order, before anything builds on them.
-        let net = Net::new();
-        let (b1, b2) = two_blocks(&net);
-        let mut r = asking(&net, 2, 1, T0);
-
-        r.handle(
-            T0 + 600,
-            from(
-                2,
-                Msg::SyncResponse {
-                    qc: Some(net.qc(&b2, &[1, 2, 3])),
-                    blocks: vec![b1, b2],
-                },
-            ),
-        );
+        let (r, _, _, _) = synced_two_blocks(&Net::new());
 
         // Block 1 is reported when block 2's justify is processed, then again (it is committed
         // afterwards) together with block 2 for the QC of block 2.
@@ -706,18 +693,7 @@ mod tests {
     fn a_proposal_at_or_below_the_committed_view_is_neither_kept_nor_persisted() {
         // Audit H2: after committing block 1 (view 1), a conflicting view-1 proposal is junk.
         let net = Net::new();
-        let (b1, b2) = two_blocks(&net);
-        let mut r = asking(&net, 2, 1, T0);
-        r.handle(
-            T0 + 600,
-            from(
-                2,
-                Msg::SyncResponse {
-                    qc: Some(net.qc(&b2, &[1, 2, 3])),
-                    blocks: vec![b1.clone(), b2],
-                },
-            ),
-        );
+        let (mut r, _, b1, _) = synced_two_blocks(&net);
         assert_eq!(r.app().committed, [1]);
         let sibling = net.child(&net.genesis(), net.genesis_qc(), 1, T0 + 1);
         assert_ne!(sibling.hash(), b1.hash());
