@@ -120,6 +120,7 @@ fn block(order: &SignedOrder) -> BlockView {
         parent: "22".repeat(32),
         view: 9,
         proposer: 2,
+        failed_leaders: vec![1],
         timestamp_ms: 1_790_000_000_000,
         orders: vec![order.clone()],
         clearings: vec![clearing(CLEARED)],

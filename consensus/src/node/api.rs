@@ -81,6 +81,7 @@ pub(crate) fn block_view(block: &Block) -> BlockView {
         parent: hex::encode(block.parent().0),
         view: block.view(),
         proposer: block.proposer().0,
+        failed_leaders: block.failed_leaders().iter().map(|v| v.0).collect(),
         timestamp_ms: block.timestamp_ms(),
         orders: body.orders,
         clearings: body.clearings,

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::protocol::TestFault;
+
 /// A node's configuration file, as written.
 ///
 /// ```toml
@@ -70,9 +72,47 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Testing {
-    /// Propose blocks whose clearing result is wrong (honest nodes must refuse them).
+    /// Propose blocks whose clearing result is wrong (honest nodes must refuse them); the
+    /// same as `fault = "wrong_clearing"`.
     #[serde(default)]
     pub propose_wrong_clearing: bool,
+    /// One Byzantine behaviour of the replica, for tests that show honest nodes contain it
+    /// with real processes and real clocks.
+    #[serde(default)]
+    pub fault: Option<NodeFault>,
+}
+
+/// The Byzantine behaviours a node can be told to show (`[testing] fault = "..."`, or
+/// `fault = { flood = N }`); each maps to one [`TestFault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NodeFault {
+    /// Propose blocks whose clearing result is wrong.
+    WrongClearing,
+    /// Send a validly signed vote naming a wrong height before each real vote (audit H1).
+    WrongHeightVotes,
+    /// Stamp proposals as far ahead as voters accept (audit H4).
+    FutureTimestamps,
+    /// Never vote.
+    WithholdVotes,
+    /// Send every vote and timeout this many times.
+    Flood(u16),
+}
+
+impl Testing {
+    /// The replica's test fault, if any (`fault` wins over `propose_wrong_clearing`).
+    pub fn test_fault(&self) -> Option<TestFault> {
+        match self.fault {
+            Some(NodeFault::WrongClearing) => Some(TestFault::InvalidPayload),
+            Some(NodeFault::WrongHeightVotes) => Some(TestFault::WrongHeightVotes),
+            Some(NodeFault::FutureTimestamps) => Some(TestFault::FutureTimestamps),
+            Some(NodeFault::WithholdVotes) => Some(TestFault::WithholdVotes),
+            Some(NodeFault::Flood(n)) => Some(TestFault::Flood(n)),
+            None => self
+                .propose_wrong_clearing
+                .then_some(TestFault::InvalidPayload),
+        }
+    }
 }
 
 fn default_block_interval() -> u64 {
@@ -132,5 +172,44 @@ impl NodeConfig {
             });
         }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn testing(toml_text: &str) -> Result<Testing, toml::de::Error> {
+        toml::from_str(toml_text)
+    }
+
+    #[test]
+    fn a_testing_section_names_one_fault() {
+        let cases = [
+            ("", None),
+            (
+                "propose_wrong_clearing = true",
+                Some(TestFault::InvalidPayload),
+            ),
+            (
+                "fault = \"wrong_clearing\"",
+                Some(TestFault::InvalidPayload),
+            ),
+            (
+                "fault = \"wrong_height_votes\"",
+                Some(TestFault::WrongHeightVotes),
+            ),
+            (
+                "fault = \"future_timestamps\"",
+                Some(TestFault::FutureTimestamps),
+            ),
+            ("fault = \"withhold_votes\"", Some(TestFault::WithholdVotes)),
+            ("fault = { flood = 50 }", Some(TestFault::Flood(50))),
+        ];
+        for (text, fault) in cases {
+            assert_eq!(testing(text).unwrap().test_fault(), fault, "{text}");
+        }
+        assert!(testing("fault = \"lie\"").is_err());
+        assert!(testing("fault = { flood = -1 }").is_err());
     }
 }

@@ -19,9 +19,7 @@ use crate::chain::chain_of;
 use crate::index::Index;
 use crate::ledger::LedgerApp;
 use crate::net;
-use crate::protocol::{
-    Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, SafetyState, TestFault,
-};
+use crate::protocol::{Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, SafetyState};
 use crate::store::{Store, StoreError};
 
 /// Capacity of the API → driver queue.
@@ -183,10 +181,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let replica_config = ReplicaConfig {
         min_block_interval_ms: config.block_interval_ms,
-        test_fault: config
-            .testing
-            .propose_wrong_clearing
-            .then_some(TestFault::InvalidPayload),
+        test_fault: config.testing.test_fault(),
         ..ReplicaConfig::default()
     };
     let replica = match (recovered.safety, config.untrusted_safety_record) {

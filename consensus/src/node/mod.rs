@@ -14,5 +14,5 @@ mod driver;
 pub mod metrics;
 mod timer;
 
-pub use config::{NodeConfig, NodeConfigError, Testing};
+pub use config::{NodeConfig, NodeConfigError, NodeFault, Testing};
 pub use driver::{run, NodeError};

@@ -21,8 +21,8 @@ pub const TIMING_MARGIN_MS: u64 = 500;
 
 /// Test-only misbehaviour, to show that honest replicas contain it.
 ///
-/// Only code can set these (the simulation harness, and the node's `[testing]` section for
-/// `InvalidPayload` alone): no node config field maps to any other variant.
+/// The simulation harness sets them in code; a node takes one from its config's `[testing]`
+/// section (`crate::node::config::NodeFault`), for tests with real processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestFault {
     /// Propose payloads from [`super::app::App::propose_invalid`] instead of `propose`.

@@ -297,6 +297,10 @@ pub struct BlockView {
     pub view: u64,
     /// The proposer's validator index.
     pub proposer: u16,
+    /// The validators recorded as failed leaders: the leaders of the views between its
+    /// justify's view and its own, which produced no certified block. They stay out of the
+    /// leader rotation for the reputation window.
+    pub failed_leaders: Vec<u16>,
     /// Block time: the proposer's clock, ms since the Unix epoch.
     pub timestamp_ms: u64,
     /// The orders it carries, in ledger order.
@@ -376,6 +380,7 @@ mod tests {
             parent: "22".repeat(32),
             view: 3,
             proposer: 1,
+            failed_leaders: Vec::new(),
             timestamp_ms: 1_790_000_000_000,
             orders: Vec::new(),
             clearings: Vec::new(),

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{open_interval, order};
+use support::{open_interval, order, NodeFault};
 use voltmesh_engine::Side;
 
 /// (a) Four validators commit identical ledgers from orders sent to different nodes.
@@ -222,7 +222,7 @@ fn two_of_seven_killed() {
 /// them and the chain moves on with the engine's result.
 #[test]
 fn wrong_clearing_proposals_are_refused() {
-    let cluster = support::start("e", 4, &[0]);
+    let cluster = support::start("e", 4, &[(0, NodeFault::WrongClearing)]);
     cluster
         .wait_for("first commits", Duration::from_secs(40), |c| {
             (1..4).all(|i| c.height(i) >= 3)

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
+pub use voltmesh_consensus::node::NodeFault;
 use voltmesh_engine::{Price, Side};
 use voltmesh_wire::api::{self, StatusView};
 use voltmesh_wire::client::BlockingNodeClient;
@@ -23,6 +24,18 @@ pub const INTERVAL_SECS: i64 = 20;
 pub const LEAD_SECS: i64 = 5;
 /// Households `h1..=h6` are in genesis, with keys from [`household_key`] and [`bridge_key`].
 pub const HOUSEHOLDS: u8 = 6;
+
+/// `fault` as the line of a node's `[testing]` section.
+fn fault_toml(fault: NodeFault) -> String {
+    let name = match fault {
+        NodeFault::Flood(n) => return format!("fault = {{ flood = {n} }}\n"),
+        NodeFault::WrongClearing => "wrong_clearing",
+        NodeFault::WrongHeightVotes => "wrong_height_votes",
+        NodeFault::FutureTimestamps => "future_timestamps",
+        NodeFault::WithholdVotes => "withhold_votes",
+    };
+    format!("fault = \"{name}\"\n")
+}
 
 /// Why a cluster could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +130,8 @@ pub struct Node {
     pub api: String,
     /// Its libp2p port.
     pub p2p_port: u16,
-    /// Whether it proposes wrong clearings.
-    pub faulty: bool,
+    /// The Byzantine behaviour it was told to show, if any.
+    pub fault: Option<NodeFault>,
     child: Option<Child>,
     client: BlockingNodeClient,
 }
@@ -142,13 +155,15 @@ pub struct Cluster {
     pub bin: PathBuf,
     /// The cluster's directory (genesis and one folder per node).
     pub root: PathBuf,
-    /// The nodes, by position in genesis.
+    /// The nodes, by position in genesis (the validator set orders them by public key: a
+    /// node's validator index is in its `/v1/status`).
     pub nodes: Vec<Node>,
 }
 
 impl Cluster {
     /// Writes keys, genesis and configs for `n` validators under `root` (emptied first) and
-    /// starts them all; the nodes in `faulty` propose wrong clearings.
+    /// starts them all; node `i` of each `(i, fault)` in `faults` shows that Byzantine
+    /// behaviour.
     ///
     /// # Errors
     /// [`ClusterError`] if a file or process cannot be made.
@@ -156,9 +171,9 @@ impl Cluster {
         bin: &Path,
         root: &Path,
         n: usize,
-        faulty: &[usize],
+        faults: &[(usize, NodeFault)],
     ) -> Result<Cluster, ClusterError> {
-        Self::start_paced(bin, root, n, faulty, 300)
+        Self::start_paced(bin, root, n, faults, 300)
     }
 
     /// As [`Cluster::start`], with the nodes' minimum block interval.
@@ -169,7 +184,7 @@ impl Cluster {
         bin: &Path,
         root: &Path,
         n: usize,
-        faulty: &[usize],
+        faults: &[(usize, NodeFault)],
         block_interval_ms: u64,
     ) -> Result<Cluster, ClusterError> {
         let _ = std::fs::remove_dir_all(root);
@@ -203,7 +218,10 @@ impl Cluster {
                 api,
                 dir,
                 p2p_port,
-                faulty: faulty.contains(&i),
+                fault: faults
+                    .iter()
+                    .find(|(f, _)| *f == i)
+                    .map(|(_, fault)| *fault),
                 child: None,
             });
         }
@@ -237,8 +255,10 @@ impl Cluster {
         .map_err(io("write genesis.json"))?;
         for node in &nodes {
             let config = format!(
-                "genesis = \"../genesis.json\"\nkey_file = \"node.key\"\ndata_dir = \"data\"\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\napi = \"{}\"\nblock_interval_ms = {block_interval_ms}\n[testing]\npropose_wrong_clearing = {}\n",
-                node.p2p_port, node.api, node.faulty
+                "genesis = \"../genesis.json\"\nkey_file = \"node.key\"\ndata_dir = \"data\"\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\napi = \"{}\"\nblock_interval_ms = {block_interval_ms}\n[testing]\n{}",
+                node.p2p_port,
+                node.api,
+                node.fault.map(fault_toml).unwrap_or_default()
             );
             std::fs::write(node.dir.join("node.toml"), config).map_err(io("write node.toml"))?;
         }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub(crate) use voltmesh::testing::cluster::{http, open_interval, order, Cluster};
+pub(crate) use voltmesh::testing::cluster::{http, open_interval, order, Cluster, NodeFault};
 pub(crate) use voltmesh::testing::{submit_four_orders, Proc};
 use voltmesh_meter_bridge::testing::BridgeToml;
 
@@ -11,13 +11,14 @@ pub(crate) fn voltmesh() -> Command {
     Command::new(env!("CARGO_BIN_EXE_voltmesh"))
 }
 
-/// Starts a cluster in the target's temp area.
-pub(crate) fn start(name: &str, n: usize, faulty: &[usize]) -> Cluster {
+/// Starts a cluster in the target's temp area; node `i` of each `(i, fault)` in `faults`
+/// is Byzantine.
+pub(crate) fn start(name: &str, n: usize, faults: &[(usize, NodeFault)]) -> Cluster {
     Cluster::start(
         Path::new(env!("CARGO_BIN_EXE_voltmesh")),
         &tmp_path(name),
         n,
-        faulty,
+        faults,
     )
     .expect("the cluster starts")
 }
