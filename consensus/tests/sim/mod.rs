@@ -54,6 +54,14 @@ pub fn for_each_seed(default: u64, f: impl Fn(u64) + std::panic::RefUnwindSafe) 
 pub struct SimApp {
     pub committed: u64,
     pub pad: usize,
+    /// Stateful mode (audit H3): `validate` needs the state after the parent, which the app
+    /// holds only for its committed tip and for blocks `certified` reported (parents first).
+    /// A restart keeps only the committed tip's, like the ledger.
+    pub stateful: bool,
+    /// Blocks whose state this app holds (stateful mode).
+    pub known: BTreeSet<BlockHash>,
+    /// `certified` calls for a block whose parent's state was unknown (must stay 0).
+    pub out_of_order: u64,
 }
 
 pub fn payload_valid(parent_height: u64, payload: &[u8], block_time_ms: u64) -> bool {
@@ -79,6 +87,9 @@ impl App for SimApp {
         payload: &[u8],
         block_time_ms: u64,
     ) -> Result<(), Reject> {
+        if self.stateful && !self.known.contains(&parent.hash()) {
+            return Err(Reject::new("state after the parent block unknown"));
+        }
         if payload_valid(parent.height(), payload, block_time_ms) {
             Ok(())
         } else {
@@ -86,8 +97,22 @@ impl App for SimApp {
         }
     }
 
+    fn certified(&mut self, block: &Block) {
+        if !self.stateful {
+            return;
+        }
+        if self.known.contains(&block.parent()) {
+            self.known.insert(block.hash());
+        } else {
+            self.out_of_order += 1;
+        }
+    }
+
     fn commit(&mut self, block: &Block) {
         self.committed = block.height();
+        if self.stateful {
+            self.known.insert(block.hash());
+        }
     }
 
     fn propose_invalid(&mut self, _parent: &Block, _block_time_ms: u64) -> Vec<u8> {
@@ -112,6 +137,8 @@ pub struct SimConfig {
     /// A validator that equivocates: two conflicting proposals per turn, votes for both.
     pub equivocator: Option<usize>,
     pub replica: Config,
+    /// Every node runs [`SimApp`]'s stateful mode.
+    pub stateful_app: bool,
 }
 
 impl SimConfig {
@@ -126,6 +153,7 @@ impl SimConfig {
             payload_pad: 0,
             equivocator: None,
             replica: Config::default(),
+            stateful_app: false,
         }
     }
 
@@ -261,16 +289,24 @@ impl Sim {
         self.start_replica(node, cfg);
     }
 
+    /// A fresh app whose only state is its committed tip, at height `committed`.
+    fn sim_app(&self, committed: u64, tip: BlockHash) -> SimApp {
+        SimApp {
+            committed,
+            pad: self.config.payload_pad,
+            stateful: self.config.stateful_app,
+            known: [self.chain.genesis().hash(), tip].into_iter().collect(),
+            out_of_order: 0,
+        }
+    }
+
     /// (Re)starts node `i`'s replica on `config` with a fresh app, and ticks it once.
     fn start_replica(&mut self, i: usize, config: Config) {
         let replica = Replica::new(
             self.chain.clone(),
             self.nodes[i].key.clone(),
             config,
-            SimApp {
-                committed: 0,
-                pad: self.config.payload_pad,
-            },
+            self.sim_app(0, self.chain.genesis().hash()),
         )
         .expect("replica");
         self.nodes[i].replica = Some(replica);
@@ -531,10 +567,7 @@ impl Sim {
             self.chain.clone(),
             self.nodes[node].key.clone(),
             self.config.replica.clone(),
-            SimApp {
-                committed,
-                pad: self.config.payload_pad,
-            },
+            self.sim_app(committed, last_committed),
             safety,
             blocks,
             last_committed,
