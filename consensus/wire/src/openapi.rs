@@ -102,7 +102,7 @@ pub struct ClearingOutcome {
     path = "/v1/orders",
     request_body = SignedOrder,
     responses(
-        (status = 202, description = "In the mempool, gossiped to the other nodes", body = Accepted),
+        (status = 202, description = "In the mempool, gossiped to the other nodes: it commits unless its gate closes first, or (orders posted through several nodes at once beyond the participant's per-interval quota) it is refused at block building with `participant_interval_full`; `GET /v1/orders/{participant}/{id}` says which", body = Accepted),
         (status = 400, description = "`malformed_body`", body = ErrorBody),
         (status = 422, description = "Refused: `error` is an order rejection kind (`bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full`)", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`: retry", body = ErrorBody),
