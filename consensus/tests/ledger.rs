@@ -803,3 +803,33 @@ fn bridge_nonces_never_void_an_interval() {
     assert_eq!(app.committed().orders_in(i1 + 900), 1);
     assert_eq!(app.dropped().count(), 0);
 }
+
+/// A validator does not verify again the signature of an order it holds in its mempool (the
+/// exact bytes were verified at admission), but an order that differs from the pending one in
+/// any byte, its signature included, is verified and refused if forged.
+#[test]
+fn only_the_exact_pending_order_skips_signature_verification() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let honest = order(1, "h1", "o", Side::Sell, 100, "0.10", 1);
+    let mut forged = honest.clone();
+    forged.signature[0] ^= 1;
+    let mut validator = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    validator.submit(honest.clone(), at(30)).unwrap();
+    assert!(validator.mempool().holds(&honest));
+    assert!(!validator.mempool().holds(&forged));
+    let body = |o: &SignedOrder| {
+        BlockBody {
+            orders: vec![o.clone()],
+            clearings: Vec::new(),
+        }
+        .encode()
+    };
+    let refused = validator
+        .validate(&genesis_block, &body(&forged), at(60))
+        .unwrap_err();
+    assert!(refused.reason.contains("signature"), "{}", refused.reason);
+    validator
+        .validate(&genesis_block, &body(&honest), at(60))
+        .unwrap();
+}

@@ -204,8 +204,11 @@ impl LedgerApp {
             .ok_or_else(|| Reject::new("unknown parent state"))?;
         let body = BlockBody::decode(block.payload()).map_err(|e| Reject::new(e.to_string()))?;
         let mut state = (*parent).clone();
+        let mempool = &self.mempool;
         state
-            .execute(&self.genesis, &body, block.timestamp_ms())
+            .execute_with(&self.genesis, &body, block.timestamp_ms(), |o| {
+                mempool.holds(o)
+            })
             .map_err(|e| Reject::new(e.to_string()))?;
         let state = Arc::new(state);
         self.states
@@ -248,8 +251,9 @@ impl App for LedgerApp {
         let parent_state = self.state_after(parent)?;
         let body = BlockBody::decode(payload).map_err(|e| Reject::new(e.to_string()))?;
         let mut state = (*parent_state).clone();
+        let mempool = &self.mempool;
         state
-            .execute(&self.genesis, &body, block_time_ms)
+            .execute_with(&self.genesis, &body, block_time_ms, |o| mempool.holds(o))
             .map_err(|e| Reject::new(e.to_string()))?;
         self.validated
             .insert(key, (parent.height() + 1, Arc::new(state)));
@@ -302,7 +306,7 @@ impl App for LedgerApp {
         // The block's own orders leave the pool as committed, not as refused.
         for order in &body.orders {
             let key = key_of(order);
-            if self.mempool.get(&key) == Some(order) {
+            if self.mempool.holds(order) {
                 self.mempool.remove(&key);
             }
         }

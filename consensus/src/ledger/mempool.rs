@@ -139,6 +139,12 @@ impl Mempool {
         self.orders.get(key)
     }
 
+    /// Whether `order`, to the byte (signature included), is pending here: its signature was
+    /// verified when it was admitted.
+    pub fn holds(&self, order: &SignedOrder) -> bool {
+        self.orders.get(&key_of(order)) == Some(order)
+    }
+
     /// Pending orders, one per participant per round (module docs: fairness), each participant's
     /// in arrival order; participants in id order within a round.
     pub fn round_robin(&self) -> Vec<&SignedOrder> {

@@ -197,7 +197,21 @@ impl LedgerState {
         order: &SignedOrder,
         at_ms: u64,
     ) -> Result<(), OrderRejection> {
-        self.admit(genesis, order, at_ms)?;
+        self.record(genesis, order, at_ms, Signature::Check)
+    }
+
+    /// As [`LedgerState::insert`], checking the signature only if `signature` says so.
+    fn record(
+        &mut self,
+        genesis: &Genesis,
+        order: &SignedOrder,
+        at_ms: u64,
+        signature: Signature,
+    ) -> Result<(), OrderRejection> {
+        match signature {
+            Signature::Check => self.admit(genesis, order, at_ms)?,
+            Signature::Verified => self.admit_unsigned(genesis, order, at_ms)?,
+        }
         let engine_order = self.engine_order(order);
         self.books
             .entry(order.ticket.interval_start)
@@ -240,6 +254,10 @@ impl LedgerState {
     /// Builds a block body at `block_ms` from candidate orders (skipping any this state refuses),
     /// and applies it to `self`.
     ///
+    /// The candidates' signatures are not checked again: they must have been verified (the
+    /// mempool admits only orders whose signature verified). A candidate with a bad signature
+    /// would make every validator refuse the block.
+    ///
     /// At most `max_orders` orders, and at most [`ORDER_BYTES_BUDGET`] bytes of them, so that
     /// with the clearings (at most [`voltmesh_wire::genesis::CLEARING_BYTES_BUDGET`]) the body
     /// always fits in a block payload (audit finding C1).
@@ -261,7 +279,10 @@ impl LedgerState {
             if bytes.saturating_add(size) > ORDER_BYTES_BUDGET {
                 continue;
             }
-            if self.insert(genesis, order, block_ms).is_ok() {
+            if self
+                .record(genesis, order, block_ms, Signature::Verified)
+                .is_ok()
+            {
                 bytes += size;
                 orders.push(order.clone());
             }
@@ -283,6 +304,24 @@ impl LedgerState {
         body: &BlockBody,
         block_ms: u64,
     ) -> Result<(), BlockRejection> {
+        self.execute_with(genesis, body, block_ms, |_| false)
+    }
+
+    /// As [`LedgerState::execute`], skipping the signature check of the orders for which
+    /// `verified` holds: orders this node verified already (the exact bytes of an order in its
+    /// mempool), so that an order costs each node one signature verification, not one at
+    /// admission and one more per block execution. The result is the same as `execute`'s,
+    /// because a verified signature stays valid.
+    ///
+    /// # Errors
+    /// As [`LedgerState::execute`].
+    pub fn execute_with(
+        &mut self,
+        genesis: &Genesis,
+        body: &BlockBody,
+        block_ms: u64,
+        verified: impl Fn(&SignedOrder) -> bool,
+    ) -> Result<(), BlockRejection> {
         if block_ms < self.last_block_ms {
             return Err(BlockRejection::TimeWentBackwards {
                 block_ms,
@@ -290,7 +329,12 @@ impl LedgerState {
             });
         }
         for (index, order) in body.orders.iter().enumerate() {
-            self.insert(genesis, order, block_ms)
+            let signature = if verified(order) {
+                Signature::Verified
+            } else {
+                Signature::Check
+            };
+            self.record(genesis, order, block_ms, signature)
                 .map_err(|reason| BlockRejection::Order { index, reason })?;
         }
         let clearings = self.close_gates(genesis, block_ms);
@@ -303,4 +347,13 @@ impl LedgerState {
         self.last_block_ms = block_ms;
         Ok(())
     }
+}
+
+/// Whether [`LedgerState::record`] checks an order's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signature {
+    /// Verify it.
+    Check,
+    /// It was verified before (the mempool's orders).
+    Verified,
 }
