@@ -10,7 +10,7 @@ use voltmesh_consensus::node::api::{router, ApiRequest};
 use voltmesh_consensus::wire::api::ParticipantTrade;
 use voltmesh_consensus::wire::api::{
     error_kind, Balance, BlockView, OrderState, OrderStatusEntry, OrderStatusView, ParticipantView,
-    StatusView,
+    StatusView, MAX_BATCH_ORDERS,
 };
 use voltmesh_consensus::wire::client::{ClientError, NodeClient, SubmitCounts, Submitted};
 use voltmesh_consensus::wire::{IntervalClearing, OrderRejection, OrderTicket, SignedOrder};
@@ -141,6 +141,14 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         ApiRequest::SubmitOrder(_, reply) => {
                             let _ = reply.send(answers.next().unwrap_or(Ok(())));
                         }
+                        ApiRequest::SubmitBatch(orders, reply) => {
+                            let _ = reply.send(
+                                orders
+                                    .iter()
+                                    .map(|_| answers.next().unwrap_or(Ok(())))
+                                    .collect(),
+                            );
+                        }
                         ApiRequest::Interval(start, reply) => {
                             let _ = reply.send((start == CLEARED).then(|| clearing(start)));
                         }
@@ -243,6 +251,58 @@ async fn order_answers_are_classified_as_documented() {
             ..SubmitCounts::default()
         }
     );
+}
+
+/// `POST /v1/orders` with an array: one request, each order classified as if alone, counted
+/// once; an empty array is an empty answer; a longer array than the node takes, or a malformed
+/// one, fails as a whole.
+#[tokio::test]
+async fn a_batch_is_answered_order_by_order() {
+    let node = node(Some(vec![
+        Ok(()),
+        Err(OrderRejection::Market(RejectReason::DuplicateId(
+            "x".into(),
+        ))),
+        Err(OrderRejection::MempoolFull),
+        Err(OrderRejection::BadSignature),
+    ]))
+    .await;
+    let results = node.submit_batch(&vec![signed(); 4]).await.unwrap();
+    assert_eq!(results[0], Ok(Submitted::Accepted));
+    assert_eq!(results[1], Ok(Submitted::AlreadyThere));
+    assert!(
+        matches!(&results[2], Err(e) if e.is_retryable()),
+        "{results:?}"
+    );
+    assert!(
+        matches!(&results[3], Err(ClientError::Rejected { kind, .. }) if kind == "bad_signature"),
+        "{results:?}"
+    );
+    assert_eq!(
+        node.counts(),
+        SubmitCounts {
+            accepted: 1,
+            already_there: 1,
+            rejected: 1,
+            unavailable: 1,
+            ..SubmitCounts::default()
+        }
+    );
+    assert_eq!(node.submit_batch(&[]).await, Ok(Vec::new()));
+    let too_many = node
+        .submit_batch(&vec![signed(); MAX_BATCH_ORDERS + 1])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&too_many, ClientError::Unexpected { status: 413, body } if body.contains("batch_too_large")),
+        "{too_many}"
+    );
+    let answer = node
+        .raw("POST", "/v1/orders", Some(b"[{}]".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.error().unwrap().error, error_kind::MALFORMED_BODY);
 }
 
 #[tokio::test]
@@ -480,6 +540,20 @@ async fn every_answer_validates_against_the_served_openapi_document() {
             "/v1/orders".into(),
             Some(b"{}".to_vec()),
             400,
+        ),
+        (
+            "post",
+            "/v1/orders",
+            "/v1/orders".into(),
+            Some(serde_json::to_vec(&[signed(), signed()]).unwrap()),
+            200,
+        ),
+        (
+            "post",
+            "/v1/orders",
+            "/v1/orders".into(),
+            Some(serde_json::to_vec(&vec![signed(); MAX_BATCH_ORDERS + 1]).unwrap()),
+            413,
         ),
         (
             "get",

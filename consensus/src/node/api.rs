@@ -6,7 +6,8 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | POST | `/v1/orders` | 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
+//! | POST | `/v1/orders` | a JSON array of orders: 200 [`BatchAnswer`], one result per order; 413 `batch_too_large` over [`wire_api::MAX_BATCH_ORDERS`] |
+//! | POST | `/v1/orders` | one order: 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
 //! | GET | `/v1/orders/{participant}/{id}` | [`OrderStatusView`]: the order's state (pending, committed, expired, refused) in every interval the node knows the id in, or only in `?interval=`; 400 `malformed_interval`; 404 `unknown_order` |
 //! | GET | `/v1/intervals/{start}` | the interval's clearing and trades (`start` in Unix seconds or RFC 3339); 404 before it clears |
 //! | GET | `/v1/participants/{id}` | the participant's trades and balance |
@@ -38,8 +39,8 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use voltmesh_engine::ParticipantId;
 use voltmesh_wire::api::{
-    self as wire_api, error_kind, Accepted, BlockView, ErrorBody, OrderStatusView, ParticipantView,
-    StatusView,
+    self as wire_api, error_kind, Accepted, BatchAnswer, BatchResult, BlockView, ErrorBody,
+    OrderStatusView, ParticipantView, StatusView,
 };
 use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 
@@ -51,6 +52,11 @@ use crate::protocol::Block;
 pub enum ApiRequest {
     /// Submit a signed order.
     SubmitOrder(SignedOrder, oneshot::Sender<Result<(), OrderRejection>>),
+    /// Submit several signed orders, each admitted (or refused) on its own, in order.
+    SubmitBatch(
+        Vec<SignedOrder>,
+        oneshot::Sender<Vec<Result<(), OrderRejection>>>,
+    ),
     /// What became of an order: participant, id, optionally one interval.
     OrderStatus(
         ParticipantId,
@@ -130,6 +136,9 @@ async fn submit(
             )
         }
     };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return submit_batch(&tx, &body).await;
+    }
     let order: SignedOrder = match serde_json::from_slice(&body) {
         Ok(order) => order,
         Err(e) => {
@@ -147,6 +156,47 @@ async fn submit(
             rejection.kind(),
             rejection.to_string(),
         ),
+        Err(response) => response,
+    }
+}
+
+/// `POST /v1/orders` with a JSON array: 200 with one result per order.
+async fn submit_batch(tx: &mpsc::Sender<ApiRequest>, body: &[u8]) -> Response {
+    let orders: Vec<SignedOrder> = match serde_json::from_slice(body) {
+        Ok(orders) => orders,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                error_kind::MALFORMED_BODY,
+                e.to_string(),
+            )
+        }
+    };
+    if orders.len() > wire_api::MAX_BATCH_ORDERS {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            error_kind::BATCH_TOO_LARGE,
+            format!(
+                "{} orders; at most {} per request",
+                orders.len(),
+                wire_api::MAX_BATCH_ORDERS
+            ),
+        );
+    }
+    match ask(tx, |reply| ApiRequest::SubmitBatch(orders, reply)).await {
+        Ok(results) => Json(BatchAnswer {
+            results: results
+                .into_iter()
+                .map(|result| match result {
+                    Ok(()) => BatchResult::Accepted(Accepted::default()),
+                    Err(rejection) => BatchResult::Refused(ErrorBody::new(
+                        rejection.kind(),
+                        rejection.to_string(),
+                    )),
+                })
+                .collect(),
+        })
+        .into_response(),
         Err(response) => response,
     }
 }
@@ -268,7 +318,8 @@ async fn openapi() -> Response {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiLimits {
-    /// Largest request body read, in bytes (default 64 KiB; an order is under 1 KiB).
+    /// Largest request body read, in bytes (default 512 KiB: an order is under 1 KiB, a batch
+    /// of [`wire_api::MAX_BATCH_ORDERS`] typical orders about 450 KB).
     pub max_body_bytes: usize,
     /// Requests handled at once (default 64); more are answered 503 `busy` at once.
     pub max_concurrent_requests: usize,
@@ -284,7 +335,7 @@ pub struct ApiLimits {
 impl Default for ApiLimits {
     fn default() -> Self {
         ApiLimits {
-            max_body_bytes: 64 * 1024,
+            max_body_bytes: 512 * 1024,
             max_concurrent_requests: 64,
             request_timeout_ms: 5_000,
             max_connections: 128,

@@ -19,7 +19,7 @@ use crate::protocol::TestFault;
 /// untrusted_safety_record = false # true once after restoring or losing data_dir (see below)
 ///
 /// [api_limits]                  # optional; these are the defaults (see `api::ApiLimits`)
-/// max_body_bytes = 65536
+/// max_body_bytes = 524288
 /// max_concurrent_requests = 64
 /// request_timeout_ms = 5000
 /// max_connections = 128

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 use voltmesh_wire::api::{ParticipantView, StatusView};
-use voltmesh_wire::{Genesis, SignedOrder};
+use voltmesh_wire::{Genesis, OrderRejection, SignedOrder};
 
 use super::api::{self, ApiRequest};
 use super::metrics::{Health, NodeMetrics, NodeMetricsError};
@@ -375,22 +375,34 @@ impl Driver {
         Ok(())
     }
 
+    /// Admits an order from the API into the mempool and gossips it; other nodes' mempools get
+    /// it by gossip, and a full gossip queue only delays it to whoever proposes next from here.
+    fn submit_order(&mut self, order: SignedOrder, now: u64) -> Result<(), OrderRejection> {
+        let bytes = serde_json::to_vec(&order).unwrap_or_default();
+        let result = self.replica.app_mut().submit(order, now);
+        match &result {
+            Ok(()) => {
+                if let Err(e) = self.net.try_publish_order(bytes) {
+                    warn!(cause = %e, "order not gossiped");
+                }
+            }
+            Err(rejection) => self.metrics.order_rejected(rejection),
+        }
+        result
+    }
+
     fn on_api(&mut self, request: ApiRequest) -> Result<(), NodeError> {
         match request {
             ApiRequest::SubmitOrder(order, reply) => {
-                let bytes = serde_json::to_vec(&order).unwrap_or_default();
-                let result = self.replica.app_mut().submit(order, now_ms());
-                if let Err(rejection) = &result {
-                    self.metrics.order_rejected(rejection);
-                }
-                if result.is_ok() {
-                    // Other nodes' mempools get it by gossip; a full queue only delays it to
-                    // whoever proposes next from this node.
-                    if let Err(e) = self.net.try_publish_order(bytes) {
-                        warn!(cause = %e, "order not gossiped");
-                    }
-                }
-                let _ = reply.send(result);
+                let _ = reply.send(self.submit_order(order, now_ms()));
+            }
+            ApiRequest::SubmitBatch(orders, reply) => {
+                let now = now_ms();
+                let results = orders
+                    .into_iter()
+                    .map(|order| self.submit_order(order, now))
+                    .collect();
+                let _ = reply.send(results);
             }
             ApiRequest::OrderStatus(participant, id, interval, reply) => {
                 let app = self.replica.app();

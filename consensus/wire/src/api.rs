@@ -105,6 +105,8 @@ pub mod error_kind {
     pub const STOPPING: &str = "stopping";
     /// 413: the request body is larger than the node reads (orders are small).
     pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// 413: an array of more than [`super::MAX_BATCH_ORDERS`] orders.
+    pub const BATCH_TOO_LARGE: &str = "batch_too_large";
     /// 422: the mempool is full; retry (an [`crate::OrderRejection::MempoolFull`]).
     pub const MEMPOOL_FULL: &str = "mempool_full";
     /// 422: the participant has as many pending orders as allowed; retry once some are in a
@@ -130,6 +132,43 @@ impl Default for Accepted {
             status: "accepted".into(),
         }
     }
+}
+
+/// Most orders one `POST /v1/orders` array may carry; a longer one is answered 413
+/// `batch_too_large`.
+pub const MAX_BATCH_ORDERS: usize = 1_000;
+
+/// The answer to `POST /v1/orders` with a JSON array of orders (HTTP 200): one result per order,
+/// in the array's order, each what the order alone would have been answered (202's body or
+/// 422's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchAnswer {
+    /// One per order, in order.
+    pub results: Vec<BatchResult>,
+}
+
+/// What `POST /v1/orders` takes: one signed order (answered 202 or 422), or a JSON array of at
+/// most [`MAX_BATCH_ORDERS`] (answered 200 with a [`BatchAnswer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum OrderSubmission {
+    /// One order.
+    One(SignedOrder),
+    /// Several, each admitted or refused on its own.
+    Many(Vec<SignedOrder>),
+}
+
+/// One order's result in a [`BatchAnswer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum BatchResult {
+    /// In the mempool: `{"status":"accepted"}`.
+    Accepted(Accepted),
+    /// Refused: `{"error": kind, "message": text}` with an order rejection kind.
+    Refused(ErrorBody),
 }
 
 /// Every error answer: `{"error": kind, "message": text}`.

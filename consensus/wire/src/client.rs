@@ -11,6 +11,9 @@
 //! | 400 | [`ClientError::Malformed`]: a bug, counted, never retried |
 //! | anything else | [`ClientError::Unexpected`] |
 //!
+//! [`NodeClient::submit_batch`] sends an array in one request; each order's result in the
+//! node's 200 answer is classified by the 202 and 422 rows above.
+//!
 //! The read routes answer `Ok` for 200 (and `Ok(None)` for the documented 404s of
 //! [`NodeClient::interval`], [`NodeClient::block`] and [`NodeClient::order_status`]), [`ClientError::Unavailable`] for
 //! transport errors and 5xx, and [`ClientError::Unexpected`] for anything else, including a 200
@@ -256,14 +259,109 @@ impl NodeClient {
         }
         if answer.status == StatusCode::UNPROCESSABLE_ENTITY.as_u16() {
             if let Some(e) = answer.error() {
-                if e.error == error_kind::REPLAYED_NONCE || e.error == error_kind::DUPLICATE_ID {
-                    bump(&self.counters.already_there);
-                    debug!(participant = %order.ticket.participant, order = %order.ticket.id, kind = %e.error, "node already has the order");
-                    return Ok(Submitted::AlreadyThere);
-                }
+                return self.refused(order, e);
             }
         }
         Err(self.classify(order, &answer))
+    }
+
+    /// `POST /v1/orders` with an array of at most [`api::MAX_BATCH_ORDERS`] orders: one
+    /// request, one result per order in order, each classified (and counted) as
+    /// [`NodeClient::submit`] classifies a single order's answer.
+    ///
+    /// # Errors
+    /// The request as a whole: [`ClientError::Unavailable`] (unreachable, busy; retry the
+    /// batch: orders the node already took come back [`Submitted::AlreadyThere`]),
+    /// [`ClientError::Malformed`], or [`ClientError::Unexpected`] (including an array longer than
+    /// the node takes, 413 `batch_too_large`).
+    pub async fn submit_batch(
+        &self,
+        orders: &[SignedOrder],
+    ) -> Result<Vec<Result<Submitted, ClientError>>, ClientError> {
+        let body = serde_json::to_vec(orders).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let answer = match self.raw("POST", api::ORDERS, Some(body)).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                bump(&self.counters.unavailable);
+                return Err(e);
+            }
+        };
+        match answer.status {
+            200 => {}
+            400 => {
+                bump(&self.counters.malformed);
+                let message = answer
+                    .error()
+                    .map_or_else(|| snippet(&answer.body), |e| e.message);
+                return Err(ClientError::Malformed(message));
+            }
+            s if s >= 500 => {
+                return Err(self.unavailable(format!("HTTP {s}: {}", snippet(&answer.body))))
+            }
+            s => {
+                bump(&self.counters.unexpected);
+                return Err(ClientError::Unexpected {
+                    status: s,
+                    body: snippet(&answer.body),
+                });
+            }
+        }
+        let batch: api::BatchAnswer = serde_json::from_slice(&answer.body).map_err(|e| {
+            bump(&self.counters.unexpected);
+            ClientError::Unexpected {
+                status: 200,
+                body: format!("not the documented answer: {e}"),
+            }
+        })?;
+        if batch.results.len() != orders.len() {
+            bump(&self.counters.unexpected);
+            return Err(ClientError::Unexpected {
+                status: 200,
+                body: format!(
+                    "{} results for {} orders",
+                    batch.results.len(),
+                    orders.len()
+                ),
+            });
+        }
+        Ok(orders
+            .iter()
+            .zip(batch.results)
+            .map(|(order, result)| match result {
+                api::BatchResult::Accepted(_) => {
+                    bump(&self.counters.accepted);
+                    Ok(Submitted::Accepted)
+                }
+                api::BatchResult::Refused(e) => self.refused(order, e),
+            })
+            .collect())
+    }
+
+    /// A 422 answer to `order`: a resubmission is [`Submitted::AlreadyThere`], a full pool is
+    /// worth retrying, anything else is a rejection for good.
+    fn refused(&self, order: &SignedOrder, e: ErrorBody) -> Result<Submitted, ClientError> {
+        let participant = order.ticket.participant.as_str();
+        if e.error == error_kind::REPLAYED_NONCE || e.error == error_kind::DUPLICATE_ID {
+            bump(&self.counters.already_there);
+            debug!(participant, order = %order.ticket.id, kind = %e.error, "node already has the order");
+            return Ok(Submitted::AlreadyThere);
+        }
+        if e.error == error_kind::MEMPOOL_FULL || e.error == error_kind::PARTICIPANT_PENDING_FULL {
+            return Err(self.unavailable(e.message));
+        }
+        bump(&self.counters.rejected);
+        warn!(
+            participant,
+            order = %order.ticket.id,
+            interval = order.ticket.interval_start,
+            kind = %e.error,
+            message = %e.message,
+            "node rejected the order; not retrying"
+        );
+        Err(ClientError::Rejected {
+            kind: e.error,
+            message: e.message,
+        })
     }
 
     fn unavailable(&self, cause: impl std::fmt::Display) -> ClientError {
@@ -276,27 +374,6 @@ impl NodeClient {
         let participant = order.ticket.participant.as_str();
         let body = &answer.body;
         match (answer.status, answer.error()) {
-            (422, Some(e))
-                if e.error == error_kind::MEMPOOL_FULL
-                    || e.error == error_kind::PARTICIPANT_PENDING_FULL =>
-            {
-                self.unavailable(e.message)
-            }
-            (422, Some(e)) => {
-                bump(&c.rejected);
-                warn!(
-                    participant,
-                    order = %order.ticket.id,
-                    interval = order.ticket.interval_start,
-                    kind = %e.error,
-                    message = %e.message,
-                    "node rejected the order; not retrying"
-                );
-                ClientError::Rejected {
-                    kind: e.error,
-                    message: e.message,
-                }
-            }
             (400, parsed) => {
                 bump(&c.malformed);
                 let message = parsed.map_or_else(|| snippet(body), |e| e.message);
@@ -477,6 +554,17 @@ impl BlockingNodeClient {
     /// As [`NodeClient::submit`].
     pub fn submit(&self, order: &SignedOrder) -> Result<Submitted, ClientError> {
         self.run(|c| c.submit(order))
+    }
+
+    /// [`NodeClient::submit_batch`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::submit_batch`].
+    pub fn submit_batch(
+        &self,
+        orders: &[SignedOrder],
+    ) -> Result<Vec<Result<Submitted, ClientError>>, ClientError> {
+        self.run(|c| c.submit_batch(orders))
     }
 
     /// [`NodeClient::interval`].

@@ -14,8 +14,9 @@
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{
-    Accepted, Balance, BlockView, ErrorBody, OrderState, OrderStatusEntry, OrderStatusView,
-    ParticipantTrade, ParticipantView, StatusView,
+    Accepted, Balance, BatchAnswer, BatchResult, BlockView, ErrorBody, OrderState,
+    OrderStatusEntry, OrderStatusView, OrderSubmission, ParticipantTrade, ParticipantView,
+    StatusView,
 };
 use crate::{IntervalClearing, OrderTicket, SignedOrder};
 
@@ -96,14 +97,17 @@ pub struct ClearingOutcome {
     pub unfilled: Vec<Unfilled>,
 }
 
-/// Submit a signed order (prices with six decimals: the signature covers the node's encoding).
+/// Submit a signed order, or an array of them (prices with six decimals: the signature covers the
+/// node's encoding).
 #[utoipa::path(
     post,
     path = "/v1/orders",
-    request_body = SignedOrder,
+    request_body = OrderSubmission,
     responses(
+        (status = 200, description = "An array was submitted: one result per order, in order, each what the order alone would have been answered (202's body or 422's)", body = BatchAnswer),
         (status = 202, description = "In the mempool, gossiped to the other nodes: it commits unless its gate closes first, or (orders posted through several nodes at once beyond the participant's per-interval quota) it is refused at block building with `participant_interval_full`; `GET /v1/orders/{participant}/{id}` says which", body = Accepted),
         (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 413, description = "`body_too_large` (over the node's body limit, 512 KiB by default) or `batch_too_large` (an array of more than 1,000 orders)", body = ErrorBody),
         (status = 422, description = "Refused: `error` is an order rejection kind (`bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full`)", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`: retry", body = ErrorBody),
     )
@@ -206,6 +210,9 @@ fn openapi() {}
         SignedOrder,
         OrderTicket,
         Accepted,
+        OrderSubmission,
+        BatchAnswer,
+        BatchResult,
         ErrorBody,
         IntervalClearing,
         ClearingOutcome,

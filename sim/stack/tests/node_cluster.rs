@@ -109,13 +109,26 @@ fn api_rejections_say_why() {
     let (status, _) =
         support::http(&cluster.nodes[0].api, "GET", "/v1/blocks/999999", None).unwrap();
     assert_eq!(status, 404);
-    // The good order is still finalized.
+    // A batch is answered order by order: the good one is taken, the tampered one refused.
+    let batch = [order(2, "b6", start, Side::Buy, 400, "0.30", 1), tampered];
+    let results = cluster.nodes[2]
+        .client()
+        .submit_batch(&batch)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(results[0], Ok(voltmesh_wire::client::Submitted::Accepted));
+    assert!(
+        matches!(&results[1], Err(voltmesh_wire::client::ClientError::Rejected { kind, .. }) if kind == "bad_signature"),
+        "{results:?}"
+    );
+    // The good orders are finalized.
     cluster
         .wait_for("the interval to clear", Duration::from_secs(60), |c| {
             c.interval(1, start).is_some()
         })
         .unwrap_or_else(|e| panic!("{e}"));
     let clearing = cluster.interval(1, start).unwrap();
+    assert_eq!(clearing.outcome.volume_wh, 400);
+    assert_eq!(clearing.outcome.trades[0].buy_id.as_str(), "h2:b6");
     assert_eq!(clearing.outcome.unfilled[0].id.as_str(), "h1:s1");
 }
 
