@@ -93,6 +93,22 @@ pub trait OrderSink: Send + Sync + 'static {
         order: &SignedOrder,
     ) -> impl Future<Output = Result<Submitted, SinkError>> + Send;
 
+    /// Submits several orders, one result per order in order, each what
+    /// [`OrderSink::submit`] would have answered. The default submits them one by one; the node
+    /// client sends them in as few requests as the node takes (`POST /v1/orders` with an array).
+    fn submit_batch(
+        &self,
+        orders: &[SignedOrder],
+    ) -> impl Future<Output = Vec<Result<Submitted, SinkError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(orders.len());
+            for order in orders {
+                results.push(self.submit(order).await);
+            }
+            results
+        }
+    }
+
     /// The committed clearing of the interval starting at `interval_start` (Unix seconds), or
     /// `None` while it has not cleared.
     ///

@@ -90,6 +90,47 @@ impl<S: OrderSink> OrderSink for Failover<S> {
             .await
     }
 
+    /// The batch goes to the current node; the orders it answers with a retryable error go
+    /// on to the next node (which becomes current), and so on once round the nodes.
+    async fn submit_batch(&self, orders: &[SignedOrder]) -> Vec<Result<Submitted, SinkError>> {
+        let n = self.sinks.len();
+        let start = self.current();
+        let mut results: Vec<Option<Result<Submitted, SinkError>>> = vec![None; orders.len()];
+        let mut open: Vec<usize> = (0..orders.len()).collect();
+        for step in 0..n {
+            let index = (start + step) % n;
+            let batch: Vec<SignedOrder> = open.iter().map(|&k| orders[k].clone()).collect();
+            let answers = self.sinks[index].submit_batch(&batch).await;
+            let mut still = Vec::new();
+            for (k, answer) in open.into_iter().zip(answers) {
+                if matches!(&answer, Err(e) if e.is_retryable()) {
+                    still.push(k);
+                }
+                results[k] = Some(answer);
+            }
+            if still.is_empty() {
+                self.current.store(index, Ordering::Relaxed);
+                break;
+            }
+            let next = (index + 1) % n;
+            if n > 1 {
+                warn!(
+                    request = "submit_batch",
+                    node = index,
+                    next,
+                    retryable = still.len(),
+                    "node unavailable for part of a batch; failing over"
+                );
+            }
+            self.current.store(next, Ordering::Relaxed);
+            open = still;
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(SinkError::Closed)))
+            .collect()
+    }
+
     async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {
         self.attempt("clearing", |i| self.sinks[i].clearing(interval_start))
             .await
@@ -213,6 +254,41 @@ mod tests {
         assert_eq!(sink.sinks()[1].seen(), ["o1"]);
         assert_eq!(sink.current(), 0, "the next attempt starts over at node 0");
         assert_eq!(sink.submit(&order("o1")).await, Ok(Submitted::Accepted));
+    }
+
+    #[tokio::test]
+    async fn only_the_retryable_part_of_a_batch_fails_over() {
+        let rejected = Err(SinkError::Node(ClientError::Rejected {
+            kind: "closed_interval".into(),
+            message: "closed".into(),
+        }));
+        let sink = Failover::new(vec![
+            Scripted::answering(vec![
+                Ok(Submitted::Accepted),
+                down(),
+                rejected.clone(),
+                down(),
+            ]),
+            Scripted::answering(vec![Ok(Submitted::AlreadyThere)]),
+        ])
+        .unwrap();
+        let orders: Vec<SignedOrder> = ["o1", "o2", "o3", "o4"].map(order).to_vec();
+        let results = sink.submit_batch(&orders).await;
+        assert_eq!(
+            results,
+            [
+                Ok(Submitted::Accepted),
+                Ok(Submitted::AlreadyThere),
+                rejected,
+                Ok(Submitted::Accepted)
+            ]
+        );
+        assert_eq!(
+            sink.sinks()[1].seen(),
+            ["o2", "o4"],
+            "same orders, same ids"
+        );
+        assert_eq!(sink.current(), 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! The router ↔ client contract test (`consensus/tests/api_contract.rs`) checks that
 //! classification against the node's real API router.
 
-use voltmesh_wire::api::OrderState;
+use voltmesh_wire::api::{OrderState, MAX_BATCH_ORDERS};
 use voltmesh_wire::client::NodeClient;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
@@ -14,6 +14,19 @@ use crate::order_sink::{OrderSink, SinkError, Submitted};
 impl OrderSink for NodeClient {
     async fn submit(&self, order: &SignedOrder) -> Result<Submitted, SinkError> {
         Ok(NodeClient::submit(self, order).await?)
+    }
+
+    /// One `POST /v1/orders` per [`MAX_BATCH_ORDERS`] orders; a request that fails as a whole
+    /// gives its error to each of its orders.
+    async fn submit_batch(&self, orders: &[SignedOrder]) -> Vec<Result<Submitted, SinkError>> {
+        let mut results = Vec::with_capacity(orders.len());
+        for chunk in orders.chunks(MAX_BATCH_ORDERS) {
+            match NodeClient::submit_batch(self, chunk).await {
+                Ok(answers) => results.extend(answers.into_iter().map(|r| Ok(r?))),
+                Err(e) => results.extend(chunk.iter().map(|_| Err(SinkError::Node(e.clone())))),
+            }
+        }
+        results
     }
 
     async fn clearing(&self, interval_start: i64) -> Result<Option<IntervalClearing>, SinkError> {

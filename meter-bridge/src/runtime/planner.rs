@@ -99,6 +99,7 @@ async fn submit_until_closure<S: OrderSink>(
     let mut first_round = true;
     loop {
         let mut retry = Vec::new();
+        let mut submit = Vec::with_capacity(pending.len());
         for order in pending {
             // A retried order may have reached a node whose answer was lost: ask before sending
             // it again, so that the node's own record decides, not a guess.
@@ -129,11 +130,15 @@ async fn submit_until_closure<S: OrderSink>(
                     Ok(None) | Err(_) => {}
                 }
             }
-            let submitted = tokio::select! {
-                biased;
-                () = shutdown.recv() => return None,
-                r = sink.submit(&order) => r,
-            };
+            submit.push(order);
+        }
+        // The whole round in one batch (the node client sends it as few requests).
+        let answers = tokio::select! {
+            biased;
+            () = shutdown.recv() => return None,
+            r = sink.submit_batch(&submit) => r,
+        };
+        for (order, submitted) in submit.into_iter().zip(answers) {
             match submitted {
                 Ok(_) => {
                     delivery.taken.insert(order.ticket.participant.clone());
