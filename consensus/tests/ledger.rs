@@ -191,21 +191,32 @@ fn gate_closure_by_block_time_clears_the_interval() {
         order(2, "h2", "b1", Side::Buy, 400, "0.30", 1),
         order(3, "h3", "b2", Side::Buy, 400, "0.20", 1),
     ];
-    let body = proposer.build(&g, orders.iter(), at(60), 100);
-    assert_eq!(body.orders.len(), 3);
-    assert!(body.clearings.is_empty(), "the gate is still open at 10:01");
+    let first = proposer.build(&g, orders.iter(), at(60), 100);
+    assert_eq!(first.orders.len(), 3);
+    assert!(
+        first.clearings.is_empty(),
+        "the gate is still open at 10:01"
+    );
     // 10:09:59.999: still open.
     let body = proposer.build(&g, [].iter(), at(600) - 1, 100);
     assert!(body.clearings.is_empty());
     // 10:10:00: the gate of 10:15 closes; the interval clears in this block.
+    let mut validator = LedgerState::new(&g);
+    validator.execute(&g, &first, at(60)).unwrap();
     let body = proposer.build(&g, [].iter(), at(600), 100);
     assert_eq!(body.clearings.len(), 1);
-    let outcome = &body.clearings[0].outcome;
-    assert_eq!(outcome.volume_wh, 600);
+    let record = &body.clearings[0];
+    assert_eq!(record.volume_wh, 600);
     // Partly filled marginal bid b2 pins the price to 0.20.
-    assert_eq!(outcome.clearing_price, Some(p("0.20")));
-    assert_eq!(body.clearings[0].interval_start, next_interval());
+    assert_eq!(record.clearing_price, Some(p("0.20")));
+    assert_eq!(record.interval_start, next_interval());
     assert_eq!(proposer.open_intervals().count(), 0);
+    // The block carries the record; executing it gives the full clearing it records.
+    let clearings = validator.execute(&g, &body, at(600)).unwrap();
+    assert_eq!(clearings.len(), 1);
+    assert!(record.records(&clearings[0]));
+    assert_eq!(clearings[0].outcome.trades.len(), 2);
+    assert_eq!(clearings[0].outcome.unfilled[0].id.as_str(), "h3:b2");
 }
 
 #[test]
@@ -227,10 +238,15 @@ fn validators_accept_honest_bodies_and_refuse_wrong_clearings() {
     let mut honest = validator.clone();
     honest.execute(&g, &closing, at(601)).unwrap();
 
+    // A record whose digest names another clearing (say one trade at another price) is wrong,
+    // however right its summary fields are.
     let mut wrong = closing.clone();
-    wrong.clearings[0].outcome.trades[0].price = p("0.31");
+    wrong.clearings[0].sha256 = "00".repeat(32);
     let err = validator.clone().execute(&g, &wrong, at(601)).unwrap_err();
     assert!(matches!(err, BlockRejection::WrongClearing { .. }), "{err}");
+    let mut wrong = closing.clone();
+    wrong.clearings[0].volume_wh += 1;
+    assert!(validator.clone().execute(&g, &wrong, at(601)).is_err());
     // Leaving the clearing out is as wrong as changing it.
     let mut missing = closing.clone();
     missing.clearings.clear();
@@ -582,8 +598,8 @@ fn a_full_interval_still_clears_within_one_payload() {
     let body = BlockBody::decode(&payload).unwrap();
     assert_eq!(body.clearings.len(), 1);
     assert_eq!(body.clearings[0].interval_start, interval);
-    let clearing = serde_json::to_vec(&body.clearings[0]).unwrap().len();
-    assert!(clearing <= g.worst_clearing_bytes(), "{clearing} bytes");
+    let record = serde_json::to_vec(&body.clearings[0]).unwrap().len();
+    assert!(record < 200, "the record takes {record} bytes");
     validator.validate(&parent, &payload, at(600)).unwrap();
     let gate = child(&parent, 600, payload);
     validator.commit(&gate);

@@ -29,9 +29,9 @@ pub struct AdmissionLimits {
 
 impl AdmissionLimits {
     /// The defaults: 64-byte ids, 16 orders per participant and interval, 1000 orders per
-    /// interval, 256 pending orders per participant. With them a full interval's clearing stays
-    /// under 1 MiB for participant ids up to about 150 bytes (genesis validation checks the
-    /// actual bound).
+    /// interval, 256 pending orders per participant. Blocks record a clearing in a bounded form
+    /// (its digest), so `max_orders_per_interval` bounds each node's work and memory per
+    /// interval, not a block's size: a community of 10,000 households raises it.
     pub const DEFAULT: AdmissionLimits = AdmissionLimits {
         max_order_id_bytes: 64,
         max_orders_per_participant_interval: 16,

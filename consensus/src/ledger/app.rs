@@ -7,7 +7,7 @@ use super::body::MAX_ORDERS_PER_BLOCK;
 use super::mempool::{key_of, MempoolError, OrderKey};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
-use super::{BlockBody, LedgerState, Mempool};
+use super::{BlockBody, ClearingRecord, LedgerState, Mempool};
 use crate::protocol::{App, Block, BlockHash, Reject};
 
 /// A block the replica committed, decoded for storage and the API.
@@ -21,7 +21,8 @@ pub struct CommittedBlock {
     pub timestamp_ms: u64,
     /// Orders the block added.
     pub orders: Vec<SignedOrder>,
-    /// Intervals the block cleared.
+    /// Intervals the block cleared: the full clearings, as this node computed them (the block
+    /// carries their [`ClearingRecord`]s).
     pub clearings: Vec<IntervalClearing>,
 }
 
@@ -38,9 +39,9 @@ pub struct CommittedBlock {
 pub struct LedgerApp {
     genesis: Arc<Genesis>,
     /// State after each known block, with the block's height (for pruning).
-    states: HashMap<BlockHash, (u64, Arc<LedgerState>)>,
-    /// State after each validated payload, with the block's height (for pruning).
-    validated: HashMap<ValidatedKey, (u64, Arc<LedgerState>)>,
+    states: HashMap<BlockHash, Arc<After>>,
+    /// State after each validated payload.
+    validated: HashMap<ValidatedKey, Arc<After>>,
     committed: Arc<LedgerState>,
     committed_height: u64,
     mempool: Mempool,
@@ -65,6 +66,16 @@ pub struct DroppedOrder {
     pub reason: OrderRejection,
 }
 
+/// The state after a block, with the block's height (for pruning) and the full clearings it
+/// recorded (a block carries only their records; these are what the node serves once it
+/// commits).
+#[derive(Debug)]
+struct After {
+    height: u64,
+    state: Arc<LedgerState>,
+    clearings: Vec<IntervalClearing>,
+}
+
 /// A validated block before its hash is known: parent, SHA-256 of the payload, block time.
 type ValidatedKey = (BlockHash, [u8; 32], u64);
 
@@ -86,7 +97,11 @@ impl LedgerApp {
         let mut states = HashMap::new();
         states.insert(
             genesis_block.hash(),
-            (genesis_block.height(), Arc::clone(&initial)),
+            Arc::new(After {
+                height: genesis_block.height(),
+                state: Arc::clone(&initial),
+                clearings: Vec::new(),
+            }),
         );
         LedgerApp {
             genesis,
@@ -187,40 +202,58 @@ impl LedgerApp {
     }
 
     /// The state after `block`, computing it from its parent's if needed.
-    fn state_after(&mut self, block: &Block) -> Result<Arc<LedgerState>, Reject> {
-        if let Some((_, state)) = self.states.get(&block.hash()) {
-            return Ok(Arc::clone(state));
+    fn state_after(&mut self, block: &Block) -> Result<Arc<After>, Reject> {
+        if let Some(after) = self.states.get(&block.hash()) {
+            return Ok(Arc::clone(after));
         }
         let key = validated_key(block.parent(), block.payload(), block.timestamp_ms());
-        if let Some((height, state)) = self.validated.get(&key) {
-            let entry = (*height, Arc::clone(state));
-            self.states.insert(block.hash(), entry);
-            return Ok(Arc::clone(state));
+        if let Some(after) = self.validated.get(&key) {
+            let after = Arc::clone(after);
+            self.states.insert(block.hash(), Arc::clone(&after));
+            return Ok(after);
         }
         let parent = self
             .states
             .get(&block.parent())
-            .map(|(_, s)| Arc::clone(s))
+            .map(|after| Arc::clone(&after.state))
             .ok_or_else(|| Reject::new("unknown parent state"))?;
-        let body = BlockBody::decode(block.payload()).map_err(|e| Reject::new(e.to_string()))?;
-        let mut state = (*parent).clone();
+        let after = Arc::new(self.execute(
+            &parent,
+            block.height(),
+            block.payload(),
+            block.timestamp_ms(),
+        )?);
+        self.states.insert(block.hash(), Arc::clone(&after));
+        Ok(after)
+    }
+
+    /// Executes `payload` (of a block at `height`) on a copy of `parent`, skipping the signature
+    /// checks of the orders this node's mempool holds byte for byte (verified at admission).
+    fn execute(
+        &self,
+        parent: &LedgerState,
+        height: u64,
+        payload: &[u8],
+        block_time_ms: u64,
+    ) -> Result<After, Reject> {
+        let body = BlockBody::decode(payload).map_err(|e| Reject::new(e.to_string()))?;
+        let mut state = parent.clone();
         let mempool = &self.mempool;
-        state
-            .execute_with(&self.genesis, &body, block.timestamp_ms(), |o| {
-                mempool.holds(o)
-            })
+        let clearings = state
+            .execute_with(&self.genesis, &body, block_time_ms, |o| mempool.holds(o))
             .map_err(|e| Reject::new(e.to_string()))?;
-        let state = Arc::new(state);
-        self.states
-            .insert(block.hash(), (block.height(), Arc::clone(&state)));
-        Ok(state)
+        Ok(After {
+            height,
+            state: Arc::new(state),
+            clearings,
+        })
     }
 
     fn build(&mut self, parent: &Block, block_time_ms: u64) -> BlockBody {
-        let Ok(state) = self.state_after(parent) else {
+        let Ok(after) = self.state_after(parent) else {
             return BlockBody::default();
         };
-        let mut state = (*state).clone();
+        let mut state = (*after.state).clone();
         // Round-robin across participants (audit M2): one flooding participant cannot delay
         // another's order by more than the rounds before it.
         let candidates = self.mempool.round_robin();
@@ -248,15 +281,14 @@ impl App for LedgerApp {
         if self.validated.contains_key(&key) {
             return Ok(());
         }
-        let parent_state = self.state_after(parent)?;
-        let body = BlockBody::decode(payload).map_err(|e| Reject::new(e.to_string()))?;
-        let mut state = (*parent_state).clone();
-        let mempool = &self.mempool;
-        state
-            .execute_with(&self.genesis, &body, block_time_ms, |o| mempool.holds(o))
-            .map_err(|e| Reject::new(e.to_string()))?;
-        self.validated
-            .insert(key, (parent.height() + 1, Arc::new(state)));
+        let parent_after = self.state_after(parent)?;
+        let after = self.execute(
+            &parent_after.state,
+            parent.height() + 1,
+            payload,
+            block_time_ms,
+        )?;
+        self.validated.insert(key, Arc::new(after));
         Ok(())
     }
 
@@ -285,8 +317,8 @@ impl App for LedgerApp {
         // A committed block extends the committed tip, whose state is known, so this only fails
         // if a quorum committed a payload this replica cannot execute: then it stops applying
         // for good (audit finding L9) and [`LedgerApp::halted`] says why.
-        let state = match self.state_after(block) {
-            Ok(state) => state,
+        let after = match self.state_after(block) {
+            Ok(after) => after,
             Err(reject) => {
                 let reason = format!(
                     "committed block {} at height {} does not execute: {}",
@@ -300,7 +332,7 @@ impl App for LedgerApp {
             }
         };
         let body = BlockBody::decode(block.payload()).unwrap_or_default();
-        self.committed = state;
+        self.committed = Arc::clone(&after.state);
         self.committed_height = block.height();
         let now_ms = block.timestamp_ms();
         // The block's own orders leave the pool as committed, not as refused.
@@ -329,14 +361,14 @@ impl App for LedgerApp {
             });
         }
         let floor = self.committed_height;
-        self.states.retain(|_, (height, _)| *height >= floor);
-        self.validated.retain(|_, (height, _)| *height > floor);
+        self.states.retain(|_, after| after.height >= floor);
+        self.validated.retain(|_, after| after.height > floor);
         self.log.push(CommittedBlock {
             height: block.height(),
             hash: block.hash(),
             timestamp_ms: now_ms,
             orders: body.orders,
-            clearings: body.clearings,
+            clearings: after.clearings.clone(),
         });
     }
 
@@ -345,13 +377,13 @@ impl App for LedgerApp {
     fn propose_invalid(&mut self, parent: &Block, block_time_ms: u64) -> Vec<u8> {
         let mut body = self.build(parent, block_time_ms);
         match body.clearings.first_mut() {
-            Some(clearing) => {
-                clearing.outcome.volume_wh += 1;
+            Some(record) => {
+                record.volume_wh += 1;
             }
-            None => body.clearings.push(IntervalClearing {
+            None => body.clearings.push(ClearingRecord::of(&IntervalClearing {
                 interval_start: 0,
                 outcome: voltmesh_engine::uniform::clear(&[], voltmesh_engine::K::HALF),
-            }),
+            })),
         }
         body.encode()
     }

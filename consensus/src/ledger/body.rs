@@ -1,22 +1,20 @@
 //! Block payloads.
 
 use serde::{Deserialize, Serialize};
-use voltmesh_wire::{IntervalClearing, SignedOrder};
+use voltmesh_wire::SignedOrder;
 
-use super::BlockRejection;
+use super::{BlockRejection, ClearingRecord};
 
 /// The most orders one block carries.
 pub const MAX_ORDERS_PER_BLOCK: usize = 2_000;
 
-/// Room for the body's own JSON around its orders and clearings.
+/// Room for the body's own JSON around its orders, and for its clearing records (at most
+/// [`voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK`], each under 200 bytes).
 const ENVELOPE_BYTES: usize = 64 * 1024;
 
-/// The most bytes of orders a proposer puts in one block: the payload limit less the clearings'
-/// reserve ([`voltmesh_wire::genesis::CLEARING_BYTES_BUDGET`]) and the envelope, so that a block
-/// at a gate can always carry the clearing it must (audit finding C1).
-pub const ORDER_BYTES_BUDGET: usize = crate::protocol::MAX_PAYLOAD_BYTES
-    - voltmesh_wire::genesis::CLEARING_BYTES_BUDGET
-    - ENVELOPE_BYTES;
+/// The most bytes of orders a proposer puts in one block: the payload limit less the envelope,
+/// so that a block at a gate can always carry the clearing record it must (audit finding C1).
+pub const ORDER_BYTES_BUDGET: usize = crate::protocol::MAX_PAYLOAD_BYTES - ENVELOPE_BYTES;
 
 /// What a block carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -24,8 +22,9 @@ pub const ORDER_BYTES_BUDGET: usize = crate::protocol::MAX_PAYLOAD_BYTES
 pub struct BlockBody {
     /// New orders, in ledger (sequence) order.
     pub orders: Vec<SignedOrder>,
-    /// Clearings of every interval whose gate closed by this block's time, oldest first.
-    pub clearings: Vec<IntervalClearing>,
+    /// Records of the clearings of the intervals whose gate closed by this block's time, oldest
+    /// first (at most [`voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK`]).
+    pub clearings: Vec<ClearingRecord>,
 }
 
 impl BlockBody {

@@ -4,12 +4,14 @@
 //! this module holds what only validators need.
 //!
 //! Every block's payload is a [`BlockBody`]: the signed orders the proposer took from its mempool
-//! and, for every interval whose gate closed at or before the block's time, that interval's
-//! clearing. A validator re-executes the body on its own copy of the state after the parent
+//! and, for the oldest interval whose gate closed at or before the block's time, the record of
+//! that interval's clearing ([`ClearingRecord`]: price, volume, trade count and the SHA-256 of the
+//! full clearing). A validator re-executes the body on its own copy of the state after the parent
 //! ([`LedgerState::execute`]): it checks every order (signature by a key genesis allows for the
 //! participant, id not yet used by the participant in the interval, interval still open at block
-//! time, the market's rules) and re-runs the engine on each closing interval's book; it votes only if the clearings in
-//! the body are byte-for-byte the ones it computed. Gate closure is decided from block time only.
+//! time, the market's rules) and re-runs the engine on each closing interval's book; it votes
+//! only if the records in the body are byte-for-byte those of the clearings it computed, which it
+//! keeps to serve. Gate closure is decided from block time only.
 //!
 //! # Canonical encoding
 //! Bodies are compact JSON of these types (fixed field order, `BTreeMap`s only, prices as 6-decimal
@@ -18,12 +20,14 @@
 
 mod app;
 mod body;
+mod clearing_record;
 mod mempool;
 mod reject;
 mod state;
 
 pub use app::{CommittedBlock, DroppedOrder, LedgerApp, DROPPED_RECORD, MEMPOOL_CAPACITY};
 pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, ORDER_BYTES_BUDGET};
+pub use clearing_record::ClearingRecord;
 pub use mempool::{key_of, Mempool, MempoolError, OrderKey};
 pub use reject::BlockRejection;
 pub use state::{LedgerState, MAX_INTERVALS_AHEAD};

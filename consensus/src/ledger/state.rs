@@ -9,7 +9,7 @@ use voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK;
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
 use super::body::ORDER_BYTES_BUDGET;
-use super::{BlockBody, BlockRejection};
+use super::{BlockBody, BlockRejection, ClearingRecord};
 
 /// How far ahead an order may target an interval: one day of 15-minute intervals.
 pub const MAX_INTERVALS_AHEAD: i64 = 96;
@@ -26,9 +26,9 @@ pub const MAX_INTERVALS_AHEAD: i64 = 96;
 /// # Bounded clearings (audit finding C1)
 /// Each book holds at most `market.admission.max_orders_per_interval` orders, at most
 /// `max_orders_per_participant_interval` per participant, with ids of at most
-/// `max_order_id_bytes`; genesis validation checks that such a book's clearing fits in
-/// [`voltmesh_wire::genesis::CLEARING_BYTES_BUDGET`], and a block clears at most
-/// [`MAX_CLEARINGS_PER_BLOCK`] intervals, so a block at a gate can always be built.
+/// `max_order_id_bytes`. A block clears at most [`MAX_CLEARINGS_PER_BLOCK`] intervals and carries
+/// only each clearing's [`ClearingRecord`] (under 200 bytes), so a block at a gate can always be
+/// built however large the interval's book.
 ///
 /// # Invariants
 /// Every book in `books` belongs to an interval whose gate had not closed at `last_block_ms`, or
@@ -259,8 +259,7 @@ impl LedgerState {
     /// would make every validator refuse the block.
     ///
     /// At most `max_orders` orders, and at most [`ORDER_BYTES_BUDGET`] bytes of them, so that
-    /// with the clearings (at most [`voltmesh_wire::genesis::CLEARING_BYTES_BUDGET`]) the body
-    /// always fits in a block payload (audit finding C1).
+    /// with the clearing records the body always fits in a block payload (audit finding C1).
     pub fn build<'a>(
         &mut self,
         genesis: &Genesis,
@@ -287,13 +286,18 @@ impl LedgerState {
                 orders.push(order.clone());
             }
         }
-        let clearings = self.close_gates(genesis, block_ms);
+        let clearings = self
+            .close_gates(genesis, block_ms)
+            .iter()
+            .map(ClearingRecord::of)
+            .collect();
         self.last_block_ms = self.last_block_ms.max(block_ms);
         BlockBody { orders, clearings }
     }
 
-    /// Re-executes a body at `block_ms`: every order must be admissible and the clearings must be
-    /// exactly those the engine computes.
+    /// Re-executes a body at `block_ms`: every order must be admissible and the clearing records
+    /// must be exactly those of the clearings the engine computes, which it returns (the full
+    /// clearings, to serve).
     ///
     /// # Errors
     /// [`BlockRejection`] naming the first problem; `self` is then in an unspecified state (callers
@@ -303,7 +307,7 @@ impl LedgerState {
         genesis: &Genesis,
         body: &BlockBody,
         block_ms: u64,
-    ) -> Result<(), BlockRejection> {
+    ) -> Result<Vec<IntervalClearing>, BlockRejection> {
         self.execute_with(genesis, body, block_ms, |_| false)
     }
 
@@ -321,7 +325,7 @@ impl LedgerState {
         body: &BlockBody,
         block_ms: u64,
         verified: impl Fn(&SignedOrder) -> bool,
-    ) -> Result<(), BlockRejection> {
+    ) -> Result<Vec<IntervalClearing>, BlockRejection> {
         if block_ms < self.last_block_ms {
             return Err(BlockRejection::TimeWentBackwards {
                 block_ms,
@@ -338,14 +342,15 @@ impl LedgerState {
                 .map_err(|reason| BlockRejection::Order { index, reason })?;
         }
         let clearings = self.close_gates(genesis, block_ms);
-        if clearings != body.clearings {
+        let records: Vec<ClearingRecord> = clearings.iter().map(ClearingRecord::of).collect();
+        if records != body.clearings {
             return Err(BlockRejection::WrongClearing {
-                expected: clearings.len(),
+                expected: records.len(),
                 got: body.clearings.len(),
             });
         }
         self.last_block_ms = block_ms;
-        Ok(())
+        Ok(clearings)
     }
 }
 

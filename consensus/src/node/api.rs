@@ -44,6 +44,7 @@ use voltmesh_wire::api::{
 };
 use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 
+use crate::index::Index;
 use crate::ledger::BlockBody;
 use crate::protocol::Block;
 
@@ -78,8 +79,9 @@ fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response
     (status, Json(ErrorBody::new(kind, message))).into_response()
 }
 
-/// A committed block as the API shows it.
-pub(crate) fn block_view(block: &Block) -> BlockView {
+/// A committed block as the API shows it, its clearing records expanded to the full clearings
+/// from the node's `index` (which it computed when it executed the block).
+pub(crate) fn block_view(block: &Block, index: &Index) -> BlockView {
     let body = BlockBody::decode(block.payload()).unwrap_or_default();
     BlockView {
         height: block.height(),
@@ -90,7 +92,11 @@ pub(crate) fn block_view(block: &Block) -> BlockView {
         failed_leaders: block.failed_leaders().iter().map(|v| v.0).collect(),
         timestamp_ms: block.timestamp_ms(),
         orders: body.orders,
-        clearings: body.clearings,
+        clearings: body
+            .clearings
+            .iter()
+            .filter_map(|record| index.clearing(record.interval_start).cloned())
+            .collect(),
     }
 }
 

@@ -422,7 +422,7 @@ impl Driver {
                 let _ = reply.send(
                     self.store
                         .committed_block(height)?
-                        .map(|b| api::block_view(&b)),
+                        .map(|b| api::block_view(&b, &self.index)),
                 );
             }
             ApiRequest::Status(reply) => {

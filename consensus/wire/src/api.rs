@@ -344,7 +344,9 @@ pub struct BlockView {
     pub timestamp_ms: u64,
     /// The orders it carries, in ledger order.
     pub orders: Vec<SignedOrder>,
-    /// The interval clearings it records, oldest first.
+    /// The full clearings of the intervals it records, oldest first, as the answering node
+    /// computed them (the block itself carries each one's price, volume, trade count and
+    /// SHA-256, which every validator checked against its own).
     pub clearings: Vec<IntervalClearing>,
 }
 

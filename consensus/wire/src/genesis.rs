@@ -14,12 +14,6 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use voltmesh_engine::{ConfigError, MarketConfig, ParticipantId};
 
-/// Bytes of a block payload reserved for the clearings the block must carry: genesis validation
-/// checks that the worst-case clearing of a full interval ([`Genesis::worst_clearing_bytes`])
-/// times [`MAX_CLEARINGS_PER_BLOCK`] fits, and proposers fill at most the rest of the payload
-/// limit (2 MiB, `voltmesh_consensus::protocol::MAX_PAYLOAD_BYTES`) with orders (audit finding C1).
-pub const CLEARING_BYTES_BUDGET: usize = 1024 * 1024;
-
 /// Most intervals one block clears. Gates that closed together (after a stall) are cleared in
 /// consecutive blocks, oldest first; orders for them are refused from their gate on either way.
 pub const MAX_CLEARINGS_PER_BLOCK: usize = 1;
@@ -133,16 +127,6 @@ pub enum GenesisError {
     /// A participant has no key.
     #[error("participant {0} has no keys")]
     ParticipantWithoutKeys(ParticipantId),
-    /// With these participants and limits a full interval's clearing could outgrow the bytes a
-    /// block reserves for clearings (lower `market.admission.max_orders_per_interval` or
-    /// `max_order_id_bytes`, or shorten participant ids).
-    #[error("a full interval's clearing could take {worst} bytes; blocks reserve {budget}")]
-    ClearingTooLarge {
-        /// The worst case.
-        worst: usize,
-        /// [`CLEARING_BYTES_BUDGET`] / [`MAX_CLEARINGS_PER_BLOCK`].
-        budget: usize,
-    },
     /// The market configuration is inconsistent.
     #[error("market: {0}")]
     Market(#[from] ConfigError),
@@ -183,73 +167,7 @@ impl Genesis {
             }
         }
         self.market.validate()?;
-        let worst = self.worst_clearing_bytes();
-        let budget = CLEARING_BYTES_BUDGET / MAX_CLEARINGS_PER_BLOCK;
-        if worst > budget {
-            return Err(GenesisError::ClearingTooLarge { worst, budget });
-        }
         Ok(self)
-    }
-
-    /// An upper bound on the encoded size of one interval's [`IntervalClearing`] under these
-    /// market rules: `max_orders_per_interval` orders, each with a trade and an unfilled entry
-    /// (every mechanism makes at most one trade per order, since each trade exhausts an order)
-    /// carrying the longest participant id, the longest order id, the largest quantity and the
-    /// longest price the tariffs allow.
-    ///
-    /// [`IntervalClearing`]: crate::IntervalClearing
-    pub fn worst_clearing_bytes(&self) -> usize {
-        use voltmesh_engine::{ClearingOutcome, OrderId, PriceRange, Side, Trade, Unfilled};
-        fn json_len<T: Serialize>(value: &T) -> usize {
-            serde_json::to_vec(value).map_or(usize::MAX / 4, |v| v.len())
-        }
-        let limits = self.market.admission;
-        let participant = self
-            .participants
-            .keys()
-            .max_by_key(json_len)
-            .cloned()
-            .unwrap_or_else(|| ParticipantId::from(""));
-        let id = "x".repeat(usize::try_from(limits.max_order_id_bytes).unwrap_or(usize::MAX / 4));
-        let engine_id = OrderId::from(format!("{participant}:{id}"));
-        let tariffs = self.market.rules.tariffs;
-        let price = if json_len(&tariffs.feed_in) >= json_len(&tariffs.retail) {
-            tariffs.feed_in
-        } else {
-            tariffs.retail
-        };
-        let max_wh = self.market.rules.max_order_wh;
-        let trade = Trade {
-            buy_id: engine_id.clone(),
-            sell_id: engine_id.clone(),
-            buyer: participant.clone(),
-            seller: participant,
-            quantity_wh: max_wh,
-            price,
-        };
-        let unfilled = Unfilled {
-            id: engine_id,
-            side: Side::Sell,
-            remaining_wh: max_wh,
-        };
-        let empty = crate::IntervalClearing {
-            interval_start: i64::MIN,
-            outcome: ClearingOutcome {
-                mechanism: self.market.mechanism,
-                clearing_price: Some(price),
-                price_range: Some(PriceRange {
-                    lo: price,
-                    hi: price,
-                }),
-                volume_wh: u64::MAX,
-                trades: Vec::new(),
-                unfilled: Vec::new(),
-            },
-        };
-        let orders = usize::try_from(limits.max_orders_per_interval).unwrap_or(usize::MAX / 4);
-        json_len(&empty)
-            .saturating_add(orders.saturating_mul(json_len(&trade) + 1))
-            .saturating_add(orders.saturating_mul(json_len(&unfilled) + 1))
     }
 
     /// The genesis time in milliseconds since the Unix epoch.
@@ -370,15 +288,11 @@ mod tests {
         g.validators[2].public_key = weak;
         assert_eq!(parse(&g), Err(GenesisError::WeakKey(weak.to_string())));
 
-        // Audit C1: limits under which a full interval's clearing would not fit are refused.
+        // Blocks carry clearing records, not clearings: a book's size is the community's
+        // choice (issue 12: 10,000 households in one interval).
         let mut g = genesis();
         g.market.admission.max_orders_per_interval = 100_000;
-        assert!(matches!(
-            parse(&g),
-            Err(GenesisError::ClearingTooLarge { .. })
-        ));
-        let g = genesis();
-        assert!(g.worst_clearing_bytes() < CLEARING_BYTES_BUDGET / MAX_CLEARINGS_PER_BLOCK);
+        assert!(parse(&g).is_ok());
 
         let mut g = genesis();
         g.market.rules.tariffs.feed_in = p("0.50");
