@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 pub use voltmesh_consensus::node::NodeFault;
-use voltmesh_engine::{Price, Side};
+use voltmesh_engine::{AdmissionLimits, Price, Side};
 use voltmesh_wire::api::{self, StatusView};
 use voltmesh_wire::client::BlockingNodeClient;
 use voltmesh_wire::{IntervalClearing, OrderTicket, SignedOrder};
@@ -121,6 +121,41 @@ pub fn bridge_key() -> SigningKey {
     SigningKey::from_bytes(&[0xB7; 32])
 }
 
+/// The name of the `p`-th participant that only the bridge key signs for
+/// ([`ClusterOptions::bridge_participants`]).
+pub fn bridge_participant(p: u32) -> String {
+    format!("p{p}")
+}
+
+/// How to set up a cluster: [`ClusterOptions::new`] gives the defaults of [`Cluster::start`].
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Number of validators.
+    pub validators: usize,
+    /// Node `i` of each `(i, fault)` shows that Byzantine behaviour.
+    pub faults: Vec<(usize, NodeFault)>,
+    /// The nodes' minimum block interval.
+    pub block_interval_ms: u64,
+    /// Participants besides `h1..=h6`, named by [`bridge_participant`], for which only the
+    /// bridge key ([`bridge_key`]) signs: a neighborhood of many households behind one bridge.
+    pub bridge_participants: u32,
+    /// Genesis `market.admission` (the defaults when `None`).
+    pub admission: Option<AdmissionLimits>,
+}
+
+impl ClusterOptions {
+    /// `validators` honest nodes pacing blocks at 300 ms, households `h1..=h6`, default limits.
+    pub fn new(validators: usize) -> ClusterOptions {
+        ClusterOptions {
+            validators,
+            faults: Vec::new(),
+            block_interval_ms: 300,
+            bridge_participants: 0,
+            admission: None,
+        }
+    }
+}
+
 /// One node of the cluster.
 #[derive(Debug)]
 pub struct Node {
@@ -187,6 +222,29 @@ impl Cluster {
         faults: &[(usize, NodeFault)],
         block_interval_ms: u64,
     ) -> Result<Cluster, ClusterError> {
+        let options = ClusterOptions {
+            faults: faults.to_vec(),
+            block_interval_ms,
+            ..ClusterOptions::new(n)
+        };
+        Self::start_with(bin, root, &options)
+    }
+
+    /// Writes keys, genesis and configs as `options` say under `root` (emptied first) and starts
+    /// every node.
+    ///
+    /// # Errors
+    /// [`ClusterError`] if a file or process cannot be made.
+    pub fn start_with(
+        bin: &Path,
+        root: &Path,
+        options: &ClusterOptions,
+    ) -> Result<Cluster, ClusterError> {
+        let (n, faults, block_interval_ms) = (
+            options.validators,
+            options.faults.as_slice(),
+            options.block_interval_ms,
+        );
         let _ = std::fs::remove_dir_all(root);
         std::fs::create_dir_all(root).map_err(io(format!("create {}", root.display())))?;
         let mut validators = Vec::new();
@@ -225,17 +283,21 @@ impl Cluster {
                 child: None,
             });
         }
-        let participants: serde_json::Map<String, Value> = (1..=HOUSEHOLDS)
+        let bridge = hex::encode(bridge_key().verifying_key().to_bytes());
+        let mut participants: serde_json::Map<String, Value> = (1..=HOUSEHOLDS)
             .map(|h| {
                 (
                     format!("h{h}"),
                     json!([
                         hex::encode(household_key(h).verifying_key().to_bytes()),
-                        hex::encode(bridge_key().verifying_key().to_bytes())
+                        bridge
                     ]),
                 )
             })
             .collect();
+        for p in 0..options.bridge_participants {
+            participants.insert(bridge_participant(p), json!([bridge]));
+        }
         let genesis = json!({
             "neighborhood": NEIGHBORHOOD,
             "genesis_time": "2026-01-01T00:00:00Z",
@@ -243,7 +305,8 @@ impl Cluster {
                 "mechanism": {"kind": "uniform", "k": "0.5"},
                 "rules": {"tariffs": {"feed_in": "0.080000", "retail": "0.320000"}, "max_order_wh": 1_000_000},
                 "network_fee": "0.010000",
-                "interval": {"length_secs": INTERVAL_SECS, "gate_closure_lead_secs": LEAD_SECS}
+                "interval": {"length_secs": INTERVAL_SECS, "gate_closure_lead_secs": LEAD_SECS},
+                "admission": options.admission.unwrap_or(AdmissionLimits::DEFAULT)
             },
             "validators": validators,
             "participants": participants,

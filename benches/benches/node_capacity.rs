@@ -1,0 +1,260 @@
+//! Capacity of real `voltmesh node` processes on 127.0.0.1, measured as capacity: concurrent
+//! submitters post signed orders as fast as the nodes take them (`POST /v1/orders` arrays of
+//! [`BATCH`], spread over every node's API), and each criterion iteration is [`RUN`] orders from
+//! the first request until all of them are committed on node 0: sustained finalized orders/s.
+//! Then a paced run at half the measured rate prints submit-to-commit latency p50 / p99 (the time
+//! from an order's request to node 0's API showing the block that holds it). 4 and 7 validators;
+//! 2,000 participants signed for by one bridge key, admission limits raised so that quotas do not
+//! bind.
+//!
+//! ```sh
+//! cargo build --release -p voltmesh --bin voltmesh
+//! cargo bench -p voltmesh-benches --bench node_capacity
+//! ```
+//! The bench finds the binary in `target/release/` (or `$VOLTMESH_BIN`) and skips with a message
+//! if it is missing. Nodes pace blocks at the default 500 ms.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use voltmesh::testing::cluster::{
+    bridge_key, bridge_participant, open_interval, Cluster, ClusterOptions, INTERVAL_SECS,
+    NEIGHBORHOOD,
+};
+use voltmesh_engine::{AdmissionLimits, Side};
+use voltmesh_wire::client::Submitted;
+use voltmesh_wire::{OrderTicket, SignedOrder};
+
+/// Participants, each signed for by the bridge key.
+const PARTICIPANTS: u32 = 2_000;
+/// Orders per criterion iteration.
+const RUN: u64 = 6_000;
+/// Orders per request.
+const BATCH: usize = 250;
+/// Concurrent submitters.
+const SUBMITTERS: usize = 4;
+
+fn binary() -> Option<PathBuf> {
+    let bin = std::env::var_os("VOLTMESH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/voltmesh")
+        });
+    bin.exists().then_some(bin)
+}
+
+/// Signs fresh orders for intervals that stay open while the bench runs: each interval at
+/// least 10 s plus the gate lead ahead gets `per_interval` orders, round robin over the
+/// participants (so each stays within its per-interval quota), then the next interval.
+struct Orders {
+    per_interval: u64,
+    /// The interval being filled and how many orders it has.
+    filling: Mutex<(i64, u64)>,
+    next_id: AtomicU64,
+}
+
+impl Orders {
+    fn new(per_interval: u64) -> Orders {
+        Orders {
+            per_interval,
+            filling: Mutex::new((0, 0)),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn take(&self, count: usize) -> Vec<SignedOrder> {
+        let mut filling = self.filling.lock().unwrap_or_else(|e| e.into_inner());
+        let earliest = open_interval(10);
+        if filling.0 < earliest {
+            *filling = (earliest, 0);
+        }
+        (0..count)
+            .map(|_| {
+                if filling.1 == self.per_interval {
+                    *filling = (filling.0 + INTERVAL_SECS, 0);
+                }
+                let p = u32::try_from(filling.1 % u64::from(PARTICIPANTS)).unwrap_or(0);
+                filling.1 += 1;
+                let k = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let sell = k % 2 == 0;
+                OrderTicket {
+                    participant: bridge_participant(p).into(),
+                    interval_start: filling.0,
+                    id: format!("c{k}").as_str().into(),
+                    side: if sell { Side::Sell } else { Side::Buy },
+                    quantity_wh: 100,
+                    limit_price: (if sell { "0.12" } else { "0.25" }).parse().unwrap(),
+                    nonce: k + 1,
+                }
+                .sign(NEIGHBORHOOD, &bridge_key())
+            })
+            .collect()
+    }
+}
+
+/// Posts `orders` in batches from [`SUBMITTERS`] threads, batch `b` to node `b % n`; returns how
+/// many were accepted.
+fn submit_concurrently(cluster: &Cluster, orders: Vec<SignedOrder>) -> u64 {
+    let batches: Vec<Vec<SignedOrder>> = orders.chunks(BATCH).map(<[_]>::to_vec).collect();
+    let queue = Mutex::new(batches.into_iter().enumerate());
+    let accepted = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..SUBMITTERS {
+            s.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some((b, batch)) = next else { return };
+                let node = &cluster.nodes[b % cluster.nodes.len()];
+                let results = node
+                    .client()
+                    .submit_batch(&batch)
+                    .expect("the node answers");
+                let ok = results
+                    .iter()
+                    .filter(|r| matches!(r, Ok(Submitted::Accepted | Submitted::AlreadyThere)))
+                    .count();
+                accepted.fetch_add(ok as u64, Ordering::Relaxed);
+            });
+        }
+    });
+    accepted.into_inner()
+}
+
+/// Submits at `rate` orders/s for `duration` (batches of 50 from one thread) and returns every
+/// order's submit-to-commit latency as node 0 shows it (committed blocks polled every 10 ms).
+fn latencies(cluster: &Cluster, orders: &Orders, rate: f64, duration: Duration) -> Vec<Duration> {
+    const PACED: usize = 50;
+    let sent: Mutex<HashMap<String, Instant>> = Mutex::default();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut seen = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let start = Instant::now();
+            let gap = Duration::from_secs_f64(PACED as f64 / rate);
+            let mut b = 0u32;
+            while start.elapsed() < duration {
+                let batch = orders.take(PACED);
+                let at = Instant::now();
+                sent.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(batch.iter().map(|o| (o.ticket.id.to_string(), at)));
+                let node = &cluster.nodes[b as usize % cluster.nodes.len()];
+                node.client()
+                    .submit_batch(&batch)
+                    .expect("the node answers");
+                b += 1;
+                std::thread::sleep((start + gap * b).saturating_duration_since(Instant::now()));
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        let mut height = cluster.height(0);
+        let mut quiet_since: Option<Instant> = None;
+        loop {
+            let tip = cluster.height(0);
+            for h in height + 1..=tip {
+                let block = cluster.nodes[0]
+                    .client()
+                    .block(h)
+                    .expect("the node answers")
+                    .expect("committed");
+                let now = Instant::now();
+                let sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+                seen.extend(
+                    block
+                        .orders
+                        .iter()
+                        .filter_map(|o| sent.get(o.ticket.id.as_str()))
+                        .map(|at| now - *at),
+                );
+            }
+            height = tip;
+            if done.load(Ordering::Relaxed) {
+                let all = seen.len() >= sent.lock().unwrap_or_else(|e| e.into_inner()).len();
+                let since = *quiet_since.get_or_insert_with(Instant::now);
+                if all || since.elapsed() > Duration::from_secs(30) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    seen
+}
+
+fn capacity(c: &mut Criterion) {
+    let Some(bin) = binary() else {
+        println!("node_capacity bench skipped: build the binary first (cargo build --release -p voltmesh --bin voltmesh)");
+        return;
+    };
+    let admission = AdmissionLimits {
+        max_orders_per_interval: 1_000_000,
+        ..AdmissionLimits::DEFAULT
+    };
+    for n in [4usize, 7] {
+        let root = std::env::temp_dir().join(format!(
+            "voltmesh-bench-capacity-{n}-{}",
+            std::process::id()
+        ));
+        let options = ClusterOptions {
+            block_interval_ms: 500,
+            bridge_participants: PARTICIPANTS,
+            admission: Some(admission),
+            ..ClusterOptions::new(n)
+        };
+        let cluster = Cluster::start_with(&bin, &root, &options).expect("the cluster starts");
+        cluster.expect_height(2, Duration::from_secs(60));
+        let orders = Orders::new(
+            u64::from(PARTICIPANTS) * u64::from(admission.max_orders_per_participant_interval),
+        );
+        let mut rates = Vec::new();
+        let mut group = c.benchmark_group(format!("node_capacity/{n}_validators"));
+        group
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(Duration::from_secs(1));
+        group.throughput(Throughput::Elements(RUN));
+        group.bench_function("orders_finalized", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let batch = orders.take(usize::try_from(RUN).unwrap_or(0));
+                    let target = cluster.orders_committed(0) + RUN;
+                    let start = Instant::now();
+                    let accepted = submit_concurrently(&cluster, batch);
+                    assert_eq!(accepted, RUN, "every order is accepted");
+                    cluster
+                        .wait_for("the run to commit", Duration::from_secs(120), |c| {
+                            c.orders_committed(0) >= target
+                        })
+                        .expect("the run commits");
+                    let elapsed = start.elapsed();
+                    rates.push(RUN as f64 / elapsed.as_secs_f64());
+                    total += elapsed;
+                }
+                total
+            });
+        });
+        group.finish();
+
+        rates.sort_by(f64::total_cmp);
+        let sustained = rates[rates.len() / 2];
+        let mut lat = latencies(&cluster, &orders, sustained / 2.0, Duration::from_secs(20));
+        lat.sort();
+        let pct = |p: usize| lat[(lat.len() * p / 100).min(lat.len().saturating_sub(1))];
+        println!(
+            "node_capacity/{n}_validators: sustained {sustained:.0} finalized orders/s (median of {} runs of {RUN}); at {:.0} orders/s, submit-to-commit over {} orders: p50 {:?}, p99 {:?}",
+            rates.len(),
+            sustained / 2.0,
+            lat.len(),
+            pct(50),
+            pct(99)
+        );
+    }
+}
+
+criterion_group!(benches, capacity);
+criterion_main!(benches);
