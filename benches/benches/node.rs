@@ -8,7 +8,6 @@
 //! The bench finds the binary in `target/release/` (or `$VOLTMESH_BIN`) and skips with a message
 //! if it is missing. Nodes pace blocks at the default 500 ms.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -17,15 +16,6 @@ use voltmesh_engine::Side;
 
 /// Orders per measured batch.
 const BATCH: u64 = 240;
-
-fn binary() -> Option<PathBuf> {
-    let bin = std::env::var_os("VOLTMESH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/voltmesh")
-        });
-    bin.exists().then_some(bin)
-}
 
 /// Per-household nonces, so every order is new; each household always uses the same node, as a
 /// bridge does, so its nonces reach the ledger in order.
@@ -69,7 +59,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 }
 
 fn nodes(c: &mut Criterion) {
-    let Some(bin) = binary() else {
+    let Some(bin) = voltmesh_benches::release_binary() else {
         println!("node bench skipped: build the binary first (cargo build --release -p voltmesh --bin voltmesh)");
         return;
     };

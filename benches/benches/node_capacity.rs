@@ -15,7 +15,6 @@
 //! if it is missing. Nodes pace blocks at the default 500 ms.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,15 +36,6 @@ const RUN: u64 = 6_000;
 const BATCH: usize = 250;
 /// Concurrent submitters.
 const SUBMITTERS: usize = 4;
-
-fn binary() -> Option<PathBuf> {
-    let bin = std::env::var_os("VOLTMESH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/voltmesh")
-        });
-    bin.exists().then_some(bin)
-}
 
 /// Signs fresh orders for intervals that stay open while the bench runs: each interval at
 /// least 10 s plus the gate lead ahead gets `per_interval` orders, round robin over the
@@ -185,7 +175,7 @@ fn latencies(cluster: &Cluster, orders: &Orders, rate: f64, duration: Duration) 
 }
 
 fn capacity(c: &mut Criterion) {
-    let Some(bin) = binary() else {
+    let Some(bin) = voltmesh_benches::release_binary() else {
         println!("node_capacity bench skipped: build the binary first (cargo build --release -p voltmesh --bin voltmesh)");
         return;
     };

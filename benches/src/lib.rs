@@ -8,6 +8,17 @@ use voltmesh_engine::{Order, OrderId, Price, Side};
 use voltmesh_meter_bridge::config::Config;
 use voltmesh_meter_bridge::testing::{BridgeToml, BrokerSection, HouseholdEntry};
 
+/// The release `voltmesh` binary the node benches start (`$VOLTMESH_BIN`, else
+/// `target/release/voltmesh`), if it exists.
+pub fn release_binary() -> Option<std::path::PathBuf> {
+    let bin = std::env::var_os("VOLTMESH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/voltmesh")
+        });
+    bin.exists().then_some(bin)
+}
+
 /// Limit prices of a realistic neighborhood book: 0.05 to 0.35 per kWh on a 0.001 tick, with
 /// buyers a little above sellers so that roughly half the volume crosses.
 fn price(rng: &mut ChaCha8Rng, side: Side) -> Price {
