@@ -98,9 +98,11 @@ fn submit_concurrently(cluster: &Cluster, orders: Vec<SignedOrder>) -> u64 {
                 let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                 let Some((b, batch)) = next else { return };
                 let node = &cluster.nodes[b % cluster.nodes.len()];
+                // A batch is safe to send again: orders the node took come back `duplicate_id`.
                 let results = node
                     .client()
                     .submit_batch(&batch)
+                    .or_else(|_| node.client().submit_batch(&batch))
                     .expect("the node answers");
                 let ok = results
                     .iter()
@@ -132,9 +134,13 @@ fn latencies(cluster: &Cluster, orders: &Orders, rate: f64, duration: Duration) 
                     .unwrap_or_else(|e| e.into_inner())
                     .extend(batch.iter().map(|o| (o.ticket.id.to_string(), at)));
                 let node = &cluster.nodes[b as usize % cluster.nodes.len()];
-                node.client()
-                    .submit_batch(&batch)
-                    .expect("the node answers");
+                if let Err(e) = node.client().submit_batch(&batch) {
+                    eprintln!("a paced batch was not taken ({e}); its orders are not counted");
+                    let mut sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+                    for order in &batch {
+                        sent.remove(order.ticket.id.as_str());
+                    }
+                }
                 b += 1;
                 std::thread::sleep((start + gap * b).saturating_duration_since(Instant::now()));
             }

@@ -102,3 +102,37 @@ async fn flooded_api_answers_with_limits_and_the_node_keeps_committing() {
     node.wait_height(before + 5, Duration::from_secs(30)).await;
     node.stop().await.expect("clean stop");
 }
+
+/// The node closes a connection idle for `read_timeout_ms`; a client that pooled it must not
+/// fail its next request on it. The blocking client's runtime runs only during a call, so it
+/// cannot notice the close while idle and tries the dead connection first.
+#[tokio::test]
+async fn clients_survive_the_node_closing_their_idle_connections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RunningNode::start(&write_node(
+        dir.path(),
+        "[api_limits]\nread_timeout_ms = 300\n",
+    ));
+    node.wait_height(1, Duration::from_secs(30)).await;
+    let url = format!("http://{}", node.api);
+    let blocking = tokio::task::spawn_blocking(move || {
+        let client = voltmesh_consensus::wire::client::BlockingNodeClient::new(&url).unwrap();
+        (0..3)
+            .map(|_| {
+                let answer = client.status().map(|s| s.height);
+                std::thread::sleep(Duration::from_millis(700));
+                answer
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(blocking.iter().all(Result::is_ok), "{blocking:?}");
+    let client =
+        voltmesh_consensus::wire::client::NodeClient::new(&format!("http://{}", node.api)).unwrap();
+    for _ in 0..3 {
+        client.status().await.expect("the node answers");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    node.stop().await.expect("clean stop");
+}

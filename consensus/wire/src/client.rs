@@ -21,7 +21,9 @@
 //!
 //! Every request has a connect timeout ([`CONNECT_TIMEOUT`]) and a total timeout
 //! ([`REQUEST_TIMEOUT`]); proxies from the environment are ignored, so the client only ever
-//! talks to the configured node. Clones share one connection pool and one set of counters.
+//! talks to the configured node. Idle connections are dropped after [`POOL_IDLE_TIMEOUT`] (the
+//! node closes them after its read deadline), and a request that fails on a pooled connection
+//! the node had closed is sent once more on a new one. Clones share one connection pool and one set of counters.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,6 +43,9 @@ use crate::{IntervalClearing, SignedOrder};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one request may take in total.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle pooled connection is kept: below the node's default read deadline
+/// (`api_limits.read_timeout_ms`, 10 s), after which the node closes it.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest part of an unexpected body kept in an error.
 const BODY_SNIPPET: usize = 200;
 
@@ -179,6 +184,7 @@ impl NodeClient {
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()?;
         Ok(NodeClient {
             client,
@@ -219,16 +225,28 @@ impl NodeClient {
     ) -> Result<RawAnswer, ClientError> {
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|e| ClientError::Malformed(e.to_string()))?;
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
+        let url = format!("{}{path}", self.base);
+        let request = |body: Option<Vec<u8>>| {
+            let mut request = self.client.request(method.clone(), url.as_str());
+            if let Some(body) = body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body);
+            }
+            request.send()
+        };
+        let response = match request(body.clone()).await {
+            // A pooled connection the node closed while it sat idle (it closes connections
+            // idle for its read deadline, and a client whose runtime was not running cannot
+            // have noticed): one new attempt on a fresh connection. Every request of this API
+            // may be repeated: reads change nothing and a resubmitted order is `duplicate_id`.
+            Err(e) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
+                debug!(url = %url, error = %e, "request on a closed connection; trying once more");
+                request(body).await
+            }
+            answer => answer,
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        .map_err(|e| ClientError::Unavailable(e.to_string()))?;
         let status = response.status().as_u16();
         let body = response
             .bytes()
