@@ -258,19 +258,20 @@ impl NodeClient {
         })
     }
 
+    /// `POST /v1/orders` with `body` as JSON, an unreachable node counted as unavailable.
+    async fn post_orders<T: Serialize + ?Sized>(&self, body: &T) -> Result<RawAnswer, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        self.raw("POST", api::ORDERS, Some(body))
+            .await
+            .inspect_err(|_| bump(&self.counters.unavailable))
+    }
+
     /// `POST /v1/orders` (module docs for the classification of answers; counted).
     ///
     /// # Errors
     /// [`ClientError`] as classified.
     pub async fn submit(&self, order: &SignedOrder) -> Result<Submitted, ClientError> {
-        let body = serde_json::to_vec(order).map_err(|e| ClientError::Malformed(e.to_string()))?;
-        let answer = match self.raw("POST", api::ORDERS, Some(body)).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                bump(&self.counters.unavailable);
-                return Err(e);
-            }
-        };
+        let answer = self.post_orders(order).await?;
         if answer.status == StatusCode::ACCEPTED.as_u16() {
             bump(&self.counters.accepted);
             return Ok(Submitted::Accepted);
@@ -296,14 +297,7 @@ impl NodeClient {
         &self,
         orders: &[SignedOrder],
     ) -> Result<Vec<Result<Submitted, ClientError>>, ClientError> {
-        let body = serde_json::to_vec(orders).map_err(|e| ClientError::Malformed(e.to_string()))?;
-        let answer = match self.raw("POST", api::ORDERS, Some(body)).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                bump(&self.counters.unavailable);
-                return Err(e);
-            }
-        };
+        let answer = self.post_orders(orders).await?;
         match answer.status {
             200 => {}
             400 => {
