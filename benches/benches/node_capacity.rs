@@ -249,6 +249,8 @@ fn capacity(c: &mut Criterion) {
             pct(50),
             pct(99)
         );
+        drop(cluster);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
 
