@@ -53,18 +53,20 @@ fn write(path: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
     tx.commit().expect("commit");
 }
 
+/// `config`'s node refuses to start with a [`NodeError::StoreFile`] that names the store file.
+async fn refuses_naming_the_store(config: &Path, why: &str) {
+    let err = restart(config).await.expect_err(why);
+    assert!(matches!(err, NodeError::StoreFile { .. }), "{err:?}");
+    assert!(err.to_string().contains("voltmesh.redb"), "{err}");
+}
+
 #[tokio::test]
 async fn garbage_store_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_node(dir.path(), "");
     std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
     std::fs::write(store_file(dir.path()), vec![0x5a; 64 * 1024]).expect("garbage");
-    let err = restart(&config)
-        .await
-        .expect_err("a garbage store must not start");
-    let text = err.to_string();
-    assert!(matches!(err, NodeError::StoreFile { .. }), "{err:?}");
-    assert!(text.contains("voltmesh.redb"), "{text}");
+    refuses_naming_the_store(&config, "a garbage store must not start").await;
 }
 
 #[tokio::test]
@@ -78,12 +80,7 @@ async fn truncated_store_file_is_an_error_naming_it() {
     let len = file.metadata().expect("metadata").len();
     file.set_len(len / 3).expect("truncate");
     drop(file);
-    let err = restart(&config)
-        .await
-        .expect_err("a truncated store must not start");
-    let text = err.to_string();
-    assert!(matches!(err, NodeError::StoreFile { .. }), "{err:?}");
-    assert!(text.contains("voltmesh.redb"), "{text}");
+    refuses_naming_the_store(&config, "a truncated store must not start").await;
 }
 
 #[tokio::test]
