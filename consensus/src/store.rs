@@ -18,13 +18,14 @@
 //! # Pruning (audit H2)
 //! Recording the commit of height `h` deletes, in the same transaction, every stored block at a
 //! height `<= h` that is not committed: those are dead forks (or junk) that can never commit.
-//! Blocks above `h` stay (they may still be certified). [`Store::prune_dead_forks`] does the same
+//! Blocks above `h` stay (they may still be certified). [`Store::upgrade_layout`] does the same
 //! by a full scan, once at startup, for stores written before the `uncommitted` index existed.
 //!
-//! - [`Recovered::check_committed_chain`] checks that the committed blocks are contiguous from
+//! - [`Store::check_committed_chain`] checks that the committed blocks are contiguous from
 //!   height 1 and each one's parent is the one below (the first one's is genesis).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
@@ -37,6 +38,9 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const UNCOMMITTED: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("uncommitted");
 
 const SAFETY: &str = "safety";
+/// Meta key of the store layout version; [`Store::upgrade_layout`] brings older stores to it.
+const LAYOUT: &str = "layout";
+const LAYOUT_VERSION: &[u8] = b"2";
 const GENESIS: &str = "genesis";
 
 /// A store failure.
@@ -74,49 +78,27 @@ fn db_err<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-/// Everything a restarted node needs.
+/// What a restarted node reads back: bounded by the retained window and the uncommitted
+/// blocks, whatever the chain's length.
 #[derive(Debug)]
 pub struct Recovered {
     /// The last persisted safety state, if any.
     pub safety: Option<SafetyState>,
-    /// Every persisted block.
+    /// Height of the last committed block (0 if none).
+    pub committed_height: u64,
+    /// Hash of the last committed block, if any.
+    pub last_committed: Option<BlockHash>,
+    /// The last committed blocks asked for (ascending) and every stored uncommitted block:
+    /// what [`crate::protocol::Replica::restore`] takes.
     pub blocks: Vec<Block>,
-    /// Committed blocks in height order (height 1 upwards).
-    pub committed: Vec<Block>,
     /// Stored blocks that did not decode and are not committed, left out: (key in hex, why).
     pub quarantined: Vec<(String, String)>,
-}
-
-impl Recovered {
-    /// Checks that the committed blocks are heights 1, 2, … without a gap and that each one's
-    /// parent is the block below it (the first one's is `genesis`).
-    ///
-    /// # Errors
-    /// [`StoreError::BrokenChain`] naming the first height that does not link.
-    pub fn check_committed_chain(&self, genesis: BlockHash) -> Result<(), StoreError> {
-        let mut parent = genesis;
-        for (expected, block) in (1u64..).zip(&self.committed) {
-            if block.height() != expected {
-                return Err(StoreError::BrokenChain(format!(
-                    "height {expected} is missing (the next committed block is at height {})",
-                    block.height()
-                )));
-            }
-            if block.parent() != parent {
-                return Err(StoreError::BrokenChain(format!(
-                    "the committed block at height {expected} does not extend the one below it"
-                )));
-            }
-            parent = block.hash();
-        }
-        Ok(())
-    }
 }
 
 /// The node's database.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
 }
 
 impl Store {
@@ -147,7 +129,13 @@ impl Store {
             result.map_err(|e| open_err(e.to_string()))?;
         }
         tx.commit().map_err(|e| open_err(e.to_string()))?;
-        Ok(Store { db })
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// The database, shared with the API's [`crate::index::Index`].
+    #[must_use]
+    pub fn database(&self) -> Arc<Database> {
+        Arc::clone(&self.db)
     }
 
     /// The database file inside a data directory.
@@ -265,35 +253,51 @@ impl Store {
         tx.commit().map_err(db_err)
     }
 
-    /// Deletes every stored block at or below the committed height that is not committed, by a
-    /// full scan (for stores written before commits pruned them); returns how many it deleted.
-    /// Blocks that do not decode are left for [`Store::recover`] to skip.
+    /// Brings a store written by an older version to the current layout, once (a full scan;
+    /// later starts skip it): deletes every stored block at or below the committed height that
+    /// is not committed (dead forks, audit H2) and lists every other uncommitted block in the
+    /// `uncommitted` index, which [`Store::recover`] reads instead of scanning. Blocks that do
+    /// not decode are listed too, for [`Store::recover`] to quarantine. Returns how many blocks
+    /// it deleted.
     ///
     /// # Errors
     /// [`StoreError::Database`] on a read or write failure.
-    pub fn prune_dead_forks(&self) -> Result<usize, StoreError> {
+    pub fn upgrade_layout(&self) -> Result<usize, StoreError> {
+        {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let meta = tx.open_table(META).map_err(db_err)?;
+            if meta
+                .get(LAYOUT)
+                .map_err(db_err)?
+                .is_some_and(|v| v.value() == LAYOUT_VERSION)
+            {
+                return Ok(0);
+            }
+        }
         let tx = self.db.begin_write().map_err(db_err)?;
         let mut removed = 0;
         {
             let committed = tx.open_table(COMMITTED).map_err(db_err)?;
-            let Some(top) = committed.last().map_err(db_err)?.map(|(h, _)| h.value()) else {
-                return Ok(0);
-            };
+            let top = committed
+                .last()
+                .map_err(db_err)?
+                .map_or(0, |(h, _)| h.value());
             let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
             let mut dead = Vec::new();
+            let mut live = Vec::new();
             for entry in blocks.iter().map_err(db_err)? {
                 let (key, bytes) = entry.map_err(db_err)?;
                 let Ok(block) = Block::from_bytes(bytes.value()) else {
+                    live.push((u64::MAX, *key.value()));
                     continue;
                 };
-                if block.height() > top {
-                    continue;
-                }
                 let is_committed = committed
                     .get(block.height())
                     .map_err(db_err)?
                     .is_some_and(|h| h.value() == key.value());
-                if !is_committed {
+                if block.height() > top {
+                    live.push((block.height(), *key.value()));
+                } else if !is_committed {
                     dead.push((block.height(), *key.value()));
                 }
             }
@@ -303,6 +307,13 @@ impl Store {
                 uncommitted.remove((height, &hash)).map_err(db_err)?;
                 removed += 1;
             }
+            for (height, hash) in live {
+                uncommitted.insert((height, &hash), ()).map_err(db_err)?;
+            }
+            tx.open_table(META)
+                .map_err(db_err)?
+                .insert(LAYOUT, LAYOUT_VERSION)
+                .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(removed)
@@ -329,11 +340,116 @@ impl Store {
         decode_block(bytes.value()).map(Some)
     }
 
-    /// Everything persisted, for a restart or an audit.
+    /// Height of the last committed block (0 if none).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a read failure.
+    pub fn committed_height(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let committed = tx.open_table(COMMITTED).map_err(db_err)?;
+        let top = committed
+            .last()
+            .map_err(db_err)?
+            .map_or(0, |(h, _)| h.value());
+        Ok(top)
+    }
+
+    /// The committed blocks at heights `from..=to` (as many as are recorded), ascending: one
+    /// read transaction, so callers page through long ranges in chunks.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a read failure, a committed height naming a missing block, or a
+    /// committed block that does not decode.
+    pub fn committed_blocks(&self, from: u64, to: u64) -> Result<Vec<Block>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let committed = tx.open_table(COMMITTED).map_err(db_err)?;
+        let blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in committed.range(from..=to).map_err(db_err)? {
+            let (height, hash) = entry.map_err(db_err)?;
+            let height = height.value();
+            let bytes = blocks
+                .get(hash.value())
+                .map_err(db_err)?
+                .ok_or(StoreError::Corrupt {
+                    what: "committed index",
+                    detail: format!("height {height} names a missing block"),
+                })?;
+            let block = Block::from_bytes(bytes.value()).map_err(|e| StoreError::Corrupt {
+                what: "committed block",
+                detail: format!("height {height}: {e}"),
+            })?;
+            out.push(block);
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every committed block from height `from` up, ascending, reading
+    /// [`COMMITTED_CHUNK`] blocks at a time (memory stays bounded however long the chain).
+    ///
+    /// # Errors
+    /// The first error of the store or of `f`.
+    pub fn for_each_committed<E: From<StoreError>>(
+        &self,
+        from: u64,
+        mut f: impl FnMut(Block) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let top = self.committed_height()?;
+        let mut next = from.max(1);
+        while next <= top {
+            let to = next.saturating_add(COMMITTED_CHUNK - 1).min(top);
+            let chunk = self.committed_blocks(next, to)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for block in chunk {
+                next = block.height() + 1;
+                f(block)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the committed blocks are heights 1, 2, … without a gap and that each one's
+    /// parent is the block below it (the first one's is `genesis`), reading the chain in
+    /// chunks.
+    ///
+    /// # Errors
+    /// [`StoreError::BrokenChain`] naming the first height that does not link; [`StoreError`]
+    /// on a read failure or a corrupt committed block.
+    pub fn check_committed_chain(&self, genesis: BlockHash) -> Result<(), StoreError> {
+        let mut parent = genesis;
+        let mut expected = 1u64;
+        self.for_each_committed(1, |block: Block| {
+            if block.height() != expected {
+                return Err(StoreError::BrokenChain(format!(
+                    "height {expected} is missing (the next committed block is at height {})",
+                    block.height()
+                )));
+            }
+            if block.parent() != parent {
+                return Err(StoreError::BrokenChain(format!(
+                    "the committed block at height {expected} does not extend the one below it"
+                )));
+            }
+            parent = block.hash();
+            expected += 1;
+            Ok(())
+        })
+    }
+
+    /// What a restart needs: the safety state, the last `tail` committed blocks, and every
+    /// stored uncommitted block (undecodable ones quarantined).
     ///
     /// # Errors
     /// [`StoreError`] on a read failure or a corrupt record.
-    pub fn recover(&self) -> Result<Recovered, StoreError> {
+    pub fn recover(&self, tail: usize) -> Result<Recovered, StoreError> {
+        let committed_height = self.committed_height()?;
+        let from = committed_height
+            .saturating_sub(u64::try_from(tail).unwrap_or(u64::MAX))
+            .saturating_add(1);
+        let mut blocks = self.committed_blocks(from, committed_height)?;
+        let last_committed = blocks.last().map(Block::hash);
         let tx = self.db.begin_read().map_err(db_err)?;
         let meta = tx.open_table(META).map_err(db_err)?;
         let safety =
@@ -346,51 +462,32 @@ impl Store {
                 })?),
                 None => None,
             };
-        let committed_table = tx.open_table(COMMITTED).map_err(db_err)?;
-        let mut committed_hashes = std::collections::BTreeMap::new();
-        for entry in committed_table.iter().map_err(db_err)? {
-            let (height, hash) = entry.map_err(db_err)?;
-            committed_hashes.insert(*hash.value(), height.value());
-        }
+        let uncommitted = tx.open_table(UNCOMMITTED).map_err(db_err)?;
         let table = tx.open_table(BLOCKS).map_err(db_err)?;
-        let mut blocks = Vec::new();
         let mut quarantined = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (key, bytes) = entry.map_err(db_err)?;
+        for entry in uncommitted.iter().map_err(db_err)? {
+            let (key, _) = entry.map_err(db_err)?;
+            let (_, hash) = key.value();
+            let Some(bytes) = table.get(hash).map_err(db_err)? else {
+                continue;
+            };
             match Block::from_bytes(bytes.value()) {
                 Ok(block) => blocks.push(block),
-                Err(e) => match committed_hashes.get(key.value()) {
-                    Some(height) => {
-                        return Err(StoreError::Corrupt {
-                            what: "committed block",
-                            detail: format!("height {height}: {e}"),
-                        })
-                    }
-                    None => quarantined.push((hex::encode(key.value()), e.to_string())),
-                },
+                Err(e) => quarantined.push((hex::encode(hash), e.to_string())),
             }
-        }
-        let by_hash: std::collections::BTreeMap<BlockHash, &Block> =
-            blocks.iter().map(|b| (b.hash(), b)).collect();
-        let mut committed = Vec::new();
-        for entry in committed_table.iter().map_err(db_err)? {
-            let (height, hash) = entry.map_err(db_err)?;
-            let block = by_hash
-                .get(&BlockHash(*hash.value()))
-                .ok_or(StoreError::Corrupt {
-                    what: "committed index",
-                    detail: format!("height {} names a missing block", height.value()),
-                })?;
-            committed.push((*block).clone());
         }
         Ok(Recovered {
             safety,
+            committed_height,
+            last_committed,
             blocks,
-            committed,
             quarantined,
         })
     }
 }
+
+/// Committed blocks read per transaction by [`Store::for_each_committed`].
+pub const COMMITTED_CHUNK: u64 = 256;
 
 fn decode_block(bytes: &[u8]) -> Result<Block, StoreError> {
     Block::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
@@ -423,7 +520,7 @@ mod tests {
 
     fn stored_hashes(store: &Store) -> std::collections::BTreeSet<BlockHash> {
         store
-            .recover()
+            .recover(usize::MAX)
             .expect("recover")
             .blocks
             .iter()
@@ -455,15 +552,20 @@ mod tests {
         let expected: std::collections::BTreeSet<BlockHash> =
             [b1.hash(), b2.hash(), b3.hash()].into_iter().collect();
         assert_eq!(after_2, expected);
-        let recovered = store.recover().expect("recover");
-        assert_eq!(recovered.committed.len(), 2);
-        recovered
-            .check_committed_chain(genesis.hash())
-            .expect("linked");
+        let recovered = store.recover(1).expect("recover");
+        assert_eq!(recovered.committed_height, 2);
+        assert_eq!(recovered.last_committed, Some(b2.hash()));
+        let read: Vec<BlockHash> = recovered.blocks.iter().map(Block::hash).collect();
+        assert_eq!(
+            read,
+            vec![b2.hash(), b3.hash()],
+            "the tail asked for and the rest"
+        );
+        store.check_committed_chain(genesis.hash()).expect("linked");
     }
 
     #[test]
-    fn startup_prune_deletes_dead_forks_left_by_older_stores() {
+    fn layout_upgrade_deletes_dead_forks_and_indexes_what_older_stores_left() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let genesis = Block::genesis(0, Vec::new());
@@ -482,7 +584,8 @@ mod tests {
             }
         }
         tx.commit().expect("commit");
-        assert_eq!(store.prune_dead_forks().expect("prune"), 1);
+        assert_eq!(store.upgrade_layout().expect("upgrade"), 1);
+        assert_eq!(store.upgrade_layout().expect("once"), 0);
         let expected: std::collections::BTreeSet<BlockHash> =
             [b1.hash(), b2.hash()].into_iter().collect();
         assert_eq!(stored_hashes(&store), expected);

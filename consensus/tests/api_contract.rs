@@ -159,7 +159,7 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         ApiRequest::Block(height, reply) => {
                             let _ = reply.send((height == HEIGHT).then(|| block(&signed())));
                         }
-                        ApiRequest::Participant(participant, reply) => {
+                        ApiRequest::Participant(participant, _query, reply) => {
                             let _ = reply.send(ParticipantView {
                                 participant,
                                 balance: Balance {
@@ -172,6 +172,7 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                                     side: Side::Sell,
                                     trade: trade(),
                                 }],
+                                next_from: None,
                             });
                         }
                         ApiRequest::Status(reply) => {

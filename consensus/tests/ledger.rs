@@ -703,7 +703,7 @@ fn order_status_tells_pending_committed_expired_and_refused_apart() {
     let x = |interval: i64| order_x(interval, "x");
     let mut node = LedgerApp::new(Arc::clone(&g), &genesis_block);
     let mut other = LedgerApp::new(Arc::clone(&g), &genesis_block);
-    let mut index = Index::default();
+    let mut index = Index::in_memory();
     node.submit(x(i1), at(30)).unwrap();
     node.submit(x(i2), at(30)).unwrap();
     other.submit(order_x(i2, "z"), at(30)).unwrap(); // takes h1's one slot in i2
@@ -713,17 +713,18 @@ fn order_status_tells_pending_committed_expired_and_refused_apart() {
     let b1 = child(&genesis_block, 60, other.propose(&genesis_block, at(60)));
     node.commit(&b1);
     for committed in node.take_committed() {
-        index.apply(&committed);
+        index.apply(&committed).expect("index");
     }
     node.submit(x(i4), at(61)).unwrap();
     // The chain stalls past i1's gate; an empty block at 10:10 drops i1's order.
     let b2 = child(&b1, 600, BlockBody::default().encode());
     node.commit(&b2);
     for committed in node.take_committed() {
-        index.apply(&committed);
+        index.apply(&committed).expect("index");
     }
     let view = index
         .order_status(&node, &"h1".into(), "x", None)
+        .expect("read")
         .expect("known");
     let states: Vec<(i64, &OrderState)> = view
         .orders
@@ -751,10 +752,17 @@ fn order_status_tells_pending_committed_expired_and_refused_apart() {
     assert_eq!(states[3], (i4, &OrderState::Pending));
     let one = index
         .order_status(&node, &"h1".into(), "x", Some(i4))
+        .expect("read")
         .expect("known");
     assert_eq!(one.orders.len(), 1);
-    assert!(index.order_status(&node, &"h1".into(), "y", None).is_none());
-    assert!(index.order_status(&node, &"h2".into(), "x", None).is_none());
+    assert!(index
+        .order_status(&node, &"h1".into(), "y", None)
+        .expect("read")
+        .is_none());
+    assert!(index
+        .order_status(&node, &"h2".into(), "x", None)
+        .expect("read")
+        .is_none());
 }
 
 /// Audit C1: after a stall, gates that closed together are cleared one per block, oldest first,

@@ -36,6 +36,19 @@ fn crash_restart_catch_up(seed: u64, config: SimConfig) {
         sim.replica(victim).stats().sync_requests > 0,
         "seed {seed}: caught up without block sync?"
     );
+    // The victim missed more heights than a replica keeps in memory: the old ones came from
+    // the others' stores.
+    let retained = voltmesh_consensus::protocol::Config::default().retained_committed_blocks;
+    if others - at_crash > retained as u64 {
+        let from_stores: u64 = (0..n)
+            .filter(|i| *i != victim)
+            .map(|i| sim.replica(i).stats().store_sync_answers)
+            .sum();
+        assert!(
+            from_stores > 0,
+            "seed {seed}: no sync answer came from a store"
+        );
+    }
     assert!(sim.max_message <= voltmesh_consensus::protocol::MAX_MESSAGE_BYTES);
     // Identical ledgers: the same hash at every height on every node.
     for h in 1..=caught_up {

@@ -15,6 +15,7 @@ use voltmesh_consensus::node::{NodeConfig, NodeError};
 const BLOCKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("blocks");
 const COMMITTED: TableDefinition<'_, u64, &[u8; 32]> = TableDefinition::new("committed");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const UNCOMMITTED: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("uncommitted");
 
 fn store_file(dir: &Path) -> PathBuf {
     dir.join("data").join("voltmesh.redb")
@@ -122,6 +123,11 @@ async fn undecodable_uncommitted_block_is_skipped() {
         tx.open_table(BLOCKS)
             .expect("blocks")
             .insert(&[7u8; 32], b"not a block".as_slice())
+            .expect("insert");
+        // Listed as an uncommitted block, so recovery reads (and quarantines) it.
+        tx.open_table(UNCOMMITTED)
+            .expect("uncommitted")
+            .insert((1_000_000u64, &[7u8; 32]), ())
             .expect("insert");
     });
     restart(&config)

@@ -10,7 +10,7 @@
 //! | POST | `/v1/orders` | one order: 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
 //! | GET | `/v1/orders/{participant}/{id}` | [`OrderStatusView`]: the order's state (pending, committed, expired, refused) in every interval the node knows the id in, or only in `?interval=`; 400 `malformed_interval`; 404 `unknown_order` |
 //! | GET | `/v1/intervals/{start}` | the interval's clearing and trades (`start` in Unix seconds or RFC 3339); 404 before it clears |
-//! | GET | `/v1/participants/{id}` | the participant's trades and balance |
+//! | GET | `/v1/participants/{id}` | [`ParticipantView`]: the participant's balance and its trades of the intervals `?from=` (inclusive) to `?to=` (exclusive), oldest first, at most `?limit=` (default [`DEFAULT_TRADES_PAGE`]) in whole intervals, with `next_from` when more follow; 400 `malformed_interval`, `malformed_query` |
 //! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |
 //! | GET | `/v1/openapi.json` | the API's OpenAPI document, generated from the wire types ([`voltmesh_wire::openapi`]) |
 //! | GET | `/v1/status` | [`StatusView`]: height, committed hash, view, peers, validators, last commit time, mempool, orders committed, rejected proposals |
@@ -47,6 +47,7 @@ use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 use crate::index::Index;
 use crate::ledger::BlockBody;
 use crate::protocol::Block;
+use crate::store::StoreError;
 
 /// A request from the API to the driver.
 #[derive(Debug)]
@@ -67,8 +68,8 @@ pub enum ApiRequest {
     ),
     /// An interval's clearing.
     Interval(i64, oneshot::Sender<Option<IntervalClearing>>),
-    /// A participant's trades and balance.
-    Participant(ParticipantId, oneshot::Sender<ParticipantView>),
+    /// A participant's balance and a page of its trades.
+    Participant(ParticipantId, TradeQuery, oneshot::Sender<ParticipantView>),
     /// A committed block.
     Block(u64, oneshot::Sender<Option<BlockView>>),
     /// The node's status.
@@ -81,9 +82,13 @@ fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response
 
 /// A committed block as the API shows it, its clearing records expanded to the full clearings
 /// from the node's `index` (which it computed when it executed the block).
-pub(crate) fn block_view(block: &Block, index: &Index) -> BlockView {
+pub(crate) fn block_view(block: &Block, index: &Index) -> Result<BlockView, StoreError> {
     let body = BlockBody::decode(block.payload()).unwrap_or_default();
-    BlockView {
+    let mut clearings = Vec::with_capacity(body.clearings.len());
+    for record in &body.clearings {
+        clearings.extend(index.clearing(record.interval_start)?);
+    }
+    Ok(BlockView {
         height: block.height(),
         hash: hex::encode(block.hash().0),
         parent: hex::encode(block.parent().0),
@@ -92,12 +97,55 @@ pub(crate) fn block_view(block: &Block, index: &Index) -> BlockView {
         failed_leaders: block.failed_leaders().iter().map(|v| v.0).collect(),
         timestamp_ms: block.timestamp_ms(),
         orders: body.orders,
-        clearings: body
-            .clearings
-            .iter()
-            .filter_map(|record| index.clearing(record.interval_start).cloned())
-            .collect(),
+        clearings,
+    })
+}
+
+/// Which of a participant's trades `GET /v1/participants/{id}` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeQuery {
+    /// First interval (inclusive), if any.
+    pub from: Option<i64>,
+    /// End interval (exclusive), if any.
+    pub to: Option<i64>,
+    /// Most trades in the page (whole intervals; see [`Index::trades_of`]).
+    pub limit: usize,
+}
+
+/// Trades per participant page unless `limit` says otherwise.
+pub const DEFAULT_TRADES_PAGE: usize = 1_000;
+
+/// Parses `from`, `to` (Unix seconds or RFC 3339) and `limit`; other parameters are ignored.
+/// A bad one is `(error kind, message)`.
+fn trade_query(query: Option<&str>) -> Result<TradeQuery, (&'static str, String)> {
+    let mut parsed = TradeQuery {
+        from: None,
+        to: None,
+        limit: DEFAULT_TRADES_PAGE,
+    };
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad_interval = || {
+            (
+                error_kind::MALFORMED_INTERVAL,
+                format!("{key}: use Unix seconds or RFC 3339"),
+            )
+        };
+        match key {
+            "from" => parsed.from = Some(parse_interval(value).ok_or_else(bad_interval)?),
+            "to" => parsed.to = Some(parse_interval(value).ok_or_else(bad_interval)?),
+            "limit" => {
+                parsed.limit = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    (
+                        error_kind::MALFORMED_QUERY,
+                        "limit: a positive integer".to_owned(),
+                    )
+                })?;
+            }
+            _ => {}
+        }
     }
+    Ok(parsed)
 }
 
 async fn ask<T>(
@@ -276,9 +324,14 @@ async fn order_status(
 async fn participant(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    let query = match trade_query(query.as_deref()) {
+        Ok(query) => query,
+        Err((kind, message)) => return error(StatusCode::BAD_REQUEST, kind, message),
+    };
     match ask(&tx, |reply| {
-        ApiRequest::Participant(ParticipantId::from(id), reply)
+        ApiRequest::Participant(ParticipantId::from(id), query, reply)
     })
     .await
     {

@@ -19,7 +19,10 @@ use crate::chain::chain_of;
 use crate::index::Index;
 use crate::ledger::LedgerApp;
 use crate::net;
-use crate::protocol::{Config as ReplicaConfig, Input, Msg, Output, Persist, Replica, SafetyState};
+use crate::protocol::{
+    committed_sync_response, Config as ReplicaConfig, Input, Msg, Output, Persist, Replica,
+    SafetyState,
+};
 use crate::store::{Store, StoreError};
 
 /// Capacity of the API → driver queue.
@@ -139,51 +142,58 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         .index_of(&signing.verifying_key())
         .ok_or(NodeError::NotAValidator)?;
 
-    // Rebuild the ledger and the API index from the committed chain, then restore the replica.
-    let mut app = LedgerApp::new(Arc::clone(&genesis), chain.genesis());
-    let mut index = Index::default();
-    let mut recovered = store.recover().map_err(store_file)?;
-    for (key, cause) in &recovered.quarantined {
-        warn!(block = %key, %cause, store = %store_path, "skipping an undecodable uncommitted block");
-    }
-    recovered
-        .check_committed_chain(chain.genesis().hash())
-        .map_err(store_file)?;
-    // Only once the committed chain checks out: stores written before commits pruned dead forks
-    // (audit H2) are cleaned once, then read again.
-    let pruned = store.prune_dead_forks().map_err(store_file)?;
-    if pruned > 0 {
-        info!(
-            blocks = pruned,
-            "deleted stored blocks of dead forks below the committed height"
-        );
-        recovered = store.recover().map_err(store_file)?;
-    }
-    if recovered.safety.is_none()
-        && !recovered.committed.is_empty()
-        && !config.untrusted_safety_record
-    {
-        return Err(NodeError::LostSafetyRecord {
-            path: store_path,
-            committed: recovered.committed.len(),
-        });
-    }
-    let mut last_committed = chain.genesis().hash();
-    for block in &recovered.committed {
-        crate::protocol::App::commit(&mut app, block);
-        last_committed = block.hash();
-    }
-    for committed in app.take_committed() {
-        index.apply(&committed);
-    }
-    if let Some(reason) = app.halted() {
-        return Err(NodeError::LedgerHalted(reason.to_owned()));
-    }
     let replica_config = ReplicaConfig {
         min_block_interval_ms: config.block_interval_ms,
         test_fault: config.testing.test_fault(),
         ..ReplicaConfig::default()
     };
+    // Stores written by older versions are brought to the current layout once (audit H2: dead
+    // forks below the committed height deleted).
+    let pruned = store.upgrade_layout().map_err(store_file)?;
+    if pruned > 0 {
+        info!(
+            blocks = pruned,
+            "deleted stored blocks of dead forks below the committed height"
+        );
+    }
+    store
+        .check_committed_chain(chain.genesis().hash())
+        .map_err(store_file)?;
+    // What the replica needs: the retained committed tail and the uncommitted blocks.
+    let recovered = store
+        .recover(replica_config.retained_committed_blocks)
+        .map_err(store_file)?;
+    for (key, cause) in &recovered.quarantined {
+        warn!(block = %key, %cause, store = %store_path, "skipping an undecodable uncommitted block");
+    }
+    if recovered.safety.is_none()
+        && recovered.committed_height > 0
+        && !config.untrusted_safety_record
+    {
+        return Err(NodeError::LostSafetyRecord {
+            path: store_path,
+            committed: usize::try_from(recovered.committed_height).unwrap_or(usize::MAX),
+        });
+    }
+    // Rebuild the ledger state by replaying the committed chain (streamed from the store, a
+    // chunk at a time), and bring the on-disk API index up to it.
+    let mut app = LedgerApp::new(Arc::clone(&genesis), chain.genesis());
+    let mut index = Index::open(store.database()).map_err(store_file)?;
+    store
+        .for_each_committed(1, |block| {
+            crate::protocol::App::commit(&mut app, &block);
+            for committed in app.take_committed() {
+                index.apply(&committed)?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .map_err(store_file)?;
+    if let Some(reason) = app.halted() {
+        return Err(NodeError::LedgerHalted(reason.to_owned()));
+    }
+    let last_committed = recovered
+        .last_committed
+        .unwrap_or_else(|| chain.genesis().hash());
     let replica = match (recovered.safety, config.untrusted_safety_record) {
         (safety, true) => {
             warn!(store = %store_path, "untrusted safety record: signing nothing until peers show this node is past every view it could have signed in");
@@ -209,7 +219,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         (None, false) => Replica::new(chain.clone(), signing, replica_config, app),
     }
     .map_err(|e| NodeError::Replica(e.to_string()))?;
-    info!(validator = %me, height = recovered.committed.len(), "node starting");
+    info!(validator = %me, height = recovered.committed_height, "node starting");
     let metrics = NodeMetrics::start(
         config.metrics.to_config(|key| std::env::var(key).ok()),
         &genesis,
@@ -406,24 +416,28 @@ impl Driver {
             }
             ApiRequest::OrderStatus(participant, id, interval, reply) => {
                 let app = self.replica.app();
-                let _ = reply.send(self.index.order_status(app, &participant, &id, interval));
+                let _ = reply.send(self.index.order_status(app, &participant, &id, interval)?);
             }
             ApiRequest::Interval(start, reply) => {
-                let _ = reply.send(self.index.clearing(start).cloned());
+                let _ = reply.send(self.index.clearing(start)?);
             }
-            ApiRequest::Participant(participant, reply) => {
+            ApiRequest::Participant(participant, query, reply) => {
+                let page = self
+                    .index
+                    .trades_of(&participant, query.from, query.to, query.limit)?;
                 let _ = reply.send(ParticipantView {
-                    balance: self.index.balance_of(&participant),
-                    trades: self.index.trades_of(&participant).to_vec(),
+                    balance: self.index.balance_of(&participant)?,
+                    trades: page.trades,
+                    next_from: page.next_from,
                     participant,
                 });
             }
             ApiRequest::Block(height, reply) => {
-                let _ = reply.send(
-                    self.store
-                        .committed_block(height)?
-                        .map(|b| api::block_view(&b, &self.index)),
-                );
+                let block = self.store.committed_block(height)?;
+                let view = block
+                    .map(|b| api::block_view(&b, &self.index))
+                    .transpose()?;
+                let _ = reply.send(view);
             }
             ApiRequest::Status(reply) => {
                 let status = self.replica.status();
@@ -459,6 +473,18 @@ impl Driver {
                     let _ = self.net.try_broadcast(msg.encode());
                 }
                 Output::Commit(block) => self.store.commit(&block)?,
+                Output::ServeCommitted {
+                    to,
+                    from_height,
+                    to_height,
+                } => {
+                    let blocks = self
+                        .store
+                        .committed_blocks(from_height, to_height.saturating_add(1))?;
+                    if let Some(msg) = committed_sync_response(blocks) {
+                        let _ = self.net.try_send(to, msg.encode());
+                    }
+                }
                 Output::ScheduleTick(at) => self.timer.schedule(at, now_ms(), Instant::now()),
             }
         }
@@ -469,7 +495,7 @@ impl Driver {
                 clearings = committed.clearings.len(),
                 "committed"
             );
-            self.index.apply(&committed);
+            self.index.apply(&committed)?;
             if self.metrics.is_enabled() {
                 let health = self.health();
                 self.metrics.committed(&committed, now_ms(), health);

@@ -1,16 +1,17 @@
-//! The replica's in-memory tree of blocks and its committed chain.
+//! The replica's in-memory tree of blocks and the recent part of its committed chain.
 //!
 //! # Invariants
-//! - Every block in the tree has its parent in the tree (genesis excepted).
-//! - `committed[h]` is the hash of the committed block at height `h`; `committed[0]` is genesis,
-//!   and each entry is the parent of the next.
+//! - Every block in the tree has its parent in the tree, except the root: the oldest committed
+//!   block held (genesis on a fresh chain).
+//! - `committed[i]` is the hash of the committed block at height `base + i`; each entry is the
+//!   parent of the next, and the last is the committed tip.
 //! - After a commit at height `h`, blocks at heights `<= h` off the committed chain are pruned.
-//!
-//! # Known limitations
-//! Committed blocks stay in memory so peers can be served block sync from here; a node with a
-//! very long chain should serve old heights from its store instead.
+//! - At most `retain` committed blocks stay in memory (the tip and its `retain - 1` ancestors):
+//!   older ones leave the tree, so memory follows the uncommitted blocks and a fixed window,
+//!   not the chain's length. Heights below the window are served from the store
+//!   ([`super::Output::ServeCommitted`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use super::block::{Block, BlockHash};
@@ -30,20 +31,73 @@ pub struct CommitConflict {
 pub(crate) struct BlockTree {
     blocks: BTreeMap<BlockHash, Arc<Block>>,
     by_height: BTreeMap<u64, Vec<BlockHash>>,
-    committed: Vec<BlockHash>,
+    /// Hashes of the committed blocks held, heights `base..=tip`.
+    committed: VecDeque<BlockHash>,
+    /// Height of `committed[0]`.
+    base: u64,
+    /// Most committed blocks held (at least 1: the tip).
+    retain: usize,
 }
 
 impl BlockTree {
-    pub(crate) fn new(genesis: Block) -> Self {
-        let hash = genesis.hash();
+    /// A tree whose root is `genesis`, holding at most `retain` committed blocks.
+    pub(crate) fn new(genesis: Block, retain: usize) -> Self {
+        Self::rooted(Arc::new(genesis), retain)
+    }
+
+    /// A tree whose root is `root`, a committed block (genesis, or the oldest committed block a
+    /// restarted replica reads back from its store), holding at most `retain` committed
+    /// blocks.
+    pub(crate) fn rooted(root: Arc<Block>, retain: usize) -> Self {
+        let hash = root.hash();
+        let height = root.height();
         let mut blocks = BTreeMap::new();
-        blocks.insert(hash, Arc::new(genesis));
+        blocks.insert(hash, root);
         let mut by_height = BTreeMap::new();
-        by_height.insert(0, vec![hash]);
+        by_height.insert(height, vec![hash]);
         Self {
             blocks,
             by_height,
-            committed: vec![hash],
+            committed: VecDeque::from([hash]),
+            base: height,
+            retain: retain.max(1),
+        }
+    }
+
+    /// Commits `block`, whose parent is the committed tip, without a certificate check: for a
+    /// restarted replica re-reading committed blocks from its store. Returns whether it
+    /// extended the tip.
+    pub(crate) fn extend_committed(&mut self, block: Arc<Block>) -> bool {
+        let tip = self.committed_tip();
+        if block.parent() != tip.hash() || block.height() != tip.height() + 1 {
+            return false;
+        }
+        let hash = block.hash();
+        self.by_height.entry(block.height()).or_default().push(hash);
+        self.blocks.insert(hash, block);
+        self.committed.push_back(hash);
+        self.forget_old_committed();
+        true
+    }
+
+    /// Lowest committed height held in memory.
+    pub(crate) fn lowest_committed_held(&self) -> u64 {
+        self.base
+    }
+
+    /// Blocks held in memory.
+    pub(crate) fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Drops committed blocks below the retained window.
+    fn forget_old_committed(&mut self) {
+        while self.committed.len() > self.retain {
+            if let Some(old) = self.committed.pop_front() {
+                self.blocks.remove(&old);
+                self.by_height.remove(&self.base);
+                self.base += 1;
+            }
         }
     }
 
@@ -71,17 +125,21 @@ impl BlockTree {
     }
 
     pub(crate) fn committed_height(&self) -> u64 {
-        (self.committed.len() as u64).saturating_sub(1)
+        self.base + (self.committed.len() as u64).saturating_sub(1)
+    }
+
+    fn committed_tip_hash(&self) -> BlockHash {
+        self.committed[self.committed.len() - 1]
     }
 
     pub(crate) fn committed_tip(&self) -> &Arc<Block> {
-        let hash = self.committed[self.committed.len() - 1];
-        &self.blocks[&hash]
+        &self.blocks[&self.committed_tip_hash()]
     }
 
+    /// The committed block at `height`, if it is still held in memory.
     pub(crate) fn committed_at(&self, height: u64) -> Option<&Arc<Block>> {
-        let hash = self.committed.get(usize::try_from(height).ok()?)?;
-        self.blocks.get(hash)
+        let offset = usize::try_from(height.checked_sub(self.base)?).ok()?;
+        self.blocks.get(self.committed.get(offset)?)
     }
 
     /// Commits `target` and its uncommitted ancestors; returns them in ascending height order.
@@ -100,7 +158,7 @@ impl BlockTree {
                 });
             };
             if block.height() <= tip {
-                if block.height() == tip && cursor == self.committed[self.committed.len() - 1] {
+                if block.height() == tip && cursor == self.committed_tip_hash() {
                     break;
                 }
                 return Err(CommitConflict {
@@ -113,9 +171,10 @@ impl BlockTree {
         }
         chain.reverse();
         for block in &chain {
-            self.committed.push(block.hash());
+            self.committed.push_back(block.hash());
         }
         self.prune(tip + 1);
+        self.forget_old_committed();
         Ok(chain)
     }
 
@@ -125,11 +184,7 @@ impl BlockTree {
         let tip = self.committed_height();
         let mut dead_set: BTreeSet<BlockHash> = BTreeSet::new();
         for height in from..=tip {
-            let Some(keep) = usize::try_from(height)
-                .ok()
-                .and_then(|h| self.committed.get(h))
-                .copied()
-            else {
+            let Some(keep) = self.committed_at(height).map(|b| b.hash()) else {
                 continue;
             };
             if let Some(hashes) = self.by_height.get_mut(&height) {
@@ -163,7 +218,8 @@ impl BlockTree {
     }
 
     /// Blocks from `from_height` up to `target`, ascending, at most `limit` of them.
-    /// Empty if `target` is unknown or below `from_height`.
+    /// Empty if `target` is unknown or below `from_height`, or `from_height` is a committed
+    /// height no longer held in memory.
     pub(crate) fn chain_to(
         &self,
         target: BlockHash,
@@ -199,7 +255,8 @@ impl BlockTree {
         while h <= committed_top && out.len() < limit {
             match self.committed_at(h) {
                 Some(b) => out.push(Arc::clone(b)),
-                None => break,
+                // Below the window held in memory: the store serves it, not this.
+                None => return Vec::new(),
             }
             h += 1;
         }
@@ -264,7 +321,7 @@ mod tests {
     #[test]
     fn commit_prunes_forks_and_rejects_conflicts() {
         let genesis = Block::genesis(0, Vec::new());
-        let mut tree = BlockTree::new(genesis.clone());
+        let mut tree = BlockTree::new(genesis.clone(), 100);
         let a1 = child(&genesis, 1, 1);
         let b1 = child(&genesis, 2, 2); // fork at height 1
         let b2 = child(&b1, 3, 3); // extends the fork
@@ -301,5 +358,39 @@ mod tests {
         assert_eq!(served, vec![2, 3, 4]);
         assert_eq!(tree.chain_to(a4.hash(), 2, 2).len(), 2);
         assert!(tree.chain_to(a4.hash(), 5, 10).is_empty());
+    }
+
+    #[test]
+    fn only_the_retained_window_of_committed_blocks_stays_in_memory() {
+        let genesis = Block::genesis(0, Vec::new());
+        let mut tree = BlockTree::new(genesis.clone(), 3);
+        let mut chain = vec![Arc::new(genesis)];
+        for view in 1..=10 {
+            let next = child(&chain[chain.len() - 1], view, 0);
+            assert!(tree.insert(Arc::clone(&next)));
+            chain.push(next);
+        }
+        tree.commit(chain[9].hash()).unwrap();
+        assert_eq!(tree.committed_height(), 9);
+        assert_eq!(tree.lowest_committed_held(), 7);
+        assert_eq!(tree.len(), 4, "heights 7, 8, 9 committed and 10 pending");
+        assert!(tree.committed_at(6).is_none() && tree.committed_at(7).is_some());
+        assert!(
+            !tree.contains(&chain[0].hash()),
+            "genesis left with the window"
+        );
+        // Sync from memory serves only what it holds, never a gapped answer.
+        assert!(tree.chain_to(chain[10].hash(), 5, 10).is_empty());
+        assert_eq!(tree.chain_to(chain[10].hash(), 8, 10).len(), 3);
+        // The leader window walks what is held; a restart re-roots at a stored block.
+        assert_eq!(tree.ancestors(chain[10].hash()).count(), 4);
+        let mut restarted = BlockTree::rooted(Arc::clone(&chain[5]), 3);
+        for block in &chain[6..=9] {
+            assert!(restarted.extend_committed(Arc::clone(block)));
+        }
+        assert!(!restarted.extend_committed(Arc::clone(&chain[3])));
+        assert_eq!(restarted.committed_height(), 9);
+        assert_eq!(restarted.lowest_committed_held(), 7);
+        assert!(restarted.insert(Arc::clone(&chain[10])));
     }
 }

@@ -62,6 +62,10 @@ pub struct Config {
     pub sync_retry_ms: u64,
     /// Most blocks in one sync response.
     pub max_sync_blocks: usize,
+    /// Committed blocks the replica keeps in memory (the tip and its ancestors), at least the
+    /// reputation window. Older committed blocks live only in the store: sync requests for
+    /// them are answered from there ([`super::Output::ServeCommitted`]).
+    pub retained_committed_blocks: usize,
     /// Test-only fault injection; `None` in production.
     pub test_fault: Option<TestFault>,
 }
@@ -77,6 +81,7 @@ impl Default for Config {
             reputation_window: 5,
             sync_retry_ms: 1_000,
             max_sync_blocks: 64,
+            retained_committed_blocks: 32,
             test_fault: None,
         }
     }
@@ -117,6 +122,13 @@ impl Config {
         }
         if self.max_sync_blocks == 0 || self.max_sync_blocks > 1024 {
             return Err(ReplicaError::Config("max_sync_blocks must be in 1..=1024"));
+        }
+        if self.retained_committed_blocks == 0
+            || self.retained_committed_blocks < self.reputation_window
+        {
+            return Err(ReplicaError::Config(
+                "retained_committed_blocks must be at least 1 and the reputation window",
+            ));
         }
         Ok(())
     }

@@ -110,7 +110,7 @@ mod tests {
     fn chain(proposers: &[u16], signers: &[u16], failed_at_tip: &[u16]) -> (BlockTree, BlockHash) {
         let genesis = Block::genesis(0, Vec::new());
         let mut parent = genesis.hash();
-        let mut tree = BlockTree::new(genesis);
+        let mut tree = BlockTree::new(genesis, 1000);
         for (i, p) in proposers.iter().enumerate() {
             let h = i as u64 + 1;
             let qc = QuorumCert {

@@ -362,6 +362,22 @@ impl Sim {
                 self.nodes[node].store.safety = Some(back);
             }
             Output::Commit(block) => self.on_commit(node, block),
+            Output::ServeCommitted {
+                to,
+                from_height,
+                to_height,
+            } => {
+                // What the node's driver does: read the committed heights from the store.
+                let stored = &self.nodes[node].store.committed;
+                let blocks: Vec<Block> = (from_height..=to_height + 1)
+                    .filter_map(|h| stored.get(usize::try_from(h).ok()?.checked_sub(1)?))
+                    .map(|b| Block::clone(b))
+                    .collect();
+                if let Some(msg) = voltmesh_consensus::protocol::committed_sync_response(blocks) {
+                    self.observe(node, &msg);
+                    self.send(node, usize::from(to.0), &msg);
+                }
+            }
             Output::ScheduleTick(at) => {
                 // Replica time is skewed; convert back to simulation time.
                 let at = at

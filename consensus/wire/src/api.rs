@@ -92,6 +92,8 @@ pub mod error_kind {
     pub const MALFORMED_INTERVAL: &str = "malformed_interval";
     /// 400: the height is not a non-negative integer.
     pub const MALFORMED_HEIGHT: &str = "malformed_height";
+    /// 400: a query parameter does not parse (`limit` not a positive integer).
+    pub const MALFORMED_QUERY: &str = "malformed_query";
     /// 404: the interval has not cleared (yet).
     pub const NOT_CLEARED: &str = "not_cleared";
     /// 404: no committed block at that height.
@@ -290,8 +292,12 @@ pub struct ParticipantView {
     pub participant: ParticipantId,
     /// Totals.
     pub balance: Balance,
-    /// Trades, oldest first.
+    /// Trades of the intervals asked for (`from`, `to`, `limit` query parameters; all
+    /// intervals by default), oldest first, whole intervals at a time.
     pub trades: Vec<ParticipantTrade>,
+    /// When the range holds more trades than the page: the `from` of the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_from: Option<i64>,
 }
 
 /// `GET /v1/status`.
@@ -402,6 +408,7 @@ mod tests {
                 net_paid: Money::ZERO,
             },
             trades: Vec::new(),
+            next_from: Some(1_700_000_000),
         };
         round_trip(&view);
         assert_eq!(

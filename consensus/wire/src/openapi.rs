@@ -146,13 +146,20 @@ fn order_status() {}
 )]
 fn interval() {}
 
-/// A participant's committed trades and balance.
+/// A participant's balance and a page of its committed trades, oldest first, whole intervals at
+/// a time; `next_from` names the next page's `from` when the range holds more.
 #[utoipa::path(
     get,
     path = "/v1/participants/{id}",
-    params(("id" = String, Path, description = "The participant's pseudonym")),
+    params(
+        ("id" = String, Path, description = "The participant's pseudonym"),
+        ("from" = Option<String>, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
+        ("to" = Option<String>, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
+        ("limit" = Option<u64>, Query, description = "Most trades in the page (default 1000, at most 10000); a page ends at an interval boundary"),
+    ),
     responses(
-        (status = 200, description = "Trades and balance", body = ParticipantView),
+        (status = 200, description = "Balance and trades", body = ParticipantView),
+        (status = 400, description = "`malformed_interval` or `malformed_query`", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
     )
 )]

@@ -44,6 +44,7 @@ mod amnesia;
 mod pacemaker;
 mod propose;
 mod sync;
+pub use sync::committed_sync_response;
 #[cfg(test)]
 mod test_support;
 mod verify;
@@ -87,6 +88,20 @@ pub enum Output {
     Persist(Persist),
     /// A block is final; heights arrive in order without gaps.
     Commit(Arc<Block>),
+    /// Answer `to`'s block sync request from the store: read the committed blocks
+    /// `from_height..=to_height + 1` (all committed, so all stored) and send
+    /// [`committed_sync_response`] of them. The replica emits this for heights older than the
+    /// committed blocks it keeps in memory ([`Config::retained_committed_blocks`]); it has
+    /// already counted the answer against `to`'s sync budget.
+    ServeCommitted {
+        /// The requesting validator.
+        to: ValidatorIndex,
+        /// First height to send.
+        from_height: u64,
+        /// Last height to send (the block above it is read only for its justify, the QC
+        /// certifying this one).
+        to_height: u64,
+    },
     /// Deliver [`Input::Tick`] at this time (ms).
     ScheduleTick(u64),
 }
@@ -112,6 +127,9 @@ pub struct Stats {
     /// Sync requests not answered because the peer used up its answers for the window
     /// (audit M1).
     pub throttled_sync_requests: u64,
+    /// Sync requests for heights older than the committed blocks held in memory, handed to
+    /// the store ([`Output::ServeCommitted`]).
+    pub store_sync_answers: u64,
     /// Blocks committed.
     pub commits: u64,
     /// Commits that conflicted with the committed chain (must stay 0).
@@ -246,7 +264,7 @@ impl<A: App> Replica<A> {
             .validators()
             .index_of(&key.verifying_key())
             .ok_or(ReplicaError::NotAValidator)?;
-        let tree = BlockTree::new(chain.genesis().clone());
+        let tree = BlockTree::new(chain.genesis().clone(), config.retained_committed_blocks);
         Ok(Self {
             chain,
             key,
@@ -279,36 +297,67 @@ impl<A: App> Replica<A> {
         })
     }
 
-    /// A replica restarted from its store: the last persisted [`SafetyState`], every persisted
-    /// block (any order), and the hash of the last committed block `app` already applied
+    /// A replica restarted from its store: the last persisted [`SafetyState`], the persisted
+    /// blocks (any order), and the hash of the last committed block `app` already applied
     /// (the genesis hash if none).
+    ///
+    /// `blocks` must hold `last_committed` and, when the chain is that long, its
+    /// [`Config::retained_committed_blocks`]` - 1` committed ancestors (more are ignored: the
+    /// store reads back only that tail, [`crate::store::Store::recover`]), plus the uncommitted
+    /// blocks above it. Blocks at or below the committed height off the committed chain are
+    /// ignored.
     ///
     /// Blocks above `last_committed` that the stored certificates prove committed are committed
     /// again: the first [`Replica::handle`] call returns them as [`Output::Commit`] (after
     /// passing them to [`App::commit`]).
     ///
     /// # Errors
-    /// [`ReplicaError`] if the key or config is bad, or `last_committed` and its ancestors are
-    /// not among the stored blocks.
+    /// [`ReplicaError`] if the key or config is bad, or `last_committed` is not among the
+    /// blocks.
     pub fn restore(
         chain: Chain,
         key: SigningKey,
         config: Config,
         app: A,
         safety: SafetyState,
-        mut blocks: Vec<Block>,
+        blocks: Vec<Block>,
         last_committed: BlockHash,
     ) -> Result<Self, ReplicaError> {
         let mut replica = Self::build(chain, key, config, app, safety)?;
-        blocks.sort_by_key(Block::height);
-        for block in blocks {
-            replica.tree.insert(Arc::new(block));
+        let genesis = replica.chain.genesis().hash();
+        let mut by_hash: std::collections::HashMap<BlockHash, Block> =
+            blocks.into_iter().map(|b| (b.hash(), b)).collect();
+        if last_committed != genesis {
+            // The committed tail, newest first, as far back as the window (or genesis).
+            let mut tail = Vec::new();
+            let mut cursor = last_committed;
+            while tail.len() < replica.config.retained_committed_blocks && cursor != genesis {
+                let Some(block) = by_hash.remove(&cursor) else {
+                    break;
+                };
+                cursor = block.parent();
+                tail.push(Arc::new(block));
+            }
+            let Some(oldest) = tail.pop() else {
+                return Err(ReplicaError::MissingCommitted(last_committed));
+            };
+            if oldest.parent() != genesis {
+                replica.tree = BlockTree::rooted(oldest, replica.config.retained_committed_blocks);
+            } else if !replica.tree.extend_committed(oldest) {
+                return Err(ReplicaError::MissingCommitted(last_committed));
+            }
+            while let Some(block) = tail.pop() {
+                replica.tree.extend_committed(block);
+            }
         }
-        if last_committed != replica.chain.genesis().hash() {
-            replica
-                .tree
-                .commit(last_committed)
-                .map_err(|_| ReplicaError::MissingCommitted(last_committed))?;
+        let committed = replica.tree.committed_height();
+        let mut rest: Vec<Block> = by_hash
+            .into_values()
+            .filter(|b| b.height() > committed)
+            .collect();
+        rest.sort_by_key(Block::height);
+        for block in rest {
+            replica.tree.insert(Arc::new(block));
         }
         // Re-derive commits the app has not applied yet from the stored certificates.
         let mut qcs = replica.stored_qcs();
@@ -359,7 +408,7 @@ impl<A: App> Replica<A> {
 
     fn stored_qcs(&self) -> Vec<QuorumCert> {
         let mut qcs = Vec::new();
-        for height in 1..=self.tree.max_height() {
+        for height in self.tree.lowest_committed_held().max(1)..=self.tree.max_height() {
             for block in self.tree.blocks_at(height) {
                 qcs.push(block.justify().clone());
             }
@@ -406,6 +455,13 @@ impl<A: App> Replica<A> {
             high_qc_view: self.safety.high_qc.view,
             last_voted_view: self.safety.last_voted_view,
         }
+    }
+
+    /// Blocks held in memory: the retained committed window plus the uncommitted tree
+    /// (bounded whatever the chain's length).
+    #[must_use]
+    pub fn blocks_held(&self) -> usize {
+        self.tree.len()
     }
 
     /// The committed block at `height`, if this replica still holds it.

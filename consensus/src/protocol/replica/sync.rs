@@ -167,6 +167,24 @@ impl<A: App> Replica<A> {
             tracing::debug!(replica = %self.me, %from, from_height, "sync request throttled");
             return;
         }
+        let held = self.tree.lowest_committed_held();
+        if from_height >= 1 && from_height < held {
+            // Older than the committed blocks kept in memory: the store answers, up to the
+            // oldest one held (the peer's next request is served from memory).
+            let to_height = from_height
+                .saturating_add(self.config.max_sync_blocks as u64 - 1)
+                .min(held - 1);
+            if let Some((_, answered)) = self.sync.served.get_mut(&from) {
+                *answered += 1;
+            }
+            self.stats.store_sync_answers += 1;
+            self.out.push(Output::ServeCommitted {
+                to: from,
+                from_height,
+                to_height,
+            });
+            return;
+        }
         let target = if self.tree.contains(&target) {
             target
         } else {
@@ -178,16 +196,7 @@ impl<A: App> Replica<A> {
         if blocks.is_empty() {
             return;
         }
-        // Keep the response well under the message limit.
-        let mut size = 0usize;
-        let mut keep = 0;
-        for b in &blocks {
-            size += b.payload().len() + 512 + 80 * b.justify().signatures.len();
-            if size > MAX_MESSAGE_BYTES / 2 && keep > 0 {
-                break;
-            }
-            keep += 1;
-        }
+        let keep = fitting_in_response(blocks.iter().map(|b| &**b));
         let last = blocks[keep - 1].hash();
         let qc = if self.safety.high_qc.block == last {
             Some(self.safety.high_qc.clone())
@@ -293,7 +302,11 @@ impl<A: App> Replica<A> {
         if inserted > 0 {
             self.retry_orphan(now);
         }
-        if full && inserted > 0 {
+        // Go on while the answer brought blocks and the high QC's block is still missing (an
+        // answer can be short of `max_sync_blocks`: the size cap, or a store answer that stops
+        // where the peer's memory starts).
+        let behind = !self.tree.contains(&self.safety.high_qc.block);
+        if inserted > 0 && (full || behind) {
             let target = self.safety.high_qc.block;
             self.request_sync(now, from, target);
         } else {
@@ -320,6 +333,39 @@ impl<A: App> Replica<A> {
             }
         }
     }
+}
+
+/// How many of `blocks` (at least one) fit in one sync response, well under the message
+/// limit.
+fn fitting_in_response<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> usize {
+    let mut size = 0usize;
+    let mut keep = 0;
+    for b in blocks {
+        size += b.payload().len() + 512 + 80 * b.justify().signatures.len();
+        if size > MAX_MESSAGE_BYTES / 2 && keep > 0 {
+            break;
+        }
+        keep += 1;
+    }
+    keep
+}
+
+/// The sync response for [`Output::ServeCommitted`]: `blocks` are the committed blocks
+/// `from_height..=to_height + 1` read from the store, in height order. The response carries as
+/// many as fit from the front (the last one is never sent, only its justify, which certifies
+/// the block below it). `None` if fewer than two blocks were found.
+#[must_use]
+pub fn committed_sync_response(mut blocks: Vec<Block>) -> Option<Msg> {
+    if blocks.len() < 2 {
+        return None;
+    }
+    let keep = fitting_in_response(&blocks[..blocks.len() - 1]);
+    let qc = blocks[keep].justify().clone();
+    blocks.truncate(keep);
+    Some(Msg::SyncResponse {
+        blocks,
+        qc: Some(qc),
+    })
 }
 
 #[cfg(test)]
