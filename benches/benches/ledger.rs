@@ -61,6 +61,7 @@ fn genesis() -> Genesis {
                 )
             })
             .collect::<BTreeMap<_, _>>(),
+        snapshot_interval_blocks: 0,
     }
     .validate()
     .expect("a valid genesis")

@@ -16,8 +16,12 @@ pub(crate) fn genesis_block(genesis: &Genesis, genesis_text: &[u8]) -> Block {
     )
 }
 
-/// The consensus chain (validator set and genesis block) of a genesis.
-pub(crate) fn chain_of(genesis: &Genesis, genesis_text: &[u8]) -> Result<Chain, NodeError> {
+/// The consensus chain (validator set and genesis block) of a genesis and the exact text of
+/// its file.
+///
+/// # Errors
+/// [`NodeError::Genesis`] or [`NodeError::Replica`] if the validator keys are unusable.
+pub fn chain_of(genesis: &Genesis, genesis_text: &[u8]) -> Result<Chain, NodeError> {
     let keys: Vec<VerifyingKey> = genesis
         .validators
         .iter()

@@ -420,6 +420,7 @@ mod tests {
             timestamp_ms: height * 1_000,
             orders: Vec::new(),
             clearings,
+            snapshot: None,
         }
     }
 

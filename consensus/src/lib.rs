@@ -4,12 +4,14 @@
 //! replicated application), [`store`] (redb), [`index`] (the API's read model), [`node`] (the
 //! driver task and HTTP API), [`verify`] (the auditor's re-execution). The types shared with
 //! clients (signed orders, clearings, genesis, the key file, the API's views) are in
-//! [`voltmesh_wire`], re-exported as [`wire`]; `chain` turns a genesis into a consensus chain.
+//! [`voltmesh_wire`], re-exported as [`wire`]; [`chain_of`] turns a genesis into a consensus chain;
+//! [`state_sync`] serves and verifies ledger snapshots.
 
 pub use voltmesh_engine as engine;
 pub use voltmesh_wire as wire;
 
 mod chain;
+pub use chain::chain_of;
 #[cfg(feature = "clap")]
 pub mod cli;
 pub mod index;
@@ -17,5 +19,6 @@ pub mod ledger;
 pub mod net;
 pub mod node;
 pub mod protocol;
+pub mod state_sync;
 pub mod store;
 pub mod verify;

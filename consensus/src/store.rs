@@ -34,10 +34,18 @@ use crate::protocol::{Block, BlockHash, SafetyState};
 const BLOCKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("blocks");
 const COMMITTED: TableDefinition<'_, u64, &[u8; 32]> = TableDefinition::new("committed");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+/// Height → snapshot bytes of the state after that committed block (the last
+/// [`SNAPSHOTS_KEPT`]).
+const SNAPSHOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("snapshots");
+
+/// Snapshots a store keeps.
+pub const SNAPSHOTS_KEPT: usize = 2;
 /// `(height, hash)` of every stored block not (yet) known committed: what a commit prunes.
 const UNCOMMITTED: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("uncommitted");
 
 const SAFETY: &str = "safety";
+/// Meta key of the height of the snapshot a state-synced store starts at (big-endian u64).
+const BASE: &str = "base";
 /// Meta key of the store layout version; [`Store::upgrade_layout`] brings older stores to it.
 const LAYOUT: &str = "layout";
 const LAYOUT_VERSION: &[u8] = b"2";
@@ -125,6 +133,7 @@ impl Store {
             tx.open_table(COMMITTED).map(drop),
             tx.open_table(META).map(drop),
             tx.open_table(UNCOMMITTED).map(drop),
+            tx.open_table(SNAPSHOTS).map(drop),
         ] {
             result.map_err(|e| open_err(e.to_string()))?;
         }
@@ -340,6 +349,118 @@ impl Store {
         decode_block(bytes.value()).map(Some)
     }
 
+    /// Stores the snapshot of the state after the committed block at `height`, keeping the
+    /// last [`SNAPSHOTS_KEPT`].
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the write fails.
+    pub fn put_snapshot(&self, height: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(SNAPSHOTS).map_err(db_err)?;
+            table.insert(height, bytes).map_err(db_err)?;
+            let mut heights = Vec::new();
+            for entry in table.iter().map_err(db_err)? {
+                heights.push(entry.map_err(db_err)?.0.value());
+            }
+            let old = heights.len().saturating_sub(SNAPSHOTS_KEPT);
+            for h in &heights[..old] {
+                table.remove(*h).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// The stored snapshots' heights, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a read failure.
+    pub fn snapshot_heights(&self) -> Result<Vec<u64>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(SNAPSHOTS).map_err(db_err)?;
+        let mut heights = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            heights.push(entry.map_err(db_err)?.0.value());
+        }
+        heights.reverse();
+        Ok(heights)
+    }
+
+    /// The snapshot bytes of the state after the committed block at `height`, if stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a read failure.
+    pub fn snapshot(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(SNAPSHOTS).map_err(db_err)?;
+        let bytes = table
+            .get(height)
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec());
+        Ok(bytes)
+    }
+
+    /// Makes an empty store start at a verified snapshot: `block` is recorded as committed at
+    /// its height, `snapshot` as the state after it, and the store's base set to it (blocks
+    /// below are never held; [`Store::check_committed_chain`] starts there).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the write fails; [`StoreError::BrokenChain`] if the store
+    /// already holds committed blocks.
+    pub fn install_snapshot(&self, block: &Block, snapshot: &[u8]) -> Result<(), StoreError> {
+        if self.committed_height()? > 0 {
+            return Err(StoreError::BrokenChain(
+                "a snapshot can only start an empty store".into(),
+            ));
+        }
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            tx.open_table(BLOCKS)
+                .map_err(db_err)?
+                .insert(&block.hash().0, block.to_bytes().as_slice())
+                .map_err(db_err)?;
+            tx.open_table(COMMITTED)
+                .map_err(db_err)?
+                .insert(block.height(), &block.hash().0)
+                .map_err(db_err)?;
+            tx.open_table(SNAPSHOTS)
+                .map_err(db_err)?
+                .insert(block.height(), snapshot)
+                .map_err(db_err)?;
+            tx.open_table(META)
+                .map_err(db_err)?
+                .insert(BASE, block.height().to_be_bytes().as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// The block a state-synced store starts at, if it does (`None`: it holds the chain from
+    /// height 1).
+    ///
+    /// # Errors
+    /// [`StoreError`] on a read failure or a corrupt record.
+    pub fn base(&self) -> Result<Option<Block>, StoreError> {
+        let height = {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let meta = tx.open_table(META).map_err(db_err)?;
+            let Some(bytes) = meta.get(BASE).map_err(db_err)? else {
+                return Ok(None);
+            };
+            let raw: [u8; 8] = bytes.value().try_into().map_err(|_| StoreError::Corrupt {
+                what: "base height",
+                detail: "not 8 bytes".into(),
+            })?;
+            u64::from_be_bytes(raw)
+        };
+        self.committed_block(height)?
+            .ok_or(StoreError::Corrupt {
+                what: "base",
+                detail: format!("no committed block at the base height {height}"),
+            })
+            .map(Some)
+    }
+
     /// Height of the last committed block (0 if none).
     ///
     /// # Errors
@@ -410,17 +531,31 @@ impl Store {
         Ok(())
     }
 
-    /// Checks that the committed blocks are heights 1, 2, … without a gap and that each one's
-    /// parent is the block below it (the first one's is `genesis`), reading the chain in
-    /// chunks.
+    /// Checks that the committed blocks are heights 1, 2, … (in a state-synced store, from
+    /// its base on) without a gap and that each one's parent is the block below it (the
+    /// first one's is `genesis`), reading the chain in chunks.
     ///
     /// # Errors
     /// [`StoreError::BrokenChain`] naming the first height that does not link; [`StoreError`]
     /// on a read failure or a corrupt committed block.
     pub fn check_committed_chain(&self, genesis: BlockHash) -> Result<(), StoreError> {
-        let mut parent = genesis;
-        let mut expected = 1u64;
-        self.for_each_committed(1, |block: Block| {
+        self.check_committed_chain_from(self.base()?.as_ref(), genesis)
+    }
+
+    /// As [`Store::check_committed_chain`], from the committed block `start` up (from height 1,
+    /// whose parent is `genesis`, if `None`): a node that starts from a stored snapshot reads
+    /// only the chain above it.
+    ///
+    /// # Errors
+    /// As [`Store::check_committed_chain`].
+    pub fn check_committed_chain_from(
+        &self,
+        start: Option<&Block>,
+        genesis: BlockHash,
+    ) -> Result<(), StoreError> {
+        let mut parent = start.map_or(genesis, Block::parent);
+        let mut expected = start.map_or(1, Block::height);
+        self.for_each_committed(expected, |block: Block| {
             if block.height() != expected {
                 return Err(StoreError::BrokenChain(format!(
                     "height {expected} is missing (the next committed block is at height {})",

@@ -42,6 +42,13 @@ pub enum VerifyError {
     /// The store has no genesis or it is invalid.
     #[error("genesis: {0}")]
     Genesis(String),
+    /// The store starts at a snapshot (the node was state-synced): the history below it is
+    /// not there to re-execute.
+    #[error(
+        "the store starts at a snapshot at height {0} (the node was state-synced): verify needs \
+         the full history; run it on a node that replayed from genesis"
+    )]
+    NoFullHistory(u64),
     /// A block does not check out.
     #[error("block {height} does not check out: {reason}")]
     Mismatch {
@@ -68,6 +75,9 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
         .map_err(|e| VerifyError::Genesis(e.to_string()))?;
     let chain =
         chain_of(&genesis, &genesis_text).map_err(|e| VerifyError::Genesis(e.to_string()))?;
+    if let Some(base) = store.base()? {
+        return Err(VerifyError::NoFullHistory(base.height()));
+    }
     let mut app = LedgerApp::new(Arc::new(genesis), chain.genesis());
     let mut previous = chain.genesis().clone();
     let mut report = VerifyReport {

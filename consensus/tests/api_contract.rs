@@ -35,6 +35,7 @@ fn status() -> StatusView {
         mempool: 2,
         orders_committed: 5,
         rejected_proposals: 0,
+        votes: 9,
     }
 }
 
@@ -121,6 +122,7 @@ fn block(order: &SignedOrder) -> BlockView {
         view: 9,
         proposer: 2,
         failed_leaders: vec![1],
+        justify_signers: vec![0, 1, 3],
         timestamp_ms: 1_790_000_000_000,
         orders: vec![order.clone()],
         clearings: vec![clearing(CLEARED)],
@@ -177,6 +179,10 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         }
                         ApiRequest::Status(reply) => {
                             let _ = reply.send(status());
+                        }
+                        ApiRequest::Snapshot(reply) => {
+                            // The stub has no ledger to snapshot: the 404 `no_snapshot` path.
+                            let _ = reply.send(None);
                         }
                     }
                 }
@@ -606,6 +612,21 @@ async fn every_answer_validates_against_the_served_openapi_document() {
             400,
         ),
         ("get", "/v1/status", "/v1/status".into(), None, 200),
+        ("get", "/v1/snapshot", "/v1/snapshot".into(), None, 404),
+        (
+            "get",
+            "/v1/participants/{id}",
+            "/v1/participants/hh-1?limit=0".into(),
+            None,
+            400,
+        ),
+        (
+            "get",
+            "/v1/participants/{id}",
+            "/v1/participants/hh-1?from=yesterday".into(),
+            None,
+            400,
+        ),
         (
             "get",
             "/v1/orders/{participant}/{id}",

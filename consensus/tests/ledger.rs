@@ -55,6 +55,7 @@ fn genesis() -> Genesis {
             ("h2".into(), vec![pk(2)]),
             ("h3".into(), vec![pk(3)]),
         ]),
+        snapshot_interval_blocks: 0,
     }
     .validate()
     .unwrap()
@@ -472,6 +473,7 @@ fn a_committed_block_that_does_not_execute_halts_the_ledger() {
         BlockBody {
             orders: vec![forged],
             clearings: Vec::new(),
+            state: None,
         }
         .encode(),
     );
@@ -846,6 +848,7 @@ fn only_the_exact_pending_order_skips_signature_verification() {
         BlockBody {
             orders: vec![o.clone()],
             clearings: Vec::new(),
+            state: None,
         }
         .encode()
     };
@@ -856,4 +859,104 @@ fn only_the_exact_pending_order_skips_signature_verification() {
     validator
         .validate(&genesis_block, &body(&honest), at(60))
         .unwrap();
+}
+
+/// Issue 12 (snapshots): with `snapshot_interval_blocks = 2`, the blocks at heights 3, 5, …
+/// carry the digest of the state after their parent; validators refuse a wrong, missing or
+/// misplaced digest; a node that starts from the snapshot bytes (as state sync does) reaches
+/// the same state and the same clearing as one that replayed every block.
+#[test]
+fn blocks_carry_checked_state_digests_and_snapshots_restore_the_same_ledger() {
+    use voltmesh_consensus::ledger::snapshot::{carries_digest, digest};
+    use voltmesh_consensus::ledger::LedgerState;
+    use voltmesh_consensus::protocol::App;
+    let mut g = genesis();
+    g.snapshot_interval_blocks = 2;
+    let g = Arc::new(g);
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut node = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    node.submit(order(1, "h1", "s1", Side::Sell, 600, "0.10", 1), at(10))
+        .unwrap();
+    node.submit(order(2, "h2", "b1", Side::Buy, 400, "0.30", 1), at(10))
+        .unwrap();
+    let mut chain = vec![genesis_block.clone()];
+    let mut snapshots = Vec::new();
+    for n in 1..=4 {
+        let parent = chain.last().unwrap().clone();
+        let payload = node.propose(&parent, at(20 + n));
+        let body = BlockBody::decode(&payload).unwrap();
+        assert_eq!(
+            body.state.is_some(),
+            carries_digest(&g, parent.height() + 1),
+            "height {}",
+            parent.height() + 1
+        );
+        let block = child(&parent, 20 + n, payload);
+        node.commit(&block);
+        for committed in node.take_committed() {
+            if let Some(bytes) = committed.snapshot {
+                snapshots.push((committed.height, bytes));
+            }
+        }
+        chain.push(block);
+    }
+    assert_eq!(
+        snapshots.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+        [2, 4]
+    );
+    // Block 3 carries the digest of the state after block 2, which holds both orders.
+    let (_, after_2) = &snapshots[0];
+    let body_3 = BlockBody::decode(chain[3].payload()).unwrap();
+    assert_eq!(body_3.state.as_deref(), Some(digest(after_2).as_str()));
+    let text = String::from_utf8_lossy(after_2);
+    assert!(text.contains("h1:s1") && text.contains("h2:b1"), "{text}");
+
+    // A validator refuses a wrong digest, a missing one, and one where none belongs.
+    let mut checker = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    for block in &chain[1..=2] {
+        checker.commit(block);
+    }
+    let mut wrong = body_3.clone();
+    wrong.state = Some(digest(b"another state"));
+    let mut missing = body_3.clone();
+    missing.state = None;
+    for (body, what) in [(wrong, "wrong"), (missing, "missing")] {
+        let err = checker
+            .validate(&chain[2], &body.encode(), chain[3].timestamp_ms())
+            .expect_err(what);
+        assert!(err.reason.contains("state digest"), "{what}: {err}");
+    }
+    assert!(checker
+        .validate(&chain[2], chain[3].payload(), chain[3].timestamp_ms())
+        .is_ok());
+    let mut misplaced = BlockBody::decode(chain[2].payload()).unwrap();
+    misplaced.state = body_3.state;
+    assert!(checker
+        .validate(&chain[1], &misplaced.encode(), chain[2].timestamp_ms())
+        .is_err());
+
+    // Started from the snapshot after block 2, a node executes blocks 3 and 4 to the same
+    // snapshot after block 4 as the node that replayed everything.
+    let state = LedgerState::from_snapshot(&g, after_2).unwrap();
+    assert_eq!(&state.snapshot_bytes(), after_2, "canonical round trip");
+    let mut synced = LedgerApp::from_snapshot(Arc::clone(&g), &chain[2], state);
+    for block in &chain[3..=4] {
+        synced
+            .validate(
+                &chain[block.height() as usize - 1],
+                block.payload(),
+                block.timestamp_ms(),
+            )
+            .unwrap();
+        synced.commit(block);
+    }
+    let from_snapshot: Vec<_> = synced.take_committed();
+    assert_eq!(
+        from_snapshot.last().unwrap().snapshot,
+        Some(snapshots[1].1.clone())
+    );
+    // Non-canonical bytes are refused.
+    let mut spaced = after_2.clone();
+    spaced.insert(1, b' ');
+    assert!(LedgerState::from_snapshot(&g, &spaced).is_err());
 }

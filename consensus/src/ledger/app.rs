@@ -7,7 +7,8 @@ use super::body::MAX_ORDERS_PER_BLOCK;
 use super::mempool::{key_of, MempoolError, OrderKey};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
-use super::{BlockBody, ClearingRecord, LedgerState, Mempool};
+use super::snapshot::{carries_digest, digest, is_snapshot_height};
+use super::{BlockBody, BlockRejection, ClearingRecord, LedgerState, Mempool};
 use crate::protocol::{App, Block, BlockHash, Reject};
 
 /// A block the replica committed, decoded for storage and the API.
@@ -24,6 +25,9 @@ pub struct CommittedBlock {
     /// Intervals the block cleared: the full clearings, as this node computed them (the block
     /// carries their [`ClearingRecord`]s).
     pub clearings: Vec<IntervalClearing>,
+    /// At a snapshot height ([`super::snapshot::is_snapshot_height`]), the snapshot bytes of
+    /// the state after this block, for the node to store and serve.
+    pub snapshot: Option<Vec<u8>>,
 }
 
 /// The ledger application: validates and builds block bodies, keeps the mempool and the state
@@ -93,7 +97,18 @@ pub const MEMPOOL_CAPACITY: usize = 100_000;
 impl LedgerApp {
     /// A fresh app whose chain starts at `genesis_block`.
     pub fn new(genesis: Arc<Genesis>, genesis_block: &Block) -> Self {
-        let initial = Arc::new(LedgerState::new(&genesis));
+        let initial = LedgerState::new(&genesis);
+        Self::starting_at(genesis, genesis_block, initial)
+    }
+
+    /// An app whose committed tip is `block`, with `state` the state after it: a node that
+    /// starts from a verified snapshot (state sync) instead of replaying the chain.
+    pub fn from_snapshot(genesis: Arc<Genesis>, block: &Block, state: LedgerState) -> Self {
+        Self::starting_at(genesis, block, state)
+    }
+
+    fn starting_at(genesis: Arc<Genesis>, genesis_block: &Block, initial: LedgerState) -> Self {
+        let initial = Arc::new(initial);
         let mut states = HashMap::new();
         states.insert(
             genesis_block.hash(),
@@ -237,6 +252,17 @@ impl LedgerApp {
         block_time_ms: u64,
     ) -> Result<After, Reject> {
         let body = BlockBody::decode(payload).map_err(|e| Reject::new(e.to_string()))?;
+        let expected =
+            carries_digest(&self.genesis, height).then(|| digest(&parent.snapshot_bytes()));
+        if body.state != expected {
+            return Err(Reject::new(
+                BlockRejection::WrongStateDigest {
+                    expected,
+                    got: body.state,
+                }
+                .to_string(),
+            ));
+        }
         let mut state = parent.clone();
         let mempool = &self.mempool;
         let clearings = state
@@ -256,13 +282,17 @@ impl LedgerApp {
         let mut state = (*after.state).clone();
         // Round-robin across participants (audit M2): one flooding participant cannot delay
         // another's order by more than the rounds before it.
+        let digest = carries_digest(&self.genesis, parent.height() + 1)
+            .then(|| digest(&state.snapshot_bytes()));
         let candidates = self.mempool.round_robin();
-        state.build(
+        let mut body = state.build(
             &self.genesis,
             candidates,
             block_time_ms,
             MAX_ORDERS_PER_BLOCK,
-        )
+        );
+        body.state = digest;
+        body
     }
 }
 
@@ -369,6 +399,8 @@ impl App for LedgerApp {
             timestamp_ms: now_ms,
             orders: body.orders,
             clearings: after.clearings.clone(),
+            snapshot: is_snapshot_height(&self.genesis, block.height())
+                .then(|| after.state.snapshot_bytes()),
         });
     }
 

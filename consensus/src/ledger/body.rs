@@ -25,6 +25,10 @@ pub struct BlockBody {
     /// Records of the clearings of the intervals whose gate closed by this block's time, oldest
     /// first (at most [`voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK`]).
     pub clearings: Vec<ClearingRecord>,
+    /// At the heights right after a snapshot height ([`super::snapshot::carries_digest`]), the
+    /// digest of the state after the parent ([`super::snapshot::digest`]); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 impl BlockBody {

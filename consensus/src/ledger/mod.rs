@@ -23,6 +23,7 @@ mod body;
 mod clearing_record;
 mod mempool;
 mod reject;
+pub mod snapshot;
 mod state;
 
 pub use app::{CommittedBlock, DroppedOrder, LedgerApp, DROPPED_RECORD, MEMPOOL_CAPACITY};

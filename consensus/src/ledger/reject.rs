@@ -24,6 +24,15 @@ pub enum BlockRejection {
         /// How many the body carried.
         got: usize,
     },
+    /// The state digest is missing, wrong, or present at a height that carries none
+    /// ([`super::snapshot`]).
+    #[error("state digest: expected {expected:?}, got {got:?}")]
+    WrongStateDigest {
+        /// What this validator computed (`None`: no digest at this height).
+        expected: Option<String>,
+        /// What the body carried.
+        got: Option<String>,
+    },
     /// Block time went backwards.
     #[error("block time {block_ms} is before the parent's {parent_ms}")]
     TimeWentBackwards {

@@ -38,10 +38,10 @@ pub const MAX_INTERVALS_AHEAD: i64 = 96;
 /// Execution is a pure function of (state, body, block time).
 #[derive(Debug, Clone, Default)]
 pub struct LedgerState {
-    books: BTreeMap<i64, CallAuction>,
-    counts: BTreeMap<(i64, ParticipantId), u32>,
-    next_seq: u64,
-    last_block_ms: u64,
+    pub(super) books: BTreeMap<i64, CallAuction>,
+    pub(super) counts: BTreeMap<(i64, ParticipantId), u32>,
+    pub(super) next_seq: u64,
+    pub(super) last_block_ms: u64,
 }
 
 impl LedgerState {
@@ -292,7 +292,11 @@ impl LedgerState {
             .map(ClearingRecord::of)
             .collect();
         self.last_block_ms = self.last_block_ms.max(block_ms);
-        BlockBody { orders, clearings }
+        BlockBody {
+            orders,
+            clearings,
+            state: None,
+        }
     }
 
     /// Re-executes a body at `block_ms`: every order must be admissible and the clearing records

@@ -13,6 +13,7 @@
 //! | GET | `/v1/participants/{id}` | [`ParticipantView`]: the participant's balance and its trades of the intervals `?from=` (inclusive) to `?to=` (exclusive), oldest first, at most `?limit=` (default [`DEFAULT_TRADES_PAGE`]) in whole intervals, with `next_from` when more follow; 400 `malformed_interval`, `malformed_query` |
 //! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |
 //! | GET | `/v1/openapi.json` | the API's OpenAPI document, generated from the wire types ([`voltmesh_wire::openapi`]) |
+//! | GET | `/v1/snapshot` | [`SnapshotView`]: the latest ledger snapshot and the committed blocks that prove it, for state sync; 404 `no_snapshot` |
 //! | GET | `/v1/status` | [`StatusView`]: height, committed hash, view, peers, validators, last commit time, mempool, orders committed, rejected proposals |
 //!
 //! # Limits (audit L10)
@@ -40,7 +41,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use voltmesh_engine::ParticipantId;
 use voltmesh_wire::api::{
     self as wire_api, error_kind, Accepted, BatchAnswer, BatchResult, BlockView, ErrorBody,
-    OrderStatusView, ParticipantView, StatusView,
+    OrderStatusView, ParticipantView, SnapshotView, StatusView,
 };
 use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 
@@ -74,6 +75,8 @@ pub enum ApiRequest {
     Block(u64, oneshot::Sender<Option<BlockView>>),
     /// The node's status.
     Status(oneshot::Sender<StatusView>),
+    /// The latest ledger snapshot with its proof.
+    Snapshot(oneshot::Sender<Option<SnapshotView>>),
 }
 
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
@@ -95,6 +98,7 @@ pub(crate) fn block_view(block: &Block, index: &Index) -> Result<BlockView, Stor
         view: block.view(),
         proposer: block.proposer().0,
         failed_leaders: block.failed_leaders().iter().map(|v| v.0).collect(),
+        justify_signers: block.justify().signers().map(|v| v.0).collect(),
         timestamp_ms: block.timestamp_ms(),
         orders: body.orders,
         clearings,
@@ -366,6 +370,18 @@ async fn status(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
     }
 }
 
+async fn snapshot(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
+    match ask(&tx, ApiRequest::Snapshot).await {
+        Ok(Some(view)) => Json(view).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            error_kind::NO_SNAPSHOT,
+            "this node has no snapshot yet (or its genesis turns snapshots off)",
+        ),
+        Err(response) => response,
+    }
+}
+
 async fn openapi() -> Response {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let text = DOCUMENT.get_or_init(voltmesh_wire::openapi::json);
@@ -487,6 +503,7 @@ fn routes(tx: mpsc::Sender<ApiRequest>) -> Router {
         .route(wire_api::PARTICIPANT, get(participant))
         .route(wire_api::BLOCK, get(block))
         .route(wire_api::STATUS, get(status))
+        .route(wire_api::SNAPSHOT, get(snapshot))
         .route(wire_api::OPENAPI, get(openapi))
         .with_state(tx)
 }

@@ -66,6 +66,22 @@ pub struct NodeConfig {
     /// Where the node writes its metrics (see [`super::metrics`]).
     #[serde(default)]
     pub metrics: super::metrics::MetricsSection,
+    /// Where a node with an empty store fetches a ledger snapshot (see `crate::state_sync`).
+    #[serde(default)]
+    pub state_sync: StateSync,
+}
+
+/// `[state_sync]`: a node whose store is empty (new, or wiped) asks these nodes' APIs for their
+/// latest snapshot, verifies it against the validators' certificates, and starts from it
+/// instead of replaying the chain from genesis; it then signs nothing until it is provably past
+/// every view it could have signed in (as with `untrusted_safety_record`). With no peers, or
+/// none serving a snapshot that checks out, it replays from genesis by block sync.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSync {
+    /// Node API base URLs, e.g. `["http://10.0.0.2:8080"]`.
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
 /// Switches for fault-injection tests; never set them in a deployment.

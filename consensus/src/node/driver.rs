@@ -17,12 +17,13 @@ use super::timer::TickTimer;
 use super::NodeConfig;
 use crate::chain::chain_of;
 use crate::index::Index;
-use crate::ledger::LedgerApp;
+use crate::ledger::{LedgerApp, LedgerState};
 use crate::net;
 use crate::protocol::{
     committed_sync_response, Config as ReplicaConfig, Input, Msg, Output, Persist, Replica,
     SafetyState,
 };
+use crate::state_sync;
 use crate::store::{Store, StoreError};
 
 /// Capacity of the API → driver queue.
@@ -156,9 +157,24 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             "deleted stored blocks of dead forks below the committed height"
         );
     }
-    store
-        .check_committed_chain(chain.genesis().hash())
-        .map_err(store_file)?;
+    // An empty store (a new or wiped node) starts from a verified snapshot when it can.
+    let mut state_synced = false;
+    if store.committed_height().map_err(store_file)? == 0 && !config.state_sync.peers.is_empty() {
+        match state_sync::fetch(&config.state_sync.peers, &chain, &genesis).await {
+            Ok(snapshot) => {
+                store
+                    .install_snapshot(&snapshot.block, &snapshot.bytes)
+                    .map_err(store_file)?;
+                info!(
+                    height = snapshot.block.height(),
+                    "starting from a verified ledger snapshot"
+                );
+                state_synced = true;
+            }
+            Err(e) => warn!(cause = %e, "no usable snapshot; replaying the chain from genesis"),
+        }
+    }
+    let base = store.base().map_err(store_file)?;
     // What the replica needs: the retained committed tail and the uncommitted blocks.
     let recovered = store
         .recover(replica_config.retained_committed_blocks)
@@ -166,21 +182,34 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     for (key, cause) in &recovered.quarantined {
         warn!(block = %key, %cause, store = %store_path, "skipping an undecodable uncommitted block");
     }
-    if recovered.safety.is_none()
-        && recovered.committed_height > 0
-        && !config.untrusted_safety_record
-    {
+    // A state-synced store without a safety record never voted since the sync, but its key may
+    // have before the wipe: it starts guarded, like `untrusted_safety_record`.
+    let untrusted = config.untrusted_safety_record
+        || state_synced
+        || (base.is_some() && recovered.safety.is_none());
+    if recovered.safety.is_none() && recovered.committed_height > 0 && !untrusted {
         return Err(NodeError::LostSafetyRecord {
             path: store_path,
             committed: usize::try_from(recovered.committed_height).unwrap_or(usize::MAX),
         });
     }
-    // Rebuild the ledger state by replaying the committed chain (streamed from the store, a
-    // chunk at a time), and bring the on-disk API index up to it.
-    let mut app = LedgerApp::new(Arc::clone(&genesis), chain.genesis());
+    // Rebuild the ledger state from the newest stored snapshot the API index has reached (or
+    // from genesis), replaying only the committed chain above it, streamed from the store a
+    // chunk at a time; the index catches up on the way.
     let mut index = Index::open(store.database()).map_err(store_file)?;
+    let start = replay_start(&store, &genesis, base, index.height()).map_err(store_file)?;
     store
-        .for_each_committed(1, |block| {
+        .check_committed_chain_from(start.as_ref().map(|(b, _)| b), chain.genesis().hash())
+        .map_err(store_file)?;
+    let (mut app, from) = match start {
+        Some((block, state)) => (
+            LedgerApp::from_snapshot(Arc::clone(&genesis), &block, state),
+            block.height() + 1,
+        ),
+        None => (LedgerApp::new(Arc::clone(&genesis), chain.genesis()), 1),
+    };
+    store
+        .for_each_committed(from, |block| {
             crate::protocol::App::commit(&mut app, &block);
             for committed in app.take_committed() {
                 index.apply(&committed)?;
@@ -194,7 +223,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let last_committed = recovered
         .last_committed
         .unwrap_or_else(|| chain.genesis().hash());
-    let replica = match (recovered.safety, config.untrusted_safety_record) {
+    let replica = match (recovered.safety, untrusted) {
         (safety, true) => {
             warn!(store = %store_path, "untrusted safety record: signing nothing until peers show this node is past every view it could have signed in");
             Replica::restore_untrusted(
@@ -318,6 +347,40 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     result
 }
 
+/// Where a restart replays the ledger from: the newest stored snapshot at or below the API
+/// index's height (so the index misses no block), else the base of a state-synced store, else
+/// genesis (`None`).
+fn replay_start(
+    store: &Store,
+    genesis: &Genesis,
+    base: Option<crate::protocol::Block>,
+    index_height: u64,
+) -> Result<Option<(crate::protocol::Block, LedgerState)>, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "snapshot",
+        detail,
+    };
+    let heights = store.snapshot_heights()?;
+    let base_height = base.as_ref().map(crate::protocol::Block::height);
+    let chosen = heights
+        .iter()
+        .copied()
+        .find(|h| *h <= index_height && base_height.is_none_or(|b| *h >= b))
+        .or(base_height);
+    let Some(height) = chosen else {
+        return Ok(None);
+    };
+    let bytes = store
+        .snapshot(height)?
+        .ok_or_else(|| corrupt(format!("no stored snapshot at height {height}")))?;
+    let block = store
+        .committed_block(height)?
+        .ok_or_else(|| corrupt(format!("no committed block at height {height}")))?;
+    let state = LedgerState::from_snapshot(genesis, &bytes)
+        .map_err(|e| corrupt(format!("height {height}: {e}")))?;
+    Ok(Some((block, state)))
+}
+
 struct Driver {
     replica: Replica<LedgerApp>,
     store: Store,
@@ -439,6 +502,9 @@ impl Driver {
                     .transpose()?;
                 let _ = reply.send(view);
             }
+            ApiRequest::Snapshot(reply) => {
+                let _ = reply.send(state_sync::latest_snapshot(&self.store)?);
+            }
             ApiRequest::Status(reply) => {
                 let status = self.replica.status();
                 let _ = reply.send(StatusView {
@@ -454,6 +520,7 @@ impl Driver {
                     mempool: self.replica.app().mempool().len(),
                     orders_committed: self.index.orders_committed(),
                     rejected_proposals: self.replica.stats().rejected_proposals,
+                    votes: self.replica.stats().votes,
                 });
             }
         }
@@ -496,6 +563,9 @@ impl Driver {
                 "committed"
             );
             self.index.apply(&committed)?;
+            if let Some(snapshot) = &committed.snapshot {
+                self.store.put_snapshot(committed.height, snapshot)?;
+            }
             if self.metrics.is_enabled() {
                 let health = self.health();
                 self.metrics.committed(&committed, now_ms(), health);

@@ -53,6 +53,28 @@ pub fn write_node(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// As [`write_node`], with `participants` (pseudonym → signing key seed) in genesis and a
+/// snapshot every `snapshot_interval_blocks` blocks.
+pub fn write_node_with(
+    dir: &Path,
+    extra: &str,
+    participants: &[(&str, u8)],
+    snapshot_interval_blocks: u64,
+) -> PathBuf {
+    let config = write_node(dir, extra);
+    let path = dir.join("genesis.json");
+    let mut genesis: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read genesis")).expect("json");
+    for (name, seed) in participants {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[*seed; 32]);
+        genesis["participants"][*name] =
+            serde_json::json!([hex::encode(key.verifying_key().to_bytes())]);
+    }
+    genesis["snapshot_interval_blocks"] = snapshot_interval_blocks.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&genesis).expect("json")).expect("write");
+    config
+}
+
 /// A running in-process node; dropping the handle stops it.
 pub struct RunningNode {
     pub api: SocketAddr,

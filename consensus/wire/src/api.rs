@@ -41,6 +41,8 @@ pub const PARTICIPANT: &str = "/v1/participants/{id}";
 pub const BLOCK: &str = "/v1/blocks/{height}";
 /// `GET`: the node's status.
 pub const STATUS: &str = "/v1/status";
+/// `GET`: the node's latest ledger snapshot with its proof ([`SnapshotView`]), for state sync.
+pub const SNAPSHOT: &str = "/v1/snapshot";
 
 /// The path of [`INTERVAL`] for `start` (Unix seconds).
 pub fn interval_path(start: i64) -> String {
@@ -96,6 +98,8 @@ pub mod error_kind {
     pub const MALFORMED_QUERY: &str = "malformed_query";
     /// 404: the interval has not cleared (yet).
     pub const NOT_CLEARED: &str = "not_cleared";
+    /// 404: the node holds no ledger snapshot yet (or its genesis turns snapshots off).
+    pub const NO_SNAPSHOT: &str = "no_snapshot";
     /// 404: no committed block at that height.
     pub const NOT_COMMITTED: &str = "not_committed";
     /// 404: the node knows no order of the participant with that id (never submitted here, or
@@ -326,6 +330,11 @@ pub struct StatusView {
     pub orders_committed: u64,
     /// Blocks proposed by this node whose payload honest validators refused.
     pub rejected_proposals: u64,
+    /// Votes this node signed since it started (a node restored without a trustworthy safety
+    /// record, or state-synced, signs none until it is provably past every view it could have
+    /// signed in).
+    #[serde(default)]
+    pub votes: u64,
 }
 
 /// `GET /v1/blocks/{height}`: a committed block, decoded.
@@ -346,6 +355,9 @@ pub struct BlockView {
     /// justify's view and its own, which produced no certified block. They stay out of the
     /// leader rotation for the reputation window.
     pub failed_leaders: Vec<u16>,
+    /// The validators whose votes form its justify (the certificate of its parent).
+    #[serde(default)]
+    pub justify_signers: Vec<u16>,
     /// Block time: the proposer's clock, ms since the Unix epoch.
     pub timestamp_ms: u64,
     /// The orders it carries, in ledger order.
@@ -354,6 +366,27 @@ pub struct BlockView {
     /// computed them (the block itself carries each one's price, volume, trade count and
     /// SHA-256, which every validator checked against its own).
     pub clearings: Vec<IntervalClearing>,
+}
+
+/// `GET /v1/snapshot`: the ledger state after a committed block, and the blocks that prove it.
+///
+/// A node that starts empty with `[state_sync]` peers verifies it before use (see
+/// `consensus/README.md`, "Snapshots and state sync"): `proof` holds the committed blocks from
+/// `height` up, each the parent of the next; the block at `height + 1` carries the SHA-256 of
+/// `state`; a later pair of consecutive-view blocks, certified by the justify of the block after
+/// them, proves them (and so `height`) committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SnapshotView {
+    /// Height of the block the state follows.
+    pub height: u64,
+    /// That block's hash, hex.
+    pub block_hash: String,
+    /// The state, in its canonical encoding (a JSON document, as a string: its exact bytes
+    /// are what the digest covers).
+    pub state: String,
+    /// The proof blocks, in the consensus encoding, hex, from `height` up.
+    pub proof: Vec<String>,
 }
 
 #[cfg(test)]
@@ -383,6 +416,7 @@ mod tests {
             mempool: 5,
             orders_committed: 17,
             rejected_proposals: 1,
+            votes: 12,
         };
         let text = round_trip(&status);
         for field in [
@@ -429,6 +463,7 @@ mod tests {
             view: 3,
             proposer: 1,
             failed_leaders: Vec::new(),
+            justify_signers: vec![0, 2, 3],
             timestamp_ms: 1_790_000_000_000,
             orders: Vec::new(),
             clearings: Vec::new(),

@@ -35,7 +35,8 @@ use serde::Serialize;
 use tracing::{debug, warn};
 
 use crate::api::{
-    self, error_kind, BlockView, ErrorBody, OrderStatusView, ParticipantView, StatusView,
+    self, error_kind, BlockView, ErrorBody, OrderStatusView, ParticipantView, SnapshotView,
+    StatusView,
 };
 use crate::{IntervalClearing, SignedOrder};
 
@@ -466,6 +467,15 @@ impl NodeClient {
         self.view(api::STATUS).await?.ok_or_else(not_found)
     }
 
+    /// `GET /v1/snapshot`: the node's latest ledger snapshot with its proof, `None` if it has
+    /// none (snapshots off, or the chain is younger than the first snapshot height).
+    ///
+    /// # Errors
+    /// [`ClientError`] (module docs).
+    pub async fn snapshot(&self) -> Result<Option<SnapshotView>, ClientError> {
+        self.view(api::SNAPSHOT).await
+    }
+
     /// `GET /v1/participants/{id}`.
     ///
     /// # Errors
@@ -614,6 +624,14 @@ impl BlockingNodeClient {
     /// As [`NodeClient::status`].
     pub fn status(&self) -> Result<StatusView, ClientError> {
         self.run(NodeClient::status)
+    }
+
+    /// [`NodeClient::snapshot`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::snapshot`].
+    pub fn snapshot(&self) -> Result<Option<SnapshotView>, ClientError> {
+        self.run(NodeClient::snapshot)
     }
 
     /// [`NodeClient::participant`].

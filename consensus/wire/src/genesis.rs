@@ -104,6 +104,20 @@ pub struct Genesis {
     pub validators: Vec<GenesisValidator>,
     /// Participant pseudonym → keys allowed to sign its orders (its own, its bridge's).
     pub participants: BTreeMap<ParticipantId, Vec<PublicKey>>,
+    /// Every this many committed blocks the ledger state is snapshotted, and the next block
+    /// carries the snapshot's digest, which the validators check: a new or wiped node starts
+    /// from a verified snapshot instead of replaying the chain (state sync). `0` (the default,
+    /// and what a genesis without the key means) turns snapshots off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub snapshot_interval_blocks: u64,
+}
+
+/// The snapshot interval a new genesis gets: about two minutes of blocks at two per second.
+pub const DEFAULT_SNAPSHOT_INTERVAL_BLOCKS: u64 = 256;
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An unusable genesis file.
@@ -218,6 +232,7 @@ mod tests {
                 })
                 .collect(),
             participants: BTreeMap::from([("h1".into(), vec![pk(1), pk(9)])]),
+            snapshot_interval_blocks: DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
         }
     }
 

@@ -16,7 +16,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::api::{
     Accepted, Balance, BatchAnswer, BatchResult, BlockView, ErrorBody, OrderState,
     OrderStatusEntry, OrderStatusView, OrderSubmission, ParticipantTrade, ParticipantView,
-    StatusView,
+    SnapshotView, StatusView,
 };
 use crate::{IntervalClearing, OrderTicket, SignedOrder};
 
@@ -179,6 +179,18 @@ fn participant() {}
 )]
 fn block() {}
 
+/// The node's latest ledger snapshot and the committed blocks that prove it (state sync).
+#[utoipa::path(
+    get,
+    path = "/v1/snapshot",
+    responses(
+        (status = 200, description = "The snapshot and its proof", body = SnapshotView),
+        (status = 404, description = "`no_snapshot`", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn snapshot() {}
+
 /// The node's status.
 #[utoipa::path(
     get,
@@ -211,6 +223,7 @@ fn openapi() {}
         participant,
         block,
         status,
+        snapshot,
         openapi
     ),
     components(schemas(
@@ -233,6 +246,7 @@ fn openapi() {}
         Balance,
         BlockView,
         StatusView,
+        SnapshotView,
         OrderStatusView,
         OrderStatusEntry,
         OrderState
@@ -281,6 +295,7 @@ mod tests {
             crate::api::PARTICIPANT,
             crate::api::BLOCK,
             crate::api::STATUS,
+            crate::api::SNAPSHOT,
             crate::api::OPENAPI,
         ] {
             assert!(doc.paths.paths.contains_key(route), "{route}");

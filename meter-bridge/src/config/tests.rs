@@ -141,6 +141,7 @@ fn genesis_json() -> String {
             address: "/ip4/127.0.0.1/tcp/7100".into(),
         }],
         participants: [("h1".into(), vec![key(2)])].into(),
+        snapshot_interval_blocks: 0,
     };
     serde_json::to_string(&genesis).unwrap()
 }

@@ -270,3 +270,97 @@ fn wrong_clearing_proposals_are_refused() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Issue 12 (snapshots and state sync): a validator whose disk is wiped while the others run
+/// starts from a snapshot its peers serve, verified against the validators' certificates, and
+/// signs votes again within a minute; its ledger is the others' from the snapshot on, and
+/// `voltmesh verify` says its store lacks the history below the snapshot.
+#[test]
+fn a_wiped_validator_state_syncs_and_votes_again_within_a_minute() {
+    let options = voltmesh::testing::cluster::ClusterOptions {
+        snapshot_interval_blocks: 16,
+        ..voltmesh::testing::cluster::ClusterOptions::new(4)
+    };
+    let mut cluster = support::start_with("wipe", &options);
+    let wiped = 3;
+    // Orders in open books, so the snapshot carries real state.
+    let start = open_interval(60);
+    cluster.submit_accepted(0, &order(1, "s1", start, Side::Sell, 500, "0.10", 1));
+    cluster.submit_accepted(1, &order(2, "b1", start, Side::Buy, 300, "0.25", 1));
+    cluster
+        .wait_for("a snapshot on every node", Duration::from_secs(90), |c| {
+            (0..4).all(|i| {
+                c.nodes[i]
+                    .client()
+                    .snapshot()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.height >= 16)
+            })
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let snapshot = cluster.nodes[0]
+        .client()
+        .snapshot()
+        .expect("the API answers")
+        .expect("a snapshot");
+    assert!(
+        snapshot.state.contains("h1:s1") && snapshot.state.contains("h2:b1"),
+        "the snapshot holds the open book: {}",
+        snapshot.state
+    );
+    cluster.wipe_and_state_sync(wiped).expect("restart");
+    let restarted = std::time::Instant::now();
+    cluster
+        .wait_for(
+            "the wiped node to vote again",
+            Duration::from_secs(60),
+            |c| c.status(wiped).is_some_and(|s| s.votes > 0),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let voting_after = restarted.elapsed();
+    let log =
+        std::fs::read_to_string(cluster.nodes[wiped].dir.join("node.log")).unwrap_or_default();
+    assert!(
+        log.contains("starting from a verified ledger snapshot"),
+        "the node replayed instead of state-syncing:\n{log}"
+    );
+    // Same blocks as the others from its snapshot on; its open book is the others' too.
+    let top = cluster.height(0).min(cluster.height(wiped));
+    let base = snapshot.height;
+    assert!(top > base, "no block above the snapshot yet ({top})");
+    for h in base..=top {
+        assert_eq!(
+            cluster.block_hash(wiped, h),
+            cluster.block_hash(0, h),
+            "height {h}"
+        );
+    }
+    cluster
+        .wait_for(
+            "the interval to clear everywhere",
+            Duration::from_secs(120),
+            |c| (0..4).all(|i| c.interval(i, start).is_some()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cluster.interval(wiped, start), cluster.interval(0, start));
+    assert_eq!(
+        cluster.interval(wiped, start).map(|c| c.outcome.volume_wh),
+        Some(300)
+    );
+    cluster.kill(wiped);
+    let out = support::voltmesh()
+        .args([
+            "verify",
+            "--data-dir",
+            support::path_str(&cluster.data_dir(wiped)),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("starts at a snapshot"),
+        "{stderr}"
+    );
+    eprintln!("the wiped node voted again {voting_after:?} after its restart");
+}

@@ -139,6 +139,7 @@ pub fn write(
             .iter()
             .map(|p| (p.clone(), vec![bridge_public]))
             .collect(),
+        snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
     };
     let text = serde_json::to_string_pretty(&genesis).map_err(|e| setup(&e))?;
     // Validate exactly what the nodes will read.

@@ -141,6 +141,8 @@ pub struct ClusterOptions {
     pub bridge_participants: u32,
     /// Genesis `market.admission` (the defaults when `None`).
     pub admission: Option<AdmissionLimits>,
+    /// Genesis `snapshot_interval_blocks` (state sync).
+    pub snapshot_interval_blocks: u64,
 }
 
 impl ClusterOptions {
@@ -152,6 +154,7 @@ impl ClusterOptions {
             block_interval_ms: 300,
             bridge_participants: 0,
             admission: None,
+            snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
         }
     }
 }
@@ -310,6 +313,7 @@ impl Cluster {
             },
             "validators": validators,
             "participants": participants,
+            "snapshot_interval_blocks": options.snapshot_interval_blocks,
         });
         std::fs::write(
             root.join("genesis.json"),
@@ -357,6 +361,30 @@ impl Cluster {
             .map_err(io("start voltmesh node"))?;
         node.child = Some(child);
         Ok(())
+    }
+
+    /// Kills node `i`, deletes its data directory (store and all) and starts it again with
+    /// every other node's API as its `[state_sync]` peers: a validator that lost its disk
+    /// and rejoins from a snapshot.
+    ///
+    /// # Errors
+    /// [`ClusterError::Io`] if the directory or config cannot be changed or the process
+    /// cannot start.
+    pub fn wipe_and_state_sync(&mut self, i: usize) -> Result<(), ClusterError> {
+        self.kill(i);
+        let dir = self.nodes[i].dir.clone();
+        std::fs::remove_dir_all(dir.join("data")).map_err(io("delete the data directory"))?;
+        let peers: Vec<String> = (0..self.nodes.len())
+            .filter(|&j| j != i)
+            .map(|j| format!("\"http://{}\"", self.nodes[j].api))
+            .collect();
+        let path = dir.join("node.toml");
+        let mut config = std::fs::read_to_string(&path).map_err(io("read node.toml"))?;
+        if !config.contains("[state_sync]") {
+            config.push_str(&format!("\n[state_sync]\npeers = [{}]\n", peers.join(", ")));
+            std::fs::write(&path, config).map_err(io("write node.toml"))?;
+        }
+        self.start_node(i)
     }
 
     /// Kills node `i` with SIGKILL: no clean shutdown.

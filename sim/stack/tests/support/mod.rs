@@ -23,6 +23,19 @@ pub(crate) fn start(name: &str, n: usize, faults: &[(usize, NodeFault)]) -> Clus
     .expect("the cluster starts")
 }
 
+/// Starts a cluster as `options` say in the target's temp area.
+pub(crate) fn start_with(
+    name: &str,
+    options: &voltmesh::testing::cluster::ClusterOptions,
+) -> Cluster {
+    Cluster::start_with(
+        Path::new(env!("CARGO_BIN_EXE_voltmesh")),
+        &tmp_path(name),
+        options,
+    )
+    .expect("the cluster starts")
+}
+
 /// `<target tmp>/<name>-<pid>`, fresh and empty.
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
     voltmesh::testing::fresh_dir(tmp_path(name))
