@@ -282,6 +282,7 @@ fn a_wiped_validator_state_syncs_and_votes_again_within_a_minute() {
         ..voltmesh::testing::cluster::ClusterOptions::new(4)
     };
     let mut cluster = support::start_with("wipe", &options);
+    cluster.expect_height(3, Duration::from_secs(30));
     let wiped = 3;
     // Orders in open books, so the snapshot carries real state.
     let start = open_interval(60);
