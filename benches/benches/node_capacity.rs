@@ -4,8 +4,12 @@
 //! the first request until all of them are committed on node 0: sustained finalized orders/s.
 //! Then a paced run at half the measured rate prints submit-to-commit latency p50 / p99 (the time
 //! from an order's request to node 0's API showing the block that holds it). 4 and 7 validators;
-//! 2,000 participants signed for by one bridge key, admission limits raised so that quotas do not
-//! bind.
+//! 10,000 participants signed for by one bridge key, admission limits raised so that quotas do
+//! not bind.
+//!
+//! With 4 validators it then measures memory against chain length (issue 12): each node's
+//! resident memory (`VmRSS`) after the runs above (1x), then after as many orders again (2x),
+//! the ratio, and the store's bytes on disk per committed order.
 //!
 //! ```sh
 //! cargo build --release -p voltmesh --bin voltmesh
@@ -29,7 +33,7 @@ use voltmesh_wire::client::Submitted;
 use voltmesh_wire::{OrderTicket, SignedOrder};
 
 /// Participants, each signed for by the bridge key.
-const PARTICIPANTS: u32 = 2_000;
+const PARTICIPANTS: u32 = 10_000;
 /// Orders per criterion iteration.
 const RUN: u64 = 6_000;
 /// Orders per request.
@@ -249,9 +253,81 @@ fn capacity(c: &mut Criterion) {
             pct(50),
             pct(99)
         );
+        if n == 4 {
+            memory_against_chain_length(&cluster, &orders);
+        }
         drop(cluster);
         let _ = std::fs::remove_dir_all(&root);
     }
+}
+
+/// A process's resident memory, MB (`VmRSS` of `/proc/<pid>/status`).
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Bytes of every file under `dir`.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&entry.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Prints each node's resident memory after the orders committed so far (1x) and after as many
+/// again (2x), and the store's size per committed order.
+fn memory_against_chain_length(cluster: &Cluster, orders: &Orders) {
+    let rss = |c: &Cluster| -> Vec<f64> {
+        c.nodes
+            .iter()
+            .map(|node| node.pid().and_then(rss_mb).unwrap_or(f64::NAN))
+            .collect()
+    };
+    let once = cluster.orders_committed(0);
+    let (height_1x, rss_1x) = (cluster.height(0), rss(cluster));
+    let mut sent = 0;
+    while sent < once {
+        let chunk = RUN.min(once - sent);
+        let batch = orders.take(usize::try_from(chunk).unwrap_or(0));
+        submit_concurrently(cluster, batch);
+        sent += chunk;
+    }
+    cluster
+        .wait_for("2x the chain to commit", Duration::from_secs(600), |c| {
+            c.orders_committed(0) >= 2 * once
+        })
+        .expect("2x commits");
+    let (height_2x, rss_2x) = (cluster.height(0), rss(cluster));
+    let store = bytes_under(&cluster.data_dir(0));
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|mb| format!("{mb:.0}"))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let ratio = rss_2x.iter().sum::<f64>() / rss_1x.iter().sum::<f64>();
+    println!(
+        "node_memory/4_validators ({PARTICIPANTS} households in genesis): resident MB per node after {once} orders (height {height_1x}): {}; after {} orders (height {height_2x}): {}; 2x/1x = {ratio:.2}; store {:.0} bytes per committed order",
+        fmt(&rss_1x),
+        2 * once,
+        fmt(&rss_2x),
+        store as f64 / (2 * once) as f64
+    );
 }
 
 criterion_group!(benches, capacity);

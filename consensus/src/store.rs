@@ -38,6 +38,10 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// [`SNAPSHOTS_KEPT`]).
 const SNAPSHOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("snapshots");
 
+/// redb's page cache (its default is 1 GiB, which a long chain would fill): memory a node
+/// spends on its store is bounded by this, not by the store's size.
+pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Snapshots a store keeps.
 pub const SNAPSHOTS_KEPT: usize = 2;
 /// `(height, hash)` of every stored block not (yet) known committed: what a commit prunes.
@@ -124,7 +128,11 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         // redb checks the header and repairs an unclean file; a file it cannot make sense of
         // is an error (a panic inside it is turned into one too: startup must say which file).
-        let opened = std::panic::catch_unwind(|| Database::create(&path))
+        let opened = std::panic::catch_unwind(|| {
+            Database::builder()
+                .set_cache_size(STORE_CACHE_BYTES)
+                .create(&path)
+        })
             .map_err(|_| open_err("the database is corrupt (redb panicked opening it)".into()))?;
         let db = opened.map_err(|e| open_err(e.to_string()))?;
         let tx = db.begin_write().map_err(|e| open_err(e.to_string()))?;
