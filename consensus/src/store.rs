@@ -48,7 +48,8 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 const UNCOMMITTED: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("uncommitted");
 
 const SAFETY: &str = "safety";
-/// Meta key of the height of the snapshot a state-synced store starts at (big-endian u64).
+/// Meta key of the lowest committed height a state-synced or pruned store holds (big-endian
+/// u64); absent when the store holds the chain from height 1.
 const BASE: &str = "base";
 /// Meta key of the store layout version; [`Store::upgrade_layout`] brings older stores to it.
 const LAYOUT: &str = "layout";
@@ -120,6 +121,15 @@ impl Store {
     /// [`StoreError::Database`] if the directory or file cannot be used.
     /// [`StoreError::Open`] (naming the file) if it is not a usable redb database.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with(dir, false)
+    }
+
+    /// As [`Store::open`]; with `compact`, redb compacts the file first (gives the pages that
+    /// pruning freed back to the file system; the node does it at startup in pruning mode).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with(dir: &Path, compact: bool) -> Result<Store, StoreError> {
         let path = Self::path_in(dir);
         let open_err = |detail: String| StoreError::Open {
             path: path.display().to_string(),
@@ -133,8 +143,12 @@ impl Store {
                 .set_cache_size(STORE_CACHE_BYTES)
                 .create(&path)
         })
-            .map_err(|_| open_err("the database is corrupt (redb panicked opening it)".into()))?;
-        let db = opened.map_err(|e| open_err(e.to_string()))?;
+        .map_err(|_| open_err("the database is corrupt (redb panicked opening it)".into()))?;
+        let mut db = opened.map_err(|e| open_err(e.to_string()))?;
+        if compact {
+            db.compact()
+                .map_err(|e| open_err(format!("compaction: {e}")))?;
+        }
         let tx = db.begin_write().map_err(|e| open_err(e.to_string()))?;
         for result in [
             tx.open_table(BLOCKS).map(drop),
@@ -443,8 +457,44 @@ impl Store {
         tx.commit().map_err(db_err)
     }
 
-    /// The block a state-synced store starts at, if it does (`None`: it holds the chain from
-    /// height 1).
+    /// Pruning mode: deletes the committed blocks below `height` (at most `max` of them, oldest
+    /// first, in one transaction) and moves the store's base up to the lowest height left.
+    /// Returns how many it deleted. The block at `height` and everything above stay; the
+    /// caller never prunes above its oldest stored snapshot, so a restart always finds a
+    /// snapshot with the blocks above it.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the write fails.
+    pub fn prune_committed_below(&self, height: u64, max: usize) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut deleted = 0;
+        {
+            let mut committed = tx.open_table(COMMITTED).map_err(db_err)?;
+            let mut doomed = Vec::new();
+            for entry in committed.range(..height).map_err(db_err)?.take(max) {
+                let (h, hash) = entry.map_err(db_err)?;
+                doomed.push((h.value(), *hash.value()));
+            }
+            let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+            for (h, hash) in &doomed {
+                committed.remove(*h).map_err(db_err)?;
+                blocks.remove(hash).map_err(db_err)?;
+                deleted += 1;
+            }
+            let lowest = committed.first().map_err(db_err)?.map(|(h, _)| h.value());
+            if let Some(lowest) = lowest.filter(|_| deleted > 0) {
+                tx.open_table(META)
+                    .map_err(db_err)?
+                    .insert(BASE, lowest.to_be_bytes().as_slice())
+                    .map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(deleted)
+    }
+
+    /// The lowest committed block a state-synced or pruned store holds, if it does not hold the
+    /// chain from height 1 (`None`).
     ///
     /// # Errors
     /// [`StoreError`] on a read failure or a corrupt record.

@@ -42,11 +42,11 @@ pub enum VerifyError {
     /// The store has no genesis or it is invalid.
     #[error("genesis: {0}")]
     Genesis(String),
-    /// The store starts at a snapshot (the node was state-synced): the history below it is
-    /// not there to re-execute.
+    /// The store starts at a snapshot (the node was state-synced) or was pruned: the history
+    /// below is not there to re-execute.
     #[error(
-        "the store starts at a snapshot at height {0} (the node was state-synced): verify needs \
-         the full history; run it on a node that replayed from genesis"
+        "the store starts at a snapshot at height {0} (the node was state-synced or prunes its \
+         history): verify needs the full history; run it on a node that keeps it"
     )]
     NoFullHistory(u64),
     /// A block does not check out.

@@ -115,3 +115,35 @@ async fn a_served_snapshot_verifies_and_tampering_is_refused() {
     verify(&chain, &genesis, &again).expect("checks out after the restart");
     node.stop().await.expect("clean stop");
 }
+
+/// Pruning mode: with `[storage] keep_blocks = 2` and a snapshot every 2 blocks, the node
+/// deletes old committed blocks (never above its oldest snapshot), keeps answering from its
+/// index, restarts (compacting its store) from a stored snapshot, and `voltmesh verify` says
+/// the history is not there.
+#[tokio::test]
+async fn a_pruning_node_drops_old_blocks_and_still_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A one-validator chain commits about one block per view timeout (2 s).
+    let config = write_node_with(dir.path(), "[storage]\nkeep_blocks = 2\n", &[], 2);
+    let node = RunningNode::start(&config);
+    node.wait_height(9, Duration::from_secs(60)).await;
+    let block = |height: u64| {
+        let api = node.api;
+        async move {
+            http(api, "GET", &format!("/v1/blocks/{height}"), b"")
+                .await
+                .expect("answer")
+                .0
+        }
+    };
+    assert_eq!(block(1).await, 404, "height 1 was pruned");
+    let top = node.height().await.expect("height");
+    assert_eq!(block(top).await, 200, "the tip is kept");
+    node.stop().await.expect("clean stop");
+    let err = voltmesh_consensus::verify::verify(&dir.path().join("data"))
+        .expect_err("a pruned store has no full history");
+    assert!(err.to_string().contains("starts at a snapshot"), "{err}");
+    let node = RunningNode::start(&config);
+    node.wait_height(top + 2, Duration::from_secs(30)).await;
+    node.stop().await.expect("clean stop");
+}

@@ -69,6 +69,24 @@ pub struct NodeConfig {
     /// Where a node with an empty store fetches a ledger snapshot (see `crate::state_sync`).
     #[serde(default)]
     pub state_sync: StateSync,
+    /// How much committed history the store keeps.
+    #[serde(default)]
+    pub storage: Storage,
+}
+
+/// `[storage]`: full history by default. With `keep_blocks = N > 0` (pruning mode; needs
+/// snapshots in genesis) the node deletes committed blocks more than `N` below the tip, never
+/// above its oldest stored snapshot, and compacts its store at startup. A pruned node still
+/// answers its API from the index (trades, balances, clearings of every interval), serves
+/// block sync only from its oldest block up (peers far behind use state sync), and
+/// `voltmesh verify` cannot re-execute it from genesis. At the default 500 ms blocks, a day is
+/// about 172,800 blocks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Committed blocks kept below the tip; 0 keeps them all.
+    #[serde(default)]
+    pub keep_blocks: u64,
 }
 
 /// `[state_sync]`: a node whose store is empty (new, or wiped) asks these nodes' APIs for their

@@ -29,6 +29,10 @@ use crate::store::{Store, StoreError};
 /// Capacity of the API → driver queue.
 const API_QUEUE: usize = 1024;
 
+/// Most committed blocks one pruning pass deletes (one transaction, after a snapshot): a node
+/// switched to pruning mode on a long chain works its backlog off a slice at a time.
+const PRUNE_PER_SNAPSHOT: usize = 4_096;
+
 /// Why a node stopped or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -135,7 +139,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         path: store_path.clone(),
         source,
     };
-    let store = Store::open(&config.data_dir).map_err(store_file)?;
+    let store =
+        Store::open_with(&config.data_dir, config.storage.keep_blocks > 0).map_err(store_file)?;
     store.bind_genesis(&genesis_text).map_err(store_file)?;
     let chain = chain_of(&genesis, &genesis_text)?;
     let me = chain
@@ -336,6 +341,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         genesis,
         timer: TickTimer::default(),
         metrics,
+        keep_blocks: config.storage.keep_blocks,
     };
     let result = driver.run(events, api_rx, shutdown).await;
     if driver.metrics.is_enabled() {
@@ -389,6 +395,8 @@ struct Driver {
     genesis: Arc<Genesis>,
     timer: TickTimer,
     metrics: NodeMetrics,
+    /// `[storage] keep_blocks` (0: full history).
+    keep_blocks: u64,
 }
 
 impl Driver {
@@ -548,7 +556,10 @@ impl Driver {
                     let blocks = self
                         .store
                         .committed_blocks(from_height, to_height.saturating_add(1))?;
-                    if let Some(msg) = committed_sync_response(blocks) {
+                    // A pruned store may no longer hold `from_height`: then say nothing, and
+                    // the peer asks another validator.
+                    let held = blocks.first().is_some_and(|b| b.height() == from_height);
+                    if let Some(msg) = committed_sync_response(blocks).filter(|_| held) {
                         let _ = self.net.try_send(to, msg.encode());
                     }
                 }
@@ -565,6 +576,7 @@ impl Driver {
             self.index.apply(&committed)?;
             if let Some(snapshot) = &committed.snapshot {
                 self.store.put_snapshot(committed.height, snapshot)?;
+                self.prune(committed.height)?;
             }
             if self.metrics.is_enabled() {
                 let health = self.health();
@@ -579,6 +591,26 @@ impl Driver {
         if self.metrics.health_due(now) {
             let health = self.health();
             self.metrics.health(now, health);
+        }
+        Ok(())
+    }
+
+    /// Pruning mode (`[storage] keep_blocks`): after a snapshot at `tip`, deletes committed
+    /// blocks more than `keep_blocks` below it, never above the oldest stored snapshot (a
+    /// restart replays from a stored snapshot and needs the blocks above it).
+    fn prune(&mut self, tip: u64) -> Result<(), NodeError> {
+        if self.keep_blocks == 0 {
+            return Ok(());
+        }
+        let Some(oldest) = self.store.snapshot_heights()?.last().copied() else {
+            return Ok(());
+        };
+        let below = oldest.min(tip.saturating_sub(self.keep_blocks));
+        let deleted = self
+            .store
+            .prune_committed_below(below, PRUNE_PER_SNAPSHOT)?;
+        if deleted > 0 {
+            info!(deleted, below, "pruned committed blocks");
         }
         Ok(())
     }
