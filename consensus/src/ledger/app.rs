@@ -404,6 +404,19 @@ impl App for LedgerApp {
         });
     }
 
+    /// Pending orders, or a gate that closed by `now_ms` in the committed state.
+    fn has_work(&self, now_ms: u64) -> bool {
+        !self.mempool.is_empty() || self.work_due_at().is_some_and(|at| at <= now_ms)
+    }
+
+    fn work_due_at(&self) -> Option<u64> {
+        self.committed.next_gate_ms(&self.genesis)
+    }
+
+    fn is_empty(&self, payload: &[u8]) -> bool {
+        BlockBody::is_empty_payload(payload)
+    }
+
     /// A wrong clearing: the honest body with the first clearing's price moved (or a clearing
     /// invented for an interval that has none).
     fn propose_invalid(&mut self, parent: &Block, block_time_ms: u64) -> Vec<u8> {

@@ -73,6 +73,14 @@ impl LedgerState {
             .unwrap_or(0)
     }
 
+    /// When the oldest open book's gate closes (ms), if any book is open: a block at or after
+    /// it must clear that interval.
+    pub fn next_gate_ms(&self, genesis: &Genesis) -> Option<u64> {
+        let lead_ms = i64::from(genesis.market.interval.gate_closure_lead_secs()) * 1000;
+        let (&start, _) = self.books.first_key_value()?;
+        u64::try_from(start.saturating_mul(1000).saturating_sub(lead_ms)).ok()
+    }
+
     /// Intervals with open books, oldest first, with their order counts.
     pub fn open_intervals(&self) -> impl Iterator<Item = (i64, usize)> + '_ {
         self.books.iter().map(|(&start, book)| (start, book.len()))

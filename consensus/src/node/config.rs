@@ -16,6 +16,7 @@ use crate::protocol::TestFault;
 /// listen = "/ip4/0.0.0.0/tcp/7100"
 /// api = "127.0.0.1:8100"
 /// block_interval_ms = 500
+/// idle_block_interval_ms = 5000 # a quiet chain's pace (0: a block every block_interval_ms)
 /// untrusted_safety_record = false # true once after restoring or losing data_dir (see below)
 ///
 /// [api_limits]                  # optional; these are the defaults (see `api::ApiLimits`)
@@ -24,6 +25,12 @@ use crate::protocol::TestFault;
 /// request_timeout_ms = 5000
 /// max_connections = 128
 /// read_timeout_ms = 10000
+///
+/// [state_sync]                  # optional: an empty store starts from a peer's snapshot
+/// peers = ["http://10.0.0.2:8100"]
+///
+/// [storage]                     # optional: keep_blocks = N prunes older blocks (0: keep all)
+/// keep_blocks = 0
 ///
 /// [metrics]                     # optional; each key falls back to VOLTMESH_INFLUX_*
 /// url = "http://127.0.0.1:8086" # unset here and in the environment: no metrics
@@ -45,9 +52,15 @@ pub struct NodeConfig {
     pub listen: String,
     /// HTTP API address.
     pub api: SocketAddr,
-    /// Pace of blocks when there is nothing to wait for (default 500 ms).
+    /// Shortest time between a block and its parent (default 500 ms).
     #[serde(default = "default_block_interval")]
     pub block_interval_ms: u64,
+    /// Idle pacing: with no pending order, no gate to clear and everything committed, the next
+    /// block comes this long after its parent (default 5,000 ms; 0 makes a block every
+    /// `block_interval_ms` whether or not there is work). An order or a closing gate ends the
+    /// wait at once. See `protocol/replica/idle.rs`.
+    #[serde(default = "default_idle_block_interval")]
+    pub idle_block_interval_ms: u64,
     /// The store may not hold this validator's latest safety record: it was restored from a
     /// backup, or wiped or lost with the same key kept (audit M5). The node then signs nothing
     /// (no vote, no timeout, no proposal) until messages from a quorum of other validators and a
@@ -151,6 +164,10 @@ impl Testing {
 
 fn default_block_interval() -> u64 {
     500
+}
+
+fn default_idle_block_interval() -> u64 {
+    5_000
 }
 
 /// A configuration that cannot be used.

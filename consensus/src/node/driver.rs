@@ -150,6 +150,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
 
     let replica_config = ReplicaConfig {
         min_block_interval_ms: config.block_interval_ms,
+        idle_block_interval_ms: config.idle_block_interval_ms,
         test_fault: config.testing.test_fault(),
         ..ReplicaConfig::default()
     };
@@ -444,7 +445,9 @@ impl Driver {
             net::Event::Order { bytes, .. } => {
                 if let Ok(order) = serde_json::from_slice::<SignedOrder>(&bytes) {
                     // Gossiped orders are checked like any other; refusals are normal (races).
-                    let _ = self.replica.app_mut().submit(order, now_ms());
+                    if self.replica.app_mut().submit(order, now_ms()).is_ok() {
+                        self.wake_if_quiet()?;
+                    }
                 }
             }
             net::Event::PeerConnected { validator, .. } => info!(%validator, "peer connected"),
@@ -452,6 +455,16 @@ impl Driver {
                 info!(%validator, "peer disconnected")
             }
             net::Event::Listening { address } => info!(%address, "p2p listening"),
+        }
+        Ok(())
+    }
+
+    /// Idle pacing: a replica that was waiting on a quiet chain re-judges it now (the mempool
+    /// may have gained an order), so that a waiting leader proposes at once.
+    fn wake_if_quiet(&mut self) -> Result<(), NodeError> {
+        if self.replica.is_quiet() {
+            let outputs = self.replica.handle(now_ms(), Input::Tick);
+            self.execute(outputs)?;
         }
         Ok(())
     }
@@ -476,6 +489,7 @@ impl Driver {
         match request {
             ApiRequest::SubmitOrder(order, reply) => {
                 let _ = reply.send(self.submit_order(order, now_ms()));
+                self.wake_if_quiet()?;
             }
             ApiRequest::SubmitBatch(orders, reply) => {
                 let now = now_ms();
@@ -484,6 +498,7 @@ impl Driver {
                     .map(|order| self.submit_order(order, now))
                     .collect();
                 let _ = reply.send(results);
+                self.wake_if_quiet()?;
             }
             ApiRequest::OrderStatus(participant, id, interval, reply) => {
                 let app = self.replica.app();

@@ -61,6 +61,27 @@ pub trait App {
     /// Applies a committed block. Called once per block, in height order.
     fn commit(&mut self, block: &Block);
 
+    /// Idle pacing ([`super::config::Config::idle_block_interval_ms`]): whether the app has
+    /// something for a block at `now_ms` (pending orders, a gate that has closed). A quiet
+    /// chain waits for this, or for the idle interval. The default (a stateless app): always.
+    fn has_work(&self, now_ms: u64) -> bool {
+        let _ = now_ms;
+        true
+    }
+
+    /// Idle pacing: when [`App::has_work`] becomes true with no new input (the next gate
+    /// closure), if ever.
+    fn work_due_at(&self) -> Option<u64> {
+        None
+    }
+
+    /// Idle pacing: whether `payload` carries nothing that needs committing promptly (an empty
+    /// block, made only to keep the chain moving). The default: never.
+    fn is_empty(&self, payload: &[u8]) -> bool {
+        let _ = payload;
+        false
+    }
+
     /// Test-only fault injection: a payload honest replicas reject (see
     /// [`super::config::TestFault::InvalidPayload`]). Override it to produce a realistic bad
     /// payload (for Voltmesh, a wrong clearing result); the default appends a byte.

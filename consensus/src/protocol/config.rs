@@ -62,6 +62,12 @@ pub struct Config {
     pub sync_retry_ms: u64,
     /// Most blocks in one sync response.
     pub max_sync_blocks: usize,
+    /// Idle pacing: when the chain is quiet (the app has no work, [`super::App::has_work`], and
+    /// the newest blocks are empty, so every replica has committed everything that carried
+    /// something), the leader proposes no earlier than the parent's time plus this, and replicas
+    /// start their view timer from then. `0` turns it off (a block every
+    /// `min_block_interval_ms`, work or not).
+    pub idle_block_interval_ms: u64,
     /// Committed blocks the replica keeps in memory (the tip and its ancestors), at least the
     /// reputation window. Older committed blocks live only in the store: sync requests for
     /// them are answered from there ([`super::Output::ServeCommitted`]).
@@ -82,6 +88,7 @@ impl Default for Config {
             sync_retry_ms: 1_000,
             max_sync_blocks: 64,
             retained_committed_blocks: 32,
+            idle_block_interval_ms: 0,
             test_fault: None,
         }
     }
@@ -122,6 +129,13 @@ impl Config {
         }
         if self.max_sync_blocks == 0 || self.max_sync_blocks > 1024 {
             return Err(ReplicaError::Config("max_sync_blocks must be in 1..=1024"));
+        }
+        if self.idle_block_interval_ms != 0
+            && self.idle_block_interval_ms < self.min_block_interval_ms
+        {
+            return Err(ReplicaError::Config(
+                "idle_block_interval_ms must be 0 or at least min_block_interval_ms",
+            ));
         }
         if self.retained_committed_blocks == 0
             || self.retained_committed_blocks < self.reputation_window

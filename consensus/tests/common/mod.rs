@@ -46,7 +46,7 @@ pub fn write_node(dir: &Path, extra: &str) -> PathBuf {
     )
     .expect("write genesis");
     let config = format!(
-        "genesis = \"genesis.json\"\nkey_file = \"node.key\"\ndata_dir = \"data\"\nlisten = \"/ip4/127.0.0.1/tcp/{p2p}\"\napi = \"127.0.0.1:{api}\"\nblock_interval_ms = 100\n{extra}"
+        "genesis = \"genesis.json\"\nkey_file = \"node.key\"\ndata_dir = \"data\"\nlisten = \"/ip4/127.0.0.1/tcp/{p2p}\"\napi = \"127.0.0.1:{api}\"\nblock_interval_ms = 100\nidle_block_interval_ms = 0\n{extra}"
     );
     let path = dir.join("node.toml");
     std::fs::write(&path, config).expect("write node.toml");

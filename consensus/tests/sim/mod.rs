@@ -62,13 +62,20 @@ pub struct SimApp {
     pub known: BTreeSet<BlockHash>,
     /// `certified` calls for a block whose parent's state was unknown (must stay 0).
     pub out_of_order: u64,
+    /// Idle-pacing mode: when work appears (ms of simulation time, as every node's mempool
+    /// would see it at once). A block carries work (`"wk"`) if work appeared since its parent;
+    /// work is pending until a block at or after it commits. `None`: always work (the
+    /// trait's default).
+    pub work: Option<std::sync::Arc<Vec<u64>>>,
+    /// Time of the last committed block.
+    pub committed_ms: u64,
 }
 
 pub fn payload_valid(parent_height: u64, payload: &[u8], block_time_ms: u64) -> bool {
     payload.len() >= 18
         && payload[..8] == (parent_height + 1).to_be_bytes()
         && payload[8..16] == block_time_ms.to_be_bytes()
-        && &payload[16..18] == b"ok"
+        && (&payload[16..18] == b"ok" || &payload[16..18] == b"wk")
         && payload[18..].iter().all(|b| *b == 0)
 }
 
@@ -76,7 +83,11 @@ impl App for SimApp {
     fn propose(&mut self, parent: &Block, block_time_ms: u64) -> Vec<u8> {
         let mut p = (parent.height() + 1).to_be_bytes().to_vec();
         p.extend_from_slice(&block_time_ms.to_be_bytes());
-        p.extend_from_slice(b"ok");
+        let carries = self.work.as_ref().is_some_and(|work| {
+            work.iter()
+                .any(|w| *w > parent.timestamp_ms() && *w <= block_time_ms)
+        });
+        p.extend_from_slice(if carries { b"wk" } else { b"ok" });
         p.resize(18 + self.pad, 0);
         p
     }
@@ -108,8 +119,24 @@ impl App for SimApp {
         }
     }
 
+    fn has_work(&self, now_ms: u64) -> bool {
+        self.work
+            .as_ref()
+            .is_none_or(|work| work.iter().any(|w| *w > self.committed_ms && *w <= now_ms))
+    }
+
+    fn work_due_at(&self) -> Option<u64> {
+        let work = self.work.as_ref()?;
+        work.iter().copied().find(|w| *w > self.committed_ms)
+    }
+
+    fn is_empty(&self, payload: &[u8]) -> bool {
+        self.work.is_some() && payload.get(16..18) == Some(b"ok".as_slice())
+    }
+
     fn commit(&mut self, block: &Block) {
         self.committed = block.height();
+        self.committed_ms = block.timestamp_ms();
         if self.stateful {
             self.known.insert(block.hash());
         }
@@ -139,6 +166,8 @@ pub struct SimConfig {
     pub replica: Config,
     /// Every node runs [`SimApp`]'s stateful mode.
     pub stateful_app: bool,
+    /// [`SimApp::work`] for every node (idle pacing).
+    pub work: Option<std::sync::Arc<Vec<u64>>>,
 }
 
 impl SimConfig {
@@ -154,6 +183,7 @@ impl SimConfig {
             equivocator: None,
             replica: Config::default(),
             stateful_app: false,
+            work: None,
         }
     }
 
@@ -297,6 +327,8 @@ impl Sim {
             stateful: self.config.stateful_app,
             known: [self.chain.genesis().hash(), tip].into_iter().collect(),
             out_of_order: 0,
+            work: self.config.work.clone(),
+            committed_ms: 0,
         }
     }
 

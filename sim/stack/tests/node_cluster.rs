@@ -365,3 +365,69 @@ fn a_wiped_validator_state_syncs_and_votes_again_within_a_minute() {
     );
     eprintln!("the wiped node voted again {voting_after:?} after its restart");
 }
+
+/// Issue 12 (idle pacing): a quiet cluster makes a block per idle interval instead of one per
+/// block interval, and an order wakes it: the block holding the order does not wait out the
+/// idle interval after its parent.
+#[test]
+fn a_quiet_cluster_slows_down_and_an_order_wakes_it() {
+    use voltmesh_consensus::wire::api::OrderState;
+    const IDLE_MS: u64 = 10_000;
+    let options = voltmesh::testing::cluster::ClusterOptions {
+        idle_block_interval_ms: IDLE_MS,
+        ..voltmesh::testing::cluster::ClusterOptions::new(4)
+    };
+    let cluster = support::start_with("idle", &options);
+    cluster.expect_height(2, Duration::from_secs(60));
+    let before = cluster.height(0);
+    std::thread::sleep(Duration::from_secs(12));
+    let after = cluster.height(0);
+    // At the 300 ms block interval, 12 s would be about 40 heights.
+    assert!(
+        after <= before + 4,
+        "{before} -> {after} heights in 12 quiet seconds"
+    );
+    // Right after a new block, send an order: the next block comes for it, not 10 s later.
+    let seen = cluster.height(0);
+    cluster
+        .wait_for("the next quiet block", Duration::from_secs(30), |c| {
+            c.height(0) > seen
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = open_interval(30);
+    cluster.submit_accepted(1, &order(1, "wake", start, Side::Sell, 100, "0.10", 1));
+    let mut height = 0;
+    cluster
+        .wait_for("the order to commit", Duration::from_secs(30), |c| {
+            let status = c.nodes[0]
+                .client()
+                .order_status("h1", "wake", Some(start))
+                .ok()
+                .flatten();
+            match status
+                .and_then(|s| s.orders.into_iter().next())
+                .map(|e| e.status)
+            {
+                Some(OrderState::Committed { height: h, .. }) => {
+                    height = h;
+                    true
+                }
+                _ => false,
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let block = |h: u64| {
+        cluster.nodes[0]
+            .client()
+            .block(h)
+            .expect("the API answers")
+            .expect("committed")
+    };
+    let (holding, parent) = (block(height), block(height - 1));
+    assert!(
+        holding.timestamp_ms < parent.timestamp_ms + IDLE_MS,
+        "the order waited out the idle interval: block {height} at {} ms, its parent at {} ms",
+        holding.timestamp_ms,
+        parent.timestamp_ms
+    );
+}

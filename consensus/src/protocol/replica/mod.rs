@@ -19,8 +19,8 @@
 //! handler-level tests (one input in, the outputs asserted):
 //! `verify.rs` (certificate checks with a cache), `propose.rs` (leading a view and receiving
 //! proposals), `vote.rs` (votes, QCs, the commit rule), `pacemaker.rs` (view timer, timeouts,
-//! TCs, entering views), `sync.rs` (certificate sync and block sync) and `amnesia.rs` (the guard
-//! of a replica restored without a trustworthy safety record).
+//! TCs, entering views), `sync.rs` (certificate sync and block sync), `amnesia.rs` (the guard
+//! of a replica restored without a trustworthy safety record) and `idle.rs` (idle pacing).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -41,6 +41,7 @@ use super::timeout::Timeout;
 use super::validators::ValidatorIndex;
 
 mod amnesia;
+mod idle;
 mod pacemaker;
 mod propose;
 mod sync;
@@ -235,6 +236,10 @@ pub struct Replica<A: App> {
     started: bool,
     /// Up while a replica restored without a trustworthy safety record may not sign.
     amnesia: Option<AmnesiaGuard>,
+    /// Idle pacing: whether the chain was quiet at the last `drive` (see `idle.rs`).
+    quiet: bool,
+    /// Idle pacing: since when the chain has not been quiet (`None` while quiet).
+    busy_since: Option<u64>,
 }
 
 impl<A: App> Replica<A> {
@@ -294,6 +299,8 @@ impl<A: App> Replica<A> {
             stats: Stats::default(),
             started: false,
             amnesia: None,
+            quiet: false,
+            busy_since: None,
         })
     }
 
@@ -519,6 +526,9 @@ impl<A: App> Replica<A> {
     /// schedules the next tick.
     fn drive(&mut self, now: u64) {
         let mut next = u64::MAX;
+        if let Some(at) = self.update_quiet(now) {
+            next = next.min(at);
+        }
         if let Some(at) = self.maybe_propose(now) {
             next = next.min(at);
         }

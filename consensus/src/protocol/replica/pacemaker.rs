@@ -24,19 +24,18 @@ impl<A: App> Replica<A> {
     /// When the current view times out: its timeout after the later of entering the view and
     /// the earliest time its leader may propose (`parent.timestamp + min_block_interval_ms`,
     /// the parent being our high QC's block). A parent stamped in the future therefore delays
-    /// the timer instead of eating the next leader's view (audit H4).
+    /// the timer instead of eating the next leader's view (audit H4). Under idle pacing the
+    /// start moves as `idle.rs` says.
     pub(super) fn view_deadline(&self) -> u64 {
-        let paced = self
+        let parent_ms = self
             .tree
             .get(&self.safety.high_qc.block)
-            .map_or(0, |parent| {
-                parent
-                    .timestamp_ms()
-                    .saturating_add(self.config.min_block_interval_ms)
-            });
-        self.view_started_ms
-            .max(paced)
-            .saturating_add(self.config.view_timeout_ms(self.tc_streak))
+            .map(|parent| parent.timestamp_ms());
+        let paced = parent_ms.map_or(0, |ms| ms.saturating_add(self.config.min_block_interval_ms));
+        let start = self.view_started_ms.max(paced);
+        // Idle pacing (`idle.rs`): a quiet chain's leader waits, and so does the timer.
+        let start = parent_ms.map_or(start, |ms| self.idle_timer_start(ms, start));
+        start.saturating_add(self.config.view_timeout_ms(self.tc_streak))
     }
 
     pub(super) fn local_timeout(&mut self, now: u64) {

@@ -56,9 +56,12 @@ impl<A: App> Replica<A> {
     /// Proposes if we lead this view and pacing allows; returns when to try again.
     pub(super) fn maybe_propose(&mut self, now: u64) -> Option<u64> {
         let parent = self.can_propose()?;
-        let earliest = parent
-            .timestamp_ms()
-            .saturating_add(self.config.min_block_interval_ms);
+        let earliest = self.idle_earliest_proposal(
+            parent.timestamp_ms(),
+            parent
+                .timestamp_ms()
+                .saturating_add(self.config.min_block_interval_ms),
+        );
         // Stamp the block `max(now, earliest)` rather than wait, while that is at most half the
         // drift ahead of our clock (the other half is slack for voters whose clocks are behind
         // ours): a parent stamped in the future costs us little time (audit H4).

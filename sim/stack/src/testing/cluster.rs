@@ -143,6 +143,9 @@ pub struct ClusterOptions {
     pub admission: Option<AdmissionLimits>,
     /// Genesis `snapshot_interval_blocks` (state sync).
     pub snapshot_interval_blocks: u64,
+    /// The nodes' `idle_block_interval_ms` (0: a block every `block_interval_ms`, as the
+    /// cluster tests were written for).
+    pub idle_block_interval_ms: u64,
 }
 
 impl ClusterOptions {
@@ -155,6 +158,7 @@ impl ClusterOptions {
             bridge_participants: 0,
             admission: None,
             snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
+            idle_block_interval_ms: 0,
         }
     }
 }
@@ -322,9 +326,10 @@ impl Cluster {
         .map_err(io("write genesis.json"))?;
         for node in &nodes {
             let config = format!(
-                "genesis = \"../genesis.json\"\nkey_file = \"node.key\"\ndata_dir = \"data\"\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\napi = \"{}\"\nblock_interval_ms = {block_interval_ms}\n[testing]\n{}",
+                "genesis = \"../genesis.json\"\nkey_file = \"node.key\"\ndata_dir = \"data\"\nlisten = \"/ip4/127.0.0.1/tcp/{}\"\napi = \"{}\"\nblock_interval_ms = {block_interval_ms}\nidle_block_interval_ms = {}\n[testing]\n{}",
                 node.p2p_port,
                 node.api,
+                options.idle_block_interval_ms,
                 node.fault.map(fault_toml).unwrap_or_default()
             );
             std::fs::write(node.dir.join("node.toml"), config).map_err(io("write node.toml"))?;
