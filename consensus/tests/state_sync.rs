@@ -123,7 +123,6 @@ async fn a_served_snapshot_verifies_and_tampering_is_refused() {
 #[tokio::test]
 async fn a_pruning_node_drops_old_blocks_and_still_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // A one-validator chain commits about one block per view timeout (2 s).
     let config = write_node_with(dir.path(), "[storage]\nkeep_blocks = 2\n", &[], 2);
     let node = RunningNode::start(&config);
     node.wait_height(9, Duration::from_secs(60)).await;

@@ -105,10 +105,7 @@ async fn committed_blocks_without_a_safety_record_refuse_to_start_unless_told() 
 
     // The operator says the store lost its safety record: the node starts, guarded.
     let mut text = std::fs::read_to_string(&config).expect("read");
-    text = text.replace(
-        "block_interval_ms",
-        "untrusted_safety_record = true\nblock_interval_ms",
-    );
+    text = format!("untrusted_safety_record = true\n{text}");
     std::fs::write(&config, text).expect("write");
     restart(&config)
         .await

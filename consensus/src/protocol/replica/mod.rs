@@ -529,8 +529,18 @@ impl<A: App> Replica<A> {
         if let Some(at) = self.update_quiet(now) {
             next = next.min(at);
         }
-        if let Some(at) = self.maybe_propose(now) {
-            next = next.min(at);
+        // A proposal can advance the view at once (a one-validator chain certifies its own
+        // block with its own vote): the next view's leader, maybe us, gets its turn now rather
+        // than at the next tick. Pacing bounds the loop (each block is at least
+        // `min_block_interval_ms` after its parent, and we stamp at most half the drift ahead).
+        loop {
+            let view = self.view;
+            if let Some(at) = self.maybe_propose(now) {
+                next = next.min(at);
+            }
+            if self.view == view {
+                break;
+            }
         }
         // View timer.
         if self.my_timeout.is_none() && self.may_time_out() {
