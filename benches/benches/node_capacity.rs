@@ -9,7 +9,10 @@
 //!
 //! With 4 validators it then measures memory against chain length (issue 12): each node's
 //! resident memory (`VmRSS`) at a chain of `L` committed orders (twice what the runs above
-//! committed) and at `2L`, the ratio, and the store's bytes on disk per committed order.
+//! committed) and at `2L`, the ratio, and the store's bytes on disk per committed order. With
+//! `VOLTMESH_BENCH_WIPE_ORDERS=1000000` it then grows the ledger to that many orders, wipes one
+//! validator's data directory and restarts it with `[state_sync]` peers, and prints how long it
+//! took to vote again (target: within 60 s on a ledger of at least 1 million orders).
 //!
 //! ```sh
 //! cargo build --release -p voltmesh --bin voltmesh
@@ -210,7 +213,7 @@ fn capacity(c: &mut Criterion) {
             admission: Some(admission),
             ..ClusterOptions::new(n)
         };
-        let cluster = Cluster::start_with(&bin, &root, &options).expect("the cluster starts");
+        let mut cluster = Cluster::start_with(&bin, &root, &options).expect("the cluster starts");
         cluster.expect_height(2, Duration::from_secs(60));
         let orders = Orders::new(
             u64::from(PARTICIPANTS) * u64::from(admission.max_orders_per_participant_interval),
@@ -261,6 +264,12 @@ fn capacity(c: &mut Criterion) {
         );
         if n == 4 {
             memory_against_chain_length(&cluster, &orders);
+            if let Some(ledger) = std::env::var("VOLTMESH_BENCH_WIPE_ORDERS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                wipe_on_a_long_ledger(&mut cluster, &orders, ledger);
+            }
         }
         drop(cluster);
         let _ = std::fs::remove_dir_all(&root);
@@ -347,6 +356,32 @@ fn memory_against_chain_length(cluster: &Cluster, orders: &Orders) {
         fmt(&rss_1x),
         fmt(&rss_2x),
         store as f64 / twice as f64
+    );
+}
+
+/// Grows the ledger to `ledger` committed orders, wipes the last node's data directory, restarts
+/// it from its peers' snapshot, and prints how long until it signs a vote again.
+fn wipe_on_a_long_ledger(cluster: &mut Cluster, orders: &Orders, ledger: u64) {
+    let have = cluster.orders_committed(0);
+    commit_more(cluster, orders, ledger.saturating_sub(have));
+    let wiped = cluster.nodes.len() - 1;
+    let (orders_then, height_then) = (cluster.orders_committed(0), cluster.height(0));
+    let store = bytes_under(&cluster.data_dir(0));
+    let start = Instant::now();
+    cluster.wipe_and_state_sync(wiped).expect("restart");
+    cluster
+        .wait_for(
+            "the wiped node to vote again",
+            Duration::from_secs(600),
+            |c| c.status(wiped).is_some_and(|s| s.votes > 0),
+        )
+        .expect("votes again");
+    let voting = start.elapsed();
+    let status = cluster.status(wiped).expect("status");
+    println!(
+        "state_sync/4_validators: a node wiped at {orders_then} committed orders (height {height_then}, {:.0} MB store on a peer) voted again {voting:.1?} after its restart, at height {}",
+        store as f64 / 1e6,
+        status.height
     );
 }
 
