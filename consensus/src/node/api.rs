@@ -76,7 +76,7 @@ pub enum ApiRequest {
     /// The node's status.
     Status(oneshot::Sender<StatusView>),
     /// The latest ledger snapshot with its proof.
-    Snapshot(oneshot::Sender<Option<SnapshotView>>),
+    Snapshot(oneshot::Sender<Option<Arc<SnapshotView>>>),
 }
 
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
@@ -372,7 +372,7 @@ async fn status(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
 
 async fn snapshot(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
     match ask(&tx, ApiRequest::Snapshot).await {
-        Ok(Some(view)) => Json(view).into_response(),
+        Ok(Some(view)) => Json(&*view).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             error_kind::NO_SNAPSHOT,

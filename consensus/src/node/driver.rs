@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
-use voltmesh_wire::api::{ParticipantView, StatusView};
+use voltmesh_wire::api::{ParticipantView, SnapshotView, StatusView};
 use voltmesh_wire::{Genesis, OrderRejection, SignedOrder};
 
 use super::api::{self, ApiRequest};
@@ -28,6 +28,9 @@ use crate::store::{Store, StoreError};
 
 /// Capacity of the API → driver queue.
 const API_QUEUE: usize = 1024;
+
+/// `GET /v1/snapshot` reads the store again after this many committed blocks.
+const SNAPSHOT_REFRESH_BLOCKS: u64 = 16;
 
 /// Most committed blocks one pruning pass deletes (one transaction, after a snapshot): a node
 /// switched to pruning mode on a long chain works its backlog off a slice at a time.
@@ -343,6 +346,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         timer: TickTimer::default(),
         metrics,
         keep_blocks: config.storage.keep_blocks,
+        snapshot_served: None,
     };
     let result = driver.run(events, api_rx, shutdown).await;
     if driver.metrics.is_enabled() {
@@ -398,6 +402,8 @@ struct Driver {
     metrics: NodeMetrics,
     /// `[storage] keep_blocks` (0: full history).
     keep_blocks: u64,
+    /// The snapshot last served, and the committed height it was read at.
+    snapshot_served: Option<(u64, Option<Arc<SnapshotView>>)>,
 }
 
 impl Driver {
@@ -526,7 +532,7 @@ impl Driver {
                 let _ = reply.send(view);
             }
             ApiRequest::Snapshot(reply) => {
-                let _ = reply.send(state_sync::latest_snapshot(&self.store)?);
+                let _ = reply.send(self.latest_snapshot()?);
             }
             ApiRequest::Status(reply) => {
                 let status = self.replica.status();
@@ -628,6 +634,22 @@ impl Driver {
             info!(deleted, below, "pruned committed blocks");
         }
         Ok(())
+    }
+
+    /// The snapshot `GET /v1/snapshot` serves: read from the store (the state and up to
+    /// [`state_sync`]'s proof search of blocks) at most once per [`SNAPSHOT_REFRESH_BLOCKS`]
+    /// committed blocks, so a flood of requests costs the driver nothing more.
+    fn latest_snapshot(&mut self) -> Result<Option<Arc<SnapshotView>>, NodeError> {
+        let height = self.replica.status().committed_height;
+        let fresh = self
+            .snapshot_served
+            .as_ref()
+            .is_some_and(|(at, _)| height < at.saturating_add(SNAPSHOT_REFRESH_BLOCKS));
+        if !fresh {
+            let view = state_sync::latest_snapshot(&self.store)?.map(Arc::new);
+            self.snapshot_served = Some((height, view));
+        }
+        Ok(self.snapshot_served.as_ref().and_then(|(_, v)| v.clone()))
     }
 
     /// The node's consensus health for metrics.
