@@ -72,7 +72,8 @@ pub enum Input {
 /// What the replica must make durable before its next sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Persist {
-    /// A new block in the tree (store it by hash; pass them all to [`Replica::restore`]).
+    /// A new block in the tree (store it by hash; [`Replica::restore`] takes the committed
+    /// tail and the uncommitted ones back).
     Block(Arc<Block>),
     /// The new safety state (replace the stored one).
     Safety(SafetyState),
