@@ -107,13 +107,14 @@ impl LedgerApp {
         Self::starting_at(genesis, block, state)
     }
 
-    fn starting_at(genesis: Arc<Genesis>, genesis_block: &Block, initial: LedgerState) -> Self {
+    /// An app whose committed tip is `tip`, with `initial` the state after it.
+    fn starting_at(genesis: Arc<Genesis>, tip: &Block, initial: LedgerState) -> Self {
         let initial = Arc::new(initial);
         let mut states = HashMap::new();
         states.insert(
-            genesis_block.hash(),
+            tip.hash(),
             Arc::new(After {
-                height: genesis_block.height(),
+                height: tip.height(),
                 state: Arc::clone(&initial),
                 clearings: Vec::new(),
             }),
@@ -123,7 +124,7 @@ impl LedgerApp {
             states,
             validated: HashMap::new(),
             committed: initial,
-            committed_height: genesis_block.height(),
+            committed_height: tip.height(),
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             log: Vec::new(),
             halted: None,
