@@ -597,37 +597,42 @@ impl Store {
     /// [`StoreError::BrokenChain`] naming the first height that does not link; [`StoreError`]
     /// on a read failure or a corrupt committed block.
     pub fn check_committed_chain(&self, genesis: BlockHash) -> Result<(), StoreError> {
-        self.check_committed_chain_from(self.base()?.as_ref(), genesis)
+        self.for_each_linked(self.base()?.as_ref(), genesis, |_| Ok::<(), StoreError>(()))
     }
 
-    /// As [`Store::check_committed_chain`], from the committed block `start` up (from height 1,
-    /// whose parent is `genesis`, if `None`): a node that starts from a stored snapshot reads
-    /// only the chain above it.
+    /// Calls `f` with every committed block above `start` (from height 1 if `None`), ascending
+    /// and streamed as [`Store::for_each_committed`] does, checking on the way that the heights
+    /// have no gap and that each block extends the one below it (the first one `start`, or
+    /// genesis): a restart checks the chain and replays it in one pass.
     ///
     /// # Errors
-    /// As [`Store::check_committed_chain`].
-    pub fn check_committed_chain_from(
+    /// [`StoreError::BrokenChain`] naming the first height that does not link; the store's or
+    /// `f`'s first error.
+    pub fn for_each_linked<E: From<StoreError>>(
         &self,
         start: Option<&Block>,
         genesis: BlockHash,
-    ) -> Result<(), StoreError> {
-        let mut parent = start.map_or(genesis, Block::parent);
-        let mut expected = start.map_or(1, Block::height);
+        mut f: impl FnMut(Block) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut parent = start.map_or(genesis, Block::hash);
+        let mut expected = start.map_or(1, |b| b.height() + 1);
         self.for_each_committed(expected, |block: Block| {
             if block.height() != expected {
                 return Err(StoreError::BrokenChain(format!(
                     "height {expected} is missing (the next committed block is at height {})",
                     block.height()
-                )));
+                ))
+                .into());
             }
             if block.parent() != parent {
                 return Err(StoreError::BrokenChain(format!(
                     "the committed block at height {expected} does not extend the one below it"
-                )));
+                ))
+                .into());
             }
             parent = block.hash();
             expected += 1;
-            Ok(())
+            f(block)
         })
     }
 

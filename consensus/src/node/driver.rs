@@ -207,18 +207,16 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     // chunk at a time; the index catches up on the way.
     let mut index = Index::open(store.database()).map_err(store_file)?;
     let start = replay_start(&store, &genesis, base, index.height()).map_err(store_file)?;
-    store
-        .check_committed_chain_from(start.as_ref().map(|(b, _)| b), chain.genesis().hash())
-        .map_err(store_file)?;
-    let (mut app, from) = match start {
+    let (mut app, start) = match start {
         Some((block, state)) => (
             LedgerApp::from_snapshot(Arc::clone(&genesis), &block, state),
-            block.height() + 1,
+            Some(block),
         ),
-        None => (LedgerApp::new(Arc::clone(&genesis), chain.genesis()), 1),
+        None => (LedgerApp::new(Arc::clone(&genesis), chain.genesis()), None),
     };
+    // One pass: each block is checked to extend the one below it, then replayed.
     store
-        .for_each_committed(from, |block| {
+        .for_each_linked(start.as_ref(), chain.genesis().hash(), |block| {
             crate::protocol::App::commit(&mut app, &block);
             for committed in app.take_committed() {
                 index.apply(&committed)?;
