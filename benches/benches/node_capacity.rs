@@ -32,6 +32,7 @@ use voltmesh::testing::cluster::{
     bridge_key, bridge_participant, open_interval, Cluster, ClusterOptions, INTERVAL_SECS,
     NEIGHBORHOOD,
 };
+use voltmesh_benches::{bytes_under, rss_mb};
 use voltmesh_engine::{AdmissionLimits, Side};
 use voltmesh_wire::client::Submitted;
 use voltmesh_wire::{OrderTicket, SignedOrder};
@@ -274,34 +275,6 @@ fn capacity(c: &mut Criterion) {
         drop(cluster);
         let _ = std::fs::remove_dir_all(&root);
     }
-}
-
-/// A process's resident memory, MB (`VmRSS` of `/proc/<pid>/status`).
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
-/// Bytes of every file under `dir`.
-fn bytes_under(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(m) if m.is_dir() => bytes_under(&entry.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// Submits `count` more orders, a run at a time, each committed before the next (orders target

@@ -19,6 +19,46 @@ pub fn release_binary() -> Option<std::path::PathBuf> {
     bin.exists().then_some(bin)
 }
 
+/// A process's resident memory, MB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// CPU time a process has used, user plus system, in seconds (`/proc/<pid>/stat`, in the
+/// kernel's 100 Hz clock ticks).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the line (utime, stime) are the 12th and 13th after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Bytes of every file under `dir`.
+pub fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&entry.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Limit prices of a realistic neighborhood book: 0.05 to 0.35 per kWh on a 0.001 tick, with
 /// buyers a little above sellers so that roughly half the volume crosses.
 fn price(rng: &mut ChaCha8Rng, side: Side) -> Price {

@@ -22,7 +22,8 @@ pub struct DemoArgs {
     /// Validator nodes (at least 4), in this process over libp2p on 127.0.0.1.
     #[arg(long, default_value_t = 4)]
     nodes: usize,
-    /// Households: the first N loads of the bundled 1-LV-rural1--0-sw grid (1..=13).
+    /// Households (1..=20000): the loads of the bundled 1-LV-rural1--0-sw grid in turn (13 loads;
+    /// beyond 13 they play again, each household with limits of its own).
     #[arg(long, default_value_t = 13)]
     households: usize,
     /// Use this MQTT broker (mqtt://host:port) instead of the embedded one.

@@ -1,6 +1,12 @@
 //! The demo's households: the first `count` loads of the grid, each with its meter and its limit
 //! prices, and the bridge configuration that serves them.
 //!
+//! # More households than the grid has loads
+//! A neighborhood larger than the grid (the scale bench's 1,000 and 10,000 households) plays the
+//! grid's loads again, round after round: household `n` plays load `n mod loads`, with PV,
+//! battery and limit prices drawn afresh for it from the same seeded stream. The first round is
+//! exactly the households of a neighborhood no larger than the grid.
+//!
 //! # Limit prices
 //! The simulation's seeded bidding strategy ([`voltmesh_sim::household`]) without its per-interval
 //! jitter (the bridge keeps one pair of limits per household): sellers ask
@@ -52,11 +58,15 @@ pub struct Playback {
     pub pv_scale: f64,
 }
 
-/// The first `count` households of `grid` for `seed`.
+/// Most households a demo neighborhood may have.
+pub const MAX_HOUSEHOLDS: usize = 20_000;
+
+/// `count` households of `grid` for `seed` (module docs: beyond the grid's loads, the loads
+/// repeat).
 ///
 /// # Errors
-/// [`DemoError::Options`] if `count` is 0 or larger than the grid's loads, or the window is
-/// outside the profiles.
+/// [`DemoError::Options`] if `count` is 0 or above [`MAX_HOUSEHOLDS`], the grid has no loads,
+/// or the window is outside the profiles.
 pub fn build(
     grid: &Grid,
     count: usize,
@@ -64,13 +74,7 @@ pub fn build(
     prices: Prices,
     playback: Playback,
 ) -> Result<Vec<DemoHousehold>, DemoError> {
-    if count == 0 || count > grid.loads.len() {
-        return Err(DemoError::Options(format!(
-            "--households must be 1..={} (the loads of {})",
-            grid.loads.len(),
-            grid.name
-        )));
-    }
+    check_count(grid, count)?;
     if playback.first_step + playback.steps > grid.intervals() {
         return Err(DemoError::Options(format!(
             "the profiles have {} steps; {} from step {} do not fit",
@@ -88,7 +92,10 @@ pub fn build(
         ..Scenario::default()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut homes = voltmesh_sim::run::households(grid, &scenario, &mut rng);
+    let mut homes = Vec::with_capacity(count);
+    while homes.len() < count {
+        homes.extend(voltmesh_sim::run::households(grid, &scenario, &mut rng));
+    }
     homes.truncate(count);
     let meters = build_meters(&homes, playback.origin, playback.step, |home| {
         household_steps(
@@ -129,6 +136,24 @@ pub fn build(
             })
         })
         .collect()
+}
+
+/// Checks a household count against [`MAX_HOUSEHOLDS`] and the grid.
+///
+/// # Errors
+/// [`DemoError::Options`] saying what is wrong.
+pub fn check_count(grid: &Grid, count: usize) -> Result<(), DemoError> {
+    if grid.loads.is_empty() {
+        return Err(DemoError::Options(format!("{} has no loads", grid.name)));
+    }
+    if count == 0 || count > MAX_HOUSEHOLDS {
+        return Err(DemoError::Options(format!(
+            "--households must be 1..={MAX_HOUSEHOLDS} (beyond the {} loads of {}, the loads play again)",
+            grid.loads.len(),
+            grid.name
+        )));
+    }
+    Ok(())
 }
 
 /// The bridge's `bridge.toml` for the demo: the broker, node 0's API, the bridge key, the
@@ -240,7 +265,32 @@ mod tests {
         assert_eq!(config.registry.households().count(), 13);
         assert_eq!(config.settlement.retail, prices().retail);
         assert_eq!(config.market, IntervalSpec::new(10, 3).unwrap());
-        assert!(build(&grid, 14, 7, prices(), playback).is_err());
         assert!(build(&grid, 0, 7, prices(), playback).is_err());
+        assert!(build(&grid, MAX_HOUSEHOLDS + 1, 7, prices(), playback).is_err());
+        // Beyond the grid's loads, the loads play again with households of their own; the
+        // first round is the small neighborhood's.
+        let many = build(&grid, 40, 7, prices(), playback).unwrap();
+        assert_eq!(many.len(), 40);
+        assert_eq!(many[13].load, many[0].load, "load 0 plays again");
+        assert_eq!(
+            many[..13]
+                .iter()
+                .map(|h| (h.buy_limit, h.sell_limit))
+                .collect::<Vec<_>>(),
+            homes
+                .iter()
+                .map(|h| (h.buy_limit, h.sell_limit))
+                .collect::<Vec<_>>()
+        );
+        let devices: std::collections::BTreeSet<&str> =
+            many.iter().map(|h| h.meter.device.as_str()).collect();
+        assert_eq!(devices.len(), 40, "every meter has its own id");
+        assert!(
+            many[13..]
+                .iter()
+                .zip(&many[..27])
+                .any(|(a, b)| (a.buy_limit, a.sell_limit) != (b.buy_limit, b.sell_limit)),
+            "repeated loads draw their own limits"
+        );
     }
 }

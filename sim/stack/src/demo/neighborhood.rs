@@ -5,7 +5,9 @@
 //! Neighborhood `"demo"`, the mechanism (by default the uniform-price auction with k = 1/2), the
 //! tariffs and network fee given,
 //! intervals of `interval_secs` with a gate-closure lead of 30 % of the interval (at least 1 s),
-//! and every household participant allowed to be signed for by the bridge key only.
+//! and every household participant allowed to be signed for by the bridge key only. Admission
+//! limits are the defaults, with room for four orders per household and interval in a large
+//! neighborhood ([`admission_for`]).
 
 use crate::testing::cluster::free_port;
 use std::path::{Path, PathBuf};
@@ -62,6 +64,18 @@ pub struct Neighborhood {
 /// The gate-closure lead for intervals of `interval_secs`: 30 %, at least 1 s.
 pub fn gate_lead_secs(interval_secs: u32) -> u32 {
     (interval_secs * 3 / 10).max(1)
+}
+
+/// The admission limits of a neighborhood of `households`: the defaults, with an interval's book
+/// raised to four orders per household when that is more (10,000 households: 40,000).
+pub fn admission_for(households: usize) -> voltmesh_engine::AdmissionLimits {
+    let default = voltmesh_engine::AdmissionLimits::DEFAULT;
+    voltmesh_engine::AdmissionLimits {
+        max_orders_per_interval: u32::try_from(households.saturating_mul(4))
+            .unwrap_or(u32::MAX)
+            .max(default.max_orders_per_interval),
+        ..default
+    }
 }
 
 /// The market of a demo neighborhood.
@@ -132,7 +146,7 @@ pub fn write(
             },
             network_fee: prices.network_fee,
             interval,
-            admission: voltmesh_engine::AdmissionLimits::DEFAULT,
+            admission: admission_for(participants.len()),
         },
         validators,
         participants: participants

@@ -272,13 +272,7 @@ async fn run_until(
             grid.load_profiles.start()
         ))
     })?;
-    if options.households == 0 || options.households > grid.loads.len() {
-        return Err(DemoError::Options(format!(
-            "--households must be 1..={} (the loads of {})",
-            grid.loads.len(),
-            grid.name
-        )));
-    }
+    households::check_count(&grid, options.households)?;
     let participants: Vec<ParticipantId> = (1..=options.households)
         .map(|n| ParticipantId::from(format!("hh-{n:02}")))
         .collect();

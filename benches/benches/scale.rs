@@ -1,0 +1,481 @@
+//! A neighborhood at scale, end to end, for simulated weeks: simulated meters of 1,000 or
+//! 10,000 households publish real DSMR, Tasmota and Shelly payloads to a real Mosquitto, a
+//! `voltmesh bridge` process turns them into signed orders, and four `voltmesh node` processes
+//! finalize and clear every interval (issue 12, deliverable 5). Run on demand, not in CI.
+//!
+//! Time is accelerated as in `voltmesh demo`: every market interval of `interval_secs` real
+//! seconds plays one 15-minute step of the bundled grid's profiles (its 13 loads play again,
+//! round after round, each household with limits of its own). A simulated week is 672
+//! intervals. The run lasts two simulated periods of `VOLTMESH_SCALE_INTERVALS` (default: a
+//! week each), and prints, per size:
+//! - orders committed per interval (min / median / max) against the households;
+//! - gate-to-committed-clearing time: from an interval's gate closure until node 0's API
+//!   serves its clearing (polled every 50 ms), p50 / p99 / max, and how many intervals took
+//!   more than 5 s;
+//! - resident memory and CPU (share of one core) of each node and of the bridge, after the
+//!   first period and after the second (twice the chain): the memory ratio shows whether the
+//!   curve is flat;
+//! - each node's store on disk per household-year.
+//!
+//! ```sh
+//! cargo build --release -p voltmesh --bin voltmesh
+//! cargo bench -p voltmesh-benches --bench scale                       # 1,000 then 10,000
+//! VOLTMESH_SCALE_HOUSEHOLDS=1000 VOLTMESH_SCALE_INTERVAL_SECS=6 \
+//!   VOLTMESH_SCALE_INTERVALS=672 cargo bench -p voltmesh-benches --bench scale
+//! ```
+//! Settings (environment): `VOLTMESH_SCALE_HOUSEHOLDS` (comma-separated sizes, default
+//! `1000,10000`), `VOLTMESH_SCALE_INTERVAL_SECS` (comma-separated, one per size; default 6 s up
+//! to 2,000 households, else 30 s), `VOLTMESH_SCALE_INTERVALS` (intervals per period, default
+//! 672), `VOLTMESH_SCALE_PUBLISH_SECS` (seconds between a meter's readings; default 1 s up to
+//! 2,000 households, else 5 s). It needs the release binary (`$VOLTMESH_BIN` or
+//! `target/release/voltmesh`) and Debian's `mosquitto`, and skips with a message without them.
+//! Everything it starts is stopped when it ends, even on panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use voltmesh::demo::broker::BrokerAddr;
+use voltmesh::demo::households::{self, DemoHousehold, Playback};
+use voltmesh::demo::neighborhood::{self, Market};
+use voltmesh::demo::DemoOptions;
+use voltmesh::meters::fleet;
+use voltmesh_benches::{bytes_under, cpu_secs, release_binary, rss_mb};
+use voltmesh_engine::ParticipantId;
+use voltmesh_meter_bridge::testing::{have_mosquitto, BrokerOptions, Mosquitto};
+use voltmesh_sim::simbench::Grid;
+use voltmesh_wire::client::NodeClient;
+
+/// Validators.
+const NODES: usize = 4;
+/// Intervals played before the first one measured (the bridge needs readings to forecast).
+const WARM_UP: usize = 3;
+/// Simulated intervals in a year.
+const INTERVALS_PER_YEAR: f64 = 365.0 * 96.0;
+
+fn env_list(name: &str) -> Vec<u64> {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{name}={v:?}: not a list of whole numbers"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One size's settings.
+#[derive(Debug, Clone, Copy)]
+struct Size {
+    households: usize,
+    interval_secs: u32,
+    publish_secs: u32,
+    /// Intervals per period (the run is two periods).
+    intervals: usize,
+}
+
+fn sizes() -> Vec<Size> {
+    let households = env_list("VOLTMESH_SCALE_HOUSEHOLDS");
+    let households = if households.is_empty() {
+        vec![1_000, 10_000]
+    } else {
+        households
+    };
+    let secs = env_list("VOLTMESH_SCALE_INTERVAL_SECS");
+    let publish = env_list("VOLTMESH_SCALE_PUBLISH_SECS");
+    let intervals = env_list("VOLTMESH_SCALE_INTERVALS")
+        .first()
+        .copied()
+        .unwrap_or(672);
+    households
+        .iter()
+        .enumerate()
+        .map(|(i, &h)| {
+            let large = h > 2_000;
+            Size {
+                households: usize::try_from(h).unwrap_or(usize::MAX),
+                interval_secs: secs
+                    .get(i)
+                    .or(secs.last())
+                    .map_or(if large { 30 } else { 6 }, |&s| {
+                        u32::try_from(s).unwrap_or(30)
+                    }),
+                publish_secs: publish
+                    .get(i)
+                    .or(publish.last())
+                    .map_or(if large { 5 } else { 1 }, |&s| {
+                        u32::try_from(s).unwrap_or(5)
+                    }),
+                intervals: usize::try_from(intervals).unwrap_or(672),
+            }
+        })
+        .collect()
+}
+
+/// Child processes and the run's directory, stopped and removed on drop (also on panic).
+struct Processes {
+    children: Vec<(String, Child)>,
+    dir: PathBuf,
+}
+
+impl Processes {
+    fn spawn(&mut self, name: &str, bin: &Path, args: &[&str], config: &Path, log: &Path) {
+        let log = std::fs::File::create(log).expect("create a log file");
+        let child = Command::new(bin)
+            .args(args)
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        self.children.push((name.to_owned(), child));
+    }
+
+    fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(name, child)| (name.clone(), child.id()))
+            .collect()
+    }
+
+    /// Panics naming a process that has exited.
+    fn check(&mut self) {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{name} exited with {status}; its log is in {}",
+                    self.dir.display()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::env::var_os("VOLTMESH_SCALE_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Resident memory (MB) and CPU seconds of every process at one instant.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Instant,
+    procs: Vec<(String, f64, f64)>,
+}
+
+fn sample(pids: &[(String, u32)]) -> Sample {
+    Sample {
+        at: Instant::now(),
+        procs: pids
+            .iter()
+            .map(|(name, pid)| {
+                (
+                    name.clone(),
+                    rss_mb(*pid).unwrap_or(f64::NAN),
+                    cpu_secs(*pid).unwrap_or(f64::NAN),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// One line per process: memory at the end of the period and CPU share over it.
+fn report_period(label: &str, from: &Sample, to: &Sample) {
+    let wall = to.at.duration_since(from.at).as_secs_f64();
+    for ((name, _, cpu0), (_, rss, cpu1)) in from.procs.iter().zip(&to.procs) {
+        println!(
+            "  {label}: {name:<8} resident {rss:7.1} MB, CPU {:5.1} % of a core",
+            (cpu1 - cpu0) / wall * 100.0
+        );
+    }
+}
+
+/// What one interval showed.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    orders: usize,
+    /// Gate closure to the clearing on node 0's API.
+    delay: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::<Utc>::from(std::time::SystemTime::now())
+}
+
+/// Waits for interval `start`'s clearing on `api` (gate closure at `gate`), polling every 50 ms
+/// from the gate on, for at most `timeout` after it.
+async fn clearing_of(api: &NodeClient, start: i64, gate: DateTime<Utc>, timeout: Duration) -> Seen {
+    if let Ok(wait) = (gate - now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    loop {
+        if let Ok(Some(clearing)) = api.interval(start).await {
+            let o = &clearing.outcome;
+            let orders = o
+                .trades
+                .iter()
+                .flat_map(|t| [&t.buy_id, &t.sell_id])
+                .chain(o.unfilled.iter().map(|u| &u.id))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            return Seen {
+                orders,
+                delay: (now() - gate).to_std().unwrap_or_default(),
+            };
+        }
+        let late = (now() - gate).to_std().unwrap_or_default();
+        assert!(
+            late < timeout,
+            "interval {start} did not clear within {} s of its gate",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn run(bin: &Path, grid: &Grid, size: Size) {
+    let Size {
+        households: count,
+        interval_secs,
+        publish_secs,
+        intervals,
+    } = size;
+    println!(
+        "scale/{count}_households: {NODES} node processes, bridge process, Mosquitto; {interval_secs} s intervals (= 15 profile minutes), meters every {publish_secs} s; 2 x {intervals} intervals"
+    );
+    let dir = std::env::temp_dir().join(format!("voltmesh-scale-{}-{count}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the run directory");
+    let mut procs = Processes {
+        children: Vec::new(),
+        dir: dir.clone(),
+    };
+    let defaults = DemoOptions::default();
+    let participants: Vec<ParticipantId> = (1..=count)
+        .map(|n| ParticipantId::from(format!("hh-{n:02}")))
+        .collect();
+    let hood = neighborhood::write(
+        &dir,
+        NODES,
+        &participants,
+        Market {
+            mechanism: defaults.mechanism,
+            prices: defaults.prices,
+            interval_secs,
+        },
+    )
+    .expect("write the neighborhood");
+    let broker = Mosquitto::start(&BrokerOptions {
+        log_all: false,
+        ..BrokerOptions::default()
+    });
+    for i in 0..NODES {
+        let node_dir = dir.join(format!("node{i}"));
+        procs.spawn(
+            &format!("node{i}"),
+            bin,
+            &["node", "--config"],
+            &node_dir.join("node.toml"),
+            &node_dir.join("node.log"),
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let apis: Vec<NodeClient> = hood
+        .nodes
+        .iter()
+        .map(|n| NodeClient::new(&format!("http://{}", n.api)).expect("client"))
+        .collect();
+    runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for api in &apis {
+            while api.status().await.map_or(0, |s| s.peers) < NODES - 1 {
+                assert!(Instant::now() < deadline, "the nodes did not connect");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    procs.check();
+
+    let len = i64::from(interval_secs);
+    let origin_unix = (now().timestamp() / len + 2) * len;
+    let origin = DateTime::from_timestamp(origin_unix, 0).unwrap_or_else(now);
+    let total = 2 * intervals;
+    let first_step = grid
+        .load_profiles
+        .index_of(defaults.from)
+        .expect("the demo's first profile step");
+    // Profiles wrap around the year: the window starts early enough to fit.
+    let first_step = first_step.min(grid.intervals().saturating_sub(WARM_UP + total + 2));
+    let homes: Vec<DemoHousehold> = households::build(
+        grid,
+        count,
+        defaults.seed,
+        defaults.prices,
+        Playback {
+            first_step,
+            steps: WARM_UP + total + 2,
+            origin,
+            step: TimeDelta::seconds(len),
+            pv_scale: defaults.pv_scale,
+        },
+    )
+    .expect("households");
+    let toml = households::bridge_toml(
+        &BrokerAddr {
+            host: "127.0.0.1".into(),
+            port: broker.port,
+        },
+        &hood.nodes[0].api,
+        &hood.genesis.neighborhood,
+        &hood.bridge_key_file,
+        &dir.join("genesis.json"),
+        &homes,
+    );
+    let bridge_toml = dir.join("bridge.toml");
+    std::fs::write(&bridge_toml, toml).expect("write bridge.toml");
+    procs.spawn(
+        "bridge",
+        bin,
+        &["bridge", "--config"],
+        &bridge_toml,
+        &dir.join("bridge.log"),
+    );
+
+    let meters: Vec<fleet::SimMeter> = homes.iter().map(|h| h.meter.clone()).collect();
+    drop(homes);
+    let lead = i64::from(hood.genesis.market.interval.gate_closure_lead_secs());
+    let pids = procs.pids();
+    let (seen, samples) = runtime.block_on(async {
+        let mut mqtt = rumqttc::MqttOptions::new("voltmesh-scale-meters", "127.0.0.1", broker.port);
+        mqtt.set_keep_alive(Duration::from_secs(30));
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(mqtt, 1024);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut loop_stop = stopped.clone();
+        let event_loop = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = loop_stop.changed() => return,
+                    event = eventloop.poll() => if event.is_err() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    },
+                }
+            }
+        });
+        let mut meters_stop = stopped.clone();
+        let publisher = tokio::spawn(async move {
+            let period = Duration::from_secs(u64::from(publish_secs));
+            let stop = async move {
+                let _ = meters_stop.changed().await;
+            };
+            fleet::publish(&meters, &client, period, stop).await
+        });
+        let mut seen = Vec::with_capacity(total);
+        let mut samples = Vec::new();
+        let timeout = Duration::from_secs(u64::from(interval_secs) * 3 + 30);
+        for i in 0..total {
+            if i == 0 || i == intervals {
+                samples.push(sample(&pids));
+            }
+            let start = origin_unix + len * (WARM_UP + i) as i64;
+            let gate = DateTime::from_timestamp(start - lead, 0).unwrap_or_else(now);
+            let s = clearing_of(&apis[0], start, gate, timeout).await;
+            if (i + 1) % 96 == 0 || i + 1 == total {
+                println!(
+                    "  interval {:>5}/{total}: {} orders, committed {:.2} s after the gate",
+                    i + 1,
+                    s.orders,
+                    s.delay.as_secs_f64()
+                );
+            }
+            seen.push(s);
+        }
+        samples.push(sample(&pids));
+        let _ = stop.send(true);
+        let sent = publisher.await.unwrap_or(0);
+        let _ = event_loop.await;
+        println!("  meters published {sent} readings");
+        (seen, samples)
+    });
+    procs.check();
+
+    let mut orders: Vec<usize> = seen.iter().map(|s| s.orders).collect();
+    orders.sort_unstable();
+    let mut delays: Vec<Duration> = seen.iter().map(|s| s.delay).collect();
+    delays.sort_unstable();
+    let over_5s = delays.iter().filter(|d| d.as_secs_f64() > 5.0).count();
+    println!(
+        "scale/{count}_households: orders committed per interval min {} / median {} / max {} of {count} households ({} orders in all over {total} intervals)",
+        orders.first().copied().unwrap_or(0),
+        orders[orders.len() / 2],
+        orders.last().copied().unwrap_or(0),
+        orders.iter().sum::<usize>(),
+    );
+    println!(
+        "scale/{count}_households: gate to committed clearing p50 {:.2} s, p99 {:.2} s, max {:.2} s; {over_5s} of {total} intervals over 5 s",
+        percentile(&delays, 0.5).as_secs_f64(),
+        percentile(&delays, 0.99).as_secs_f64(),
+        delays.last().copied().unwrap_or_default().as_secs_f64(),
+    );
+    report_period("period 1", &samples[0], &samples[1]);
+    report_period("period 2", &samples[1], &samples[2]);
+    for ((name, first, _), (_, second, _)) in samples[1].procs.iter().zip(&samples[2].procs) {
+        println!(
+            "scale/{count}_households: {name} resident memory after 2x the chain / after 1x = {:.2} ({first:.0} -> {second:.0} MB)",
+            second / first
+        );
+    }
+    let simulated_years = (WARM_UP + total) as f64 / INTERVALS_PER_YEAR;
+    for i in 0..NODES {
+        let bytes = bytes_under(&dir.join(format!("node{i}")).join("data"));
+        println!(
+            "scale/{count}_households: node{i} store {:.1} MB = {:.1} kB per household-year",
+            bytes as f64 / 1e6,
+            bytes as f64 / 1e3 / (count as f64 * simulated_years)
+        );
+    }
+    drop(broker);
+}
+
+fn main() {
+    // `cargo test --benches` runs every bench target with `--test`: nothing to check here.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let Some(bin) = release_binary() else {
+        println!("scale: skipped: build target/release/voltmesh first (cargo build --release -p voltmesh --bin voltmesh) or set VOLTMESH_BIN");
+        return;
+    };
+    if !have_mosquitto() {
+        println!("scale: skipped: mosquitto is not installed (apt-get install mosquitto)");
+        return;
+    }
+    let grid = Grid::read(&voltmesh_sim::data::demo_grid_dir()).expect("the bundled grid");
+    for size in sizes() {
+        run(&bin, &grid, size);
+    }
+}
