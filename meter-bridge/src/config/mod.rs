@@ -116,6 +116,16 @@ pub enum ConfigError {
     /// No neighborhood name.
     #[error("node.neighborhood must not be empty")]
     EmptyNeighborhood,
+    /// `node.submit_lead_secs` is 0 or not shorter than an interval.
+    #[error(
+        "node.submit_lead_secs = {lead} must be at least 1 and less than the {interval} s interval"
+    )]
+    BadSubmitLead {
+        /// Configured lead, seconds.
+        lead: u32,
+        /// The market interval, seconds.
+        interval: u32,
+    },
     /// `node.genesis` cannot be read or is not a valid genesis.
     #[error("node.genesis {}: {message}", path.display())]
     Genesis {
@@ -341,6 +351,14 @@ impl RawConfig {
             return Err(ConfigError::EmptyNeighborhood);
         }
         let (market, settlement) = self.market_and_settlement(dir)?;
+        if let Some(lead) = self.node.submit_lead_secs {
+            if lead == 0 || lead >= market.length_secs() {
+                return Err(ConfigError::BadSubmitLead {
+                    lead,
+                    interval: market.length_secs(),
+                });
+            }
+        }
         let st = settlement;
         Tariffs::new(st.feed_in, st.retail).map_err(|_| ConfigError::FeedInAboveRetail {
             feed_in: st.feed_in,

@@ -205,6 +205,13 @@ pub struct NodeConfig {
     /// from (module docs). A relative path is relative to the config file's directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub genesis: Option<PathBuf>,
+    /// How long before each gate closure the bridge plans and submits the interval's orders,
+    /// seconds. Without it: a quarter of the time from the previous interval's start to the
+    /// gate, at most 60 s (60 s for 15-minute intervals with a 5-minute lead). A large
+    /// neighborhood on accelerated intervals raises it so that every order is committed before
+    /// the gate; it must be shorter than an interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submit_lead_secs: Option<u32>,
 }
 
 impl Default for NodeConfig {
@@ -214,6 +221,7 @@ impl Default for NodeConfig {
             neighborhood: "voltmesh".to_owned(),
             key_file: PathBuf::from("bridge.key"),
             genesis: None,
+            submit_lead_secs: None,
         }
     }
 }

@@ -76,6 +76,24 @@ fn refuses_what_breaks_an_invariant() {
         Err(ConfigError::BadNodeUrl(_))
     ));
     assert!(matches!(
+        with("[node]\nsubmit_lead_secs = 0"),
+        Err(ConfigError::BadSubmitLead { lead: 0, .. })
+    ));
+    assert!(matches!(
+        with("[node]\nsubmit_lead_secs = 900"),
+        Err(ConfigError::BadSubmitLead {
+            lead: 900,
+            interval: 900
+        })
+    ));
+    assert_eq!(
+        with("[node]\nsubmit_lead_secs = 120")
+            .expect("a lead shorter than the interval")
+            .node
+            .submit_lead_secs,
+        Some(120)
+    );
+    assert!(matches!(
         with("[node]\nneighborhood = \"\""),
         Err(ConfigError::EmptyNeighborhood)
     ));

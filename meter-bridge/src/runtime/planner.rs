@@ -40,9 +40,12 @@ pub(crate) async fn run_planner<S: OrderSink>(
         let target = spec.first_open(clock.now());
         let closure = target.gate_closure();
         // Plan a little before gate closure: late enough for fresh readings, early enough to
-        // retry a few times.
-        let lead = ((closure - (target.start() - TimeDelta::seconds(spec_len(target)))) / 4)
-            .min(TimeDelta::seconds(60));
+        // retry a few times (or as configured).
+        let lead = match config.node.submit_lead_secs {
+            Some(secs) => TimeDelta::seconds(i64::from(secs)),
+            None => ((closure - (target.start() - TimeDelta::seconds(spec_len(target)))) / 4)
+                .min(TimeDelta::seconds(60)),
+        };
         tokio::select! {
             biased;
             () = shutdown.recv() => return,
@@ -225,11 +228,24 @@ mod tests {
         Followed,
         tokio::sync::broadcast::Sender<()>,
     ) {
+        spawn_planner_with(config(), ingest, sink, clock)
+    }
+
+    fn spawn_planner_with(
+        config: Config,
+        ingest: SharedIngest,
+        sink: &Arc<FakeSink>,
+        clock: &SharedClock,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        Followed,
+        tokio::sync::broadcast::Sender<()>,
+    ) {
         let (follow_tx, follow_rx) = mpsc::channel(4);
         let (notify, shutdown) = testing::shutdown();
         let task = tokio::spawn(run_planner(
             ingest,
-            config(),
+            config,
             Arc::clone(sink),
             SigningKey::from_bytes(&[7; 32]),
             follow_tx,
@@ -275,6 +291,27 @@ mod tests {
         assert!(calls
             .iter()
             .all(|(t, _, i)| *t < closure && *i == target.start_unix()));
+        drop(notify);
+        task.await.expect("planner stops at shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_configured_submit_lead_plans_that_long_before_gate_closure() {
+        let clock = testing::clock();
+        let ingest = testing::ingest();
+        let mut config = config();
+        config.node.submit_lead_secs = Some(200);
+        let target = config.market.first_open(at(0));
+        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
+        let sink = Arc::new(FakeSink::new(clock.clone()));
+        let (task, mut follow_rx, notify) = spawn_planner_with(config, ingest, &sink, &clock);
+        follow_rx.recv().await.expect("the interval is followed");
+        let calls = submitted(&sink.calls());
+        assert_eq!(
+            calls[0].0,
+            target.gate_closure() - TimeDelta::seconds(200),
+            "planned 200 s before gate closure, not the default 60 s"
+        );
         drop(notify);
         task.await.expect("planner stops at shutdown");
     }

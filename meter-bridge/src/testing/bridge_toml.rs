@@ -66,6 +66,8 @@ pub struct NodeSection {
     pub genesis: Option<String>,
     /// Further node API URLs to fail over to: with any, `api_url` is written as a list.
     pub failover: Vec<String>,
+    /// `submit_lead_secs`.
+    pub submit_lead_secs: Option<u32>,
 }
 
 /// `[settlement]`: tariffs and fee, as decimal strings.
@@ -166,6 +168,7 @@ impl BridgeToml {
             key_file: key_file.to_owned(),
             genesis: None,
             failover: Vec::new(),
+            submit_lead_secs: None,
         });
         self
     }
@@ -181,6 +184,19 @@ impl BridgeToml {
             .expect("BridgeToml::node before BridgeToml::failover")
             .failover
             .push(api_url.to_owned());
+        self
+    }
+
+    /// Sets `[node]` `submit_lead_secs` (after [`BridgeToml::node`]).
+    ///
+    /// # Panics
+    /// If `[node]` is not set yet.
+    #[must_use]
+    pub fn submit_lead_secs(mut self, secs: u32) -> Self {
+        self.node
+            .as_mut()
+            .expect("BridgeToml::node before BridgeToml::submit_lead_secs")
+            .submit_lead_secs = Some(secs);
         self
     }
 
@@ -305,6 +321,9 @@ impl fmt::Display for BridgeToml {
             )?;
             if let Some(genesis) = &n.genesis {
                 strings(&mut out, &[("genesis", genesis)])?;
+            }
+            if let Some(secs) = n.submit_lead_secs {
+                writeln!(out, "submit_lead_secs = {secs}")?;
             }
         }
         if let Some((length, lead)) = self.market {

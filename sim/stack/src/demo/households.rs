@@ -157,7 +157,8 @@ pub fn check_count(grid: &Grid, count: usize) -> Result<(), DemoError> {
 }
 
 /// The bridge's `bridge.toml` for the demo: the broker, node 0's API, the bridge key, the
-/// genesis file (where the bridge reads the market's intervals and tariffs) and one
+/// genesis file (where the bridge reads the market's intervals and tariffs), how long before
+/// each gate it submits (`submit_lead_secs`, the bridge's default when `None`) and one
 /// `[[household]]` per household.
 pub fn bridge_toml(
     broker: &BrokerAddr,
@@ -166,6 +167,7 @@ pub fn bridge_toml(
     key_file: &std::path::Path,
     genesis_file: &std::path::Path,
     homes: &[DemoHousehold],
+    submit_lead_secs: Option<u32>,
 ) -> String {
     let mut toml = BridgeToml::new(
         BrokerSection::new(broker.port, "voltmesh-demo-bridge")
@@ -181,6 +183,9 @@ pub fn bridge_toml(
         &key_file.display().to_string(),
     )
     .genesis(&genesis_file.display().to_string());
+    if let Some(secs) = submit_lead_secs {
+        toml = toml.submit_lead_secs(secs);
+    }
     for h in homes {
         toml = toml.household(HouseholdEntry::new(
             h.participant.as_str(),
@@ -260,6 +265,7 @@ mod tests {
             std::path::Path::new("/tmp/bridge.key"),
             &dir.path().join("genesis.json"),
             &homes,
+            None,
         );
         let config = voltmesh_meter_bridge::config::Config::from_toml(&text).unwrap();
         assert_eq!(config.registry.households().count(), 13);

@@ -490,6 +490,7 @@ fn start_parts(
         &hood.bridge_key_file,
         &hood.dir.join("genesis.json"),
         homes,
+        None,
     );
     std::fs::write(hood.dir.join("bridge.toml"), &toml).map_err(io_error("write bridge.toml"))?;
     let mut config =
