@@ -2,7 +2,10 @@
 //! default admission cap, 200 participants with 5 orders each), as a validator does for every
 //! proposal: with the orders already in its mempool (gossip came first, the usual case: their
 //! signatures were verified at admission and are not verified again) and with orders it has
-//! never seen (every signature verified during execution).
+//! never seen (every signature verified during execution, in one batch). Then admission of the
+//! same 1,000 orders into an empty mempool, one `submit` per order (one signature check each, as
+//! `POST /v1/orders` with one order) and one `submit_batch` (the signatures in one batch, as
+//! `POST /v1/orders` with an array and gossip messages of arrays).
 //!
 //! `cargo bench -p voltmesh-benches --bench ledger`
 
@@ -124,6 +127,27 @@ fn ledger(c: &mut Criterion) {
                 validator
                     .validate(&genesis_block, &payload, at)
                     .expect("valid")
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("admit_1000_orders/one_by_one", |b| {
+        b.iter_batched(
+            || (app_with(&[]), orders.clone()),
+            |(mut app, orders)| {
+                for order in orders {
+                    app.submit(order, at).expect("admitted");
+                }
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("admit_1000_orders/one_batch", |b| {
+        b.iter_batched(
+            || (app_with(&[]), orders.clone()),
+            |(mut app, orders)| {
+                let results = app.submit_batch(orders, at);
+                assert!(results.iter().all(Result::is_ok));
             },
             BatchSize::PerIteration,
         );

@@ -861,6 +861,94 @@ fn only_the_exact_pending_order_skips_signature_verification() {
         .unwrap();
 }
 
+/// Issue 12 (batch verification): a batch is answered order by order exactly as submitting the
+/// orders one after the other is, bad signatures, unknown participants, duplicates inside the
+/// batch and quota refusals included, and leaves the same mempool.
+#[test]
+fn a_batch_submission_answers_as_one_by_one_submissions() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut batch = Vec::new();
+    for n in 0..20u64 {
+        batch.push(order(
+            1,
+            "h1",
+            &format!("a{n}"),
+            Side::Sell,
+            100 + n,
+            "0.10",
+            n,
+        ));
+    }
+    let mut forged = order(2, "h2", "f", Side::Buy, 500, "0.20", 1);
+    forged.ticket.quantity_wh = 5_000;
+    batch.insert(3, forged);
+    batch.insert(7, order(7, "h7", "stranger", Side::Buy, 500, "0.20", 1));
+    batch.insert(9, batch[0].clone()); // a duplicate inside the batch
+    batch.insert(11, order(2, "h1", "wrong-key", Side::Buy, 500, "0.20", 1));
+    batch.push(order(3, "h3", "late", Side::Buy, 500, "0.20", 1));
+    let mut one_by_one = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let mut batched = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let expected: Vec<Result<(), OrderRejection>> = batch
+        .iter()
+        .map(|o| one_by_one.submit(o.clone(), at(60)))
+        .collect();
+    let got = batched.submit_batch(batch.clone(), at(60));
+    assert_eq!(got, expected);
+    let kinds: Vec<&str> = got
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(OrderRejection::kind))
+        .collect();
+    // h1 may have 16 orders per interval: 4 of its 20 valid ones are over the quota.
+    assert_eq!(
+        kinds,
+        [
+            "bad_signature",
+            "unknown_participant",
+            "duplicate_id",
+            "key_not_allowed",
+            "participant_interval_full",
+            "participant_interval_full",
+            "participant_interval_full",
+            "participant_interval_full",
+        ]
+    );
+    assert_eq!(batched.mempool().len(), one_by_one.mempool().len());
+    assert_eq!(batched.mempool().len(), 17);
+}
+
+/// Issue 12 (batch verification): the orders of a proposal that this node does not hold are
+/// checked in one batch; one forged signature among them still gets the block refused, and the
+/// block without it is accepted.
+#[test]
+fn a_forged_signature_among_unheld_orders_gets_the_block_refused() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), b"testville".to_vec());
+    let mut orders: Vec<SignedOrder> = (0..12u64)
+        .map(|n| order(2, "h2", &format!("b{n}"), Side::Buy, 100 + n, "0.20", n))
+        .collect();
+    let body = |orders: &[SignedOrder]| {
+        BlockBody {
+            orders: orders.to_vec(),
+            clearings: Vec::new(),
+            state: None,
+        }
+        .encode()
+    };
+    let mut validator = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let honest = body(&orders);
+    orders[8].signature[10] ^= 1;
+    let refused = validator
+        .validate(&genesis_block, &body(&orders), at(60))
+        .unwrap_err();
+    assert!(
+        refused.reason.contains("order 8") && refused.reason.contains("signature"),
+        "{}",
+        refused.reason
+    );
+    validator.validate(&genesis_block, &honest, at(60)).unwrap();
+}
+
 /// Issue 12 (snapshots): with `snapshot_interval_blocks = 2`, the blocks at heights 3, 5, …
 /// carry the digest of the state after their parent; validators refuse a wrong, missing or
 /// misplaced digest; a node that starts from the snapshot bytes (as state sync does) reaches

@@ -172,6 +172,48 @@ impl LedgerApp {
     /// accepted order is not later dropped for a limit this node already knew about (audit C1).
     pub fn submit(&mut self, order: SignedOrder, now_ms: u64) -> Result<(), OrderRejection> {
         self.committed.admit(&self.genesis, &order, now_ms)?;
+        self.enter(order)
+    }
+
+    /// Accepts orders as [`LedgerApp::submit`] one after the other would, each answered on its
+    /// own, with the signatures of those that pass the cheap checks verified in one batch
+    /// ([`voltmesh_wire::order::signatures_valid`]): the answers are the same, the cost of the
+    /// signatures about a third.
+    pub fn submit_batch(
+        &mut self,
+        orders: Vec<SignedOrder>,
+        now_ms: u64,
+    ) -> Vec<Result<(), OrderRejection>> {
+        // The committed state does not change while the batch is admitted, so checking every
+        // order against it first gives what checking each just before its turn would.
+        let checked: Vec<Result<(), OrderRejection>> = orders
+            .iter()
+            .map(|o| self.committed.admit_unsigned(&self.genesis, o, now_ms))
+            .collect();
+        let to_verify: Vec<&SignedOrder> = orders
+            .iter()
+            .zip(&checked)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(o, _)| o)
+            .collect();
+        let mut valid =
+            voltmesh_wire::order::signatures_valid(&to_verify, &self.genesis.neighborhood)
+                .into_iter();
+        orders
+            .into_iter()
+            .zip(checked)
+            .map(|(order, checked)| {
+                checked?;
+                if !valid.next().unwrap_or(false) {
+                    return Err(OrderRejection::BadSignature);
+                }
+                self.enter(order)
+            })
+            .collect()
+    }
+
+    /// The mempool's checks of an order the committed state admits, signature verified.
+    fn enter(&mut self, order: SignedOrder) -> Result<(), OrderRejection> {
         let limits = self.genesis.market.admission;
         let ticket = &order.ticket;
         let (participant, interval_start) = (&ticket.participant, ticket.interval_start);
@@ -264,10 +306,27 @@ impl LedgerApp {
                 .to_string(),
             ));
         }
+        // Orders this node holds were verified at admission; the others' signatures are checked
+        // here in one batch (a bad one is then refused by the single check in execution).
+        let held: Vec<bool> = body.orders.iter().map(|o| self.mempool.holds(o)).collect();
+        let unheld: Vec<&SignedOrder> = body
+            .orders
+            .iter()
+            .zip(&held)
+            .filter(|(_, held)| !**held)
+            .map(|(o, _)| o)
+            .collect();
+        let mut valid =
+            voltmesh_wire::order::signatures_valid(&unheld, &self.genesis.neighborhood).into_iter();
+        let verified: Vec<bool> = held
+            .iter()
+            .map(|&held| held || valid.next().unwrap_or(false))
+            .collect();
         let mut state = parent.clone();
-        let mempool = &self.mempool;
         let clearings = state
-            .execute_with(&self.genesis, &body, block_time_ms, |o| mempool.holds(o))
+            .execute_with(&self.genesis, &body, block_time_ms, |index| {
+                verified.get(index).copied().unwrap_or(false)
+            })
             .map_err(|e| Reject::new(e.to_string()))?;
         Ok(After {
             height,

@@ -447,11 +447,16 @@ impl Driver {
                 Err(e) => warn!(validator = %from, cause = %e, "undecodable consensus message"),
             },
             net::Event::Order { bytes, .. } => {
-                if let Ok(order) = serde_json::from_slice::<SignedOrder>(&bytes) {
-                    // Gossiped orders are checked like any other; refusals are normal (races).
-                    if self.replica.app_mut().submit(order, now_ms()).is_ok() {
-                        self.wake_if_quiet()?;
-                    }
+                // Gossiped orders are checked like any other; refusals are normal (races). A
+                // message holds one order, or a JSON array of the orders one API batch admitted.
+                let admitted = self
+                    .replica
+                    .app_mut()
+                    .submit_batch(super::gossip::decode(&bytes), now_ms())
+                    .iter()
+                    .any(Result::is_ok);
+                if admitted {
+                    self.wake_if_quiet()?;
                 }
             }
             net::Event::PeerConnected { validator, .. } => info!(%validator, "peer connected"),
@@ -489,6 +494,34 @@ impl Driver {
         result
     }
 
+    /// Admits a batch from the API (signatures checked in one batch) and gossips the admitted
+    /// orders as JSON arrays ([`super::gossip`]), so that the other nodes check them in batches
+    /// too.
+    fn submit_batch(
+        &mut self,
+        orders: Vec<SignedOrder>,
+        now: u64,
+    ) -> Vec<Result<(), OrderRejection>> {
+        let encoded: Vec<Vec<u8>> = orders
+            .iter()
+            .map(|o| serde_json::to_vec(o).unwrap_or_default())
+            .collect();
+        let results = self.replica.app_mut().submit_batch(orders, now);
+        let mut admitted = Vec::new();
+        for (bytes, result) in encoded.into_iter().zip(&results) {
+            match result {
+                Ok(()) => admitted.push(bytes),
+                Err(rejection) => self.metrics.order_rejected(rejection),
+            }
+        }
+        for message in super::gossip::batch_messages(admitted, super::gossip::GOSSIP_BATCH_BYTES) {
+            if let Err(e) = self.net.try_publish_order(message) {
+                warn!(cause = %e, "orders not gossiped");
+            }
+        }
+        results
+    }
+
     fn on_api(&mut self, request: ApiRequest) -> Result<(), NodeError> {
         match request {
             ApiRequest::SubmitOrder(order, reply) => {
@@ -496,11 +529,7 @@ impl Driver {
                 self.wake_if_quiet()?;
             }
             ApiRequest::SubmitBatch(orders, reply) => {
-                let now = now_ms();
-                let results = orders
-                    .into_iter()
-                    .map(|order| self.submit_order(order, now))
-                    .collect();
+                let results = self.submit_batch(orders, now_ms());
                 let _ = reply.send(results);
                 self.wake_if_quiet()?;
             }
