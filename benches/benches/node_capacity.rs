@@ -18,6 +18,7 @@
 //! cargo build --release -p voltmesh --bin voltmesh
 //! cargo bench -p voltmesh-benches --bench node_capacity
 //! VOLTMESH_BENCH_VALIDATORS=4 cargo bench -p voltmesh-benches --bench node_capacity  # one size
+//! VOLTMESH_BENCH_MEMORY=0 cargo bench -p voltmesh-benches --bench node_capacity  # no memory phase
 //! ```
 //! The bench finds the binary in `target/release/` (or `$VOLTMESH_BIN`) and skips with a message
 //! if it is missing. Nodes pace blocks at the default 500 ms.
@@ -263,7 +264,8 @@ fn capacity(c: &mut Criterion) {
             pct(50),
             pct(99)
         );
-        if n == 4 {
+        // `VOLTMESH_BENCH_MEMORY=0` skips the memory phase (capacity only).
+        if n == 4 && std::env::var("VOLTMESH_BENCH_MEMORY").as_deref() != Ok("0") {
             memory_against_chain_length(&cluster, &orders);
             if let Some(ledger) = std::env::var("VOLTMESH_BENCH_WIPE_ORDERS")
                 .ok()

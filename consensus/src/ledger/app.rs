@@ -78,6 +78,8 @@ struct After {
     height: u64,
     state: Arc<LedgerState>,
     clearings: Vec<IntervalClearing>,
+    /// The block's orders, decoded once at execution (the commit log takes a copy).
+    orders: Vec<SignedOrder>,
 }
 
 /// A validated block before its hash is known: parent, SHA-256 of the payload, block time.
@@ -117,6 +119,7 @@ impl LedgerApp {
                 height: tip.height(),
                 state: Arc::clone(&initial),
                 clearings: Vec::new(),
+                orders: Vec::new(),
             }),
         );
         LedgerApp {
@@ -332,6 +335,7 @@ impl LedgerApp {
             height,
             state: Arc::new(state),
             clearings,
+            orders: body.orders,
         })
     }
 
@@ -421,19 +425,18 @@ impl App for LedgerApp {
                 return;
             }
         };
-        let body = BlockBody::decode(block.payload()).unwrap_or_default();
+        let orders = after.orders.clone();
         self.committed = Arc::clone(&after.state);
         self.committed_height = block.height();
         let now_ms = block.timestamp_ms();
         // The block's own orders leave the pool as committed, not as refused.
-        for order in &body.orders {
+        for order in &orders {
             let key = key_of(order);
             if self.mempool.holds(order) {
                 self.mempool.remove(&key);
             }
         }
-        let changed: std::collections::BTreeSet<_> = body
-            .orders
+        let changed: std::collections::BTreeSet<_> = orders
             .iter()
             .map(|o| o.ticket.participant.clone())
             .collect();
@@ -457,7 +460,7 @@ impl App for LedgerApp {
             height: block.height(),
             hash: block.hash(),
             timestamp_ms: now_ms,
-            orders: body.orders,
+            orders,
             clearings: after.clearings.clone(),
             snapshot: is_snapshot_height(&self.genesis, block.height())
                 .then(|| after.state.snapshot_bytes()),
