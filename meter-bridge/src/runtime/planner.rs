@@ -217,17 +217,16 @@ mod tests {
     /// What the planner hands to follow-ups.
     type Followed = mpsc::Receiver<(Interval, BTreeSet<ParticipantId>)>;
 
-    /// The planner, running on `ingest` against `sink`: its task, the intervals it hands to
-    /// follow-ups, and the sender whose drop shuts it down.
-    fn spawn_planner(
-        ingest: SharedIngest,
-        sink: &Arc<FakeSink>,
-        clock: &SharedClock,
-    ) -> (
+    /// A running planner: its task, the intervals it hands to follow-ups, and the sender whose
+    /// drop shuts it down.
+    type Running = (
         tokio::task::JoinHandle<()>,
         Followed,
         tokio::sync::broadcast::Sender<()>,
-    ) {
+    );
+
+    /// The planner with the default config, running on `ingest` against `sink`.
+    fn spawn_planner(ingest: SharedIngest, sink: &Arc<FakeSink>, clock: &SharedClock) -> Running {
         spawn_planner_with(config(), ingest, sink, clock)
     }
 
@@ -236,11 +235,7 @@ mod tests {
         ingest: SharedIngest,
         sink: &Arc<FakeSink>,
         clock: &SharedClock,
-    ) -> (
-        tokio::task::JoinHandle<()>,
-        Followed,
-        tokio::sync::broadcast::Sender<()>,
-    ) {
+    ) -> Running {
         let (follow_tx, follow_rx) = mpsc::channel(4);
         let (notify, shutdown) = testing::shutdown();
         let task = tokio::spawn(run_planner(
