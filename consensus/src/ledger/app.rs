@@ -193,25 +193,39 @@ impl LedgerApp {
             .iter()
             .map(|o| self.committed.admit_unsigned(&self.genesis, o, now_ms))
             .collect();
-        let to_verify: Vec<&SignedOrder> = orders
-            .iter()
-            .zip(&checked)
-            .filter(|(_, c)| c.is_ok())
-            .map(|(o, _)| o)
-            .collect();
-        let mut valid =
-            voltmesh_wire::order::signatures_valid(&to_verify, &self.genesis.neighborhood)
-                .into_iter();
+        let valid = self.signatures_where(&orders, |i| checked[i].is_ok());
         orders
             .into_iter()
             .zip(checked)
-            .map(|(order, checked)| {
+            .zip(valid)
+            .map(|((order, checked), valid)| {
                 checked?;
-                if !valid.next().unwrap_or(false) {
+                if valid != Some(true) {
                     return Err(OrderRejection::BadSignature);
                 }
                 self.enter(order)
             })
+            .collect()
+    }
+
+    /// For each order `i` with `check(i)`, whether its signature is valid, all of them checked in
+    /// one batch ([`voltmesh_wire::order::signatures_valid`]); `None` for the others.
+    fn signatures_where(
+        &self,
+        orders: &[SignedOrder],
+        check: impl Fn(usize) -> bool,
+    ) -> Vec<Option<bool>> {
+        let to_verify: Vec<&SignedOrder> = orders
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| check(i))
+            .map(|(_, o)| o)
+            .collect();
+        let mut valid =
+            voltmesh_wire::order::signatures_valid(&to_verify, &self.genesis.neighborhood)
+                .into_iter();
+        (0..orders.len())
+            .map(|i| if check(i) { valid.next() } else { None })
             .collect()
     }
 
@@ -312,18 +326,11 @@ impl LedgerApp {
         // Orders this node holds were verified at admission; the others' signatures are checked
         // here in one batch (a bad one is then refused by the single check in execution).
         let held: Vec<bool> = body.orders.iter().map(|o| self.mempool.holds(o)).collect();
-        let unheld: Vec<&SignedOrder> = body
-            .orders
-            .iter()
+        let verified: Vec<bool> = self
+            .signatures_where(&body.orders, |i| !held[i])
+            .into_iter()
             .zip(&held)
-            .filter(|(_, held)| !**held)
-            .map(|(o, _)| o)
-            .collect();
-        let mut valid =
-            voltmesh_wire::order::signatures_valid(&unheld, &self.genesis.neighborhood).into_iter();
-        let verified: Vec<bool> = held
-            .iter()
-            .map(|&held| held || valid.next().unwrap_or(false))
+            .map(|(valid, &held)| held || valid == Some(true))
             .collect();
         let mut state = parent.clone();
         let clearings = state
