@@ -274,6 +274,9 @@ impl<A: App> Replica<A> {
             }
         }
         let mut inserted = 0;
+        // Blocks of the answer that hang off our tree, new or already held (a proposal we
+        // kept without voting, say): the next request continues after them.
+        let mut reached = 0;
         for block in blocks {
             let block = Arc::new(block);
             let parent_ok = self.tree.get(&block.parent()).is_some_and(|p| {
@@ -291,6 +294,7 @@ impl<A: App> Replica<A> {
             }
             self.process_qc(now, &justify, from);
             self.sync.continue_from = Some(height.saturating_add(1));
+            reached += 1;
         }
         if let Some(qc) = &qc {
             self.process_qc(now, qc, from);
@@ -302,11 +306,13 @@ impl<A: App> Replica<A> {
         if inserted > 0 {
             self.retry_orphan(now);
         }
-        // Go on while the answer brought blocks and the high QC's block is still missing (an
+        // Go on while the answer reached further and the high QC's block is still missing (an
         // answer can be short of `max_sync_blocks`: the size cap, or a store answer that stops
-        // where the peer's memory starts).
+        // where the peer's memory starts). Blocks we already held count as progress: with
+        // large blocks an answer may carry one block only, and if that one was held, asking
+        // again from the committed height would get the same answer forever.
         let behind = !self.tree.contains(&self.safety.high_qc.block);
-        if inserted > 0 && (full || behind) {
+        if reached > 0 && (full || behind) {
             let target = self.safety.high_qc.block;
             self.request_sync(now, from, target);
         } else {
@@ -705,6 +711,60 @@ mod tests {
         // afterwards) together with block 2 for the QC of block 2.
         assert_eq!(r.app().committed, [1]);
         assert_eq!(r.app().certified, [1, 1, 2]);
+    }
+
+    #[test]
+    fn an_answer_of_blocks_already_held_moves_the_next_request_on() {
+        // Found with 5,000-order blocks: an answer then carries one block, and when the
+        // replica already held it (a proposal it kept but did not vote for), the next request
+        // started again at the committed height, got the same block, and so on forever.
+        let net = Net::new();
+        let (b1, b2) = two_blocks(&net);
+        let b3 = net.child(&b2, net.qc(&b2, &[1, 2, 3]), 3, T0 + 1_000);
+        let mut r = net.replica(ME);
+        r.handle(T0, from(1, net.proposal(b1.clone(), None)));
+        assert!(r.tree.contains(&b1.hash()));
+        let out = r.handle(
+            T0 + 100,
+            from(
+                2,
+                Msg::SyncInfo {
+                    high_qc: net.qc(&b3, &[1, 2, 3]),
+                    high_tc: None,
+                },
+            ),
+        );
+        assert!(out.contains(&Output::Send(
+            v(2),
+            Msg::SyncRequest {
+                from_height: 1,
+                target: b3.hash(),
+            }
+        )));
+
+        let out = r.handle(
+            T0 + 200,
+            from(
+                2,
+                Msg::SyncResponse {
+                    blocks: vec![b1],
+                    // Block 2's justify certifies block 1.
+                    qc: Some(b2.justify().clone()),
+                },
+            ),
+        );
+
+        assert!(persisted_blocks(&out).is_empty(), "block 1 was held");
+        assert!(
+            out.contains(&Output::Send(
+                v(2),
+                Msg::SyncRequest {
+                    from_height: 2,
+                    target: b3.hash(),
+                }
+            )),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -359,7 +359,12 @@ impl Cluster {
         let child = Command::new(&self.bin)
             .args(["node", "--config"])
             .arg(node.dir.join("node.toml"))
-            .env("RUST_LOG", "info,libp2p=warn")
+            // `VOLTMESH_CLUSTER_LOG` replaces the nodes' log filter when debugging a run.
+            .env(
+                "RUST_LOG",
+                std::env::var("VOLTMESH_CLUSTER_LOG")
+                    .unwrap_or_else(|_| "info,libp2p=warn".to_owned()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
