@@ -1,7 +1,10 @@
 //! Capacity of real `voltmesh node` processes on 127.0.0.1, measured as capacity: concurrent
-//! submitters post signed orders as fast as the nodes take them (`POST /v1/orders` arrays of
-//! [`BATCH`], spread over every node's API), and each criterion iteration is [`RUN`] orders from
-//! the first request until all of them are committed on node 0: sustained finalized orders/s.
+//! submitters keep the nodes loaded (`POST /v1/orders` arrays of [`BATCH`] freshly signed
+//! orders, spread over every node's API, as long as fewer than [`BACKLOG`] accepted orders wait
+//! to be committed), and each criterion iteration is the time node 0 takes to commit [`RUN`]
+//! more orders under that load, from one observed commit to the first at least [`RUN`] orders
+//! later: sustained finalized orders/s, not a burst and its drain. The load generator signs on
+//! the same 2-core machine, so its CPU counts against the nodes.
 //! Then a paced run at half the measured rate prints submit-to-commit latency p50 / p99 (the time
 //! from an order's request to node 0's API showing the block that holds it). 4 and 7 validators;
 //! 10,000 participants signed for by one bridge key, admission limits raised so that quotas do
@@ -35,7 +38,7 @@ use voltmesh::testing::cluster::{
 };
 use voltmesh_benches::{bytes_under, rss_mb};
 use voltmesh_engine::{AdmissionLimits, Side};
-use voltmesh_wire::client::Submitted;
+use voltmesh_wire::client::{ClientError, Submitted};
 use voltmesh_wire::{OrderTicket, SignedOrder};
 
 /// Participants, each signed for by the bridge key.
@@ -93,6 +96,129 @@ impl Orders {
                 .sign(NEIGHBORHOOD, &bridge_key())
             })
             .collect()
+    }
+}
+
+/// Most orders accepted but not yet committed on node 0 while the sustained load runs: enough
+/// to fill a few blocks ahead, few enough that a queued order's interval stays open.
+const BACKLOG: u64 = 15_000;
+
+/// A sustained load: [`SUBMITTERS`] threads sign and post batches of [`BATCH`] orders, each to
+/// the next node in turn, for as long as the backlog (orders accepted and not yet committed on
+/// node 0) is under [`BACKLOG`]; one thread polls node 0's committed count every 5 ms. The
+/// generator signs on the same machine as the nodes, so its CPU counts against them.
+struct Load<'a> {
+    cluster: &'a Cluster,
+    orders: &'a Orders,
+    accepted: AtomicU64,
+    committed: AtomicU64,
+    /// Orders a node refused with "retry later" (its mempool was full).
+    refused_busy: AtomicU64,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Load<'a> {
+    fn new(cluster: &'a Cluster, orders: &'a Orders) -> Load<'a> {
+        let committed = cluster.orders_committed(0);
+        Load {
+            cluster,
+            orders,
+            accepted: AtomicU64::new(committed),
+            committed: AtomicU64::new(committed),
+            refused_busy: AtomicU64::new(0),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Starts the poller and the submitters on `s`; they run until [`Load::stop`].
+    fn spawn<'scope>(&'scope self, s: &'scope std::thread::Scope<'scope, '_>) {
+        let load = self;
+        s.spawn(move || {
+            while !load.stopped.load(Ordering::Relaxed) {
+                let committed = load.cluster.orders_committed(0);
+                load.committed.fetch_max(committed, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        for t in 0..SUBMITTERS {
+            s.spawn(move || {
+                let mut b = t;
+                while !load.stopped.load(Ordering::Relaxed) {
+                    let backlog = load.accepted.load(Ordering::Relaxed)
+                        - load
+                            .committed
+                            .load(Ordering::Relaxed)
+                            .min(load.accepted.load(Ordering::Relaxed));
+                    if backlog >= BACKLOG {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    let batch = load.orders.take(BATCH);
+                    let node = &load.cluster.nodes[b % load.cluster.nodes.len()];
+                    b += SUBMITTERS;
+                    let results = node
+                        .client()
+                        .submit_batch(&batch)
+                        .or_else(|_| node.client().submit_batch(&batch))
+                        .expect("the node answers");
+                    let mut ok = 0;
+                    let mut busy = 0;
+                    for result in &results {
+                        match result {
+                            Ok(Submitted::Accepted | Submitted::AlreadyThere) => ok += 1,
+                            // A full mempool (a node that lags the quorum) asks to retry later:
+                            // those orders are dropped and not counted.
+                            Err(ClientError::Unavailable(_)) => busy += 1,
+                            Err(e) => panic!("an order of the load was refused: {e}"),
+                        }
+                    }
+                    load.accepted.fetch_add(ok, Ordering::Relaxed);
+                    load.refused_busy.fetch_add(busy, Ordering::Relaxed);
+                    if busy > 0 {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            });
+        }
+    }
+
+    fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// Waits for node 0's committed count to change and returns the new count.
+    fn next_commit(&self) -> u64 {
+        let now = self.committed();
+        self.wait_committed(now + 1)
+    }
+
+    /// Waits until node 0 has committed at least `target` orders and returns its count.
+    fn wait_committed(&self, target: u64) -> u64 {
+        let start = Instant::now();
+        loop {
+            let committed = self.committed();
+            if committed >= target {
+                return committed;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "node 0 committed {committed} orders, not {target}, within 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Stops a [`Load`] when dropped.
+struct StopOnDrop<'l, 'a>(&'l Load<'a>);
+
+impl Drop for StopOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 
@@ -228,27 +354,37 @@ fn capacity(c: &mut Criterion) {
             .warm_up_time(Duration::from_millis(1))
             .measurement_time(Duration::from_secs(1));
         group.throughput(Throughput::Elements(RUN));
-        group.bench_function("orders_finalized", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let batch = orders.take(usize::try_from(RUN).unwrap_or(0));
-                    let target = cluster.orders_committed(0) + RUN;
-                    let start = Instant::now();
-                    let accepted = submit_concurrently(&cluster, batch);
-                    assert_eq!(accepted, RUN, "every order is accepted");
-                    cluster
-                        .wait_for("the run to commit", Duration::from_secs(120), |c| {
-                            c.orders_committed(0) >= target
-                        })
-                        .expect("the run commits");
-                    let elapsed = start.elapsed();
-                    rates.push(RUN as f64 / elapsed.as_secs_f64());
-                    total += elapsed;
-                }
-                total
+        let load = Load::new(&cluster, &orders);
+        std::thread::scope(|s| {
+            load.spawn(s);
+            // Stops the load when this scope ends, also by a panic (the scope would otherwise
+            // wait for the submitters for ever).
+            let _stop = StopOnDrop(&load);
+            // Fill the pipeline before the first measured run.
+            load.wait_committed(load.committed() + RUN);
+            group.bench_function("orders_finalized", |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        // From one observed commit to the first at least RUN orders later, so
+                        // that a run is not cut in the middle of a block interval.
+                        let from = load.next_commit();
+                        let start = Instant::now();
+                        let to = load.wait_committed(from + RUN);
+                        let elapsed = start.elapsed();
+                        let rate = (to - from) as f64 / elapsed.as_secs_f64();
+                        rates.push(rate);
+                        total += Duration::from_secs_f64(RUN as f64 / rate);
+                    }
+                    total
+                });
             });
         });
+        println!(
+            "node_capacity/{n}_validators: {} orders refused as \"retry later\" during the sustained load; heights at its end: {:?}",
+            load.refused_busy.load(Ordering::Relaxed),
+            (0..n).map(|i| cluster.height(i)).collect::<Vec<_>>()
+        );
         group.finish();
 
         rates.sort_by(f64::total_cmp);
