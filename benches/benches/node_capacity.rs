@@ -251,6 +251,28 @@ fn submit_concurrently(cluster: &Cluster, orders: Vec<SignedOrder>) -> u64 {
     accepted.into_inner()
 }
 
+/// How fast one client gets a bridge's worth of orders into one node: 10,000 orders in
+/// requests of [`voltmesh_wire::api::MAX_BATCH_ORDERS`], one after the other, to node 0 (what a
+/// bridge with 10,000 households does before each gate). Prints the time to all answers.
+fn one_client(cluster: &Cluster, orders: &Orders) {
+    const ORDERS: usize = 10_000;
+    let batch = orders.take(ORDERS);
+    let client = cluster.nodes[0].client();
+    let start = Instant::now();
+    let mut accepted = 0;
+    for chunk in batch.chunks(voltmesh_wire::api::MAX_BATCH_ORDERS) {
+        let results = client.submit_batch(chunk).expect("the node answers");
+        accepted += results.iter().filter(|r| r.is_ok()).count();
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "node_capacity/{}_validators: one client, {ORDERS} orders in requests of {} to node 0: all answered in {elapsed:.2?} ({:.0} orders/s), {accepted} accepted",
+        cluster.nodes.len(),
+        voltmesh_wire::api::MAX_BATCH_ORDERS,
+        ORDERS as f64 / elapsed.as_secs_f64()
+    );
+}
+
 /// Submits at `rate` orders/s for `duration` (batches of 50 from one thread) and returns every
 /// order's submit-to-commit latency as node 0 shows it (committed blocks polled every 10 ms).
 fn latencies(cluster: &Cluster, orders: &Orders, rate: f64, duration: Duration) -> Vec<Duration> {
@@ -389,6 +411,7 @@ fn capacity(c: &mut Criterion) {
 
         rates.sort_by(f64::total_cmp);
         let sustained = rates[rates.len() / 2];
+        one_client(&cluster, &orders);
         let mut lat = latencies(&cluster, &orders, sustained / 2.0, Duration::from_secs(20));
         lat.sort();
         let pct = |p: usize| lat[(lat.len() * p / 100).min(lat.len().saturating_sub(1))];

@@ -131,7 +131,11 @@ impl Processes {
         let child = Command::new(bin)
             .args(args)
             .arg(config)
-            .env("RUST_LOG", "warn")
+            // `VOLTMESH_SCALE_LOG` replaces the log filter of every process when debugging.
+            .env(
+                "RUST_LOG",
+                std::env::var("VOLTMESH_SCALE_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

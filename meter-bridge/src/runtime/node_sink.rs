@@ -21,7 +21,14 @@ impl OrderSink for NodeClient {
     async fn submit_batch(&self, orders: &[SignedOrder]) -> Vec<Result<Submitted, SinkError>> {
         let mut results = Vec::with_capacity(orders.len());
         for chunk in orders.chunks(MAX_BATCH_ORDERS) {
-            match NodeClient::submit_batch(self, chunk).await {
+            let started = std::time::Instant::now();
+            let answer = NodeClient::submit_batch(self, chunk).await;
+            tracing::debug!(
+                orders = chunk.len(),
+                ms = started.elapsed().as_millis(),
+                "batch request answered"
+            );
+            match answer {
                 Ok(answers) => results.extend(answers.into_iter().map(|r| Ok(r?))),
                 Err(e) => results.extend(chunk.iter().map(|_| Err(SinkError::Node(e.clone())))),
             }

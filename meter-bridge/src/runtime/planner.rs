@@ -1,7 +1,7 @@
 //! The order planner: before every interval's gate closure, plans each household's order from
 //! the shared [`Ingest`](crate::Ingest) (its own order from its MQTT topic if it sent one, else
 //! the forecast's; see [`crate::household::own_order`]), signs each one for the node
-//! ([`crate::order_sink::sign_orders`]) and submits them to the [`OrderSink`] one by one; orders
+//! ([`crate::order_sink::sign_orders`]) and submits them to the [`OrderSink`] as one batch; orders
 //! the node could not take yet (down, busy, timeout) are retried with backoff until gate closure,
 //! refused ones are logged and dropped (a node that is down delays orders, never crashes the
 //! bridge).
@@ -51,8 +51,17 @@ pub(crate) async fn run_planner<S: OrderSink>(
             () = shutdown.recv() => return,
             () = tokio::time::sleep(clock.until(closure - lead)) => {}
         }
+        let started = std::time::Instant::now();
         let orders = lock(&ingest).plan_for_submission(target, clock.now());
+        let planned = started.elapsed();
         let signed = sign_orders(&orders, target, &config.node.neighborhood, &key);
+        info!(
+            interval = target.start_unix(),
+            orders = signed.len(),
+            plan_ms = planned.as_millis(),
+            sign_ms = (started.elapsed() - planned).as_millis(),
+            "orders planned and signed"
+        );
         if !signed.is_empty() {
             let Some(delivery) =
                 submit_until_closure(&*sink, signed, target, closure, &*clock, &mut shutdown).await
@@ -86,7 +95,7 @@ struct Delivery {
     expired: usize,
 }
 
-/// Submits `pending` one by one; retries the retryable failures with backoff until all are taken
+/// Submits `pending` as one batch; retries the retryable failures with backoff until all are taken
 /// or refused, or until `closure`. `None` if shutdown came first.
 async fn submit_until_closure<S: OrderSink>(
     sink: &S,
