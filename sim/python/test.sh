@@ -38,6 +38,10 @@ rm -rf "$wheels"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
     --force-reinstall "$wheels"/voltmesh-*.whl
 
+# The types: the package strictly, and the extension's stub against the installed module.
+"$venv/bin/python" -m mypy --strict --cache-dir "$target/python-mypy-cache" sim/python/python/voltmesh
+(cd sim/python/tests && "$venv/bin/python" -m mypy.stubtest voltmesh._native)
+
 # Run from the tests' folder so `import voltmesh` is the installed wheel, not the source tree.
 cd sim/python/tests
 "$venv/bin/python" -m pytest -q -p no:cacheprovider

@@ -28,7 +28,7 @@ def test_powerflow_equals_the_cli(cli: Cli, at: str) -> None:
     assert result.lines["loading_percent"].to_dict() == snap["line_loading_percent"]
     assert result.trafos["loading_percent"].to_dict() == snap["trafo_loading_percent"]
     assert result.ext_grid_p_mw == snap["ext_grid_p_mw"]
-    assert result.time == pd.Timestamp(at) and result.index == snap["index"]
+    assert result.time == pd.Timestamp(at) and result.step == snap["index"]
 
 
 def test_powerflow_matches_the_reference_results() -> None:
@@ -36,7 +36,7 @@ def test_powerflow_matches_the_reference_results() -> None:
         (REPO / "sim" / "data" / "reference" / "1-LV-rural1--0-sw.json").read_text()
     )["snapshots"][0]
     result = voltmesh.powerflow(GRID, dt.datetime(2016, 6, 21, 12, 0))
-    assert result.index == reference["index"]
+    assert result.step == reference["index"]
     # The reference is rounded to 6 (voltages) and 4 (loadings) decimals.
     for bus, vm in reference["bus_vm_pu"].items():
         assert abs(result.buses.loc[bus, "vm_pu"] - vm) < 1e-6, bus

@@ -239,3 +239,36 @@ def test_wrong_types_raise_type_error(kwargs) -> None:
 def test_unknown_keywords_raise_type_error() -> None:
     with pytest.raises(TypeError, match="pv_shares"):
         voltmesh.simulate(pv_shares=0.1)  # type: ignore[call-arg]
+
+
+# Extreme values: each call returns or raises a VoltmeshError; none may panic (PyO3 would raise
+# PanicException, a BaseException that `except Exception` does not catch) or crash.
+EXTREME = [
+    {"days": float("inf")},
+    {"days": float("nan")},
+    {"interval_minutes": 2**40},
+    {"interval_minutes": 2**31 + 15 - 2**31 % 15},
+    {"pv_kwp": float("inf")},
+    {"vm_min": float("nan")},
+    {"vm_min": 2.0, "vm_max": -1.0},
+    {"seed": 2**64 - 1},
+    {"seed": 2**64},
+    {"battery_kw": 1e300, "battery_share": 1},
+    {"retail": "1e3"},
+    {"retail": "99999999999999"},
+    {"k": "nan"},
+    {"start": "2016-12-31 23:45", "interval_minutes": 30},
+    {"start": "\x00"},
+    {"grid": "\x00"},
+    {"grid": ""},
+]
+
+
+@pytest.mark.parametrize("kwargs", EXTREME)
+def test_extreme_values_never_crash(kwargs) -> None:
+    try:
+        result = voltmesh.simulate(**{"days": 0.1, **kwargs})
+    except voltmesh.VoltmeshError as error:
+        assert str(error)
+    else:
+        assert len(result.intervals) > 0

@@ -54,8 +54,8 @@ class PowerFlowResult(NamedTuple):
 
     time: _pd.Timestamp
     """Interval start (standard time, as the profiles count)."""
-    index: int
-    """Interval index in the profiles (15-minute steps from 2016-01-01 00:00)."""
+    step: int
+    """Profile step of the interval (15-minute steps from 2016-01-01 00:00), the JSON's index."""
     buses: _pd.DataFrame
     """Column ``vm_pu``, indexed by bus name (in the CLI's order: sorted by name)."""
     lines: _pd.DataFrame
@@ -66,9 +66,6 @@ class PowerFlowResult(NamedTuple):
     """Power drawn from the external grid, MW."""
     json: dict[str, Any]
     """Exactly what ``voltmesh sim powerflow`` prints, parsed."""
-
-
-_DTYPES = {"str": object, "int": "int64", "float": "float64"}
 
 
 def _text(name: str, value: Any) -> str:
@@ -115,9 +112,17 @@ def _flags(**values: Any) -> list[str]:
     return argv
 
 
-def _frame(table: list[tuple[str, str, list[Any]]]) -> _pd.DataFrame:
-    columns = {name: _pd.Series(values, dtype=_DTYPES[kind]) for name, kind, values in table}
-    return _pd.DataFrame(columns)
+def _series(kind: str, values: Sequence[Any]) -> _pd.Series:
+    if kind == "int":
+        return _pd.Series(values, dtype="int64")
+    if kind == "float":
+        return _pd.Series(values, dtype="float64")
+    return _pd.Series(values, dtype=object)
+
+
+def _frame(table: Sequence[tuple[str, str, Sequence[Any]]]) -> _pd.DataFrame:
+    """A table of the extension (``(column, kind, values)``) as a DataFrame of those dtypes."""
+    return _pd.DataFrame({name: _series(kind, values) for name, kind, values in table})
 
 
 def simulate(
@@ -226,7 +231,7 @@ def powerflow(
 
     return PowerFlowResult(
         time=_pd.Timestamp(snap["time"]),
-        index=snap["index"],
+        step=snap["index"],
         buses=named(snap["bus_vm_pu"], "vm_pu"),
         lines=named(snap["line_loading_percent"], "loading_percent"),
         trafos=named(snap["trafo_loading_percent"], "loading_percent"),
@@ -235,7 +240,7 @@ def powerflow(
     )
 
 
-def _order(order: Mapping[str, Any]) -> dict[str, Any]:
+def _order(order: Mapping[Any, Any]) -> dict[Any, Any]:
     """An order for the book file: Decimal limit prices as exact decimal strings."""
     out = dict(order)
     if isinstance(out.get("limit_price"), _decimal.Decimal):
@@ -293,4 +298,5 @@ def clear(
         retail=retail,
         orders=path,
     )
-    return _json.loads(_native.clear(argv, book))
+    report: dict[str, Any] = _json.loads(_native.clear(argv, book))
+    return report

@@ -9,10 +9,16 @@ and raises :class:`voltmesh.errors.ArgumentError`, :class:`voltmesh.errors.GridE
 
 from typing import Literal
 
-# (column, kind, values) in the CSV file's column order.
-Table = list[tuple[str, Literal["str", "int", "float"], list[str] | list[int] | list[float]]]
+__all__ = ["simulate", "powerflow", "clear"]
 
-def simulate(argv: list[str], out: str | None = None) -> tuple[Table, Table, str]:
+# A table: (column, kind, values) in the CSV file's column order.
+def simulate(
+    argv: list[str], out: str | None = None
+) -> tuple[
+    list[tuple[str, Literal["str", "int", "float"], list[str] | list[int] | list[float]]],
+    list[tuple[str, Literal["str", "int", "float"], list[str] | list[int] | list[float]]],
+    str,
+]:
     """``voltmesh sim ARGV``: the intervals and households tables and ``summary.json``'s text;
     with ``out``, also writes the CLI's three files there."""
 
