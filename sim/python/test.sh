@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Python package's tests (.ci/test.sh runs this after the Rust tests): a virtual environment
-# with the pinned packages of requirements-test.txt, the wheel built by maturin (dev profile: it
-# shares the dependencies the Rust tests just built), installed, then pytest. The tests compare
-# Python's results with the `voltmesh` binary's files, so the binary is built first.
-# Warm runs reuse the venv (kept while requirements-test.txt is unchanged) and cargo's cache.
+# with the pinned packages of requirements-test.txt, the wheel built by maturin in the dev profile
+# (quicker than release, build and tests together), installed, then type checks and pytest. The
+# tests compare Python's results with the `voltmesh` binary's files, so the binary is built first.
+# Warm runs reuse the venv (kept while requirements-test.txt is unchanged) and cargo's cache. The
+# venv, the wheel and mypy's cache live in cargo's target dir.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
