@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests start themselves (each on a free port on 127.0.0.1).
 # Add a package here in the same commit as the test that needs it.
-PACKAGES=(mosquitto mosquitto-clients victoria-metrics)
+PACKAGES=(mosquitto mosquitto-clients victoria-metrics python3-venv)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -37,3 +37,7 @@ cargo test --workspace --locked --doc
     npm run --silent check
     echo "dashboards type-check against @grafana/schema: ok"
 )
+
+# Python package (sim/python): a venv with pinned packages, the wheel built by maturin and
+# installed, then pytest, comparing Python's results with the `voltmesh` binary's files.
+bash sim/python/test.sh

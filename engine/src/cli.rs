@@ -92,4 +92,26 @@ impl ClearArgs {
             },
         ))
     }
+
+    /// What `voltmesh clear` prints for these flags: the report of [`crate::book_file`] for the
+    /// book `text` (a JSON array of orders), or, without it, for the file `--orders` names (the
+    /// bundled example book without that either).
+    ///
+    /// # Errors
+    /// As [`ClearArgs::market`] (checked first), a file that cannot be read, or a malformed book
+    /// ([`crate::book_file::BookFileError`]); each message names the flag, the file or the order.
+    pub fn report(&self, text: Option<&str>) -> Result<String, String> {
+        let (mechanism, rules) = self.market()?;
+        let read;
+        let text = match (text, &self.orders) {
+            (Some(text), _) => text,
+            (None, Some(path)) => {
+                read = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                &read
+            }
+            (None, None) => crate::book_file::EXAMPLE_BOOK,
+        };
+        crate::book_file::clear_text(text, mechanism, rules).map_err(|e| e.to_string())
+    }
 }

@@ -155,6 +155,17 @@ pub fn parse_time(text: &str) -> anyhow::Result<NaiveDateTime> {
 }
 
 fn powerflow(args: &PowerflowArgs) -> anyhow::Result<()> {
+    println!("{}", powerflow_json(args)?);
+    Ok(())
+}
+
+/// What `voltmesh sim powerflow` prints (without the final newline): the grid's power flow at
+/// `--at` as pretty JSON, `{"grid": name, "snapshots": [snapshot]}` (the shape of
+/// `sim/data/reference/*.json`).
+///
+/// # Errors
+/// An unreadable grid, a bad time or one outside the profiles, or a power flow that fails.
+pub fn powerflow_json(args: &PowerflowArgs) -> anyhow::Result<String> {
     let dir = grid_dir(args.grid.as_ref());
     let grid = Grid::read(&dir).with_context(|| format!("reading grid {}", dir.display()))?;
     let at = parse_time(&args.at)?;
@@ -168,8 +179,7 @@ fn powerflow(args: &PowerflowArgs) -> anyhow::Result<()> {
     };
     let snapshot = snapshot_at(&grid, index).context("power flow")?;
     let out = serde_json::json!({ "grid": grid.name, "snapshots": [snapshot] });
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    Ok(serde_json::to_string_pretty(&out)?)
 }
 
 fn mechanism(args: &RunArgs) -> anyhow::Result<Mechanism> {
@@ -208,10 +218,23 @@ pub fn scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
     })
 }
 
-fn simulate(args: &RunArgs) -> anyhow::Result<()> {
-    if args.via_network {
-        bail!("--via-network drives the whole stack (MQTT, the bridge, validators): run it with the `voltmesh` binary");
-    }
+/// What a run needs, read from its options: the grid, the scenario and the profile steps.
+#[derive(Debug)]
+pub struct Plan {
+    /// The grid `--grid` names (or the bundled one), read.
+    pub grid: Grid,
+    /// The scenario of the flags.
+    pub scenario: Scenario,
+    /// From `--from` (or the profiles' start) for `--days`, cut at the profiles' end.
+    pub window: Window,
+}
+
+/// Reads the grid and checks the options of a run, as `voltmesh sim` does before it runs.
+///
+/// # Errors
+/// An unreadable grid, a bad `--from` or one outside the profiles, `--days` not positive, or an
+/// unknown mechanism. (The scenario's ranges are checked when the run starts.)
+pub fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
     let dir = grid_dir(args.grid.as_ref());
     let grid = Grid::read(&dir).with_context(|| format!("reading grid {}", dir.display()))?;
     let start = match &args.from {
@@ -228,6 +251,23 @@ fn simulate(args: &RunArgs) -> anyhow::Result<()> {
     }
     let steps = ((args.days * 96.0).round() as usize).min(grid.intervals().saturating_sub(start));
     let scenario = scenario(args)?;
+    Ok(Plan {
+        grid,
+        scenario,
+        window: Window { start, steps },
+    })
+}
+
+fn simulate(args: &RunArgs) -> anyhow::Result<()> {
+    if args.via_network {
+        bail!("--via-network drives the whole stack (MQTT, the bridge, validators): run it with the `voltmesh` binary");
+    }
+    let Plan {
+        grid,
+        scenario,
+        window,
+    } = plan(args)?;
+    let (start, steps) = (window.start, window.steps);
     eprintln!(
         "voltmesh sim: grid {} ({} buses, {} households), {} steps from {}, seed {}",
         grid.name,
@@ -257,7 +297,6 @@ fn simulate(args: &RunArgs) -> anyhow::Result<()> {
             let _ = std::io::stderr().flush();
         }
     };
-    let window = Window { start, steps };
     let report = match metrics.as_mut() {
         Some(m) => run_observed(&grid, &scenario, window, progress, m),
         None => run_observed(&grid, &scenario, window, progress, &mut ()),

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::record::money_f64;
+use voltmesh_engine::Money;
+
+use crate::record::{money_f64, HouseholdRecord, IntervalRecord};
 use crate::run::Report;
 
 /// Why the report could not be written.
@@ -35,8 +37,132 @@ pub enum OutputError {
     },
 }
 
-fn opt(v: Option<f64>) -> String {
-    v.map(|p| format!("{p:.6}")).unwrap_or_default()
+/// One value of an output table, and how `intervals.csv` / `households.csv` write it. The CSV
+/// files and the Python package's DataFrames are both made from these cells, so they cannot
+/// disagree on a column's name, order or value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Text, written as is.
+    Text(String),
+    /// A whole number, written in full.
+    Int(u64),
+    /// A float, written with this many decimals (the value itself is not rounded).
+    Float(f64, usize),
+    /// A float that may be missing (written as an empty field), with this many decimals.
+    OptFloat(Option<f64>, usize),
+    /// An exact amount of money, written with its nine decimals.
+    Money(Money),
+}
+
+impl Cell {
+    /// The cell as the CSV files write it.
+    pub fn to_csv(&self) -> String {
+        match self {
+            Cell::Text(t) => t.clone(),
+            Cell::Int(n) => n.to_string(),
+            Cell::Float(v, decimals) => format!("{v:.decimals$}"),
+            Cell::OptFloat(v, decimals) => v.map(|v| format!("{v:.decimals$}")).unwrap_or_default(),
+            Cell::Money(m) => m.to_string(),
+        }
+    }
+}
+
+/// The columns of `intervals.csv`, in order; [`interval_row`] gives one cell per column.
+pub const INTERVAL_COLUMNS: [&str; 24] = [
+    "time",
+    "step",
+    "orders",
+    "price",
+    "volume_wh",
+    "demand_wh",
+    "pv_wh",
+    "from_utility_wh",
+    "to_utility_wh",
+    "baseline_import_wh",
+    "baseline_export_wh",
+    "market_cost",
+    "baseline_cost",
+    "vm_min_pu",
+    "vm_max_pu",
+    "max_line_loading_percent",
+    "max_trafo_loading_percent",
+    "ext_grid_p_mw",
+    "violations",
+    "baseline_vm_min_pu",
+    "baseline_vm_max_pu",
+    "baseline_violations",
+    "non_converged",
+    "baseline_non_converged",
+];
+
+/// One row of `intervals.csv`, in the order of [`INTERVAL_COLUMNS`].
+pub fn interval_row(r: &IntervalRecord) -> [Cell; 24] {
+    [
+        Cell::Text(r.time.clone()),
+        Cell::Int(r.step as u64),
+        Cell::Int(r.orders.into()),
+        Cell::OptFloat(r.price, 6),
+        Cell::Int(r.volume_wh),
+        Cell::Float(r.demand_wh, 3),
+        Cell::Float(r.pv_wh, 3),
+        Cell::Int(r.from_utility_wh),
+        Cell::Int(r.to_utility_wh),
+        Cell::Int(r.baseline_import_wh),
+        Cell::Int(r.baseline_export_wh),
+        Cell::Float(r.market_cost, 9),
+        Cell::Float(r.baseline_cost, 9),
+        Cell::Float(r.vm_min, 6),
+        Cell::Float(r.vm_max, 6),
+        Cell::Float(r.max_line_loading, 4),
+        Cell::Float(r.max_trafo_loading, 4),
+        Cell::Float(r.ext_grid_p_mw, 6),
+        Cell::Int(r.violations.into()),
+        Cell::Float(r.baseline_vm_min, 6),
+        Cell::Float(r.baseline_vm_max, 6),
+        Cell::Int(r.baseline_violations.into()),
+        Cell::Int(r.non_converged.0.into()),
+        Cell::Int(r.non_converged.1.into()),
+    ]
+}
+
+/// The columns of `households.csv`, in order; [`household_row`] gives one cell per column.
+pub const HOUSEHOLD_COLUMNS: [&str; 15] = [
+    "id",
+    "bus",
+    "pv_kwp",
+    "battery_kwh",
+    "load_wh",
+    "pv_wh",
+    "bought_wh",
+    "sold_wh",
+    "from_utility_wh",
+    "to_utility_wh",
+    "baseline_import_wh",
+    "baseline_export_wh",
+    "market_cost",
+    "baseline_cost",
+    "savings",
+];
+
+/// One row of `households.csv`, in the order of [`HOUSEHOLD_COLUMNS`].
+pub fn household_row(h: &HouseholdRecord) -> [Cell; 15] {
+    [
+        Cell::Text(h.id.clone()),
+        Cell::Text(h.bus.clone()),
+        Cell::Float(h.pv_kwp, 3),
+        Cell::Float(h.battery_kwh, 3),
+        Cell::Float(h.load_wh, 3),
+        Cell::Float(h.pv_wh, 3),
+        Cell::Int(h.bought_wh),
+        Cell::Int(h.sold_wh),
+        Cell::Int(h.from_utility_wh),
+        Cell::Int(h.to_utility_wh),
+        Cell::Int(h.baseline_import_wh),
+        Cell::Int(h.baseline_export_wh),
+        Cell::Money(h.market_cost),
+        Cell::Money(h.baseline_cost),
+        Cell::Float(money_f64(h.savings()), 9),
+    ]
 }
 
 /// Writes a CSV file: `header`, then one record per row (as many columns as the header).
@@ -72,101 +198,21 @@ pub fn write_report(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, OutputE
     let intervals = dir.join("intervals.csv");
     write_csv(
         &intervals,
-        [
-            "time",
-            "step",
-            "orders",
-            "price",
-            "volume_wh",
-            "demand_wh",
-            "pv_wh",
-            "from_utility_wh",
-            "to_utility_wh",
-            "baseline_import_wh",
-            "baseline_export_wh",
-            "market_cost",
-            "baseline_cost",
-            "vm_min_pu",
-            "vm_max_pu",
-            "max_line_loading_percent",
-            "max_trafo_loading_percent",
-            "ext_grid_p_mw",
-            "violations",
-            "baseline_vm_min_pu",
-            "baseline_vm_max_pu",
-            "baseline_violations",
-            "non_converged",
-            "baseline_non_converged",
-        ],
-        report.intervals.iter().map(|r| {
-            [
-                r.time.clone(),
-                r.step.to_string(),
-                r.orders.to_string(),
-                opt(r.price),
-                r.volume_wh.to_string(),
-                format!("{:.3}", r.demand_wh),
-                format!("{:.3}", r.pv_wh),
-                r.from_utility_wh.to_string(),
-                r.to_utility_wh.to_string(),
-                r.baseline_import_wh.to_string(),
-                r.baseline_export_wh.to_string(),
-                format!("{:.9}", r.market_cost),
-                format!("{:.9}", r.baseline_cost),
-                format!("{:.6}", r.vm_min),
-                format!("{:.6}", r.vm_max),
-                format!("{:.4}", r.max_line_loading),
-                format!("{:.4}", r.max_trafo_loading),
-                format!("{:.6}", r.ext_grid_p_mw),
-                r.violations.to_string(),
-                format!("{:.6}", r.baseline_vm_min),
-                format!("{:.6}", r.baseline_vm_max),
-                r.baseline_violations.to_string(),
-                r.non_converged.0.to_string(),
-                r.non_converged.1.to_string(),
-            ]
-        }),
+        INTERVAL_COLUMNS,
+        report
+            .intervals
+            .iter()
+            .map(|r| interval_row(r).map(|c| c.to_csv())),
     )?;
 
     let households = dir.join("households.csv");
     write_csv(
         &households,
-        [
-            "id",
-            "bus",
-            "pv_kwp",
-            "battery_kwh",
-            "load_wh",
-            "pv_wh",
-            "bought_wh",
-            "sold_wh",
-            "from_utility_wh",
-            "to_utility_wh",
-            "baseline_import_wh",
-            "baseline_export_wh",
-            "market_cost",
-            "baseline_cost",
-            "savings",
-        ],
-        report.households.iter().map(|h| {
-            [
-                h.id.clone(),
-                h.bus.clone(),
-                format!("{:.3}", h.pv_kwp),
-                format!("{:.3}", h.battery_kwh),
-                format!("{:.3}", h.load_wh),
-                format!("{:.3}", h.pv_wh),
-                h.bought_wh.to_string(),
-                h.sold_wh.to_string(),
-                h.from_utility_wh.to_string(),
-                h.to_utility_wh.to_string(),
-                h.baseline_import_wh.to_string(),
-                h.baseline_export_wh.to_string(),
-                h.market_cost.to_string(),
-                h.baseline_cost.to_string(),
-                format!("{:.9}", money_f64(h.savings())),
-            ]
-        }),
+        HOUSEHOLD_COLUMNS,
+        report
+            .households
+            .iter()
+            .map(|h| household_row(h).map(|c| c.to_csv())),
     )?;
 
     let summary = dir.join("summary.json");

@@ -1,0 +1,29 @@
+"""The Rust extension behind :mod:`voltmesh` (``sim/python/src/lib.rs``); use the package's
+functions, which turn keyword arguments into these command lines and the results into
+DataFrames.
+
+Each function takes the flags of its CLI command, parses them with the CLI's own definitions
+and raises :class:`voltmesh.errors.ArgumentError`, :class:`voltmesh.errors.GridError` or
+:class:`voltmesh.errors.VoltmeshError` with the CLI's message.
+"""
+
+from typing import Literal
+
+__all__ = ["simulate", "powerflow", "clear"]
+
+# A table: (column, kind, values) in the CSV file's column order.
+def simulate(
+    argv: list[str], out: str | None = None
+) -> tuple[
+    list[tuple[str, Literal["str", "int", "float"], list[str] | list[int] | list[float]]],
+    list[tuple[str, Literal["str", "int", "float"], list[str] | list[int] | list[float]]],
+    str,
+]:
+    """``voltmesh sim ARGV``: the intervals and households tables and ``summary.json``'s text;
+    with ``out``, also writes the CLI's three files there."""
+
+def powerflow(argv: list[str]) -> str:
+    """``voltmesh sim powerflow ARGV``: the JSON it prints."""
+
+def clear(argv: list[str], book: str | None = None) -> str:
+    """``voltmesh clear ARGV``, for the JSON book text ``book`` when given: the JSON it prints."""
