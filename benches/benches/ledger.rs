@@ -65,6 +65,7 @@ fn genesis() -> Genesis {
             })
             .collect::<BTreeMap<_, _>>(),
         snapshot_interval_blocks: 0,
+        governance: None,
     }
     .validate()
     .expect("a valid genesis")

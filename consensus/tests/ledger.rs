@@ -56,6 +56,7 @@ fn genesis() -> Genesis {
             ("h3".into(), vec![pk(3)]),
         ]),
         snapshot_interval_blocks: 0,
+        governance: None,
     }
     .validate()
     .unwrap()
@@ -192,19 +193,19 @@ fn gate_closure_by_block_time_clears_the_interval() {
         order(2, "h2", "b1", Side::Buy, 400, "0.30", 1),
         order(3, "h3", "b2", Side::Buy, 400, "0.20", 1),
     ];
-    let first = proposer.build(&g, orders.iter(), at(60), 100);
+    let first = proposer.build(&g, &[], orders.iter(), at(60), 100);
     assert_eq!(first.orders.len(), 3);
     assert!(
         first.clearings.is_empty(),
         "the gate is still open at 10:01"
     );
     // 10:09:59.999: still open.
-    let body = proposer.build(&g, [].iter(), at(600) - 1, 100);
+    let body = proposer.build(&g, &[], [].iter(), at(600) - 1, 100);
     assert!(body.clearings.is_empty());
     // 10:10:00: the gate of 10:15 closes; the interval clears in this block.
     let mut validator = LedgerState::new(&g);
     validator.execute(&g, &first, at(60)).unwrap();
-    let body = proposer.build(&g, [].iter(), at(600), 100);
+    let body = proposer.build(&g, &[], [].iter(), at(600), 100);
     assert_eq!(body.clearings.len(), 1);
     let record = &body.clearings[0];
     assert_eq!(record.volume_wh, 600);
@@ -228,8 +229,8 @@ fn validators_accept_honest_bodies_and_refuse_wrong_clearings() {
         order(2, "h2", "b1", Side::Buy, 400, "0.30", 1),
     ];
     let mut proposer = LedgerState::new(&g);
-    let first = proposer.build(&g, orders.iter(), at(60), 100);
-    let closing = proposer.build(&g, [].iter(), at(601), 100);
+    let first = proposer.build(&g, &[], orders.iter(), at(60), 100);
+    let closing = proposer.build(&g, &[], [].iter(), at(601), 100);
 
     let mut validator = LedgerState::new(&g);
     let bytes = first.encode();
@@ -473,6 +474,7 @@ fn a_committed_block_that_does_not_execute_halts_the_ledger() {
         BlockBody {
             orders: vec![forged],
             clearings: Vec::new(),
+            actions: Vec::new(),
             state: None,
         }
         .encode(),
@@ -776,18 +778,18 @@ fn gates_closed_together_clear_in_consecutive_blocks() {
     let mut state = LedgerState::new(&g);
     let in_interval = |interval: i64, id: &str| h1_order(interval, id, Side::Sell, 1, 1);
     let orders = [in_interval(i1, "a"), in_interval(i1 + 900, "b")];
-    let body = state.build(&g, orders.iter(), at(60), 100);
+    let body = state.build(&g, &[], orders.iter(), at(60), 100);
     assert_eq!(body.orders.len(), 2);
     // Both gates (10:10 and 10:25) have closed by 10:30.
     let late = in_interval(i1 + 900, "c");
-    let first = state.build(&g, [late.clone()].iter(), at(1800), 100);
+    let first = state.build(&g, &[], [late.clone()].iter(), at(1800), 100);
     assert!(
         first.orders.is_empty(),
         "the second interval's gate closed too"
     );
     let starts: Vec<i64> = first.clearings.iter().map(|c| c.interval_start).collect();
     assert_eq!(starts, [i1]);
-    let second = state.build(&g, [late].iter(), at(1801), 100);
+    let second = state.build(&g, &[], [late].iter(), at(1801), 100);
     assert!(second.orders.is_empty());
     let starts: Vec<i64> = second.clearings.iter().map(|c| c.interval_start).collect();
     assert_eq!(starts, [i1 + 900]);
@@ -848,6 +850,7 @@ fn only_the_exact_pending_order_skips_signature_verification() {
         BlockBody {
             orders: vec![o.clone()],
             clearings: Vec::new(),
+            actions: Vec::new(),
             state: None,
         }
         .encode()
@@ -931,6 +934,7 @@ fn a_forged_signature_among_unheld_orders_gets_the_block_refused() {
         BlockBody {
             orders: orders.to_vec(),
             clearings: Vec::new(),
+            actions: Vec::new(),
             state: None,
         }
         .encode()

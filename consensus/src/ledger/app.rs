@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use super::body::MAX_ORDERS_PER_BLOCK;
 use super::mempool::{key_of, MempoolError, OrderKey};
+use voltmesh_wire::governance::{GovernanceRejection, SignedProposal};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
+
+use super::community::Prepared;
 
 use super::snapshot::{carries_digest, digest, is_snapshot_height};
 use super::{BlockBody, BlockRejection, ClearingRecord, LedgerState, Mempool};
@@ -49,6 +52,9 @@ pub struct LedgerApp {
     committed: Arc<LedgerState>,
     committed_height: u64,
     mempool: Mempool,
+    /// Signed proposals this node took through its API and will put in the blocks it proposes
+    /// until they are committed (at most [`PROPOSAL_POOL`]; approvals of one proposal merged).
+    proposals: Vec<SignedProposal>,
     log: Vec<CommittedBlock>,
     halted: Option<String>,
     /// The last [`DROPPED_RECORD`] accepted orders that were dropped without being committed,
@@ -93,6 +99,19 @@ fn validated_key(parent: BlockHash, payload: &[u8], block_time_ms: u64) -> Valid
     )
 }
 
+/// Signed proposals a node holds for its blocks at most.
+pub const PROPOSAL_POOL: usize = 64;
+
+/// What became of a signed proposal a node took: its approvals wait for a block, and then
+/// either collect (`approved` of `threshold` so far, counting these) or take effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProposalAccepted {
+    /// Approvals by keys of the action's policy, these included.
+    pub approved: usize,
+    /// How many the policy needs.
+    pub threshold: u32,
+}
+
 /// Pending orders a node accepts at most.
 pub const MEMPOOL_CAPACITY: usize = 100_000;
 
@@ -129,6 +148,7 @@ impl LedgerApp {
             committed: initial,
             committed_height: tip.height(),
             mempool: Mempool::new(MEMPOOL_CAPACITY),
+            proposals: Vec::new(),
             log: Vec::new(),
             halted: None,
             dropped: VecDeque::new(),
@@ -163,6 +183,63 @@ impl LedgerApp {
     /// Pending orders.
     pub fn mempool(&self) -> &Mempool {
         &self.mempool
+    }
+
+    /// Signed proposals waiting for a block of this node.
+    pub fn proposals(&self) -> &[SignedProposal] {
+        &self.proposals
+    }
+
+    /// Takes a signed proposal for the next blocks this node proposes if the committed state
+    /// would take it at `now_ms`; approvals of a proposal the node holds already are merged.
+    ///
+    /// # Errors
+    /// [`GovernanceRejection`] saying why; `pool_full` if [`PROPOSAL_POOL`] other proposals wait.
+    pub fn submit_proposal(
+        &mut self,
+        signed: SignedProposal,
+        now_ms: u64,
+    ) -> Result<ProposalAccepted, GovernanceRejection> {
+        let held = self
+            .proposals
+            .iter()
+            .position(|p| p.proposal == signed.proposal);
+        let merged = match held {
+            Some(i) => self.proposals[i].clone().combine(signed.clone())?,
+            None => signed.clone(),
+        };
+        // Checked as the node will carry it (with the approvals it holds), but refused if these
+        // approvals bring nothing new.
+        self.committed
+            .check_proposal(&self.genesis, &signed, now_ms)?;
+        let prepared = self
+            .committed
+            .check_proposal(&self.genesis, &merged, now_ms)?;
+        let accepted = match prepared {
+            Prepared::Collect { approved, .. } => ProposalAccepted {
+                approved: approved.0,
+                threshold: approved.1,
+            },
+            Prepared::Apply { .. } => {
+                let policy = self
+                    .committed
+                    .community()
+                    .policies()
+                    .of(signed.proposal.action.scope());
+                ProposalAccepted {
+                    approved: policy.threshold as usize,
+                    threshold: policy.threshold,
+                }
+            }
+        };
+        match held {
+            Some(i) => self.proposals[i] = merged,
+            None if self.proposals.len() >= PROPOSAL_POOL => {
+                return Err(GovernanceRejection::PoolFull)
+            }
+            None => self.proposals.push(merged),
+        }
+        Ok(accepted)
     }
 
     /// Accepts an order into the mempool if the committed state would take it at `now_ms`.
@@ -231,7 +308,11 @@ impl LedgerApp {
 
     /// The mempool's checks of an order the committed state admits, signature verified.
     fn enter(&mut self, order: SignedOrder) -> Result<(), OrderRejection> {
-        let limits = self.genesis.market.admission;
+        let limits = self
+            .committed
+            .community()
+            .rules_for(order.ticket.interval_start)
+            .admission;
         let ticket = &order.ticket;
         let (participant, interval_start) = (&ticket.participant, ticket.interval_start);
         if self
@@ -358,6 +439,7 @@ impl LedgerApp {
         let candidates = self.mempool.round_robin();
         let mut body = state.build(
             &self.genesis,
+            &self.proposals,
             candidates,
             block_time_ms,
             MAX_ORDERS_PER_BLOCK,
@@ -433,6 +515,7 @@ impl App for LedgerApp {
             }
         };
         let orders = after.orders.clone();
+        let community_changed = !Arc::ptr_eq(&self.committed.community, &after.state.community);
         self.committed = Arc::clone(&after.state);
         self.committed_height = block.height();
         let now_ms = block.timestamp_ms();
@@ -443,10 +526,21 @@ impl App for LedgerApp {
                 self.mempool.remove(&key);
             }
         }
-        let changed: std::collections::BTreeSet<_> = orders
-            .iter()
-            .map(|o| o.ticket.participant.clone())
-            .collect();
+        // After a governance change (a member removed, new rules) every pending order is
+        // checked again; otherwise those of the block's participants.
+        let changed: std::collections::BTreeSet<_> = if community_changed {
+            self.mempool.participants().cloned().collect()
+        } else {
+            orders
+                .iter()
+                .map(|o| o.ticket.participant.clone())
+                .collect()
+        };
+        if !self.proposals.is_empty() {
+            let (committed, genesis) = (&self.committed, &self.genesis);
+            self.proposals
+                .retain(|p| committed.check_proposal(genesis, p, now_ms).is_ok());
+        }
         let dropped = self
             .mempool
             .prune(&self.genesis, &self.committed, now_ms, &changed);
@@ -476,7 +570,9 @@ impl App for LedgerApp {
 
     /// Pending orders, or a gate that closed by `now_ms` in the committed state.
     fn has_work(&self, now_ms: u64) -> bool {
-        !self.mempool.is_empty() || self.work_due_at().is_some_and(|at| at <= now_ms)
+        !self.mempool.is_empty()
+            || !self.proposals.is_empty()
+            || self.work_due_at().is_some_and(|at| at <= now_ms)
     }
 
     fn work_due_at(&self) -> Option<u64> {

@@ -1,6 +1,7 @@
 //! Block payloads.
 
 use serde::{Deserialize, Serialize};
+use voltmesh_wire::governance::SignedProposal;
 use voltmesh_wire::SignedOrder;
 
 use super::{BlockRejection, ClearingRecord};
@@ -12,6 +13,9 @@ use super::{BlockRejection, ClearingRecord};
 /// 2,000 the cap itself was the limit (4,000/s). A block this full is about 1.9 MB of JSON,
 /// under [`ORDER_BYTES_BUDGET`], which binds first for orders with long ids.
 pub const MAX_ORDERS_PER_BLOCK: usize = 5_000;
+
+/// The most signed proposals one block carries (a consensus rule).
+pub const MAX_PROPOSALS_PER_BLOCK: usize = 16;
 
 /// Room for the body's own JSON around its orders, and for its clearing records (at most
 /// [`voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK`], each under 200 bytes).
@@ -30,6 +34,10 @@ pub struct BlockBody {
     /// Records of the clearings of the intervals whose gate closed by this block's time, oldest
     /// first (at most [`voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK`]).
     pub clearings: Vec<ClearingRecord>,
+    /// Signed governance proposals, executed before the orders (at most
+    /// [`MAX_PROPOSALS_PER_BLOCK`]); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<SignedProposal>,
     /// At the heights right after a snapshot height ([`super::snapshot::carries_digest`]), the
     /// digest of the state after the parent ([`super::snapshot::digest`]); absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,12 +51,16 @@ impl BlockBody {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Whether `payload` is a body without orders and clearings (a state digest aside): a block
-    /// that only moves the chain on. Cheap: by the canonical encoding, such a body starts with
-    /// exactly these bytes, and no other body does.
+    /// Whether `payload` is a body without orders, clearings and proposals (a state digest
+    /// aside): a block that only moves the chain on. Cheap: by the canonical encoding, such a
+    /// body is exactly these bytes, or these followed by the digest, and no other body is.
     #[must_use]
     pub fn is_empty_payload(payload: &[u8]) -> bool {
-        payload.is_empty() || payload.starts_with(br#"{"orders":[],"clearings":[]"#)
+        const EMPTY: &[u8] = br#"{"orders":[],"clearings":[]"#;
+        payload.is_empty()
+            || payload
+                .strip_prefix(EMPTY)
+                .is_some_and(|rest| rest == b"}" || rest.starts_with(br#","state":"#))
     }
 
     /// Decodes a payload and checks that it is in canonical form.
@@ -65,6 +77,12 @@ impl BlockBody {
             return Err(BlockRejection::Malformed(
                 "payload is not in canonical form".into(),
             ));
+        }
+        if body.actions.len() > MAX_PROPOSALS_PER_BLOCK {
+            return Err(BlockRejection::Malformed(format!(
+                "{} proposals exceed the per-block maximum {MAX_PROPOSALS_PER_BLOCK}",
+                body.actions.len()
+            )));
         }
         if body.orders.len() > MAX_ORDERS_PER_BLOCK {
             return Err(BlockRejection::Malformed(format!(

@@ -209,6 +209,11 @@ impl Mempool {
             .map_or(0, BTreeMap::len)
     }
 
+    /// Participants with pending orders.
+    pub fn participants(&self) -> impl Iterator<Item = &ParticipantId> + '_ {
+        self.by_participant.keys()
+    }
+
     /// Number of pending orders.
     pub fn len(&self) -> usize {
         self.orders.len()

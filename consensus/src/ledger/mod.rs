@@ -21,14 +21,19 @@
 mod app;
 mod body;
 mod clearing_record;
+mod community;
 mod mempool;
 mod reject;
 pub mod snapshot;
 mod state;
 
-pub use app::{CommittedBlock, DroppedOrder, LedgerApp, DROPPED_RECORD, MEMPOOL_CAPACITY};
-pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, ORDER_BYTES_BUDGET};
+pub use app::{
+    CommittedBlock, DroppedOrder, LedgerApp, ProposalAccepted, DROPPED_RECORD, MEMPOOL_CAPACITY,
+    PROPOSAL_POOL,
+};
+pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, MAX_PROPOSALS_PER_BLOCK, ORDER_BYTES_BUDGET};
 pub use clearing_record::ClearingRecord;
+pub use community::{Community, Member, Pending, Prepared};
 pub use mempool::{key_of, Mempool, MempoolError, OrderKey};
 pub use reject::BlockRejection;
 pub use state::{LedgerState, MAX_INTERVALS_AHEAD};

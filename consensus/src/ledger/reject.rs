@@ -16,6 +16,14 @@ pub enum BlockRejection {
         /// Why.
         reason: OrderRejection,
     },
+    /// A signed proposal in the body is refused.
+    #[error("proposal {index} is refused: {reason}")]
+    Proposal {
+        /// Position in the body.
+        index: usize,
+        /// Why.
+        reason: voltmesh_wire::governance::GovernanceRejection,
+    },
     /// The clearings differ from what the engine computes.
     #[error("clearings differ from the engine's: expected {expected} interval(s), got {got}")]
     WrongClearing {

@@ -11,15 +11,21 @@
 //! least one honest validator among them checked it.
 //!
 //! # Encoding
-//! Compact JSON of [`StateSnapshot`]: block time, next sequence, and each open book's orders in
-//! the order they entered it, books by interval start ascending. Decoding checks that the bytes
+//! Compact JSON of [`StateSnapshot`]: block time, next sequence, each open book's orders in
+//! the order they entered it, books by interval start ascending, and, once governance changed
+//! anything, the community ([`CommunitySnapshot`]; absent while it is as genesis says). Decoding checks that the bytes
 //! re-encode identically, so one state has one encoding, and rebuilds the books by submitting
 //! the orders again in that order (the engine's book is a deterministic function of them).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
-use voltmesh_engine::{CallAuction, Order};
+use voltmesh_engine::{CallAuction, Order, ParticipantId};
+use voltmesh_wire::governance::{Policies, ProposalHash, Rules, SignedProposal};
 use voltmesh_wire::Genesis;
 
+use super::community::{Community, Member, Pending};
 use super::LedgerState;
 
 /// The state after a block, as encoded in a snapshot.
@@ -32,6 +38,78 @@ pub struct StateSnapshot {
     pub next_seq: u64,
     /// Open books, by interval start ascending.
     pub books: Vec<BookSnapshot>,
+    /// The community, once governance changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community: Option<CommunitySnapshot>,
+}
+
+/// The community in a snapshot ([`Community`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunitySnapshot {
+    /// Every member, removed ones included.
+    pub members: BTreeMap<ParticipantId, Member>,
+    /// The genesis rules.
+    pub base: Rules,
+    /// Rule changes: from which interval start on.
+    pub schedule: BTreeMap<i64, Rules>,
+    /// The policies in force.
+    pub policies: Policies,
+    /// Proposals collecting approvals, with the approvals committed so far.
+    pub pending: Vec<SignedProposal>,
+    /// Proposals that took effect, with their deadlines.
+    pub applied: BTreeMap<ProposalHash, u64>,
+    /// How many actions took effect since genesis.
+    pub actions_applied: u64,
+}
+
+impl CommunitySnapshot {
+    fn of(community: &Community) -> CommunitySnapshot {
+        CommunitySnapshot {
+            members: community.members.clone(),
+            base: community.base,
+            schedule: community.schedule.clone(),
+            policies: community.policies.clone(),
+            pending: community
+                .pending
+                .values()
+                .map(|p| SignedProposal {
+                    proposal: p.proposal.clone(),
+                    approvals: p.approvals.values().cloned().collect(),
+                })
+                .collect(),
+            applied: community.applied.clone(),
+            actions_applied: community.actions_applied,
+        }
+    }
+
+    fn into_community(self, neighborhood: &str) -> Community {
+        Community {
+            members: self.members,
+            base: self.base,
+            schedule: self.schedule,
+            policies: self.policies,
+            pending: self
+                .pending
+                .into_iter()
+                .map(|signed| {
+                    (
+                        signed.proposal.hash(neighborhood),
+                        Pending {
+                            proposal: signed.proposal,
+                            approvals: signed
+                                .approvals
+                                .into_iter()
+                                .map(|a| (a.public_key, a))
+                                .collect(),
+                        },
+                    )
+                })
+                .collect(),
+            applied: self.applied,
+            actions_applied: self.actions_applied,
+        }
+    }
 }
 
 /// One open book.
@@ -95,6 +173,8 @@ impl LedgerState {
                     orders: book.orders().to_vec(),
                 })
                 .collect(),
+            community: (!self.community.is_genesis())
+                .then(|| CommunitySnapshot::of(&self.community)),
         };
         // Plain structs of strings, integers and vectors always serialize.
         serde_json::to_vec(&snapshot).unwrap_or_default()
@@ -110,10 +190,16 @@ impl LedgerState {
         if serde_json::to_vec(&snapshot).ok().as_deref() != Some(bytes) {
             return Err(SnapshotError::Malformed("not in canonical form".into()));
         }
+        let community = match snapshot.community {
+            Some(community) => community.into_community(&genesis.neighborhood),
+            None => Community::genesis(genesis),
+        };
         let mut state = LedgerState {
+            books: BTreeMap::new(),
+            counts: BTreeMap::new(),
             next_seq: snapshot.next_seq,
             last_block_ms: snapshot.last_block_ms,
-            ..LedgerState::default()
+            community: Arc::new(community),
         };
         let mut previous = None;
         for book in snapshot.books {
@@ -123,7 +209,8 @@ impl LedgerState {
                 ));
             }
             previous = Some(book.interval_start);
-            let mut auction = CallAuction::new(genesis.market.rules);
+            let mut auction =
+                CallAuction::new(state.community.rules_for(book.interval_start).rules);
             for order in book.orders {
                 let participant = order.participant.clone();
                 auction

@@ -1,14 +1,18 @@
 //! The ledger's replicated state and the deterministic execution of a block body.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::DateTime;
 use voltmesh_engine::{CallAuction, Interval, Order, OrderId, ParticipantId};
 
 use voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK;
+use voltmesh_wire::governance::{Action, GovernanceRejection, SignedProposal};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
-use super::body::ORDER_BYTES_BUDGET;
+use super::community::{Community, Prepared};
+
+use super::body::{MAX_PROPOSALS_PER_BLOCK, ORDER_BYTES_BUDGET};
 use super::{BlockBody, BlockRejection, ClearingRecord};
 
 /// How far ahead an order may target an interval: one day of 15-minute intervals.
@@ -36,21 +40,44 @@ pub const MAX_INTERVALS_AHEAD: i64 = 96;
 /// it, since admission checks the gate against block time); `counts` holds each (interval,
 /// participant)'s number of orders in `books`; `next_seq` exceeds every order's sequence.
 /// Execution is a pure function of (state, body, block time).
-#[derive(Debug, Clone, Default)]
+///
+/// # Governance
+/// Who may sign for whom and the market rules of each interval come from `community`
+/// ([`Community`]), which starts as genesis says and changes only by committed governance
+/// actions: a block's signed proposals are executed before its orders, so a member added in a
+/// block may trade in it. Every book was built with the rules of its interval; an action that
+/// changes them (rules from an open interval on, a member removed) rebuilds the books it
+/// touches, and the orders the new rules refuse expire.
+#[derive(Debug, Clone)]
 pub struct LedgerState {
     pub(super) books: BTreeMap<i64, CallAuction>,
     pub(super) counts: BTreeMap<(i64, ParticipantId), u32>,
     pub(super) next_seq: u64,
     pub(super) last_block_ms: u64,
+    /// Shared between the states of consecutive blocks until an action changes it.
+    pub(super) community: Arc<Community>,
 }
 
 impl LedgerState {
     /// The state at genesis.
     pub fn new(genesis: &Genesis) -> Self {
         LedgerState {
+            books: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            next_seq: 0,
             last_block_ms: genesis.genesis_time_ms(),
-            ..LedgerState::default()
+            community: Arc::new(Community::genesis(genesis)),
         }
+    }
+
+    /// The community: members, rules and their schedule, policies, pending proposals.
+    pub fn community(&self) -> &Community {
+        &self.community
+    }
+
+    /// The time of the block this state follows, ms.
+    pub fn last_block_ms(&self) -> u64 {
+        self.last_block_ms
     }
 
     /// The engine id of a ticket: ids are namespaced by participant, so one participant cannot
@@ -118,21 +145,13 @@ impl LedgerState {
         at_ms: u64,
     ) -> Result<(), OrderRejection> {
         let ticket = &order.ticket;
-        match genesis.may_sign(&ticket.participant, &order.public_key) {
-            None => {
-                return Err(OrderRejection::UnknownParticipant(
-                    ticket.participant.to_string(),
-                ))
-            }
-            Some(false) => {
-                return Err(OrderRejection::KeyNotAllowed {
-                    participant: ticket.participant.to_string(),
-                    key: order.public_key.to_string(),
-                })
-            }
-            Some(true) => {}
-        }
-        let limits = genesis.market.admission;
+        self.community.check_signer(
+            &ticket.participant,
+            &order.public_key,
+            ticket.interval_start,
+        )?;
+        let rules = *self.community.rules_for(ticket.interval_start);
+        let limits = rules.admission;
         let id_bytes = ticket.id.as_str().len();
         if id_bytes > usize::try_from(limits.max_order_id_bytes).unwrap_or(usize::MAX) {
             return Err(OrderRejection::OrderIdTooLong {
@@ -172,7 +191,7 @@ impl LedgerState {
             });
         }
         let engine_order = self.engine_order(order);
-        genesis.market.rules.admit(&engine_order)?;
+        rules.rules.admit(&engine_order)?;
         if self
             .books
             .get(&ticket.interval_start)
@@ -221,9 +240,10 @@ impl LedgerState {
             Signature::Verified => self.admit_unsigned(genesis, order, at_ms)?,
         }
         let engine_order = self.engine_order(order);
+        let rules = self.community.rules_for(order.ticket.interval_start).rules;
         self.books
             .entry(order.ticket.interval_start)
-            .or_insert_with(|| CallAuction::new(genesis.market.rules))
+            .or_insert_with(|| CallAuction::new(rules))
             .submit(engine_order)?;
         self.next_seq += 1;
         *self
@@ -234,6 +254,87 @@ impl LedgerState {
             ))
             .or_insert(0) += 1;
         Ok(())
+    }
+
+    /// Checks a signed proposal against this state at block time `at_ms`, changing nothing
+    /// (the node API's admission of proposals).
+    ///
+    /// # Errors
+    /// [`GovernanceRejection`] naming the first problem.
+    pub fn check_proposal(
+        &self,
+        genesis: &Genesis,
+        signed: &SignedProposal,
+        at_ms: u64,
+    ) -> Result<Prepared, GovernanceRejection> {
+        self.community.prepare(
+            signed,
+            at_ms,
+            &genesis.neighborhood,
+            genesis.market.interval,
+        )
+    }
+
+    /// Checks and records a signed proposal at block time `at_ms`: its new approvals are
+    /// collected and, once they reach the policy's threshold, the action takes effect.
+    ///
+    /// # Errors
+    /// As [`LedgerState::check_proposal`]; the state is unchanged on error.
+    pub fn apply_proposal(
+        &mut self,
+        genesis: &Genesis,
+        signed: &SignedProposal,
+        at_ms: u64,
+    ) -> Result<(), GovernanceRejection> {
+        let prepared = self.check_proposal(genesis, signed, at_ms)?;
+        let effect = match &prepared {
+            Prepared::Apply { action, .. } => Some(action.clone()),
+            Prepared::Collect { .. } => None,
+        };
+        Arc::make_mut(&mut self.community).record(prepared);
+        match effect {
+            Some(Action::RemoveParticipant {
+                participant,
+                from_interval,
+            }) => self.rebook(from_interval, |order| order.participant != participant),
+            Some(Action::ChangeRules { from_interval, .. }) => self.rebook(from_interval, |_| true),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the books of the intervals from `from` on with their rules, keeping the orders
+    /// `keep` says and the rules admit, in the order they entered; the others expire. An
+    /// emptied book stays, so its interval still clears (with no trades).
+    fn rebook(&mut self, from: i64, keep: impl Fn(&Order) -> bool) {
+        let starts: Vec<i64> = self.books.range(from..).map(|(&start, _)| start).collect();
+        for start in starts {
+            let Some(old) = self.books.remove(&start) else {
+                continue;
+            };
+            let mut book = CallAuction::new(self.community.rules_for(start).rules);
+            // Drop the interval's counts, keep the later intervals'.
+            let mut from_start = self.counts.split_off(&(start, ParticipantId::from("")));
+            let later = from_start.split_off(&(start.saturating_add(1), ParticipantId::from("")));
+            self.counts.extend(later);
+            for order in old.orders() {
+                if keep(order) && book.submit(order.clone()).is_ok() {
+                    *self
+                        .counts
+                        .entry((start, order.participant.clone()))
+                        .or_insert(0) += 1;
+                }
+            }
+            self.books.insert(start, book);
+        }
+    }
+
+    /// Forgets the proposals whose deadline passed before `block_ms` (a no-op, and no copy of
+    /// the community, when none did).
+    fn expire_proposals(&mut self, block_ms: u64) {
+        if self.community.has_expired(block_ms) {
+            Arc::make_mut(&mut self.community).expire(block_ms);
+        }
     }
 
     /// Clears and removes the oldest books whose gate has closed at `block_ms`, at most
@@ -253,7 +354,7 @@ impl LedgerState {
                 .split_off(&(interval_start.saturating_add(1), ParticipantId::from("")));
             clearings.push(IntervalClearing {
                 interval_start,
-                outcome: book.clear(genesis.market.mechanism),
+                outcome: book.clear(self.community.rules_for(interval_start).mechanism),
             });
         }
         clearings
@@ -268,15 +369,34 @@ impl LedgerState {
     ///
     /// At most `max_orders` orders, and at most [`ORDER_BYTES_BUDGET`] bytes of them, so that
     /// with the clearing records the body always fits in a block payload (audit finding C1).
+    ///
+    /// Candidate proposals come first (at most [`MAX_PROPOSALS_PER_BLOCK`], skipping any this
+    /// state refuses), and their bytes count against the same budget.
     pub fn build<'a>(
         &mut self,
         genesis: &Genesis,
+        proposals: &[SignedProposal],
         candidates: impl IntoIterator<Item = &'a SignedOrder>,
         block_ms: u64,
         max_orders: usize,
     ) -> BlockBody {
-        let mut orders = Vec::new();
+        self.expire_proposals(block_ms);
+        let mut actions = Vec::new();
         let mut bytes = 0usize;
+        for proposal in proposals {
+            if actions.len() == MAX_PROPOSALS_PER_BLOCK {
+                break;
+            }
+            let size = serde_json::to_vec(proposal).map_or(usize::MAX, |v| v.len() + 1);
+            if bytes.saturating_add(size) > ORDER_BYTES_BUDGET {
+                continue;
+            }
+            if self.apply_proposal(genesis, proposal, block_ms).is_ok() {
+                bytes += size;
+                actions.push(proposal.clone());
+            }
+        }
+        let mut orders = Vec::new();
         for order in candidates {
             if orders.len() == max_orders {
                 break;
@@ -303,6 +423,7 @@ impl LedgerState {
         BlockBody {
             orders,
             clearings,
+            actions,
             state: None,
         }
     }
@@ -343,6 +464,11 @@ impl LedgerState {
                 block_ms,
                 parent_ms: self.last_block_ms,
             });
+        }
+        self.expire_proposals(block_ms);
+        for (index, proposal) in body.actions.iter().enumerate() {
+            self.apply_proposal(genesis, proposal, block_ms)
+                .map_err(|reason| BlockRejection::Proposal { index, reason })?;
         }
         for (index, order) in body.orders.iter().enumerate() {
             let signature = if verified(index) {

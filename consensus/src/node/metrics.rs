@@ -221,7 +221,9 @@ impl NodeMetrics {
 fn reason_of(rejection: &OrderRejection) -> RejectionReason {
     match rejection {
         OrderRejection::BadSignature => RejectionReason::BadSignature,
-        OrderRejection::UnknownParticipant(_) => RejectionReason::UnknownParticipant,
+        OrderRejection::UnknownParticipant(_) | OrderRejection::ParticipantRemoved { .. } => {
+            RejectionReason::UnknownParticipant
+        }
         OrderRejection::KeyNotAllowed { .. } => RejectionReason::KeyNotAllowed,
         OrderRejection::ReplayedNonce { .. } => RejectionReason::ReplayedNonce,
         OrderRejection::BadOrderId(_) | OrderRejection::OrderIdTooLong { .. } => {

@@ -14,6 +14,8 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use voltmesh_engine::{ConfigError, MarketConfig, ParticipantId};
 
+use crate::governance::{Policies, Policy};
+
 /// Most intervals one block clears. Gates that closed together (after a stall) are cleared in
 /// consecutive blocks, oldest first; orders for them are refused from their gate on either way.
 pub const MAX_CLEARINGS_PER_BLOCK: usize = 1;
@@ -110,6 +112,11 @@ pub struct Genesis {
     /// and what a genesis without the key means) turns snapshots off.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub snapshot_interval_blocks: u64,
+    /// Who may approve governance actions ([`crate::governance`]); absent: a Byzantine quorum
+    /// of the validators' keys for every scope ([`Genesis::policies`]). Governance changes the
+    /// policies on the ledger; genesis holds the first ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<Policies>,
 }
 
 /// The snapshot interval a new genesis gets: about two minutes of blocks at two per second.
@@ -144,6 +151,9 @@ pub enum GenesisError {
     /// The market configuration is inconsistent.
     #[error("market: {0}")]
     Market(#[from] ConfigError),
+    /// A governance policy is inconsistent.
+    #[error("governance: {0}")]
+    Governance(String),
 }
 
 impl Genesis {
@@ -181,7 +191,25 @@ impl Genesis {
             }
         }
         self.market.validate()?;
+        if let Some(policies) = &self.governance {
+            policies
+                .check()
+                .map_err(|e| GenesisError::Governance(e.to_string()))?;
+        }
         Ok(self)
+    }
+
+    /// The governance policies at genesis: the file's, or a Byzantine quorum of the validators'
+    /// keys ([`Policy::quorum_of`]) for every scope.
+    #[must_use]
+    pub fn policies(&self) -> Policies {
+        self.governance.clone().unwrap_or_else(|| {
+            let quorum = Policy::quorum_of(self.validators.iter().map(|v| v.public_key).collect());
+            Policies {
+                members: quorum.clone(),
+                rules: quorum,
+            }
+        })
     }
 
     /// The genesis time in milliseconds since the Unix epoch.
@@ -233,6 +261,7 @@ mod tests {
                 .collect(),
             participants: BTreeMap::from([("h1".into(), vec![pk(1), pk(9)])]),
             snapshot_interval_blocks: DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
+            governance: None,
         }
     }
 

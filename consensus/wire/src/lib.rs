@@ -7,6 +7,7 @@
 //! | [`order`] | [`OrderTicket`], [`SignedOrder`] and the signing bytes (`voltmesh/order/v1`; prices with six decimals) |
 //! | [`clearing`] | [`IntervalClearing`]: one interval's clearing |
 //! | [`reject`] | [`OrderRejection`] and its stable [`kind`](OrderRejection::kind) |
+//! | [`governance`] | [`governance::SignedProposal`], [`governance::Action`], policies and the signing bytes (`voltmesh/governance/v1`) |
 //! | [`genesis`] | [`Genesis`] (parse and validate), [`PublicKey`], [`GenesisError`] |
 //! | [`key`] | the hex ed25519 key file |
 //! | [`api`] | routes, views and the error body of the node API |
@@ -20,6 +21,7 @@ pub mod clearing;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod genesis;
+pub mod governance;
 pub mod key;
 #[cfg(feature = "openapi")]
 pub mod openapi;

@@ -197,17 +197,17 @@ pub fn signatures_valid(orders: &[&SignedOrder], neighborhood: &str) -> Vec<bool
         .collect()
 }
 
-mod hex_signature {
+pub(crate) mod hex_signature {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         sig: &[u8; 64],
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&hex::encode(sig))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<[u8; 64], D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;

@@ -19,6 +19,14 @@ pub enum OrderRejection {
         /// The signer's key.
         key: String,
     },
+    /// The participant was removed from the community from `from_interval` on (governance).
+    #[error("participant {participant} was removed from interval {from_interval} on")]
+    ParticipantRemoved {
+        /// The participant.
+        participant: String,
+        /// The first interval it may not trade in.
+        from_interval: i64,
+    },
     /// The nonce is not above the participant's last. Nodes no longer send it (audit finding M3:
     /// replays are `duplicate_id` or `closed_interval`); kept so that clients of older nodes still
     /// classify it.
@@ -85,6 +93,7 @@ impl OrderRejection {
             OrderRejection::BadSignature => "bad_signature",
             OrderRejection::UnknownParticipant(_) => "unknown_participant",
             OrderRejection::KeyNotAllowed { .. } => "key_not_allowed",
+            OrderRejection::ParticipantRemoved { .. } => "participant_removed",
             OrderRejection::ReplayedNonce { .. } => "replayed_nonce",
             OrderRejection::BadOrderId(_) => "bad_order_id",
             OrderRejection::OrderIdTooLong { .. } => "order_id_too_long",

@@ -154,6 +154,7 @@ pub fn write(
             .map(|p| (p.clone(), vec![bridge_public]))
             .collect(),
         snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
+        governance: None,
     };
     let text = serde_json::to_string_pretty(&genesis).map_err(|e| setup(&e))?;
     // Validate exactly what the nodes will read.
