@@ -184,6 +184,14 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                             // The stub has no ledger to snapshot: the 404 `no_snapshot` path.
                             let _ = reply.send(None);
                         }
+                        ApiRequest::SubmitProposal(_, reply) => {
+                            // Governance is exercised against real nodes (tests/governance.rs
+                            // of the stack); the stub refuses.
+                            let _ = reply.send(Err(
+                                voltmesh_consensus::wire::governance::GovernanceRejection::PoolFull,
+                            ));
+                        }
+                        ApiRequest::Community(reply) => drop(reply),
                     }
                 }
             });

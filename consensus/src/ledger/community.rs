@@ -14,24 +14,12 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
-use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Interval, IntervalSpec, ParticipantId};
 use voltmesh_wire::governance::{
-    check_id, Action, Approval, GovernanceRejection, Policies, Proposal, ProposalHash, Rules,
-    SignedProposal, MAX_KEYS, MAX_PENDING_PROPOSALS, MAX_PROPOSAL_LIFETIME_MS,
+    check_id, Action, Approval, GovernanceRejection, Member, Policies, Proposal, ProposalHash,
+    Rules, SignedProposal, MAX_KEYS, MAX_PENDING_PROPOSALS, MAX_PROPOSAL_LIFETIME_MS,
 };
 use voltmesh_wire::{Genesis, OrderRejection, PublicKey};
-
-/// A participant as the ledger knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Member {
-    /// Keys allowed to sign its orders.
-    pub keys: Vec<PublicKey>,
-    /// The first interval it may not trade in, once removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub removed_from: Option<i64>,
-}
 
 /// A proposal collecting approvals: the approvals committed so far, by key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,7 +33,7 @@ pub use app::{
 };
 pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, MAX_PROPOSALS_PER_BLOCK, ORDER_BYTES_BUDGET};
 pub use clearing_record::ClearingRecord;
-pub use community::{Community, Member, Pending, Prepared};
+pub use community::{Community, Pending, Prepared};
 pub use mempool::{key_of, Mempool, MempoolError, OrderKey};
 pub use reject::BlockRejection;
 pub use state::{LedgerState, MAX_INTERVALS_AHEAD};

@@ -22,10 +22,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{CallAuction, Order, ParticipantId};
-use voltmesh_wire::governance::{Policies, ProposalHash, Rules, SignedProposal};
+use voltmesh_wire::governance::{Member, Policies, ProposalHash, Rules, SignedProposal};
 use voltmesh_wire::Genesis;
 
-use super::community::{Community, Member, Pending};
+use super::community::{Community, Pending};
 use super::LedgerState;
 
 /// The state after a block, as encoded in a snapshot.

@@ -14,6 +14,8 @@
 //! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |
 //! | GET | `/v1/openapi.json` | the API's OpenAPI document, generated from the wire types ([`voltmesh_wire::openapi`]) |
 //! | GET | `/v1/snapshot` | [`SnapshotView`]: the latest ledger snapshot and the committed blocks that prove it, for state sync; 404 `no_snapshot` |
+//! | POST | `/v1/governance` | a signed governance proposal: 202 [`ProposalAnswer`] (approvals counted once committed, and the policy's threshold); 400 `malformed_body`; 422 with `error` = a [`GovernanceRejection::kind`] |
+//! | GET | `/v1/governance` | [`CommunityView`]: participants and their keys, the rule schedule, policies, validators and epoch, proposals collecting approvals, and those this node holds for its next blocks |
 //! | GET | `/v1/status` | [`StatusView`]: height, committed hash, view, peers, validators, last commit time, mempool, orders committed, rejected proposals |
 //!
 //! # Limits (audit L10)
@@ -43,6 +45,8 @@ use voltmesh_wire::api::{
     self as wire_api, error_kind, Accepted, BatchAnswer, BatchResult, BlockView, ErrorBody,
     OrderStatusView, ParticipantView, SnapshotView, StatusView,
 };
+use voltmesh_wire::api::{CommunityView, ProposalAnswer};
+use voltmesh_wire::governance::{GovernanceRejection, SignedProposal};
 use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 
 use crate::index::Index;
@@ -77,6 +81,13 @@ pub enum ApiRequest {
     Status(oneshot::Sender<StatusView>),
     /// The latest ledger snapshot with its proof.
     Snapshot(oneshot::Sender<Option<Arc<SnapshotView>>>),
+    /// Submit a signed governance proposal.
+    SubmitProposal(
+        SignedProposal,
+        oneshot::Sender<Result<ProposalAnswer, GovernanceRejection>>,
+    ),
+    /// The community as the committed ledger says.
+    Community(oneshot::Sender<CommunityView>),
 }
 
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
@@ -382,6 +393,34 @@ async fn snapshot(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
     }
 }
 
+async fn submit_proposal(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let signed: SignedProposal = match body.map_err(|e| (e.status(), e.body_text())).and_then(|b| {
+        serde_json::from_slice(&b).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+    }) {
+        Ok(signed) => signed,
+        Err((status, message)) => return error(status, error_kind::MALFORMED_BODY, message),
+    };
+    match ask(&tx, |reply| ApiRequest::SubmitProposal(signed, reply)).await {
+        Ok(Ok(answer)) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
+        Ok(Err(rejection)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            rejection.kind(),
+            rejection.to_string(),
+        ),
+        Err(response) => response,
+    }
+}
+
+async fn community(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
+    match ask(&tx, ApiRequest::Community).await {
+        Ok(view) => Json(view).into_response(),
+        Err(response) => response,
+    }
+}
+
 async fn openapi() -> Response {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let text = DOCUMENT.get_or_init(voltmesh_wire::openapi::json);
@@ -504,6 +543,7 @@ fn routes(tx: mpsc::Sender<ApiRequest>) -> Router {
         .route(wire_api::BLOCK, get(block))
         .route(wire_api::STATUS, get(status))
         .route(wire_api::SNAPSHOT, get(snapshot))
+        .route(wire_api::GOVERNANCE, get(community).post(submit_proposal))
         .route(wire_api::OPENAPI, get(openapi))
         .with_state(tx)
 }

@@ -8,7 +8,10 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
-use voltmesh_wire::api::{ParticipantView, SnapshotView, StatusView};
+use voltmesh_wire::api::{
+    CommunityView, ParticipantView, PendingProposalView, ProposalAnswer, ScheduledRules,
+    SnapshotView, StatusView,
+};
 use voltmesh_wire::{Genesis, OrderRejection, SignedOrder};
 
 use super::api::{self, ApiRequest};
@@ -561,6 +564,32 @@ impl Driver {
             ApiRequest::Snapshot(reply) => {
                 let _ = reply.send(self.latest_snapshot()?);
             }
+            ApiRequest::SubmitProposal(signed, reply) => {
+                let hash = signed.proposal.hash(&self.genesis.neighborhood);
+                let kind = signed.proposal.action.kind();
+                let result = self
+                    .replica
+                    .app_mut()
+                    .submit_proposal(signed, now_ms())
+                    .map(|accepted| ProposalAnswer {
+                        hash,
+                        approved: accepted.approved,
+                        threshold: accepted.threshold,
+                    });
+                match &result {
+                    Ok(answer) => {
+                        info!(proposal = %hash, action = kind, approved = answer.approved, threshold = answer.threshold, "governance proposal taken")
+                    }
+                    Err(rejection) => {
+                        info!(proposal = %hash, action = kind, reason = rejection.kind(), "governance proposal refused")
+                    }
+                }
+                let _ = reply.send(result);
+                self.wake_if_quiet()?;
+            }
+            ApiRequest::Community(reply) => {
+                let _ = reply.send(self.community_view());
+            }
             ApiRequest::Status(reply) => {
                 let status = self.replica.status();
                 let _ = reply.send(StatusView {
@@ -581,6 +610,40 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// The community as the committed ledger says, and the proposals this node holds.
+    fn community_view(&self) -> CommunityView {
+        let app = self.replica.app();
+        let community = app.committed().community();
+        let policies = community.policies();
+        CommunityView {
+            neighborhood: self.genesis.neighborhood.clone(),
+            height: self.replica.status().committed_height,
+            epoch: 0,
+            validators: self.genesis.validators.clone(),
+            policies: policies.clone(),
+            rules: community
+                .schedule()
+                .map(|(from_interval, rules)| ScheduledRules {
+                    from_interval,
+                    rules: *rules,
+                })
+                .collect(),
+            participants: community.members().clone(),
+            pending: community
+                .pending()
+                .iter()
+                .map(|(&hash, pending)| PendingProposalView {
+                    hash,
+                    proposal: pending.proposal.clone(),
+                    approved_by: pending.approvals.keys().copied().collect(),
+                    threshold: policies.of(pending.proposal.action.scope()).threshold,
+                })
+                .collect(),
+            actions_applied: community.actions_applied(),
+            held: app.proposals().to_vec(),
+        }
     }
 
     /// Executes the replica's outputs in order; a persist is durable before anything after it.

@@ -8,6 +8,8 @@
 //! | GET | [`PARTICIPANT`] | 200 [`ParticipantView`] |
 //! | GET | [`BLOCK`] | 200 [`BlockView`]; 400 `malformed_height`; 404 `not_committed` |
 //! | GET | [`STATUS`] | 200 [`StatusView`] |
+//! | POST | [`GOVERNANCE`] | body: a [`SignedProposal`]; 202 [`ProposalAnswer`]; 400 `malformed_body`; 422 [`ErrorBody`] with `error` = a [`GovernanceRejection::kind`] |
+//! | GET | [`GOVERNANCE`] | 200 [`CommunityView`]: participants, rules with their schedule, policies, validators and epoch, pending proposals with their approvals |
 //!
 //! Every error answer is an [`ErrorBody`] (`{"error": kind, "message": text}`); a node whose
 //! request queue is full answers 503 `busy`, one shutting down 503 `stopping`.
@@ -17,11 +19,15 @@
 //! [`SignedOrder`]: crate::SignedOrder
 //! [`IntervalClearing`]: crate::IntervalClearing
 //! [`OrderRejection::kind`]: crate::OrderRejection::kind
+//! [`GovernanceRejection::kind`]: crate::governance::GovernanceRejection::kind
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Money, ParticipantId, Side, Trade, Wh};
 
-use crate::{IntervalClearing, SignedOrder};
+use crate::governance::{Member, Policies, Proposal, ProposalHash, Rules, SignedProposal};
+use crate::{GenesisValidator, IntervalClearing, PublicKey, SignedOrder};
 
 /// `GET`: the node API's OpenAPI document (feature `openapi` of this crate generates it).
 pub const OPENAPI: &str = "/v1/openapi.json";
@@ -43,6 +49,9 @@ pub const BLOCK: &str = "/v1/blocks/{height}";
 pub const STATUS: &str = "/v1/status";
 /// `GET`: the node's latest ledger snapshot with its proof ([`SnapshotView`]), for state sync.
 pub const SNAPSHOT: &str = "/v1/snapshot";
+/// `POST`: a signed governance proposal ([`crate::governance::SignedProposal`]), answered 202
+/// [`ProposalAnswer`]; `GET`: the community ([`CommunityView`]).
+pub const GOVERNANCE: &str = "/v1/governance";
 
 /// The path of [`INTERVAL`] for `start` (Unix seconds).
 pub fn interval_path(start: i64) -> String {
@@ -175,6 +184,68 @@ pub enum BatchResult {
     Accepted(Accepted),
     /// Refused: `{"error": kind, "message": text}` with an order rejection kind.
     Refused(ErrorBody),
+}
+
+/// The answer to an accepted signed proposal (HTTP 202): the node holds its approvals and puts
+/// them in the next block it proposes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalAnswer {
+    /// The proposal's identity ([`crate::governance::ProposalHash`]).
+    pub hash: ProposalHash,
+    /// Approvals by keys of the action's policy once these are committed (this node's held
+    /// approvals and the committed ones included).
+    pub approved: usize,
+    /// How many the policy needs: at `approved >= threshold` the action takes effect in the
+    /// block that commits these approvals.
+    pub threshold: u32,
+}
+
+/// Rules from an interval on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledRules {
+    /// First interval (Unix seconds) they apply to; `None`: since genesis.
+    pub from_interval: Option<i64>,
+    /// The rules.
+    pub rules: Rules,
+}
+
+/// A proposal collecting approvals on the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingProposalView {
+    /// Its identity.
+    pub hash: ProposalHash,
+    /// The proposal.
+    pub proposal: Proposal,
+    /// Keys whose approvals are committed.
+    pub approved_by: Vec<PublicKey>,
+    /// How many approvals its policy needs.
+    pub threshold: u32,
+}
+
+/// `GET /v1/governance`: the community as the committed ledger says, and the proposals this
+/// node holds for its next blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommunityView {
+    /// The neighborhood.
+    pub neighborhood: String,
+    /// Committed height the view is at.
+    pub height: u64,
+    /// The validator set's epoch (0: the genesis set; validator changes are not yet governed).
+    pub epoch: u64,
+    /// The validator set.
+    pub validators: Vec<GenesisValidator>,
+    /// Who may approve what.
+    pub policies: Policies,
+    /// The rule schedule, oldest first.
+    pub rules: Vec<ScheduledRules>,
+    /// Every participant, removed ones included.
+    pub participants: BTreeMap<ParticipantId, Member>,
+    /// Proposals collecting approvals on the ledger.
+    pub pending: Vec<PendingProposalView>,
+    /// Actions that took effect since genesis.
+    pub actions_applied: u64,
+    /// Signed proposals this node holds for its next blocks.
+    pub held: Vec<SignedProposal>,
 }
 
 /// Every error answer: `{"error": kind, "message": text}`.

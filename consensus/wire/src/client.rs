@@ -79,11 +79,13 @@ pub enum ClientError {
     /// The node could not be reached, timed out or is busy; worth retrying.
     #[error("node unavailable: {0}")]
     Unavailable(String),
-    /// The node refused the order for good (bad signature, unknown participant, closed
-    /// interval, price outside the tariffs, ...): do not retry.
-    #[error("order rejected ({kind}): {message}")]
+    /// The node refused the order (bad signature, unknown participant, closed interval, price
+    /// outside the tariffs, ...) or the governance proposal (unauthorised, expired, ...) for
+    /// good: do not retry.
+    #[error("rejected ({kind}): {message}")]
     Rejected {
-        /// The node's error code ([`crate::OrderRejection::kind`]).
+        /// The node's error code ([`crate::OrderRejection::kind`],
+        /// [`crate::governance::GovernanceRejection::kind`]).
         kind: String,
         /// The node's explanation.
         message: String,
@@ -485,6 +487,50 @@ impl NodeClient {
             .await?
             .ok_or_else(not_found)
     }
+
+    /// `POST /v1/governance`: hands a signed proposal to the node, which puts its approvals in
+    /// the next block it proposes.
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with a [`crate::governance::GovernanceRejection::kind`] if the
+    /// node refuses it; otherwise as [`NodeClient::raw`], and [`ClientError::Unexpected`] for an
+    /// undocumented answer.
+    pub async fn submit_proposal(
+        &self,
+        signed: &crate::governance::SignedProposal,
+    ) -> Result<api::ProposalAnswer, ClientError> {
+        let body = serde_json::to_vec(signed).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let answer = self.raw("POST", api::GOVERNANCE, Some(body)).await?;
+        match (answer.status, answer.error()) {
+            (202, _) => serde_json::from_slice(&answer.body).map_err(|e| ClientError::Unexpected {
+                status: 202,
+                body: format!("not the documented answer: {e}"),
+            }),
+            (422, Some(e)) => Err(ClientError::Rejected {
+                kind: e.error,
+                message: e.message,
+            }),
+            (400, parsed) => Err(ClientError::Malformed(
+                parsed.map_or_else(|| snippet(&answer.body), |e| e.message),
+            )),
+            (s, _) if s >= 500 => Err(ClientError::Unavailable(format!(
+                "HTTP {s}: {}",
+                snippet(&answer.body)
+            ))),
+            (s, _) => Err(ClientError::Unexpected {
+                status: s,
+                body: snippet(&answer.body),
+            }),
+        }
+    }
+
+    /// `GET /v1/governance`: the community as the node's committed ledger says.
+    ///
+    /// # Errors
+    /// [`ClientError`] (module docs); a 404 is [`ClientError::Unexpected`].
+    pub async fn community(&self) -> Result<api::CommunityView, ClientError> {
+        self.view(api::GOVERNANCE).await?.ok_or_else(not_found)
+    }
 }
 
 fn not_found() -> ClientError {
@@ -576,6 +622,25 @@ impl BlockingNodeClient {
     /// As [`NodeClient::submit`].
     pub fn submit(&self, order: &SignedOrder) -> Result<Submitted, ClientError> {
         self.run(|c| c.submit(order))
+    }
+
+    /// [`NodeClient::submit_proposal`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::submit_proposal`].
+    pub fn submit_proposal(
+        &self,
+        signed: &crate::governance::SignedProposal,
+    ) -> Result<api::ProposalAnswer, ClientError> {
+        self.run(|c| c.submit_proposal(signed))
+    }
+
+    /// [`NodeClient::community`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::community`].
+    pub fn community(&self) -> Result<api::CommunityView, ClientError> {
+        self.run(|c| c.community())
     }
 
     /// [`NodeClient::submit_batch`].

@@ -255,6 +255,17 @@ impl Action {
     }
 }
 
+/// A participant as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Keys allowed to sign its orders.
+    pub keys: Vec<PublicKey>,
+    /// The first interval it may not trade in, once removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_from: Option<i64>,
+}
+
 /// What approvers sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

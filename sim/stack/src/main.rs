@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use voltmesh::cmd::{self, bridge, clear, demo, node, sim};
+use voltmesh::cmd::{self, admin, bridge, clear, demo, node, sim};
 
 /// Voltmesh: a peer-to-peer energy exchange for one neighborhood.
 ///
@@ -29,6 +29,9 @@ enum Command {
     Keygen(voltmesh_consensus::cli::KeygenArgs),
     /// Re-execute a stopped node's committed ledger from genesis and report the first mismatch.
     Verify(voltmesh_consensus::cli::VerifyArgs),
+    /// Governance: draft, sign, combine and submit proposals (members, keys, rules, policies);
+    /// show the community.
+    Admin(admin::AdminArgs),
     /// Run the meter bridge: meters over MQTT to signed orders on a node, results back.
     Bridge(voltmesh_meter_bridge::cli::BridgeArgs),
     /// Clear a book of orders from a JSON file and print the result as JSON.
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node::node(&args),
         Command::Keygen(args) => node::keygen(&args),
         Command::Verify(args) => node::verify(&args),
+        Command::Admin(args) => admin::run(&args),
         Command::Bridge(args) => bridge::run(&args),
         Command::Clear(args) => clear::run(&args),
         Command::Sim(args) => sim::run(&args),

@@ -279,7 +279,6 @@ fn wrong_clearing_proposals_are_refused() {
 fn a_wiped_validator_state_syncs_and_votes_again_within_a_minute() {
     let options = voltmesh::testing::cluster::ClusterOptions {
         snapshot_interval_blocks: 16,
-        governance: None,
         ..voltmesh::testing::cluster::ClusterOptions::new(4)
     };
     let mut cluster = support::start_with("wipe", &options);

@@ -2,6 +2,7 @@
 //! `anyhow::Result<()>`; the binary reports an error in one place ([`report`]) and picks the exit
 //! status from it ([`BadInput`] is 2, anything else 1).
 
+pub mod admin;
 pub mod bridge;
 pub mod clear;
 pub mod demo;

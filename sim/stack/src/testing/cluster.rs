@@ -158,7 +158,6 @@ impl ClusterOptions {
             bridge_participants: 0,
             admission: None,
             snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
-            governance: None,
             idle_block_interval_ms: 0,
         }
     }
