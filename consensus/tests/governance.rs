@@ -545,3 +545,86 @@ fn validators_re_execute_proposals_and_snapshots_carry_the_community() {
     validator.execute(&g, &later, at(3601)).unwrap();
     assert!(validator.community().pending().is_empty());
 }
+
+#[test]
+fn a_named_supplier_publishes_per_interval_tariffs_before_their_gates() {
+    use voltmesh_consensus::wire::governance::Policies;
+    // Without a prices policy nobody may publish tariffs, not even the validators.
+    let plain = genesis();
+    let mut prices = BTreeMap::new();
+    prices.insert(interval(2), Tariffs::new(p("0.12"), p("0.25")).unwrap());
+    let publish = proposal("day-ahead", Action::SetPrices { prices });
+    assert_eq!(
+        LedgerState::new(&plain)
+            .check_proposal(&plain, &signed(&publish, &[100]), at(60))
+            .unwrap_err()
+            .kind(),
+        "unauthorised"
+    );
+    // The community names the supplier's key 50 (one signature suffices).
+    let mut g = genesis();
+    let quorum = g.policies().members;
+    g.governance = Some(Policies {
+        members: quorum.clone(),
+        rules: quorum,
+        prices: Some(Policy {
+            keys: vec![pk(50)],
+            threshold: 1,
+        }),
+    });
+    let g = g.validate().unwrap();
+    let mut state = LedgerState::new(&g);
+    state
+        .insert(
+            &g,
+            &order(1, "h1", interval(2), "low", Side::Sell, "0.10"),
+            at(60),
+        )
+        .unwrap();
+    state
+        .apply_proposal(&g, &signed(&publish, &[50]), at(120))
+        .unwrap();
+    assert_eq!(
+        state.orders_in(interval(2)),
+        0,
+        "below the published feed-in: expired"
+    );
+    for (n, ok) in [(1, true), (2, false), (3, true)] {
+        let result = state.admit(
+            &g,
+            &order(1, "h1", interval(n), &format!("s{n}"), Side::Sell, "0.10"),
+            at(130),
+        );
+        assert_eq!(result.is_ok(), ok, "interval {n}: {result:?}");
+    }
+    assert_eq!(
+        state
+            .community()
+            .rules_for(interval(2))
+            .rules
+            .tariffs
+            .retail,
+        p("0.25")
+    );
+    // A publication after the interval's gate is refused.
+    let mut late_prices = BTreeMap::new();
+    late_prices.insert(interval(1), Tariffs::new(p("0.12"), p("0.25")).unwrap());
+    let late = proposal(
+        "too-late",
+        Action::SetPrices {
+            prices: late_prices,
+        },
+    );
+    assert_eq!(
+        state
+            .check_proposal(&g, &signed(&late, &[50]), at(660))
+            .unwrap_err()
+            .kind(),
+        "retroactive"
+    );
+    // Once interval 2 has cleared, its published tariffs are forgotten (memory stays flat).
+    state.build(&g, &[], [].iter(), at(1200), 10);
+    assert_eq!(state.community().prices().len(), 1);
+    state.build(&g, &[], [].iter(), at(2100), 10);
+    assert!(state.community().prices().is_empty());
+}

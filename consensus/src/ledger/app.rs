@@ -221,14 +221,15 @@ impl LedgerApp {
                 threshold: approved.1,
             },
             Prepared::Apply { .. } => {
-                let policy = self
+                let threshold = self
                     .committed
                     .community()
                     .policies()
-                    .of(signed.proposal.action.scope());
+                    .of(signed.proposal.action.scope())
+                    .map_or(0, |p| p.threshold);
                 ProposalAccepted {
-                    approved: policy.threshold as usize,
-                    threshold: policy.threshold,
+                    approved: threshold as usize,
+                    threshold,
                 }
             }
         };

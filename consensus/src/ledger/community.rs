@@ -14,10 +14,11 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
-use voltmesh_engine::{Interval, IntervalSpec, ParticipantId};
+use voltmesh_engine::{Interval, IntervalSpec, ParticipantId, Tariffs};
 use voltmesh_wire::governance::{
     check_id, Action, Approval, GovernanceRejection, Member, Policies, Proposal, ProposalHash,
-    Rules, SignedProposal, MAX_KEYS, MAX_PENDING_PROPOSALS, MAX_PROPOSAL_LIFETIME_MS,
+    Rules, SignedProposal, MAX_KEYS, MAX_PENDING_PROPOSALS, MAX_PRICED_INTERVALS,
+    MAX_PROPOSAL_LIFETIME_MS,
 };
 use voltmesh_wire::{Genesis, OrderRejection, PublicKey};
 
@@ -61,6 +62,8 @@ pub struct Community {
     pub(super) base: Rules,
     /// Changes: from which interval start on which rules apply.
     pub(super) schedule: BTreeMap<i64, Rules>,
+    /// Per-interval tariffs published for intervals not cleared yet.
+    pub(super) prices: BTreeMap<i64, Tariffs>,
     pub(super) policies: Policies,
     pub(super) pending: BTreeMap<ProposalHash, Pending>,
     pub(super) applied: BTreeMap<ProposalHash, u64>,
@@ -87,6 +90,7 @@ impl Community {
                 .collect(),
             base: Rules::of(&genesis.market),
             schedule: BTreeMap::new(),
+            prices: BTreeMap::new(),
             policies: genesis.policies(),
             pending: BTreeMap::new(),
             applied: BTreeMap::new(),
@@ -100,12 +104,33 @@ impl Community {
         self.actions_applied == 0 && self.pending.is_empty() && self.applied.is_empty()
     }
 
-    /// The rules of the interval starting at `interval_start`.
-    pub fn rules_for(&self, interval_start: i64) -> &Rules {
-        self.schedule
+    /// The rules of the interval starting at `interval_start`: the schedule's, with the
+    /// interval's published tariffs if any ([`Action::SetPrices`]).
+    pub fn rules_for(&self, interval_start: i64) -> Rules {
+        let mut rules = *self
+            .schedule
             .range(..=interval_start)
             .next_back()
-            .map_or(&self.base, |(_, rules)| rules)
+            .map_or(&self.base, |(_, rules)| rules);
+        if let Some(&tariffs) = self.prices.get(&interval_start) {
+            rules.rules.tariffs = tariffs;
+        }
+        rules
+    }
+
+    /// Per-interval tariffs published for intervals not cleared yet.
+    pub fn prices(&self) -> &BTreeMap<i64, Tariffs> {
+        &self.prices
+    }
+
+    /// Whether [`Community::forget_prices_through`] would change anything.
+    pub(super) fn has_prices_through(&self, interval_start: i64) -> bool {
+        self.prices.range(..=interval_start).next().is_some()
+    }
+
+    /// Forgets the published tariffs of the intervals up to `interval_start` (cleared).
+    pub(super) fn forget_prices_through(&mut self, interval_start: i64) {
+        self.prices = self.prices.split_off(&interval_start.saturating_add(1));
     }
 
     /// The rule schedule: from which interval on (`None`: genesis) which rules apply.
@@ -195,7 +220,11 @@ impl Community {
             return Err(GovernanceRejection::Replayed(hash));
         }
         let scope = proposal.action.scope();
-        let policy = self.policies.of(scope);
+        let no_one = voltmesh_wire::governance::Policy {
+            keys: Vec::new(),
+            threshold: 1,
+        };
+        let policy = self.policies.of(scope).unwrap_or(&no_one);
         for approval in &signed.approvals {
             if !policy.keys.contains(&approval.public_key) {
                 return Err(GovernanceRejection::Unauthorised {
@@ -322,6 +351,18 @@ impl Community {
                     .validate()
                     .map_err(|e| GovernanceRejection::BadRules(e.to_string()))?;
             }
+            Action::SetPrices { prices } => {
+                if prices.is_empty() || prices.len() > MAX_PRICED_INTERVALS {
+                    return Err(GovernanceRejection::BadRules(format!(
+                        "prices for 1 to {MAX_PRICED_INTERVALS} intervals"
+                    )));
+                }
+                for (&start, tariffs) in prices {
+                    open_interval(start, at_ms, spec)?;
+                    Tariffs::new(tariffs.feed_in, tariffs.retail)
+                        .map_err(|e| GovernanceRejection::BadRules(e.to_string()))?;
+                }
+            }
             Action::SetPolicy { policy, .. } => policy.check()?,
         }
         Ok(())
@@ -395,10 +436,8 @@ impl Community {
             } => {
                 self.schedule.insert(from_interval, rules);
             }
-            Action::SetPolicy { scope, policy } => match scope {
-                voltmesh_wire::governance::Scope::Members => self.policies.members = policy,
-                voltmesh_wire::governance::Scope::Rules => self.policies.rules = policy,
-            },
+            Action::SetPrices { prices } => self.prices.extend(prices),
+            Action::SetPolicy { scope, policy } => self.policies.set(scope, policy),
         }
     }
 

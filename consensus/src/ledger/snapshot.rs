@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use voltmesh_engine::{CallAuction, Order, ParticipantId};
+use voltmesh_engine::{CallAuction, Order, ParticipantId, Tariffs};
 use voltmesh_wire::governance::{Member, Policies, ProposalHash, Rules, SignedProposal};
 use voltmesh_wire::Genesis;
 
@@ -53,6 +53,9 @@ pub struct CommunitySnapshot {
     pub base: Rules,
     /// Rule changes: from which interval start on.
     pub schedule: BTreeMap<i64, Rules>,
+    /// Per-interval tariffs published for intervals not cleared yet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<i64, Tariffs>,
     /// The policies in force.
     pub policies: Policies,
     /// Proposals collecting approvals, with the approvals committed so far.
@@ -69,6 +72,7 @@ impl CommunitySnapshot {
             members: community.members.clone(),
             base: community.base,
             schedule: community.schedule.clone(),
+            prices: community.prices.clone(),
             policies: community.policies.clone(),
             pending: community
                 .pending
@@ -88,6 +92,7 @@ impl CommunitySnapshot {
             members: self.members,
             base: self.base,
             schedule: self.schedule,
+            prices: self.prices,
             policies: self.policies,
             pending: self
                 .pending

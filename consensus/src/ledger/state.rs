@@ -150,7 +150,7 @@ impl LedgerState {
             &order.public_key,
             ticket.interval_start,
         )?;
-        let rules = *self.community.rules_for(ticket.interval_start);
+        let rules = self.community.rules_for(ticket.interval_start);
         let limits = rules.admission;
         let id_bytes = ticket.id.as_str().len();
         if id_bytes > usize::try_from(limits.max_order_id_bytes).unwrap_or(usize::MAX) {
@@ -296,18 +296,25 @@ impl LedgerState {
             Some(Action::RemoveParticipant {
                 participant,
                 from_interval,
-            }) => self.rebook(from_interval, |order| order.participant != participant),
-            Some(Action::ChangeRules { from_interval, .. }) => self.rebook(from_interval, |_| true),
+            }) => self.rebook(from_interval.., |order| order.participant != participant),
+            Some(Action::ChangeRules { from_interval, .. }) => {
+                self.rebook(from_interval.., |_| true);
+            }
+            Some(Action::SetPrices { prices }) => {
+                for start in prices.into_keys() {
+                    self.rebook(start..=start, |_| true);
+                }
+            }
             _ => {}
         }
         Ok(())
     }
 
-    /// Rebuilds the books of the intervals from `from` on with their rules, keeping the orders
+    /// Rebuilds the books of the intervals in `range` with their rules, keeping the orders
     /// `keep` says and the rules admit, in the order they entered; the others expire. An
     /// emptied book stays, so its interval still clears (with no trades).
-    fn rebook(&mut self, from: i64, keep: impl Fn(&Order) -> bool) {
-        let starts: Vec<i64> = self.books.range(from..).map(|(&start, _)| start).collect();
+    fn rebook(&mut self, range: impl std::ops::RangeBounds<i64>, keep: impl Fn(&Order) -> bool) {
+        let starts: Vec<i64> = self.books.range(range).map(|(&start, _)| start).collect();
         for start in starts {
             let Some(old) = self.books.remove(&start) else {
                 continue;
@@ -356,6 +363,9 @@ impl LedgerState {
                 interval_start,
                 outcome: book.clear(self.community.rules_for(interval_start).mechanism),
             });
+            if self.community.has_prices_through(interval_start) {
+                Arc::make_mut(&mut self.community).forget_prices_through(interval_start);
+            }
         }
         clearings
     }

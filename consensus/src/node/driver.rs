@@ -631,6 +631,7 @@ impl Driver {
                 })
                 .collect(),
             participants: community.members().clone(),
+            prices: community.prices().clone(),
             pending: community
                 .pending()
                 .iter()
@@ -638,7 +639,9 @@ impl Driver {
                     hash,
                     proposal: pending.proposal.clone(),
                     approved_by: pending.approvals.keys().copied().collect(),
-                    threshold: policies.of(pending.proposal.action.scope()).threshold,
+                    threshold: policies
+                        .of(pending.proposal.action.scope())
+                        .map_or(0, |p| p.threshold),
                 })
                 .collect(),
             actions_applied: community.actions_applied(),

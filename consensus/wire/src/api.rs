@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use voltmesh_engine::{Money, ParticipantId, Side, Trade, Wh};
+use voltmesh_engine::{Money, ParticipantId, Side, Tariffs, Trade, Wh};
 
 use crate::governance::{Member, Policies, Proposal, ProposalHash, Rules, SignedProposal};
 use crate::{GenesisValidator, IntervalClearing, PublicKey, SignedOrder};
@@ -238,6 +238,10 @@ pub struct CommunityView {
     pub policies: Policies,
     /// The rule schedule, oldest first.
     pub rules: Vec<ScheduledRules>,
+    /// Per-interval tariffs published (a supplier's dynamic tariff) for intervals not cleared
+    /// yet: interval start → tariffs; they replace the rules' tariffs for that interval.
+    #[serde(default)]
+    pub prices: BTreeMap<i64, Tariffs>,
     /// Every participant, removed ones included.
     pub participants: BTreeMap<ParticipantId, Member>,
     /// Proposals collecting approvals on the ledger.

@@ -208,6 +208,7 @@ impl Genesis {
             Policies {
                 members: quorum.clone(),
                 rules: quorum,
+                prices: None,
             }
         })
     }

@@ -17,7 +17,7 @@
 //! The proposal's id ([`ProposalHash`]) is the SHA-256 of those bytes. Signatures are ed25519
 //! under the ZIP-215 rules, like orders' ([`crate::order`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use ed25519_dalek::{Signer, SigningKey};
@@ -25,6 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use voltmesh_engine::{
     AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, ParticipantId, Price,
+    Tariffs,
 };
 
 use crate::genesis::PublicKey;
@@ -38,6 +39,8 @@ pub const MAX_APPROVALS: usize = 64;
 pub const MAX_KEYS: usize = 64;
 /// Most proposals collecting approvals at once.
 pub const MAX_PENDING_PROPOSALS: usize = 256;
+/// Most intervals one [`Action::SetPrices`] prices: two days of 15-minute intervals.
+pub const MAX_PRICED_INTERVALS: usize = 192;
 /// Longest proposal id and participant id of a new member, in bytes.
 pub const MAX_ID_BYTES: usize = 64;
 
@@ -102,6 +105,9 @@ pub enum Scope {
     Members,
     /// Market rules, and every policy.
     Rules,
+    /// Per-interval tariffs (a supplier's day-ahead dynamic tariff), if the community names a
+    /// publisher ([`Policies::prices`]).
+    Prices,
 }
 
 /// The policies of every scope. Genesis may name them; if it does not, each is a Byzantine
@@ -113,25 +119,40 @@ pub struct Policies {
     pub members: Policy,
     /// Approves rule changes and policy changes.
     pub rules: Policy,
+    /// Approves per-interval tariffs ([`Action::SetPrices`]): typically the supplier's one key
+    /// with threshold 1. Absent: nobody publishes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<Policy>,
 }
 
 impl Policies {
-    /// The policy of `scope`.
+    /// The policy of `scope` (`None`: nobody may approve such actions).
     #[must_use]
-    pub fn of(&self, scope: Scope) -> &Policy {
+    pub fn of(&self, scope: Scope) -> Option<&Policy> {
         match scope {
-            Scope::Members => &self.members,
-            Scope::Rules => &self.rules,
+            Scope::Members => Some(&self.members),
+            Scope::Rules => Some(&self.rules),
+            Scope::Prices => self.prices.as_ref(),
         }
     }
 
-    /// Checks both.
+    /// Sets the policy of `scope`.
+    pub fn set(&mut self, scope: Scope, policy: Policy) {
+        match scope {
+            Scope::Members => self.members = policy,
+            Scope::Rules => self.rules = policy,
+            Scope::Prices => self.prices = Some(policy),
+        }
+    }
+
+    /// Checks every policy.
     ///
     /// # Errors
     /// As [`Policy::check`].
     pub fn check(&self) -> Result<(), GovernanceRejection> {
         self.members.check()?;
-        self.rules.check()
+        self.rules.check()?;
+        self.prices.as_ref().map_or(Ok(()), Policy::check)
     }
 }
 
@@ -219,6 +240,15 @@ pub enum Action {
         /// The rules.
         rules: Rules,
     },
+    /// Per-interval tariffs (a supplier's day-ahead dynamic tariff): for each listed interval,
+    /// the feed-in and retail prices that bound its orders, instead of the rules' tariffs. Each
+    /// interval's gate must still be open when the action takes effect (a late publication is
+    /// refused as `retroactive`); orders already booked outside the new bounds expire. At most
+    /// [`MAX_PRICED_INTERVALS`] intervals per action.
+    SetPrices {
+        /// Interval start (Unix seconds) → its tariffs.
+        prices: BTreeMap<i64, Tariffs>,
+    },
     /// A new policy for a scope, effective for every approval counted after it.
     SetPolicy {
         /// Which scope.
@@ -238,6 +268,7 @@ impl Action {
             | Action::AddKey { .. }
             | Action::RevokeKey { .. } => Scope::Members,
             Action::ChangeRules { .. } | Action::SetPolicy { .. } => Scope::Rules,
+            Action::SetPrices { .. } => Scope::Prices,
         }
     }
 
@@ -250,6 +281,7 @@ impl Action {
             Action::AddKey { .. } => "add_key",
             Action::RevokeKey { .. } => "revoke_key",
             Action::ChangeRules { .. } => "change_rules",
+            Action::SetPrices { .. } => "set_prices",
             Action::SetPolicy { .. } => "set_policy",
         }
     }
@@ -467,7 +499,7 @@ pub enum GovernanceRejection {
     /// The proposal took effect already: a replay.
     #[error("proposal {0} took effect already")]
     Replayed(ProposalHash),
-    /// An approval's key is not in the action's policy.
+    /// An approval's key is not in the action's policy (or the scope has no policy).
     #[error("key {key} may not approve {scope:?} actions")]
     Unauthorised {
         /// The scope.

@@ -159,6 +159,13 @@ enum ActionArgs {
         #[arg(long)]
         max_orders_per_interval: Option<u32>,
     },
+    /// Per-interval tariffs (a supplier's dynamic tariff, approved by the prices policy): a
+    /// JSON file mapping interval starts (Unix seconds) to `{"feed_in": .., "retail": ..}`.
+    SetPrices {
+        /// The file.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// A new policy for a scope.
     SetPolicy {
         /// Which scope.
@@ -177,6 +184,7 @@ enum ActionArgs {
 enum ScopeArg {
     Members,
     Rules,
+    Prices,
 }
 
 /// The file `voltmesh admin` passes around: the proposal, the neighborhood its signatures are
@@ -422,6 +430,15 @@ fn draft_file(draft: &DraftArgs) -> anyhow::Result<ProposalFile> {
                 rules: base,
             }
         }
+        ActionArgs::SetPrices { file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))
+                .map_err(BadInput)?;
+            let prices: std::collections::BTreeMap<i64, Tariffs> = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a prices file", file.display()))
+                .map_err(BadInput)?;
+            Action::SetPrices { prices }
+        }
         ActionArgs::SetPolicy {
             scope,
             keys,
@@ -436,6 +453,7 @@ fn draft_file(draft: &DraftArgs) -> anyhow::Result<ProposalFile> {
                 scope: match scope {
                     ScopeArg::Members => Scope::Members,
                     ScopeArg::Rules => Scope::Rules,
+                    ScopeArg::Prices => Scope::Prices,
                 },
                 policy,
             }
