@@ -12,7 +12,11 @@ use voltmesh_consensus::wire::api::{
     error_kind, Balance, BlockView, OrderState, OrderStatusEntry, OrderStatusView, ParticipantView,
     StatusView, MAX_BATCH_ORDERS,
 };
+use voltmesh_consensus::wire::api::{CommunityView, ProposalAnswer};
 use voltmesh_consensus::wire::client::{ClientError, NodeClient, SubmitCounts, Submitted};
+use voltmesh_consensus::wire::governance::{
+    Action, GovernanceRejection, Policies, Policy, Proposal, Scope, SignedProposal,
+};
 use voltmesh_consensus::wire::{IntervalClearing, OrderRejection, OrderTicket, SignedOrder};
 use voltmesh_engine::{
     ClearingOutcome, IntervalSpec, Mechanism, Money, PriceRange, RejectReason, Side, Trade,
@@ -129,6 +133,58 @@ fn block(order: &SignedOrder) -> BlockView {
     }
 }
 
+/// A signed proposal named `id`.
+fn proposal(id: &str) -> SignedProposal {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let proposal = Proposal {
+        id: id.into(),
+        valid_until_ms: 1_790_000_000_000,
+        action: Action::AddParticipant {
+            participant: "hh-9".into(),
+            keys: vec![voltmesh_consensus::wire::PublicKey(
+                key.verifying_key().to_bytes(),
+            )],
+        },
+    };
+    SignedProposal::signed(proposal, "nb", &[&key])
+}
+
+/// The stub's community: one member, the genesis rules, no proposals.
+fn community() -> CommunityView {
+    let key = voltmesh_consensus::wire::PublicKey(
+        ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let policy = Policy {
+        keys: vec![key],
+        threshold: 1,
+    };
+    CommunityView {
+        neighborhood: "nb".into(),
+        height: HEIGHT,
+        epoch: 0,
+        validators: Vec::new(),
+        policies: Policies {
+            members: policy.clone(),
+            rules: policy,
+            prices: None,
+        },
+        rules: Vec::new(),
+        prices: std::collections::BTreeMap::new(),
+        participants: std::collections::BTreeMap::from([(
+            "hh-1".into(),
+            voltmesh_consensus::wire::governance::Member {
+                keys: vec![key],
+                removed_from: None,
+            },
+        )]),
+        pending: Vec::new(),
+        actions_applied: 0,
+        held: vec![proposal("held")],
+    }
+}
+
 /// The node's real API router on a loopback port, with a driver that answers submissions from
 /// `answers` in turn, knows one cleared interval ([`CLEARED`]) and one block ([`HEIGHT`]). With
 /// `answers` = `None` the driver is gone, so the API answers 503.
@@ -184,14 +240,26 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                             // The stub has no ledger to snapshot: the 404 `no_snapshot` path.
                             let _ = reply.send(None);
                         }
-                        ApiRequest::SubmitProposal(_, reply) => {
-                            // Governance is exercised against real nodes (tests/governance.rs
-                            // of the stack); the stub refuses.
-                            let _ = reply.send(Err(
-                                voltmesh_consensus::wire::governance::GovernanceRejection::PoolFull,
-                            ));
+                        ApiRequest::SubmitProposal(signed, reply) => {
+                            // The ledger's answers are tested with real nodes
+                            // (sim/stack/tests/governance.rs); the stub takes the proposal
+                            // named "ok" and refuses the others.
+                            let _ = reply.send(if signed.proposal.id == "ok" {
+                                Ok(ProposalAnswer {
+                                    hash: signed.proposal.hash("nb"),
+                                    approved: 1,
+                                    threshold: 3,
+                                })
+                            } else {
+                                Err(GovernanceRejection::Unauthorised {
+                                    scope: Scope::Members,
+                                    key: "k".into(),
+                                })
+                            });
                         }
-                        ApiRequest::Community(reply) => drop(reply),
+                        ApiRequest::Community(reply) => {
+                            let _ = reply.send(community());
+                        }
                     }
                 }
             });
@@ -497,9 +565,19 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
                     return Err(format!("{at}: required {name} is missing"));
                 }
             }
+            // A schema with properties documents exactly those (an extra field fails); one
+            // without is a free-form object (the document's `Object`: governance actions,
+            // policies and rules, described in prose), whose fields are not checked.
+            if properties.is_none() && schema["additionalProperties"].is_null() {
+                return Ok(());
+            }
             for (name, field) in fields {
-                let Some(property) = properties.and_then(|p| p.get(name)) else {
-                    return Err(format!("{at}: {name} is not documented"));
+                let property = match properties.and_then(|p| p.get(name)) {
+                    Some(property) => property,
+                    None if schema["additionalProperties"].is_object() => {
+                        &schema["additionalProperties"]
+                    }
+                    None => return Err(format!("{at}: {name} is not documented")),
                 };
                 validate(doc, property, field, &format!("{at}.{name}"))?;
             }
@@ -664,6 +742,24 @@ async fn every_answer_validates_against_the_served_openapi_document() {
             400,
         ),
     ];
+    let mut cases = cases;
+    for (id, status) in [("ok", 202), ("no", 422)] {
+        cases.push((
+            "post",
+            "/v1/governance",
+            "/v1/governance".into(),
+            Some(serde_json::to_vec(&proposal(id)).unwrap()),
+            status,
+        ));
+    }
+    cases.push((
+        "post",
+        "/v1/governance",
+        "/v1/governance".into(),
+        Some(b"{}".to_vec()),
+        400,
+    ));
+    cases.push(("get", "/v1/governance", "/v1/governance".into(), None, 200));
     let mut routes = std::collections::BTreeSet::new();
     for (method, route, path, body, status) in cases {
         let answer = node.raw(&method.to_uppercase(), &path, body).await.unwrap();

@@ -189,8 +189,10 @@ pub enum BatchResult {
 /// The answer to an accepted signed proposal (HTTP 202): the node holds its approvals and puts
 /// them in the next block it proposes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProposalAnswer {
-    /// The proposal's identity ([`crate::governance::ProposalHash`]).
+    /// The proposal's identity ([`crate::governance::ProposalHash`]), 64 hex digits.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub hash: ProposalHash,
     /// Approvals by keys of the action's policy once these are committed (this node's held
     /// approvals and the committed ones included).
@@ -225,6 +227,7 @@ pub struct PendingProposalView {
 /// `GET /v1/governance`: the community as the committed ledger says, and the proposals this
 /// node holds for its next blocks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommunityView {
     /// The neighborhood.
     pub neighborhood: String,
@@ -232,19 +235,27 @@ pub struct CommunityView {
     pub height: u64,
     /// The validator set's epoch (0: the genesis set; validator changes are not yet governed).
     pub epoch: u64,
-    /// The validator set.
+    /// The validator set (`public_key`, `address`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub validators: Vec<GenesisValidator>,
-    /// Who may approve what.
+    /// Who may approve what: `members`, `rules` and optionally `prices`, each
+    /// `{"keys": [..], "threshold": n}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub policies: Policies,
-    /// The rule schedule, oldest first.
+    /// The rule schedule, oldest first: `{"from_interval": null | start, "rules": {..}}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub rules: Vec<ScheduledRules>,
     /// Per-interval tariffs published (a supplier's dynamic tariff) for intervals not cleared
     /// yet: interval start → tariffs; they replace the rules' tariffs for that interval.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub prices: BTreeMap<i64, Tariffs>,
-    /// Every participant, removed ones included.
+    /// Every participant, removed ones included: id → `{"keys": [..], "removed_from"?}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub participants: BTreeMap<ParticipantId, Member>,
-    /// Proposals collecting approvals on the ledger.
+    /// Proposals collecting approvals on the ledger: `hash`, `proposal`, `approved_by`,
+    /// `threshold`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub pending: Vec<PendingProposalView>,
     /// Actions that took effect since genesis.
     pub actions_applied: u64,

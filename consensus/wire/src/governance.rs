@@ -373,12 +373,15 @@ impl Proposal {
 
 /// One approver's signature of a proposal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     /// The approver's key (64 hex digits).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub public_key: PublicKey,
     /// ed25519 over [`Proposal::signing_bytes`], hex (128 digits).
     #[serde(with = "crate::order::hex_signature")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub signature: [u8; 64],
 }
 
@@ -402,9 +405,11 @@ impl Approval {
 /// # Canonical form (checked by [`SignedProposal::check_form`])
 /// At least one approval, at most [`MAX_APPROVALS`], sorted by key with no key twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedProposal {
-    /// What is approved.
+    /// What is approved: `{"id", "valid_until_ms", "action": {"type": .., ..}}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub proposal: Proposal,
     /// Who approves it.
     pub approvals: Vec<Approval>,

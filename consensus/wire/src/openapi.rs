@@ -14,10 +14,11 @@
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{
-    Accepted, Balance, BatchAnswer, BatchResult, BlockView, ErrorBody, OrderState,
+    Accepted, Balance, BatchAnswer, BatchResult, BlockView, CommunityView, ErrorBody, OrderState,
     OrderStatusEntry, OrderStatusView, OrderSubmission, ParticipantTrade, ParticipantView,
-    SnapshotView, StatusView,
+    ProposalAnswer, SnapshotView, StatusView,
 };
+use crate::governance::{Approval, SignedProposal};
 use crate::{IntervalClearing, OrderTicket, SignedOrder};
 
 /// Buy or sell.
@@ -202,6 +203,32 @@ fn snapshot() {}
 )]
 fn status() {}
 
+/// Hands a signed governance proposal to the node, which puts its approvals in the next block
+/// it proposes.
+#[utoipa::path(
+    post,
+    path = "/v1/governance",
+    request_body = SignedProposal,
+    responses(
+        (status = 202, description = "Taken: approvals counted once committed, and the threshold", body = ProposalAnswer),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 422, description = "Refused: `error` is a governance rejection kind (`unauthorised`, `expired`, `replayed`, `bad_signature`, `duplicate_approval`, `retroactive`, ...)", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn submit_proposal() {}
+
+/// The community as the node's committed ledger says.
+#[utoipa::path(
+    get,
+    path = "/v1/governance",
+    responses(
+        (status = 200, description = "Participants, rules and their schedule, policies, validators, pending proposals", body = CommunityView),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn community() {}
+
 /// This document.
 #[utoipa::path(
     get,
@@ -224,6 +251,8 @@ fn openapi() {}
         block,
         status,
         snapshot,
+        submit_proposal,
+        community,
         openapi
     ),
     components(schemas(
@@ -249,7 +278,11 @@ fn openapi() {}
         SnapshotView,
         OrderStatusView,
         OrderStatusEntry,
-        OrderState
+        OrderState,
+        SignedProposal,
+        Approval,
+        ProposalAnswer,
+        CommunityView
     ))
 )]
 struct ApiDoc;
@@ -296,6 +329,7 @@ mod tests {
             crate::api::BLOCK,
             crate::api::STATUS,
             crate::api::SNAPSHOT,
+            crate::api::GOVERNANCE,
             crate::api::OPENAPI,
         ] {
             assert!(doc.paths.paths.contains_key(route), "{route}");
