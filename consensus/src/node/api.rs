@@ -7,7 +7,7 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | POST | `/v1/orders` | a JSON array of orders: 200 [`BatchAnswer`], one result per order; 413 `batch_too_large` over [`wire_api::MAX_BATCH_ORDERS`] |
-//! | POST | `/v1/orders` | one order: 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
+//! | POST | `/v1/orders` | one order: 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `participant_removed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
 //! | GET | `/v1/orders/{participant}/{id}` | [`OrderStatusView`]: the order's state (pending, committed, expired, refused) in every interval the node knows the id in, or only in `?interval=`; 400 `malformed_interval`; 404 `unknown_order` |
 //! | GET | `/v1/intervals/{start}` | the interval's clearing and trades (`start` in Unix seconds or RFC 3339); 404 before it clears |
 //! | GET | `/v1/participants/{id}` | [`ParticipantView`]: the participant's balance and its trades of the intervals `?from=` (inclusive) to `?to=` (exclusive), oldest first, at most `?limit=` (default [`DEFAULT_TRADES_PAGE`]) in whole intervals, with `next_from` when more follow; 400 `malformed_interval`, `malformed_query` |
