@@ -230,7 +230,7 @@ fn powerflow(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
         line.extend(argv);
         match parse_sim(line)?.command {
             Some(SimCommand::Powerflow(args)) => powerflow_json(&args).map_err(|e| Failure::of(&e)),
-            None => Err(Failure::Other("no powerflow command parsed".into())),
+            _ => Err(Failure::Other("no powerflow command parsed".into())),
         }
     })
 }
