@@ -33,7 +33,7 @@ pub enum SimCommand {
     Powerflow(PowerflowArgs),
     /// Run a grid of scenarios × seeds in parallel into one Parquet file of KPIs per scenario
     /// (resumable; the same bytes for any number of workers).
-    Sweep(crate::sweep::SweepArgs),
+    Sweep(Box<crate::sweep::SweepArgs>),
 }
 
 /// `voltmesh sim powerflow`.
