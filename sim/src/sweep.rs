@@ -72,7 +72,7 @@ pub struct SweepArgs {
     /// SimBench grid folder (default: the bundled 1-LV-rural1--0-sw).
     #[arg(long)]
     pub grid: Option<PathBuf>,
-    /// First days, "YYYY-MM-DD[ HH:MM],…" (default: the profiles' start).
+    /// First days, "YYYY-MM-DD" or "YYYY-MM-DD HH:MM", comma-separated (default: profiles' start).
     #[arg(long, value_name = "LIST")]
     pub from: Option<String>,
     /// Numbers of days to simulate (default: 7).

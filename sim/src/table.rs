@@ -1,7 +1,7 @@
 //! Columnar tables and their Parquet files: what a sweep writes ([`crate::sweep`]).
 //!
-//! A [`Table`] is named, typed columns of equal length. [`write`] puts tables into one Parquet
-//! file, one row group per table; [`read`] gives a file back as one table. The writer uses the
+//! A [`Table`] is named, typed columns of equal length. [`write()`] puts tables into one Parquet
+//! file, one row group per table; [`read()`] gives a file back as one table. The writer uses the
 //! `parquet` crate's column writers (no Arrow), Snappy pages and page statistics.
 //!
 //! # Invariants
@@ -12,7 +12,8 @@
 //!   [`Column::Time`] a required `INT64` timestamp in milliseconds (not adjusted to UTC: the
 //!   profiles' standard time), [`Column::Float`] an optional `DOUBLE` (`None` is null). Pandas
 //!   reads them as `object`, `int64`, `datetime64[ms]` and `float64`.
-//! - [`read`] of a file [`write`] wrote gives the tables' rows back exactly (floats to the bit).
+//! - [`read()`] of a file [`write()`] wrote gives the tables' rows back exactly (floats to the
+//!   bit).
 
 use std::io::Write;
 use std::path::Path;
@@ -247,7 +248,7 @@ pub fn write<W: Write + Send>(
     Ok(writer.into_inner()?)
 }
 
-/// Reads a Parquet file of the types [`write`] writes as one table (all row groups).
+/// Reads a Parquet file of the types [`write()`] writes as one table (all row groups).
 ///
 /// # Errors
 /// An unreadable file, or one with a column of another type.
