@@ -31,6 +31,9 @@ pub struct SimArgs {
 pub enum SimCommand {
     /// Solve the grid's power flow at one moment and print it as JSON (the reference shape).
     Powerflow(PowerflowArgs),
+    /// Run a grid of scenarios × seeds in parallel into one Parquet file of KPIs per scenario
+    /// (resumable; the same bytes for any number of workers).
+    Sweep(Box<crate::sweep::SweepArgs>),
 }
 
 /// `voltmesh sim powerflow`.
@@ -132,6 +135,7 @@ pub struct RunArgs {
 pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     match &args.command {
         Some(SimCommand::Powerflow(p)) => powerflow(p),
+        Some(SimCommand::Sweep(s)) => Ok(crate::sweep::run_cli(s)?),
         None => simulate(&args.run),
     }
 }
@@ -237,6 +241,20 @@ pub struct Plan {
 pub fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
     let dir = grid_dir(args.grid.as_ref());
     let grid = Grid::read(&dir).with_context(|| format!("reading grid {}", dir.display()))?;
+    let (scenario, window) = plan_on(&grid, args)?;
+    Ok(Plan {
+        grid,
+        scenario,
+        window,
+    })
+}
+
+/// The scenario and window of a run's options on a grid already read (`--grid` is not looked
+/// at): what [`plan`] does after reading the grid.
+///
+/// # Errors
+/// A bad `--from` or one outside the profiles, `--days` not positive, or an unknown mechanism.
+pub fn plan_on(grid: &Grid, args: &RunArgs) -> anyhow::Result<(Scenario, Window)> {
     let start = match &args.from {
         Some(text) => {
             let at = parse_time(text)?;
@@ -250,12 +268,7 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
         bail!("--days must be positive");
     }
     let steps = ((args.days * 96.0).round() as usize).min(grid.intervals().saturating_sub(start));
-    let scenario = scenario(args)?;
-    Ok(Plan {
-        grid,
-        scenario,
-        window: Window { start, steps },
-    })
+    Ok((scenario(args)?, Window { start, steps }))
 }
 
 fn simulate(args: &RunArgs) -> anyhow::Result<()> {

@@ -8,7 +8,8 @@
 //! - [`household`] and [`scenario`] describe the agents; [`run`] drives them through the engine
 //!   (`voltmesh_engine::CallAuction` + `settlement::settle`) and the power flow;
 //! - [`metrics`] records a run's intervals in InfluxDB (through the [`metrics_observer`] seam);
-//! - [`record`] holds what a run records per interval and household; [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`.
+//! - [`record`] holds what a run records per interval and household; [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`;
+//! - [`sweep`] runs grids of scenarios in parallel into Parquet ([`table`]) (`voltmesh sim sweep`).
 
 pub mod cli;
 pub mod data;
@@ -24,3 +25,5 @@ pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod simbench;
+pub mod sweep;
+pub mod table;

@@ -15,6 +15,8 @@
 //! - Errors are the exception classes of `voltmesh.errors`: `ArgumentError` (bad flags, times,
 //!   scenario values, orders), `GridError` (a grid that cannot be read or modelled) and their
 //!   base `VoltmeshError` for anything else. The message is what the CLI prints after `error: `.
+//! - `sweep`, `sweep_plan` and `sweep_scenario` are `voltmesh sim sweep` ([`voltmesh_sim::sweep`]):
+//!   the same parts and the same merged bytes, whether the scenarios ran here or on Dask workers.
 //! - A table is a list of `(column, kind, values)` in the CSV file's column order, made from the
 //!   same cells as `intervals.csv` and `households.csv` ([`voltmesh_sim::output::Cell`]).
 
@@ -23,12 +25,14 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyBytes, PyList};
 use voltmesh_engine::cli::ClearArgs;
 use voltmesh_sim::cli::{plan, powerflow_json, Plan, SimArgs, SimCommand};
 use voltmesh_sim::output::{self, household_row, interval_row, Cell};
 use voltmesh_sim::record::money_f64;
 use voltmesh_sim::run::{run, SimError};
+use voltmesh_sim::sweep::{self as sweeps, SweepArgs, SweepError};
+use voltmesh_sim::table::{Column, Table as SweepTable};
 
 pyo3::import_exception!(voltmesh.errors, VoltmeshError);
 pyo3::import_exception!(voltmesh.errors, ArgumentError);
@@ -48,6 +52,14 @@ struct SimCli {
 struct ClearCli {
     #[command(flatten)]
     clear: ClearArgs,
+}
+
+/// `voltmesh sim sweep`'s command line.
+#[derive(Debug, Parser)]
+#[command(name = "voltmesh sim sweep", no_binary_name = true)]
+struct SweepCli {
+    #[command(flatten)]
+    sweep: SweepArgs,
 }
 
 /// How a call failed; becomes the matching `voltmesh.errors` exception.
@@ -81,6 +93,18 @@ impl Failure {
             }
         }
         Failure::Argument(message)
+    }
+
+    /// A sweep's error: a bad spec is an argument error, a grid one a grid error, a failed run
+    /// as [`Failure::of`] classifies its cause; the message is the CLI's.
+    fn sweep(e: SweepError) -> Failure {
+        match e {
+            SweepError::Spec(m) => Failure::Argument(m),
+            SweepError::Io { .. } | SweepError::Table { .. } => {
+                Failure::Other(format!("{:#}", anyhow::Error::new(e)))
+            }
+            SweepError::Grid { .. } | SweepError::Run { .. } => Failure::of(&anyhow::Error::new(e)),
+        }
     }
 
     /// A command line clap refused: its message without the `error: ` prefix and the hint.
@@ -230,7 +254,7 @@ fn powerflow(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
         line.extend(argv);
         match parse_sim(line)?.command {
             Some(SimCommand::Powerflow(args)) => powerflow_json(&args).map_err(|e| Failure::of(&e)),
-            None => Err(Failure::Other("no powerflow command parsed".into())),
+            _ => Err(Failure::Other("no powerflow command parsed".into())),
         }
     })
 }
@@ -248,6 +272,102 @@ fn clear(py: Python<'_>, argv: Vec<String>, book: Option<String>) -> PyResult<St
     })
 }
 
+fn parse_sweep(argv: Vec<String>) -> Result<SweepArgs, Failure> {
+    SweepCli::try_parse_from(argv)
+        .map(|c| c.sweep)
+        .map_err(|e| Failure::clap(&e))
+}
+
+/// A sweep's table as `(column, kind, values)`; kind is `"str"`, `"int"`, `"float"` (null:
+/// NaN) or `"time"` (milliseconds since 1970-01-01 00:00, naive).
+fn sweep_table<'py>(py: Python<'py>, table: SweepTable) -> PyResult<Table<'py>> {
+    table
+        .columns
+        .into_iter()
+        .map(|(name, column)| {
+            let (kind, values) = match column {
+                Column::Str(v) => ("str", PyList::new(py, v)?),
+                Column::Int(v) => ("int", PyList::new(py, v)?),
+                Column::Time(v) => ("time", PyList::new(py, v)?),
+                Column::Float(v) => (
+                    "float",
+                    PyList::new(py, v.into_iter().map(|x| x.unwrap_or(f64::NAN)))?,
+                ),
+            };
+            Ok((name, kind, values))
+        })
+        .collect()
+}
+
+/// `voltmesh sim sweep` with the flags `argv`: runs the scenarios whose parts are missing,
+/// writes the output file(s) and returns the KPI table, the scenarios run now and the
+/// scenarios in the sweep. Prints a progress line on stderr unless `--quiet`.
+#[pyfunction]
+fn sweep<'py>(py: Python<'py>, argv: Vec<String>) -> PyResult<(Table<'py>, usize, usize)> {
+    let outcome = guarded(py, move || {
+        let args = parse_sweep(argv)?;
+        let plan = sweeps::plan(&args).map_err(Failure::sweep)?;
+        let quiet = args.quiet;
+        sweeps::execute(&plan, |p| {
+            if !quiet {
+                eprint!("\r  {}/{} scenarios run", p.done, p.total);
+                if p.done == p.total {
+                    eprintln!();
+                }
+            }
+        })
+        .map_err(Failure::sweep)
+    })?;
+    Ok((
+        sweep_table(py, outcome.kpis)?,
+        outcome.ran,
+        outcome.scenarios,
+    ))
+}
+
+/// A scenario still to run: `(kpi part, intervals part or None, its whole command line)`.
+type PendingScenario = (String, Option<String>, Vec<String>);
+
+/// The scenarios of the sweep `argv` still to run, each as `(kpi part, intervals part or None,
+/// the scenario's whole command line)`; creates the parts folder. The caller runs each command
+/// line with [`sweep_scenario`] (anywhere), writes its bytes to the part paths, then calls
+/// [`sweep`] to merge.
+#[pyfunction]
+fn sweep_plan(py: Python<'_>, argv: Vec<String>) -> PyResult<Vec<PendingScenario>> {
+    guarded(py, move || {
+        let plan = sweeps::plan(&parse_sweep(argv)?).map_err(Failure::sweep)?;
+        std::fs::create_dir_all(&plan.parts)
+            .map_err(|e| Failure::Other(format!("{}: {e}", plan.parts.display())))?;
+        let with_intervals = plan.intervals_out.is_some();
+        Ok(plan
+            .todo()
+            .into_iter()
+            .map(|s| {
+                (
+                    plan.kpi_part(s).display().to_string(),
+                    with_intervals.then(|| plan.intervals_part(s).display().to_string()),
+                    s.argv.clone(),
+                )
+            })
+            .collect())
+    })
+}
+
+/// One scenario of a sweep, from its whole command line (`voltmesh sim` flags with `--grid`):
+/// the bytes of its KPI part and, with `intervals`, of its intervals part. A pure function of
+/// the grid, the scenario and the seed.
+#[pyfunction]
+fn sweep_scenario<'py>(
+    py: Python<'py>,
+    argv: Vec<String>,
+    intervals: bool,
+) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
+    let (kpi, rows) = guarded(py, move || {
+        sweeps::parts_for_argv(&argv, intervals).map_err(Failure::sweep)
+    })?;
+    Ok((PyBytes::new(py, &kpi), rows.map(|r| PyBytes::new(py, &r))))
+}
+
 /// The extension module `voltmesh._native`.
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -255,5 +375,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(powerflow, m)?)?;
     m.add_function(wrap_pyfunction!(clear, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep_scenario, m)?)?;
     Ok(())
 }

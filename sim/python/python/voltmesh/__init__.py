@@ -6,7 +6,10 @@ same numbers (to the bit) as pandas DataFrames and dicts:
 - :func:`simulate` is ``voltmesh sim``: ``intervals.csv``, ``households.csv`` and
   ``summary.json`` as :class:`SimResult` (two DataFrames and a dict);
 - :func:`powerflow` is ``voltmesh sim powerflow``: one moment's bus voltages and loadings;
-- :func:`clear` is ``voltmesh clear``: one order book cleared, the printed report as a dict.
+- :func:`clear` is ``voltmesh clear``: one order book cleared, the printed report as a dict;
+- :func:`sweep` is ``voltmesh sim sweep``: a grid of scenarios × seeds on all cores into one
+  Parquet file of KPIs (and optionally every interval), returned as a DataFrame;
+- :func:`dask_sweep` runs the same sweep's scenarios on a Dask cluster: the same Parquet bytes.
 
 Every run is reproducible from its ``seed``. Errors are :class:`VoltmeshError` subclasses with
 the messages the CLI prints (they name the CLI flag, e.g. ``--pv-share`` for ``pv_share=``).
@@ -18,7 +21,8 @@ import datetime as _dt
 import decimal as _decimal
 import json as _json
 import os as _os
-from collections.abc import Mapping, Sequence
+import sys as _sys
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import pandas as _pd
@@ -30,6 +34,8 @@ __all__ = [
     "simulate",
     "powerflow",
     "clear",
+    "sweep",
+    "dask_sweep",
     "SimResult",
     "PowerFlowResult",
     "VoltmeshError",
@@ -300,3 +306,227 @@ def clear(
     )
     report: dict[str, Any] = _json.loads(_native.clear(argv, book))
     return report
+
+
+# The keyword arguments of a sweep that are lists of run flags (`voltmesh sim sweep --pv-share …`),
+# in the CLI's order of enumeration; `start` is `--from`.
+_AXES = (
+    "start",
+    "days",
+    "pv_scale",
+    "pv_share",
+    "pv_kwp",
+    "battery_share",
+    "battery_kwh",
+    "battery_kw",
+    "retail",
+    "feed_in",
+    "network_fee",
+    "mechanism",
+    "k",
+    "interval_minutes",
+    "vm_min",
+    "vm_max",
+)
+
+
+def _list(name: str, value: Any) -> str:
+    """A sweep axis as the CLI's comma-separated list: a string as is (``"0,0.3"``, or a seed
+    spec such as ``"1..5"``), else one value or an iterable of values."""
+    convert = _time if name == "from" else _text
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, _decimal.Decimal, _dt.date)) and not isinstance(value, bool):
+        return convert(name, value)
+    if isinstance(value, Iterable):
+        items = [convert(name, v) for v in value]
+        if not items:
+            raise ArgumentError(f"--{name.replace('_', '-')}: no values")
+        return ",".join(items)
+    return convert(name, value)
+
+
+def _sweep_argv(out: str | _os.PathLike[str], **spec: Any) -> list[str]:
+    """The command line of ``voltmesh sim sweep`` for :func:`sweep`'s arguments."""
+    known = {*_AXES, "grid", "seeds", "workers", "intervals_out", "parts", "progress"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+    argv = [f"--out={_os.fspath(out)}"]
+    for name in ("grid", "intervals_out", "parts"):
+        if spec.get(name) is not None:
+            argv.append(f"--{name.replace('_', '-')}={_os.fspath(spec[name])}")
+    for name in (*_AXES, "seeds"):
+        value = spec.get(name)
+        if value is not None:
+            flag = "from" if name == "start" else name
+            argv.append(f"--{flag.replace('_', '-')}={_list(flag, value)}")
+    if spec.get("workers") is not None:
+        argv.append(f"--workers={_text('workers', spec['workers'])}")
+    if not spec.get("progress", True):
+        argv.append("--quiet")
+    return argv
+
+
+def _sweep_frame(table: Sequence[tuple[str, str, Sequence[Any]]]) -> _pd.DataFrame:
+    """The KPI table of the extension as the DataFrame ``pandas.read_parquet`` gives for the file."""
+    columns: dict[str, _pd.Series] = {}
+    for name, kind, values in table:
+        if kind == "time":
+            columns[name] = _pd.Series(_pd.to_datetime(list(values), unit="ms")).astype(
+                "datetime64[ms]"
+            )
+        elif kind == "str":
+            columns[name] = _pd.Series(values, dtype="str")
+        else:
+            columns[name] = _series(kind, values)
+    return _pd.DataFrame(columns)
+
+
+Values = Any
+"""A sweep axis: one value, an iterable of values, or the CLI's comma-separated text."""
+
+
+def sweep(
+    out: str | _os.PathLike[str],
+    *,
+    grid: str | _os.PathLike[str] | None = None,
+    start: Values = None,
+    days: Values = None,
+    pv_scale: Values = None,
+    pv_share: Values = None,
+    pv_kwp: Values = None,
+    battery_share: Values = None,
+    battery_kwh: Values = None,
+    battery_kw: Values = None,
+    retail: Values = None,
+    feed_in: Values = None,
+    network_fee: Values = None,
+    mechanism: Values = None,
+    k: Values = None,
+    interval_minutes: Values = None,
+    vm_min: Values = None,
+    vm_max: Values = None,
+    seeds: int | Iterable[int] | str | None = None,
+    workers: int | None = None,
+    intervals_out: str | _os.PathLike[str] | None = None,
+    parts: str | _os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> _pd.DataFrame:
+    """Run a grid of scenarios × seeds on all cores: ``voltmesh sim sweep``.
+
+    Every scenario argument of :func:`simulate` takes one value or a list here
+    (``pv_share=[0, 0.3, 0.6]``, ``mechanism=["uniform", "pay-as-bid"]``); the scenarios are
+    their Cartesian product in this signature's order, ``seeds`` innermost. Each scenario runs
+    exactly as :func:`simulate` with its values, and its KPIs are ``summary``'s.
+
+    Args:
+        out: The Parquet file of KPIs, one row per scenario (written whole at the end).
+        seeds: Seeds: an int, an iterable such as ``range(1, 5)``, or the CLI's text
+            (``"1..5"`` is 1 to 4, ``"1..=4"``, ``"1,2,10..12"``). Default: 42.
+        workers: Scenarios run at once (default: the machine's available parallelism). The
+            results do not depend on it: the files are the same bytes for any number.
+        intervals_out: Also write every market interval of every scenario to this Parquet file
+            (column ``scenario`` joins it to the KPIs).
+        parts: The folder of finished scenarios' parts (default: ``out`` + ``.parts``). A rerun
+            with the same parts folder runs only the scenarios whose parts are missing.
+        progress: Print a progress line on stderr.
+
+    Returns:
+        The KPI table, as ``pandas.read_parquet(out)`` reads it: ``scenario`` (the row's index in
+        the spec), the parameters (``grid``, ``from``, ``days``, ``pv_scale`` … ``k`` (NaN unless
+        uniform), ``interval_minutes``, ``band_vm_min``, ``band_vm_max``), ``seed``, then the KPIs
+        under ``summary.json``'s names.
+
+    Raises:
+        ArgumentError: a bad list, seed, value or scenario (the message names its flags), before
+            any scenario runs.
+        GridError: the grid cannot be read or modelled.
+    """
+    argv = _sweep_argv(
+        out,
+        grid=grid,
+        start=start,
+        days=days,
+        pv_scale=pv_scale,
+        pv_share=pv_share,
+        pv_kwp=pv_kwp,
+        battery_share=battery_share,
+        battery_kwh=battery_kwh,
+        battery_kw=battery_kw,
+        retail=retail,
+        feed_in=feed_in,
+        network_fee=network_fee,
+        mechanism=mechanism,
+        k=k,
+        interval_minutes=interval_minutes,
+        vm_min=vm_min,
+        vm_max=vm_max,
+        seeds=seeds,
+        workers=workers,
+        intervals_out=intervals_out,
+        parts=parts,
+        progress=progress,
+    )
+    table, _ran, _scenarios = _native.sweep(argv)
+    return _sweep_frame(table)
+
+
+def _scenario_parts(argv: list[str], intervals: bool) -> tuple[bytes, bytes | None]:
+    """One scenario of a sweep, on a Dask worker: its parts' bytes (a pure function)."""
+    return _native.sweep_scenario(argv, intervals)
+
+
+def _write_part(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    _os.replace(tmp, path)
+
+
+def dask_sweep(client: Any, out: str | _os.PathLike[str], **spec: Any) -> _pd.DataFrame:
+    """Run :func:`sweep`'s scenarios on a Dask cluster; the same files and result as :func:`sweep`.
+
+    Plans the sweep here (a bad spec raises before anything is submitted), maps each scenario
+    still to run over ``client`` (a ``distributed.Client``), writes each result's parts here as
+    it arrives, then merges exactly as :func:`sweep` does. So an interrupted Dask sweep resumes
+    (locally or on Dask), and the Parquet is byte for byte the local sweep's.
+
+    Each worker needs this package installed and the grid at the same path as here (the bundled
+    grid, or ``grid=`` on a shared file system); results travel back as Parquet bytes.
+
+    Args:
+        client: A ``distributed.Client`` connected to the cluster.
+        out: As :func:`sweep`.
+        **spec: :func:`sweep`'s keyword arguments (``workers`` is ignored: Dask schedules).
+
+    Returns:
+        As :func:`sweep`.
+    """
+    import distributed
+
+    # distributed is partly untyped: its results are checked here instead.
+    as_completed: Any = distributed.as_completed
+    spec = {**spec, "workers": None}
+    progress = bool(spec.get("progress", True))
+    todo = _native.sweep_plan(_sweep_argv(out, **spec))
+    futures = client.map(
+        _scenario_parts,
+        [argv for _, _, argv in todo],
+        intervals=any(rows is not None for _, rows, _ in todo),
+        key=[f"voltmesh-scenario-{_os.path.basename(kpi).split('.')[0]}" for kpi, _, _ in todo],
+    )
+    where = {f.key: (kpi, rows) for f, (kpi, rows, _) in zip(futures, todo)}
+    for done, (future, (kpi_bytes, rows_bytes)) in enumerate(
+        as_completed(futures, with_results=True), 1
+    ):
+        kpi, rows = where[future.key]
+        if rows is not None and rows_bytes is not None:
+            _write_part(rows, rows_bytes)
+        _write_part(kpi, kpi_bytes)
+        if progress:
+            print(f"\r  {done}/{len(todo)} scenarios run on Dask", end="", file=_sys.stderr)
+    if progress and todo:
+        print(file=_sys.stderr)
+    spec["progress"] = False
+    return sweep(out, **spec)

@@ -3,7 +3,10 @@
 
 use anyhow::{bail, Context};
 use voltmesh_engine::Mechanism;
-use voltmesh_sim::cli::{self, RunArgs, SimArgs};
+use voltmesh_sim::cli::{self, RunArgs, SimArgs, SimCommand};
+use voltmesh_sim::sweep::SweepError;
+
+use super::BadInput;
 use voltmesh_sim::run::Window;
 use voltmesh_sim::simbench::Grid;
 
@@ -11,12 +14,19 @@ use voltmesh_sim::simbench::Grid;
 ///
 /// # Errors
 /// As [`voltmesh_sim::cli::run`]; with `--via-network`, also an interval the nodes finalized
-/// differently from the in-process run, or one they never finalized.
+/// differently from the in-process run, or one they never finalized. A bad `sim sweep` spec is
+/// [`BadInput`] (exit status 2).
 pub fn run(args: &SimArgs) -> anyhow::Result<()> {
-    if args.command.is_none() && args.run.via_network {
-        return via_network(&args.run);
+    match &args.command {
+        None if args.run.via_network => via_network(&args.run),
+        Some(SimCommand::Sweep(sweep)) => {
+            voltmesh_sim::sweep::run_cli(sweep).map_err(|e| match e {
+                SweepError::Spec(_) => BadInput(e.into()).into(),
+                e => e.into(),
+            })
+        }
+        _ => cli::run(args),
     }
-    cli::run(args)
 }
 
 /// `voltmesh sim --via-network`: the in-process run's household orders through the demo's stack
