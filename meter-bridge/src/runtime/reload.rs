@@ -20,7 +20,6 @@
 //! it by that read). A file written in place, not renamed over, may be read half-written: it is
 //! then refused and read again once its bytes change.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -136,12 +135,10 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// True for a request, false once the channel is closed; never completes without a channel.
-fn next_request(requests: &mut Option<mpsc::Receiver<()>>) -> impl Future<Output = bool> + '_ {
-    async move {
-        match requests {
-            Some(rx) => rx.recv().await.is_some(),
-            None => std::future::pending().await,
-        }
+async fn next_request(requests: &mut Option<mpsc::Receiver<()>>) -> bool {
+    match requests {
+        Some(rx) => rx.recv().await.is_some(),
+        None => std::future::pending().await,
     }
 }
 
