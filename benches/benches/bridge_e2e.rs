@@ -358,6 +358,7 @@ impl BenchBridge {
             results: None,
             readings,
             status,
+            reload: None,
         };
         let task = tokio::spawn(async move {
             let _ = bridge::run(config, ingest, io, async {

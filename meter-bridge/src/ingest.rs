@@ -108,6 +108,26 @@ pub enum HouseholdUpdate {
     },
 }
 
+/// What [`Ingest::replace_households`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HouseholdsChange {
+    /// Households new to the list, ordered.
+    pub added: Vec<ParticipantId>,
+    /// Households no longer listed, ordered.
+    pub removed: Vec<ParticipantId>,
+    /// Households kept with other meters or other configured preferences, ordered.
+    pub changed: Vec<ParticipantId>,
+    /// Households kept as they were.
+    pub kept: usize,
+}
+
+impl HouseholdsChange {
+    /// Whether the list is the same as before.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
 /// Message counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
@@ -182,6 +202,79 @@ impl Ingest {
                 .collect(),
         });
         self
+    }
+
+    /// Households' own orders and preferences are checked against `tariffs` from now on (the
+    /// planner sets the rules of the next interval it plans, as the node says; orders are bound
+    /// by their own interval's rules again when planned, see [`crate::community`]).
+    pub fn set_tariffs(&mut self, tariffs: Tariffs) {
+        if let Some(inputs) = &mut self.households {
+            inputs.tariffs = tariffs;
+        }
+    }
+
+    /// Replaces the household list with `registry` (a reloaded `bridge.toml`), keeping what the
+    /// bridge knows of the households and meters that stay:
+    /// * a kept meter of a kept household keeps its registers, dedupe memory and readings;
+    /// * a meter no longer listed, or now listed under another household, is forgotten (its next
+    ///   reading is a baseline, so no energy moves between households);
+    /// * a removed household's own orders are dropped; a new household starts empty;
+    /// * a kept household keeps its current preferences (amended over MQTT) unless the file
+    ///   changed them, in which case the file's apply.
+    ///
+    /// Runs under the ingest lock, between two messages: no reading is lost or half-applied.
+    pub fn replace_households(&mut self, registry: Registry) -> HouseholdsChange {
+        let mut change = HouseholdsChange::default();
+        let old = std::mem::take(&mut self.registry);
+        for (meter, participant) in old.meters() {
+            if registry.participant_of(meter).ok() != Some(participant) {
+                self.book.forget(meter);
+                self.seen.remove(meter);
+            }
+        }
+        let mut registry = registry;
+        let configured_before = self.households.as_ref().map(|h| &h.configured);
+        let mut kept_preferences = Vec::new();
+        for (participant, household) in registry.households() {
+            match old.household(participant) {
+                Err(_) => change.added.push(participant.clone()),
+                Ok(before) => {
+                    let was_configured = configured_before
+                        .and_then(|c| c.get(participant))
+                        .copied()
+                        .unwrap_or(before.preferences);
+                    if was_configured == household.preferences {
+                        kept_preferences.push((participant.clone(), before.preferences));
+                    }
+                    if before.meters != household.meters || was_configured != household.preferences
+                    {
+                        change.changed.push(participant.clone());
+                    } else {
+                        change.kept += 1;
+                    }
+                }
+            }
+        }
+        for (participant, _) in old.households() {
+            if registry.household(participant).is_err() {
+                change.removed.push(participant.clone());
+            }
+        }
+        for (participant, preferences) in kept_preferences {
+            // Listed: taken from the new registry above.
+            let _ = registry.set_preferences(&participant, preferences);
+        }
+        if let Some(inputs) = &mut self.households {
+            inputs.configured = registry
+                .households()
+                .map(|(p, h)| (p.clone(), h.preferences))
+                .collect();
+            inputs
+                .own_orders
+                .retain(|p, _| registry.household(p).is_ok());
+        }
+        self.registry = registry;
+        change
     }
 
     /// The format configured for `topic` (longest matching prefix), if any.

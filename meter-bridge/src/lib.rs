@@ -9,7 +9,8 @@
 //! * **Core** (this folder): [`Reading`] and [`MeterId`] ([`reading`], with the shared payload
 //!   size check), [`ErrorKind`] (the countable kind of every refusal), [`DeadLetter`] records,
 //!   the [`Ingest`] state machine the MQTT loop drives ([`ingest`]), [`config`] (`bridge.toml`)
-//!   and [`shutdown`]. [`order_sink`] (signing, the [`order_sink::OrderSink`] seam and the
+//!   and [`shutdown`]. [`community`] is what the ledger says about members, keys and market rules
+//!   per interval (the bridge follows the node's `GET /v1/governance`). [`order_sink`] (signing, the [`order_sink::OrderSink`] seam and the
 //!   counting decorator) and [`cli`] (`voltmesh bridge`'s arguments, feature `clap`) sit here too.
 //! * **[`decode`]**: the [`Format`] enum, the [`Decoder`] dispatcher and [`DecodeError`], and
 //!   one pure module per format, each with its own error type: [`decode::dsmr`] (P1
@@ -35,6 +36,7 @@
 
 #[cfg(feature = "clap")]
 pub mod cli;
+pub mod community;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use voltmesh_engine::{Interval, Order};
-use voltmesh_wire::api::OrderState;
+use voltmesh_wire::api::{CommunityView, OrderState};
 use voltmesh_wire::{IntervalClearing, OrderTicket, SignedOrder};
 
 /// The node's ticket for `order` in `interval` (module nonce rule), or `None` if the interval
@@ -132,6 +132,15 @@ pub trait OrderSink: Send + Sync + 'static {
         let _ = order;
         async { Err(SinkError::Unsupported) }
     }
+
+    /// The community as the node's committed ledger says (`GET /v1/governance`): members, their
+    /// keys and the market rules' schedule ([`crate::community`]).
+    ///
+    /// # Errors
+    /// [`SinkError::Unsupported`] (the default) if the sink cannot tell, else why it could not.
+    fn community(&self) -> impl Future<Output = Result<CommunityView, SinkError>> + Send {
+        async { Err(SinkError::Unsupported) }
+    }
 }
 
 /// An [`OrderSink`] over a bounded channel; it cannot read clearings.
@@ -231,6 +240,10 @@ impl<S: OrderSink> OrderSink for Counted<S> {
 
     async fn status(&self, order: &SignedOrder) -> Result<Option<OrderState>, SinkError> {
         self.inner.status(order).await
+    }
+
+    async fn community(&self) -> Result<CommunityView, SinkError> {
+        self.inner.community().await
     }
 }
 

@@ -19,7 +19,10 @@
 //! # Genesis
 //! `node.genesis` names the neighborhood's `genesis.json` (relative to the config file's
 //! directory): the bridge reads the market interval, the tariffs and the network fee from it, and
-//! checks `node.neighborhood` against it. The older `[market]` and `[settlement]` tables are
+//! checks `node.neighborhood` against it. The tariffs and fee are only where the bridge starts:
+//! before each interval it follows the node's rule schedule ([`crate::community`]), and falls back
+//! on what it last knew (genesis's, at start) while no node answers. The `[[household]]` list can
+//! be reloaded while the bridge runs ([`crate::runtime::reload`]). The older `[market]` and `[settlement]` tables are
 //! deprecated: without `node.genesis` they (or their defaults) are used with a warning; with it,
 //! they are refused if they disagree with genesis (the error says to remove them).
 

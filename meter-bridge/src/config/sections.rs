@@ -201,7 +201,8 @@ pub struct NodeConfig {
     /// public key must be listed in genesis for every participant the bridge serves. A relative
     /// path is relative to the config file's directory.
     pub key_file: PathBuf,
-    /// The neighborhood's genesis file, where the market interval, tariffs and network fee come
+    /// The neighborhood's genesis file, where the market interval and the starting tariffs and
+    /// network fee (then followed from the node, [`crate::community`]) come
     /// from (module docs). A relative path is relative to the config file's directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub genesis: Option<PathBuf>,

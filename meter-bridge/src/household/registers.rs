@@ -187,6 +187,12 @@ impl RegisterBook {
         self.spec
     }
 
+    /// Forgets everything about `meter` (its household left the bridge's list, or it moved to
+    /// another household): its next reading is a baseline again.
+    pub fn forget(&mut self, meter: &MeterId) {
+        self.meters.remove(meter);
+    }
+
     /// Validates and records a reading (module docs).
     ///
     /// # Errors

@@ -186,6 +186,11 @@ impl Registry {
     pub fn households(&self) -> impl Iterator<Item = (&ParticipantId, &Household)> {
         self.households.iter()
     }
+
+    /// Every registered meter with its household, ordered by meter.
+    pub fn meters(&self) -> impl Iterator<Item = (&MeterId, &ParticipantId)> {
+        self.by_meter.iter()
+    }
 }
 
 #[cfg(test)]

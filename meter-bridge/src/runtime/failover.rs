@@ -19,7 +19,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::warn;
-use voltmesh_wire::api::OrderState;
+use voltmesh_wire::api::{CommunityView, OrderState};
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::order_sink::{OrderSink, SinkError, Submitted};
@@ -138,6 +138,11 @@ impl<S: OrderSink> OrderSink for Failover<S> {
 
     async fn status(&self, order: &SignedOrder) -> Result<Option<OrderState>, SinkError> {
         self.attempt("status", |i| self.sinks[i].status(order))
+            .await
+    }
+
+    async fn community(&self) -> Result<CommunityView, SinkError> {
+        self.attempt("community", |i| self.sinks[i].community())
             .await
     }
 }

@@ -2,7 +2,8 @@
 //! clearing is read from the node once the gate has closed ([`OrderSink::clearing`], polled with
 //! backoff), each household's fills and the clearing summary are published, and once a household's
 //! meters have read past the interval's end, its settlement (its trades against its metered
-//! energy, at `[settlement]`'s tariffs). What is still missing [`FOLLOW_INTERVALS`] intervals after
+//! energy, at the tariffs and network fee in force for that interval, which the planner hands in
+//! with it: the node's rule schedule, see [`crate::community`]). What is still missing [`FOLLOW_INTERVALS`] intervals after
 //! the interval's end is given up.
 //!
 //! # A state machine and a task
@@ -23,6 +24,7 @@ use tracing::{info, warn};
 use voltmesh_engine::settlement::SettlementError;
 use voltmesh_engine::{ClearingOutcome, Interval, ParticipantId, Price, Tariffs, Trade};
 
+use crate::community::IntervalRules;
 use crate::order_sink::{OrderSink, SinkError};
 use crate::runtime::clock::SharedClock;
 use crate::runtime::mqtt::backoff::Backoff;
@@ -36,6 +38,9 @@ use crate::shutdown::Shutdown;
 /// How many intervals past its end the bridge keeps following an interval (waiting for its
 /// clearing, then for meter readings past its end) before it gives up on what is still missing.
 pub const FOLLOW_INTERVALS: i64 = 8;
+/// What the planner hands the follow-up task: an interval, the households whose orders the node
+/// took, and the rules in force for that interval.
+pub(crate) type Follow = (Interval, BTreeSet<ParticipantId>, IntervalRules);
 /// Follow-ups waiting between the planner and the follow-up task.
 pub(crate) const FOLLOW_QUEUE: usize = 16;
 /// How often the follow-up task looks at the intervals it follows.
@@ -92,6 +97,9 @@ struct FollowUp {
     trades: Option<Vec<Trade>>,
     /// When to read the clearing next (first: at gate closure).
     next_poll: DateTime<Utc>,
+    /// The interval's tariffs and network fee, for settlements.
+    tariffs: Tariffs,
+    network_fee: Price,
     backoff: Backoff,
     /// After this, what is still missing is given up.
     give_up: DateTime<Utc>,
@@ -115,9 +123,23 @@ impl FollowUps {
         }
     }
 
-    /// Follows `interval` for `households` (those whose orders the node took). Following an
-    /// interval again replaces the earlier follow-up.
+    /// Follows `interval` for `households` (those whose orders the node took), settled at the
+    /// tariffs and fee given to [`FollowUps::new`]. Following an interval again replaces the
+    /// earlier follow-up.
     pub fn follow(&mut self, interval: Interval, households: BTreeSet<ParticipantId>) {
+        let (tariffs, network_fee) = (self.tariffs, self.network_fee);
+        self.follow_under(interval, households, tariffs, network_fee);
+    }
+
+    /// [`FollowUps::follow`], settled at `tariffs` plus `network_fee` per kWh traded locally (the
+    /// rules in force for `interval`).
+    pub fn follow_under(
+        &mut self,
+        interval: Interval,
+        households: BTreeSet<ParticipantId>,
+        tariffs: Tariffs,
+        network_fee: Price,
+    ) {
         let length = interval.next().start() - interval.start();
         let follow = i32::try_from(FOLLOW_INTERVALS).unwrap_or(8);
         self.followed.insert(
@@ -127,6 +149,8 @@ impl FollowUps {
                 households,
                 trades: None,
                 next_poll: interval.gate_closure(),
+                tariffs,
+                network_fee,
                 backoff: Backoff::new(POLL_MIN, POLL_MAX),
                 give_up: interval.end() + length * follow,
             },
@@ -228,8 +252,8 @@ impl FollowUps {
                             trades,
                             &participant,
                             net,
-                            self.tariffs,
-                            self.network_fee,
+                            f.tariffs,
+                            f.network_fee,
                         ) {
                             Ok(notice) => Decision::Publish(ResultMessage::Settlement(notice)),
                             Err(cause) => Decision::NotSettled {
@@ -265,7 +289,7 @@ impl FollowUps {
 /// clearings that are due from `sink`, then settles and gives up against the registers in
 /// `ingest`, and queues every result for the results task on `results`.
 pub(crate) async fn run_followups<S: OrderSink>(
-    mut intervals: mpsc::Receiver<(Interval, BTreeSet<ParticipantId>)>,
+    mut intervals: mpsc::Receiver<Follow>,
     sink: Arc<S>,
     ingest: SharedIngest,
     mut followups: FollowUps,
@@ -280,8 +304,8 @@ pub(crate) async fn run_followups<S: OrderSink>(
             biased;
             () = shutdown.recv() => return,
             next = intervals.recv() => {
-                let Some((interval, households)) = next else { return };
-                followups.follow(interval, households);
+                let Some((interval, households, rules)) = next else { return };
+                followups.follow_under(interval, households, rules.tariffs, rules.network_fee);
                 continue;
             }
             _ = tick.tick() => {}
@@ -628,8 +652,15 @@ mod tests {
             clock.clone(),
             shutdown,
         ));
+        // The interval's rules (as the node's schedule says) carry another fee than the
+        // follow-ups' default (0.01): the settlement uses the interval's.
+        let rules = IntervalRules {
+            tariffs: tariffs(),
+            network_fee: "0.05".parse().unwrap(),
+            max_order_wh: 1_000_000,
+        };
         follow_tx
-            .send((i, households(&["hh-01", "hh-02"])))
+            .send((i, households(&["hh-01", "hh-02"]), rules))
             .await
             .unwrap();
 
@@ -670,6 +701,11 @@ mod tests {
             panic!("settlement last")
         };
         assert_eq!(notice.bill.metered_net_export_wh, -1_600);
+        assert_eq!(
+            notice.bill.network_fees,
+            voltmesh_engine::Money::of(1_000, "0.05".parse().unwrap()),
+            "1 kWh bought at the interval's fee"
+        );
 
         // hh-02 never reads: nothing more is published (giving up is the state machine's test).
         tokio::time::sleep(Duration::from_secs(60)).await;

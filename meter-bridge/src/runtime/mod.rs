@@ -14,7 +14,14 @@
 //! * the results task: [`ResultMessage`]s → household topics ([`crate::household::topic`]),
 //!   retained, on the publishing connection; a second one publishes what tests hand in on
 //!   [`Io::results`], if given;
-//! * the metrics task ([`metrics`]).
+//! * the metrics task ([`metrics`]);
+//! * the reload task, if [`Io::reload`] is given ([`reload`]): re-reads the `[[household]]` list
+//!   on request (SIGHUP) or when the file changes, and swaps it into the shared ingest state.
+//!
+//! # Community
+//! The planner follows the node's community (members, keys, market rules per interval; see
+//! [`planner`] and [`crate::community`]): `node.genesis` is only where it starts, and the
+//! fallback while no node answers.
 //!
 //! ```text
 //!  broker ─► subscriber ─► Ingest (shared) ◄── planner ──► OrderSink (node)
@@ -61,6 +68,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod node_sink;
 pub mod planner;
+pub mod reload;
 pub mod shared;
 #[cfg(test)]
 mod testing;
@@ -98,6 +106,8 @@ pub struct Io<S> {
     pub readings: Option<mpsc::Sender<Reading>>,
     /// Receives the subscribing connection's status.
     pub status: watch::Sender<LinkStatus>,
+    /// Where and when to reload the household list (`None`: never; see [`reload`]).
+    pub reload: Option<reload::Reload>,
 }
 
 /// Runs the bridge until `shutdown` completes (see the module docs).
@@ -208,6 +218,13 @@ pub async fn run<S: OrderSink>(
         io.clock.clone(),
         Shutdown::new(notify.subscribe()),
     )));
+    if let Some(reload) = io.reload {
+        spawn(Box::pin(reload::run_reloads(
+            reload,
+            ingest.clone(),
+            Shutdown::new(notify.subscribe()),
+        )));
+    }
     spawn(Box::pin(run_planner(
         ingest,
         config,

@@ -5,7 +5,7 @@
 //! The router ↔ client contract test (`consensus/tests/api_contract.rs`) checks that
 //! classification against the node's real API router.
 
-use voltmesh_wire::api::{OrderState, MAX_BATCH_ORDERS};
+use voltmesh_wire::api::{CommunityView, OrderState, MAX_BATCH_ORDERS};
 use voltmesh_wire::client::NodeClient;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
@@ -55,6 +55,10 @@ impl OrderSink for NodeClient {
                 .find(|e| e.interval_start == t.interval_start)
                 .map(|e| e.status)
         }))
+    }
+
+    async fn community(&self) -> Result<CommunityView, SinkError> {
+        Ok(NodeClient::community(self).await?)
     }
 }
 

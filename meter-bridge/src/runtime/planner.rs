@@ -5,6 +5,18 @@
 //! the node could not take yet (down, busy, timeout) are retried with backoff until gate closure,
 //! refused ones are logged and dropped (a node that is down delays orders, never crashes the
 //! bridge).
+//!
+//! # Following the community
+//! Right before it plans an interval, the planner asks the node for the community
+//! ([`OrderSink::community`], `GET /v1/governance`, through the failover like orders), waiting at
+//! most half the planning lead (10 s at most). It then plans with what the ledger says for that
+//! interval ([`crate::community`]): limit prices are clamped into the interval's tariffs and
+//! quantities capped at its `max_order_wh`, households the ledger would refuse (not a member
+//! yet, removed from this interval on, or the bridge's key not allowed) get no order, with one
+//! warning per change of standing (and one info line when they may trade again), and the
+//! interval's tariffs and network fee go with it to the follow-ups for settlement. A node that
+//! does not answer changes nothing: the planner warns and keeps the community it last knew
+//! (genesis's rules, and no member list, until a node first answers).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,11 +28,13 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use voltmesh_engine::{Interval, ParticipantId};
 use voltmesh_wire::api::OrderState;
-use voltmesh_wire::SignedOrder;
+use voltmesh_wire::{PublicKey, SignedOrder};
 
+use crate::community::{admit, Community, IntervalRules, Standing, StandingChange, Standings};
 use crate::config::Config;
-use crate::order_sink::{sign_orders, OrderSink};
+use crate::order_sink::{sign_orders, OrderSink, SinkError};
 use crate::runtime::clock::{Clock, SharedClock};
+use crate::runtime::followups::Follow;
 use crate::runtime::mqtt::backoff::Backoff;
 use crate::runtime::shared::{lock, SharedIngest};
 use crate::shutdown::Shutdown;
@@ -31,11 +45,19 @@ pub(crate) async fn run_planner<S: OrderSink>(
     config: Config,
     sink: Arc<S>,
     key: SigningKey,
-    follow: mpsc::Sender<(Interval, BTreeSet<ParticipantId>)>,
+    follow: mpsc::Sender<Follow>,
     clock: SharedClock,
     mut shutdown: Shutdown,
 ) {
     let spec = config.market;
+    let bridge_key = PublicKey(key.verifying_key().to_bytes());
+    let mut community = Community::genesis(IntervalRules {
+        tariffs: config.settlement.tariffs(),
+        network_fee: config.settlement.network_fee,
+        max_order_wh: voltmesh_engine::MarketRules::DEFAULT_MAX_ORDER_WH,
+    });
+    let mut standings = Standings::default();
+    let mut last_rules: Option<IntervalRules> = None;
     loop {
         let target = spec.first_open(clock.now());
         let closure = target.gate_closure();
@@ -51,8 +73,55 @@ pub(crate) async fn run_planner<S: OrderSink>(
             () = shutdown.recv() => return,
             () = tokio::time::sleep(clock.until(closure - lead)) => {}
         }
+        let budget = (lead / 2).to_std().unwrap_or_default().min(COMMUNITY_WAIT);
+        let Some(()) = refresh(
+            &*sink,
+            &mut community,
+            &config.node.neighborhood,
+            target,
+            budget,
+            &mut shutdown,
+        )
+        .await
+        else {
+            return;
+        };
+        let rules = community.rules_for(target.start_unix());
+        if last_rules.is_some_and(|r| r != rules) {
+            info!(
+                interval = target.start_unix(),
+                feed_in = %rules.tariffs.feed_in,
+                retail = %rules.tariffs.retail,
+                network_fee = %rules.network_fee,
+                max_order_wh = rules.max_order_wh,
+                "new market rules from this interval on"
+            );
+        }
+        last_rules = Some(rules);
         let started = std::time::Instant::now();
-        let orders = lock(&ingest).plan_for_submission(target, clock.now());
+        let (orders, households) = {
+            let mut ingest = lock(&ingest);
+            let orders = ingest.plan_for_submission(target, clock.now());
+            let households: Vec<ParticipantId> = ingest
+                .registry()
+                .households()
+                .filter(|(_, h)| h.preferences.enabled)
+                .map(|(p, _)| p.clone())
+                .collect();
+            ingest.set_tariffs(community.rules_for(target.next().start_unix()).tariffs);
+            (orders, households)
+        };
+        let (orders, changes) = admit(
+            orders,
+            households,
+            &community,
+            &bridge_key,
+            target.start_unix(),
+            &mut standings,
+        );
+        for change in changes {
+            log_standing(target, &change);
+        }
         let planned = started.elapsed();
         let signed = sign_orders(&orders, target, &config.node.neighborhood, &key);
         info!(
@@ -68,7 +137,9 @@ pub(crate) async fn run_planner<S: OrderSink>(
             else {
                 return;
             };
-            if !delivery.taken.is_empty() && follow.try_send((target, delivery.taken)).is_err() {
+            if !delivery.taken.is_empty()
+                && follow.try_send((target, delivery.taken, rules)).is_err()
+            {
                 warn!(
                     interval = target.start_unix(),
                     "results task busy; this interval's results are not followed"
@@ -81,6 +152,75 @@ pub(crate) async fn run_planner<S: OrderSink>(
             () = shutdown.recv() => return,
             () = tokio::time::sleep(clock.until(closure) + Duration::from_millis(1)) => {}
         }
+    }
+}
+
+/// Longest wait for the node's community before planning (less if the planning lead is short).
+const COMMUNITY_WAIT: Duration = Duration::from_secs(10);
+
+/// Asks `sink` for the community, waiting at most `budget`, and takes its answer into
+/// `community`; on failure keeps `community` as it is and warns. `None` on shutdown.
+async fn refresh<S: OrderSink>(
+    sink: &S,
+    community: &mut Community,
+    neighborhood: &str,
+    target: Interval,
+    budget: Duration,
+    shutdown: &mut Shutdown,
+) -> Option<()> {
+    let answer = tokio::select! {
+        biased;
+        () = shutdown.recv() => return None,
+        r = tokio::time::timeout(budget, sink.community()) => r,
+    };
+    let interval = target.start_unix();
+    let kept = "keeping the community last known (rules and members)";
+    match answer {
+        Ok(Ok(view)) => match Community::from_view(&view, neighborhood) {
+            Ok(fresh) => {
+                if !community.knows_members() {
+                    info!(
+                        interval,
+                        height = view.height,
+                        members = view.participants.len(),
+                        rules = view.rules.len(),
+                        "following the node's community"
+                    );
+                }
+                *community = fresh;
+            }
+            Err(e) => warn!(interval, cause = %e, "{kept}"),
+        },
+        // A sink without a node behind it (tests, benches): genesis's rules for good.
+        Ok(Err(SinkError::Unsupported)) => {}
+        Ok(Err(e)) => warn!(interval, cause = %e, "community not read from the node; {kept}"),
+        Err(_) => warn!(
+            interval,
+            wait_ms = budget.as_millis() as u64,
+            "community not read from the node in time; {kept}"
+        ),
+    }
+    Some(())
+}
+
+/// One log line per change of a household's standing (module docs).
+fn log_standing(target: Interval, change: &StandingChange) {
+    let interval = target.start_unix();
+    let participant = change.participant.as_str();
+    match change.now {
+        Standing::Allowed => info!(
+            interval,
+            participant,
+            before = change.before.map_or("new", Standing::kind),
+            "household may trade: its orders go to the node again"
+        ),
+        refused => warn!(
+            interval,
+            participant,
+            standing = refused.kind(),
+            reason = %refused,
+            "household skipped: the ledger would refuse its orders"
+        ),
     }
 }
 
@@ -224,7 +364,7 @@ mod tests {
     }
 
     /// What the planner hands to follow-ups.
-    type Followed = mpsc::Receiver<(Interval, BTreeSet<ParticipantId>)>;
+    type Followed = mpsc::Receiver<Follow>;
 
     /// A running planner: its task, the intervals it hands to follow-ups, and the sender whose
     /// drop shuts it down.
@@ -278,7 +418,7 @@ mod tests {
         let sink = Arc::new(sink);
         let (task, mut follow_rx, notify) = spawn_planner(ingest, &sink, &clock);
 
-        let (interval, taken) = follow_rx.recv().await.expect("the interval is followed");
+        let (interval, taken, _) = follow_rx.recv().await.expect("the interval is followed");
         assert_eq!(interval, target);
         let households: Vec<&str> = taken.iter().map(ParticipantId::as_str).collect();
         assert_eq!(households, ["hh-01", "hh-02"]);

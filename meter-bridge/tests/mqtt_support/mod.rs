@@ -115,6 +115,7 @@ impl RunningBridge {
             results: Some(results_rx),
             readings: Some(readings_tx),
             status: status_tx,
+            reload: None,
         };
         let shared = ingest.clone();
         let task = tokio::spawn(async move {

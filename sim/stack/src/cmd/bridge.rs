@@ -4,13 +4,18 @@
 //! `voltmesh keygen` writes), and runs [`voltmesh_meter_bridge::runtime::run`] with the node's HTTP
 //! API as the order sink until Ctrl-C (SIGINT), which stops it cleanly: readings received but not
 //! yet acknowledged stay with the broker for the next session.
+//!
+//! SIGHUP, or a change of the config file (checked every
+//! [`WATCH_PERIOD`](voltmesh_meter_bridge::runtime::reload::WATCH_PERIOD)), reloads the
+//! `[[household]]` list without a restart ([`voltmesh_meter_bridge::runtime::reload`]).
 
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use voltmesh_meter_bridge::cli::{BridgeArgs, BridgeCommand, DecodeArgs};
 use voltmesh_meter_bridge::config::{Config, DEFAULT_CONFIG};
 use voltmesh_meter_bridge::runtime::failover::Failover;
+use voltmesh_meter_bridge::runtime::reload::{Reload, WATCH_PERIOD};
 use voltmesh_meter_bridge::runtime::{self as bridge, Io, LinkStatus, WallClock};
 use voltmesh_wire::client::NodeClient;
 
@@ -57,8 +62,11 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the runtime")?;
     let clients = node.sinks().to_vec();
+    let path = args.config.clone();
     runtime.block_on(async move {
         let ingest = bridge::new_ingest(&config);
+        let (reload_tx, requests) = mpsc::channel(1);
+        forward_hangups(reload_tx);
         let (status, _status_rx) = watch::channel(LinkStatus::default());
         let io = Io {
             orders: node,
@@ -67,6 +75,11 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
             results: None,
             readings: None,
             status,
+            reload: Some(Reload {
+                path,
+                requests,
+                watch: Some(WATCH_PERIOD),
+            }),
         };
         bridge::run(config, ingest, io, async {
             let _ = tokio::signal::ctrl_c().await;
@@ -86,6 +99,28 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Sends a reload request on `requests` for every SIGHUP (one waiting request is enough: a full
+/// channel means a reload is already due). Call inside the runtime.
+fn forward_hangups(requests: mpsc::Sender<()>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(cause = %e, "SIGHUP not handled: reload by editing the file");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the household list");
+            let _ = requests.try_send(());
+        }
+    });
+    #[cfg(not(unix))]
+    drop(requests);
 }
 
 /// `voltmesh bridge decode`: prints every reading the capture completes as a JSON line.

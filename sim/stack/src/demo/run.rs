@@ -529,6 +529,7 @@ fn start_parts(
         results: None,
         readings: None,
         status,
+        reload: None,
     };
     let bridge_stop = until(&stop_all);
     parts.push(tokio::spawn(async move {
