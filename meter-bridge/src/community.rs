@@ -10,8 +10,9 @@
 //!
 //! # Rules of an interval
 //! The rules of the interval starting at `s` are those of the last schedule entry whose
-//! `from_interval <= s`, else the genesis entry ([`Community::rules_for`]): the ledger's own
-//! choice (`consensus/src/ledger/community.rs`, `rules_for`).
+//! `from_interval <= s`, else the genesis entry, with the tariffs a supplier published for `s`
+//! if any ([`Community::rules_for`]): the ledger's own choice (`consensus/src/ledger/community.rs`,
+//! `rules_for`).
 //!
 //! # Standing of a household
 //! A household may trade in the interval starting at `s` ([`Standing::Allowed`]) if the ledger
@@ -134,6 +135,9 @@ pub struct Community {
     base: IntervalRules,
     /// `from_interval` → rules from then on.
     schedule: BTreeMap<i64, IntervalRules>,
+    /// Per-interval tariffs the community's supplier published (they replace the schedule's
+    /// tariffs for their interval).
+    prices: BTreeMap<i64, voltmesh_engine::Tariffs>,
     /// Every participant the ledger lists, removed ones included; `None` until a node answered.
     members: Option<BTreeMap<ParticipantId, Member>>,
     /// The committed height the view was at (`None`: genesis only).
@@ -146,6 +150,7 @@ impl Community {
         Community {
             base: rules,
             schedule: BTreeMap::new(),
+            prices: BTreeMap::new(),
             members: None,
             height: None,
         }
@@ -183,17 +188,24 @@ impl Community {
         Ok(Community {
             base,
             schedule,
+            prices: view.prices.clone(),
             members: Some(view.participants.clone()),
             height: Some(view.height),
         })
     }
 
-    /// The rules of the interval starting at `interval_start` (module docs).
+    /// The rules of the interval starting at `interval_start` (module docs), with the
+    /// interval's published tariffs if any.
     pub fn rules_for(&self, interval_start: i64) -> IntervalRules {
-        self.schedule
+        let mut rules = self
+            .schedule
             .range(..=interval_start)
             .next_back()
-            .map_or(self.base, |(_, rules)| *rules)
+            .map_or(self.base, |(_, rules)| *rules);
+        if let Some(&tariffs) = self.prices.get(&interval_start) {
+            rules.tariffs = tariffs;
+        }
+        rules
     }
 
     /// Whether `participant` may trade in the interval starting at `interval_start` with orders
@@ -347,7 +359,9 @@ mod tests {
             policies: Policies {
                 members: policy.clone(),
                 rules: policy,
+                prices: None,
             },
+            prices: BTreeMap::new(),
             rules: schedule
                 .into_iter()
                 .map(|(from_interval, rules)| ScheduledRules {
@@ -393,6 +407,17 @@ mod tests {
         assert_eq!(fee(99_000), "0.000000", "until a later change");
         assert_eq!(c.rules_for(1_800).tariffs.feed_in, p("0.10"));
         assert_eq!(c.height(), Some(7));
+
+        // A supplier's published tariffs replace the schedule's for their interval only.
+        let mut priced = v;
+        priced.prices.insert(
+            2_700,
+            voltmesh_engine::Tariffs::new(p("0.15"), p("0.20")).unwrap(),
+        );
+        let c = Community::from_view(&priced, "nb").unwrap();
+        assert_eq!(c.rules_for(2_700).tariffs.retail, p("0.20"));
+        assert_eq!(c.rules_for(2_700).network_fee, p("0.02"));
+        assert_eq!(c.rules_for(1_800).tariffs.retail, p("0.28"));
 
         let genesis = Community::genesis(IntervalRules::of(&rules("0.08", "0.30", "0.01")));
         assert_eq!(genesis.rules_for(99_000).network_fee, p("0.01"));
