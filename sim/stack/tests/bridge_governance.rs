@@ -29,7 +29,7 @@ use voltmesh_engine::{Price, Tariffs};
 use voltmesh_meter_bridge::testing::{
     BridgeToml, BrokerOptions, BrokerSection, HouseholdEntry, Mosquitto,
 };
-use voltmesh_wire::governance::{Action, Proposal, SignedProposal};
+use voltmesh_wire::governance::Action;
 use voltmesh_wire::PublicKey;
 
 /// Longest wait for anything here (several 20 s intervals on a busy machine).
@@ -185,34 +185,9 @@ fn public(key: &SigningKey) -> PublicKey {
     PublicKey(key.verifying_key().to_bytes())
 }
 
-/// A proposal approved by validators `0..3` (the default policy: 3 of 4), submitted to node `to`;
-/// waits until every node's ledger applied it (as `tests/governance.rs` does).
 fn enact(cluster: &Cluster, to: usize, id: &str, action: Action) {
-    let keys: Vec<SigningKey> = (0..3)
-        .map(|i| voltmesh_wire::key::read(&cluster.nodes[i].dir.join("node.key")).unwrap())
-        .collect();
-    let refs: Vec<&SigningKey> = keys.iter().collect();
-    let proposal = Proposal {
-        id: id.into(),
-        valid_until_ms: (voltmesh::testing::cluster::now_secs() as u64 + 3600) * 1000,
-        action,
-    };
-    let applied = |c: &Cluster, i: usize| {
-        c.nodes[i]
-            .client()
-            .community()
-            .map_or(0, |v| v.actions_applied)
-    };
-    let before: Vec<u64> = (0..4).map(|i| applied(cluster, i)).collect();
-    let answer = cluster.nodes[to]
-        .client()
-        .submit_proposal(&SignedProposal::signed(proposal, NEIGHBORHOOD, &refs))
-        .unwrap_or_else(|e| panic!("{id}: {e}"));
-    assert_eq!((answer.approved, answer.threshold), (3, 3), "{id}");
     cluster
-        .wait_for(id, Duration::from_secs(60), |c| {
-            (0..4).all(|i| applied(c, i) > before[i])
-        })
+        .enact(to, id, action, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"));
 }
 

@@ -17,7 +17,7 @@ use support::{open_interval, Cluster};
 use voltmesh::testing::cluster::{household_key, NEIGHBORHOOD};
 use voltmesh_engine::{Mechanism, Price, Side, Tariffs, K};
 use voltmesh_wire::api::CommunityView;
-use voltmesh_wire::governance::{Action, Proposal, SignedProposal};
+use voltmesh_wire::governance::Action;
 use voltmesh_wire::{OrderTicket, PublicKey, SignedOrder};
 
 fn public(key: &SigningKey) -> PublicKey {
@@ -47,7 +47,7 @@ fn order_as(
 }
 
 fn community(cluster: &Cluster, i: usize) -> Option<CommunityView> {
-    cluster.nodes[i].client().community().ok()
+    cluster.community(i)
 }
 
 /// Runs `voltmesh admin <args>`, which must succeed; its stdout.
@@ -73,30 +73,9 @@ fn path(p: &Path) -> &str {
     support::path_str(p)
 }
 
-/// A proposal approved by validators `0..3` (the default policy: 3 of 4), submitted to node `to`;
-/// waits until every node's ledger applied it.
 fn enact(cluster: &Cluster, to: usize, id: &str, action: Action) {
-    let keys: Vec<SigningKey> = (0..3)
-        .map(|i| voltmesh_wire::key::read(&key_file(cluster, i)).unwrap())
-        .collect();
-    let refs: Vec<&SigningKey> = keys.iter().collect();
-    let proposal = Proposal {
-        id: id.into(),
-        valid_until_ms: (voltmesh::testing::cluster::now_secs() as u64 + 3600) * 1000,
-        action,
-    };
-    let before: Vec<u64> = (0..4)
-        .map(|i| community(cluster, i).map_or(0, |c| c.actions_applied))
-        .collect();
-    let answer = cluster.nodes[to]
-        .client()
-        .submit_proposal(&SignedProposal::signed(proposal, NEIGHBORHOOD, &refs))
-        .unwrap_or_else(|e| panic!("{id}: {e}"));
-    assert_eq!((answer.approved, answer.threshold), (3, 3), "{id}");
     cluster
-        .wait_for(id, Duration::from_secs(30), |c| {
-            (0..4).all(|i| community(c, i).is_some_and(|v| v.actions_applied > before[i]))
-        })
+        .enact(to, id, action, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}"));
 }
 

@@ -495,6 +495,51 @@ impl Cluster {
         self.nodes[i].client.interval(start).ok().flatten()
     }
 
+    /// `GET /v1/governance` of node `i` (`None` if it does not answer).
+    pub fn community(&self, i: usize) -> Option<api::CommunityView> {
+        self.nodes[i].client.community().ok()
+    }
+
+    /// A governance `action` approved by the key files of the first `2f + 1` validators (the
+    /// default policy), submitted to node `to`; waits until every node's committed ledger
+    /// applied it.
+    ///
+    /// # Errors
+    /// A message if a key file cannot be read, the node refuses the proposal, or a node does not
+    /// apply it within `timeout` (with the nodes' log tails).
+    pub fn enact(
+        &self,
+        to: usize,
+        id: &str,
+        action: voltmesh_wire::governance::Action,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let n = self.nodes.len();
+        let quorum = n - (n.saturating_sub(1)) / 3;
+        let keys = (0..quorum)
+            .map(|i| voltmesh_wire::key::read(&self.nodes[i].dir.join("node.key")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let refs: Vec<&SigningKey> = keys.iter().collect();
+        let proposal = voltmesh_wire::governance::Proposal {
+            id: id.into(),
+            valid_until_ms: u64::try_from(now_secs() + 3600).unwrap_or(0) * 1000,
+            action,
+        };
+        let applied = |c: &Cluster, i: usize| c.community(i).map_or(0, |v| v.actions_applied);
+        let before: Vec<u64> = (0..n).map(|i| applied(self, i)).collect();
+        let signed =
+            voltmesh_wire::governance::SignedProposal::signed(proposal, NEIGHBORHOOD, &refs);
+        let answer = self.nodes[to]
+            .client
+            .submit_proposal(&signed)
+            .map_err(|e| format!("{id}: {e}"))?;
+        if answer.approved < answer.threshold as usize {
+            return Err(format!("{id}: {answer:?}: below the threshold"));
+        }
+        self.wait_for(id, timeout, |c| (0..n).all(|i| applied(c, i) > before[i]))
+    }
+
     /// Node `i`'s data directory.
     pub fn data_dir(&self, i: usize) -> PathBuf {
         self.nodes[i].dir.join("data")
