@@ -13,17 +13,13 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
-use support::{http, open_interval, Cluster, Proc};
+use support::{open_interval, Cluster};
 use voltmesh::testing::cluster::{bridge_key, NEIGHBORHOOD};
 use voltmesh_engine::{Price, Tariffs};
 use voltmesh_meter_bridge::testing::{
@@ -34,65 +30,6 @@ use voltmesh_wire::PublicKey;
 
 /// Longest wait for anything here (several 20 s intervals on a busy machine).
 const PATIENCE: Duration = Duration::from_secs(180);
-
-/// Meters publishing native readings every second through `mosquitto_pub -l`, one process per
-/// meter: `(meter, Wh exported per second, Wh imported per second)`.
-struct Meters {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    _pubs: Vec<Proc>,
-}
-
-impl Meters {
-    fn start(port: u16, meters: &[(&'static str, u64, u64)]) -> Meters {
-        let mut pubs = Vec::new();
-        let mut inputs: Vec<(&'static str, u64, u64, ChildStdin)> = Vec::new();
-        for &(meter, export, import) in meters {
-            let mut child = Command::new("mosquitto_pub")
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-l"])
-                .args(["-t", &format!("voltmesh/meters/{meter}")])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start mosquitto_pub");
-            inputs.push((meter, export, import, child.stdin.take().expect("stdin")));
-            pubs.push(Proc::new(child));
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut tick = 0u64;
-            while !stopping.load(Ordering::Relaxed) {
-                tick += 1;
-                let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                for (meter, export, import, input) in &mut inputs {
-                    let (exp, imp) = (1_000_000 + *export * tick, 2_000_000 + *import * tick);
-                    let line = format!(
-                        "{{\"meter\":\"{meter}\",\"ts\":\"{ts}\",\"import_wh\":{imp},\"export_wh\":{exp},\"power_w\":0}}\n"
-                    );
-                    let _ = input.write_all(line.as_bytes());
-                    let _ = input.flush();
-                }
-                std::thread::sleep(Duration::from_millis(1_000));
-            }
-        });
-        Meters {
-            stop,
-            thread: Some(thread),
-            _pubs: pubs,
-        }
-    }
-}
-
-impl Drop for Meters {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// The bridge's config: broker, node 0 (then node 1), genesis, and `households`
 /// (`(participant, meter)`, each buying at most at 0.30 and selling at least at 0.10).
@@ -132,39 +69,16 @@ fn lines_with(log: &Path, parts: &[&str]) -> usize {
         .count()
 }
 
-fn wait(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let text = log_text(log);
-    let tail: Vec<&str> = text.lines().rev().take(50).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    panic!(
-        "timed out waiting for {what}; bridge log:\n{}",
-        tail.join("\n")
-    );
+fn wait(what: &str, log: &Path, cond: impl FnMut() -> bool) {
+    support::wait_logged(what, log, PATIENCE, cond);
 }
 
-/// `GET /v1/participants/{id}` on node `i`.
 fn participant(cluster: &Cluster, i: usize, id: &str) -> Value {
-    http(
-        &cluster.nodes[i].api,
-        "GET",
-        &format!("/v1/participants/{id}"),
-        None,
-    )
-    .map(|(_, v)| v)
-    .unwrap_or(Value::Null)
+    support::participant(cluster, i, id)
 }
 
 fn balance(cluster: &Cluster, i: usize, id: &str, key: &str) -> u64 {
-    participant(cluster, i, id)["balance"][key]
-        .as_u64()
-        .unwrap_or(0)
+    support::balance(cluster, i, id, key)
 }
 
 /// `id`'s trades on node `i` in intervals starting at `from` or later.
@@ -203,7 +117,7 @@ fn the_bridge_follows_members_and_tariffs_from_the_node_and_reloads_households_o
     let broker = Mosquitto::start(&BrokerOptions::default());
     let port = broker.port;
     // h1 exports 12 Wh a second, h2 imports 4 and h9 5: h1's surplus covers both buyers.
-    let _meters = Meters::start(port, &[("m-h1", 12, 0), ("m-h2", 0, 4), ("m-h9", 0, 5)]);
+    let _meters = support::Meters::start(port, &[("m-h1", 12, 0), ("m-h2", 0, 4), ("m-h9", 0, 5)]);
     let two = bridge_toml(port, &cluster, &[("h1", "m-h1"), ("h2", "m-h2")]);
     let (mut bridge, log) = support::start_bridge(&dir, &two, &[]);
     wait("h1 and h2 trading through the bridge", &log, || {

@@ -7,13 +7,11 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::{http, Cluster, Proc};
@@ -81,68 +79,10 @@ impl Results {
     }
 }
 
-/// Two meters publishing native readings every second through `mosquitto_pub -l` (one process
-/// per meter, one line per reading): `m-h1` exports 6 Wh per second, `m-h2` imports 4.
-struct Meters {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    _pubs: Vec<Proc>,
-}
-
-impl Meters {
-    fn start(port: u16) -> Meters {
-        let mut pubs = Vec::new();
-        let mut inputs: Vec<(&'static str, ChildStdin)> = Vec::new();
-        for meter in ["m-h1", "m-h2"] {
-            let mut child = Command::new("mosquitto_pub")
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-l"])
-                .args(["-t", &format!("voltmesh/meters/{meter}")])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start mosquitto_pub");
-            inputs.push((meter, child.stdin.take().expect("piped stdin")));
-            pubs.push(Proc::new(child));
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let (mut export, mut import) = (1_000_000u64, 2_000_000u64);
-            while !stopping.load(Ordering::Relaxed) {
-                let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                export += 6;
-                import += 4;
-                for (meter, input) in &mut inputs {
-                    let (imp, exp) = if *meter == "m-h1" {
-                        (500, export)
-                    } else {
-                        (import, 700)
-                    };
-                    let line = format!(
-                        "{{\"meter\":\"{meter}\",\"ts\":\"{ts}\",\"import_wh\":{imp},\"export_wh\":{exp},\"power_w\":0}}\n"
-                    );
-                    let _ = input.write_all(line.as_bytes());
-                    let _ = input.flush();
-                }
-                std::thread::sleep(Duration::from_millis(1_000));
-            }
-        });
-        Meters {
-            stop,
-            thread: Some(thread),
-            _pubs: pubs,
-        }
-    }
-}
-
-impl Drop for Meters {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Two meters publishing native readings every second: `m-h1` exports 6 Wh per second,
+/// `m-h2` imports 4.
+fn two_meters(port: u16) -> support::Meters {
+    support::Meters::start(port, &[("m-h1", 6, 0), ("m-h2", 0, 4)])
 }
 
 /// Starts `voltmesh bridge` in `dir` on the broker at `broker_port`, its orders to the node API
@@ -177,39 +117,12 @@ fn start_bridge_failing_over(
     support::start_bridge(dir, &config, &[])
 }
 
-fn wait(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(40).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    panic!(
-        "timed out waiting for {what}; bridge log:\n{}",
-        tail.join("\n")
-    );
-}
-
-/// `GET /v1/participants/{id}` on node `i`.
-fn participant(cluster: &Cluster, i: usize, id: &str) -> Value {
-    http(
-        &cluster.nodes[i].api,
-        "GET",
-        &format!("/v1/participants/{id}"),
-        None,
-    )
-    .map(|(_, v)| v)
-    .unwrap_or(Value::Null)
+fn wait(what: &str, log: &Path, cond: impl FnMut() -> bool) {
+    support::wait_logged(what, log, PATIENCE, cond);
 }
 
 fn traded(cluster: &Cluster, i: usize, id: &str, key: &str) -> u64 {
-    participant(cluster, i, id)["balance"][key]
-        .as_u64()
-        .unwrap_or(0)
+    support::balance(cluster, i, id, key)
 }
 
 #[test]
@@ -230,14 +143,14 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
         &cluster.nodes[0].api,
         &cluster.root.join("genesis.json"),
     );
-    let _meters = Meters::start(port);
+    let _meters = two_meters(port);
 
     // The bridge's orders are committed: the seller's and the buyer's trades show on another
     // node than the one the bridge talks to.
     wait("trades of h1 and h2 committed", &log, || {
         traded(&cluster, 2, "h1", "sold_wh") > 0 && traded(&cluster, 2, "h2", "bought_wh") > 0
     });
-    let h1 = participant(&cluster, 2, "h1");
+    let h1 = support::participant(&cluster, 2, "h1");
     let trade = &h1["trades"][0];
     assert_eq!(trade["side"], "sell", "{h1}");
     assert_eq!(trade["trade"]["buyer"], "h2", "{h1}");
@@ -336,7 +249,7 @@ fn a_node_that_is_down_delays_orders_and_does_not_stop_the_bridge() {
         &cluster.nodes[3].api,
         &cluster.root.join("genesis.json"),
     );
-    let _meters = Meters::start(port);
+    let _meters = two_meters(port);
     // It retries until the interval's gate closes, gives that interval's orders up and carries
     // on with the next interval.
     wait("the bridge to retry until gate closure", &log, || {
@@ -397,7 +310,7 @@ fn a_bridge_with_two_nodes_fails_over_when_the_first_is_down() {
         &[&cluster.nodes[3].api, &cluster.nodes[0].api],
         &cluster.root.join("genesis.json"),
     );
-    let _meters = Meters::start(port);
+    let _meters = two_meters(port);
     trades_commit_then_the_bridge_stops(&cluster, &mut bridge, &log, "the second node");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(

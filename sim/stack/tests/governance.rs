@@ -90,20 +90,8 @@ fn expect_refused(cluster: &Cluster, i: usize, order: &SignedOrder, kind: &str) 
 
 fn wait_cleared(cluster: &Cluster, start: i64) -> voltmesh_wire::IntervalClearing {
     cluster
-        .wait_for(
-            "the interval to clear everywhere",
-            Duration::from_secs(60),
-            |c| (0..4).all(|i| c.interval(i, start).is_some()),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    let clearings: Vec<_> = (0..4)
-        .map(|i| cluster.interval(i, start).unwrap())
-        .collect();
-    assert!(
-        clearings.iter().all(|c| c == &clearings[0]),
-        "{clearings:?}"
-    );
-    clearings.into_iter().next().unwrap()
+        .wait_cleared(start, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -13,21 +13,10 @@ use voltmesh_engine::Side;
 fn four_validators_commit_identical_ledgers() {
     let cluster = support::start("a", 4, &[]);
     let (start, _) = support::submit_four_orders(&cluster);
-    cluster
-        .wait_for(
-            "the interval to clear everywhere",
-            Duration::from_secs(60),
-            |c| (0..4).all(|i| c.interval(i, start).is_some()),
-        )
+    let clearing = cluster
+        .wait_cleared(start, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"));
-    let clearings: Vec<_> = (0..4)
-        .map(|i| cluster.interval(i, start).unwrap())
-        .collect();
-    assert!(
-        clearings.iter().all(|c| c == &clearings[0]),
-        "{clearings:?}"
-    );
-    let outcome = &clearings[0].outcome;
+    let outcome = &clearing.outcome;
     assert_eq!(outcome.volume_wh, 700);
     assert_eq!(outcome.clearing_price, Some("0.200000".parse().unwrap()));
     // Same block hashes at every height all four have.

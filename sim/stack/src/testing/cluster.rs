@@ -495,6 +495,26 @@ impl Cluster {
         self.nodes[i].client.interval(start).ok().flatten()
     }
 
+    /// Waits until every node has cleared the interval at `start`, and returns the clearing,
+    /// which must be the same on every node.
+    ///
+    /// # Errors
+    /// A message if a node has not cleared it within `timeout`, or the nodes disagree.
+    pub fn wait_cleared(&self, start: i64, timeout: Duration) -> Result<IntervalClearing, String> {
+        let n = self.nodes.len();
+        self.wait_for("the interval to clear everywhere", timeout, |c| {
+            (0..n).all(|i| c.interval(i, start).is_some())
+        })?;
+        let clearings: Vec<IntervalClearing> =
+            (0..n).filter_map(|i| self.interval(i, start)).collect();
+        match clearings.first() {
+            Some(first) if clearings.len() == n && clearings.iter().all(|c| c == first) => {
+                Ok(first.clone())
+            }
+            _ => Err(format!("the nodes' clearings differ: {clearings:?}")),
+        }
+    }
+
     /// `GET /v1/governance` of node `i` (`None` if it does not answer).
     pub fn community(&self, i: usize) -> Option<api::CommunityView> {
         self.nodes[i].client.community().ok()

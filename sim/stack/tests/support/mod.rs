@@ -57,3 +57,102 @@ pub(crate) fn start_bridge(
 pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
+
+/// Polls `cond` every 100 ms until it holds; after `patience`, panics with `what` and the tail
+/// of the process log at `log`.
+pub(crate) fn wait_logged(
+    what: &str,
+    log: &Path,
+    patience: std::time::Duration,
+    mut cond: impl FnMut() -> bool,
+) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < patience {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(50).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    panic!("timed out waiting for {what}; log:\n{}", tail.join("\n"));
+}
+
+/// `GET /v1/participants/{id}` on node `i` (`null` if it does not answer).
+pub(crate) fn participant(cluster: &Cluster, i: usize, id: &str) -> serde_json::Value {
+    http(
+        &cluster.nodes[i].api,
+        "GET",
+        &format!("/v1/participants/{id}"),
+        None,
+    )
+    .map(|(_, v)| v)
+    .unwrap_or(serde_json::Value::Null)
+}
+
+/// `id`'s committed balance field `key` (`bought_wh`, `sold_wh`) on node `i` (0 if unknown).
+pub(crate) fn balance(cluster: &Cluster, i: usize, id: &str, key: &str) -> u64 {
+    participant(cluster, i, id)["balance"][key]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Meters publishing native readings every second through `mosquitto_pub -l`, one process per
+/// meter: `(meter, Wh exported per second, Wh imported per second)`.
+pub(crate) struct Meters {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _pubs: Vec<Proc>,
+}
+
+impl Meters {
+    pub(crate) fn start(port: u16, meters: &[(&'static str, u64, u64)]) -> Meters {
+        let mut pubs = Vec::new();
+        let mut inputs: Vec<(&'static str, u64, u64, std::process::ChildStdin)> = Vec::new();
+        for &(meter, export, import) in meters {
+            let mut child = std::process::Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-l"])
+                .args(["-t", &format!("voltmesh/meters/{meter}")])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start mosquitto_pub");
+            inputs.push((meter, export, import, child.stdin.take().expect("stdin")));
+            pubs.push(Proc::new(child));
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut tick = 0u64;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                tick += 1;
+                let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                for (meter, export, import, input) in &mut inputs {
+                    let (exp, imp) = (1_000_000 + *export * tick, 2_000_000 + *import * tick);
+                    let line = format!(
+                        "{{\"meter\":\"{meter}\",\"ts\":\"{ts}\",\"import_wh\":{imp},\"export_wh\":{exp},\"power_w\":0}}\n"
+                    );
+                    let _ = std::io::Write::write_all(input, line.as_bytes());
+                    let _ = std::io::Write::flush(input);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1_000));
+            }
+        });
+        Meters {
+            stop,
+            thread: Some(thread),
+            _pubs: pubs,
+        }
+    }
+}
+
+impl Drop for Meters {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
