@@ -37,18 +37,21 @@ pub(crate) struct BlockTree {
     base: u64,
     /// Most committed blocks held (at least 1: the tip).
     retain: usize,
+    /// Height of the epoch's root block (0 in epoch 0): ancestor walks stop there.
+    floor: u64,
 }
 
 impl BlockTree {
     /// A tree whose root is `genesis`, holding at most `retain` committed blocks.
     pub(crate) fn new(genesis: Block, retain: usize) -> Self {
-        Self::rooted(Arc::new(genesis), retain)
+        let floor = genesis.height();
+        Self::rooted(Arc::new(genesis), floor, retain)
     }
 
     /// A tree whose root is `root`, a committed block (genesis, or the oldest committed block a
     /// restarted replica reads back from its store), holding at most `retain` committed
-    /// blocks.
-    pub(crate) fn rooted(root: Arc<Block>, retain: usize) -> Self {
+    /// blocks, in the epoch whose root block is at height `floor` (at or below `root`).
+    pub(crate) fn rooted(root: Arc<Block>, floor: u64, retain: usize) -> Self {
         let hash = root.hash();
         let height = root.height();
         let mut blocks = BTreeMap::new();
@@ -61,6 +64,7 @@ impl BlockTree {
             committed: VecDeque::from([hash]),
             base: height,
             retain: retain.max(1),
+            floor,
         }
     }
 
@@ -270,11 +274,16 @@ impl BlockTree {
     }
 
     /// Ancestors of `hash`, starting with `hash` itself, newest first.
+    /// Height of the epoch's root block (see [`crate::protocol::Chain::next_epoch`]).
+    pub(crate) fn floor(&self) -> u64 {
+        self.floor
+    }
+
     pub(crate) fn ancestors(&self, hash: BlockHash) -> impl Iterator<Item = &Arc<Block>> + '_ {
         let mut cursor = self.blocks.get(&hash);
         std::iter::from_fn(move || {
             let block = cursor?;
-            cursor = if block.height() == 0 {
+            cursor = if block.height() <= self.floor {
                 None
             } else {
                 self.blocks.get(&block.parent())
@@ -384,7 +393,7 @@ mod tests {
         assert_eq!(tree.chain_to(chain[10].hash(), 8, 10).len(), 3);
         // The leader window walks what is held; a restart re-roots at a stored block.
         assert_eq!(tree.ancestors(chain[10].hash()).count(), 4);
-        let mut restarted = BlockTree::rooted(Arc::clone(&chain[5]), 3);
+        let mut restarted = BlockTree::rooted(Arc::clone(&chain[5]), 0, 3);
         for block in &chain[6..=9] {
             assert!(restarted.extend_committed(Arc::clone(block)));
         }

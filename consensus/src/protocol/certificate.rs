@@ -10,6 +10,7 @@
 
 use ed25519_dalek::{Signature, SigningKey};
 
+use super::block::Block;
 use super::chain::Chain;
 use super::codec::{DecodeError, Decoder, Encoder, MAX_COUNT};
 use super::error::VerifyError;
@@ -47,13 +48,26 @@ impl QuorumCert {
         }
     }
 
-    /// Whether this is the chain's genesis QC.
+    /// The root QC of an epoch whose root is `root` (the genesis QC in epoch 0): no
+    /// signatures, `root`'s view and height.
+    #[must_use]
+    pub fn root(root: &Block) -> Self {
+        Self {
+            block: root.hash(),
+            view: root.view(),
+            height: root.height(),
+            signatures: Vec::new(),
+        }
+    }
+
+    /// Whether this is the chain's root QC ([`Chain::genesis_qc`]), valid in this epoch only.
     #[must_use]
     pub fn is_genesis(&self, chain: &Chain) -> bool {
-        self.view == 0
-            && self.height == 0
+        let root = chain.genesis();
+        self.view == root.view()
+            && self.height == root.height()
             && self.signatures.is_empty()
-            && self.block == chain.genesis().hash()
+            && self.block == root.hash()
     }
 
     /// Checks the quorum and every signature.

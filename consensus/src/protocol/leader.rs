@@ -2,7 +2,7 @@
 //!
 //! The leader of view `v` for a proposal extending block `P` is
 //! `active[v mod |active|]`, where `active` is the ascending list of validators that proposed
-//! one of the last `W` blocks of `P`'s chain (`P` included, genesis excluded) or signed the QC a
+//! one of the last `W` blocks of `P`'s chain (`P` included, the epoch's root block excluded) or signed the QC a
 //! block in that window carries. If fewer than a quorum are active (a young chain), every
 //! validator is.
 //!
@@ -42,7 +42,7 @@ pub(crate) fn leader(
     let mut active = BTreeSet::new();
     let mut failed = BTreeSet::new();
     for block in tree.ancestors(parent).take(window) {
-        if block.height() == 0 {
+        if block.height() <= tree.floor() {
             break;
         }
         active.insert(block.proposer());

@@ -28,6 +28,8 @@
 //! it into account restores a high QC that is safe to report in timeouts.
 //!
 //! # A fresh chain
+//! (View 1 and genesis below stand for an epoch's first view and its root block: in epoch
+//! `e > 0` the first view is the root's view + 1; see `Chain::next_epoch`.)
 //! If every replica starts guarded on a new chain, nobody would ever sign. Two things keep a
 //! fresh chain alive:
 //! - A timeout for view 1 is always signed over `(view 1, high QC view 0)`: the only QC before
@@ -87,7 +89,9 @@ impl<A: App> Replica<A> {
     /// guarded only the view-1 timeout over the genesis QC, which is byte-identical to any
     /// timeout signed in view 1 before).
     pub(super) fn may_time_out(&self) -> bool {
-        self.amnesia.is_none() || (self.view == 1 && self.safety.high_qc.view == 0)
+        self.amnesia.is_none()
+            || (self.view == self.first_view()
+                && self.safety.high_qc.view == self.chain.genesis().view())
     }
 
     /// `signer`, which sent this message itself when `from == signer`, is in view `view`.
@@ -96,12 +100,13 @@ impl<A: App> Replica<A> {
             return;
         }
         let quorum = self.chain.validators().quorum();
+        let first_view = self.first_view();
         let Some(guard) = self.amnesia.as_mut() else {
             return;
         };
         let seen = guard.reports.entry(signer).or_insert(0);
         *seen = (*seen).max(view);
-        if view <= 1 {
+        if view <= first_view {
             guard.in_view_1.insert(signer);
         }
         if guard.restored_genesis_only
@@ -123,10 +128,11 @@ impl<A: App> Replica<A> {
 
     /// A verified certificate for `view` was processed.
     pub(super) fn note_certificate(&mut self, view: u64) {
+        let first_view = self.first_view();
         let Some(guard) = self.amnesia.as_mut() else {
             return;
         };
-        if view > 1 {
+        if view > first_view {
             guard.saw_certificate_above_1 = true;
         }
         if guard.floor.is_some_and(|floor| view >= floor) {

@@ -31,8 +31,10 @@ impl<A: App> Replica<A> {
             // Still fetching the certified tip: behave as without idle pacing.
             return false;
         };
-        let empty =
-            |b: &crate::protocol::block::Block| b.height() == 0 || self.app.is_empty(b.payload());
+        let floor = self.tree.floor();
+        let empty = |b: &crate::protocol::block::Block| {
+            b.height() <= floor || self.app.is_empty(b.payload())
+        };
         let committed = self.tree.committed_height();
         let uncommitted_empty = self
             .tree

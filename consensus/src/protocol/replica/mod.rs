@@ -16,7 +16,8 @@
 //! # Files
 //! This file holds the types, construction, [`Replica::handle`] (dispatch) and the timers
 //! (`drive`). The handlers live beside it, each an `impl<A: App> Replica<A>` block with its own
-//! handler-level tests (one input in, the outputs asserted):
+//! handler-level tests (one input in, the outputs asserted): `retired.rs` (a replica whose
+//! epoch ended),
 //! `verify.rs` (certificate checks with a cache), `propose.rs` (leading a view and receiving
 //! proposals), `vote.rs` (votes, QCs, the commit rule), `pacemaker.rs` (view timer, timeouts,
 //! TCs, entering views), `sync.rs` (certificate sync and block sync), `amnesia.rs` (the guard
@@ -44,6 +45,7 @@ mod amnesia;
 mod idle;
 mod pacemaker;
 mod propose;
+mod retired;
 mod sync;
 pub use sync::committed_sync_response;
 #[cfg(test)]
@@ -141,6 +143,8 @@ pub struct Stats {
     /// Signature verifications of votes, timeouts and certificates (audit M1: repeated
     /// invalid messages must not cost new ones).
     pub signature_checks: u64,
+    /// Retired ([`Replica::retire`]): laggards' timeouts answered with our certificates.
+    pub retired_answers: u64,
 }
 
 /// A snapshot of where the replica is.
@@ -241,6 +245,10 @@ pub struct Replica<A: App> {
     quiet: bool,
     /// Idle pacing: since when the chain has not been quiet (`None` while quiet).
     busy_since: Option<u64>,
+    /// The epoch ended ([`Replica::retire`]): only laggards are answered.
+    retired: bool,
+    /// Retired: when each validator's timeout was last answered.
+    retired_answers: BTreeMap<ValidatorIndex, u64>,
 }
 
 impl<A: App> Replica<A> {
@@ -271,6 +279,7 @@ impl<A: App> Replica<A> {
             .index_of(&key.verifying_key())
             .ok_or(ReplicaError::NotAValidator)?;
         let tree = BlockTree::new(chain.genesis().clone(), config.retained_committed_blocks);
+        let first_view = chain.genesis().view() + 1;
         Ok(Self {
             chain,
             key,
@@ -279,7 +288,7 @@ impl<A: App> Replica<A> {
             app,
             tree,
             safety,
-            view: 1,
+            view: first_view,
             view_started_ms: 0,
             tc_streak: 0,
             my_timeout: None,
@@ -302,6 +311,8 @@ impl<A: App> Replica<A> {
             amnesia: None,
             quiet: false,
             busy_since: None,
+            retired: false,
+            retired_answers: BTreeMap::new(),
         })
     }
 
@@ -350,7 +361,11 @@ impl<A: App> Replica<A> {
                 return Err(ReplicaError::MissingCommitted(last_committed));
             };
             if oldest.parent() != genesis {
-                replica.tree = BlockTree::rooted(oldest, replica.config.retained_committed_blocks);
+                replica.tree = BlockTree::rooted(
+                    oldest,
+                    replica.chain.genesis().height(),
+                    replica.config.retained_committed_blocks,
+                );
             } else if !replica.tree.extend_committed(oldest) {
                 return Err(ReplicaError::MissingCommitted(last_committed));
             }
@@ -382,7 +397,7 @@ impl<A: App> Replica<A> {
                     .map_or(0, |tc| tc.view.saturating_add(1)),
             )
             .max(replica.safety.last_voted_view)
-            .max(1);
+            .max(replica.first_view());
         replica.proposed_view = replica.safety.last_voted_view;
         Ok(replica)
     }
@@ -404,9 +419,10 @@ impl<A: App> Replica<A> {
         blocks: Vec<Block>,
         last_committed: BlockHash,
     ) -> Result<Self, ReplicaError> {
-        let genesis_only = blocks.iter().all(|b| b.height() == 0)
+        let root = chain.genesis();
+        let genesis_only = blocks.iter().all(|b| b.height() <= root.height())
             && safety.last_voted_view == 0
-            && safety.high_qc.view == 0
+            && safety.high_qc.view == root.view()
             && safety.high_tc.is_none();
         let mut replica = Self::restore(chain, key, config, app, safety, blocks, last_committed)?;
         tracing::warn!(replica = %replica.me, "restored without a trusted safety record: amnesia guard up");
@@ -414,9 +430,15 @@ impl<A: App> Replica<A> {
         Ok(replica)
     }
 
+    /// The epoch's first view: one above its root block's (1 on a fresh chain).
+    fn first_view(&self) -> u64 {
+        self.chain.genesis().view() + 1
+    }
+
     fn stored_qcs(&self) -> Vec<QuorumCert> {
         let mut qcs = Vec::new();
-        for height in self.tree.lowest_committed_held().max(1)..=self.tree.max_height() {
+        let above_root = self.chain.genesis().height() + 1;
+        for height in self.tree.lowest_committed_held().max(above_root)..=self.tree.max_height() {
             for block in self.tree.blocks_at(height) {
                 qcs.push(block.justify().clone());
             }
@@ -480,6 +502,9 @@ impl<A: App> Replica<A> {
 
     /// Handles one input at time `now_ms` and returns what to do, in order.
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
+        if self.retired {
+            return self.handle_retired(now_ms, input);
+        }
         if !self.started {
             self.started = true;
             self.view_started_ms = now_ms;

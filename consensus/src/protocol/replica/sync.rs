@@ -168,7 +168,7 @@ impl<A: App> Replica<A> {
             return;
         }
         let held = self.tree.lowest_committed_held();
-        if from_height >= 1 && from_height < held {
+        if from_height > self.tree.floor() && from_height < held {
             // Older than the committed blocks kept in memory: the store answers, up to the
             // oldest one held (the peer's next request is served from memory).
             let to_height = from_height

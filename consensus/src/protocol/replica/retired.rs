@@ -1,0 +1,161 @@
+//! A retired replica: the replica of an epoch that has ended.
+//!
+//! When a replica commits its epoch's reconfiguration block `B`, the driver starts the next
+//! epoch's replica ([`crate::protocol::Chain::next_epoch`]) and calls [`Replica::retire`] on
+//! the old one. A retired replica signs nothing more in its epoch (no proposal, vote or
+//! timeout), so the old epoch can never certify anything new without the validators that
+//! left it; it only helps validators still in that epoch finish it:
+//! - a timeout from a validator of the old epoch is answered with our highest certificates
+//!   (the QC that commits `B`, or one leading to it), at most once per sender per
+//!   `timeout_resend_ms` (a laggard resends its timeout that often; an answer that got lost is
+//!   sent again, and a flood costs one signature check per window);
+//! - block sync requests are answered as before, from memory or from the store.
+//!
+//! Everything else (proposals, votes, sync responses, ticks) is ignored; the replica schedules
+//! no ticks.
+//!
+//! # Invariants
+//! - A retired replica emits only `Send(SyncInfo)`, sync responses and
+//!   [`Output::ServeCommitted`]: never a signature, a `Persist` or a `Commit`.
+
+use super::{App, Input, Output, Replica};
+use crate::protocol::error::VerifyError;
+use crate::protocol::message::Msg;
+use crate::protocol::timeout::{timeout_message, Timeout};
+use crate::protocol::validators::ValidatorIndex;
+
+impl<A: App> Replica<A> {
+    /// Ends this replica's epoch: from now on it only answers laggards (module docs). The
+    /// driver calls it once the replica has committed the epoch's reconfiguration block and
+    /// discards any later [`Output::Commit`] of this epoch.
+    pub fn retire(&mut self) {
+        self.retired = true;
+        self.my_timeout = None;
+        self.votes.clear();
+        self.voted.clear();
+        self.timeouts.clear();
+        self.sync.orphan = None;
+        self.scheduled = None;
+    }
+
+    /// Whether [`Replica::retire`] was called.
+    #[must_use]
+    pub fn is_retired(&self) -> bool {
+        self.retired
+    }
+
+    pub(super) fn handle_retired(&mut self, now: u64, input: Input) -> Vec<Output> {
+        let Input::Message { from, msg } = input else {
+            return Vec::new();
+        };
+        if self.chain.validators().key(from).is_none() || from == self.me {
+            return Vec::new();
+        }
+        let result = match msg {
+            Msg::Timeout(t) => self.answer_retired_timeout(now, from, &t),
+            Msg::SyncRequest {
+                from_height,
+                target,
+            } => {
+                self.on_sync_request(now, from, from_height, target);
+                Ok(())
+            }
+            Msg::Proposal(_) | Msg::Vote(_) | Msg::SyncInfo { .. } | Msg::SyncResponse { .. } => {
+                Ok(())
+            }
+        };
+        if let Err(err) = result {
+            self.stats.invalid_messages += 1;
+            tracing::debug!(%from, cause = %err, "retired replica dropped an invalid message");
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn answer_retired_timeout(
+        &mut self,
+        now: u64,
+        from: ValidatorIndex,
+        t: &Timeout,
+    ) -> Result<(), VerifyError> {
+        if t.sender != from {
+            return Ok(()); // a forwarded timeout: its sender asks for itself
+        }
+        let window = self.config.timeout_resend_ms;
+        if self
+            .retired_answers
+            .get(&from)
+            .is_some_and(|at| now < at.saturating_add(window))
+        {
+            return Ok(());
+        }
+        let msg = timeout_message(&self.chain, t.view, t.high_qc.view);
+        self.stats.signature_checks += 1;
+        if !self.chain.validators().verify(t.sender, &msg, &t.signature) {
+            return Err(VerifyError::BadSignature(t.sender));
+        }
+        self.retired_answers.insert(from, now);
+        self.stats.retired_answers += 1;
+        self.out.push(Output::Send(
+            from,
+            Msg::SyncInfo {
+                high_qc: self.safety.high_qc.clone(),
+                high_tc: self.safety.high_tc.clone(),
+            },
+        ));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{from, v, Net, ME, T0};
+    use super::*;
+    use crate::protocol::config::Config;
+
+    #[test]
+    fn a_retired_replica_answers_a_laggard_once_per_resend_window_and_signs_nothing() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let _ = r.handle(T0, Input::Tick);
+        r.retire();
+        let timeout = || from(2, Msg::Timeout(net.timeout(2, 1, net.genesis_qc())));
+
+        let out = r.handle(T0 + 10, timeout());
+        assert_eq!(
+            out,
+            vec![Output::Send(
+                v(2),
+                Msg::SyncInfo {
+                    high_qc: net.genesis_qc(),
+                    high_tc: None,
+                }
+            )]
+        );
+        // Within the window: nothing; after it, the answer again (it may have been lost).
+        assert!(r.handle(T0 + 20, timeout()).is_empty());
+        let resend = Config::default().timeout_resend_ms;
+        assert_eq!(r.handle(T0 + 10 + resend, timeout()).len(), 1);
+        // Ticks, proposals and votes do nothing: no timer, no vote, no timeout of our own.
+        assert!(r.handle(T0 + 100_000, Input::Tick).is_empty());
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        assert!(r
+            .handle(T0 + 100_001, from(1, net.proposal(b1, None)))
+            .is_empty());
+        assert_eq!(r.stats().votes, 0);
+        assert_eq!(r.stats().retired_answers, 2);
+        assert!(r.is_retired());
+    }
+
+    #[test]
+    fn a_retired_replica_drops_a_forged_timeout() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        r.retire();
+        let mut forged = net.timeout(2, 1, net.genesis_qc());
+        forged.signature = net.timeout(3, 1, net.genesis_qc()).signature;
+
+        assert!(r.handle(T0, from(2, Msg::Timeout(forged))).is_empty());
+        assert_eq!(r.stats().invalid_messages, 1);
+        assert_eq!(r.stats().retired_answers, 0);
+    }
+}
