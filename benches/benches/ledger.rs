@@ -40,6 +40,7 @@ fn genesis() -> Genesis {
     Genesis {
         neighborhood: "benchville".into(),
         genesis_time: T0.parse::<DateTime<Utc>>().expect("a time"),
+        currency: voltmesh_wire::Currency::EUR,
         market: MarketConfig {
             mechanism: Mechanism::Uniform { k: K::HALF },
             rules: MarketRules {

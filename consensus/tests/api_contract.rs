@@ -162,6 +162,7 @@ fn community() -> CommunityView {
     };
     CommunityView {
         neighborhood: "nb".into(),
+        currency: "CHF".parse().expect("currency"),
         height: HEIGHT,
         epoch: 0,
         validators: Vec::new(),
@@ -224,6 +225,7 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                                     bought_wh: 100,
                                     sold_wh: 0,
                                     net_paid: Money::from_nanos(25_000_000),
+                                    currency: "CHF".parse().expect("currency"),
                                 },
                                 trades: vec![ParticipantTrade {
                                     interval_start: CLEARED,

@@ -33,6 +33,7 @@ fn genesis() -> Genesis {
     Genesis {
         neighborhood: "testville".into(),
         genesis_time: T0.parse::<DateTime<Utc>>().unwrap(),
+        currency: voltmesh_wire::Currency::EUR,
         market: MarketConfig {
             mechanism: Mechanism::Uniform { k: K::HALF },
             rules: MarketRules {

@@ -353,6 +353,7 @@ mod tests {
         let policy = Policy::quorum_of(vec![key(90)]);
         CommunityView {
             neighborhood: "nb".into(),
+            currency: voltmesh_wire::Currency::EUR,
             height: 7,
             epoch: 0,
             validators: Vec::new(),

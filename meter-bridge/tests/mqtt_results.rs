@@ -47,15 +47,17 @@ async fn fills_clearing_and_settlement_are_published() {
     let fee: Price = "0.020000".parse().expect("price");
     let settled = settlement::settle(&outcome.trades, &metered, tariffs, fee).expect("settles");
 
-    let mut messages: Vec<ResultMessage> = HouseholdFills::from_outcome(interval, &outcome)
+    let mut messages: Vec<ResultMessage> = HouseholdFills::from_outcome(interval, &outcome, chf())
         .into_iter()
         .map(ResultMessage::Fills)
         .collect();
     messages.push(ResultMessage::Clearing(ClearingSummary::from_outcome(
-        interval, &outcome,
+        interval,
+        &outcome,
+        chf(),
     )));
     messages.extend(
-        SettlementNotice::from_settlement(interval, &settled)
+        SettlementNotice::from_settlement(interval, &settled, chf())
             .into_iter()
             .map(ResultMessage::Settlement),
     );
@@ -83,6 +85,8 @@ async fn fills_clearing_and_settlement_are_published() {
     assert_eq!(got[0].0, "voltmesh/households/native/fills");
     assert_eq!(got[0].1["bought_wh"], 700);
     assert_eq!(got[0].1["clearing_price"], "0.210000");
+    assert_eq!(got[0].1["currency"], "CHF");
+    assert_eq!(got[1].1["currency"], "CHF");
     assert_eq!(got[1].0, "voltmesh/households/native/settlement");
     assert_eq!(got[1].1["bill"]["bought_wh"], 700);
     assert_eq!(got[1].1["bill"]["metered_net_export_wh"], -650);
@@ -102,5 +106,11 @@ async fn fills_clearing_and_settlement_are_published() {
         (json["volume_wh"].as_u64(), json["trades"].as_u64()),
         (Some(700), Some(1))
     );
+    assert_eq!(json["currency"], "CHF");
     bridge.shutdown().await;
+}
+
+/// A currency other than the default, so the test sees it carried.
+fn chf() -> voltmesh_wire::Currency {
+    "CHF".parse().expect("currency")
 }

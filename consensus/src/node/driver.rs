@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 use voltmesh_wire::api::{
-    CommunityView, ParticipantView, PendingProposalView, ProposalAnswer, ScheduledRules,
+    Balance, CommunityView, ParticipantView, PendingProposalView, ProposalAnswer, ScheduledRules,
     SnapshotView, StatusView,
 };
 use voltmesh_wire::{Genesis, OrderRejection, SignedOrder};
@@ -548,7 +548,10 @@ impl Driver {
                     .index
                     .trades_of(&participant, query.from, query.to, query.limit)?;
                 let _ = reply.send(ParticipantView {
-                    balance: self.index.balance_of(&participant)?,
+                    balance: Balance {
+                        currency: self.genesis.currency,
+                        ..self.index.balance_of(&participant)?
+                    },
                     trades: page.trades,
                     next_from: page.next_from,
                     participant,
@@ -619,6 +622,7 @@ impl Driver {
         let policies = community.policies();
         CommunityView {
             neighborhood: self.genesis.neighborhood.clone(),
+            currency: self.genesis.currency,
             height: self.replica.status().committed_height,
             epoch: 0,
             validators: self.genesis.validators.clone(),

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Money, ParticipantId, Side, Tariffs, Trade, Wh};
 
 use crate::governance::{Member, Policies, Proposal, ProposalHash, Rules, SignedProposal};
-use crate::{GenesisValidator, IntervalClearing, PublicKey, SignedOrder};
+use crate::{Currency, GenesisValidator, IntervalClearing, PublicKey, SignedOrder};
 
 /// `GET`: the node API's OpenAPI document (feature `openapi` of this crate generates it).
 pub const OPENAPI: &str = "/v1/openapi.json";
@@ -231,6 +231,10 @@ pub struct PendingProposalView {
 pub struct CommunityView {
     /// The neighborhood.
     pub neighborhood: String,
+    /// The currency of every price and amount (ISO 4217), from genesis.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "EUR"))]
+    pub currency: Currency,
     /// Committed height the view is at.
     pub height: u64,
     /// The validator set's epoch (0: the genesis set; validator changes are not yet governed).
@@ -371,6 +375,10 @@ pub struct Balance {
     /// are billed after delivery, from metered energy). A decimal string with nine decimals.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.025000000"))]
     pub net_paid: Money,
+    /// The currency of `net_paid` (ISO 4217), from genesis.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "EUR"))]
+    pub currency: Currency,
 }
 
 /// `GET /v1/participants/{id}`.
@@ -526,6 +534,7 @@ mod tests {
                 bought_wh: 100,
                 sold_wh: 0,
                 net_paid: Money::ZERO,
+                currency: Currency::EUR,
             },
             trades: Vec::new(),
             next_from: Some(1_700_000_000),

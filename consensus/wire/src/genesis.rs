@@ -14,6 +14,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use voltmesh_engine::{ConfigError, MarketConfig, ParticipantId};
 
+use crate::currency::Currency;
 use crate::governance::{Policies, Policy};
 
 /// Most intervals one block clears. Gates that closed together (after a stall) are cleared in
@@ -100,6 +101,9 @@ pub struct Genesis {
     pub neighborhood: String,
     /// When the chain starts.
     pub genesis_time: DateTime<Utc>,
+    /// The currency of every price and amount (ISO 4217, e.g. `"EUR"`); absent means EUR.
+    #[serde(default)]
+    pub currency: Currency,
     /// Mechanism, tariffs, network fee, interval length and gate closure.
     pub market: MarketConfig,
     /// The validator set, in index order.
@@ -244,6 +248,7 @@ mod tests {
         Genesis {
             neighborhood: "testville".into(),
             genesis_time: "2026-09-21T00:00:00Z".parse().expect("time"),
+            currency: crate::Currency::EUR,
             market: MarketConfig {
                 mechanism: Mechanism::Uniform { k: K::HALF },
                 rules: MarketRules {
@@ -278,6 +283,23 @@ mod tests {
         assert_eq!(g.may_sign(&"h1".into(), &pk(2)), Some(false));
         assert_eq!(g.may_sign(&"h2".into(), &pk(1)), None);
         assert_eq!(g.genesis_time_ms(), 1_789_948_800_000);
+    }
+
+    #[test]
+    fn the_currency_defaults_to_eur_and_must_have_a_minor_unit() {
+        let mut json = serde_json::to_value(genesis()).expect("json");
+        json.as_object_mut().expect("object").remove("currency");
+        let g = Genesis::from_json(&json.to_string()).expect("a genesis without currency");
+        assert_eq!(g.currency, Currency::EUR);
+        json["currency"] = "JPY".into();
+        let g = Genesis::from_json(&json.to_string()).expect("JPY");
+        assert_eq!(
+            (g.currency.code(), g.currency.minor_unit_decimals()),
+            ("JPY", 0)
+        );
+        json["currency"] = "XAU".into();
+        let err = Genesis::from_json(&json.to_string()).expect_err("gold");
+        assert!(err.to_string().contains("no minor unit"), "{err}");
     }
 
     #[test]

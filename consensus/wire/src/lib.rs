@@ -9,6 +9,7 @@
 //! | [`reject`] | [`OrderRejection`] and its stable [`kind`](OrderRejection::kind) |
 //! | [`governance`] | [`governance::SignedProposal`], [`governance::Action`], policies and the signing bytes (`voltmesh/governance/v1`) |
 //! | [`genesis`] | [`Genesis`] (parse and validate), [`PublicKey`], [`GenesisError`] |
+//! | [`currency`] | [`Currency`]: the community's ISO 4217 currency and its minor unit |
 //! | [`key`] | the hex ed25519 key file |
 //! | [`api`] | routes, views and the error body of the node API |
 //! | `openapi` (feature `openapi`) | the node API's OpenAPI document, generated from these types |
@@ -20,6 +21,7 @@ pub mod api;
 pub mod clearing;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod currency;
 pub mod genesis;
 pub mod governance;
 pub mod key;
@@ -29,6 +31,7 @@ pub mod order;
 pub mod reject;
 
 pub use clearing::IntervalClearing;
+pub use currency::{Currency, CurrencyError};
 pub use genesis::{Genesis, GenesisError, GenesisValidator, PublicKey};
 pub use order::{OrderTicket, SignedOrder};
 pub use reject::OrderRejection;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Price, Tariffs};
-use voltmesh_wire::Genesis;
+use voltmesh_wire::{Currency, Genesis};
 
 use crate::decode::Format;
 
@@ -241,6 +241,8 @@ pub struct SettlementConfig {
     pub retail: Price,
     /// Fee per locally traded kWh, paid by the buyer (genesis `market.network_fee`).
     pub network_fee: Price,
+    /// The currency of prices and bills (genesis `currency`; EUR by default).
+    pub currency: Currency,
 }
 
 impl Default for SettlementConfig {
@@ -252,6 +254,7 @@ impl Default for SettlementConfig {
             feed_in: micros(80_000),
             retail: micros(320_000),
             network_fee: micros(10_000),
+            currency: Currency::EUR,
         }
     }
 }
@@ -263,6 +266,7 @@ impl SettlementConfig {
             feed_in: genesis.market.rules.tariffs.feed_in,
             retail: genesis.market.rules.tariffs.retail,
             network_fee: genesis.market.network_fee,
+            currency: genesis.currency,
         }
     }
 

@@ -144,6 +144,7 @@ fn genesis_json() -> String {
     let genesis = Genesis {
         neighborhood: "nb".into(),
         genesis_time: "2026-09-21T00:00:00Z".parse().unwrap(),
+        currency: voltmesh_wire::Currency::EUR,
         market: MarketConfig {
             mechanism: Mechanism::Uniform { k: K::HALF },
             rules: MarketRules {

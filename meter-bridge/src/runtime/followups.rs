@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use voltmesh_engine::settlement::SettlementError;
 use voltmesh_engine::{ClearingOutcome, Interval, ParticipantId, Price, Tariffs, Trade};
+use voltmesh_wire::Currency;
 
 use crate::community::IntervalRules;
 use crate::order_sink::{OrderSink, SinkError};
@@ -111,15 +112,19 @@ pub struct FollowUps {
     followed: BTreeMap<i64, FollowUp>,
     tariffs: Tariffs,
     network_fee: Price,
+    /// The genesis currency, carried by every message.
+    currency: Currency,
 }
 
 impl FollowUps {
-    /// Nothing followed yet; settlements at `tariffs` plus `network_fee` per kWh traded locally.
-    pub fn new(tariffs: Tariffs, network_fee: Price) -> FollowUps {
+    /// Nothing followed yet; settlements at `tariffs` plus `network_fee` per kWh traded locally,
+    /// amounts in `currency`.
+    pub fn new(tariffs: Tariffs, network_fee: Price, currency: Currency) -> FollowUps {
         FollowUps {
             followed: BTreeMap::new(),
             tariffs,
             network_fee,
+            currency,
         }
     }
 
@@ -203,13 +208,17 @@ impl FollowUps {
         }
         match answer {
             ClearingAnswer::Cleared(outcome) => {
-                let mut decisions: Vec<Decision> =
-                    HouseholdFills::for_households(f.interval, &outcome, &f.households)
-                        .into_iter()
-                        .map(|fills| Decision::Publish(ResultMessage::Fills(fills)))
-                        .collect();
+                let mut decisions: Vec<Decision> = HouseholdFills::for_households(
+                    f.interval,
+                    &outcome,
+                    &f.households,
+                    self.currency,
+                )
+                .into_iter()
+                .map(|fills| Decision::Publish(ResultMessage::Fills(fills)))
+                .collect();
                 decisions.push(Decision::Publish(ResultMessage::Clearing(
-                    ClearingSummary::from_outcome(f.interval, &outcome),
+                    ClearingSummary::from_outcome(f.interval, &outcome, self.currency),
                 )));
                 f.trades = Some(outcome.trades);
                 decisions
@@ -237,6 +246,7 @@ impl FollowUps {
     ) -> Vec<Decision> {
         let mut decisions = Vec::new();
         let mut done = Vec::new();
+        let currency = self.currency;
         for (&start, f) in &mut self.followed {
             if let Some(trades) = &f.trades {
                 let ready: Vec<(ParticipantId, i64)> = f
@@ -254,6 +264,7 @@ impl FollowUps {
                             net,
                             f.tariffs,
                             f.network_fee,
+                            currency,
                         ) {
                             Ok(notice) => Decision::Publish(ResultMessage::Settlement(notice)),
                             Err(cause) => Decision::NotSettled {
@@ -468,7 +479,7 @@ mod tests {
     }
 
     fn followups() -> FollowUps {
-        FollowUps::new(tariffs(), "0.01".parse().unwrap())
+        FollowUps::new(tariffs(), "0.01".parse().unwrap(), Currency::EUR)
     }
 
     /// The interval after the one starting at [`testing::T0`].

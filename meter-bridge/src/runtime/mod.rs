@@ -213,7 +213,11 @@ pub async fn run<S: OrderSink>(
         follow_rx,
         sink.clone(),
         ingest.clone(),
-        FollowUps::new(config.settlement.tariffs(), config.settlement.network_fee),
+        FollowUps::new(
+            config.settlement.tariffs(),
+            config.settlement.network_fee,
+            config.settlement.currency,
+        ),
         results_tx,
         io.clock.clone(),
         Shutdown::new(notify.subscribe()),

@@ -25,6 +25,7 @@ use voltmesh_engine::settlement::{settle, SettlementError};
 use voltmesh_engine::{
     Bill, ClearingOutcome, Interval, ParticipantId, Price, Settlement, Side, Tariffs, Trade, Wh,
 };
+use voltmesh_wire::Currency;
 
 /// One fill of a household's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +55,8 @@ pub struct HouseholdFills {
     pub bought_wh: Wh,
     /// Total sold, Wh.
     pub sold_wh: Wh,
+    /// The currency of the prices (ISO 4217).
+    pub currency: Currency,
 }
 
 /// An interval's market-wide result.
@@ -69,6 +72,8 @@ pub struct ClearingSummary {
     pub trades: usize,
     /// Number of orders left (partly) unfilled.
     pub unfilled_orders: usize,
+    /// The currency of the price (ISO 4217).
+    pub currency: Currency,
 }
 
 /// A household's settlement for one delivered interval.
@@ -78,6 +83,8 @@ pub struct SettlementNotice {
     pub interval_start: DateTime<Utc>,
     /// The bill: metered energy, traded energy and money (positive = the household pays).
     pub bill: Bill,
+    /// The currency of the bill's amounts (ISO 4217).
+    pub currency: Currency,
 }
 
 /// Something to publish to households.
@@ -93,7 +100,11 @@ pub enum ResultMessage {
 
 impl HouseholdFills {
     /// One message per participant that traded in `outcome`, ordered by participant.
-    pub fn from_outcome(interval: Interval, outcome: &ClearingOutcome) -> Vec<HouseholdFills> {
+    pub fn from_outcome(
+        interval: Interval,
+        outcome: &ClearingOutcome,
+        currency: Currency,
+    ) -> Vec<HouseholdFills> {
         let mut by: BTreeMap<&ParticipantId, HouseholdFills> = BTreeMap::new();
         let blank = |p: &ParticipantId| HouseholdFills {
             interval_start: interval.start(),
@@ -102,6 +113,7 @@ impl HouseholdFills {
             fills: Vec::new(),
             bought_wh: 0,
             sold_wh: 0,
+            currency,
         };
         for t in &outcome.trades {
             let buyer = by.entry(&t.buyer).or_insert_with(|| blank(&t.buyer));
@@ -133,9 +145,10 @@ impl HouseholdFills {
         interval: Interval,
         outcome: &ClearingOutcome,
         households: &BTreeSet<ParticipantId>,
+        currency: Currency,
     ) -> Vec<HouseholdFills> {
         let mut traded: BTreeMap<ParticipantId, HouseholdFills> =
-            HouseholdFills::from_outcome(interval, outcome)
+            HouseholdFills::from_outcome(interval, outcome, currency)
                 .into_iter()
                 .filter(|f| households.contains(&f.participant))
                 .map(|f| (f.participant.clone(), f))
@@ -150,6 +163,7 @@ impl HouseholdFills {
                     fills: Vec::new(),
                     bought_wh: 0,
                     sold_wh: 0,
+                    currency,
                 })
             })
             .collect()
@@ -158,26 +172,36 @@ impl HouseholdFills {
 
 impl ClearingSummary {
     /// The summary of `outcome`.
-    pub fn from_outcome(interval: Interval, outcome: &ClearingOutcome) -> ClearingSummary {
+    pub fn from_outcome(
+        interval: Interval,
+        outcome: &ClearingOutcome,
+        currency: Currency,
+    ) -> ClearingSummary {
         ClearingSummary {
             interval_start: interval.start(),
             clearing_price: outcome.clearing_price,
             volume_wh: outcome.volume_wh,
             trades: outcome.trades.len(),
             unfilled_orders: outcome.unfilled.len(),
+            currency,
         }
     }
 }
 
 impl SettlementNotice {
     /// One notice per bill, ordered as the settlement's bills.
-    pub fn from_settlement(interval: Interval, settlement: &Settlement) -> Vec<SettlementNotice> {
+    pub fn from_settlement(
+        interval: Interval,
+        settlement: &Settlement,
+        currency: Currency,
+    ) -> Vec<SettlementNotice> {
         settlement
             .bills
             .iter()
             .map(|bill| SettlementNotice {
                 interval_start: interval.start(),
                 bill: bill.clone(),
+                currency,
             })
             .collect()
     }
@@ -198,6 +222,7 @@ impl SettlementNotice {
         metered_net_export_wh: i64,
         tariffs: Tariffs,
         network_fee: Price,
+        currency: Currency,
     ) -> Result<SettlementNotice, SettlementError> {
         let own: Vec<Trade> = trades
             .iter()
@@ -222,6 +247,7 @@ impl SettlementNotice {
         Ok(SettlementNotice {
             interval_start: interval.start(),
             bill,
+            currency,
         })
     }
 }
@@ -287,7 +313,7 @@ mod tests {
             price_range: None,
             unfilled: Vec::new(),
         };
-        let fills = HouseholdFills::from_outcome(interval, &outcome);
+        let fills = HouseholdFills::from_outcome(interval, &outcome, Currency::EUR);
         let who: Vec<_> = fills
             .iter()
             .map(|f| (f.participant.as_str(), f.bought_wh, f.sold_wh))
@@ -298,14 +324,14 @@ mod tests {
         assert_eq!(msg.topic("vm").unwrap(), "vm/households/hh-1/fills");
         let json: serde_json::Value = serde_json::from_slice(&msg.payload().unwrap()).unwrap();
         assert_eq!(json["sold_wh"], 500);
-        let summary = ClearingSummary::from_outcome(interval, &outcome);
+        let summary = ClearingSummary::from_outcome(interval, &outcome, Currency::EUR);
         assert_eq!((summary.volume_wh, summary.trades), (500, 2));
         assert_eq!(
             ResultMessage::Clearing(summary).topic("vm").unwrap(),
             "vm/market/clearing"
         );
         let ours = BTreeSet::from([p("hh-2"), p("hh-9")]);
-        let mine = HouseholdFills::for_households(interval, &outcome, &ours);
+        let mine = HouseholdFills::for_households(interval, &outcome, &ours, Currency::EUR);
         let who: Vec<_> = mine
             .iter()
             .map(|f| (f.participant.as_str(), f.bought_wh, f.fills.len()))
@@ -330,18 +356,42 @@ mod tests {
         let tariffs = Tariffs::new("0.08".parse().unwrap(), "0.30".parse().unwrap()).unwrap();
         let fee: Price = "0.01".parse().unwrap();
         // a bought 1 kWh and consumed 1.5: 0.20 + 0.01 fee + 0.5 kWh at 0.30 retail = 0.36.
-        let a = SettlementNotice::for_household(interval, &trades, &p("a"), -1_500, tariffs, fee)
-            .unwrap();
+        let a = SettlementNotice::for_household(
+            interval,
+            &trades,
+            &p("a"),
+            -1_500,
+            tariffs,
+            fee,
+            Currency::EUR,
+        )
+        .unwrap();
         assert_eq!(a.bill.participant, p("a"));
         assert_eq!((a.bill.bought_wh, a.bill.from_utility_wh), (1_000, 500));
         assert_eq!(a.bill.total.to_string(), "0.360000000");
         // b sold 1 kWh and exported only 0.8: −0.20 + 0.2 kWh at retail = −0.14.
-        let b =
-            SettlementNotice::for_household(interval, &trades, &p("b"), 800, tariffs, fee).unwrap();
+        let b = SettlementNotice::for_household(
+            interval,
+            &trades,
+            &p("b"),
+            800,
+            tariffs,
+            fee,
+            Currency::EUR,
+        )
+        .unwrap();
         assert_eq!(b.bill.total.to_string(), "-0.140000000");
         // e did not trade: only the utility (2 kWh exported at feed-in).
-        let e = SettlementNotice::for_household(interval, &trades, &p("e"), 2_000, tariffs, fee)
-            .unwrap();
+        let e = SettlementNotice::for_household(
+            interval,
+            &trades,
+            &p("e"),
+            2_000,
+            tariffs,
+            fee,
+            Currency::EUR,
+        )
+        .unwrap();
         assert_eq!((e.bill.sold_wh, e.bill.to_utility_wh), (0, 2_000));
         assert_eq!(e.bill.total.to_string(), "-0.160000000");
         let msg = ResultMessage::Settlement(e);

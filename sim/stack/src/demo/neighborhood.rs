@@ -138,6 +138,7 @@ pub fn write(
     let genesis = Genesis {
         neighborhood: NEIGHBORHOOD.into(),
         genesis_time: DateTime::from_timestamp(now.timestamp() - 60, 0).unwrap_or(now),
+        currency: voltmesh_wire::Currency::EUR,
         market: MarketConfig {
             mechanism,
             rules: MarketRules {
