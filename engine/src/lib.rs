@@ -19,7 +19,8 @@
 //! Periodic mechanisms collect an interval's orders in a [`CallAuction`] and clear them at gate
 //! closure; the continuous one matches on arrival in a [`ContinuousBook`]. Both admit orders through
 //! the same [`MarketRules`], so a price outside `[feed-in tariff, retail price]` is rejected with the
-//! same [`RejectReason`] everywhere. [`settlement`] turns trades and metered energy into bills.
+//! same [`RejectReason`] everywhere. [`settlement`] turns trades and metered energy into bills, and
+//! [`rounding`] rounds bill lines to the currency's minor unit, carrying the rest (nothing is lost).
 #![deny(clippy::float_arithmetic, clippy::print_stdout, clippy::print_stderr)]
 
 pub mod admission;
@@ -36,6 +37,7 @@ pub mod order;
 pub mod outcome;
 pub mod pay_as_bid;
 pub mod price;
+pub mod rounding;
 pub mod settlement;
 pub mod uniform;
 
