@@ -164,8 +164,8 @@ pub struct Ingest {
 struct HouseholdInputs {
     prefix: String,
     tariffs: Tariffs,
-    /// Own orders by household, then interval start.
-    own_orders: BTreeMap<ParticipantId, BTreeMap<i64, Order>>,
+    /// Own orders by household, then interval start: one order, or a bid curve's blocks.
+    own_orders: BTreeMap<ParticipantId, BTreeMap<i64, Vec<Order>>>,
     /// The latest interval planned for submission: later own orders for it are refused.
     planned_through: Option<i64>,
     /// Each household's preferences from the config, which a preferences message amends.
@@ -463,25 +463,32 @@ impl Ingest {
             tariffs: inputs.tariffs,
             max_order_wh: self.config.orders.max_order_wh,
         };
-        let mut checked = Vec::new();
+        // Each interval's orders, in message order: a single order or a bid curve's blocks.
+        let mut checked: BTreeMap<i64, Vec<Order>> = BTreeMap::new();
         for own in parse_orders(payload)? {
-            let (interval, order) = own.to_order(participant, bounds, receive_time)?;
+            let block = checked
+                .get(&own.interval_start.timestamp())
+                .map_or(0, Vec::len);
+            let (interval, order) = own.to_order(participant, block, bounds, receive_time)?;
             if inputs
                 .planned_through
                 .is_some_and(|p| interval.start_unix() <= p)
             {
                 return Err(HouseholdOrderError::AlreadyPlanned(interval.start()));
             }
-            checked.push((interval.start_unix(), order));
+            checked
+                .entry(interval.start_unix())
+                .or_default()
+                .push(order);
         }
         let mine = inputs.own_orders.entry(participant.clone()).or_default();
-        Ok(checked
-            .into_iter()
-            .map(|(start, order)| {
-                mine.insert(start, order.clone());
-                order
-            })
-            .collect())
+        let mut accepted = Vec::new();
+        for (start, orders) in checked {
+            accepted.extend(orders.iter().cloned());
+            // The message's set replaces whatever the household sent for that interval before.
+            mine.insert(start, orders);
+        }
+        Ok(accepted)
     }
 
     fn reject(&mut self, letter: DeadLetter) -> Outcome {
@@ -515,8 +522,9 @@ impl Ingest {
         Ok(())
     }
 
-    /// Every enabled household's order for `target`, planned at `now`, ordered by participant:
-    /// the household's own order for `target` if it sent one, else the forecast's.
+    /// Every enabled household's orders for `target`, planned at `now`, ordered by participant:
+    /// the household's own orders for `target` (one, or a bid curve's blocks in the order sent)
+    /// if it sent any, else the forecast's one.
     pub fn plan_orders(&self, target: Interval, now: DateTime<Utc>) -> Vec<Order> {
         let forecast = plan_orders(
             &self.book,
@@ -529,20 +537,20 @@ impl Ingest {
         let Some(inputs) = &self.households else {
             return forecast;
         };
-        let mut planned: BTreeMap<ParticipantId, Order> = forecast
+        let mut planned: BTreeMap<ParticipantId, Vec<Order>> = forecast
             .into_iter()
-            .map(|o| (o.participant.clone(), o))
+            .map(|o| (o.participant.clone(), vec![o]))
             .collect();
         for (participant, orders) in &inputs.own_orders {
             let enabled = self
                 .registry
                 .household(participant)
                 .is_ok_and(|h| h.preferences.enabled);
-            if let (true, Some(order)) = (enabled, orders.get(&target.start_unix())) {
-                planned.insert(participant.clone(), order.clone());
+            if let (true, Some(own)) = (enabled, orders.get(&target.start_unix())) {
+                planned.insert(participant.clone(), own.clone());
             }
         }
-        planned.into_values().collect()
+        planned.into_values().flatten().collect()
     }
 
     /// [`Ingest::plan_orders`], for submission: afterwards own orders for `target` or earlier are

@@ -285,3 +285,65 @@ fn preferences_change_the_next_planned_order() {
         ErrorKind::UnknownParticipant
     );
 }
+
+#[test]
+fn a_bid_curve_is_several_orders_and_a_later_message_replaces_the_whole_set() {
+    let mut ingest = ingest();
+    let now = with_forecast(&mut ingest);
+    let target = IntervalSpec::DEFAULT.first_open(now);
+    let tasmota = ParticipantId::from("tasmota");
+    let topic = orders_topic("voltmesh", &tasmota);
+    let block = |quantity_wh, price: &str| HouseholdOrder {
+        interval_start: target.start(),
+        side: Side::Buy,
+        quantity_wh,
+        limit_price: price.parse().unwrap(),
+    };
+    // "2 kWh at up to 0.20, one more at up to 0.15".
+    let curve = serde_json::to_vec(&[block(2_000, "0.20"), block(1_000, "0.15")]).unwrap();
+    let out = ingest.handle(&topic, &curve, now);
+    assert!(
+        matches!(&out, Outcome::Household(HouseholdUpdate::Orders { orders, .. }) if orders.len() == 2),
+        "{out:?}"
+    );
+    let planned = ingest.plan_orders(target, now);
+    assert_eq!(planned.len(), 2, "both blocks replace the forecast's order");
+    assert_eq!(
+        planned
+            .iter()
+            .map(|o| (o.quantity_wh, o.limit_price.to_string()))
+            .collect::<Vec<_>>(),
+        [
+            (2_000, "0.200000".to_owned()),
+            (1_000, "0.150000".to_owned())
+        ]
+    );
+    assert_ne!(planned[0].id, planned[1].id);
+    // The same curve again is the same two orders.
+    let _ = ingest.handle(&topic, &curve, now);
+    assert_eq!(ingest.plan_orders(target, now), planned);
+    // One order for the interval replaces the whole curve.
+    let _ = ingest.handle(&topic, &own(target, Side::Buy, 500, "0.18"), now);
+    let single = ingest.plan_orders(target, now);
+    assert_eq!(single.len(), 1);
+    assert_eq!(single[0].quantity_wh, 500);
+    assert_eq!(
+        single[0].id, planned[0].id,
+        "block 0 keeps the single order's id"
+    );
+    // A curve with both sides, or a block outside the tariffs, is refused as a whole.
+    let mut mixed = vec![block(100, "0.20")];
+    mixed.push(HouseholdOrder {
+        side: Side::Sell,
+        ..block(100, "0.20")
+    });
+    let (_, reason) = rejected(ingest.handle(&topic, &serde_json::to_vec(&mixed).unwrap(), now));
+    assert!(reason.contains("one side"), "{reason}");
+    let outside = serde_json::to_vec(&[block(100, "0.20"), block(100, "0.40")]).unwrap();
+    let _ = rejected(ingest.handle(&topic, &outside, now));
+    assert_eq!(
+        ingest.plan_orders(target, now),
+        single,
+        "nothing of a refused message"
+    );
+}

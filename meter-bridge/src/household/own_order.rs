@@ -4,10 +4,20 @@
 //! ```json
 //! {"interval_start": "2026-11-22T08:00:00Z", "side": "buy", "quantity_wh": 400, "limit_price": "0.25"}
 //! ```
-//! or a JSON array of such objects (at most [`MAX_ORDERS_PER_MESSAGE`], at most one per interval),
-//! e.g. a gateway's plan for the next hours. `interval_start` is RFC 3339 or Unix seconds and must
-//! be the start of a market interval; prices travel as decimal strings (as everywhere in
-//! Voltmesh); unknown fields are refused.
+//! or a JSON array of such objects (at most [`MAX_ORDERS_PER_MESSAGE`]), e.g. a gateway's plan for
+//! the next hours. `interval_start` is RFC 3339 or Unix seconds and must be the start of a market
+//! interval; prices travel as decimal strings (as everywhere in Voltmesh); unknown fields are
+//! refused.
+//!
+//! # Bid curves
+//! Several objects for one interval are a **bid curve**: each is a block, and each block is an
+//! order of its own, e.g. a heat pump's "2 kWh at up to 0.20, 1 kWh more at up to 0.15":
+//! ```json
+//! [{"interval_start": 1795000500, "side": "buy", "quantity_wh": 2000, "limit_price": "0.20"},
+//!  {"interval_start": 1795000500, "side": "buy", "quantity_wh": 1000, "limit_price": "0.15"}]
+//! ```
+//! At most [`MAX_BLOCKS_PER_INTERVAL`] blocks per interval, all on one side (a household does not
+//! trade with itself), each checked like a single order.
 //!
 //! # Rules ([`HouseholdOrder::to_order`])
 //! * the interval's gate is still open when the message arrives, and the interval starts at most
@@ -16,19 +26,28 @@
 //! * `feed_in <= limit_price <= retail` (the `[settlement]` tariffs: the market refuses anything
 //!   outside).
 //!
-//! For its interval, a household's own order replaces the order the bridge would plan from its
-//! forecast. The order id is the bridge's deterministic
-//! [`order_id`], so the same message twice is one order; a later message
-//! for the same interval, arriving before the bridge plans that interval, replaces the earlier.
+//! For its interval, a household's own orders replace the order the bridge would plan from its
+//! forecast. The first block's id is the bridge's deterministic [`order_id`] and block `i > 0`'s
+//! is that id with `-<i>` appended ([`block_order_id`]), so the same message twice is the same
+//! orders; a later message naming an interval, arriving before the bridge plans that interval,
+//! replaces the whole set the earlier one gave it (a curve of three blocks followed by one order
+//! leaves one order).
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use voltmesh_engine::{Interval, IntervalSpec, Order, ParticipantId, Price, Side, Tariffs, Wh};
+use voltmesh_engine::{
+    Interval, IntervalSpec, Order, OrderId, ParticipantId, Price, Side, Tariffs, Wh,
+};
 
 use crate::household::plan::order_id;
 
 /// Most orders one message may carry.
 pub const MAX_ORDERS_PER_MESSAGE: usize = 96;
+/// Most blocks of one interval's bid curve (the ledger admits 16 orders per participant and
+/// interval by default).
+pub const MAX_BLOCKS_PER_INTERVAL: usize = 8;
 /// How far ahead (in intervals after the first open one) a household may place orders.
 pub const MAX_INTERVALS_AHEAD: i64 = 192;
 
@@ -59,9 +78,17 @@ pub enum HouseholdOrderError {
     /// Too many orders in one message.
     #[error("{0} orders in one message (at most {MAX_ORDERS_PER_MESSAGE})")]
     TooMany(usize),
-    /// Two orders of one message for the same interval.
-    #[error("two orders for interval {0} in one message")]
-    DuplicateInterval(DateTime<Utc>),
+    /// More blocks for one interval than [`MAX_BLOCKS_PER_INTERVAL`].
+    #[error("{count} orders for interval {interval} (a bid curve has at most {MAX_BLOCKS_PER_INTERVAL} blocks)")]
+    TooManyBlocks {
+        /// The interval's start.
+        interval: DateTime<Utc>,
+        /// Blocks sent.
+        count: usize,
+    },
+    /// Buy and sell blocks for one interval.
+    #[error("buy and sell orders for interval {0}: a bid curve is on one side")]
+    MixedSides(DateTime<Utc>),
     /// `interval_start` is not the start of an interval.
     #[error("interval_start {0} is not the start of a market interval")]
     NotAnIntervalStart(DateTime<Utc>),
@@ -114,7 +141,8 @@ pub struct OrderBounds {
 }
 
 impl HouseholdOrder {
-    /// The engine order for `participant`, checked against `bounds` at `now` (module rules).
+    /// The engine order for `participant`, block `block` of its interval's curve (0 for a single
+    /// order), checked against `bounds` at `now` (module rules).
     ///
     /// # Errors
     /// [`HouseholdOrderError::NotAnIntervalStart`], [`HouseholdOrderError::GateClosed`],
@@ -124,6 +152,7 @@ impl HouseholdOrder {
     pub fn to_order(
         &self,
         participant: &ParticipantId,
+        block: usize,
         bounds: OrderBounds,
         now: DateTime<Utc>,
     ) -> Result<(Interval, Order), HouseholdOrderError> {
@@ -159,7 +188,7 @@ impl HouseholdOrder {
             });
         }
         let order = Order {
-            id: order_id(participant, interval, self.side),
+            id: block_order_id(participant, interval, self.side, block),
             participant: participant.clone(),
             side: self.side,
             quantity_wh: self.quantity_wh,
@@ -178,11 +207,28 @@ impl HouseholdOrder {
     }
 }
 
+/// The id of block `block` of a household's curve for `interval`: [`order_id`] for block 0,
+/// with `-<block>` appended after.
+pub fn block_order_id(
+    participant: &ParticipantId,
+    interval: Interval,
+    side: Side,
+    block: usize,
+) -> OrderId {
+    let id = order_id(participant, interval, side);
+    if block == 0 {
+        id
+    } else {
+        OrderId::from(format!("{id}-{block}"))
+    }
+}
+
 /// Parses a message: one order object or an array of them (module docs).
 ///
 /// # Errors
 /// [`HouseholdOrderError::Malformed`], [`HouseholdOrderError::Empty`],
-/// [`HouseholdOrderError::TooMany`] or [`HouseholdOrderError::DuplicateInterval`].
+/// [`HouseholdOrderError::TooMany`], [`HouseholdOrderError::TooManyBlocks`] or
+/// [`HouseholdOrderError::MixedSides`].
 pub fn parse_orders(payload: &[u8]) -> Result<Vec<HouseholdOrder>, HouseholdOrderError> {
     let first = payload.iter().find(|b| !b.is_ascii_whitespace());
     let orders = if first == Some(&b'[') {
@@ -196,10 +242,24 @@ pub fn parse_orders(payload: &[u8]) -> Result<Vec<HouseholdOrder>, HouseholdOrde
     if orders.len() > MAX_ORDERS_PER_MESSAGE {
         return Err(HouseholdOrderError::TooMany(orders.len()));
     }
-    let mut starts: Vec<DateTime<Utc>> = orders.iter().map(|o| o.interval_start).collect();
-    starts.sort_unstable();
-    if let Some(w) = starts.windows(2).find(|w| w[0] == w[1]) {
-        return Err(HouseholdOrderError::DuplicateInterval(w[0]));
+    let mut curves: BTreeMap<DateTime<Utc>, (Side, usize)> = BTreeMap::new();
+    for order in &orders {
+        let (side, count) = curves
+            .entry(order.interval_start)
+            .or_insert((order.side, 0));
+        if *side != order.side {
+            return Err(HouseholdOrderError::MixedSides(order.interval_start));
+        }
+        *count += 1;
+        if *count > MAX_BLOCKS_PER_INTERVAL {
+            return Err(HouseholdOrderError::TooManyBlocks {
+                interval: order.interval_start,
+                count: orders
+                    .iter()
+                    .filter(|o| o.interval_start == order.interval_start)
+                    .count(),
+            });
+        }
     }
     Ok(orders)
 }
@@ -251,7 +311,7 @@ mod tests {
         let parsed = parse_orders(one.as_bytes()).unwrap();
         assert_eq!(parsed.len(), 1);
         let p = ParticipantId::from("hh-01");
-        let (interval, order) = parsed[0].to_order(&p, bounds(), now()).unwrap();
+        let (interval, order) = parsed[0].to_order(&p, 0, bounds(), now()).unwrap();
         assert_eq!(interval.start_unix(), start);
         assert_eq!((order.side, order.quantity_wh), (Side::Buy, 400));
         assert_eq!(order.limit_price.to_string(), "0.250000");
@@ -266,6 +326,36 @@ mod tests {
         assert_eq!(parsed[1].side, Side::Buy);
         let json = parsed[0].to_json().unwrap();
         assert_eq!(parse_orders(&json).unwrap()[0], parsed[0], "round trip");
+    }
+
+    #[test]
+    fn a_bid_curve_is_one_order_per_block_with_its_own_id() {
+        let start = next_start();
+        let curve = format!(
+            r#"[{{"interval_start":{start},"side":"buy","quantity_wh":2000,"limit_price":"0.20"}},
+                {{"interval_start":{start},"side":"buy","quantity_wh":1000,"limit_price":"0.15"}},
+                {{"interval_start":{},"side":"sell","quantity_wh":500,"limit_price":"0.10"}}]"#,
+            start + 900
+        );
+        let parsed = parse_orders(curve.as_bytes()).unwrap();
+        assert_eq!(parsed.len(), 3);
+        let p = ParticipantId::from("hh-01");
+        let (interval, first) = parsed[0].to_order(&p, 0, bounds(), now()).unwrap();
+        let (_, second) = parsed[1].to_order(&p, 1, bounds(), now()).unwrap();
+        assert_eq!(first.id, order_id(&p, interval, Side::Buy));
+        assert_eq!(second.id.as_str(), format!("{}-1", first.id.as_str()));
+        assert_eq!(
+            (second.quantity_wh, second.limit_price.to_string()),
+            (1000, "0.150000".to_owned())
+        );
+        assert_eq!(
+            (0..=MAX_BLOCKS_PER_INTERVAL)
+                .map(|b| block_order_id(&p, interval, Side::Buy, b))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            MAX_BLOCKS_PER_INTERVAL + 1,
+            "distinct ids"
+        );
     }
 
     #[test]
@@ -287,10 +377,16 @@ mod tests {
         ] {
             assert!(parse_orders(bad.as_bytes()).is_err(), "{bad}");
         }
-        let twice = format!("[{0},{0}]", msg(r#","limit_price":"0.25""#));
+        let block = msg(r#","limit_price":"0.25""#);
+        let nine = format!("[{}]", [block.as_str(); 9].join(","));
         assert!(matches!(
-            parse_orders(twice.as_bytes()),
-            Err(HouseholdOrderError::DuplicateInterval(_))
+            parse_orders(nine.as_bytes()),
+            Err(HouseholdOrderError::TooManyBlocks { count: 9, .. })
+        ));
+        let mixed = format!("[{block},{}]", block.replace("buy", "sell"));
+        assert!(matches!(
+            parse_orders(mixed.as_bytes()),
+            Err(HouseholdOrderError::MixedSides(_))
         ));
         let p = ParticipantId::from("hh-01");
         let order = |start: i64, q: Wh, price: &str| HouseholdOrder {
@@ -299,7 +395,7 @@ mod tests {
             quantity_wh: q,
             limit_price: price.parse().unwrap(),
         };
-        let check = |o: HouseholdOrder| o.to_order(&p, bounds(), now()).unwrap_err();
+        let check = |o: HouseholdOrder| o.to_order(&p, 0, bounds(), now()).unwrap_err();
         assert!(matches!(
             check(order(start + 1, 1, "0.1")),
             HouseholdOrderError::NotAnIntervalStart(_)
@@ -313,7 +409,7 @@ mod tests {
             HouseholdOrderError::TooFarAhead(_)
         ));
         assert!(order(start + 900 * MAX_INTERVALS_AHEAD, 1, "0.1")
-            .to_order(&p, bounds(), now())
+            .to_order(&p, 0, bounds(), now())
             .is_ok());
         assert!(matches!(
             check(order(start, 0, "0.1")),
