@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use voltmesh_engine::{Order, ParticipantId, Price, Tariffs, Wh};
+use voltmesh_engine::{Mechanism, Order, ParticipantId, Price, Tariffs, Wh};
 use voltmesh_wire::api::CommunityView;
 use voltmesh_wire::governance::{Member, Rules};
 use voltmesh_wire::PublicKey;
@@ -42,6 +42,9 @@ pub struct IntervalRules {
     pub network_fee: Price,
     /// The largest quantity one order may carry.
     pub max_order_wh: Wh,
+    /// How the interval clears (for the indicative prices of
+    /// [`crate::household::price_signal`]).
+    pub mechanism: Mechanism,
 }
 
 impl IntervalRules {
@@ -51,6 +54,7 @@ impl IntervalRules {
             tariffs: rules.rules.tariffs,
             network_fee: rules.network_fee,
             max_order_wh: rules.rules.max_order_wh,
+            mechanism: rules.mechanism,
         }
     }
 

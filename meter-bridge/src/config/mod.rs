@@ -178,7 +178,8 @@ mod sections;
 mod tests;
 
 pub use sections::{
-    ApiUrls, BrokerConfig, NodeConfig, Queues, SettlementConfig, Subscription, TlsConfig, Topics,
+    ApiUrls, BrokerConfig, NodeConfig, PriceSignalConfig, Queues, SettlementConfig, Subscription,
+    TlsConfig, Topics,
 };
 
 /// The file as parsed, before [`RawConfig::validate`].
@@ -206,6 +207,8 @@ pub struct RawConfig {
     pub ingest: IngestConfig,
     /// `[metrics]`.
     pub metrics: MetricsSection,
+    /// `[price_signal]`.
+    pub price_signal: PriceSignalConfig,
     /// `[[household]]`.
     #[serde(rename = "household")]
     pub households: Vec<crate::household::registry::HouseholdConfig>,
@@ -232,6 +235,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// `[metrics]` (before `VOLTMESH_INFLUX_*` fallbacks; see [`MetricsSection::to_config`]).
     pub metrics: MetricsSection,
+    /// `[price_signal]`.
+    pub price_signal: PriceSignalConfig,
     /// The household registry.
     pub registry: Registry,
 }
@@ -387,6 +392,9 @@ impl RawConfig {
             settlement,
             ingest,
             metrics: self.metrics,
+            price_signal: PriceSignalConfig {
+                horizon_intervals: self.price_signal.horizon_intervals.min(192),
+            },
             registry,
         })
     }

@@ -131,6 +131,24 @@ impl Default for Queues {
     }
 }
 
+/// `[price_signal]`: the indicative prices for home energy managers
+/// ([`crate::household::price_signal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriceSignalConfig {
+    /// Intervals ahead to forecast after each planned interval (96: a day of 15-minute
+    /// intervals; 0 turns the signal off). At most 192 (two days, the bridge's register window).
+    pub horizon_intervals: u32,
+}
+
+impl Default for PriceSignalConfig {
+    fn default() -> Self {
+        PriceSignalConfig {
+            horizon_intervals: 96,
+        }
+    }
+}
+
 /// `[node] api_url`: one node API URL (`"http://…"`) or a list of them, tried in order
 /// ([`crate::runtime::failover`]).
 ///

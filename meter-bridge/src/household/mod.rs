@@ -15,6 +15,7 @@ pub mod forecast;
 pub mod own_order;
 pub mod plan;
 pub mod preferences;
+pub mod price_signal;
 pub mod registers;
 pub mod registry;
 pub mod topic;

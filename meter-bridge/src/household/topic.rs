@@ -10,6 +10,9 @@
 //! | `<prefix>/households/<participant>/fills` | bridge → household | [`HouseholdFills`](crate::runtime::mqtt::HouseholdFills) | yes |
 //! | `<prefix>/households/<participant>/settlement` | bridge → household | [`SettlementNotice`](crate::runtime::mqtt::SettlementNotice) | yes |
 //! | `<prefix>/market/clearing` | bridge → everyone | [`ClearingSummary`](crate::runtime::mqtt::ClearingSummary) | yes |
+//! | `<prefix>/market/price_signal` | bridge → everyone | [`PriceSignal`](crate::runtime::mqtt::results::PriceSignal): indicative import/export prices of the coming intervals | yes |
+//! | `<prefix>/market/price_signal/evcc/grid`, `.../evcc/feedin` | bridge → energy managers | evcc's `custom` tariff forecast (`[{"start","end","value"}]`) | yes |
+//! | `<prefix>/market/price_signal/emhass` | bridge → energy managers | EMHASS's `load_cost_forecast` / `prod_price_forecast` | yes |
 //!
 //! `<hprefix>` is `topics.households_prefix` and `<prefix>` is `topics.results_prefix`, both
 //! `voltmesh` by default. With one prefix, a household's messages in both directions live under
@@ -97,6 +100,16 @@ pub fn settlement_topic(prefix: &str, participant: &ParticipantId) -> Result<Str
 /// `<prefix>/market/clearing`: every interval's clearing summary.
 pub fn clearing_topic(prefix: &str) -> String {
     format!("{prefix}/market/clearing")
+}
+
+/// `<prefix>/market/price_signal[/<format>]`: the indicative prices of the coming intervals
+/// ([`crate::household::price_signal`]); `format` is `evcc/grid`, `evcc/feedin` or `emhass`,
+/// none for the full JSON.
+pub fn price_signal_topic(prefix: &str, format: Option<&str>) -> String {
+    match format {
+        None => format!("{prefix}/market/price_signal"),
+        Some(format) => format!("{prefix}/market/price_signal/{format}"),
+    }
 }
 
 fn level(participant: &ParticipantId) -> Result<&str, ResultsError> {

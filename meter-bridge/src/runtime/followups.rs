@@ -397,7 +397,7 @@ async fn carry_out(
             total = %s.bill.total,
             "settlement published"
         ),
-        ResultMessage::Fills(_) => {}
+        ResultMessage::Fills(_) | ResultMessage::PriceSignal(_) => {}
     }
     tokio::select! {
         biased;
@@ -438,26 +438,22 @@ async fn publish_result(
     message: &ResultMessage,
     shutdown: &mut Shutdown,
 ) -> Result<(), ()> {
-    let topic = match message.topic(prefix) {
-        Ok(topic) => topic,
+    let publications = match message.publications(prefix) {
+        Ok(publications) => publications,
         Err(e) => {
             warn!(cause = %e, "result not published");
             return Ok(());
         }
     };
-    let payload = match message.payload() {
-        Ok(p) => p,
-        Err(e) => {
-            warn!(cause = %e, %topic, "result not serialized");
-            return Ok(());
-        }
-    };
-    let sent = tokio::select! {
-        biased;
-        () = shutdown.recv() => return Err(()),
-        sent = publisher.bytes(&topic, payload, true) => sent,
-    };
-    sent.map_err(|e| warn!(cause = %e, %topic, "publishing connection closed"))
+    for (topic, payload) in publications {
+        let sent = tokio::select! {
+            biased;
+            () = shutdown.recv() => return Err(()),
+            sent = publisher.bytes(&topic, payload, true) => sent,
+        };
+        sent.map_err(|e| warn!(cause = %e, %topic, "publishing connection closed"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -496,6 +492,7 @@ mod tests {
                 Decision::Publish(ResultMessage::Settlement(s)) => {
                     format!("settlement {}", s.bill.participant)
                 }
+                Decision::Publish(ResultMessage::PriceSignal(_)) => "price signal".to_owned(),
                 Decision::NotSettled { participant, .. } => format!("not settled {participant}"),
                 Decision::GaveUp { cleared, .. } => format!("gave up (cleared: {cleared})"),
             })
@@ -669,6 +666,7 @@ mod tests {
             tariffs: tariffs(),
             network_fee: "0.05".parse().unwrap(),
             max_order_wh: 1_000_000,
+            mechanism: voltmesh_engine::Mechanism::default(),
         };
         follow_tx
             .send((i, households(&["hh-01", "hh-02"]), rules))
@@ -686,6 +684,7 @@ mod tests {
                 ResultMessage::Fills(f) => format!("fills {}", f.participant),
                 ResultMessage::Clearing(_) => "clearing".to_owned(),
                 ResultMessage::Settlement(s) => format!("settlement {}", s.bill.participant),
+                ResultMessage::PriceSignal(_) => "price signal".to_owned(),
             })
             .collect();
         assert_eq!(

@@ -218,7 +218,7 @@ pub async fn run<S: OrderSink>(
             config.settlement.network_fee,
             config.settlement.currency,
         ),
-        results_tx,
+        results_tx.clone(),
         io.clock.clone(),
         Shutdown::new(notify.subscribe()),
     )));
@@ -234,7 +234,10 @@ pub async fn run<S: OrderSink>(
         config,
         sink,
         io.signing_key,
-        follow_tx,
+        planner::Outlets {
+            follow: follow_tx,
+            signal: results_tx,
+        },
         io.clock,
         Shutdown::new(notify.subscribe()),
     )));

@@ -25,36 +25,50 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use voltmesh_engine::{Interval, ParticipantId};
 use voltmesh_wire::api::OrderState;
 use voltmesh_wire::{PublicKey, SignedOrder};
 
 use crate::community::{admit, Community, IntervalRules, Standing, StandingChange, Standings};
 use crate::config::Config;
+use crate::household::price_signal::indicative;
 use crate::order_sink::{sign_orders, OrderSink, SinkError};
 use crate::runtime::clock::{Clock, SharedClock};
 use crate::runtime::followups::Follow;
 use crate::runtime::mqtt::backoff::Backoff;
+use crate::runtime::mqtt::results::{PriceSignal, ResultMessage};
 use crate::runtime::shared::{lock, SharedIngest};
 use crate::shutdown::Shutdown;
 
-/// Plans, signs and submits every interval's orders before its gate closure.
+/// Where the planner hands its work on.
+pub(crate) struct Outlets {
+    /// Submitted intervals, for their results ([`crate::runtime::followups`]).
+    pub(crate) follow: mpsc::Sender<Follow>,
+    /// The price signal of the coming intervals, for publishing.
+    pub(crate) signal: mpsc::Sender<ResultMessage>,
+}
+
+/// Plans, signs and submits every interval's orders before its gate closure, then computes
+/// the price signal of the coming intervals.
 pub(crate) async fn run_planner<S: OrderSink>(
     ingest: SharedIngest,
     config: Config,
     sink: Arc<S>,
     key: SigningKey,
-    follow: mpsc::Sender<Follow>,
+    outlets: Outlets,
     clock: SharedClock,
     mut shutdown: Shutdown,
 ) {
+    let Outlets { follow, signal } = outlets;
     let spec = config.market;
     let bridge_key = PublicKey(key.verifying_key().to_bytes());
     let mut community = Community::genesis(IntervalRules {
         tariffs: config.settlement.tariffs(),
         network_fee: config.settlement.network_fee,
         max_order_wh: voltmesh_engine::MarketRules::DEFAULT_MAX_ORDER_WH,
+        // Until the node's community view arrives (it names the ledger's mechanism).
+        mechanism: voltmesh_engine::Mechanism::default(),
     });
     let mut standings = Standings::default();
     let mut last_rules: Option<IntervalRules> = None;
@@ -146,12 +160,66 @@ pub(crate) async fn run_planner<S: OrderSink>(
                 );
             }
         }
+        // The local price signal for the coming intervals, from the same plans.
+        if config.price_signal.horizon_intervals > 0 {
+            let started = std::time::Instant::now();
+            let message = price_signal(
+                &ingest,
+                &community,
+                target.next(),
+                config.price_signal.horizon_intervals,
+                clock.now(),
+                config.settlement.currency,
+            );
+            debug!(
+                intervals = message.intervals.len(),
+                ms = started.elapsed().as_millis(),
+                "price signal computed"
+            );
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                signal.try_send(ResultMessage::PriceSignal(message))
+            {
+                warn!(
+                    interval = target.start_unix(),
+                    "results queue full; this interval's price signal is not published"
+                );
+            }
+        }
         // Move on to the next interval.
         tokio::select! {
             biased;
             () = shutdown.recv() => return,
             () = tokio::time::sleep(clock.until(closure) + Duration::from_millis(1)) => {}
         }
+    }
+}
+
+/// The indicative prices of `horizon` intervals from `first`, each from the orders the bridge
+/// would plan for it now, bounded by and cleared under that interval's rules
+/// ([`crate::household::price_signal`]). The ingest is locked one interval at a time.
+fn price_signal(
+    ingest: &SharedIngest,
+    community: &Community,
+    first: Interval,
+    horizon: u32,
+    now: DateTime<Utc>,
+    currency: voltmesh_wire::Currency,
+) -> PriceSignal {
+    let mut intervals = Vec::with_capacity(horizon as usize);
+    let mut interval = first;
+    for _ in 0..horizon {
+        let rules = community.rules_for(interval.start_unix());
+        let orders: Vec<_> = lock(ingest)
+            .plan_orders(interval, now)
+            .into_iter()
+            .map(|o| rules.bound(o))
+            .collect();
+        intervals.push(indicative(interval, &orders, rules, rules.mechanism));
+        interval = interval.next();
+    }
+    PriceSignal {
+        currency,
+        intervals,
     }
 }
 
@@ -386,13 +454,18 @@ mod tests {
         clock: &SharedClock,
     ) -> Running {
         let (follow_tx, follow_rx) = mpsc::channel(4);
+        // The price signal is checked in `a_price_signal_follows_each_planned_interval`.
+        let (signal_tx, _) = mpsc::channel(1);
         let (notify, shutdown) = testing::shutdown();
         let task = tokio::spawn(run_planner(
             ingest,
             config,
             Arc::clone(sink),
             SigningKey::from_bytes(&[7; 32]),
-            follow_tx,
+            Outlets {
+                follow: follow_tx,
+                signal: signal_tx,
+            },
             clock.clone(),
             shutdown,
         ));
@@ -435,6 +508,68 @@ mod tests {
         assert!(calls
             .iter()
             .all(|(t, _, i)| *t < closure && *i == target.start_unix()));
+        drop(notify);
+        task.await.expect("planner stops at shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_price_signal_follows_each_planned_interval() {
+        let clock = testing::clock();
+        let ingest = testing::ingest();
+        let target = config().market.first_open(at(0));
+        testing::own_order(&ingest, "hh-01", "buy", target, at(0));
+        // The next interval's book holds one offer: 400 Wh at 0.20.
+        testing::own_order(&ingest, "hh-02", "sell", target.next(), at(0));
+        let sink = Arc::new(FakeSink::new(clock.clone()));
+        let (follow_tx, mut follow_rx) = mpsc::channel(4);
+        let (signal_tx, mut signal_rx) = mpsc::channel(4);
+        let (notify, shutdown) = testing::shutdown();
+        let task = tokio::spawn(run_planner(
+            ingest,
+            config(),
+            Arc::clone(&sink),
+            SigningKey::from_bytes(&[7; 32]),
+            Outlets {
+                follow: follow_tx,
+                signal: signal_tx,
+            },
+            clock.clone(),
+            shutdown,
+        ));
+        follow_rx.recv().await.expect("the interval is followed");
+        let Some(ResultMessage::PriceSignal(signal)) = signal_rx.recv().await else {
+            panic!("no price signal");
+        };
+        assert_eq!(signal.intervals.len(), 96, "a day ahead by default");
+        assert_eq!(signal.currency.code(), "EUR");
+        let first = signal.intervals[0];
+        assert_eq!(first.start, target.next().start());
+        // One more kWh taken would come from the offer: 0.20 plus the 0.01 network fee; one more
+        // fed in finds no buyer: the feed-in tariff.
+        assert_eq!(first.import.to_string(), "0.210000");
+        assert_eq!(first.export.to_string(), "0.080000");
+        let second = signal.intervals[1];
+        assert_eq!(
+            (second.import.to_string(), second.export.to_string()),
+            ("0.320000".to_owned(), "0.080000".to_owned()),
+            "nothing planned: the utility's prices"
+        );
+        // Published as evcc's and EMHASS's formats too.
+        let publications = ResultMessage::PriceSignal(signal)
+            .publications("voltmesh")
+            .expect("publications");
+        let topics: Vec<&str> = publications.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "voltmesh/market/price_signal",
+                "voltmesh/market/price_signal/evcc/grid",
+                "voltmesh/market/price_signal/evcc/feedin",
+                "voltmesh/market/price_signal/emhass"
+            ]
+        );
+        let grid: serde_json::Value = serde_json::from_slice(&publications[1].1).unwrap();
+        assert_eq!(grid[0]["value"].as_f64(), Some(0.21));
         drop(notify);
         task.await.expect("planner stops at shutdown");
     }

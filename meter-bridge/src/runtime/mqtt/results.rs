@@ -17,8 +17,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::household::price_signal::{emhass_forecast, evcc_forecast, IndicativePrice};
 pub use crate::household::topic::ResultsError;
-use crate::household::topic::{clearing_topic, fills_topic, settlement_topic};
+use crate::household::topic::{clearing_topic, fills_topic, price_signal_topic, settlement_topic};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::settlement::{settle, SettlementError};
@@ -87,6 +88,15 @@ pub struct SettlementNotice {
     pub currency: Currency,
 }
 
+/// The indicative prices of the coming intervals, as published in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PriceSignal {
+    /// The currency of every price (ISO 4217).
+    pub currency: Currency,
+    /// One entry per interval, in time order.
+    pub intervals: Vec<IndicativePrice>,
+}
+
 /// Something to publish to households.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResultMessage {
@@ -96,6 +106,8 @@ pub enum ResultMessage {
     Clearing(ClearingSummary),
     /// One household's settlement.
     Settlement(SettlementNotice),
+    /// The price signal, published in full and in evcc's and EMHASS's formats.
+    PriceSignal(PriceSignal),
 }
 
 impl HouseholdFills {
@@ -262,6 +274,7 @@ impl ResultMessage {
             ResultMessage::Fills(f) => fills_topic(prefix, &f.participant),
             ResultMessage::Clearing(_) => Ok(clearing_topic(prefix)),
             ResultMessage::Settlement(s) => settlement_topic(prefix, &s.bill.participant),
+            ResultMessage::PriceSignal(_) => Ok(price_signal_topic(prefix, None)),
         }
     }
 
@@ -274,9 +287,42 @@ impl ResultMessage {
             ResultMessage::Fills(f) => serde_json::to_vec(f),
             ResultMessage::Clearing(c) => serde_json::to_vec(c),
             ResultMessage::Settlement(s) => serde_json::to_vec(s),
+            ResultMessage::PriceSignal(p) => serde_json::to_vec(p),
         }
     }
+
+    /// Every `(topic, payload)` this message is published as: one, except the price signal,
+    /// which also goes out in evcc's and EMHASS's formats (module table of
+    /// [`crate::household::topic`]).
+    ///
+    /// # Errors
+    /// As [`ResultMessage::topic`] and [`ResultMessage::payload`].
+    pub fn publications(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, PublicationError> {
+        let mut out = vec![(self.topic(prefix)?, self.payload()?)];
+        if let ResultMessage::PriceSignal(p) = self {
+            let grid = serde_json::to_vec(&evcc_forecast(&p.intervals, Side::Buy))?;
+            let feedin = serde_json::to_vec(&evcc_forecast(&p.intervals, Side::Sell))?;
+            let emhass = serde_json::to_vec(&emhass_forecast(&p.intervals))?;
+            out.push((price_signal_topic(prefix, Some("evcc/grid")), grid));
+            out.push((price_signal_topic(prefix, Some("evcc/feedin")), feedin));
+            out.push((price_signal_topic(prefix, Some("emhass")), emhass));
+        }
+        Ok(out)
+    }
 }
+
+/// Why a result could not be turned into publications.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicationError {
+    /// A participant id that cannot be a topic level.
+    #[error(transparent)]
+    Topic(#[from] ResultsError),
+    /// JSON encoding failed.
+    #[error("encoding: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl ResultMessage {}
 
 #[cfg(test)]
 mod tests {
