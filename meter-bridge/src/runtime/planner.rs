@@ -25,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 use voltmesh_engine::{Interval, ParticipantId};
 use voltmesh_wire::api::OrderState;
 use voltmesh_wire::{PublicKey, SignedOrder};
@@ -171,7 +171,7 @@ pub(crate) async fn run_planner<S: OrderSink>(
                 clock.now(),
                 config.settlement.currency,
             );
-            debug!(
+            info!(
                 intervals = message.intervals.len(),
                 ms = started.elapsed().as_millis(),
                 "price signal computed"
