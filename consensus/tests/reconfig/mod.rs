@@ -18,6 +18,9 @@
 //! each node commits heights in order without gaps; every node derives the same chain id for
 //! each epoch; no validator signs two different votes for one view of one epoch; no node
 //! commits a block of an epoch above its reconfiguration block.
+//!
+//! It shares the safety oracle and the network's randomness with `sim/mod.rs`: a test crate
+//! that uses it declares `mod sim;` too.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -524,14 +527,7 @@ impl EpochSim {
                 self.seed
             );
         }
-        let expected = *self.committed.entry(block.height()).or_insert(block.hash());
-        assert_eq!(
-            expected,
-            block.hash(),
-            "seed {}: SAFETY VIOLATION at height {}",
-            self.seed,
-            block.height()
-        );
+        crate::sim::check_commit(&mut self.committed, &block, self.seed);
         node.store.commit_times.push((self.now, block.height()));
         node.store
             .committed
@@ -604,17 +600,10 @@ impl EpochSim {
                 return;
             }
         }
-        if self.loss > 0.0 && self.rng.gen_bool(self.loss) {
-            return;
-        }
-        let copies = if self.duplicate > 0.0 && self.rng.gen_bool(self.duplicate) {
-            2
-        } else {
-            1
-        };
+        let delays =
+            crate::sim::delivery_delays(&mut self.rng, self.loss, self.duplicate, self.delay_ms);
         let bytes = msg.encode();
-        for _ in 0..copies {
-            let delay = self.rng.gen_range(self.delay_ms.0..=self.delay_ms.1);
+        for delay in delays {
             self.push(
                 self.now + delay,
                 Event::Deliver {

@@ -49,6 +49,39 @@ pub fn for_each_seed(default: u64, f: impl Fn(u64) + std::panic::RefUnwindSafe) 
     }
 }
 
+/// The safety oracle: records `block` as committed at its height, or panics if another block
+/// was committed there by anyone.
+pub fn check_commit(committed: &mut BTreeMap<u64, BlockHash>, block: &Block, seed: u64) {
+    let expected = *committed.entry(block.height()).or_insert(block.hash());
+    assert_eq!(
+        expected,
+        block.hash(),
+        "seed {seed}: SAFETY VIOLATION at height {}",
+        block.height()
+    );
+}
+
+/// The network's fate for one message: no delivery (lost with probability `loss`), or one
+/// delay per copy (a second copy with probability `duplicate`), each in `delay_ms`.
+pub fn delivery_delays(
+    rng: &mut ChaCha8Rng,
+    loss: f64,
+    duplicate: f64,
+    delay_ms: (u64, u64),
+) -> Vec<u64> {
+    if loss > 0.0 && rng.gen_bool(loss) {
+        return Vec::new();
+    }
+    let copies = if duplicate > 0.0 && rng.gen_bool(duplicate) {
+        2
+    } else {
+        1
+    };
+    (0..copies)
+        .map(|_| rng.gen_range(delay_ms.0..=delay_ms.1))
+        .collect()
+}
+
 /// The test application: payload = next height ‖ block time ‖ "ok" ‖ `pad` zero bytes.
 #[derive(Debug, Default)]
 pub struct SimApp {
@@ -487,14 +520,7 @@ impl Sim {
             "seed {}: node {node} committed out of order",
             self.seed
         );
-        let expected = *self.committed.entry(block.height()).or_insert(block.hash());
-        assert_eq!(
-            expected,
-            block.hash(),
-            "seed {}: SAFETY VIOLATION at height {}",
-            self.seed,
-            block.height()
-        );
+        check_commit(&mut self.committed, &block, self.seed);
         store.commit_times.push((self.now, block.height()));
         store.committed.push(block);
     }
@@ -508,14 +534,12 @@ impl Sim {
                 return;
             }
         }
-        if self.config.loss > 0.0 && self.rng.gen_bool(self.config.loss) {
-            return;
-        }
-        let copies = if self.config.duplicate > 0.0 && self.rng.gen_bool(self.config.duplicate) {
-            2
-        } else {
-            1
-        };
+        let delays = delivery_delays(
+            &mut self.rng,
+            self.config.loss,
+            self.config.duplicate,
+            (self.config.min_delay_ms, self.config.max_delay_ms),
+        );
         let bytes = msg.encode();
         assert!(
             bytes.len() <= MAX_MESSAGE_BYTES,
@@ -525,10 +549,7 @@ impl Sim {
             bytes.len()
         );
         self.max_message = self.max_message.max(bytes.len());
-        for _ in 0..copies {
-            let delay = self
-                .rng
-                .gen_range(self.config.min_delay_ms..=self.config.max_delay_ms);
+        for delay in delays {
             self.push(
                 self.now + delay,
                 Event::Deliver {
