@@ -81,11 +81,26 @@ fn config(port: u16, client_id: &str) -> Config {
     config
 }
 
-/// Starts a bridge with Home Assistant on, against `ledger`.
+/// Starts a bridge with Home Assistant on, against `ledger`, and waits until its Home Assistant
+/// connection is subscribed and every discovery config is out.
 async fn start(broker: &Mosquitto, client_id: &str, ledger: &Ledger) -> RunningBridge {
     let mut bridge =
         RunningBridge::start_with_sink(config(broker.port, client_id), 16, ledger.clone());
     bridge.wait_subscribed(1).await;
+    let suback = format!("Sending SUBACK to {client_id}-ha");
+    wait_until("the home assistant connection subscribed", || {
+        broker.log().contains(&suback)
+    })
+    .await;
+    let mut watch = TestClient::connect(
+        client_options(broker.port, &format!("{client_id}-watch")),
+        &["homeassistant/#"],
+    )
+    .await;
+    collect(&mut watch, |seen| {
+        seen.len() == HOUSEHOLDS.len() * PER_HOUSEHOLD + 2
+    })
+    .await;
     bridge
 }
 
@@ -129,25 +144,25 @@ async fn discovery_configs_are_retained_complete_and_follow_the_bridges_availabi
     ledger.set("native", 1_234, 2_500_000_000, 1_000_000_001);
     let bridge = start(&broker, "bridge-ha-discovery", &ledger).await;
 
-    // A client that connects later gets everything retained, as Home Assistant does.
-    let mut ha = TestClient::connect(
-        client_options(broker.port, "ha-discovery"),
-        &[
-            "homeassistant/#",
-            "voltmesh/bridge/status",
-            "voltmesh/households/+/totals",
-        ],
-    )
-    .await;
+    // Watch until everything is out, then connect again: a client that connects later (Home
+    // Assistant starting) gets all of it retained.
+    let filters = [
+        "homeassistant/#",
+        "voltmesh/bridge/status",
+        "voltmesh/households/+/totals",
+    ];
     let configs = HOUSEHOLDS.len() * PER_HOUSEHOLD + 2;
-    let seen = collect(&mut ha, |seen| {
+    let complete = |seen: &BTreeMap<String, (bool, Vec<u8>)>| {
         seen.keys().filter(|t| t.ends_with("/config")).count() == configs
             && seen.contains_key("voltmesh/bridge/status")
             && HOUSEHOLDS
                 .iter()
                 .all(|h| seen.contains_key(&format!("voltmesh/households/{h}/totals")))
-    })
-    .await;
+    };
+    let mut ha = TestClient::connect(client_options(broker.port, "ha-discovery"), &filters).await;
+    collect(&mut ha, complete).await;
+    let mut late = TestClient::connect(client_options(broker.port, "ha-late"), &filters).await;
+    let seen = collect(&mut late, complete).await;
     let (retained, status) = &seen["voltmesh/bridge/status"];
     assert!(*retained);
     assert_eq!(status, b"online");
