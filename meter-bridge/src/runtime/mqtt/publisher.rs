@@ -9,7 +9,7 @@
 //! # Availability
 //! The connection carries a last will, `offline` retained on `<results_prefix>/bridge/status`
 //! ([`crate::household::topic::bridge_status_topic`]), and publishes `online` there, retained,
-//! every time it connects ([`Online`]): the broker publishes the will when the connection drops
+//! every time it connects: the broker publishes the will when the connection drops
 //! without a DISCONNECT (a crash, a lost network, or the bridge stopping), so whoever reads
 //! the topic (Home Assistant's availability) knows whether the bridge is there.
 
