@@ -175,10 +175,12 @@ impl Index {
                             voltmesh_engine::Side::Buy => {
                                 balance.bought_wh += trade.quantity_wh;
                                 balance.net_paid += trade.value();
+                                balance.paid += trade.value();
                             }
                             voltmesh_engine::Side::Sell => {
                                 balance.sold_wh += trade.quantity_wh;
                                 balance.net_paid -= trade.value();
+                                balance.received += trade.value();
                             }
                         }
                     }
@@ -381,7 +383,7 @@ fn read_balance(
 
 #[cfg(test)]
 mod tests {
-    use voltmesh_engine::{ClearingOutcome, Mechanism, Trade};
+    use voltmesh_engine::{ClearingOutcome, Mechanism, Money, Trade};
 
     use crate::protocol::BlockHash;
 
@@ -426,6 +428,32 @@ mod tests {
 
     fn starts(page: &TradePage) -> Vec<i64> {
         page.trades.iter().map(|t| t.interval_start).collect()
+    }
+
+    #[test]
+    fn paid_and_received_are_kept_apart_exactly() {
+        // hh-1 sells 100 Wh at 0.20 to hh-2, then buys 300 Wh back from hh-2 at 1/3-ish
+        // prices: paid and received each add up exactly, and their difference is net_paid.
+        let mut index = Index::in_memory();
+        let mut sold = clearing(900, &["hh-2"]);
+        let price: voltmesh_engine::Price = "0.333333".parse().expect("price");
+        let mut bought = clearing(1800, &["hh-2"]);
+        for trade in &mut bought.outcome.trades {
+            std::mem::swap(&mut trade.buyer, &mut trade.seller);
+            trade.quantity_wh = 333;
+            trade.price = price;
+        }
+        sold.outcome.trades[0].quantity_wh = 1;
+        index.apply(&block(1, vec![sold])).expect("apply");
+        index.apply(&block(2, vec![bought])).expect("apply");
+        let hh1 = index.balance_of(&"hh-1".into()).expect("read");
+        // 1 Wh at 0.20 = 0.0002; 333 Wh at 0.333333 = 0.110999889.
+        assert_eq!(hh1.received.to_string(), "0.000200000");
+        assert_eq!(hh1.paid.to_string(), "0.110999889");
+        assert_eq!(hh1.net_paid, hh1.paid - hh1.received);
+        let hh2 = index.balance_of(&"hh-2".into()).expect("read");
+        assert_eq!((hh2.paid, hh2.received), (hh1.received, hh1.paid));
+        assert_eq!(hh2.net_paid, hh2.paid - hh2.received);
     }
 
     #[test]
@@ -474,6 +502,14 @@ mod tests {
         assert_eq!(
             (buyer.bought_wh, buyer.net_paid.to_string().as_str()),
             (200, "0.040000000")
+        );
+        assert_eq!(
+            (buyer.paid, buyer.received),
+            (Money::from_nanos(40_000_000), Money::ZERO)
+        );
+        assert_eq!(
+            (balance.paid, balance.received),
+            (Money::ZERO, Money::from_nanos(80_000_000))
         );
         assert_eq!(
             index.balance_of(&"nobody".into()).expect("read"),

@@ -225,6 +225,8 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                                     bought_wh: 100,
                                     sold_wh: 0,
                                     net_paid: Money::from_nanos(25_000_000),
+                                    paid: Money::from_nanos(25_000_000),
+                                    received: Money::ZERO,
                                     currency: "CHF".parse().expect("currency"),
                                 },
                                 trades: vec![ParticipantTrade {
@@ -470,8 +472,17 @@ async fn read_routes_answer_their_views() {
     assert_eq!(node.block(HEIGHT).await, Ok(Some(block(&signed()))));
     assert_eq!(node.status().await, Ok(status()));
     let view = node.participant("hh-1").await.unwrap();
+    assert_eq!(
+        node.balance("hh-1").await.unwrap(),
+        view.balance,
+        "the balance alone, through the same route"
+    );
     assert_eq!(view.participant.as_str(), "hh-1");
     assert_eq!(view.balance.net_paid, Money::from_nanos(25_000_000));
+    assert_eq!(
+        (view.balance.paid, view.balance.received),
+        (Money::from_nanos(25_000_000), Money::ZERO)
+    );
     let not_found = node.raw("GET", "/v1/nothing", None).await.unwrap();
     assert_eq!(not_found.status, 404);
 }

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
-use voltmesh_engine::{Interval, Order};
-use voltmesh_wire::api::{CommunityView, OrderState};
+use voltmesh_engine::{Interval, Order, ParticipantId};
+use voltmesh_wire::api::{Balance, CommunityView, OrderState};
 use voltmesh_wire::{IntervalClearing, OrderTicket, SignedOrder};
 
 /// The node's ticket for `order` in `interval` (module nonce rule), or `None` if the interval
@@ -130,6 +130,20 @@ pub trait OrderSink: Send + Sync + 'static {
         order: &SignedOrder,
     ) -> impl Future<Output = Result<Option<OrderState>, SinkError>> + Send {
         let _ = order;
+        async { Err(SinkError::Unsupported) }
+    }
+
+    /// A participant's totals over every committed trade (`GET /v1/participants/{id}`):
+    /// energy bought and sold, paid and received. Home Assistant's totals come from here, so
+    /// they survive a bridge restart.
+    ///
+    /// # Errors
+    /// [`SinkError::Unsupported`] (the default) if the sink cannot tell, else why it could not.
+    fn balance(
+        &self,
+        participant: &ParticipantId,
+    ) -> impl Future<Output = Result<Balance, SinkError>> + Send {
+        let _ = participant;
         async { Err(SinkError::Unsupported) }
     }
 
@@ -245,13 +259,17 @@ impl<S: OrderSink> OrderSink for Counted<S> {
     async fn community(&self) -> Result<CommunityView, SinkError> {
         self.inner.community().await
     }
+
+    async fn balance(&self, participant: &ParticipantId) -> Result<Balance, SinkError> {
+        self.inner.balance(participant).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::DateTime;
-    use voltmesh_engine::{IntervalSpec, ParticipantId, Side};
+    use voltmesh_engine::{IntervalSpec, Side};
 
     fn order(participant: &str, side: Side, interval: Interval) -> Order {
         Order {

@@ -375,7 +375,17 @@ pub struct Balance {
     /// are billed after delivery, from metered energy). A decimal string with nine decimals.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.025000000"))]
     pub net_paid: Money,
-    /// The currency of `net_paid` (ISO 4217), from genesis.
+    /// Paid for purchases, exact (the sum of the participant's bought trades' values; never
+    /// decreases). A decimal string with nine decimals. `net_paid = paid - received`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.025000000"))]
+    pub paid: Money,
+    /// Received for sales, exact (the sum of the participant's sold trades' values; never
+    /// decreases). A decimal string with nine decimals.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0.000000000"))]
+    pub received: Money,
+    /// The currency of the amounts (ISO 4217), from genesis.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "EUR"))]
     pub currency: Currency,
@@ -534,12 +544,19 @@ mod tests {
                 bought_wh: 100,
                 sold_wh: 0,
                 net_paid: Money::ZERO,
+                paid: Money::from_nanos(20_000_000),
+                received: Money::from_nanos(20_000_000),
                 currency: Currency::EUR,
             },
             trades: Vec::new(),
             next_from: Some(1_700_000_000),
         };
         round_trip(&view);
+        // A balance from before `paid` and `received` existed still reads (as zero).
+        let older: Balance =
+            serde_json::from_str(r#"{"bought_wh":1,"sold_wh":2,"net_paid":"0.000000000"}"#)
+                .expect("an older balance");
+        assert_eq!((older.paid, older.received), (Money::ZERO, Money::ZERO));
         assert_eq!(
             round_trip(&ErrorBody::new("bad_signature", "bad signature")),
             r#"{"error":"bad_signature","message":"bad signature"}"#

@@ -488,6 +488,17 @@ impl NodeClient {
             .ok_or_else(not_found)
     }
 
+    /// A participant's totals over every committed trade: `GET /v1/participants/{id}` for an
+    /// empty range of intervals (`from=0&to=0`), so no trades travel with the balance.
+    ///
+    /// # Errors
+    /// As [`NodeClient::participant`].
+    pub async fn balance(&self, id: &str) -> Result<api::Balance, ClientError> {
+        let path = format!("{}?from=0&to=0", api::participant_path(id));
+        let view: ParticipantView = self.view(&path).await?.ok_or_else(not_found)?;
+        Ok(view.balance)
+    }
+
     /// `POST /v1/governance`: hands a signed proposal to the node, which puts its approvals in
     /// the next block it proposes.
     ///

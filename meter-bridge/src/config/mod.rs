@@ -7,8 +7,9 @@
 //!
 //! # Invariants of a [`Config`]
 //! * The client id is 1..=64 bytes; the broker port is non-zero; the backoff is `0 < min <= max`.
-//! * Every subscription filter is a valid MQTT topic filter; the dead-letter topic and the results
-//!   prefix are valid topic names (no wildcards, no NUL, not empty).
+//! * Every subscription filter is a valid MQTT topic filter; the dead-letter topic, the results
+//!   and households prefixes and the Home Assistant discovery prefix are valid topic names (no
+//!   wildcards, no NUL, not empty).
 //! * Every queue is at least 1 message.
 //! * A client key comes with a client certificate; a password comes with a username.
 //! * The household registry is valid ([`Registry::from_config`]).
@@ -178,8 +179,8 @@ mod sections;
 mod tests;
 
 pub use sections::{
-    ApiUrls, BrokerConfig, NodeConfig, PriceSignalConfig, Queues, SettlementConfig, Subscription,
-    TlsConfig, Topics,
+    ApiUrls, BrokerConfig, HomeAssistantConfig, NodeConfig, PriceSignalConfig, Queues,
+    SettlementConfig, Subscription, TlsConfig, Topics,
 };
 
 /// The file as parsed, before [`RawConfig::validate`].
@@ -193,6 +194,8 @@ pub struct RawConfig {
     pub subscriptions: Vec<Subscription>,
     /// `[topics]`.
     pub topics: Topics,
+    /// `[home_assistant]`.
+    pub home_assistant: HomeAssistantConfig,
     /// `[queues]`.
     pub queues: Queues,
     /// `[node]`.
@@ -223,6 +226,8 @@ pub struct Config {
     pub subscriptions: Vec<Subscription>,
     /// `[topics]`.
     pub topics: Topics,
+    /// `[home_assistant]`.
+    pub home_assistant: HomeAssistantConfig,
     /// `[queues]`.
     pub queues: Queues,
     /// `[node]`.
@@ -329,6 +334,10 @@ impl RawConfig {
             ("topics.dead_letter", &self.topics.dead_letter),
             ("topics.results_prefix", &self.topics.results_prefix),
             ("topics.households_prefix", &self.topics.households_prefix),
+            (
+                "home_assistant.discovery_prefix",
+                &self.home_assistant.discovery_prefix,
+            ),
         ] {
             check_topic_name(topic).map_err(|reason| ConfigError::BadTopic {
                 field,
@@ -386,6 +395,7 @@ impl RawConfig {
             broker: self.broker,
             subscriptions: self.subscriptions,
             topics: self.topics,
+            home_assistant: self.home_assistant,
             queues: self.queues,
             node: self.node,
             market,

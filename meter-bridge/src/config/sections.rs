@@ -1,5 +1,6 @@
 //! The tables of `bridge.toml` other than the households: `[broker]` (with `[broker.tls]`),
-//! `[[subscription]]`, `[topics]`, `[queues]`, `[node]` and the deprecated `[settlement]`. Each
+//! `[[subscription]]`, `[topics]`, `[home_assistant]`, `[queues]`, `[node]` and the deprecated
+//! `[settlement]`. Each
 //! is a serde struct with every key defaulted; [`super::RawConfig::validate`] checks them.
 
 use std::path::PathBuf;
@@ -105,6 +106,33 @@ impl Default for Topics {
             dead_letter: "voltmesh/dead-letter".to_owned(),
             results_prefix: "voltmesh".to_owned(),
             households_prefix: "voltmesh".to_owned(),
+        }
+    }
+}
+
+/// `[home_assistant]`: Home Assistant MQTT discovery ([`crate::household::home_assistant`]).
+///
+/// # Invariant (after validation)
+/// `discovery_prefix` is a valid MQTT topic name (no wildcards).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HomeAssistantConfig {
+    /// Publish discovery configs and states for every household and the neighborhood, and take
+    /// the switch and number commands. On by default: households in an energy community almost
+    /// all run Home Assistant, and retained discovery configs cost the broker a few kB per
+    /// household (the integrations households like, Tasmota, Shelly, dsmr-reader, are on by
+    /// default too).
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix (its MQTT integration's setting, `homeassistant` by
+    /// default); the bridge also listens for its birth message on `<discovery_prefix>/status`.
+    pub discovery_prefix: String,
+}
+
+impl Default for HomeAssistantConfig {
+    fn default() -> Self {
+        HomeAssistantConfig {
+            discovery: true,
+            discovery_prefix: "homeassistant".to_owned(),
         }
     }
 }

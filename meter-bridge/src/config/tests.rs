@@ -8,6 +8,9 @@ fn the_default_file_is_valid_and_complete() {
     assert_eq!(config.broker, BrokerConfig::default());
     assert_eq!(config.queues, Queues::default());
     assert_eq!(config.topics, Topics::default());
+    assert_eq!(config.home_assistant, HomeAssistantConfig::default());
+    assert!(config.home_assistant.discovery, "on by default");
+    assert_eq!(config.home_assistant.discovery_prefix, "homeassistant");
     assert_eq!(config.node, NodeConfig::default());
     assert_eq!(config.market, IntervalSpec::DEFAULT);
     assert_eq!(config.settlement, SettlementConfig::default());
@@ -272,4 +275,24 @@ fn node_api_url_takes_one_url_or_a_failover_list() {
     ));
     let empty = with("[node]\napi_url = []").unwrap_err().to_string();
     assert!(empty.contains("names no node"), "{empty}");
+}
+
+#[test]
+fn home_assistant_discovery_is_on_by_default_and_its_prefix_checked() {
+    let none = with("").unwrap();
+    assert_eq!(none.home_assistant, HomeAssistantConfig::default());
+    let off = with("[home_assistant]\ndiscovery = false\ndiscovery_prefix = \"ha\"").unwrap();
+    assert!(!off.home_assistant.discovery);
+    assert_eq!(off.home_assistant.discovery_prefix, "ha");
+    assert!(matches!(
+        with("[home_assistant]\ndiscovery_prefix = \"ha/#\""),
+        Err(ConfigError::BadTopic {
+            field: "home_assistant.discovery_prefix",
+            ..
+        })
+    ));
+    assert!(matches!(
+        with("[home_assistant]\ndiscovry = true"),
+        Err(ConfigError::Parse(_))
+    ));
 }

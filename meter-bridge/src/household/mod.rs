@@ -9,9 +9,12 @@
 //!   forecast's; preferences replace the file's limits);
 //! * [`topic`]: the whole MQTT topic tree between the bridge and households, inbound
 //!   (`orders/set`, `preferences`) and outbound (`fills`, `settlement`, `market/clearing`), and
-//!   the MQTT topic and filter syntax checks.
+//!   the MQTT topic and filter syntax checks;
+//! * [`home_assistant`]: Home Assistant discovery configs, the states they read and the
+//!   commands of the household's controls.
 
 pub mod forecast;
+pub mod home_assistant;
 pub mod own_order;
 pub mod plan;
 pub mod preferences;

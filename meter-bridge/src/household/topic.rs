@@ -10,9 +10,16 @@
 //! | `<prefix>/households/<participant>/fills` | bridge → household | [`HouseholdFills`](crate::runtime::mqtt::HouseholdFills) | yes |
 //! | `<prefix>/households/<participant>/settlement` | bridge → household | [`SettlementNotice`](crate::runtime::mqtt::SettlementNotice) | yes |
 //! | `<prefix>/market/clearing` | bridge → everyone | [`ClearingSummary`](crate::runtime::mqtt::ClearingSummary) | yes |
+//! | `<prefix>/households/<participant>/totals` | bridge → household | [`Totals`](crate::household::home_assistant::Totals): the ledger's totals | yes |
+//! | `<prefix>/households/<participant>/controls` | bridge → household | [`Controls`](crate::household::home_assistant::Controls): trading on/off and limits in force | yes |
+//! | `<hprefix>/households/<participant>/controls/<control>/set` | Home Assistant → bridge | `ON`/`OFF` (`trading`) or a price (`buy_limit`, `sell_limit`) | no |
+//! | `<prefix>/bridge/status` | bridge → everyone | `online`, or `offline` (the publishing connection's last will) | yes |
 //! | `<prefix>/market/price_signal` | bridge → everyone | [`PriceSignal`](crate::runtime::mqtt::results::PriceSignal): indicative import/export prices of the coming intervals | yes |
 //! | `<prefix>/market/price_signal/evcc/grid`, `.../evcc/feedin` | bridge → energy managers | evcc's `custom` tariff forecast (`[{"start","end","value"}]`) | yes |
 //! | `<prefix>/market/price_signal/emhass` | bridge → energy managers | EMHASS's `load_cost_forecast` / `prod_price_forecast` | yes |
+//!
+//! Home Assistant's discovery configs live under its own prefix
+//! ([`crate::household::home_assistant`]).
 //!
 //! `<hprefix>` is `topics.households_prefix` and `<prefix>` is `topics.results_prefix`, both
 //! `voltmesh` by default. With one prefix, a household's messages in both directions live under
@@ -37,6 +44,36 @@ pub const PREFERENCES_SUFFIX: &str = "preferences";
 pub const FILLS_SUFFIX: &str = "fills";
 /// The suffix of a household's settlement topic.
 pub const SETTLEMENT_SUFFIX: &str = "settlement";
+
+/// The suffix of a household's totals topic.
+pub const TOTALS_SUFFIX: &str = "totals";
+/// The suffix of a household's controls topic; its commands go to `controls/<control>/set`.
+pub const CONTROLS_SUFFIX: &str = "controls";
+
+/// A household control that Home Assistant (or anyone allowed on the topic) can set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Control {
+    /// Trading on or off (`ON`/`OFF`): the preferences' `enabled`.
+    Trading,
+    /// The buy limit, per kWh: the preferences' `buy_limit`.
+    BuyLimit,
+    /// The sell limit, per kWh: the preferences' `sell_limit`.
+    SellLimit,
+}
+
+impl Control {
+    /// Every control.
+    pub const ALL: [Control; 3] = [Control::Trading, Control::BuyLimit, Control::SellLimit];
+
+    /// Its topic level (and key in the controls state).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Control::Trading => "trading",
+            Control::BuyLimit => "buy_limit",
+            Control::SellLimit => "sell_limit",
+        }
+    }
+}
 
 /// A participant id that cannot be one topic level.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +132,81 @@ pub fn settlement_topic(prefix: &str, participant: &ParticipantId) -> Result<Str
         "{prefix}/households/{}/{SETTLEMENT_SUFFIX}",
         level(participant)?
     ))
+}
+
+/// `<prefix>/households/<participant>/totals`: the household's totals from the ledger.
+///
+/// # Errors
+/// [`ResultsError::BadParticipant`] if the participant id is not one safe topic level.
+pub fn totals_topic(prefix: &str, participant: &ParticipantId) -> Result<String, ResultsError> {
+    Ok(format!(
+        "{prefix}/households/{}/{TOTALS_SUFFIX}",
+        level(participant)?
+    ))
+}
+
+/// `<prefix>/households/<participant>/controls`: the household's controls as in force.
+///
+/// # Errors
+/// [`ResultsError::BadParticipant`] if the participant id is not one safe topic level.
+pub fn controls_topic(prefix: &str, participant: &ParticipantId) -> Result<String, ResultsError> {
+    Ok(format!(
+        "{prefix}/households/{}/{CONTROLS_SUFFIX}",
+        level(participant)?
+    ))
+}
+
+/// `<prefix>/households/<participant>/controls/<control>/set`: where a control is set.
+///
+/// # Errors
+/// [`ResultsError::BadParticipant`] if the participant id is not one safe topic level.
+pub fn control_command_topic(
+    prefix: &str,
+    participant: &ParticipantId,
+    control: Control,
+) -> Result<String, ResultsError> {
+    Ok(format!(
+        "{prefix}/households/{}/{CONTROLS_SUFFIX}/{}/set",
+        level(participant)?,
+        control.as_str()
+    ))
+}
+
+/// The filter of every household's control commands under `prefix`.
+pub fn control_command_filter(prefix: &str) -> String {
+    format!("{prefix}/households/+/{CONTROLS_SUFFIX}/+/set")
+}
+
+/// Recognises a control command topic under `prefix`: the participant (not checked against
+/// the registry) and the control, or `Err` with the unknown control's name; `None` for any
+/// other topic.
+pub fn parse_control_command(
+    prefix: &str,
+    topic: &str,
+) -> Option<Result<(ParticipantId, Control), String>> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix("/households/")?;
+    let (participant, rest) = rest.split_once('/')?;
+    let name = rest
+        .strip_prefix(CONTROLS_SUFFIX)?
+        .strip_prefix('/')?
+        .strip_suffix("/set")?;
+    if participant.is_empty() || name.contains('/') {
+        return None;
+    }
+    let participant = ParticipantId::from(participant);
+    Some(
+        Control::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .map(|c| (participant, c))
+            .ok_or_else(|| name.to_owned()),
+    )
+}
+
+/// `<prefix>/bridge/status`: `online` while the bridge's publishing connection is up, `offline`
+/// (its last will) once it is gone; retained.
+pub fn bridge_status_topic(prefix: &str) -> String {
+    format!("{prefix}/bridge/status")
 }
 
 /// `<prefix>/market/clearing`: every interval's clearing summary.
@@ -250,6 +362,49 @@ mod tests {
             None,
             "outbound topics are never taken for inbound ones"
         );
+    }
+
+    #[test]
+    fn control_topics_round_trip() {
+        let p = ParticipantId::from("hh-01");
+        let topic = control_command_topic("vm", &p, Control::BuyLimit).unwrap();
+        assert_eq!(topic, "vm/households/hh-01/controls/buy_limit/set");
+        assert_eq!(
+            parse_control_command("vm", &topic),
+            Some(Ok((p.clone(), Control::BuyLimit)))
+        );
+        for c in Control::ALL {
+            let t = control_command_topic("vm", &p, c).unwrap();
+            assert_eq!(parse_control_command("vm", &t), Some(Ok((p.clone(), c))));
+        }
+        assert_eq!(
+            parse_control_command("vm", "vm/households/hh-01/controls/colour/set"),
+            Some(Err("colour".to_owned()))
+        );
+        for other in [
+            "vm/households/hh-01/controls",
+            "vm/households/hh-01/controls/trading",
+            "vm/households//controls/trading/set",
+            "vm/households/hh-01/controls/a/b/set",
+            "vm/households/hh-01/preferences",
+        ] {
+            assert_eq!(parse_control_command("vm", other), None, "{other}");
+        }
+        assert_eq!(
+            control_command_filter("vm"),
+            "vm/households/+/controls/+/set"
+        );
+        assert_eq!(
+            totals_topic("vm", &p).unwrap(),
+            "vm/households/hh-01/totals"
+        );
+        assert_eq!(
+            controls_topic("vm", &p).unwrap(),
+            "vm/households/hh-01/controls"
+        );
+        assert_eq!(bridge_status_topic("vm"), "vm/bridge/status");
+        assert!(totals_topic("vm", &ParticipantId::from("a/b")).is_err());
+        assert_eq!(parse_topic("vm", &topic), None, "not an orders topic");
     }
 
     #[test]

@@ -19,7 +19,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::warn;
-use voltmesh_wire::api::{CommunityView, OrderState};
+use voltmesh_engine::ParticipantId;
+use voltmesh_wire::api::{Balance, CommunityView, OrderState};
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::order_sink::{OrderSink, SinkError, Submitted};
@@ -143,6 +144,11 @@ impl<S: OrderSink> OrderSink for Failover<S> {
 
     async fn community(&self) -> Result<CommunityView, SinkError> {
         self.attempt("community", |i| self.sinks[i].community())
+            .await
+    }
+
+    async fn balance(&self, participant: &ParticipantId) -> Result<Balance, SinkError> {
+        self.attempt("balance", |i| self.sinks[i].balance(participant))
             .await
     }
 }

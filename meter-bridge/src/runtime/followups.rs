@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use voltmesh_engine::settlement::SettlementError;
 use voltmesh_engine::{ClearingOutcome, Interval, ParticipantId, Price, Tariffs, Trade};
 use voltmesh_wire::Currency;
@@ -407,11 +407,13 @@ async fn carry_out(
 }
 
 /// Publishes the results queued on `results` (retained, QoS 1) until shutdown or until every
-/// sender is gone.
+/// sender is gone; after each household's fills with a trade, hands the household to `traded`
+/// (the Home Assistant task reads its new totals), if given.
 pub(crate) async fn run_results(
     mut results: mpsc::Receiver<ResultMessage>,
     publisher: Publisher,
     prefix: String,
+    traded: Option<mpsc::Sender<ParticipantId>>,
     mut shutdown: Shutdown,
 ) {
     loop {
@@ -425,6 +427,18 @@ pub(crate) async fn run_results(
             .is_err()
         {
             return;
+        }
+        if let (Some(traded), ResultMessage::Fills(fills)) = (&traded, &message) {
+            if fills.bought_wh > 0 || fills.sold_wh > 0 {
+                let sent = tokio::select! {
+                    biased;
+                    () = shutdown.recv() => return,
+                    sent = traded.send(fills.participant.clone()) => sent,
+                };
+                if sent.is_err() {
+                    debug!("home assistant task gone");
+                }
+            }
         }
     }
 }

@@ -17,6 +17,11 @@
 //! * the metrics task ([`metrics`]);
 //! * the reload task, if [`Io::reload`] is given ([`reload`]): re-reads the `[[household]]` list
 //!   on request (SIGHUP) or when the file changes, and swaps it into the shared ingest state.
+//! * Home Assistant, unless `home_assistant.discovery = false` ([`home_assistant`]): a third
+//!   connection for Home Assistant's birth message and the households' control commands, and a
+//!   task that publishes discovery configs and states (totals read from the node) on the
+//!   publishing connection, whose last will (`offline` on `<results_prefix>/bridge/status`) is
+//!   every entity's availability.
 //!
 //! # Community
 //! The planner follows the node's community (members, keys, market rules per interval; see
@@ -40,22 +45,29 @@
 //! dropped its clone of an `mpsc::Sender` (the receiver's `recv` returns `None`). Messages
 //! received but not yet acknowledged stay with the broker for the next session.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use rumqttc::{AsyncClient, QoS, SubscribeFilter};
+use rumqttc::{AsyncClient, LastWill, QoS, SubscribeFilter};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::info;
 
 use crate::config::Config;
-use crate::household::topic::subscription_filters;
+use crate::household::home_assistant::{Discovery, OFFLINE};
+use crate::household::topic::{
+    bridge_status_topic, control_command_filter, subscription_filters, PREFERENCES_SUFFIX,
+};
 use crate::order_sink::OrderSink;
 use crate::reading::Reading;
 use crate::runtime::followups::{run_followups, run_results, FollowUps, FOLLOW_QUEUE};
+use crate::runtime::home_assistant::{
+    run_ha_connection, run_home_assistant, HomeAssistant, HA_QUEUE, HA_REQUEST_QUEUE,
+};
 use crate::runtime::mqtt::backoff::Backoff;
 use crate::runtime::mqtt::options::{mqtt_options, OptionsError};
-use crate::runtime::mqtt::publisher::{run_publisher_loop, Publisher};
+use crate::runtime::mqtt::publisher::{run_publisher_loop, Online, Publisher};
 use crate::runtime::mqtt::results::ResultMessage;
 use crate::runtime::mqtt::subscriber::{Handler, Subscriber, REQUEST_QUEUE};
 use crate::runtime::planner::run_planner;
@@ -64,6 +76,7 @@ use crate::shutdown::Shutdown;
 pub mod clock;
 pub mod failover;
 pub mod followups;
+pub mod home_assistant;
 pub mod metrics;
 pub mod mqtt;
 pub mod node_sink;
@@ -128,14 +141,25 @@ pub async fn run<S: OrderSink>(
         true,
         REQUEST_QUEUE,
     )?;
-    let pub_options = mqtt_options(
+    let mut pub_options = mqtt_options(
         &config.broker,
         &format!("{}-out", config.broker.client_id),
         false,
         config.queues.publish,
     )?;
+    let availability = bridge_status_topic(&config.topics.results_prefix);
+    pub_options.set_last_will(LastWill::new(
+        availability.clone(),
+        OFFLINE,
+        QoS::AtLeastOnce,
+        true,
+    ));
     let (sub_client, sub_loop) = AsyncClient::new(sub_options, REQUEST_QUEUE);
     let (pub_client, pub_loop) = AsyncClient::new(pub_options, config.queues.publish);
+    let online = Online {
+        client: pub_client.clone(),
+        topic: availability,
+    };
     let publisher = Publisher::new(pub_client, config.topics.dead_letter.clone());
 
     let (notify, _) = broadcast::channel::<()>(1);
@@ -184,17 +208,77 @@ pub async fn run<S: OrderSink>(
     spawn(Box::pin(run_publisher_loop(
         pub_loop,
         Backoff::new(min, max),
+        online,
         Shutdown::new(notify.subscribe()),
     )));
+    let sink = Arc::new(metrics.count_orders(io.orders));
+    // Home Assistant (on unless `home_assistant.discovery = false`): its connection and task.
+    let (traded, reloaded) = if config.home_assistant.discovery {
+        let mut options = mqtt_options(
+            &config.broker,
+            &format!("{}-ha", config.broker.client_id),
+            false,
+            HA_REQUEST_QUEUE,
+        )?;
+        options.set_clean_session(true);
+        let (ha_client, ha_loop) = AsyncClient::new(options, HA_REQUEST_QUEUE);
+        let discovery = Discovery {
+            discovery_prefix: config.home_assistant.discovery_prefix.clone(),
+            results_prefix: config.topics.results_prefix.clone(),
+            households_prefix: config.topics.households_prefix.clone(),
+            neighborhood: config.node.neighborhood.clone(),
+            currency: config.settlement.currency,
+            tariffs: config.settlement.tariffs(),
+        };
+        let hprefix = &config.topics.households_prefix;
+        let filters = [
+            discovery.birth_topic(),
+            control_command_filter(hprefix),
+            format!("{hprefix}/households/+/{PREFERENCES_SUFFIX}"),
+        ]
+        .into_iter()
+        .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce))
+        .collect();
+        let (events_tx, events_rx) = mpsc::channel(HA_QUEUE);
+        let (traded_tx, traded_rx) = mpsc::channel(HA_QUEUE);
+        let (reloaded_tx, reloaded_rx) = watch::channel(config.registry.clone());
+        spawn(Box::pin(run_ha_connection(
+            ha_loop,
+            ha_client,
+            filters,
+            Backoff::new(min, max),
+            events_tx,
+            Shutdown::new(notify.subscribe()),
+        )));
+        spawn(Box::pin(run_home_assistant(
+            HomeAssistant {
+                discovery,
+                publisher: publisher.clone(),
+                sink: sink.clone(),
+                clock: io.clock.clone(),
+                configured: home_assistant::configured(&config.registry),
+                wishes: BTreeMap::new(),
+                announced: BTreeSet::new(),
+                pending: BTreeSet::new(),
+            },
+            events_rx,
+            traded_rx,
+            io.reload.is_some().then_some(reloaded_rx),
+            Shutdown::new(notify.subscribe()),
+        )));
+        (Some(traded_tx), Some(reloaded_tx))
+    } else {
+        (None, None)
+    };
     if let Some(results) = io.results {
         spawn(Box::pin(run_results(
             results,
             publisher.clone(),
             config.topics.results_prefix.clone(),
+            traded.clone(),
             Shutdown::new(notify.subscribe()),
         )));
     }
-    let sink = Arc::new(metrics.count_orders(io.orders));
     spawn(Box::pin(metrics.run(
         ingest.clone(),
         unacked,
@@ -207,6 +291,7 @@ pub async fn run<S: OrderSink>(
         results_rx,
         publisher,
         config.topics.results_prefix.clone(),
+        traded,
         Shutdown::new(notify.subscribe()),
     )));
     spawn(Box::pin(run_followups(
@@ -226,6 +311,7 @@ pub async fn run<S: OrderSink>(
         spawn(Box::pin(reload::run_reloads(
             reload,
             ingest.clone(),
+            reloaded,
             Shutdown::new(notify.subscribe()),
         )));
     }

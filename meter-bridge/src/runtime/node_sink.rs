@@ -5,7 +5,8 @@
 //! The router ↔ client contract test (`consensus/tests/api_contract.rs`) checks that
 //! classification against the node's real API router.
 
-use voltmesh_wire::api::{CommunityView, OrderState, MAX_BATCH_ORDERS};
+use voltmesh_engine::ParticipantId;
+use voltmesh_wire::api::{Balance, CommunityView, OrderState, MAX_BATCH_ORDERS};
 use voltmesh_wire::client::NodeClient;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
@@ -59,6 +60,10 @@ impl OrderSink for NodeClient {
 
     async fn community(&self) -> Result<CommunityView, SinkError> {
         Ok(NodeClient::community(self).await?)
+    }
+
+    async fn balance(&self, participant: &ParticipantId) -> Result<Balance, SinkError> {
+        Ok(NodeClient::balance(self, participant.as_str()).await?)
     }
 }
 

@@ -23,10 +23,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use crate::config::{Config, ConfigError};
+use crate::household::registry::Registry;
 use crate::ingest::HouseholdsChange;
 use crate::runtime::shared::{lock, SharedIngest};
 use crate::shutdown::Shutdown;
@@ -53,17 +54,30 @@ pub fn reload_households(
     path: &Path,
     ingest: &SharedIngest,
 ) -> Result<HouseholdsChange, ConfigError> {
-    let config = Config::load(path)?;
-    Ok(lock(ingest).replace_households(config.registry))
+    reload(path, ingest).map(|(change, _)| change)
 }
 
-/// Runs reloads until shutdown (module docs).
-pub(crate) async fn run_reloads(reload: Reload, ingest: SharedIngest, mut shutdown: Shutdown) {
+/// [`reload_households`], also returning the household list as the file has it.
+fn reload(path: &Path, ingest: &SharedIngest) -> Result<(HouseholdsChange, Registry), ConfigError> {
+    let config = Config::load(path)?;
+    let registry = config.registry.clone();
+    let change = lock(ingest).replace_households(config.registry);
+    Ok((change, registry))
+}
+
+/// Runs reloads until shutdown (module docs); every changed household list also goes to
+/// `households` (the Home Assistant task), if given.
+pub(crate) async fn run_reloads(
+    reload_from: Reload,
+    ingest: SharedIngest,
+    households: Option<watch::Sender<Registry>>,
+    mut shutdown: Shutdown,
+) {
     let Reload {
         path,
         requests,
         watch,
-    } = reload;
+    } = reload_from;
     let mut requests = Some(requests);
     let mut last = std::fs::read(&path).ok();
     let mut poll = watch.map(|every| {
@@ -91,7 +105,13 @@ pub(crate) async fn run_reloads(reload: Reload, ingest: SharedIngest, mut shutdo
             }
         };
         last = std::fs::read(&path).ok();
-        match reload_households(&path, &ingest) {
+        let reloaded = reload(&path, &ingest).map(|(change, registry)| {
+            if let (Some(tx), false) = (&households, change.is_empty()) {
+                tx.send_replace(registry);
+            }
+            change
+        });
+        match reloaded {
             Ok(change) if change.is_empty() => info!(
                 trigger,
                 households = change.kept,
@@ -288,6 +308,7 @@ mod tests {
                 watch: Some(Duration::from_secs(5)),
             },
             ingest.clone(),
+            None,
             shutdown,
         ));
         // A request reloads at once.

@@ -10,7 +10,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use voltmesh_meter_bridge::config::Config;
-use voltmesh_meter_bridge::order_sink::ChannelSink;
+use voltmesh_meter_bridge::order_sink::{ChannelSink, OrderSink};
 use voltmesh_meter_bridge::runtime::mqtt::ResultMessage;
 use voltmesh_meter_bridge::runtime::{self as bridge, Io, WallClock};
 use voltmesh_meter_bridge::runtime::{LinkStatus, SharedIngest};
@@ -74,6 +74,10 @@ results_prefix = "voltmesh"
 [queues]
 {queues}
 
+# Off here: these tests watch the household topics; tests/mqtt_home_assistant.rs turns it on.
+[home_assistant]
+discovery = false
+
 [ingest]
 dedupe_window = 1024
 {HOUSEHOLDS}
@@ -102,11 +106,23 @@ pub struct RunningBridge {
 impl RunningBridge {
     /// Starts `config` with a readings queue of `readings_capacity`.
     pub fn start(config: Config, readings_capacity: usize) -> RunningBridge {
+        let (sink, orders) = ChannelSink::new(4);
+        let mut bridge = RunningBridge::start_with_sink(config, readings_capacity, sink);
+        bridge.orders = orders;
+        bridge
+    }
+
+    /// Starts `config` with orders going to `sink` ([`RunningBridge::orders`] then stays empty).
+    pub fn start_with_sink<S: OrderSink>(
+        config: Config,
+        readings_capacity: usize,
+        sink: S,
+    ) -> RunningBridge {
         let ingest = bridge::new_ingest(&config);
         let (readings_tx, readings) = mpsc::channel(readings_capacity);
         let (status_tx, status) = watch::channel(LinkStatus::default());
         let (results, results_rx) = mpsc::channel(16);
-        let (sink, orders) = ChannelSink::new(4);
+        let (_, orders) = mpsc::channel(1);
         let (stop, stop_rx) = oneshot::channel::<()>();
         let io = Io {
             orders: sink,

@@ -5,6 +5,13 @@
 //! request queue fills and [`Publisher`] calls wait (backpressure), while the subscribing
 //! connection keeps its own queue free for acks. Its session is persistent too, so QoS 1
 //! publishes not yet acknowledged by the broker are resent after a reconnect.
+//!
+//! # Availability
+//! The connection carries a last will, `offline` retained on `<results_prefix>/bridge/status`
+//! ([`crate::household::topic::bridge_status_topic`]), and publishes `online` there, retained,
+//! every time it connects: the broker publishes the will when the connection drops
+//! without a DISCONNECT (a crash, a lost network, or the bridge stopping), so whoever reads
+//! the topic (Home Assistant's availability) knows whether the bridge is there.
 
 use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
 use serde::Serialize;
@@ -90,10 +97,38 @@ impl Publisher {
     }
 }
 
-/// Polls the publishing connection until shutdown, reconnecting with `backoff`.
+/// What the publishing connection publishes each time it connects: `online`, retained, on
+/// the topic its last will names.
+#[derive(Debug, Clone)]
+pub(crate) struct Online {
+    /// The connection's client.
+    pub(crate) client: AsyncClient,
+    /// The availability topic.
+    pub(crate) topic: String,
+}
+
+impl Online {
+    /// Queues `online` from a task, so the event loop never waits on its own request queue.
+    fn announce(&self) {
+        let Online { client, topic } = self.clone();
+        tokio::spawn(async move {
+            let payload = crate::household::home_assistant::ONLINE;
+            if let Err(e) = client
+                .publish(topic, QoS::AtLeastOnce, true, payload.as_bytes().to_vec())
+                .await
+            {
+                debug!(cause = %e, "availability not published (shutting down)");
+            }
+        });
+    }
+}
+
+/// Polls the publishing connection until shutdown, reconnecting with `backoff`, and announces
+/// `online` on every connection.
 pub(crate) async fn run_publisher_loop(
     mut eventloop: EventLoop,
     mut backoff: Backoff,
+    online: Online,
     mut shutdown: Shutdown,
 ) {
     loop {
@@ -109,6 +144,7 @@ pub(crate) async fn run_publisher_loop(
                     session_present = ack.session_present,
                     "publishing connection up"
                 );
+                online.announce();
             }
             Ok(other) => debug!(event = ?other, "publishing connection"),
             Err(e) => {
