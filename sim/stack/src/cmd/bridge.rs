@@ -6,7 +6,7 @@
 //! yet acknowledged stay with the broker for the next session.
 //!
 //! SIGHUP, or a change of the config file (checked every
-//! [`WATCH_PERIOD`](voltmesh_meter_bridge::runtime::reload::WATCH_PERIOD)), reloads the
+//! [`voltmesh_meter_bridge::runtime::reload::WATCH_PERIOD`]), reloads the
 //! `[[household]]` list without a restart ([`voltmesh_meter_bridge::runtime::reload`]).
 
 use anyhow::Context;
