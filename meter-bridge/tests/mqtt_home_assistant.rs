@@ -30,8 +30,10 @@ use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 /// The households of `tests/fixtures/households.toml`.
 const HOUSEHOLDS: [&str; 4] = ["kaifa", "tasmota", "shelly", "native"];
-/// Entities per household, plus the neighborhood's two.
+/// Entities per household (the neighborhood has `NEIGHBORHOOD` more).
 const PER_HOUSEHOLD: usize = 10;
+/// The neighborhood's entities: clearing price, volume, indicative import and export prices.
+const NEIGHBORHOOD: usize = 4;
 
 /// The node's ledger as far as balances go: the test sets what it answers.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +100,7 @@ async fn start(broker: &Mosquitto, client_id: &str, ledger: &Ledger) -> RunningB
     )
     .await;
     collect(&mut watch, |seen| {
-        seen.len() == HOUSEHOLDS.len() * PER_HOUSEHOLD + 2
+        seen.len() == HOUSEHOLDS.len() * PER_HOUSEHOLD + NEIGHBORHOOD
     })
     .await;
     bridge
@@ -151,7 +153,7 @@ async fn discovery_configs_are_retained_complete_and_follow_the_bridges_availabi
         "voltmesh/bridge/status",
         "voltmesh/households/+/totals",
     ];
-    let configs = HOUSEHOLDS.len() * PER_HOUSEHOLD + 2;
+    let configs = HOUSEHOLDS.len() * PER_HOUSEHOLD + NEIGHBORHOOD;
     let complete = |seen: &BTreeMap<String, (bool, Vec<u8>)>| {
         seen.keys().filter(|t| t.ends_with("/config")).count() == configs
             && seen.contains_key("voltmesh/bridge/status")

@@ -21,7 +21,10 @@
 //! | `trading` | switch | `controls`, `trading` (`ON`/`OFF`) | | |
 //! | `buy_limit`, `sell_limit` | number | `controls`, the limit; min/max the tariffs, step 0.001 | `<CUR>/kWh` | |
 //!
-//! The neighborhood's device has `clearing_price` and `volume` (kWh) from `market/clearing`.
+//! The neighborhood's device has `clearing_price` and `volume` (kWh) from `market/clearing`, and
+//! `import_price_next` and `export_price_next` (`<CUR>/kWh`) from `market/price_signal`: the
+//! indicative prices of the next interval not yet planned, with the whole day ahead as
+//! attributes ([`crate::household::price_signal`]).
 //!
 //! The totals come from the ledger (the node's balance of the participant), so they survive a
 //! bridge restart and never double-count: only they carry a `total`/`total_increasing` state
@@ -29,8 +32,7 @@
 //! `device_class: monetary` in the ISO currency); the per-interval values have no state class.
 //!
 //! # Known limitations
-//! The next interval's indicative price is not an entity yet (it needs the price forecast). The
-//! numbers' bounds are the tariffs the bridge started with (genesis); a later rule change on the
+//! The numbers' bounds are the tariffs the bridge started with (genesis); a later rule change on the
 //! ledger is enforced when the preferences are applied, not shown in the bounds.
 
 use serde::{Deserialize, Serialize};
@@ -43,7 +45,7 @@ use crate::household::preferences::{PreferencesError, PreferencesMessage};
 use crate::household::registry::Preferences;
 use crate::household::topic::{
     bridge_status_topic, clearing_topic, control_command_topic, controls_topic, fills_topic,
-    totals_topic, Control, ResultsError,
+    price_signal_topic, totals_topic, Control, ResultsError,
 };
 
 /// The payload of [`bridge_status_topic`] while the bridge is up.
@@ -319,7 +321,8 @@ impl Discovery {
         ])
     }
 
-    /// The neighborhood device's configs: the market's clearing price and volume.
+    /// The neighborhood device's configs: the market's clearing price and volume, and the
+    /// indicative prices of the next interval.
     pub fn neighborhood_configs(&self) -> Vec<EntityConfig> {
         let node_id = self.neighborhood_id();
         let device = json!({
@@ -329,6 +332,20 @@ impl Discovery {
             "model": "neighborhood market",
         });
         let clearing = clearing_topic(&self.results_prefix);
+        let signal = price_signal_topic(&self.results_prefix, None);
+        let next_price = |side: &str| {
+            json!({
+                "state_topic": signal,
+                "value_template": format!("{{{{ value_json.intervals[0].{side} }}}}"),
+                "unit_of_measurement": self.price_unit(),
+                "state_class": "measurement",
+                "suggested_display_precision": 4,
+                "json_attributes_topic": signal,
+                "json_attributes_template": format!(
+                    "{{{{ {{'start': value_json.intervals[0].start, 'forecast': value_json.intervals | map(attribute='{side}') | list}} | tojson }}}}"
+                ),
+            })
+        };
         let entity = |key: &str, name: &str, extra: Value| {
             let mut payload = self.base(&node_id, key, name, &device);
             merge(&mut payload, extra);
@@ -359,6 +376,16 @@ impl Discovery {
                     "json_attributes_template":
                         "{{ {'interval_start': value_json.interval_start, 'trades': value_json.trades} | tojson }}",
                 }),
+            ),
+            entity(
+                "import_price_next",
+                "Indicative import price",
+                next_price("import"),
+            ),
+            entity(
+                "export_price_next",
+                "Indicative export price",
+                next_price("export"),
             ),
         ]
     }
@@ -642,6 +669,19 @@ mod tests {
             "homeassistant/sensor/voltmesh_oak_20street/clearing_price/config"
         );
         assert_eq!(n[0].payload["state_topic"], "voltmesh/market/clearing");
+        let import = n
+            .iter()
+            .find(|c| c.topic.ends_with("/import_price_next/config"))
+            .expect("the indicative import price");
+        assert_eq!(
+            import.payload["state_topic"],
+            "voltmesh/market/price_signal"
+        );
+        assert_eq!(
+            import.payload["value_template"],
+            "{{ value_json.intervals[0].import }}"
+        );
+        assert_eq!(import.payload["unit_of_measurement"], "CHF/kWh");
         assert_eq!(
             by("energy_bought")["device"]["via_device"],
             "voltmesh_oak_20street"
