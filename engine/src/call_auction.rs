@@ -17,6 +17,7 @@
 //! orders arrive in increasing sequence (as a ledger assigns it) arrival order breaks price ties;
 //! one order arriving out of sequence switches the book to a comparison sort for good.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use crate::key::{self, Key, TOMBSTONE};
@@ -179,16 +180,19 @@ impl CallAuction {
     /// ever used in this book.
     pub fn submit(&mut self, order: Order) -> Result<(), RejectReason> {
         self.rules.admit(&order)?;
-        if self.index.contains_key(&order.id) {
-            return Err(RejectReason::DuplicateId(order.id));
-        }
         let slot = self.orders.len();
+        // One hash of the id for the duplicate check and the insert.
+        match self.index.entry(order.id.clone()) {
+            Entry::Occupied(_) => return Err(RejectReason::DuplicateId(order.id)),
+            Entry::Vacant(entry) => {
+                entry.insert(Some(slot));
+            }
+        }
         self.arrival_is_priority &= self.last_seq < Some(order.seq);
         self.last_seq = self.last_seq.max(Some(order.seq));
         let key = key::pack(&order, u32::try_from(slot).unwrap_or(u32::MAX));
         let pos = self.queue(order.side).push(key);
         self.key_pos.push(pos);
-        self.index.insert(order.id.clone(), Some(slot));
         self.orders.push(order);
         Ok(())
     }
