@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{Datelike, NaiveDateTime, Timelike};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -280,7 +281,14 @@ struct RunState<'a> {
     /// This interval's metered net export per household, Wh (with and without the market).
     net: Vec<f64>,
     baseline_net: Vec<f64>,
+    /// This interval's metered net export per participant. Every household's id is a key from
+    /// the start, so an interval only overwrites the values (in id order, `by_id`), unless two
+    /// households share an id (then it is refilled every interval, the later household winning).
     metered: BTreeMap<ParticipantId, i64>,
+    /// Whether the households' ids are distinct (the keys of `metered` are then fixed).
+    distinct_ids: bool,
+    /// Where [`Household::order_with`] writes each order id.
+    order_id: String,
 }
 
 impl<'a> RunState<'a> {
@@ -334,6 +342,9 @@ impl<'a> RunState<'a> {
             .collect();
         let mut by_id: Vec<usize> = (0..homes.len()).collect();
         by_id.sort_by(|&a, &b| homes[a].id.cmp(&homes[b].id));
+        let metered: BTreeMap<ParticipantId, i64> =
+            homes.iter().map(|h| (h.id.clone(), 0)).collect();
+        let distinct_ids = metered.len() == homes.len();
         Ok(RunState {
             grid,
             scenario,
@@ -350,7 +361,9 @@ impl<'a> RunState<'a> {
             by_id,
             net: vec![0.0; homes.len()],
             baseline_net: vec![0.0; homes.len()],
-            metered: BTreeMap::new(),
+            metered,
+            distinct_ids,
+            order_id: String::new(),
             homes,
         })
     }
@@ -362,13 +375,9 @@ impl<'a> RunState<'a> {
         observer: &mut impl IntervalObserver,
     ) -> Result<IntervalRecord, SimError> {
         let (auction, outcome, orders) = self.market_step(first);
+        let start = self.grid.load_profiles.time_of(first);
         let mut rec = IntervalRecord {
-            time: self
-                .grid
-                .load_profiles
-                .time_of(first)
-                .format("%Y-%m-%d %H:%M")
-                .to_string(),
+            time: minute_text(start),
             step: first,
             orders,
             volume_wh: outcome.volume_wh,
@@ -391,7 +400,7 @@ impl<'a> RunState<'a> {
         rec.baseline_violations = base_phys.violations;
         rec.non_converged = (phys.failed, base_phys.failed);
         observer.interval(&IntervalView {
-            start: self.grid.load_profiles.time_of(first),
+            start,
             orders: auction.orders(),
             outcome: &outcome,
             settlement: &settlement,
@@ -408,7 +417,14 @@ impl<'a> RunState<'a> {
         let mut auction = CallAuction::with_capacity(self.rules, self.homes.len());
         let mut orders = 0;
         for (seq, home) in self.homes.iter().enumerate() {
-            if let Some(order) = home.order(self.scenario, &mut self.rng, first, seq as u64) {
+            let order = home.order_with(
+                &mut self.order_id,
+                self.scenario,
+                &mut self.rng,
+                first,
+                seq as u64,
+            );
+            if let Some(order) = order {
                 if auction.submit(order).is_ok() {
                     orders += 1;
                 }
@@ -493,6 +509,10 @@ impl<'a> RunState<'a> {
                 &mut phys,
             );
             if self.any_battery {
+                // The baseline differs from the market only by the batteries' dispatch, so this
+                // step's market solution is a nearer start than the baseline's previous step
+                // (about 3 sweeps instead of 4.6 on the 111-bus grid).
+                grids.baseline.start_from(&grids.market);
                 solve_into(
                     &mut grids.baseline,
                     &grids.baseline_power,
@@ -518,11 +538,15 @@ impl<'a> RunState<'a> {
         rec: &mut IntervalRecord,
     ) -> Result<Settlement, SimError> {
         let scenario = self.scenario;
-        self.metered.clear();
+        if !self.distinct_ids {
+            self.metered.clear();
+        }
         for (i, home) in self.homes.iter_mut().enumerate() {
             let m = self.net[i].round() as i64;
             home.last_net_wh = m;
-            self.metered.insert(home.id.clone(), m);
+            if !self.distinct_ids {
+                self.metered.insert(home.id.clone(), m);
+            }
             let b = self.baseline_net[i].round() as i64;
             let (import, export) = ((-b).max(0).unsigned_abs(), b.max(0).unsigned_abs());
             let cost = Money::of(import, scenario.retail) - Money::of(export, scenario.feed_in);
@@ -533,6 +557,11 @@ impl<'a> RunState<'a> {
             rec.baseline_import_wh += import;
             rec.baseline_export_wh += export;
             rec.baseline_cost += money_f64(cost);
+        }
+        if self.distinct_ids {
+            for (slot, &i) in self.metered.values_mut().zip(&self.by_id) {
+                *slot = self.homes[i].last_net_wh;
+            }
         }
         let settlement = settle(
             &outcome.trades,
@@ -568,4 +597,28 @@ impl<'a> RunState<'a> {
 /// A profile's value at `step` (0 past its end).
 fn profile(profiles: &Profiles, column: usize, step: usize) -> f64 {
     profiles.column(column).get(step).copied().unwrap_or(0.0)
+}
+
+/// `t` as `%Y-%m-%d %H:%M`, written without parsing the format string each interval.
+fn minute_text(t: NaiveDateTime) -> String {
+    if !(0..=9999).contains(&t.year()) {
+        return t.format("%Y-%m-%d %H:%M").to_string();
+    }
+    let mut text = String::with_capacity(16);
+    let two = |text: &mut String, n: u32| {
+        text.push(char::from(b'0' + (n / 10 % 10) as u8));
+        text.push(char::from(b'0' + (n % 10) as u8));
+    };
+    let year = t.year().unsigned_abs();
+    two(&mut text, year / 100);
+    two(&mut text, year % 100);
+    text.push('-');
+    two(&mut text, t.month());
+    text.push('-');
+    two(&mut text, t.day());
+    text.push(' ');
+    two(&mut text, t.hour());
+    text.push(':');
+    two(&mut text, t.minute());
+    text
 }
