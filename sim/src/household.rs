@@ -21,6 +21,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use voltmesh_engine::{Order, OrderId, ParticipantId, Price, Side};
 
+use crate::record::round_i64;
 use crate::scenario::Scenario;
 
 /// Battery parameters and state.
@@ -162,10 +163,10 @@ impl Household {
         let spread = (ceiling - feed_in) as f64;
         let (side, micros) = if forecast > 0 {
             let a = (self.ask_markup + jitter).clamp(0.0, 1.0);
-            (Side::Sell, feed_in + (a * spread).round() as i64)
+            (Side::Sell, feed_in + round_i64(a * spread))
         } else {
             let b = (self.bid_markdown + jitter).clamp(0.0, 1.0);
-            (Side::Buy, ceiling - (b * spread).round() as i64)
+            (Side::Buy, ceiling - round_i64(b * spread))
         };
         let limit_price = Price::from_micros(micros.clamp(feed_in, ceiling)).ok()?;
         scratch.clear();
@@ -195,9 +196,7 @@ fn push_decimal(out: &mut String, mut n: usize) {
             break;
         }
     }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// Draws a household's markups.
