@@ -372,8 +372,12 @@ mod tests {
     fn a_reset_book_clears_as_a_new_one_whatever_the_hasher() {
         // 600 bids: the bid side keeps a radix histogram, which the reset must drop.
         let prices = ["0.21", "0.19", "0.25", "0.18", "0.30"];
-        let bids: Vec<(u64, &str)> = (0..600).map(|i| (10 + i % 7, prices[i as usize % 5])).collect();
-        let asks: Vec<(u64, &str)> = (0..40).map(|i| (50 + i % 3, prices[(i as usize + 2) % 5])).collect();
+        let bids: Vec<(u64, &str)> = (0..600)
+            .map(|i| (10 + i % 7, prices[i as usize % 5]))
+            .collect();
+        let asks: Vec<(u64, &str)> = (0..40)
+            .map(|i| (50 + i % 3, prices[(i as usize + 2) % 5]))
+            .collect();
         let first = book(&bids, &asks);
         let second = book(&bids[..90], &asks[..30]);
         let mut reused = CallAuction::with_capacity_and_hasher(

@@ -136,8 +136,15 @@ pub fn settle(
             total: pos.local_energy + pos.network_fees + utility,
         });
     }
-    if let Some(&participant) = positions.keys().min() {
-        return Err(SettlementError::MissingReading(participant.clone()));
+    if !positions.is_empty() {
+        let missing = trades
+            .iter()
+            .flat_map(|t| [&t.buyer, &t.seller])
+            .filter(|p| !metered_net_export_wh.contains_key(*p))
+            .min();
+        if let Some(participant) = missing {
+            return Err(SettlementError::MissingReading(participant.clone()));
+        }
     }
     Ok(Settlement {
         bills,
