@@ -676,7 +676,11 @@ mod tests {
 
     #[test]
     fn minute_text_is_strftime() {
-        for (y, mo, d, h, mi) in [(2016, 1, 1, 0, 0), (2016, 12, 31, 23, 45), (987, 6, 5, 4, 3)] {
+        for (y, mo, d, h, mi) in [
+            (2016, 1, 1, 0, 0),
+            (2016, 12, 31, 23, 45),
+            (987, 6, 5, 4, 3),
+        ] {
             let t = NaiveDate::from_ymd_opt(y, mo, d)
                 .and_then(|d| d.and_hms_opt(h, mi, 0))
                 .unwrap();

@@ -106,10 +106,24 @@ fn warm_starts_reach_the_cold_solution() {
         let mut other = warm.clone();
         let mut cold = warm.clone();
         let mut power = BusPower::zeros(grid.buses.len());
-        let (mut w, mut o, mut c) = (Solution::default(), Solution::default(), Solution::default());
+        let (mut w, mut o, mut c) = (
+            Solution::default(),
+            Solution::default(),
+            Solution::default(),
+        );
         // A night, a sunrise and noon, four consecutive intervals each.
-        for step in [8_000, 8_001, 8_002, 8_003, 16_530, 16_531, 16_532, 16_533, NOON, NOON + 1]
-        {
+        for step in [
+            8_000,
+            8_001,
+            8_002,
+            8_003,
+            16_530,
+            16_531,
+            16_532,
+            16_533,
+            NOON,
+            NOON + 1,
+        ] {
             grid.bus_power_at(step, &mut power);
             let warm_iterations = warm.solve(&power, &mut w).unwrap();
             other.start_from(&warm);
