@@ -16,8 +16,14 @@
 //! their ranks, so that clearing only scatters the keys into price order and walks them. While
 //! orders arrive in increasing sequence (as a ledger assigns it) arrival order breaks price ties;
 //! one order arriving out of sequence switches the book to a comparison sort for good.
+//! The id index hashes with std's randomly keyed SipHash by default, since ids come from the
+//! network; a caller whose ids are its own (the simulation) may pick a faster hasher with
+//! [`CallAuction::with_capacity_and_hasher`]. [`CallAuction::reset`] empties a book for the next
+//! interval without giving its memory back.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 use crate::key::{self, Key, TOMBSTONE};
 use crate::radix::{self, Histogram};
@@ -33,12 +39,12 @@ const RADIX_MIN_KEYS: usize = 512;
 
 /// Orders for one interval of a periodic auction.
 #[derive(Debug, Clone)]
-pub struct CallAuction {
+pub struct CallAuction<S = RandomState> {
     rules: MarketRules,
     orders: Vec<Order>,
     /// Position in `orders` of each live order; `None` for a cancelled id (kept so it cannot
     /// return).
-    index: HashMap<OrderId, Option<usize>>,
+    index: HashMap<OrderId, Option<usize>, S>,
     /// For each order in `orders`, the position of its key in its side's queue.
     key_pos: Vec<u32>,
     bids: Queue,
@@ -153,16 +159,39 @@ impl CallAuction {
 
     /// An empty book with room for `n` orders.
     pub fn with_capacity(rules: MarketRules, n: usize) -> Self {
+        CallAuction::with_capacity_and_hasher(rules, n, RandomState::new())
+    }
+}
+
+impl<S: BuildHasher> CallAuction<S> {
+    /// An empty book with room for `n` orders whose id index hashes with `hasher`. Clearing does
+    /// not depend on the hasher (the index is never iterated).
+    pub fn with_capacity_and_hasher(rules: MarketRules, n: usize, hasher: S) -> Self {
         CallAuction {
             rules,
             orders: Vec::with_capacity(n),
-            index: HashMap::with_capacity(n),
+            index: HashMap::with_capacity_and_hasher(n, hasher),
             key_pos: Vec::with_capacity(n),
             bids: Queue::default(),
             asks: Queue::default(),
             last_seq: None,
             arrival_is_priority: true,
         }
+    }
+
+    /// Empties the book, cancelled ids included, for a new interval under the same rules: the
+    /// book is then as new, but keeps the memory it had.
+    pub fn reset(&mut self) {
+        self.orders.clear();
+        self.index.clear();
+        self.key_pos.clear();
+        for queue in [&mut self.bids, &mut self.asks] {
+            queue.keys.clear();
+            queue.live = 0;
+            queue.hist = None;
+        }
+        self.last_seq = None;
+        self.arrival_is_priority = true;
     }
 
     fn queue(&mut self, side: Side) -> &mut Queue {
@@ -179,16 +208,19 @@ impl CallAuction {
     /// ever used in this book.
     pub fn submit(&mut self, order: Order) -> Result<(), RejectReason> {
         self.rules.admit(&order)?;
-        if self.index.contains_key(&order.id) {
-            return Err(RejectReason::DuplicateId(order.id));
-        }
         let slot = self.orders.len();
+        // One hash of the id for the duplicate check and the insert.
+        match self.index.entry(order.id.clone()) {
+            Entry::Occupied(_) => return Err(RejectReason::DuplicateId(order.id)),
+            Entry::Vacant(entry) => {
+                entry.insert(Some(slot));
+            }
+        }
         self.arrival_is_priority &= self.last_seq < Some(order.seq);
         self.last_seq = self.last_seq.max(Some(order.seq));
         let key = key::pack(&order, u32::try_from(slot).unwrap_or(u32::MAX));
         let pos = self.queue(order.side).push(key);
         self.key_pos.push(pos);
-        self.index.insert(order.id.clone(), Some(slot));
         self.orders.push(order);
         Ok(())
     }
@@ -334,5 +366,49 @@ mod tests {
         assert_eq!(results, [false, true, false, true]);
         let out = auction.clear(Mechanism::Uniform { k: K::HALF });
         assert_eq!(out.clearing_price, Some(p("17.5")));
+    }
+
+    #[test]
+    fn a_reset_book_clears_as_a_new_one_whatever_the_hasher() {
+        // 600 bids: the bid side keeps a radix histogram, which the reset must drop.
+        let prices = ["0.21", "0.19", "0.25", "0.18", "0.30"];
+        let bids: Vec<(u64, &str)> = (0..600)
+            .map(|i| (10 + i % 7, prices[i as usize % 5]))
+            .collect();
+        let asks: Vec<(u64, &str)> = (0..40)
+            .map(|i| (50 + i % 3, prices[(i as usize + 2) % 5]))
+            .collect();
+        let first = book(&bids, &asks);
+        let second = book(&bids[..90], &asks[..30]);
+        let mut reused = CallAuction::with_capacity_and_hasher(
+            MarketRules::PERMISSIVE,
+            8,
+            rustc_hash::FxBuildHasher,
+        );
+        for o in &first {
+            reused.submit(o.clone()).unwrap();
+        }
+        reused.cancel(&first[3].id).unwrap();
+        // Out of sequence: the book switches to the comparison sort, until the reset.
+        let mut late = first[0].clone();
+        late.id = "late".into();
+        reused.submit(late).unwrap();
+        reused.reset();
+        assert!(reused.is_empty() && !reused.contains_id(&first[3].id));
+        let mut fresh = CallAuction::new(MarketRules::PERMISSIVE);
+        for o in &second {
+            reused.submit(o.clone()).unwrap();
+            fresh.submit(o.clone()).unwrap();
+        }
+        for mechanism in [
+            Mechanism::Uniform { k: K::HALF },
+            Mechanism::PayAsBid {
+                pricing: PayAsBidPricing::default(),
+            },
+            Mechanism::Continuous,
+        ] {
+            assert_eq!(reused.clear(mechanism), fresh.clear(mechanism));
+        }
+        assert_eq!(reused.orders(), fresh.orders());
     }
 }

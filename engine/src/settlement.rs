@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::{Money, ParticipantId, Price, Tariffs, Trade, Wh};
@@ -94,7 +95,10 @@ pub fn settle(
         local_energy: Money,
         network_fees: Money,
     }
-    let mut positions: BTreeMap<&ParticipantId, Position> = BTreeMap::new();
+    // The positions of those who traded. Fx hashing: participants come from the book, whose
+    // ids genesis binds, and the map is only looked up (its order never shows).
+    let mut positions: FxHashMap<&ParticipantId, Position> =
+        FxHashMap::with_capacity_and_hasher(2 * trades.len(), Default::default());
     for trade in trades {
         let value = trade.value();
         let buyer = positions.entry(&trade.buyer).or_default();
@@ -105,15 +109,12 @@ pub fn settle(
         seller.sold_wh += trade.quantity_wh;
         seller.local_energy -= value;
     }
-    for participant in metered_net_export_wh.keys() {
-        positions.entry(participant).or_default();
-    }
-    let mut bills = Vec::with_capacity(positions.len());
+    // Bills for the readings' participants, in id order, each taking its position; a position
+    // left over is a trader without a reading.
+    let mut bills = Vec::with_capacity(metered_net_export_wh.len());
     let (mut utility_revenue, mut network_revenue) = (Money::ZERO, Money::ZERO);
-    for (participant, pos) in positions {
-        let metered = *metered_net_export_wh
-            .get(participant)
-            .ok_or_else(|| SettlementError::MissingReading(participant.clone()))?;
+    for (participant, &metered) in metered_net_export_wh {
+        let pos = positions.remove(participant).unwrap_or_default();
         let contract = i128::from(pos.sold_wh) - i128::from(pos.bought_wh);
         let deviation = i128::from(metered) - contract;
         let to_utility_wh = Wh::try_from(deviation.max(0)).unwrap_or(Wh::MAX);
@@ -134,6 +135,16 @@ pub fn settle(
             utility,
             total: pos.local_energy + pos.network_fees + utility,
         });
+    }
+    if !positions.is_empty() {
+        let missing = trades
+            .iter()
+            .flat_map(|t| [&t.buyer, &t.seller])
+            .filter(|p| !metered_net_export_wh.contains_key(*p))
+            .min();
+        if let Some(participant) = missing {
+            return Err(SettlementError::MissingReading(participant.clone()));
+        }
     }
     Ok(Settlement {
         bills,
@@ -195,5 +206,105 @@ mod tests {
             settle(&trades, &metered, Tariffs::UNBOUNDED, Price::ZERO),
             Err(SettlementError::MissingReading("bob".into()))
         );
+    }
+
+    /// The settlement as it was first written (a `BTreeMap` of positions over traders and
+    /// readings): the oracle for the hashed one.
+    fn reference(
+        trades: &[Trade],
+        metered: &BTreeMap<ParticipantId, i64>,
+        tariffs: Tariffs,
+        network_fee: Price,
+    ) -> Result<Settlement, SettlementError> {
+        #[derive(Default)]
+        struct Position {
+            bought_wh: Wh,
+            sold_wh: Wh,
+            local_energy: Money,
+            network_fees: Money,
+        }
+        let mut positions: BTreeMap<&ParticipantId, Position> = BTreeMap::new();
+        for trade in trades {
+            let value = trade.value();
+            let buyer = positions.entry(&trade.buyer).or_default();
+            buyer.bought_wh += trade.quantity_wh;
+            buyer.local_energy += value;
+            buyer.network_fees += Money::of(trade.quantity_wh, network_fee);
+            let seller = positions.entry(&trade.seller).or_default();
+            seller.sold_wh += trade.quantity_wh;
+            seller.local_energy -= value;
+        }
+        for participant in metered.keys() {
+            positions.entry(participant).or_default();
+        }
+        let mut bills = Vec::new();
+        let (mut utility_revenue, mut network_revenue) = (Money::ZERO, Money::ZERO);
+        for (participant, pos) in positions {
+            let metered = *metered
+                .get(participant)
+                .ok_or_else(|| SettlementError::MissingReading(participant.clone()))?;
+            let contract = i128::from(pos.sold_wh) - i128::from(pos.bought_wh);
+            let deviation = i128::from(metered) - contract;
+            let to_utility_wh = Wh::try_from(deviation.max(0)).unwrap_or(Wh::MAX);
+            let from_utility_wh = Wh::try_from((-deviation).max(0)).unwrap_or(Wh::MAX);
+            let utility = Money::of(from_utility_wh, tariffs.retail)
+                - Money::of(to_utility_wh, tariffs.feed_in);
+            utility_revenue += utility;
+            network_revenue += pos.network_fees;
+            bills.push(Bill {
+                participant: participant.clone(),
+                bought_wh: pos.bought_wh,
+                sold_wh: pos.sold_wh,
+                metered_net_export_wh: metered,
+                from_utility_wh,
+                to_utility_wh,
+                local_energy: pos.local_energy,
+                network_fees: pos.network_fees,
+                utility,
+                total: pos.local_energy + pos.network_fees + utility,
+            });
+        }
+        Ok(Settlement {
+            bills,
+            utility_revenue,
+            network_revenue,
+        })
+    }
+
+    proptest::proptest! {
+        /// Same bills, revenues and errors as the reference, for trades among 8 participants,
+        /// each metered with probability 0.9.
+        #[test]
+        fn matches_the_reference(
+            trades in proptest::collection::vec(
+                (0_u8..8, 0_u8..8, 1_u64..5_000, 1_i64..400_000), 0..24),
+            metered in proptest::collection::vec(
+                proptest::option::weighted(0.9, -9_000_i64..9_000), 8),
+            fee in 0_i64..20_000,
+        ) {
+            let name = |i: u8| ParticipantId::from(format!("hh-{i}").as_str());
+            let trades: Vec<Trade> = trades
+                .into_iter()
+                .enumerate()
+                .map(|(n, (b, s, wh, micros))| Trade {
+                    buy_id: format!("b{n}").into(),
+                    sell_id: format!("s{n}").into(),
+                    buyer: name(b),
+                    seller: name(s),
+                    quantity_wh: wh,
+                    price: Price::from_micros(micros).unwrap(),
+                })
+                .collect();
+            let metered: BTreeMap<ParticipantId, i64> = (0..)
+                .zip(metered)
+                .filter_map(|(i, m)| Some((name(i), m?)))
+                .collect();
+            let tariffs = Tariffs::new(p("0.08"), p("0.30")).unwrap();
+            let fee = Price::from_micros(fee).unwrap();
+            proptest::prop_assert_eq!(
+                settle(&trades, &metered, tariffs, fee),
+                reference(&trades, &metered, tariffs, fee)
+            );
+        }
     }
 }

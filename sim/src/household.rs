@@ -19,8 +19,9 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use voltmesh_engine::{Order, ParticipantId, Price, Side};
+use voltmesh_engine::{Order, OrderId, ParticipantId, Price, Side};
 
+use crate::record::round_i64;
 use crate::scenario::Scenario;
 
 /// Battery parameters and state.
@@ -139,6 +140,19 @@ impl Household {
         interval: usize,
         seq: u64,
     ) -> Option<Order> {
+        self.order_with(&mut String::new(), scenario, rng, interval, seq)
+    }
+
+    /// As [`Household::order`], writing the order id in `scratch` first (its capacity is reused
+    /// from one call to the next; the id is `<participant>@<interval>`).
+    pub fn order_with(
+        &self,
+        scratch: &mut String,
+        scenario: &Scenario,
+        rng: &mut ChaCha8Rng,
+        interval: usize,
+        seq: u64,
+    ) -> Option<Order> {
         let forecast = self.last_net_wh;
         let jitter: f64 = rng.gen_range(-0.05..=0.05);
         if forecast == 0 {
@@ -149,14 +163,18 @@ impl Household {
         let spread = (ceiling - feed_in) as f64;
         let (side, micros) = if forecast > 0 {
             let a = (self.ask_markup + jitter).clamp(0.0, 1.0);
-            (Side::Sell, feed_in + (a * spread).round() as i64)
+            (Side::Sell, feed_in + round_i64(a * spread))
         } else {
             let b = (self.bid_markdown + jitter).clamp(0.0, 1.0);
-            (Side::Buy, ceiling - (b * spread).round() as i64)
+            (Side::Buy, ceiling - round_i64(b * spread))
         };
         let limit_price = Price::from_micros(micros.clamp(feed_in, ceiling)).ok()?;
+        scratch.clear();
+        scratch.push_str(self.id.as_str());
+        scratch.push('@');
+        push_decimal(scratch, interval);
         Some(Order {
-            id: format!("{}@{interval}", self.id).into(),
+            id: OrderId::from(scratch.as_str()),
             participant: self.id.clone(),
             side,
             quantity_wh: forecast.unsigned_abs(),
@@ -166,7 +184,36 @@ impl Household {
     }
 }
 
+/// Appends `n` in decimal, as `Display` writes it.
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 /// Draws a household's markups.
 pub(crate) fn markups(rng: &mut ChaCha8Rng) -> (f64, f64) {
     (rng.gen_range(0.05..0.5), rng.gen_range(0.05..0.5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for n in [0, 7, 10, 99, 100, 35_135, 1_234_567_890, usize::MAX] {
+            let mut s = String::from("x");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 }

@@ -6,9 +6,8 @@
 //! - each bill balances: metered net export = sold − bought + to utility − from utility;
 //! - money: the bills sum to the utility's plus the network's revenue.
 
-use std::collections::HashMap;
-
-use voltmesh_engine::{ClearingOutcome, Money, Order, OrderId, Settlement, Side};
+use rustc_hash::FxHashMap;
+use voltmesh_engine::{ClearingOutcome, Money, Order, OrderId, Price, Settlement, Side};
 
 /// An interval broke an invariant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,23 +37,20 @@ pub fn check_interval(
             outcome.volume_wh
         ));
     }
-    let by_id: HashMap<&OrderId, &Order> = orders.iter().map(|o| (&o.id, o)).collect();
-    let mut filled: HashMap<&OrderId, u64> = HashMap::new();
+    // Each order with what it has filled so far, by id (Fx hashing: the ids are the
+    // simulation's own, and this runs every interval).
+    let mut by_id: FxHashMap<&OrderId, (&Order, u64)> =
+        FxHashMap::with_capacity_and_hasher(orders.len(), Default::default());
+    for o in orders {
+        by_id.insert(&o.id, (o, 0));
+    }
     for t in &outcome.trades {
-        for (id, side) in [(&t.buy_id, Side::Buy), (&t.sell_id, Side::Sell)] {
-            let Some(order) = by_id.get(id) else {
-                return fail(format!("trade refers to unknown order {id}"));
-            };
-            if order.side != side {
-                return fail(format!("order {id} traded on the wrong side"));
-            }
-            let f = filled.entry(id).or_default();
-            *f += t.quantity_wh;
-            if *f > order.quantity_wh {
-                return fail(format!("order {id} overfilled"));
-            }
-        }
-        let (bid, ask) = (by_id[&t.buy_id].limit_price, by_id[&t.sell_id].limit_price);
+        let fills = [(&t.buy_id, Side::Buy), (&t.sell_id, Side::Sell)]
+            .map(|(id, side)| fill(&mut by_id, id, side, t.quantity_wh));
+        let [bid, ask] = match fills {
+            [Ok(bid), Ok(ask)] => [bid, ask],
+            [Err(what), _] | [_, Err(what)] => return fail(what),
+        };
         if !(bid >= t.price && t.price >= ask) {
             return fail(format!(
                 "trade at {} outside bid {bid} / ask {ask}",
@@ -80,6 +76,26 @@ pub fn check_interval(
         return fail(format!("money imbalance {}", settlement.imbalance()));
     }
     Ok(())
+}
+
+/// Adds `wh` to what order `id` on `side` has filled; returns its limit price, or what is wrong.
+fn fill(
+    by_id: &mut FxHashMap<&OrderId, (&Order, u64)>,
+    id: &OrderId,
+    side: Side,
+    wh: u64,
+) -> Result<Price, String> {
+    let Some((order, filled)) = by_id.get_mut(id) else {
+        return Err(format!("trade refers to unknown order {id}"));
+    };
+    if order.side != side {
+        return Err(format!("order {id} traded on the wrong side"));
+    }
+    *filled += wh;
+    if *filled > order.quantity_wh {
+        return Err(format!("order {id} overfilled"));
+    }
+    Ok(order.limit_price)
 }
 
 #[cfg(test)]

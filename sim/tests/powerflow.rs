@@ -92,3 +92,59 @@ fn violations_follow_the_band_and_the_limits() {
     s.line_loading_max_percent[0] = 0.1;
     assert_eq!(s.violations(VoltageBand::default()).overloaded_lines, 1);
 }
+
+/// A warm start (the previous interval's voltages, or another flow's) reaches the fixed point of
+/// a flat start within the tolerance, on consecutive intervals of both grids.
+#[test]
+fn warm_starts_reach_the_cold_solution() {
+    let mut grids = vec![grid()];
+    if let Some(dir) = data::find_grid(data::SEMIURB_GRID) {
+        grids.push(Grid::read(&dir).expect("semiurb5 reads"));
+    }
+    for grid in &grids {
+        let mut warm = PowerFlow::new(grid, PowerFlowOptions::default()).unwrap();
+        let mut other = warm.clone();
+        let mut cold = warm.clone();
+        let mut power = BusPower::zeros(grid.buses.len());
+        let (mut w, mut o, mut c) = (
+            Solution::default(),
+            Solution::default(),
+            Solution::default(),
+        );
+        // A night, a sunrise and noon, four consecutive intervals each.
+        for step in [
+            8_000,
+            8_001,
+            8_002,
+            8_003,
+            16_530,
+            16_531,
+            16_532,
+            16_533,
+            NOON,
+            NOON + 1,
+        ] {
+            grid.bus_power_at(step, &mut power);
+            let warm_iterations = warm.solve(&power, &mut w).unwrap();
+            other.start_from(&warm);
+            other.solve(&power, &mut o).unwrap();
+            cold.reset();
+            let cold_iterations = cold.solve(&power, &mut c).unwrap();
+            assert!(warm_iterations <= cold_iterations, "{step}");
+            for s in [&w, &o] {
+                for (a, b) in s.vm_pu.iter().zip(&c.vm_pu) {
+                    assert!((a - b).abs() < 1e-10, "{step}: vm {a} vs {b}");
+                }
+                let loadings = |s: &Solution| {
+                    let mut l = s.line_loading_percent.clone();
+                    l.extend(&s.trafo_loading_percent);
+                    l
+                };
+                for (a, b) in loadings(s).iter().zip(&loadings(&c)) {
+                    assert!((a - b).abs() < 1e-6, "{step}: loading {a} vs {b}");
+                }
+                assert!((s.ext_grid_p_mw - c.ext_grid_p_mw).abs() < 1e-9, "{step}");
+            }
+        }
+    }
+}
