@@ -27,9 +27,12 @@ use crate::protocol::validators::ValidatorIndex;
 impl<A: App> Replica<A> {
     /// Ends this replica's epoch: from now on it only answers laggards (module docs). The
     /// driver calls it once the replica has committed the epoch's reconfiguration block and
-    /// discards any later [`Output::Commit`] of this epoch.
+    /// discards any later [`Output::Commit`] of this epoch. Outputs not handed out yet (the
+    /// commits [`Replica::restore`] re-derives for a restarted node) belong to the ended epoch
+    /// and are dropped.
     pub fn retire(&mut self) {
         self.retired = true;
+        self.out.clear();
         self.my_timeout = None;
         self.votes.clear();
         self.voted.clear();
@@ -144,6 +147,37 @@ mod tests {
         assert_eq!(r.stats().votes, 0);
         assert_eq!(r.stats().retired_answers, 2);
         assert!(r.is_retired());
+    }
+
+    #[test]
+    fn a_restored_then_retired_replica_hands_out_no_commit() {
+        let net = Net::new();
+        let b1 = net.child(&net.genesis(), net.genesis_qc(), 1, T0);
+        let b2 = net.child(&b1, net.qc(&b1, &[0, 1, 2]), 2, T0 + 600);
+        let b3 = net.child(&b2, net.qc(&b2, &[0, 1, 2]), 3, T0 + 1_200);
+        // The stored certificates commit b1 again: restore queues it for the first `handle`.
+        let mut r = Replica::restore(
+            net.chain.clone(),
+            net.key(ME).clone(),
+            Config::default(),
+            super::super::test_support::TestApp::default(),
+            crate::protocol::safety::SafetyState::initial(net.genesis_qc()),
+            vec![b1, b2, b3],
+            net.genesis().hash(),
+        )
+        .expect("restore");
+        r.retire();
+
+        let out = r.handle(
+            T0 + 2_000,
+            from(2, Msg::Timeout(net.timeout(2, 1, net.genesis_qc()))),
+        );
+        assert!(
+            out.iter()
+                .all(|o| matches!(o, Output::Send(_, Msg::SyncInfo { .. }))),
+            "{out:?}"
+        );
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
