@@ -27,7 +27,9 @@
 //! `1000,10000`), `VOLTMESH_SCALE_INTERVAL_SECS` (comma-separated, one per size; default 6 s up
 //! to 2,000 households, else 30 s), `VOLTMESH_SCALE_INTERVALS` (intervals per period, default
 //! 672), `VOLTMESH_SCALE_PUBLISH_SECS` (seconds between a meter's readings; default 1 s up to
-//! 2,000 households, else 5 s). It needs the release binary (`$VOLTMESH_BIN` or
+//! 2,000 households, else 5 s), `VOLTMESH_SCALE_HOME_ASSISTANT` (set: the bridge runs with its
+//! Home Assistant discovery and price signal, its defaults; unset: both off, so the figures are
+//! the ledger's and the orders' path). It needs the release binary (`$VOLTMESH_BIN` or
 //! `target/release/voltmesh`) and Debian's `mosquitto`, and skips with a message without them.
 //! Everything it starts is stopped when it ends, even on panic.
 
@@ -271,8 +273,10 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
         publish_secs,
         intervals,
     } = size;
+    let household_services = std::env::var_os("VOLTMESH_SCALE_HOME_ASSISTANT").is_some();
     println!(
-        "scale/{count}_households: {NODES} node processes, bridge process, Mosquitto; {interval_secs} s intervals (= 15 profile minutes), meters every {publish_secs} s; 2 x {intervals} intervals; the bridge submits half the time between an interval's start and its gate before the gate"
+        "scale/{count}_households: {NODES} node processes, bridge process, Mosquitto; {interval_secs} s intervals (= 15 profile minutes), meters every {publish_secs} s; 2 x {intervals} intervals; the bridge submits half the time between an interval's start and its gate before the gate; Home Assistant discovery and price signal {}",
+        if household_services { "on" } else { "off" }
     );
     let dir = std::env::temp_dir().join(format!("voltmesh-scale-{}-{count}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -373,6 +377,15 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
         &homes,
         Some(submit_lead),
     );
+    // Home Assistant discovery and the price signal (the bridge's defaults) only on request:
+    // with them the bridge also reads every trading household's totals from node 0 after each
+    // interval, which this bench does not measure separately yet.
+    let toml = if household_services {
+        toml
+    } else {
+        toml.home_assistant_discovery(false).price_signal_horizon(0)
+    }
+    .to_string();
     let bridge_toml = dir.join("bridge.toml");
     std::fs::write(&bridge_toml, toml).expect("write bridge.toml");
     procs.spawn(

@@ -138,6 +138,10 @@ pub struct BridgeToml {
     pub settlement: Option<SettlementSection>,
     /// `[ingest]` `dedupe_window`.
     pub dedupe_window: Option<u64>,
+    /// `[home_assistant]` `discovery` (the bridge's default, on, when `None`).
+    pub home_assistant_discovery: Option<bool>,
+    /// `[price_signal]` `horizon_intervals` (the bridge's default when `None`; 0 turns it off).
+    pub price_signal_horizon: Option<u32>,
     /// `[[household]]`s.
     pub households: Vec<HouseholdEntry>,
 }
@@ -235,6 +239,20 @@ impl BridgeToml {
     #[must_use]
     pub fn dedupe_window(mut self, window: u64) -> Self {
         self.dedupe_window = Some(window);
+        self
+    }
+
+    /// Sets `[home_assistant]` `discovery`.
+    #[must_use]
+    pub fn home_assistant_discovery(mut self, on: bool) -> Self {
+        self.home_assistant_discovery = Some(on);
+        self
+    }
+
+    /// Sets `[price_signal]` `horizon_intervals` (0: no price signal).
+    #[must_use]
+    pub fn price_signal_horizon(mut self, intervals: u32) -> Self {
+        self.price_signal_horizon = Some(intervals);
         self
     }
 
@@ -347,6 +365,14 @@ impl fmt::Display for BridgeToml {
         if let Some(window) = self.dedupe_window {
             table(&mut out, "[ingest]");
             writeln!(out, "dedupe_window = {window}")?;
+        }
+        if let Some(on) = self.home_assistant_discovery {
+            table(&mut out, "[home_assistant]");
+            writeln!(out, "discovery = {on}")?;
+        }
+        if let Some(horizon) = self.price_signal_horizon {
+            table(&mut out, "[price_signal]");
+            writeln!(out, "horizon_intervals = {horizon}")?;
         }
         for h in &self.households {
             table(&mut out, "[[household]]");

@@ -159,7 +159,8 @@ pub fn check_count(grid: &Grid, count: usize) -> Result<(), DemoError> {
 /// The bridge's `bridge.toml` for the demo: the broker, node 0's API, the bridge key, the
 /// genesis file (where the bridge reads the market's intervals and tariffs), how long before
 /// each gate it submits (`submit_lead_secs`, the bridge's default when `None`) and one
-/// `[[household]]` per household.
+/// `[[household]]` per household; every other key at the bridge's default (callers may set
+/// more on the returned builder).
 pub fn bridge_toml(
     broker: &BrokerAddr,
     api: &str,
@@ -168,7 +169,7 @@ pub fn bridge_toml(
     genesis_file: &std::path::Path,
     homes: &[DemoHousehold],
     submit_lead_secs: Option<u32>,
-) -> String {
+) -> BridgeToml {
     let mut toml = BridgeToml::new(
         BrokerSection::new(broker.port, "voltmesh-demo-bridge")
             .host(&broker.host)
@@ -194,7 +195,7 @@ pub fn bridge_toml(
             &h.sell_limit.to_string(),
         ));
     }
-    toml.to_string()
+    toml
 }
 
 #[cfg(test)]
@@ -266,7 +267,8 @@ mod tests {
             &dir.path().join("genesis.json"),
             &homes,
             None,
-        );
+        )
+        .to_string();
         let config = voltmesh_meter_bridge::config::Config::from_toml(&text).unwrap();
         assert_eq!(config.registry.households().count(), 13);
         assert_eq!(config.settlement.retail, prices().retail);

@@ -491,7 +491,8 @@ fn start_parts(
         &hood.dir.join("genesis.json"),
         homes,
         None,
-    );
+    )
+    .to_string();
     std::fs::write(hood.dir.join("bridge.toml"), &toml).map_err(io_error("write bridge.toml"))?;
     let mut config =
         BridgeConfig::from_toml(&toml).map_err(|e| DemoError::Bridge(e.to_string()))?;
