@@ -1,13 +1,15 @@
 //! Governance on the ledger state: proposals collect approvals in blocks and take effect at the
 //! threshold; members join, leave and rotate keys; rules change from an open interval on; every
 //! refusal has its own kind; validators re-executing a proposer's bodies reach the same state,
-//! and a snapshot carries the community.
+//! and a snapshot carries the community; a validator change ends the epoch at its block.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
-use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerState};
+use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerApp, LedgerState};
+use voltmesh_consensus::protocol::{App, Block, QuorumCert, ValidatorIndex};
 use voltmesh_consensus::wire::governance::{
     Action, GovernanceRejection, Policy, Proposal, Rules, Scope, SignedProposal,
 };
@@ -628,4 +630,216 @@ fn a_named_supplier_publishes_per_interval_tariffs_before_their_gates() {
     assert_eq!(state.community().prices().len(), 1);
     state.build(&g, &[], [].iter(), at(2100), 10);
     assert!(state.community().prices().is_empty());
+}
+
+/// The genesis set with validator 103 replaced by 104.
+fn replace_103() -> Proposal {
+    let mut validators = genesis().validators;
+    validators.retain(|v| v.public_key != pk(103));
+    validators.push(GenesisValidator {
+        public_key: pk(104),
+        address: "/ip4/127.0.0.1/tcp/104".into(),
+    });
+    proposal("replace-103", Action::SetValidators { validators })
+}
+
+/// A block on `parent` at `T0 + secs` carrying `payload`.
+fn child(parent: &Block, secs: i64, payload: Vec<u8>) -> Block {
+    Block::new(
+        parent.height() + 1,
+        parent.view() + 1,
+        ValidatorIndex(0),
+        at(secs),
+        QuorumCert::empty(parent.hash()),
+        payload,
+    )
+}
+
+#[test]
+fn a_validator_set_is_refused_with_its_own_kinds() {
+    let g = genesis();
+    let state = LedgerState::new(&g);
+    let kind = |validators: Vec<GenesisValidator>| {
+        let p = proposal("set", Action::SetValidators { validators });
+        state
+            .check_proposal(&g, &signed(&p, &[100]), at(60))
+            .map(|_| ())
+            .map_err(|e| e.kind())
+    };
+    let v = |n: u8, address: &str| GenesisValidator {
+        public_key: pk(n),
+        address: address.into(),
+    };
+    assert_eq!(kind(vec![]), Err("bad_validators"));
+    assert_eq!(
+        kind(vec![
+            v(104, "/ip4/127.0.0.1/tcp/1"),
+            v(104, "/ip4/127.0.0.1/tcp/2")
+        ]),
+        Err("bad_validators")
+    );
+    assert_eq!(kind(vec![v(104, "127.0.0.1:7100")]), Err("bad_validators"));
+    assert_eq!(
+        kind(vec![v(104, "/ip4/127.0.0.1/tcp/1 ")]),
+        Err("bad_validators")
+    );
+    let weak = GenesisValidator {
+        public_key: PublicKey([0; 32]),
+        address: "/ip4/127.0.0.1/tcp/1".into(),
+    };
+    assert_eq!(kind(vec![weak]), Err("bad_key"));
+    assert_eq!(
+        kind(g.validators.clone()),
+        Err("bad_validators"),
+        "the set in force"
+    );
+    assert_eq!(
+        kind(vec![v(104, "/dns4/validator.example/tcp/7100")]),
+        Ok(())
+    );
+    // Rules scope: a household key may not approve it.
+    assert_eq!(
+        state
+            .check_proposal(&g, &signed(&replace_103(), &[1]), at(60))
+            .unwrap_err()
+            .kind(),
+        "unauthorised"
+    );
+}
+
+#[test]
+fn a_validator_change_takes_effect_at_the_quorum_and_ends_its_blocks_actions() {
+    let g = genesis();
+    let mut state = LedgerState::new(&g);
+    // Two of four approvals collect; the epoch stays.
+    state
+        .apply_proposal(&g, &signed(&replace_103(), &[100, 101]), at(60))
+        .unwrap();
+    assert_eq!(state.community().epoch().number, 0);
+    // The third, in a block (height 1) with another action after it: the block's actions end
+    // with the change.
+    let third = signed(&replace_103(), &[102]);
+    let add = signed(&add_h7(), &[100, 101, 102]);
+    let mut proposer = state.clone();
+    let body = proposer.build(&g, &[third.clone(), add.clone()], [].iter(), at(61), 10);
+    assert_eq!(body.actions, vec![third]);
+    let epoch = proposer.community().epoch();
+    assert_eq!((epoch.number, epoch.root_height), (1, 1));
+    assert_eq!(epoch.validators, replace_103_set());
+    assert_eq!(proposer.community().epochs().len(), 2);
+    let mut both = body.clone();
+    both.actions.push(add);
+    let err = state.clone().execute(&g, &both, at(61)).unwrap_err();
+    match err {
+        BlockRejection::Proposal { index: 1, reason } => {
+            assert_eq!(reason.kind(), "bad_validators");
+        }
+        other => panic!("expected the second action refused, got {other}"),
+    }
+    // A validator re-executing the proposer's body reaches the same state; a snapshot carries
+    // the epochs.
+    state.execute(&g, &body, at(61)).unwrap();
+    assert_eq!(state.snapshot_bytes(), proposer.snapshot_bytes());
+    let restored = LedgerState::from_snapshot(&g, &state.snapshot_bytes()).unwrap();
+    assert_eq!(restored.community().epochs(), state.community().epochs());
+    // The same set again is refused: it is the one in force.
+    let again = proposal(
+        "again",
+        Action::SetValidators {
+            validators: replace_103_set(),
+        },
+    );
+    assert_eq!(
+        state
+            .check_proposal(&g, &signed(&again, &[100]), at(62))
+            .unwrap_err()
+            .kind(),
+        "bad_validators"
+    );
+}
+
+fn replace_103_set() -> Vec<GenesisValidator> {
+    match replace_103().action {
+        Action::SetValidators { validators } => validators,
+        _ => unreachable!(),
+    }
+}
+
+/// The suffix rule (`consensus/README.md`, "Validator set changes"): blocks above the block
+/// whose validator change took effect are empty and never applied; once it commits, the app
+/// says the epoch ended, and after `enter_epoch` it builds on that block again.
+#[test]
+fn blocks_above_the_epochs_last_block_are_empty_and_never_applied() {
+    let g = Arc::new(genesis());
+    let genesis_block = Block::genesis(g.genesis_time_ms(), NB.as_bytes().to_vec());
+    let mut leader = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    let mut follower = LedgerApp::new(Arc::clone(&g), &genesis_block);
+    leader
+        .submit_proposal(signed(&replace_103(), &[100, 101, 102]), at(30))
+        .unwrap();
+    let early = order(1, "h1", interval(1), "a", Side::Sell, "0.10");
+    leader.submit(early, at(30)).unwrap();
+    let b1 = child(&genesis_block, 60, leader.propose(&genesis_block, at(60)));
+    let body = BlockBody::decode(b1.payload()).unwrap();
+    assert_eq!((body.actions.len(), body.orders.len()), (1, 1));
+    follower
+        .validate(&genesis_block, b1.payload(), at(60))
+        .unwrap();
+    follower.certified(&b1);
+    leader.certified(&b1);
+
+    // Above b1 in epoch 0: empty payloads only, whatever the leader holds.
+    let late = order(2, "h2", interval(1), "b", Side::Buy, "0.30");
+    leader.submit(late.clone(), at(61)).unwrap();
+    let p2 = leader.propose(&b1, at(62));
+    assert!(
+        p2.is_empty(),
+        "a block above the epoch's last block is empty"
+    );
+    follower.validate(&b1, &p2, at(62)).unwrap();
+    let stuffed = BlockBody {
+        orders: vec![late.clone()],
+        ..BlockBody::default()
+    };
+    let refused = follower
+        .validate(&b1, &stuffed.encode(), at(62))
+        .unwrap_err();
+    assert!(refused.reason.contains("must be empty"), "{refused}");
+    assert!(
+        follower
+            .validate(&b1, &BlockBody::default().encode(), at(62))
+            .is_err(),
+        "even an empty body's bytes: the payload is no bytes at all"
+    );
+    let b2 = child(&b1, 62, p2);
+    let b3 = child(&b2, 63, leader.propose(&b2, at(63)));
+    assert!(b3.payload().is_empty());
+    for app in [&mut leader, &mut follower] {
+        assert_eq!(app.epoch_ended(), None);
+        app.certified(&b2);
+        app.certified(&b3);
+        app.commit(&b1);
+        app.commit(&b2);
+        app.commit(&b3);
+        let committed: Vec<u64> = app.take_committed().iter().map(|b| b.height).collect();
+        assert_eq!(committed, vec![1], "only the epoch's last block is applied");
+        assert_eq!(app.committed().height(), 1);
+        let next = app.epoch_ended().expect("epoch 0 ended at b1").clone();
+        assert_eq!((next.number, next.root_height), (1, 1));
+        assert_eq!(next.validators, replace_103_set());
+        app.enter_epoch();
+        assert_eq!((app.epoch(), app.epoch_ended()), (1, None));
+    }
+    // Epoch 1 extends b1: the order that waited goes in its first block.
+    let first = child(&b1, 64, leader.propose(&b1, at(64)));
+    let body = BlockBody::decode(first.payload()).unwrap();
+    assert_eq!(body.orders, vec![late]);
+    follower.validate(&b1, first.payload(), at(64)).unwrap();
+    // A node restarting from the state after b1 starts in epoch 1.
+    let restarted = LedgerApp::from_snapshot(
+        Arc::clone(&g),
+        &b1,
+        LedgerState::from_snapshot(&g, &leader.committed().snapshot_bytes()).unwrap(),
+    );
+    assert_eq!((restarted.epoch(), restarted.epoch_ended()), (1, None));
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::body::MAX_ORDERS_PER_BLOCK;
 use super::mempool::{key_of, MempoolError, OrderKey};
-use voltmesh_wire::governance::{GovernanceRejection, SignedProposal};
+use voltmesh_wire::governance::{Epoch, GovernanceRejection, SignedProposal};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
 use super::community::Prepared;
@@ -42,9 +42,18 @@ pub struct CommittedBlock {
 /// the state each `validate` computed, keyed by what identifies the block before its hash is known
 /// (parent, payload digest, block time), pruned the same way. The state after a block is computed
 /// once, from its parent's, and never changes. Once `halted` is set, nothing more is applied.
+///
+/// # Epochs
+/// The app serves the replica of epoch `epoch`. A block whose parent's state is in a later
+/// epoch (the parent or an ancestor applied a validator change) is above the epoch's last
+/// block: it must be empty (its payload is no bytes at all), its state is its parent's, and if
+/// it commits it is not applied. Once the epoch's last block commits, [`LedgerApp::epoch_ended`]
+/// says so and the node starts the next epoch's replica ([`LedgerApp::enter_epoch`]).
 #[derive(Debug)]
 pub struct LedgerApp {
     genesis: Arc<Genesis>,
+    /// The epoch of the replica this app serves.
+    epoch: u64,
     /// State after each known block, with the block's height (for pruning).
     states: HashMap<BlockHash, Arc<After>>,
     /// State after each validated payload.
@@ -129,7 +138,9 @@ impl LedgerApp {
     }
 
     /// An app whose committed tip is `tip`, with `initial` the state after it.
-    fn starting_at(genesis: Arc<Genesis>, tip: &Block, initial: LedgerState) -> Self {
+    fn starting_at(genesis: Arc<Genesis>, tip: &Block, mut initial: LedgerState) -> Self {
+        initial.height = tip.height();
+        let epoch = initial.community().epoch().number;
         let initial = Arc::new(initial);
         let mut states = HashMap::new();
         states.insert(
@@ -143,6 +154,7 @@ impl LedgerApp {
         );
         LedgerApp {
             genesis,
+            epoch,
             states,
             validated: HashMap::new(),
             committed: initial,
@@ -167,6 +179,34 @@ impl LedgerApp {
     /// The genesis this app runs.
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
+    }
+
+    /// The epoch of the replica this app serves.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The next epoch, once the last block of this app's epoch committed (its validator change
+    /// took effect): the node then retires this epoch's replica and starts the next one on this
+    /// app ([`LedgerApp::enter_epoch`]), rooted at the committed tip.
+    pub fn epoch_ended(&self) -> Option<&Epoch> {
+        let next = self.committed.community().epoch();
+        (next.number > self.epoch).then_some(next)
+    }
+
+    /// Serves the epoch the committed state is in (after [`LedgerApp::epoch_ended`]): forgets
+    /// the states of the blocks above the committed tip (the ended epoch's empty tail; the new
+    /// epoch's blocks all extend the tip).
+    pub fn enter_epoch(&mut self) {
+        self.epoch = self.committed.community().epoch().number;
+        let tip = self.committed_height;
+        self.states.retain(|_, after| after.height <= tip);
+        self.validated.clear();
+    }
+
+    /// Whether a block on top of a block with state `parent` is above its epoch's last block.
+    fn after_epoch_end(&self, parent: &LedgerState) -> bool {
+        parent.community().epoch().number > self.epoch
     }
 
     /// The committed state.
@@ -375,7 +415,7 @@ impl LedgerApp {
             .map(|after| Arc::clone(&after.state))
             .ok_or_else(|| Reject::new("unknown parent state"))?;
         let after = Arc::new(self.execute(
-            &parent,
+            parent,
             block.height(),
             block.payload(),
             block.timestamp_ms(),
@@ -388,11 +428,24 @@ impl LedgerApp {
     /// checks of the orders this node's mempool holds byte for byte (verified at admission).
     fn execute(
         &self,
-        parent: &LedgerState,
+        parent: Arc<LedgerState>,
         height: u64,
         payload: &[u8],
         block_time_ms: u64,
     ) -> Result<After, Reject> {
+        if self.after_epoch_end(&parent) {
+            if !payload.is_empty() {
+                return Err(Reject::new(
+                    BlockRejection::AfterEpochEnd { epoch: self.epoch }.to_string(),
+                ));
+            }
+            return Ok(After {
+                height,
+                state: parent,
+                clearings: Vec::new(),
+                orders: Vec::new(),
+            });
+        }
         let body = BlockBody::decode(payload).map_err(|e| Reject::new(e.to_string()))?;
         let expected =
             carries_digest(&self.genesis, height).then(|| digest(&parent.snapshot_bytes()));
@@ -414,7 +467,10 @@ impl LedgerApp {
             .zip(&held)
             .map(|(valid, &held)| held || valid == Some(true))
             .collect();
-        let mut state = parent.clone();
+        let mut state = (*parent).clone();
+        // The block's height, whatever the parent's state was built with (a validator change
+        // records the height of its block).
+        state.height = height.saturating_sub(1);
         let clearings = state
             .execute_with(&self.genesis, &body, block_time_ms, |index| {
                 verified.get(index).copied().unwrap_or(false)
@@ -452,6 +508,11 @@ impl LedgerApp {
 
 impl App for LedgerApp {
     fn propose(&mut self, parent: &Block, block_time_ms: u64) -> Vec<u8> {
+        if let Ok(after) = self.state_after(parent) {
+            if self.after_epoch_end(&after.state) {
+                return Vec::new();
+            }
+        }
         self.build(parent, block_time_ms).encode()
     }
 
@@ -467,7 +528,7 @@ impl App for LedgerApp {
         }
         let parent_after = self.state_after(parent)?;
         let after = self.execute(
-            &parent_after.state,
+            Arc::clone(&parent_after.state),
             parent.height() + 1,
             payload,
             block_time_ms,
@@ -496,6 +557,11 @@ impl App for LedgerApp {
 
     fn commit(&mut self, block: &Block) {
         if self.halted.is_some() {
+            return;
+        }
+        if self.epoch_ended().is_some() {
+            // Above the epoch's last block: empty, never applied; the node switches epochs.
+            tracing::debug!(height = block.height(), block = %block.hash(), epoch = self.epoch, "block after the end of its epoch not applied");
             return;
         }
         // A committed block extends the committed tip, whose state is known, so this only fails

@@ -10,15 +10,17 @@
 //! proposals, none expired at the last block, each with fewer approvals by keys of its policy
 //! than the threshold, and none in `applied`; `applied` holds the proposals that took effect
 //! and whose `valid_until_ms` has not passed (a replay after it is refused as expired).
+//! `epochs` is never empty, starts with the genesis set at height 0, and its numbers count up
+//! by one, with strictly increasing root heights.
 
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
 use voltmesh_engine::{Interval, IntervalSpec, ParticipantId, Tariffs};
 use voltmesh_wire::governance::{
-    check_id, Action, Approval, GovernanceRejection, Member, Policies, Proposal, ProposalHash,
-    Rules, SignedProposal, MAX_KEYS, MAX_PENDING_PROPOSALS, MAX_PRICED_INTERVALS,
-    MAX_PROPOSAL_LIFETIME_MS,
+    check_id, check_validators, Action, Approval, Epoch, GovernanceRejection, Member, Policies,
+    Proposal, ProposalHash, Rules, SignedProposal, MAX_KEYS, MAX_PENDING_PROPOSALS,
+    MAX_PRICED_INTERVALS, MAX_PROPOSAL_LIFETIME_MS,
 };
 use voltmesh_wire::{Genesis, OrderRejection, PublicKey};
 
@@ -69,6 +71,8 @@ pub struct Community {
     pub(super) applied: BTreeMap<ProposalHash, u64>,
     /// How many actions took effect since genesis.
     pub(super) actions_applied: u64,
+    /// Every epoch since genesis, oldest first (never empty; the last is in force).
+    pub(super) epochs: Vec<Epoch>,
 }
 
 impl Community {
@@ -95,6 +99,11 @@ impl Community {
             pending: BTreeMap::new(),
             applied: BTreeMap::new(),
             actions_applied: 0,
+            epochs: vec![Epoch {
+                number: 0,
+                root_height: 0,
+                validators: genesis.validators.clone(),
+            }],
         }
     }
 
@@ -160,6 +169,18 @@ impl Community {
     /// How many actions took effect since genesis.
     pub fn actions_applied(&self) -> u64 {
         self.actions_applied
+    }
+
+    /// The epoch in force: its number, root and validator set.
+    pub fn epoch(&self) -> &Epoch {
+        // Never empty (invariant).
+        &self.epochs[self.epochs.len() - 1]
+    }
+
+    /// Every epoch since genesis, oldest first: what a node needs to derive the chain of the
+    /// epoch in force (`protocol::Chain::next_epoch` from genesis, one root after the other).
+    pub fn epochs(&self) -> &[Epoch] {
+        &self.epochs
     }
 
     /// Whether `key` may sign `participant`'s orders for the interval at `interval_start`.
@@ -364,6 +385,14 @@ impl Community {
                 }
             }
             Action::SetPolicy { policy, .. } => policy.check()?,
+            Action::SetValidators { validators } => {
+                check_validators(validators)?;
+                if *validators == self.epoch().validators {
+                    return Err(GovernanceRejection::BadValidators(
+                        "the set is the one in force".into(),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -380,9 +409,10 @@ impl Community {
         }
     }
 
-    /// Records what [`Community::prepare`] found. For [`Prepared::Apply`] the caller applies
-    /// the action's effect on the books ([`super::LedgerState`]) too.
-    pub(super) fn record(&mut self, prepared: Prepared) {
+    /// Records what [`Community::prepare`] found, in the block at `height`. For
+    /// [`Prepared::Apply`] the caller applies the action's effect on the books
+    /// ([`super::LedgerState`]) too.
+    pub(super) fn record(&mut self, prepared: Prepared, height: u64) {
         match prepared {
             Prepared::Collect { hash, pending, .. } => {
                 self.pending.insert(hash, pending);
@@ -395,13 +425,13 @@ impl Community {
                 self.pending.remove(&hash);
                 self.applied.insert(hash, valid_until_ms);
                 self.actions_applied += 1;
-                self.apply(action);
+                self.apply(action, height);
             }
         }
     }
 
     /// The action's effect on the community (checked by [`Community::check_action`]).
-    fn apply(&mut self, action: Action) {
+    fn apply(&mut self, action: Action, height: u64) {
         match action {
             Action::AddParticipant { participant, keys } => {
                 self.members.insert(
@@ -438,6 +468,14 @@ impl Community {
             }
             Action::SetPrices { prices } => self.prices.extend(prices),
             Action::SetPolicy { scope, policy } => self.policies.set(scope, policy),
+            Action::SetValidators { validators } => {
+                let number = self.epoch().number + 1;
+                self.epochs.push(Epoch {
+                    number,
+                    root_height: height,
+                    validators,
+                });
+            }
         }
     }
 

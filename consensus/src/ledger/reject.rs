@@ -41,6 +41,13 @@ pub enum BlockRejection {
         /// What the body carried.
         got: Option<String>,
     },
+    /// A block above the last block of its epoch (whose validator change committed or may
+    /// commit) carries a payload: those blocks only commit it, and are never applied.
+    #[error("a block after the end of epoch {epoch} must be empty")]
+    AfterEpochEnd {
+        /// The epoch the block belongs to.
+        epoch: u64,
+    },
     /// Block time went backwards.
     #[error("block time {block_ms} is before the parent's {parent_ms}")]
     TimeWentBackwards {

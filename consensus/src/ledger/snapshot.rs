@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{CallAuction, Order, ParticipantId, Tariffs};
-use voltmesh_wire::governance::{Member, Policies, ProposalHash, Rules, SignedProposal};
+use voltmesh_wire::governance::{Epoch, Member, Policies, ProposalHash, Rules, SignedProposal};
 use voltmesh_wire::Genesis;
 
 use super::community::{Community, Pending};
@@ -64,6 +64,9 @@ pub struct CommunitySnapshot {
     pub applied: BTreeMap<ProposalHash, u64>,
     /// How many actions took effect since genesis.
     pub actions_applied: u64,
+    /// The epochs after genesis's, oldest first (absent while the genesis set runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<Epoch>,
 }
 
 impl CommunitySnapshot {
@@ -84,10 +87,14 @@ impl CommunitySnapshot {
                 .collect(),
             applied: community.applied.clone(),
             actions_applied: community.actions_applied,
+            epochs: community.epochs[1..].to_vec(),
         }
     }
 
-    fn into_community(self, neighborhood: &str) -> Community {
+    fn into_community(self, genesis: &Genesis) -> Community {
+        let neighborhood = genesis.neighborhood.as_str();
+        let mut epochs = Community::genesis(genesis).epochs;
+        epochs.extend(self.epochs);
         Community {
             members: self.members,
             base: self.base,
@@ -113,6 +120,7 @@ impl CommunitySnapshot {
                 .collect(),
             applied: self.applied,
             actions_applied: self.actions_applied,
+            epochs,
         }
     }
 }
@@ -196,7 +204,7 @@ impl LedgerState {
             return Err(SnapshotError::Malformed("not in canonical form".into()));
         }
         let community = match snapshot.community {
-            Some(community) => community.into_community(&genesis.neighborhood),
+            Some(community) => community.into_community(genesis),
             None => Community::genesis(genesis),
         };
         let mut state = LedgerState {
@@ -204,6 +212,7 @@ impl LedgerState {
             counts: BTreeMap::new(),
             next_seq: snapshot.next_seq,
             last_block_ms: snapshot.last_block_ms,
+            height: 0,
             community: Arc::new(community),
         };
         let mut previous = None;

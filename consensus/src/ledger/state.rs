@@ -54,6 +54,10 @@ pub struct LedgerState {
     pub(super) counts: BTreeMap<(i64, ParticipantId), u32>,
     pub(super) next_seq: u64,
     pub(super) last_block_ms: u64,
+    /// Height of the block this state follows (0 at genesis): [`LedgerState::build`] and
+    /// [`LedgerState::execute`] count one block each. Not in the snapshot encoding (a snapshot
+    /// is found at its block's height, [`super::LedgerApp::from_snapshot`]).
+    pub(super) height: u64,
     /// Shared between the states of consecutive blocks until an action changes it.
     pub(super) community: Arc<Community>,
 }
@@ -66,6 +70,7 @@ impl LedgerState {
             counts: BTreeMap::new(),
             next_seq: 0,
             last_block_ms: genesis.genesis_time_ms(),
+            height: 0,
             community: Arc::new(Community::genesis(genesis)),
         }
     }
@@ -73,6 +78,11 @@ impl LedgerState {
     /// The community: members, rules and their schedule, policies, pending proposals.
     pub fn community(&self) -> &Community {
         &self.community
+    }
+
+    /// The height of the block this state follows.
+    pub fn height(&self) -> u64 {
+        self.height
     }
 
     /// The time of the block this state follows, ms.
@@ -291,7 +301,7 @@ impl LedgerState {
             Prepared::Apply { action, .. } => Some(action.clone()),
             Prepared::Collect { .. } => None,
         };
-        Arc::make_mut(&mut self.community).record(prepared);
+        Arc::make_mut(&mut self.community).record(prepared, self.height);
         match effect {
             Some(Action::RemoveParticipant {
                 participant,
@@ -390,11 +400,14 @@ impl LedgerState {
         block_ms: u64,
         max_orders: usize,
     ) -> BlockBody {
+        self.height += 1;
         self.expire_proposals(block_ms);
         let mut actions = Vec::new();
         let mut bytes = 0usize;
+        let epoch = self.community.epoch().number;
         for proposal in proposals {
-            if actions.len() == MAX_PROPOSALS_PER_BLOCK {
+            // A validator change ends the block's actions (and the epoch).
+            if actions.len() == MAX_PROPOSALS_PER_BLOCK || self.community.epoch().number != epoch {
                 break;
             }
             let size = serde_json::to_vec(proposal).map_or(usize::MAX, |v| v.len() + 1);
@@ -475,8 +488,18 @@ impl LedgerState {
                 parent_ms: self.last_block_ms,
             });
         }
+        self.height += 1;
         self.expire_proposals(block_ms);
+        let epoch = self.community.epoch().number;
         for (index, proposal) in body.actions.iter().enumerate() {
+            if self.community.epoch().number != epoch {
+                return Err(BlockRejection::Proposal {
+                    index,
+                    reason: GovernanceRejection::BadValidators(
+                        "a validator change is the last action of its block".into(),
+                    ),
+                });
+            }
             self.apply_proposal(genesis, proposal, block_ms)
                 .map_err(|reason| BlockRejection::Proposal { index, reason })?;
         }

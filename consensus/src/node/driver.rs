@@ -624,8 +624,8 @@ impl Driver {
             neighborhood: self.genesis.neighborhood.clone(),
             currency: self.genesis.currency,
             height: self.replica.status().committed_height,
-            epoch: 0,
-            validators: self.genesis.validators.clone(),
+            epoch: community.epoch().number,
+            validators: community.epoch().validators.clone(),
             policies: policies.clone(),
             rules: community
                 .schedule()

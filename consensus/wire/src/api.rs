@@ -237,7 +237,8 @@ pub struct CommunityView {
     pub currency: Currency,
     /// Committed height the view is at.
     pub height: u64,
-    /// The validator set's epoch (0: the genesis set; validator changes are not yet governed).
+    /// The validator set's epoch as the committed ledger says (0: the genesis set; one more per
+    /// committed `set_validators`).
     pub epoch: u64,
     /// The validator set (`public_key`, `address`).
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]

@@ -28,7 +28,7 @@ use voltmesh_engine::{
     Tariffs,
 };
 
-use crate::genesis::PublicKey;
+use crate::genesis::{GenesisValidator, PublicKey};
 
 /// Longest a proposal may wait for its approvals: 30 days of block time. Bounds the ledger's
 /// memory of applied proposals (a replay after `valid_until_ms` is refused as expired).
@@ -43,6 +43,10 @@ pub const MAX_PENDING_PROPOSALS: usize = 256;
 pub const MAX_PRICED_INTERVALS: usize = 192;
 /// Longest proposal id and participant id of a new member, in bytes.
 pub const MAX_ID_BYTES: usize = 64;
+/// Most validators a set may have (the consensus core's bound).
+pub const MAX_VALIDATORS: usize = 256;
+/// Longest validator address (a libp2p multiaddr), in bytes.
+pub const MAX_ADDRESS_BYTES: usize = 256;
 
 /// Who may approve a kind of action: at least `threshold` distinct keys among `keys`.
 ///
@@ -249,6 +253,16 @@ pub enum Action {
         /// Interval start (Unix seconds) → its tariffs.
         prices: BTreeMap<i64, Tariffs>,
     },
+    /// A new validator set: add, remove or replace validators. The block in which it takes
+    /// effect ends the current epoch of the chain; the new set runs the next one, rooted at that
+    /// block (the rule: `consensus/README.md`, "Validator set changes"). It is the last action
+    /// of its block, and the policies do not follow it: a community whose approving
+    /// organisations change sends a [`Action::SetPolicy`] too.
+    SetValidators {
+        /// The whole new set, in index order (1 to [`MAX_VALIDATORS`] distinct strong keys),
+        /// each with the libp2p address where the others dial it.
+        validators: Vec<GenesisValidator>,
+    },
     /// A new policy for a scope, effective for every approval counted after it.
     SetPolicy {
         /// Which scope.
@@ -267,7 +281,9 @@ impl Action {
             | Action::RemoveParticipant { .. }
             | Action::AddKey { .. }
             | Action::RevokeKey { .. } => Scope::Members,
-            Action::ChangeRules { .. } | Action::SetPolicy { .. } => Scope::Rules,
+            Action::ChangeRules { .. }
+            | Action::SetPolicy { .. }
+            | Action::SetValidators { .. } => Scope::Rules,
             Action::SetPrices { .. } => Scope::Prices,
         }
     }
@@ -283,8 +299,22 @@ impl Action {
             Action::ChangeRules { .. } => "change_rules",
             Action::SetPrices { .. } => "set_prices",
             Action::SetPolicy { .. } => "set_policy",
+            Action::SetValidators { .. } => "set_validators",
         }
     }
+}
+
+/// An epoch of the chain: the validator set that runs it, and the block it is rooted at (the
+/// block whose [`Action::SetValidators`] ended the epoch before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Epoch {
+    /// 0 for the genesis set, then one more per validator change.
+    pub number: u64,
+    /// Height of the block the epoch is rooted at (0: genesis).
+    pub root_height: u64,
+    /// The validator set, in index order.
+    pub validators: Vec<GenesisValidator>,
 }
 
 /// A participant as the ledger knows it.
@@ -484,6 +514,42 @@ pub fn check_id(id: &str) -> Result<(), String> {
     crate::order::check_order_id(id).map_err(|e| format!("id {id:?}: {e}"))
 }
 
+/// Checks a validator set an [`Action::SetValidators`] names, on its own: 1 to
+/// [`MAX_VALIDATORS`] distinct strong keys, each with an address of printable ASCII that
+/// starts with `/` (a multiaddr), at most [`MAX_ADDRESS_BYTES`].
+///
+/// # Errors
+/// [`GovernanceRejection::BadValidators`] or [`GovernanceRejection::BadKey`] naming the first
+/// problem.
+pub fn check_validators(validators: &[GenesisValidator]) -> Result<(), GovernanceRejection> {
+    let bad = |why: String| Err(GovernanceRejection::BadValidators(why));
+    if validators.is_empty() || validators.len() > MAX_VALIDATORS {
+        return bad(format!(
+            "a validator set has 1 to {MAX_VALIDATORS} validators"
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for v in validators {
+        v.public_key
+            .strong_verifying_key()
+            .map_err(|e| GovernanceRejection::BadKey(e.to_string()))?;
+        if !seen.insert(v.public_key) {
+            return bad(format!("validator {} appears twice", v.public_key));
+        }
+        let address = &v.address;
+        if address.len() > MAX_ADDRESS_BYTES
+            || !address.starts_with('/')
+            || !address.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return bad(format!(
+                "address {address:?} of {} is not a multiaddr of at most {MAX_ADDRESS_BYTES} printable ASCII bytes",
+                v.public_key
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Why a signed proposal is refused (by the node API or a validator).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GovernanceRejection {
@@ -544,6 +610,10 @@ pub enum GovernanceRejection {
     /// The policy is inconsistent.
     #[error("policy: {0}")]
     BadPolicy(String),
+    /// The validator set is unusable (empty, too large, a key twice or weak, a bad address,
+    /// the set in force), or a validator change is not the last action of its block.
+    #[error("validators: {0}")]
+    BadValidators(String),
     /// The node's pool of proposals waiting for a block is full; retry later.
     #[error("the node's proposal pool is full; retry later")]
     PoolFull,
@@ -569,6 +639,7 @@ impl GovernanceRejection {
             GovernanceRejection::Retroactive(_) => "retroactive",
             GovernanceRejection::BadRules(_) => "bad_rules",
             GovernanceRejection::BadPolicy(_) => "bad_policy",
+            GovernanceRejection::BadValidators(_) => "bad_validators",
             GovernanceRejection::PoolFull => "pool_full",
         }
     }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use voltmesh_engine::{Mechanism, ParticipantId, Price, Tariffs, K};
 use voltmesh_wire::client::BlockingNodeClient;
 use voltmesh_wire::governance::{Action, Approval, Policy, Proposal, Rules, Scope, SignedProposal};
-use voltmesh_wire::PublicKey;
+use voltmesh_wire::{GenesisValidator, PublicKey};
 
 use super::BadInput;
 
@@ -165,6 +165,22 @@ enum ActionArgs {
         /// The file.
         #[arg(long)]
         file: PathBuf,
+    },
+    /// A new validator set: the node's set with validators added and removed (replace one:
+    /// remove it and add the new one), or a whole set from a file. It takes effect at an epoch
+    /// boundary every node derives from the chain.
+    SetValidators {
+        /// A validator to add: `<public key, 64 hex digits>=<libp2p multiaddr>`; repeat for
+        /// several.
+        #[arg(long = "add")]
+        add: Vec<String>,
+        /// The key of a validator to remove; repeat for several.
+        #[arg(long = "remove")]
+        remove: Vec<PublicKey>,
+        /// A JSON file of the whole new set (`[{"public_key": .., "address": ..}, ..]`), instead
+        /// of the node's.
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
     /// A new policy for a scope.
     SetPolicy {
@@ -343,12 +359,31 @@ fn interval_arg(text: &str) -> anyhow::Result<i64> {
         .ok_or_else(|| BadInput(anyhow::anyhow!("{text:?}: use Unix seconds or RFC 3339")).into())
 }
 
+/// `<public key>=<multiaddr>`.
+fn validator_arg(text: &str) -> anyhow::Result<GenesisValidator> {
+    let bad = || {
+        BadInput(anyhow::anyhow!(
+            "--add {text:?}: use <public key hex>=<multiaddr>"
+        ))
+    };
+    let (key, address) = text.split_once('=').ok_or_else(bad)?;
+    let public_key: PublicKey = key.parse().map_err(|_| bad())?;
+    Ok(GenesisValidator {
+        public_key,
+        address: address.to_owned(),
+    })
+}
+
 fn draft_file(draft: &DraftArgs) -> anyhow::Result<ProposalFile> {
     if draft.valid_for_hours == 0 || draft.valid_for_hours > 720 {
         return Err(BadInput(anyhow::anyhow!("--valid-for-hours: 1 to 720")).into());
     }
     let needs_node = draft.neighborhood.is_none()
-        || matches!(draft.action, ActionArgs::ChangeRules { rules: None, .. });
+        || matches!(
+            draft.action,
+            ActionArgs::ChangeRules { rules: None, .. }
+                | ActionArgs::SetValidators { file: None, .. }
+        );
     let community = if needs_node {
         Some(
             client(&draft.node)?
@@ -438,6 +473,36 @@ fn draft_file(draft: &DraftArgs) -> anyhow::Result<ProposalFile> {
                 .with_context(|| format!("{} is not a prices file", file.display()))
                 .map_err(BadInput)?;
             Action::SetPrices { prices }
+        }
+        ActionArgs::SetValidators { add, remove, file } => {
+            let mut validators: Vec<GenesisValidator> = match (file, &community) {
+                (Some(path), _) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))
+                        .map_err(BadInput)?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a validator set file", path.display()))
+                        .map_err(BadInput)?
+                }
+                (None, Some(view)) => view.validators.clone(),
+                (None, None) => unreachable_neighborhood()?,
+            };
+            for key in remove {
+                let before = validators.len();
+                validators.retain(|v| v.public_key != *key);
+                if validators.len() == before {
+                    return Err(BadInput(anyhow::anyhow!(
+                        "--remove {key}: not a validator of the set"
+                    ))
+                    .into());
+                }
+            }
+            for entry in add {
+                validators.push(validator_arg(entry)?);
+            }
+            voltmesh_wire::governance::check_validators(&validators)
+                .map_err(|e| BadInput(e.into()))?;
+            Action::SetValidators { validators }
         }
         ActionArgs::SetPolicy {
             scope,
