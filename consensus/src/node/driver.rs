@@ -12,6 +12,7 @@ use voltmesh_wire::api::{
     Balance, CommunityView, ParticipantView, PendingProposalView, ProposalAnswer, ScheduledRules,
     SnapshotView, StatusView,
 };
+use voltmesh_wire::governance::{Action, GovernanceRejection};
 use voltmesh_wire::{Genesis, OrderRejection, SignedOrder};
 
 use super::api::{self, ApiRequest};
@@ -570,15 +571,23 @@ impl Driver {
             ApiRequest::SubmitProposal(signed, reply) => {
                 let hash = signed.proposal.hash(&self.genesis.neighborhood);
                 let kind = signed.proposal.action.kind();
-                let result = self
-                    .replica
-                    .app_mut()
-                    .submit_proposal(signed, now_ms())
-                    .map(|accepted| ProposalAnswer {
-                        hash,
-                        approved: accepted.approved,
-                        threshold: accepted.threshold,
-                    });
+                // The ledger knows validator changes, but this node cannot switch to the next
+                // epoch's replica yet (issue 13): an approved change would end the epoch and
+                // freeze the ledger, so the node does not take one.
+                let result = if matches!(signed.proposal.action, Action::SetValidators { .. }) {
+                    Err(GovernanceRejection::BadValidators(
+                        "this node version cannot switch to a new validator set yet; \
+                         validator changes are refused"
+                            .into(),
+                    ))
+                } else {
+                    self.replica.app_mut().submit_proposal(signed, now_ms())
+                }
+                .map(|accepted| ProposalAnswer {
+                    hash,
+                    approved: accepted.approved,
+                    threshold: accepted.threshold,
+                });
                 match &result {
                     Ok(answer) => {
                         info!(proposal = %hash, action = kind, approved = answer.approved, threshold = answer.threshold, "governance proposal taken")
@@ -704,6 +713,15 @@ impl Driver {
         if let Some(reason) = self.replica.app().halted() {
             error!(%reason, "the ledger halted; stopping the node");
             return Err(NodeError::LedgerHalted(reason.to_owned()));
+        }
+        if let Some(next) = self.replica.app().epoch_ended() {
+            let reason = format!(
+                "the validator set changed at height {} (epoch {}), and this node version cannot \
+                 switch epochs yet",
+                next.root_height, next.number
+            );
+            error!(%reason, "stopping the node");
+            return Err(NodeError::LedgerHalted(reason));
         }
         let now = now_ms();
         if self.metrics.health_due(now) {
