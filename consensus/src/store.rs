@@ -47,6 +47,11 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 /// `(height, hash)` of every stored block not (yet) known committed: what a commit prunes.
 const UNCOMMITTED: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("uncommitted");
 
+/// Epoch number → the committed block it is rooted at (the block whose validator change ended
+/// the epoch before): what a restart needs to derive the epoch's chain, kept whatever pruning
+/// deletes.
+const EPOCH_ROOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("epoch_roots");
+
 const SAFETY: &str = "safety";
 /// Meta key of the lowest committed height a state-synced or pruned store holds (big-endian
 /// u64); absent when the store holds the chain from height 1.
@@ -242,6 +247,62 @@ impl Store {
     /// [`StoreError::Database`] if the write fails.
     pub fn put_safety(&self, safety: &SafetyState) -> Result<(), StoreError> {
         self.put_meta(SAFETY, &safety.to_bytes())
+    }
+
+    /// Starts epoch `number` rooted at the committed block `root`, in one transaction: records
+    /// the root, replaces the safety state with the new epoch's first one, and deletes every
+    /// uncommitted block (the ended epoch's blocks above `root` never commit, and the new epoch's
+    /// blocks are stored only once its replica runs).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the write fails.
+    pub fn start_epoch(
+        &self,
+        number: u64,
+        root: &Block,
+        safety: &SafetyState,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            tx.open_table(EPOCH_ROOTS)
+                .map_err(db_err)?
+                .insert(number, root.to_bytes().as_slice())
+                .map_err(db_err)?;
+            tx.open_table(META)
+                .map_err(db_err)?
+                .insert(SAFETY, safety.to_bytes().as_slice())
+                .map_err(db_err)?;
+            let mut uncommitted = tx.open_table(UNCOMMITTED).map_err(db_err)?;
+            let mut listed = Vec::new();
+            for entry in uncommitted.iter().map_err(db_err)? {
+                let (key, _) = entry.map_err(db_err)?;
+                let (height, hash) = key.value();
+                listed.push((height, *hash));
+            }
+            let mut blocks = tx.open_table(BLOCKS).map_err(db_err)?;
+            for (height, hash) in listed {
+                uncommitted.remove((height, &hash)).map_err(db_err)?;
+                blocks.remove(&hash).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// The block epoch `number` is rooted at, if [`Store::start_epoch`] recorded it.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a read failure or a corrupt record.
+    pub fn epoch_root(&self, number: u64) -> Result<Option<Block>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = match tx.open_table(EPOCH_ROOTS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(e)),
+        };
+        let Some(bytes) = table.get(number).map_err(db_err)? else {
+            return Ok(None);
+        };
+        decode_block(bytes.value()).map(Some)
     }
 
     /// Records a committed block at its height.

@@ -12,20 +12,20 @@ use voltmesh_wire::api::{
     Balance, CommunityView, ParticipantView, PendingProposalView, ProposalAnswer, ScheduledRules,
     SnapshotView, StatusView,
 };
-use voltmesh_wire::governance::{Action, GovernanceRejection};
 use voltmesh_wire::{Genesis, OrderRejection, SignedOrder};
 
 use super::api::{self, ApiRequest};
+use super::epochs::{self, Peers};
 use super::metrics::{Health, NodeMetrics, NodeMetricsError};
 use super::timer::TickTimer;
 use super::NodeConfig;
-use crate::chain::chain_of;
+use crate::chain::{chain_of, epoch_chain, validator_set};
 use crate::index::Index;
 use crate::ledger::{LedgerApp, LedgerState};
 use crate::net;
 use crate::protocol::{
-    committed_sync_response, Config as ReplicaConfig, Input, Msg, Output, Persist, Replica,
-    SafetyState,
+    committed_sync_response, App, Chain, Config as ReplicaConfig, Input, Msg, Output, Persist,
+    Replica, RetiredApp, SafetyState, ValidatorIndex,
 };
 use crate::state_sync;
 use crate::store::{Store, StoreError};
@@ -54,9 +54,9 @@ pub enum NodeError {
     /// The key file is unusable.
     #[error("key file: {0}")]
     Key(#[from] net::KeyFileError),
-    /// This node's key is not a genesis validator.
-    #[error("this node's key is not one of the genesis validators")]
-    NotAValidator,
+    /// This node's key is not a validator of the epoch its ledger is in.
+    #[error("this node's key is not one of the validators of epoch {0}")]
+    NotAValidator(u64),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -149,11 +149,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     let store =
         Store::open_with(&config.data_dir, config.storage.keep_blocks > 0).map_err(store_file)?;
     store.bind_genesis(&genesis_text).map_err(store_file)?;
-    let chain = chain_of(&genesis, &genesis_text)?;
-    let me = chain
-        .validators()
-        .index_of(&signing.verifying_key())
-        .ok_or(NodeError::NotAValidator)?;
+    let genesis_chain = chain_of(&genesis, &genesis_text)?;
 
     let replica_config = ReplicaConfig {
         min_block_interval_ms: config.block_interval_ms,
@@ -173,7 +169,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     // An empty store (a new or wiped node) starts from a verified snapshot when it can.
     let mut state_synced = false;
     if store.committed_height().map_err(store_file)? == 0 && !config.state_sync.peers.is_empty() {
-        match state_sync::fetch(&config.state_sync.peers, &chain, &genesis).await {
+        match state_sync::fetch(&config.state_sync.peers, &genesis_chain, &genesis).await {
             Ok(snapshot) => {
                 store
                     .install_snapshot(&snapshot.block, &snapshot.bytes)
@@ -189,7 +185,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let base = store.base().map_err(store_file)?;
     // What the replica needs: the retained committed tail and the uncommitted blocks.
-    let recovered = store
+    let mut recovered = store
         .recover(replica_config.retained_committed_blocks)
         .map_err(store_file)?;
     for (key, cause) in &recovered.quarantined {
@@ -216,12 +212,19 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             LedgerApp::from_snapshot(Arc::clone(&genesis), &block, state),
             Some(block),
         ),
-        None => (LedgerApp::new(Arc::clone(&genesis), chain.genesis()), None),
+        None => (
+            LedgerApp::new(Arc::clone(&genesis), genesis_chain.genesis()),
+            None,
+        ),
     };
     // One pass: each block is checked to extend the one below it, then replayed.
     store
-        .for_each_linked(start.as_ref(), chain.genesis().hash(), |block| {
-            crate::protocol::App::commit(&mut app, &block);
+        .for_each_linked(start.as_ref(), genesis_chain.genesis().hash(), |block| {
+            app.commit(&block);
+            // A validator change ended the epoch at this block: the next are the next epoch's.
+            if app.epoch_ended().is_some() {
+                app.enter_epoch();
+            }
             for committed in app.take_committed() {
                 index.apply(&committed)?;
             }
@@ -231,6 +234,38 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     if let Some(reason) = app.halted() {
         return Err(NodeError::LedgerHalted(reason.to_owned()));
     }
+    // The chain of the epoch the ledger is in, derived from genesis one root after the other.
+    let epochs = app.committed().community().epochs().to_vec();
+    let chain = epoch_chain(&genesis_chain, &epochs, |epoch| {
+        match store.epoch_root(epoch.number).map_err(store_file)? {
+            Some(root) => Ok(Some(root)),
+            None => store.committed_block(epoch.root_height).map_err(store_file),
+        }
+    })?;
+    let epoch = epochs.last().map_or(0, |e| e.number);
+    if epoch > 0 && store.epoch_root(epoch).map_err(store_file)?.is_none() {
+        // Stopped between committing the epoch's root and switching: switch now (nothing was
+        // signed in the new epoch yet), and read back what the new epoch's replica takes.
+        info!(epoch, "finishing the switch to the new validator set");
+        store
+            .start_epoch(
+                epoch,
+                chain.genesis(),
+                &SafetyState::initial(chain.genesis_qc()),
+            )
+            .map_err(store_file)?;
+        recovered = store
+            .recover(replica_config.retained_committed_blocks)
+            .map_err(store_file)?;
+    }
+    let me = chain
+        .validators()
+        .index_of(&signing.verifying_key())
+        .ok_or(NodeError::NotAValidator(epoch))?;
+    // The replica of this epoch is rooted at the epoch's root: older blocks are the epochs
+    // before's.
+    let root_height = chain.genesis().height();
+    recovered.blocks.retain(|b| b.height() >= root_height);
     let last_committed = recovered
         .last_committed
         .unwrap_or_else(|| chain.genesis().hash());
@@ -239,8 +274,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             warn!(store = %store_path, "untrusted safety record: signing nothing until peers show this node is past every view it could have signed in");
             Replica::restore_untrusted(
                 chain.clone(),
-                signing,
-                replica_config,
+                signing.clone(),
+                replica_config.clone(),
                 app,
                 safety.unwrap_or_else(|| SafetyState::initial(chain.genesis_qc())),
                 recovered.blocks,
@@ -249,14 +284,14 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         }
         (Some(safety), false) => Replica::restore(
             chain.clone(),
-            signing,
-            replica_config,
+            signing.clone(),
+            replica_config.clone(),
             app,
             safety,
             recovered.blocks,
             last_committed,
         ),
-        (None, false) => Replica::new(chain.clone(), signing, replica_config, app),
+        (None, false) => Replica::new(chain.clone(), signing.clone(), replica_config.clone(), app),
     }
     .map_err(|e| NodeError::Replica(e.to_string()))?;
     info!(validator = %me, height = recovered.committed_height, "node starting");
@@ -267,9 +302,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         me.0,
     )?;
 
-    // Network: the adapter numbers validators by their position in the list it is given, so
-    // list them in the consensus set's order (keys sorted by bytes); then a network index is the
-    // protocol's `ValidatorIndex` and nothing is translated (see `net/validator.rs`).
+    // Network: the adapter numbers validators by their position in the list it is given: the
+    // epoch's validators in consensus order (`epochs.rs` translates indices).
     let listen: net::Multiaddr = config
         .listen
         .parse()
@@ -277,44 +311,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             path: "listen".into(),
             message: e.to_string(),
         })?;
-    let mut validators = Vec::with_capacity(genesis.validators.len());
-    for (i, v) in genesis.validators.iter().enumerate() {
-        let bad = |message: String| NodeError::Genesis {
-            path: config.genesis.display().to_string(),
-            message,
-        };
-        let key = v
-            .public_key
-            .verifying_key()
-            .map_err(|e| bad(format!("validator {i} key: {e}")))?;
-        let index = chain
-            .validators()
-            .index_of(&key)
-            .ok_or(NodeError::NotAValidator)?;
-        let public_key = libp2p::identity::ed25519::PublicKey::try_from_bytes(key.as_bytes())
-            .map_err(|e| bad(format!("validator {i} key: {e}")))?;
-        let addr = v
-            .address
-            .parse()
-            .map_err(|e: libp2p::multiaddr::Error| bad(format!("validator {i} address: {e}")))?;
-        validators.push((index, net::Validator { public_key, addr }));
-    }
-    validators.sort_by_key(|(index, _)| *index);
-    // The consensus set is built from exactly these keys, so the sorted indices are 0..n.
-    if validators
-        .iter()
-        .zip(0u16..)
-        .any(|((index, _), position)| index.0 != position)
-    {
-        return Err(NodeError::Genesis {
-            path: config.genesis.display().to_string(),
-            message: "validator keys do not match the consensus validator set".into(),
-        });
-    }
-    let validators = validators.into_iter().map(|(_, v)| v).collect();
+    let current = epochs
+        .last()
+        .map_or(genesis.validators.as_slice(), |e| e.validators.as_slice());
+    let (validators, peers) = epochs::net_validators(&chain, current, &[])?;
     let (client, events, event_loop) = net::new(net::NetConfig::new(
-        keypair,
-        listen,
+        keypair.clone(),
+        listen.clone(),
         validators,
         genesis.neighborhood.clone(),
     ))?;
@@ -341,9 +344,17 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
 
     let mut driver = Driver {
         replica,
+        retired: None,
         store,
         index,
         net: client,
+        net_task,
+        peers,
+        net_rebuild: None,
+        keypair,
+        listen,
+        signing,
+        replica_config,
         genesis,
         timer: TickTimer::default(),
         metrics,
@@ -356,7 +367,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let _ = stop_api.send(());
     let _ = api_task.await;
-    net_task.abort();
+    driver.net_task.abort();
     result
 }
 
@@ -395,10 +406,24 @@ fn replay_start(
 }
 
 struct Driver {
+    /// The replica of the epoch the ledger is in (retired in place if this node left the
+    /// validator set).
     replica: Replica<LedgerApp>,
+    /// The replica of the epoch before, retired: it answers that epoch's laggards.
+    retired: Option<Replica<RetiredApp>>,
     store: Store,
     index: Index,
     net: net::Client,
+    net_task: tokio::task::JoinHandle<()>,
+    /// Translates the adapter's indices ([`epochs`]).
+    peers: Peers,
+    /// After an epoch switch: the adapter's new peer list, for [`Driver::run`] to restart the
+    /// adapter with.
+    net_rebuild: Option<(Vec<net::Validator>, Peers)>,
+    keypair: net::Keypair,
+    listen: net::Multiaddr,
+    signing: SigningKey,
+    replica_config: ReplicaConfig,
     genesis: Arc<Genesis>,
     timer: TickTimer,
     metrics: NodeMetrics,
@@ -420,6 +445,9 @@ impl Driver {
         let outputs = self.replica.handle(now_ms(), Input::Tick);
         self.execute(outputs)?;
         loop {
+            if let Some((validators, peers)) = self.net_rebuild.take() {
+                (consensus, orders) = self.restart_net(validators, peers).await?.split();
+            }
             let deadline = self.timer.deadline(Instant::now());
             // Not `biased`: tokio picks a ready branch at random, so consensus messages, gossiped
             // orders, API requests and the timer each get served under load (audit M1); one
@@ -443,13 +471,7 @@ impl Driver {
 
     fn on_network(&mut self, event: net::Event) -> Result<(), NodeError> {
         match event {
-            net::Event::Message { from, bytes, .. } => match Msg::decode(&bytes) {
-                Ok(msg) => {
-                    let outputs = self.replica.handle(now_ms(), Input::Message { from, msg });
-                    self.execute(outputs)?;
-                }
-                Err(e) => warn!(validator = %from, cause = %e, "undecodable consensus message"),
-            },
+            net::Event::Message { from, bytes, .. } => self.on_message(from, &bytes)?,
             net::Event::Order { bytes, .. } => {
                 // Gossiped orders are checked like any other; refusals are normal (races). A
                 // message holds one order, or a JSON array of the orders one API batch admitted.
@@ -470,6 +492,209 @@ impl Driver {
             net::Event::Listening { address } => info!(%address, "p2p listening"),
         }
         Ok(())
+    }
+
+    /// A consensus frame from the adapter's validator `from`: to the replica of its epoch, if
+    /// `from` is one of that epoch's validators; dropped otherwise.
+    fn on_message(&mut self, from: net::ValidatorIndex, bytes: &[u8]) -> Result<(), NodeError> {
+        let Some((epoch, bytes)) = epochs::unframe(bytes) else {
+            warn!(validator = %from, "consensus message without an epoch");
+            return Ok(());
+        };
+        let msg = match Msg::decode(bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                warn!(validator = %from, cause = %e, "undecodable consensus message");
+                return Ok(());
+            }
+        };
+        if epoch == self.replica.chain().epoch() {
+            let Some(from) = self.peers.of_net(self.replica.chain(), from) else {
+                return Ok(());
+            };
+            let outputs = self.replica.handle(now_ms(), Input::Message { from, msg });
+            return self.execute(outputs);
+        }
+        if let Some(retired) = &mut self.retired {
+            if epoch == retired.chain().epoch() {
+                let Some(from) = self.peers.of_net(retired.chain(), from) else {
+                    return Ok(());
+                };
+                let outputs = retired.handle(now_ms(), Input::Message { from, msg });
+                let chain = retired.chain().clone();
+                return self.execute_retired(&chain, outputs);
+            }
+        }
+        tracing::debug!(validator = %from, epoch, "consensus message of another epoch dropped");
+        Ok(())
+    }
+
+    /// Sends `msg` to `chain`'s validator `to`, framed with `chain`'s epoch.
+    fn send(&self, chain: &Chain, to: ValidatorIndex, msg: &Msg) {
+        if let Some(to) = self.peers.net_of(chain, to) {
+            let _ = self
+                .net
+                .try_send(to, epochs::frame(chain.epoch(), &msg.encode()));
+        }
+    }
+
+    /// Sends `msg` to every other validator of `chain`.
+    fn broadcast(&self, chain: &Chain, me: ValidatorIndex, msg: &Msg) {
+        let bytes = epochs::frame(chain.epoch(), &msg.encode());
+        for v in chain.validators().indices().filter(|v| *v != me) {
+            if let Some(to) = self.peers.net_of(chain, v) {
+                let _ = self.net.try_send(to, bytes.clone());
+            }
+        }
+    }
+
+    /// Serves committed blocks `from_height..=to_height` to `chain`'s validator `to`.
+    fn serve_committed(
+        &self,
+        chain: &Chain,
+        to: ValidatorIndex,
+        from_height: u64,
+        to_height: u64,
+    ) -> Result<(), NodeError> {
+        let blocks = self
+            .store
+            .committed_blocks(from_height, to_height.saturating_add(1))?;
+        // A pruned store may no longer hold `from_height`: then say nothing, and the peer asks
+        // another validator.
+        let held = blocks.first().is_some_and(|b| b.height() == from_height);
+        if let Some(msg) = committed_sync_response(blocks).filter(|_| held) {
+            self.send(chain, to, &msg);
+        }
+        Ok(())
+    }
+
+    /// The retired replica's outputs: answers to laggards of its epoch.
+    fn execute_retired(&mut self, chain: &Chain, outputs: Vec<Output>) -> Result<(), NodeError> {
+        let me = self
+            .retired
+            .as_ref()
+            .map_or(ValidatorIndex(0), Replica::index);
+        for output in outputs {
+            match output {
+                Output::Send(to, msg) => self.send(chain, to, &msg),
+                Output::Broadcast(msg) => self.broadcast(chain, me, &msg),
+                Output::ServeCommitted {
+                    to,
+                    from_height,
+                    to_height,
+                } => self.serve_committed(chain, to, from_height, to_height)?,
+                // A retired replica persists, commits and schedules nothing.
+                Output::Persist(_) | Output::Commit(_) | Output::ScheduleTick(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The ledger ended the epoch (its validator change committed): retire this epoch's
+    /// replica, start the next epoch's on the same ledger (if this node is one of its
+    /// validators), and plan the adapter's new peers.
+    fn switch_epoch(&mut self) -> Result<(), NodeError> {
+        let Some(next) = self.replica.app().epoch_ended().cloned() else {
+            return Ok(());
+        };
+        let root = self
+            .store
+            .committed_block(next.root_height)?
+            .ok_or_else(|| {
+                NodeError::Replica(format!(
+                    "the block ending epoch {} (height {}) is not in the store",
+                    next.number - 1,
+                    next.root_height
+                ))
+            })?;
+        let previous = self.community_validators();
+        let chain = self
+            .replica
+            .chain()
+            .next_epoch(root.clone(), validator_set(&next.validators)?);
+        self.replica.app_mut().enter_epoch();
+        self.store.start_epoch(
+            next.number,
+            &root,
+            &SafetyState::initial(chain.genesis_qc()),
+        )?;
+        let member = chain
+            .validators()
+            .index_of(&self.signing.verifying_key())
+            .is_some();
+        if member {
+            let placeholder = LedgerApp::new(Arc::clone(&self.genesis), chain.genesis());
+            let app = std::mem::replace(self.replica.app_mut(), placeholder);
+            let replica = Replica::new(
+                chain.clone(),
+                self.signing.clone(),
+                self.replica_config.clone(),
+                app,
+            )
+            .map_err(|e| NodeError::Replica(e.to_string()))?;
+            let (retired, _placeholder) =
+                std::mem::replace(&mut self.replica, replica).retire_into_parts();
+            self.retired = Some(retired);
+            info!(epoch = next.number, height = next.root_height, validators = next.validators.len(), validator = %self.replica.index(), "switched to the new validator set");
+        } else {
+            // Not a validator any more: the replica answers the ended epoch's laggards; the
+            // ledger stays at the epoch's last block.
+            self.replica.retire();
+            self.retired = None;
+            warn!(epoch = next.number, height = next.root_height, "this node is not a validator of the new set: it stops at the end of its epoch and only answers laggards");
+        }
+        let net_chain = if member {
+            chain
+        } else {
+            self.replica.chain().clone()
+        };
+        let (current, before) = if member {
+            (next.validators, previous)
+        } else {
+            (previous, next.validators)
+        };
+        self.net_rebuild = Some(epochs::net_validators(&net_chain, &current, &before)?);
+        if member {
+            let outputs = self.replica.handle(now_ms(), Input::Tick);
+            self.execute(outputs)?;
+        }
+        Ok(())
+    }
+
+    /// The validators (with their addresses) of the epoch the replica runs, as the ledger's
+    /// epochs record them.
+    fn community_validators(&self) -> Vec<voltmesh_wire::GenesisValidator> {
+        let epoch = self.replica.chain().epoch();
+        self.replica
+            .app()
+            .committed()
+            .community()
+            .epochs()
+            .iter()
+            .find(|e| e.number == epoch)
+            .map_or_else(|| self.genesis.validators.clone(), |e| e.validators.clone())
+    }
+
+    /// Stops the network adapter and starts it again with `validators` (after an epoch
+    /// switch): connections drop and are dialed again; consensus messages in flight are lost,
+    /// which the protocol's timeouts and sync recover.
+    async fn restart_net(
+        &mut self,
+        validators: Vec<net::Validator>,
+        peers: Peers,
+    ) -> Result<net::Events, NodeError> {
+        self.net_task.abort();
+        let _ = (&mut self.net_task).await;
+        let (client, events, event_loop) = net::new(net::NetConfig::new(
+            self.keypair.clone(),
+            self.listen.clone(),
+            validators,
+            self.genesis.neighborhood.clone(),
+        ))?;
+        self.net_task = tokio::spawn(event_loop.run());
+        self.net = client;
+        self.peers = peers;
+        Ok(events)
     }
 
     /// Idle pacing: a replica that was waiting on a quiet chain re-judges it now (the mempool
@@ -571,23 +796,15 @@ impl Driver {
             ApiRequest::SubmitProposal(signed, reply) => {
                 let hash = signed.proposal.hash(&self.genesis.neighborhood);
                 let kind = signed.proposal.action.kind();
-                // The ledger knows validator changes, but this node cannot switch to the next
-                // epoch's replica yet (issue 13): an approved change would end the epoch and
-                // freeze the ledger, so the node does not take one.
-                let result = if matches!(signed.proposal.action, Action::SetValidators { .. }) {
-                    Err(GovernanceRejection::BadValidators(
-                        "this node version cannot switch to a new validator set yet; \
-                         validator changes are refused"
-                            .into(),
-                    ))
-                } else {
-                    self.replica.app_mut().submit_proposal(signed, now_ms())
-                }
-                .map(|accepted| ProposalAnswer {
-                    hash,
-                    approved: accepted.approved,
-                    threshold: accepted.threshold,
-                });
+                let result = self
+                    .replica
+                    .app_mut()
+                    .submit_proposal(signed, now_ms())
+                    .map(|accepted| ProposalAnswer {
+                        hash,
+                        approved: accepted.approved,
+                        threshold: accepted.threshold,
+                    });
                 match &result {
                     Ok(answer) => {
                         info!(proposal = %hash, action = kind, approved = answer.approved, threshold = answer.threshold, "governance proposal taken")
@@ -612,7 +829,7 @@ impl Driver {
                     view: status.view,
                     peers: usize::try_from(self.net.stats().connected_validators)
                         .unwrap_or(usize::MAX),
-                    validators: self.genesis.validators.len(),
+                    validators: self.replica.chain().validators().len(),
                     last_commit_ms: self.index.last_commit_ms(),
                     mempool: self.replica.app().mempool().len(),
                     orders_committed: self.index.orders_committed(),
@@ -664,32 +881,27 @@ impl Driver {
 
     /// Executes the replica's outputs in order; a persist is durable before anything after it.
     fn execute(&mut self, outputs: Vec<Output>) -> Result<(), NodeError> {
+        let chain = self.replica.chain().clone();
+        let me = self.replica.index();
+        // The last block of the epoch, once its validator change committed: the blocks above
+        // it in this epoch are never committed on this node (the ledger does not apply them).
+        let epoch_end = self.replica.app().epoch_ended().map(|e| e.root_height);
         for output in outputs {
             match output {
                 Output::Persist(Persist::Block(block)) => self.store.put_block(&block)?,
                 Output::Persist(Persist::Safety(safety)) => self.store.put_safety(&safety)?,
-                Output::Send(to, msg) => {
-                    let _ = self.net.try_send(to, msg.encode());
+                Output::Send(to, msg) => self.send(&chain, to, &msg),
+                Output::Broadcast(msg) => self.broadcast(&chain, me, &msg),
+                Output::Commit(block) => {
+                    if epoch_end.is_none_or(|end| block.height() <= end) {
+                        self.store.commit(&block)?;
+                    }
                 }
-                Output::Broadcast(msg) => {
-                    let _ = self.net.try_broadcast(msg.encode());
-                }
-                Output::Commit(block) => self.store.commit(&block)?,
                 Output::ServeCommitted {
                     to,
                     from_height,
                     to_height,
-                } => {
-                    let blocks = self
-                        .store
-                        .committed_blocks(from_height, to_height.saturating_add(1))?;
-                    // A pruned store may no longer hold `from_height`: then say nothing, and
-                    // the peer asks another validator.
-                    let held = blocks.first().is_some_and(|b| b.height() == from_height);
-                    if let Some(msg) = committed_sync_response(blocks).filter(|_| held) {
-                        let _ = self.net.try_send(to, msg.encode());
-                    }
-                }
+                } => self.serve_committed(&chain, to, from_height, to_height)?,
                 Output::ScheduleTick(at) => self.timer.schedule(at, now_ms(), Instant::now()),
             }
         }
@@ -714,15 +926,7 @@ impl Driver {
             error!(%reason, "the ledger halted; stopping the node");
             return Err(NodeError::LedgerHalted(reason.to_owned()));
         }
-        if let Some(next) = self.replica.app().epoch_ended() {
-            let reason = format!(
-                "the validator set changed at height {} (epoch {}), and this node version cannot \
-                 switch epochs yet",
-                next.root_height, next.number
-            );
-            error!(%reason, "stopping the node");
-            return Err(NodeError::LedgerHalted(reason));
-        }
+        self.switch_epoch()?;
         let now = now_ms();
         if self.metrics.health_due(now) {
             let health = self.health();

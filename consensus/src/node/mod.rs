@@ -11,6 +11,7 @@ pub mod api;
 mod api_listener;
 mod config;
 mod driver;
+mod epochs;
 mod gossip;
 pub mod metrics;
 mod timer;

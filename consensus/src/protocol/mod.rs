@@ -77,7 +77,9 @@ pub use config::{Config, TestFault};
 pub use error::{ReplicaError, VerifyError};
 pub use hash::BlockHash;
 pub use message::{Msg, Proposal};
-pub use replica::{committed_sync_response, Input, Output, Persist, Replica, Stats, Status};
+pub use replica::{
+    committed_sync_response, Input, Output, Persist, Replica, RetiredApp, Stats, Status,
+};
 pub use safety::SafetyState;
 pub use timeout::{Timeout, TimeoutCert};
 pub use validators::{ValidatorIndex, ValidatorSet, ValidatorSetError, MAX_VALIDATORS};

@@ -47,6 +47,7 @@ mod pacemaker;
 mod propose;
 mod retired;
 mod sync;
+pub use retired::RetiredApp;
 pub use sync::committed_sync_response;
 #[cfg(test)]
 mod test_support;

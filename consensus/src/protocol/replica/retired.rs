@@ -19,6 +19,8 @@
 //!   [`Output::ServeCommitted`]: never a signature, a `Persist` or a `Commit`.
 
 use super::{App, Input, Output, Replica};
+use crate::protocol::app::Reject;
+use crate::protocol::block::Block;
 use crate::protocol::error::VerifyError;
 use crate::protocol::message::Msg;
 use crate::protocol::timeout::{timeout_message, Timeout};
@@ -39,6 +41,85 @@ impl<A: App> Replica<A> {
         self.timeouts.clear();
         self.sync.orphan = None;
         self.scheduled = None;
+    }
+
+    /// Retires this replica ([`Replica::retire`]) and hands its application back, for the next
+    /// epoch's replica: the retired one keeps everything it needs to answer laggards (its tree,
+    /// certificates and safety state) and runs on [`RetiredApp`], which it never calls.
+    #[must_use]
+    pub fn retire_into_parts(mut self) -> (Replica<RetiredApp>, A) {
+        self.retire();
+        let Replica {
+            chain,
+            key,
+            me,
+            config,
+            app,
+            tree,
+            safety,
+            view,
+            view_started_ms,
+            tc_streak,
+            my_timeout,
+            last_timeout_sent_ms,
+            proposed_view,
+            votes,
+            voted,
+            timeouts,
+            sync,
+            verified,
+            verified_order,
+            invalid_certs,
+            invalid_certs_order,
+            invalid_senders,
+            answered_laggards,
+            scheduled,
+            out,
+            stats,
+            started,
+            amnesia,
+            quiet,
+            busy_since,
+            retired,
+            retired_answers,
+        } = self;
+        (
+            Replica {
+                chain,
+                key,
+                me,
+                config,
+                app: RetiredApp,
+                tree,
+                safety,
+                view,
+                view_started_ms,
+                tc_streak,
+                my_timeout,
+                last_timeout_sent_ms,
+                proposed_view,
+                votes,
+                voted,
+                timeouts,
+                sync,
+                verified,
+                verified_order,
+                invalid_certs,
+                invalid_certs_order,
+                invalid_senders,
+                answered_laggards,
+                scheduled,
+                out,
+                stats,
+                started,
+                amnesia,
+                quiet,
+                busy_since,
+                retired,
+                retired_answers,
+            },
+            app,
+        )
     }
 
     /// Whether [`Replica::retire`] was called.
@@ -109,11 +190,50 @@ impl<A: App> Replica<A> {
     }
 }
 
+/// The application of a retired replica ([`Replica::retire_into_parts`]): a retired replica
+/// proposes, validates and commits nothing, so this is never called; if it were, it would
+/// propose nothing and refuse everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetiredApp;
+
+impl App for RetiredApp {
+    fn propose(&mut self, _parent: &Block, _block_time_ms: u64) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn validate(
+        &mut self,
+        _parent: &Block,
+        _payload: &[u8],
+        _block_time_ms: u64,
+    ) -> Result<(), Reject> {
+        Err(Reject::new("the epoch ended"))
+    }
+
+    fn commit(&mut self, _block: &Block) {}
+
+    fn has_work(&self, _now_ms: u64) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{from, v, Net, ME, T0};
     use super::*;
     use crate::protocol::config::Config;
+
+    #[test]
+    fn retiring_into_parts_hands_the_app_back_and_keeps_answering_laggards() {
+        let net = Net::new();
+        let mut r = net.replica(ME);
+        let _ = r.handle(T0, Input::Tick);
+        let (mut retired, _app) = r.retire_into_parts();
+        assert!(retired.is_retired());
+        let timeout = from(2, Msg::Timeout(net.timeout(2, 1, net.genesis_qc())));
+        assert_eq!(retired.handle(T0 + 10, timeout).len(), 1);
+        assert!(retired.handle(T0 + 20, Input::Tick).is_empty());
+    }
 
     #[test]
     fn a_retired_replica_answers_a_laggard_once_per_resend_window_and_signs_nothing() {

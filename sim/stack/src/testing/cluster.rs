@@ -397,6 +397,71 @@ impl Cluster {
         self.start_node(i)
     }
 
+    /// A new node that is not in genesis (a validator joining by governance): its key, ports
+    /// and a `node.toml` like node 0's (with `extra` appended), in `<root>/<name>`, not started
+    /// and not yet one of [`Cluster::nodes`] ([`Cluster::add_node`]). Returns the node and its
+    /// validator entry (`public_key`, `address`).
+    ///
+    /// # Errors
+    /// [`ClusterError`] if a file cannot be made or `voltmesh keygen` fails.
+    pub fn make_node(
+        &self,
+        name: &str,
+        extra: &str,
+    ) -> Result<(Node, voltmesh_wire::GenesisValidator), ClusterError> {
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(&dir).map_err(io("create a node directory"))?;
+        let out = Command::new(&self.bin)
+            .args(["keygen", "--out"])
+            .arg(dir.join("node.key"))
+            .output()
+            .map_err(io("run voltmesh keygen"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let public_key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("public_key = \""))
+            .and_then(|k| k.trim_end_matches('"').parse().ok())
+            .ok_or_else(|| {
+                ClusterError::Keygen(String::from_utf8_lossy(&out.stderr).into_owned())
+            })?;
+        let p2p_port = free_port().map_err(io("find a free port"))?;
+        let api = format!("127.0.0.1:{}", free_port().map_err(io("find a free port"))?);
+        let template = &self.nodes[0];
+        let config = std::fs::read_to_string(template.dir.join("node.toml"))
+            .map_err(io("read node.toml"))?
+            .replace(
+                &format!("/ip4/127.0.0.1/tcp/{}\"", template.p2p_port),
+                &format!("/ip4/127.0.0.1/tcp/{p2p_port}\""),
+            )
+            .replace(&format!("\"{}\"", template.api), &format!("\"{api}\""));
+        // Top-level keys go before the first table.
+        let config = match config.find("\n[") {
+            Some(at) => format!("{}\n{extra}{}", &config[..at], &config[at..]),
+            None => format!("{config}\n{extra}"),
+        };
+        std::fs::write(dir.join("node.toml"), config).map_err(io("write node.toml"))?;
+        let node = Node {
+            client: BlockingNodeClient::new(&format!("http://{api}"))
+                .map_err(|e| ClusterError::Client(e.to_string()))?,
+            api,
+            dir,
+            p2p_port,
+            fault: None,
+            child: None,
+        };
+        let validator = voltmesh_wire::GenesisValidator {
+            public_key,
+            address: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
+        };
+        Ok((node, validator))
+    }
+
+    /// Adds a node made by [`Cluster::make_node`] (not started); its index.
+    pub fn add_node(&mut self, node: Node) -> usize {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
     /// Kills node `i` with SIGKILL: no clean shutdown.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {
@@ -496,19 +561,23 @@ impl Cluster {
     }
 
     /// Waits until every node has cleared the interval at `start`, and returns the clearing,
-    /// which must be the same on every node.
+    /// which must be the same on every running node.
     ///
     /// # Errors
     /// A message if a node has not cleared it within `timeout`, or the nodes disagree.
     pub fn wait_cleared(&self, start: i64, timeout: Duration) -> Result<IntervalClearing, String> {
-        let n = self.nodes.len();
+        let live: Vec<usize> = self.live().collect();
         self.wait_for("the interval to clear everywhere", timeout, |c| {
-            (0..n).all(|i| c.interval(i, start).is_some())
+            live.iter().all(|&i| c.interval(i, start).is_some())
         })?;
-        let clearings: Vec<IntervalClearing> =
-            (0..n).filter_map(|i| self.interval(i, start)).collect();
+        let clearings: Vec<IntervalClearing> = live
+            .iter()
+            .filter_map(|&i| self.interval(i, start))
+            .collect();
         match clearings.first() {
-            Some(first) if clearings.len() == n && clearings.iter().all(|c| c == first) => {
+            Some(first)
+                if clearings.len() == live.len() && clearings.iter().all(|c| c == first) =>
+            {
                 Ok(first.clone())
             }
             _ => Err(format!("the nodes' clearings differ: {clearings:?}")),
