@@ -179,7 +179,7 @@ mod sections;
 mod tests;
 
 pub use sections::{
-    ApiUrls, BrokerConfig, HomeAssistantConfig, NodeConfig, PriceSignalConfig, Queues,
+    ApiUrls, BrokerConfig, HomeAssistantConfig, HttpConfig, NodeConfig, PriceSignalConfig, Queues,
     SettlementConfig, Subscription, TlsConfig, Topics,
 };
 
@@ -212,6 +212,8 @@ pub struct RawConfig {
     pub metrics: MetricsSection,
     /// `[price_signal]`.
     pub price_signal: PriceSignalConfig,
+    /// `[http]`.
+    pub http: HttpConfig,
     /// `[[household]]`.
     #[serde(rename = "household")]
     pub households: Vec<crate::household::registry::HouseholdConfig>,
@@ -242,6 +244,8 @@ pub struct Config {
     pub metrics: MetricsSection,
     /// `[price_signal]`.
     pub price_signal: PriceSignalConfig,
+    /// `[http]`.
+    pub http: HttpConfig,
     /// The household registry.
     pub registry: Registry,
 }
@@ -405,6 +409,7 @@ impl RawConfig {
             price_signal: PriceSignalConfig {
                 horizon_intervals: self.price_signal.horizon_intervals.min(192),
             },
+            http: self.http,
             registry,
         })
     }

@@ -177,6 +177,18 @@ impl Default for PriceSignalConfig {
     }
 }
 
+/// `[http]`: the bridge's read-only HTTP server for home energy managers
+/// ([`crate::runtime::http`]): the market topics' latest payloads (the price signal in its own,
+/// evcc's and EMHASS's formats, the last clearing), for managers that poll a URL rather than
+/// subscribe to MQTT.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where to listen, e.g. `"0.0.0.0:7710"` (absent: no HTTP server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// `[node] api_url`: one node API URL (`"http://…"`) or a list of them, tried in order
 /// ([`crate::runtime::failover`]).
 ///

@@ -28,6 +28,7 @@ use voltmesh_wire::Currency;
 use crate::community::IntervalRules;
 use crate::order_sink::{OrderSink, SinkError};
 use crate::runtime::clock::SharedClock;
+use crate::runtime::market_board::MarketBoard;
 use crate::runtime::mqtt::backoff::Backoff;
 use crate::runtime::mqtt::publisher::Publisher;
 use crate::runtime::mqtt::results::{
@@ -413,6 +414,7 @@ pub(crate) async fn run_results(
     mut results: mpsc::Receiver<ResultMessage>,
     publisher: Publisher,
     prefix: String,
+    board: MarketBoard,
     traded: Option<mpsc::Sender<ParticipantId>>,
     mut shutdown: Shutdown,
 ) {
@@ -422,7 +424,7 @@ pub(crate) async fn run_results(
             () = shutdown.recv() => return,
             m = results.recv() => match m { Some(m) => m, None => return },
         };
-        if publish_result(&publisher, &prefix, &message, &mut shutdown)
+        if publish_result(&publisher, &prefix, &board, &message, &mut shutdown)
             .await
             .is_err()
         {
@@ -443,12 +445,13 @@ pub(crate) async fn run_results(
     }
 }
 
-/// Publishes one result (retained, QoS 1). `Err(())` if the publishing connection is closed or
-/// shutdown came first; a message that cannot be published (bad participant id) is logged and
-/// skipped.
+/// Publishes one result (retained, QoS 1), and posts the market topics' payloads on `board` for
+/// the HTTP server. `Err(())` if the publishing connection is closed or shutdown came first; a
+/// message that cannot be published (bad participant id) is logged and skipped.
 async fn publish_result(
     publisher: &Publisher,
     prefix: &str,
+    board: &MarketBoard,
     message: &ResultMessage,
     shutdown: &mut Shutdown,
 ) -> Result<(), ()> {
@@ -460,6 +463,7 @@ async fn publish_result(
         }
     };
     for (topic, payload) in publications {
+        board.post(prefix, &topic, &payload);
         let sent = tokio::select! {
             biased;
             () = shutdown.recv() => return Err(()),

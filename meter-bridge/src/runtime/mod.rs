@@ -77,6 +77,8 @@ pub mod clock;
 pub mod failover;
 pub mod followups;
 pub mod home_assistant;
+pub mod http;
+pub mod market_board;
 pub mod metrics;
 pub mod mqtt;
 pub mod node_sink;
@@ -100,6 +102,14 @@ pub enum BridgeError {
     /// The connection options (TLS files) are unusable.
     #[error(transparent)]
     Options(#[from] OptionsError),
+    /// `[http] listen` cannot be bound.
+    #[error("http.listen = {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Everything [`run`] talks to besides the broker.
@@ -270,11 +280,28 @@ pub async fn run<S: OrderSink>(
     } else {
         (None, None)
     };
+    // The market topics' latest payloads, served over HTTP with `[http] listen`.
+    let board = market_board::MarketBoard::default();
+    if let Some(addr) = config.http.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| BridgeError::Http { addr, source })?;
+        tracing::info!(%addr, "serving the market topics over http");
+        let mut stop = Shutdown::new(notify.subscribe());
+        let board = board.clone();
+        spawn(Box::pin(async move {
+            let stopped = async move { stop.recv().await };
+            if let Err(e) = http::serve(listener, board, stopped).await {
+                tracing::warn!(cause = %e, "http server stopped");
+            }
+        }));
+    }
     if let Some(results) = io.results {
         spawn(Box::pin(run_results(
             results,
             publisher.clone(),
             config.topics.results_prefix.clone(),
+            board.clone(),
             traded.clone(),
             Shutdown::new(notify.subscribe()),
         )));
@@ -291,6 +318,7 @@ pub async fn run<S: OrderSink>(
         results_rx,
         publisher,
         config.topics.results_prefix.clone(),
+        board,
         traded,
         Shutdown::new(notify.subscribe()),
     )));
