@@ -6,7 +6,8 @@
 //! interval's gate (the household's own orders or bid curve if it sent them, else the order
 //! from its metered forecast: same interval yesterday blended with the last complete interval,
 //! see [`crate::household::forecast`]), and clears that book with the market's own engine and
-//! the interval's rules ([`indicative`]). The signal is the price of one more kWh:
+//! the interval's rules ([`indicative`], the engine's [`voltmesh_engine::marginal`]). The
+//! signal is the price of one more kWh:
 //! - **import** (what a household pays to take one more kWh): when the forecast book leaves
 //!   sell volume unmatched (a local surplus), the local price plus the network fee; the local
 //!   price is the forecast clearing price (the trades' volume-weighted price under pay-as-bid),
@@ -26,12 +27,12 @@
 //! (`load_cost_forecast`, `prod_price_forecast`: one value per interval). Prices are exact
 //! decimals with six places, written as JSON numbers because both tools read numbers.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use voltmesh_engine::{CallAuction, Interval, Mechanism, Order, OrderId, Price, Side, Tariffs, Wh};
+use voltmesh_engine::{
+    marginal_prices, Interval, MarginalPrices, Mechanism, Order, Price, Side, Wh,
+};
 
 use crate::community::IntervalRules;
 
@@ -64,52 +65,20 @@ pub fn indicative(
         tariffs: rules.tariffs,
         max_order_wh: rules.max_order_wh,
     };
-    let mut book = CallAuction::with_capacity(market, orders.len());
-    for order in orders {
-        let _ = book.submit(order.clone());
-    }
-    let outcome = book.clear(mechanism);
-    let limits: BTreeMap<&OrderId, Price> = book
-        .orders()
-        .iter()
-        .map(|o| (&o.id, o.limit_price))
-        .collect();
-    let unmatched = |side: Side| {
-        outcome
-            .unfilled
-            .iter()
-            .filter(move |u| u.side == side)
-            .filter_map(|u| limits.get(&u.id).copied())
-    };
-    let traded = outcome.clearing_price.or_else(|| {
-        let volume = i128::from(outcome.volume_wh);
-        (volume > 0).then(|| {
-            // Volume-weighted micros per kWh: turnover (nanos) / Wh.
-            Price::from_micros(i64::try_from(outcome.turnover().nanos() / volume).unwrap_or(0))
-                .unwrap_or(Price::ZERO)
-        })
-    });
-    let Tariffs { feed_in, retail } = rules.tariffs;
-    let import = match (traded, unmatched(Side::Sell).min()) {
-        (_, None) => retail,
-        (Some(local), Some(_)) | (None, Some(local)) => add(local, rules.network_fee).min(retail),
-    };
-    let export = match (traded, unmatched(Side::Buy).max()) {
-        (_, None) => feed_in,
-        (Some(local), Some(_)) | (None, Some(local)) => local.max(feed_in),
-    };
+    let MarginalPrices {
+        import,
+        export,
+        local: traded,
+        local_wh,
+    } = marginal_prices(orders, market, rules.network_fee, mechanism);
     IndicativePrice {
         start: interval.start(),
         end: interval.end(),
         import,
         export,
         local: traded,
-        local_wh: outcome.volume_wh,
+        local_wh,
     }
-}
-
-fn add(a: Price, b: Price) -> Price {
-    Price::from_micros(a.micros().saturating_add(b.micros())).unwrap_or(Price::MAX)
 }
 
 /// A price as a JSON number with its six decimals (exact, no float on the way).
@@ -165,7 +134,7 @@ pub fn emhass_forecast(prices: &[IndicativePrice]) -> EmhassForecast {
 
 #[cfg(test)]
 mod tests {
-    use voltmesh_engine::{IntervalSpec, ParticipantId, K};
+    use voltmesh_engine::{IntervalSpec, ParticipantId, Tariffs, K};
 
     use super::*;
 
