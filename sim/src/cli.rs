@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use chrono::{NaiveDate, NaiveDateTime};
 use voltmesh_engine::{Mechanism, PayAsBidPricing, Price, K};
 
+use crate::flex::{FlexLoads, FlexStrategy};
 use crate::metrics::{summary_line, SimMetrics};
 use crate::powerflow::{snapshot_at, VoltageBand};
 use crate::run::{run_observed, Window};
@@ -80,6 +81,26 @@ pub struct RunArgs {
     /// Battery power, kW.
     #[arg(long, default_value_t = 5.0)]
     pub battery_kw: f64,
+    /// Share (0..1) of households with a flexible load: an electric car (or a hot-water heat
+    /// pump) that takes `--flex-kwh` a day within its window (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub flex_share: f64,
+    /// Energy a flexible load takes every day, kWh.
+    #[arg(long, default_value_t = 10.0)]
+    pub flex_kwh: f64,
+    /// A flexible load's power limit, kW.
+    #[arg(long, default_value_t = 3.7)]
+    pub flex_kw: f64,
+    /// Hour of the day at which flexible loads plug in (18: a commuter's car).
+    #[arg(long, default_value_t = 18)]
+    pub flex_from_hour: u32,
+    /// Hours they stay plugged in (13: until 07:00; 24 for a heat pump with a tank).
+    #[arg(long, default_value_t = 13)]
+    pub flex_hours: u32,
+    /// How flexible loads charge with the market: `price` (in the cheapest steps by the
+    /// indicative import price) or `asap` (as soon as plugged in, as the baseline does).
+    #[arg(long, default_value = "price")]
+    pub flex_strategy: String,
     /// Retail price per kWh.
     #[arg(long, default_value = "0.30")]
     pub retail: Price,
@@ -219,6 +240,23 @@ pub fn scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
             min_pu: args.vm_min,
             max_pu: args.vm_max,
         },
+        flex: (args.flex_share > 0.0)
+            .then(|| {
+                let strategy = match args.flex_strategy.as_str() {
+                    "price" => FlexStrategy::Price,
+                    "asap" => FlexStrategy::Asap,
+                    other => bail!("unknown flex strategy {other:?}: expected price or asap"),
+                };
+                Ok(FlexLoads {
+                    share: args.flex_share,
+                    kwh_per_day: args.flex_kwh,
+                    kw: args.flex_kw,
+                    from_hour: args.flex_from_hour,
+                    hours: args.flex_hours,
+                    strategy,
+                })
+            })
+            .transpose()?,
     })
 }
 

@@ -21,6 +21,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use voltmesh_engine::{Order, OrderId, ParticipantId, Price, Side};
 
+use crate::flex::FlexLoad;
 use crate::record::round_i64;
 use crate::scenario::Scenario;
 
@@ -76,6 +77,8 @@ pub struct Household {
     pub bid_markdown: f64,
     /// Last metered net export, Wh (the persistence forecast for the next order).
     pub last_net_wh: i64,
+    /// Its flexible load, if it has one ([`crate::flex`]).
+    pub flex: Option<FlexLoad>,
 }
 
 /// One interval's physical outcome for a household.
@@ -155,6 +158,19 @@ impl Household {
     ) -> Option<Order> {
         let forecast = self.last_net_wh;
         let jitter: f64 = rng.gen_range(-0.05..=0.05);
+        self.order_for(scratch, scenario, forecast, jitter, interval, seq)
+    }
+
+    /// The order for a net export of `forecast` Wh with limit jitter `jitter` (none if zero).
+    pub fn order_for(
+        &self,
+        scratch: &mut String,
+        scenario: &Scenario,
+        forecast: i64,
+        jitter: f64,
+        interval: usize,
+        seq: u64,
+    ) -> Option<Order> {
         if forecast == 0 {
             return None;
         }

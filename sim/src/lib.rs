@@ -5,7 +5,7 @@
 //! meters) live in the `voltmesh` crate beside this one (`sim/stack/`).
 //!
 //! - [`simbench`] reads grid folders; [`powerflow`] solves them per interval;
-//! - [`household`] and [`scenario`] describe the agents; [`run`] drives them through the engine
+//! - [`household`], [`flex`] and [`scenario`] describe the agents; [`run`] drives them through the engine
 //!   (`voltmesh_engine::CallAuction` + `settlement::settle`) and the power flow;
 //! - [`metrics`] records a run's intervals in InfluxDB (through the [`metrics_observer`] seam);
 //! - [`record`] holds what a run records per interval and household; [`kpi`] summarises a run; [`output`] and [`plot`] write it; [`cli`] is `voltmesh sim`;
@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod flex;
 pub mod household;
 pub mod invariants;
 pub mod kpi;

@@ -20,9 +20,11 @@ use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 use voltmesh_engine::settlement::settle;
 use voltmesh_engine::{
-    CallAuction, ClearingOutcome, MarketRules, Money, ParticipantId, Price, Settlement, Tariffs,
+    marginal_prices, CallAuction, ClearingOutcome, MarketRules, Money, Order, ParticipantId, Price,
+    Settlement, Tariffs,
 };
 
+use crate::flex::FlexLoad;
 use crate::household::{markups, Battery, Household};
 use crate::invariants::{check_interval, InvariantError};
 use crate::kpi::Summary;
@@ -98,6 +100,7 @@ pub fn households(grid: &Grid, scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec
             ask_markup: 0.0,
             bid_markdown: 0.0,
             last_net_wh: 0,
+            flex: None,
         })
         .collect();
     for gen in &grid.res {
@@ -133,8 +136,20 @@ pub fn households(grid: &Grid, scenario: &Scenario, rng: &mut ChaCha8Rng) -> Vec
     for home in &mut homes {
         (home.ask_markup, home.bid_markdown) = markups(rng);
     }
+    // Flexible loads from their own stream, so the other draws stay those of a run without.
+    if let Some(flex) = &scenario.flex {
+        let mut draws = ChaCha8Rng::seed_from_u64(scenario.seed ^ FLEX_STREAM);
+        for home in &mut homes {
+            if draws.gen_bool(flex.share) {
+                home.flex = Some(FlexLoad::new(flex));
+            }
+        }
+    }
     homes
 }
+
+/// Mixed into the seed for the flexible loads' draws.
+const FLEX_STREAM: u64 = 0x666c_6578_6c6f_6164;
 
 /// Physical state of one power flow run per step, folded into an interval record.
 struct Grids {
@@ -291,7 +306,14 @@ struct RunState<'a> {
     rules: MarketRules,
     rng: ChaCha8Rng,
     homes: Vec<Household>,
-    any_battery: bool,
+    /// Whether the baseline differs from the market by more than the market itself (batteries
+    /// or flexible loads dispatch differently), so it needs its own power flow.
+    separate_baseline: bool,
+    /// Per household, its metered net export in each interval of the last day, Wh, by the
+    /// interval's slot in the day (the flexible loads' forecast books; empty without them).
+    history: Vec<Vec<i64>>,
+    /// Where the forecast orders' ids are written.
+    forecast_id: String,
     /// Per generator: whether a household owns it (the others still feed the grid).
     owned: Vec<bool>,
     grids: Grids,
@@ -382,7 +404,15 @@ impl<'a> RunState<'a> {
             tariffs,
             rules,
             rng,
-            any_battery: homes.iter().any(|h| h.battery.is_some()),
+            separate_baseline: homes
+                .iter()
+                .any(|h| h.battery.is_some() || h.flex.is_some()),
+            history: if homes.iter().any(|h| h.flex.is_some()) {
+                vec![vec![0; 24 * 60 / scenario.interval_minutes.max(1) as usize]; homes.len()]
+            } else {
+                Vec::new()
+            },
+            forecast_id: String::new(),
             owned,
             grids,
             mid_micros: (scenario.feed_in.micros() + scenario.retail.micros()) / 2,
@@ -470,6 +500,66 @@ impl<'a> RunState<'a> {
         (auction, outcome, orders)
     }
 
+    /// The slot in the day of the market interval starting at profile step `first`.
+    fn slot_of(&self, first: usize) -> usize {
+        let t = self.grid.load_profiles.time_of(first);
+        ((t.hour() * 60 + t.minute()) / self.scenario.interval_minutes.max(1)) as usize
+    }
+
+    /// Plans every flexible load's window from profile step `from` (plug-in): the indicative
+    /// import price of each window step is the engine's marginal import price of its
+    /// interval's forecast book (every household's metered net export in the same interval one
+    /// day earlier, with its own limits) ([`crate::flex`]).
+    fn plan_flex(&mut self, from: usize) {
+        let Some(flex) = self.scenario.flex else {
+            return;
+        };
+        let rules = self.rules;
+        let mut by_slot: BTreeMap<usize, Price> = BTreeMap::new();
+        let steps = flex.hours as usize * 4;
+        let mut prices = Vec::with_capacity(steps);
+        for step in (from..from + steps).take_while(|&s| s < self.grid.intervals()) {
+            let first = step - (step - from) % self.per_interval.max(1);
+            let slot = self.slot_of(first);
+            let price = match by_slot.get(&slot) {
+                Some(&p) => p,
+                None => {
+                    let orders: Vec<Order> = self
+                        .homes
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, home)| {
+                            let net = self.history[i].get(slot).copied().unwrap_or(0);
+                            home.order_for(
+                                &mut self.forecast_id,
+                                self.scenario,
+                                net,
+                                0.0,
+                                slot,
+                                i as u64,
+                            )
+                        })
+                        .collect();
+                    let p = marginal_prices(
+                        &orders,
+                        rules,
+                        self.scenario.network_fee,
+                        self.scenario.mechanism,
+                    )
+                    .import;
+                    by_slot.insert(slot, p);
+                    p
+                }
+            };
+            prices.push(price);
+        }
+        for home in &mut self.homes {
+            if let Some(load) = &mut home.flex {
+                load.plan(from, flex.strategy, &prices);
+            }
+        }
+    }
+
     /// What the price tells batteries: `Some(true)` sell (above the tariffs' midpoint),
     /// `Some(false)` buy, `None` neither; the last cleared price stands in when nothing cleared.
     fn price_signal(&self, outcome: &ClearingOutcome) -> Option<bool> {
@@ -491,12 +581,18 @@ impl<'a> RunState<'a> {
         rec: &mut IntervalRecord,
     ) -> (Physical, Physical) {
         let (grid, scenario) = (self.grid, self.scenario);
-        let grids = &mut self.grids;
         self.net.fill(0.0);
         self.baseline_net.fill(0.0);
         let mut phys = Physical::new();
         let mut base_phys = Physical::new();
         for step in first..first + self.per_interval {
+            if let (false, Some(flex)) = (self.history.is_empty(), scenario.flex) {
+                let t = grid.load_profiles.time_of(step);
+                if t.hour() == flex.from_hour && t.minute() == 0 {
+                    self.plan_flex(step);
+                }
+            }
+            let grids = &mut self.grids;
             grids.power.clear();
             grids.baseline_power.clear();
             for (gen, owned) in grid.res.iter().zip(&self.owned) {
@@ -517,19 +613,22 @@ impl<'a> RunState<'a> {
                     .iter()
                     .map(|&(c, mw)| mw * scenario.pv_scale * profile(&grid.res_profiles, c, step))
                     .sum();
+                let (flex_wh, baseline_flex_wh) =
+                    home.flex.as_ref().map_or((0.0, 0.0), |f| f.at(step));
                 let load_wh = p_load * WH_PER_MW_STEP;
                 let pv_wh = p_pv * WH_PER_MW_STEP;
-                rec.demand_wh += load_wh;
+                rec.demand_wh += load_wh + flex_wh;
                 rec.pv_wh += pv_wh;
-                self.totals[i].load_wh += load_wh;
+                self.totals[i].load_wh += load_wh + flex_wh;
                 self.totals[i].pv_wh += pv_wh;
-                let own = pv_wh - load_wh;
+                let own = pv_wh - load_wh - flex_wh;
                 let d = home.dispatch(own, signal, false);
                 self.net[i] += d.net_wh;
                 grids.power.p_mw[home.bus] -= d.net_wh / WH_PER_MW_STEP;
                 grids.power.q_mvar[home.bus] += q_load;
-                let b = if self.any_battery {
-                    home.dispatch(own, None, true).net_wh
+                let b = if self.separate_baseline {
+                    home.dispatch(pv_wh - load_wh - baseline_flex_wh, None, true)
+                        .net_wh
                 } else {
                     d.net_wh
                 };
@@ -547,8 +646,9 @@ impl<'a> RunState<'a> {
                 grids.band,
                 &mut phys,
             );
-            if self.any_battery {
-                // The baseline differs from the market only by the batteries' dispatch, so this
+            if self.separate_baseline {
+                // The baseline differs from the market only by the batteries' (and flexible
+                // loads') dispatch, so this
                 // step's market solution is a nearer start than the baseline's previous step
                 // (about 3 sweeps instead of 4.6 on the 111-bus grid).
                 match self.start {
@@ -564,7 +664,7 @@ impl<'a> RunState<'a> {
                 );
             }
         }
-        if !self.any_battery {
+        if !self.separate_baseline {
             base_phys = Physical { ..phys };
         }
         (phys, base_phys)
@@ -583,9 +683,15 @@ impl<'a> RunState<'a> {
         if !self.distinct_ids {
             self.metered.clear();
         }
+        let slot = self.slot_of(first);
         for (i, home) in self.homes.iter_mut().enumerate() {
             let m = round_i64(self.net[i]);
             home.last_net_wh = m;
+            if let Some(h) = self.history.get_mut(i) {
+                if let Some(at) = h.get_mut(slot) {
+                    *at = m;
+                }
+            }
             if !self.distinct_ids {
                 self.metered.insert(home.id.clone(), m);
             }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use voltmesh_engine::{Mechanism, Price};
 
+use crate::flex::FlexLoads;
 use crate::powerflow::VoltageBand;
 
 /// Everything a run varies. All money in currency units per kWh; energy in kWh/kW.
@@ -34,6 +35,9 @@ pub struct Scenario {
     pub seed: u64,
     /// Voltage band for violations.
     pub band: VoltageBand,
+    /// Flexible loads (electric cars), if any ([`crate::flex`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flex: Option<FlexLoads>,
 }
 
 impl Default for Scenario {
@@ -52,6 +56,7 @@ impl Default for Scenario {
             interval_minutes: 15,
             seed: 42,
             band: VoltageBand::default(),
+            flex: None,
         }
     }
 }
@@ -118,6 +123,18 @@ impl Scenario {
         non_negative("pv kWp", self.pv_kwp)?;
         non_negative("battery kWh", self.battery_kwh)?;
         non_negative("battery kW", self.battery_kw)?;
+        if let Some(flex) = &self.flex {
+            share("flex share", flex.share)?;
+            non_negative("flex kWh per day", flex.kwh_per_day)?;
+            non_negative("flex kW", flex.kw)?;
+            if flex.from_hour > 23 || !(1..=24).contains(&flex.hours) {
+                return Err(ScenarioError::OutOfRange {
+                    name: "flex window",
+                    expected: "a start hour 0..=23 and 1..=24 hours",
+                    value: f64::from(flex.from_hour * 100 + flex.hours),
+                });
+            }
+        }
         if self.feed_in < Price::ZERO
             || self.feed_in > self.retail
             || self.network_fee < Price::ZERO
