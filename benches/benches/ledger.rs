@@ -67,6 +67,7 @@ fn genesis() -> Genesis {
             .collect::<BTreeMap<_, _>>(),
         snapshot_interval_blocks: 0,
         governance: None,
+        deliveries: Default::default(),
     }
     .validate()
     .expect("a valid genesis")

@@ -75,6 +75,7 @@ fn genesis() -> Genesis {
         participants: BTreeMap::from([("h1".into(), vec![pk(1)]), ("h2".into(), vec![pk(2)])]),
         snapshot_interval_blocks: 0,
         governance: None,
+        deliveries: Default::default(),
     }
     .validate()
     .unwrap()

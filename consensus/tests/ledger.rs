@@ -58,6 +58,7 @@ fn genesis() -> Genesis {
         ]),
         snapshot_interval_blocks: 0,
         governance: None,
+        deliveries: Default::default(),
     }
     .validate()
     .unwrap()
@@ -476,6 +477,7 @@ fn a_committed_block_that_does_not_execute_halts_the_ledger() {
             orders: vec![forged],
             clearings: Vec::new(),
             actions: Vec::new(),
+            deliveries: Vec::new(),
             state: None,
         }
         .encode(),
@@ -852,6 +854,7 @@ fn only_the_exact_pending_order_skips_signature_verification() {
             orders: vec![o.clone()],
             clearings: Vec::new(),
             actions: Vec::new(),
+            deliveries: Vec::new(),
             state: None,
         }
         .encode()
@@ -936,6 +939,7 @@ fn a_forged_signature_among_unheld_orders_gets_the_block_refused() {
             orders: orders.to_vec(),
             clearings: Vec::new(),
             actions: Vec::new(),
+            deliveries: Vec::new(),
             state: None,
         }
         .encode()

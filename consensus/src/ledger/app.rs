@@ -3,8 +3,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::body::MAX_ORDERS_PER_BLOCK;
+use super::body::{MAX_DELIVERIES_PER_BLOCK, MAX_ORDERS_PER_BLOCK};
 use super::mempool::{key_of, MempoolError, OrderKey};
+use voltmesh_wire::delivery::{DeliveryRejection, SignedDelivery};
 use voltmesh_wire::governance::{Epoch, GovernanceRejection, SignedProposal};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
 
@@ -64,6 +65,10 @@ pub struct LedgerApp {
     /// Signed proposals this node took through its API and will put in the blocks it proposes
     /// until they are committed (at most [`PROPOSAL_POOL`]; approvals of one proposal merged).
     proposals: Vec<SignedProposal>,
+    /// Metered deliveries this node took through its API (signatures verified), waiting for
+    /// its blocks until committed or refused (at most [`DELIVERY_POOL`]), and their keys.
+    deliveries: Vec<SignedDelivery>,
+    delivery_keys: std::collections::HashSet<(i64, voltmesh_engine::ParticipantId)>,
     log: Vec<CommittedBlock>,
     halted: Option<String>,
     /// The last [`DROPPED_RECORD`] accepted orders that were dropped without being committed,
@@ -108,6 +113,9 @@ fn validated_key(parent: BlockHash, payload: &[u8], block_time_ms: u64) -> Valid
     )
 }
 
+/// Bytes a built body keeps free for its state digest (`,"state":"<64 hex>"`).
+const DIGEST_ROOM: usize = 128;
+
 /// Signed proposals a node holds for its blocks at most.
 pub const PROPOSAL_POOL: usize = 64;
 
@@ -123,6 +131,10 @@ pub struct ProposalAccepted {
 
 /// Pending orders a node accepts at most.
 pub const MEMPOOL_CAPACITY: usize = 100_000;
+
+/// Metered deliveries a node holds for its blocks at most: four intervals of 10,000 households
+/// and more.
+pub const DELIVERY_POOL: usize = 50_000;
 
 impl LedgerApp {
     /// A fresh app whose chain starts at `genesis_block`.
@@ -161,6 +173,8 @@ impl LedgerApp {
             committed_height: tip.height(),
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             proposals: Vec::new(),
+            deliveries: Vec::new(),
+            delivery_keys: std::collections::HashSet::new(),
             log: Vec::new(),
             halted: None,
             dropped: VecDeque::new(),
@@ -281,6 +295,44 @@ impl LedgerApp {
             None => self.proposals.push(merged),
         }
         Ok(accepted)
+    }
+
+    /// Metered deliveries waiting for a block of this node.
+    pub fn delivery_pool(&self) -> &[SignedDelivery] {
+        &self.deliveries
+    }
+
+    /// Takes metered deliveries for the next blocks this node proposes, each if the committed
+    /// state would take it at `now_ms` and the pool holds none for its participant and interval
+    /// (then `duplicate_delivery`); each answered on its own.
+    pub fn submit_deliveries(
+        &mut self,
+        batch: Vec<SignedDelivery>,
+        now_ms: u64,
+    ) -> Vec<Result<(), DeliveryRejection>> {
+        batch
+            .into_iter()
+            .map(|delivery| {
+                self.committed
+                    .admit_delivery(&self.genesis, &delivery, now_ms)?;
+                let key = (
+                    delivery.ticket.interval_start,
+                    delivery.ticket.participant.clone(),
+                );
+                if self.delivery_keys.contains(&key) {
+                    return Err(DeliveryRejection::Duplicate {
+                        participant: key.1.to_string(),
+                        interval_start: key.0,
+                    });
+                }
+                if self.deliveries.len() >= DELIVERY_POOL {
+                    return Err(DeliveryRejection::PoolFull);
+                }
+                self.delivery_keys.insert(key);
+                self.deliveries.push(delivery);
+                Ok(())
+            })
+            .collect()
     }
 
     /// Accepts an order into the mempool if the committed state would take it at `now_ms`.
@@ -501,6 +553,24 @@ impl LedgerApp {
             block_time_ms,
             MAX_ORDERS_PER_BLOCK,
         );
+        // Deliveries fill what room the payload has left (a state digest aside).
+        let mut used = body.encode().len() + DIGEST_ROOM;
+        for delivery in &self.deliveries {
+            if body.deliveries.len() == MAX_DELIVERIES_PER_BLOCK {
+                break;
+            }
+            let size = serde_json::to_vec(delivery).map_or(usize::MAX, |v| v.len() + 1);
+            if used.saturating_add(size) > crate::protocol::MAX_PAYLOAD_BYTES {
+                break;
+            }
+            if state
+                .insert_verified_delivery(&self.genesis, delivery, block_time_ms)
+                .is_ok()
+            {
+                used += size;
+                body.deliveries.push(delivery.clone());
+            }
+        }
         body.state = digest;
         body
     }
@@ -608,6 +678,20 @@ impl App for LedgerApp {
             self.proposals
                 .retain(|p| committed.check_proposal(genesis, p, now_ms).is_ok());
         }
+        // Deliveries the chain now holds, or would refuse (late), leave the pool.
+        if !self.deliveries.is_empty() {
+            let (committed, genesis) = (&self.committed, &self.genesis);
+            let keys = &mut self.delivery_keys;
+            self.deliveries.retain(|d| {
+                let keep = committed
+                    .admit_delivery_unsigned(genesis, d, now_ms)
+                    .is_ok();
+                if !keep {
+                    keys.remove(&(d.ticket.interval_start, d.ticket.participant.clone()));
+                }
+                keep
+            });
+        }
         let dropped = self
             .mempool
             .prune(&self.genesis, &self.committed, now_ms, &changed);
@@ -639,6 +723,7 @@ impl App for LedgerApp {
     fn has_work(&self, now_ms: u64) -> bool {
         !self.mempool.is_empty()
             || !self.proposals.is_empty()
+            || !self.deliveries.is_empty()
             || self.work_due_at().is_some_and(|at| at <= now_ms)
     }
 

@@ -1,6 +1,7 @@
 //! Block payloads.
 
 use serde::{Deserialize, Serialize};
+use voltmesh_wire::delivery::SignedDelivery;
 use voltmesh_wire::governance::SignedProposal;
 use voltmesh_wire::SignedOrder;
 
@@ -16,6 +17,9 @@ pub const MAX_ORDERS_PER_BLOCK: usize = 5_000;
 
 /// The most signed proposals one block carries (a consensus rule).
 pub const MAX_PROPOSALS_PER_BLOCK: usize = 16;
+
+/// The most metered deliveries one block carries (a consensus rule).
+pub const MAX_DELIVERIES_PER_BLOCK: usize = 5_000;
 
 /// Room for the body's own JSON around its orders, and for its clearing records (at most
 /// [`voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK`], each under 200 bytes).
@@ -38,6 +42,10 @@ pub struct BlockBody {
     /// [`MAX_PROPOSALS_PER_BLOCK`]); absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<SignedProposal>,
+    /// Metered deliveries, executed after the clearings (at most
+    /// [`MAX_DELIVERIES_PER_BLOCK`]); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<SignedDelivery>,
     /// At the heights right after a snapshot height ([`super::snapshot::carries_digest`]), the
     /// digest of the state after the parent ([`super::snapshot::digest`]); absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,6 +90,12 @@ impl BlockBody {
             return Err(BlockRejection::Malformed(format!(
                 "{} proposals exceed the per-block maximum {MAX_PROPOSALS_PER_BLOCK}",
                 body.actions.len()
+            )));
+        }
+        if body.deliveries.len() > MAX_DELIVERIES_PER_BLOCK {
+            return Err(BlockRejection::Malformed(format!(
+                "{} deliveries exceed the per-block maximum {MAX_DELIVERIES_PER_BLOCK}",
+                body.deliveries.len()
             )));
         }
         if body.orders.len() > MAX_ORDERS_PER_BLOCK {

@@ -22,16 +22,20 @@ mod app;
 mod body;
 mod clearing_record;
 mod community;
+pub mod deliveries;
 mod mempool;
 mod reject;
 pub mod snapshot;
 mod state;
 
 pub use app::{
-    CommittedBlock, DroppedOrder, LedgerApp, ProposalAccepted, DROPPED_RECORD, MEMPOOL_CAPACITY,
-    PROPOSAL_POOL,
+    CommittedBlock, DroppedOrder, LedgerApp, ProposalAccepted, DELIVERY_POOL, DROPPED_RECORD,
+    MEMPOOL_CAPACITY, PROPOSAL_POOL,
 };
-pub use body::{BlockBody, MAX_ORDERS_PER_BLOCK, MAX_PROPOSALS_PER_BLOCK, ORDER_BYTES_BUDGET};
+pub use body::{
+    BlockBody, MAX_DELIVERIES_PER_BLOCK, MAX_ORDERS_PER_BLOCK, MAX_PROPOSALS_PER_BLOCK,
+    ORDER_BYTES_BUDGET,
+};
 pub use clearing_record::ClearingRecord;
 pub use community::{Community, Pending, Prepared};
 pub use mempool::{key_of, Mempool, MempoolError, OrderKey};

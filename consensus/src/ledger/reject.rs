@@ -24,6 +24,14 @@ pub enum BlockRejection {
         /// Why.
         reason: voltmesh_wire::governance::GovernanceRejection,
     },
+    /// A metered delivery in the body is refused.
+    #[error("delivery {index} is refused: {reason}")]
+    Delivery {
+        /// Position in the body.
+        index: usize,
+        /// Why.
+        reason: voltmesh_wire::delivery::DeliveryRejection,
+    },
     /// The clearings differ from what the engine computes.
     #[error("clearings differ from the engine's: expected {expected} interval(s), got {got}")]
     WrongClearing {

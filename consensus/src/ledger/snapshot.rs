@@ -41,6 +41,24 @@ pub struct StateSnapshot {
     /// The community, once governance changed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub community: Option<CommunitySnapshot>,
+    /// Metered deliveries of the intervals whose window is open, by interval then participant
+    /// (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<DeliverySnapshot>,
+}
+
+/// One metered delivery in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySnapshot {
+    /// The interval.
+    pub interval_start: i64,
+    /// The participant.
+    pub participant: ParticipantId,
+    /// Taken from the grid, Wh.
+    pub import_wh: u64,
+    /// Fed into the grid, Wh.
+    pub export_wh: u64,
 }
 
 /// The community in a snapshot ([`Community`]).
@@ -188,6 +206,16 @@ impl LedgerState {
                 .collect(),
             community: (!self.community.is_genesis())
                 .then(|| CommunitySnapshot::of(&self.community)),
+            deliveries: self
+                .deliveries
+                .iter()
+                .map(|((interval_start, participant), m)| DeliverySnapshot {
+                    interval_start: *interval_start,
+                    participant: participant.clone(),
+                    import_wh: m.import_wh,
+                    export_wh: m.export_wh,
+                })
+                .collect(),
         };
         // Plain structs of strings, integers and vectors always serialize.
         serde_json::to_vec(&snapshot).unwrap_or_default()
@@ -214,7 +242,28 @@ impl LedgerState {
             last_block_ms: snapshot.last_block_ms,
             height: 0,
             community: Arc::new(community),
+            deliveries: Arc::default(),
         };
+        let mut deliveries = BTreeMap::new();
+        for d in snapshot.deliveries {
+            let key = (d.interval_start, d.participant);
+            if deliveries
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= key)
+            {
+                return Err(SnapshotError::Malformed(
+                    "deliveries are not in ascending order".into(),
+                ));
+            }
+            deliveries.insert(
+                key,
+                super::deliveries::Metered {
+                    import_wh: d.import_wh,
+                    export_wh: d.export_wh,
+                },
+            );
+        }
+        state.deliveries = Arc::new(deliveries);
         let mut previous = None;
         for book in snapshot.books {
             if previous.is_some_and(|p| p >= book.interval_start) {

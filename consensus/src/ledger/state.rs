@@ -60,6 +60,9 @@ pub struct LedgerState {
     pub(super) height: u64,
     /// Shared between the states of consecutive blocks until an action changes it.
     pub(super) community: Arc<Community>,
+    /// Metered deliveries of the intervals whose window is open ([`super::deliveries`]),
+    /// shared between states until a block changes them.
+    pub(super) deliveries: Arc<BTreeMap<(i64, ParticipantId), super::deliveries::Metered>>,
 }
 
 impl LedgerState {
@@ -72,6 +75,7 @@ impl LedgerState {
             last_block_ms: genesis.genesis_time_ms(),
             height: 0,
             community: Arc::new(Community::genesis(genesis)),
+            deliveries: Arc::default(),
         }
     }
 
@@ -401,6 +405,7 @@ impl LedgerState {
         max_orders: usize,
     ) -> BlockBody {
         self.height += 1;
+        self.close_delivery_windows(genesis, block_ms);
         self.expire_proposals(block_ms);
         let mut actions = Vec::new();
         let mut bytes = 0usize;
@@ -447,6 +452,7 @@ impl LedgerState {
             orders,
             clearings,
             actions,
+            deliveries: Vec::new(),
             state: None,
         }
     }
@@ -489,6 +495,7 @@ impl LedgerState {
             });
         }
         self.height += 1;
+        self.close_delivery_windows(genesis, block_ms);
         self.expire_proposals(block_ms);
         let epoch = self.community.epoch().number;
         for (index, proposal) in body.actions.iter().enumerate() {
@@ -519,6 +526,11 @@ impl LedgerState {
                 expected: records.len(),
                 got: body.clearings.len(),
             });
+        }
+        // Deliveries come after the gates (a proposer adds them to a built body).
+        for (index, delivery) in body.deliveries.iter().enumerate() {
+            self.insert_delivery(genesis, delivery, block_ms)
+                .map_err(|reason| BlockRejection::Delivery { index, reason })?;
         }
         self.last_block_ms = block_ms;
         Ok(clearings)

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use voltmesh_engine::{ConfigError, MarketConfig, ParticipantId};
 
 use crate::currency::Currency;
+use crate::delivery::DeliveryRules;
 use crate::governance::{Policies, Policy};
 
 /// Most intervals one block clears. Gates that closed together (after a stall) are cleared in
@@ -121,6 +122,14 @@ pub struct Genesis {
     /// policies on the ledger; genesis holds the first ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance: Option<Policies>,
+    /// What the ledger admits of metered deliveries ([`crate::delivery`]); absent: the
+    /// defaults.
+    #[serde(default, skip_serializing_if = "is_default_deliveries")]
+    pub deliveries: DeliveryRules,
+}
+
+fn is_default_deliveries(rules: &DeliveryRules) -> bool {
+    *rules == DeliveryRules::default()
 }
 
 /// The snapshot interval a new genesis gets: about two minutes of blocks at two per second.
@@ -137,6 +146,9 @@ pub enum GenesisError {
     /// Not JSON of the genesis shape.
     #[error("genesis is malformed: {0}")]
     Malformed(String),
+    /// The delivery rules are unusable.
+    #[error("genesis deliveries: {0}")]
+    Deliveries(String),
     /// No validators.
     #[error("genesis lists no validators")]
     NoValidators,
@@ -195,6 +207,11 @@ impl Genesis {
             }
         }
         self.market.validate()?;
+        if self.deliveries.window_secs == 0 || self.deliveries.max_connection_kw == 0 {
+            return Err(GenesisError::Deliveries(
+                "window_secs and max_connection_kw must be at least 1".into(),
+            ));
+        }
         if let Some(policies) = &self.governance {
             policies
                 .check()
@@ -268,6 +285,7 @@ mod tests {
             participants: BTreeMap::from([("h1".into(), vec![pk(1), pk(9)])]),
             snapshot_interval_blocks: DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
             governance: None,
+            deliveries: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`order`] | [`OrderTicket`], [`SignedOrder`] and the signing bytes (`voltmesh/order/v1`; prices with six decimals) |
 //! | [`clearing`] | [`IntervalClearing`]: one interval's clearing |
+//! | [`delivery`] | [`delivery::SignedDelivery`]: what a participant's meters recorded in an interval, signed (`voltmesh/delivery/v1`), and [`delivery::DeliveryRejection`] |
 //! | [`reject`] | [`OrderRejection`] and its stable [`kind`](OrderRejection::kind) |
 //! | [`governance`] | [`governance::SignedProposal`], [`governance::Action`], policies and the signing bytes (`voltmesh/governance/v1`) |
 //! | [`genesis`] | [`Genesis`] (parse and validate), [`PublicKey`], [`GenesisError`] |
@@ -22,6 +23,7 @@ pub mod clearing;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod currency;
+pub mod delivery;
 pub mod genesis;
 pub mod governance;
 pub mod key;

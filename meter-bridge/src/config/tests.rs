@@ -165,6 +165,7 @@ fn genesis_json() -> String {
         participants: [("h1".into(), vec![key(2)])].into(),
         snapshot_interval_blocks: 0,
         governance: None,
+        deliveries: Default::default(),
     };
     serde_json::to_string(&genesis).unwrap()
 }

@@ -156,6 +156,7 @@ pub fn write(
             .collect(),
         snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
         governance: None,
+        deliveries: Default::default(),
     };
     let text = serde_json::to_string_pretty(&genesis).map_err(|e| setup(&e))?;
     // Validate exactly what the nodes will read.
