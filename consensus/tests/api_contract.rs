@@ -14,6 +14,7 @@ use voltmesh_consensus::wire::api::{
 };
 use voltmesh_consensus::wire::api::{CommunityView, ProposalAnswer};
 use voltmesh_consensus::wire::client::{ClientError, NodeClient, SubmitCounts, Submitted};
+use voltmesh_consensus::wire::delivery::{DeliveryRejection, DeliveryTicket};
 use voltmesh_consensus::wire::governance::{
     Action, GovernanceRejection, Policies, Policy, Proposal, Scope, SignedProposal,
 };
@@ -264,6 +265,24 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         ApiRequest::Community(reply) => {
                             let _ = reply.send(community());
                         }
+                        ApiRequest::SubmitDeliveries(deliveries, reply) => {
+                            // The ledger's answers are tested in consensus/tests/deliveries.rs;
+                            // the stub takes hh-1's and refuses the others.
+                            let _ = reply.send(
+                                deliveries
+                                    .iter()
+                                    .map(|d| {
+                                        if d.ticket.participant.as_str() == "hh-1" {
+                                            Ok(())
+                                        } else {
+                                            Err(DeliveryRejection::UnknownParticipant(
+                                                d.ticket.participant.to_string(),
+                                            ))
+                                        }
+                                    })
+                                    .collect(),
+                            );
+                        }
                     }
                 }
             });
@@ -390,6 +409,35 @@ async fn a_batch_is_answered_order_by_order() {
         .unwrap();
     assert_eq!(answer.status, 400);
     assert_eq!(answer.error().unwrap().error, error_kind::MALFORMED_BODY);
+}
+
+#[tokio::test]
+async fn deliveries_are_answered_one_by_one() {
+    let node = node(Some(Vec::new())).await;
+    let delivery = |participant: &str| {
+        DeliveryTicket {
+            participant: participant.into(),
+            interval_start: CLEARED,
+            import_wh: 100,
+            export_wh: 0,
+            meters: vec!["m-1".into()],
+        }
+        .sign("nb", &ed25519_dalek::SigningKey::from_bytes(&[1; 32]))
+    };
+    let answers = node
+        .submit_deliveries(&[delivery("hh-1"), delivery("hh-9")])
+        .await
+        .unwrap();
+    assert!(answers[0].is_ok());
+    assert!(
+        matches!(&answers[1], Err(ClientError::Rejected { kind, .. }) if kind == "unknown_participant"),
+        "{answers:?}"
+    );
+    let too_many = vec![delivery("hh-1"); 1_001];
+    assert!(matches!(
+        node.submit_deliveries(&too_many).await,
+        Err(ClientError::Malformed(_))
+    ));
 }
 
 #[tokio::test]
@@ -773,6 +821,30 @@ async fn every_answer_validates_against_the_served_openapi_document() {
         400,
     ));
     cases.push(("get", "/v1/governance", "/v1/governance".into(), None, 200));
+    let delivery = |participant: &str| {
+        DeliveryTicket {
+            participant: participant.into(),
+            interval_start: CLEARED,
+            import_wh: 100,
+            export_wh: 0,
+            meters: vec!["m-1".into()],
+        }
+        .sign("nb", &ed25519_dalek::SigningKey::from_bytes(&[1; 32]))
+    };
+    cases.push((
+        "post",
+        "/v1/deliveries",
+        "/v1/deliveries".into(),
+        Some(serde_json::to_vec(&[delivery("hh-1"), delivery("hh-9")]).unwrap()),
+        200,
+    ));
+    cases.push((
+        "post",
+        "/v1/deliveries",
+        "/v1/deliveries".into(),
+        Some(b"{}".to_vec()),
+        400,
+    ));
     let mut routes = std::collections::BTreeSet::new();
     for (method, route, path, body, status) in cases {
         let answer = node.raw(&method.to_uppercase(), &path, body).await.unwrap();

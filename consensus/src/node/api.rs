@@ -46,6 +46,7 @@ use voltmesh_wire::api::{
     OrderStatusView, ParticipantView, SnapshotView, StatusView,
 };
 use voltmesh_wire::api::{CommunityView, ProposalAnswer};
+use voltmesh_wire::delivery::{DeliveryRejection, SignedDelivery};
 use voltmesh_wire::governance::{GovernanceRejection, SignedProposal};
 use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 
@@ -88,6 +89,11 @@ pub enum ApiRequest {
     ),
     /// The community as the committed ledger says.
     Community(oneshot::Sender<CommunityView>),
+    /// Submit metered deliveries, each taken (or refused) on its own, in order.
+    SubmitDeliveries(
+        Vec<SignedDelivery>,
+        oneshot::Sender<Vec<Result<(), DeliveryRejection>>>,
+    ),
 }
 
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
@@ -414,6 +420,47 @@ async fn submit_proposal(
     }
 }
 
+/// `POST /v1/deliveries`: a JSON array; 200 with one result per delivery.
+async fn submit_deliveries(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let deliveries: Vec<SignedDelivery> =
+        match body.map_err(|e| (e.status(), e.body_text())).and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+        }) {
+            Ok(deliveries) => deliveries,
+            Err((status, message)) => return error(status, error_kind::MALFORMED_BODY, message),
+        };
+    if deliveries.len() > wire_api::MAX_BATCH_DELIVERIES {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            error_kind::BATCH_TOO_LARGE,
+            format!(
+                "{} deliveries; at most {} per request",
+                deliveries.len(),
+                wire_api::MAX_BATCH_DELIVERIES
+            ),
+        );
+    }
+    match ask(&tx, |reply| ApiRequest::SubmitDeliveries(deliveries, reply)).await {
+        Ok(results) => Json(BatchAnswer {
+            results: results
+                .into_iter()
+                .map(|result| match result {
+                    Ok(()) => BatchResult::Accepted(Accepted::default()),
+                    Err(rejection) => BatchResult::Refused(ErrorBody::new(
+                        rejection.kind(),
+                        rejection.to_string(),
+                    )),
+                })
+                .collect(),
+        })
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
 async fn community(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
     match ask(&tx, ApiRequest::Community).await {
         Ok(view) => Json(view).into_response(),
@@ -544,6 +591,7 @@ fn routes(tx: mpsc::Sender<ApiRequest>) -> Router {
         .route(wire_api::STATUS, get(status))
         .route(wire_api::SNAPSHOT, get(snapshot))
         .route(wire_api::GOVERNANCE, get(community).post(submit_proposal))
+        .route(wire_api::DELIVERIES, post(submit_deliveries))
         .route(wire_api::OPENAPI, get(openapi))
         .with_state(tx)
 }

@@ -819,6 +819,14 @@ impl Driver {
             ApiRequest::Community(reply) => {
                 let _ = reply.send(self.community_view());
             }
+            ApiRequest::SubmitDeliveries(deliveries, reply) => {
+                let results = self
+                    .replica
+                    .app_mut()
+                    .submit_deliveries(deliveries, now_ms());
+                let _ = reply.send(results);
+                self.wake_if_quiet()?;
+            }
             ApiRequest::Status(reply) => {
                 let status = self.replica.status();
                 let _ = reply.send(StatusView {

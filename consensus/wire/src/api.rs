@@ -10,6 +10,7 @@
 //! | GET | [`STATUS`] | 200 [`StatusView`] |
 //! | POST | [`GOVERNANCE`] | body: a [`SignedProposal`]; 202 [`ProposalAnswer`]; 400 `malformed_body`; 422 [`ErrorBody`] with `error` = a [`GovernanceRejection::kind`] |
 //! | GET | [`GOVERNANCE`] | 200 [`CommunityView`]: participants, rules with their schedule, policies, validators and epoch, pending proposals with their approvals |
+//! | POST | [`DELIVERIES`] | body: a JSON array of at most [`MAX_BATCH_DELIVERIES`] [`SignedDelivery`]s; 200 [`BatchAnswer`], one result per delivery (`error` = a [`DeliveryRejection::kind`]); 400 `malformed_body`; 413 `batch_too_large` |
 //!
 //! Every error answer is an [`ErrorBody`] (`{"error": kind, "message": text}`); a node whose
 //! request queue is full answers 503 `busy`, one shutting down 503 `stopping`.
@@ -20,6 +21,8 @@
 //! [`IntervalClearing`]: crate::IntervalClearing
 //! [`OrderRejection::kind`]: crate::OrderRejection::kind
 //! [`GovernanceRejection::kind`]: crate::governance::GovernanceRejection::kind
+//! [`SignedDelivery`]: crate::delivery::SignedDelivery
+//! [`DeliveryRejection::kind`]: crate::delivery::DeliveryRejection::kind
 
 use std::collections::BTreeMap;
 
@@ -152,6 +155,14 @@ impl Default for Accepted {
 /// Most orders one `POST /v1/orders` array may carry; a longer one is answered 413
 /// `batch_too_large`.
 pub const MAX_BATCH_ORDERS: usize = 1_000;
+
+/// `POST`: metered deliveries (a JSON array), for the node's next blocks
+/// ([`crate::delivery`]).
+pub const DELIVERIES: &str = "/v1/deliveries";
+
+/// Most deliveries one `POST /v1/deliveries` array may carry; a longer one is answered 413
+/// `batch_too_large`.
+pub const MAX_BATCH_DELIVERIES: usize = 1_000;
 
 /// The answer to `POST /v1/orders` with a JSON array of orders (HTTP 200): one result per order,
 /// in the array's order, each what the order alone would have been answered (202's body or

@@ -542,6 +542,76 @@ impl NodeClient {
     pub async fn community(&self) -> Result<api::CommunityView, ClientError> {
         self.view(api::GOVERNANCE).await?.ok_or_else(not_found)
     }
+
+    /// `POST /v1/deliveries` with at most [`api::MAX_BATCH_DELIVERIES`] deliveries: one result
+    /// per delivery, in order. A delivery the ledger or the node's pool holds already
+    /// (`duplicate_delivery`) is `Ok`; a full pool (`pool_full`) is [`ClientError::Unavailable`]
+    /// (retry); any other refusal is [`ClientError::Rejected`] with a
+    /// [`crate::delivery::DeliveryRejection::kind`].
+    ///
+    /// # Errors
+    /// The request as a whole: as [`NodeClient::raw`], [`ClientError::Malformed`] for 400 and
+    /// 413, [`ClientError::Unexpected`] for an undocumented answer.
+    pub async fn submit_deliveries(
+        &self,
+        deliveries: &[crate::delivery::SignedDelivery],
+    ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
+        let body =
+            serde_json::to_vec(deliveries).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let answer = self.raw("POST", api::DELIVERIES, Some(body)).await?;
+        match answer.status {
+            200 => {}
+            400 | 413 => {
+                return Err(ClientError::Malformed(
+                    answer
+                        .error()
+                        .map_or_else(|| snippet(&answer.body), |e| e.message),
+                ))
+            }
+            s if s >= 500 => {
+                return Err(ClientError::Unavailable(format!(
+                    "HTTP {s}: {}",
+                    snippet(&answer.body)
+                )))
+            }
+            s => {
+                return Err(ClientError::Unexpected {
+                    status: s,
+                    body: snippet(&answer.body),
+                })
+            }
+        }
+        let batch: api::BatchAnswer =
+            serde_json::from_slice(&answer.body).map_err(|e| ClientError::Unexpected {
+                status: 200,
+                body: format!("not the documented answer: {e}"),
+            })?;
+        if batch.results.len() != deliveries.len() {
+            return Err(ClientError::Unexpected {
+                status: 200,
+                body: format!(
+                    "{} results for {} deliveries",
+                    batch.results.len(),
+                    deliveries.len()
+                ),
+            });
+        }
+        Ok(batch
+            .results
+            .into_iter()
+            .map(|result| match result {
+                api::BatchResult::Accepted(_) => Ok(()),
+                api::BatchResult::Refused(e) if e.error == "duplicate_delivery" => Ok(()),
+                api::BatchResult::Refused(e) if e.error == "pool_full" => {
+                    Err(ClientError::Unavailable(e.message))
+                }
+                api::BatchResult::Refused(e) => Err(ClientError::Rejected {
+                    kind: e.error,
+                    message: e.message,
+                }),
+            })
+            .collect())
+    }
 }
 
 fn not_found() -> ClientError {

@@ -60,15 +60,19 @@ impl DeliveryRules {
 
 /// What a participant's meters recorded in one interval.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryTicket {
     /// Whose meters.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub participant: ParticipantId,
     /// Start of the interval, Unix seconds, on the chain's interval grid.
     pub interval_start: i64,
     /// Energy taken from the grid in the interval, Wh.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub import_wh: Wh,
     /// Energy fed into the grid in the interval, Wh.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub export_wh: Wh,
     /// The meters read (1 to [`MAX_METERS`] ids, printable ASCII, at most
     /// [`MAX_METER_ID_BYTES`] each).
@@ -77,14 +81,17 @@ pub struct DeliveryTicket {
 
 /// A ticket with its signer's key and signature.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedDelivery {
     /// The delivery.
     pub ticket: DeliveryTicket,
     /// The signer: one of the participant's keys (64 hex digits).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub public_key: PublicKey,
     /// ed25519 over [`DeliveryTicket::signing_bytes`], hex (128 digits).
     #[serde(with = "hex_signature")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub signature: [u8; 64],
 }
 

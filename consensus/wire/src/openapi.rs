@@ -18,6 +18,7 @@ use crate::api::{
     OrderStatusEntry, OrderStatusView, OrderSubmission, ParticipantTrade, ParticipantView,
     ProposalAnswer, SnapshotView, StatusView,
 };
+use crate::delivery::{DeliveryTicket, SignedDelivery};
 use crate::governance::{Approval, SignedProposal};
 use crate::{IntervalClearing, OrderTicket, SignedOrder};
 
@@ -218,6 +219,21 @@ fn status() {}
 )]
 fn submit_proposal() {}
 
+/// Metered deliveries for the node's next blocks: what each participant's meters recorded in an
+/// ended interval, signed by one of its keys.
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries",
+    request_body = Vec<SignedDelivery>,
+    responses(
+        (status = 200, description = "One result per delivery, in order: `{\"status\":\"accepted\"}` (in the node's pool for its next blocks) or the error body with a delivery rejection kind (`malformed_delivery`, `bad_signature`, `unknown_participant`, `participant_removed`, `key_not_allowed`, `wrong_interval`, `not_delivered`, `late`, `duplicate_delivery`, `absurd_energy`, `pool_full`)", body = BatchAnswer),
+        (status = 400, description = "`malformed_body` (not a JSON array of deliveries)", body = ErrorBody),
+        (status = 413, description = "`body_too_large` or `batch_too_large` (more than 1,000 deliveries)", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn submit_deliveries() {}
+
 /// The community as the node's committed ledger says.
 #[utoipa::path(
     get,
@@ -253,6 +269,7 @@ fn openapi() {}
         snapshot,
         submit_proposal,
         community,
+        submit_deliveries,
         openapi
     ),
     components(schemas(
@@ -282,7 +299,9 @@ fn openapi() {}
         SignedProposal,
         Approval,
         ProposalAnswer,
-        CommunityView
+        CommunityView,
+        SignedDelivery,
+        DeliveryTicket
     ))
 )]
 struct ApiDoc;
