@@ -168,7 +168,7 @@ fn blocks_carry_deliveries_validators_recheck_them_and_a_closed_window_forgets_t
     );
     let kinds: Vec<_> = answers
         .iter()
-        .map(|a| a.as_ref().map(|()| ()).map_err(|e| e.kind()))
+        .map(|a| a.clone().map_err(|e| e.kind()))
         .collect();
     assert_eq!(
         kinds,
@@ -191,7 +191,7 @@ fn blocks_carry_deliveries_validators_recheck_them_and_a_closed_window_forgets_t
         .validate(&genesis_block, b1.payload(), at(1000))
         .unwrap();
     // A delivery altered after signing makes the block invalid.
-    let mut forged = body.clone();
+    let mut forged = body;
     forged.deliveries[0].ticket.import_wh = 1;
     assert!(matches!(
         LedgerState::new(&g).execute(&g, &forged, at(1000)),
