@@ -24,6 +24,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use voltmesh_engine::{Interval, Order, ParticipantId};
 use voltmesh_wire::api::{Balance, CommunityView, OrderState};
+use voltmesh_wire::delivery::SignedDelivery;
 use voltmesh_wire::{IntervalClearing, OrderTicket, SignedOrder};
 
 /// The node's ticket for `order` in `interval` (module nonce rule), or `None` if the interval
@@ -155,6 +156,20 @@ pub trait OrderSink: Send + Sync + 'static {
     fn community(&self) -> impl Future<Output = Result<CommunityView, SinkError>> + Send {
         async { Err(SinkError::Unsupported) }
     }
+
+    /// Submits metered deliveries (`POST /v1/deliveries`), one result per delivery in order:
+    /// `Ok` once the node holds it (or held it already).
+    ///
+    /// # Errors
+    /// The request as a whole: [`SinkError::Unsupported`] (the default) if the sink takes no
+    /// deliveries, else why it could not.
+    fn submit_deliveries(
+        &self,
+        deliveries: &[SignedDelivery],
+    ) -> impl Future<Output = Result<Vec<Result<(), SinkError>>, SinkError>> + Send {
+        let _ = deliveries;
+        async { Err(SinkError::Unsupported) }
+    }
 }
 
 /// An [`OrderSink`] over a bounded channel; it cannot read clearings.
@@ -262,6 +277,13 @@ impl<S: OrderSink> OrderSink for Counted<S> {
 
     async fn balance(&self, participant: &ParticipantId) -> Result<Balance, SinkError> {
         self.inner.balance(participant).await
+    }
+
+    async fn submit_deliveries(
+        &self,
+        deliveries: &[SignedDelivery],
+    ) -> Result<Vec<Result<(), SinkError>>, SinkError> {
+        self.inner.submit_deliveries(deliveries).await
     }
 }
 

@@ -271,6 +271,9 @@ pub struct NodeConfig {
     /// the gate; it must be shorter than an interval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submit_lead_secs: Option<u32>,
+    /// Sign and submit every household's metered energy after each interval
+    /// ([`crate::runtime::deliveries`]): what the ledger's bills are computed from.
+    pub submit_deliveries: bool,
 }
 
 impl Default for NodeConfig {
@@ -281,6 +284,7 @@ impl Default for NodeConfig {
             key_file: PathBuf::from("bridge.key"),
             genesis: None,
             submit_lead_secs: None,
+            submit_deliveries: true,
         }
     }
 }

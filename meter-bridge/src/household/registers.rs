@@ -293,6 +293,29 @@ impl RegisterBook {
         )
     }
 
+    /// A household's energy in `interval` summed over all its meters, if every meter is
+    /// complete.
+    ///
+    /// # Errors
+    /// [`RegistryError::UnknownParticipant`].
+    pub fn household_energy(
+        &self,
+        registry: &Registry,
+        participant: &voltmesh_engine::ParticipantId,
+        interval: Interval,
+    ) -> Result<Option<IntervalEnergy>, RegistryError> {
+        let household = registry.household(participant)?;
+        let mut total = IntervalEnergy::default();
+        for meter in &household.meters {
+            let Some(energy) = self.metered(meter, interval) else {
+                return Ok(None);
+            };
+            total.import_wh = total.import_wh.saturating_add(energy.import_wh);
+            total.export_wh = total.export_wh.saturating_add(energy.export_wh);
+        }
+        Ok(Some(total))
+    }
+
     /// A household's net export in `interval` over all its meters, if every meter is complete.
     ///
     /// # Errors

@@ -151,6 +151,16 @@ impl<S: OrderSink> OrderSink for Failover<S> {
         self.attempt("balance", |i| self.sinks[i].balance(participant))
             .await
     }
+
+    async fn submit_deliveries(
+        &self,
+        deliveries: &[voltmesh_wire::delivery::SignedDelivery],
+    ) -> Result<Vec<Result<(), SinkError>>, SinkError> {
+        self.attempt("submit_deliveries", |i| {
+            self.sinks[i].submit_deliveries(deliveries)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

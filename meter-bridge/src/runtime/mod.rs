@@ -74,6 +74,7 @@ use crate::runtime::planner::run_planner;
 use crate::shutdown::Shutdown;
 
 pub mod clock;
+pub mod deliveries;
 pub mod failover;
 pub mod followups;
 pub mod home_assistant;
@@ -340,6 +341,16 @@ pub async fn run<S: OrderSink>(
             reload,
             ingest.clone(),
             reloaded,
+            Shutdown::new(notify.subscribe()),
+        )));
+    }
+    if config.node.submit_deliveries {
+        spawn(Box::pin(deliveries::run_deliveries(
+            sink.clone(),
+            ingest.clone(),
+            io.signing_key.clone(),
+            config.node.neighborhood.clone(),
+            io.clock.clone(),
             Shutdown::new(notify.subscribe()),
         )));
     }

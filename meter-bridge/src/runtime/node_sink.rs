@@ -6,8 +6,11 @@
 //! classification against the node's real API router.
 
 use voltmesh_engine::ParticipantId;
-use voltmesh_wire::api::{Balance, CommunityView, OrderState, MAX_BATCH_ORDERS};
-use voltmesh_wire::client::NodeClient;
+use voltmesh_wire::api::{
+    Balance, CommunityView, OrderState, MAX_BATCH_DELIVERIES, MAX_BATCH_ORDERS,
+};
+use voltmesh_wire::client::{ClientError, NodeClient};
+use voltmesh_wire::delivery::SignedDelivery;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::order_sink::{OrderSink, SinkError, Submitted};
@@ -64,6 +67,27 @@ impl OrderSink for NodeClient {
 
     async fn balance(&self, participant: &ParticipantId) -> Result<Balance, SinkError> {
         Ok(NodeClient::balance(self, participant.as_str()).await?)
+    }
+
+    /// One `POST /v1/deliveries` per [`MAX_BATCH_DELIVERIES`]; a node without the route (404)
+    /// is [`SinkError::Unsupported`].
+    async fn submit_deliveries(
+        &self,
+        deliveries: &[SignedDelivery],
+    ) -> Result<Vec<Result<(), SinkError>>, SinkError> {
+        let mut results = Vec::with_capacity(deliveries.len());
+        for chunk in deliveries.chunks(MAX_BATCH_DELIVERIES) {
+            match NodeClient::submit_deliveries(self, chunk).await {
+                Ok(answers) => {
+                    results.extend(answers.into_iter().map(|r| r.map_err(SinkError::Node)));
+                }
+                Err(ClientError::Unexpected { status: 404, .. }) => {
+                    return Err(SinkError::Unsupported)
+                }
+                Err(e) => return Err(SinkError::Node(e)),
+            }
+        }
+        Ok(results)
     }
 }
 
