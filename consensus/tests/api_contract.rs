@@ -131,6 +131,7 @@ fn block(order: &SignedOrder) -> BlockView {
         timestamp_ms: 1_790_000_000_000,
         orders: vec![order.clone()],
         clearings: vec![clearing(CLEARED)],
+        deliveries: 2,
     }
 }
 

@@ -117,6 +117,7 @@ pub(crate) fn block_view(block: &Block, index: &Index) -> Result<BlockView, Stor
         failed_leaders: block.failed_leaders().iter().map(|v| v.0).collect(),
         justify_signers: block.justify().signers().map(|v| v.0).collect(),
         timestamp_ms: block.timestamp_ms(),
+        deliveries: body.deliveries.len(),
         orders: body.orders,
         clearings,
     })

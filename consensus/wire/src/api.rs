@@ -482,6 +482,10 @@ pub struct BlockView {
     /// computed them (the block itself carries each one's price, volume, trade count and
     /// SHA-256, which every validator checked against its own).
     pub clearings: Vec<IntervalClearing>,
+    /// How many metered deliveries it carries (a household's deliveries are its load curve:
+    /// the API does not show them to anyone who asks).
+    #[serde(default)]
+    pub deliveries: usize,
 }
 
 /// `GET /v1/snapshot`: the ledger state after a committed block, and the blocks that prove it.
@@ -591,6 +595,7 @@ mod tests {
             timestamp_ms: 1_790_000_000_000,
             orders: Vec::new(),
             clearings: Vec::new(),
+            deliveries: 0,
         };
         assert!(round_trip(&block).contains("\"timestamp_ms\":1790000000000"));
     }

@@ -2,7 +2,8 @@
 //! `voltmesh bridge` process, all on 127.0.0.1. Two meters publish native readings through
 //! `mosquitto_pub` (one household exports, one imports); the bridge turns them into signed orders
 //! on a node; the test reads the committed trades from the node API and the fills, clearing
-//! summary and settlement from the household topics with `mosquitto_sub`.
+//! summary and settlement from the household topics with `mosquitto_sub`, and the households'
+//! metered deliveries committed.
 
 #[allow(dead_code, unused_imports)]
 mod support;
@@ -229,6 +230,18 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
     assert!(results
         .latest("voltmesh/households/h2/settlement")
         .is_some());
+
+    // The bridge signs each household's metered energy of every ended interval and the
+    // validators commit it (read from another node's blocks).
+    let deliveries = |c: &Cluster| -> usize {
+        (1..=c.height(1))
+            .filter_map(|h| c.nodes[1].client().block(h).ok().flatten())
+            .map(|b| b.deliveries)
+            .sum()
+    };
+    wait("metered deliveries committed", &log, || {
+        deliveries(&cluster) >= 2
+    });
 
     // Ctrl-C stops the bridge cleanly.
     let status = bridge.interrupt().expect("the bridge stops within 30 s");

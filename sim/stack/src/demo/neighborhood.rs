@@ -19,6 +19,7 @@ use voltmesh_consensus::node::NodeConfig;
 use voltmesh_engine::{
     IntervalSpec, MarketConfig, MarketRules, Mechanism, ParticipantId, Price, Tariffs,
 };
+use voltmesh_wire::delivery::DeliveryRules;
 use voltmesh_wire::{Genesis, GenesisValidator, PublicKey};
 
 use super::{io_error, DemoError};
@@ -156,7 +157,13 @@ pub fn write(
             .collect(),
         snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
         governance: None,
-        deliveries: Default::default(),
+        // Every interval plays 15 profile minutes in `interval_secs`: a 50 kW connection's
+        // energy in 15 minutes must pass as one interval's delivery.
+        deliveries: voltmesh_wire::delivery::DeliveryRules {
+            max_connection_kw: DeliveryRules::default().max_connection_kw * 900
+                / interval_secs.max(1),
+            ..DeliveryRules::default()
+        },
     };
     let text = serde_json::to_string_pretty(&genesis).map_err(|e| setup(&e))?;
     // Validate exactly what the nodes will read.

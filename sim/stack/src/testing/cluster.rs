@@ -318,6 +318,8 @@ impl Cluster {
             "validators": validators,
             "participants": participants,
             "snapshot_interval_blocks": options.snapshot_interval_blocks,
+            // Test meters play accelerated time: a 50 kW connection's 15 minutes in an interval.
+            "deliveries": {"window_secs": 3600, "max_connection_kw": 50 * 900 / INTERVAL_SECS},
         });
         std::fs::write(
             root.join("genesis.json"),
