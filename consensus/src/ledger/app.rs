@@ -66,9 +66,9 @@ pub struct LedgerApp {
     /// until they are committed (at most [`PROPOSAL_POOL`]; approvals of one proposal merged).
     proposals: Vec<SignedProposal>,
     /// Metered deliveries this node took through its API (signatures verified), waiting for
-    /// its blocks until committed or refused (at most [`DELIVERY_POOL`]), and their keys.
-    deliveries: Vec<SignedDelivery>,
-    delivery_keys: std::collections::HashSet<(i64, voltmesh_engine::ParticipantId)>,
+    /// its blocks until committed or refused (at most [`DELIVERY_POOL`]), by interval and
+    /// participant (oldest intervals go into blocks first).
+    deliveries: DeliveryPool,
     log: Vec<CommittedBlock>,
     halted: Option<String>,
     /// The last [`DROPPED_RECORD`] accepted orders that were dropped without being committed,
@@ -136,6 +136,10 @@ pub const MEMPOOL_CAPACITY: usize = 100_000;
 /// and more.
 pub const DELIVERY_POOL: usize = 50_000;
 
+/// A node's metered deliveries waiting for its blocks, by interval and participant.
+pub type DeliveryPool =
+    std::collections::BTreeMap<(i64, voltmesh_engine::ParticipantId), SignedDelivery>;
+
 impl LedgerApp {
     /// A fresh app whose chain starts at `genesis_block`.
     pub fn new(genesis: Arc<Genesis>, genesis_block: &Block) -> Self {
@@ -173,8 +177,7 @@ impl LedgerApp {
             committed_height: tip.height(),
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             proposals: Vec::new(),
-            deliveries: Vec::new(),
-            delivery_keys: std::collections::HashSet::new(),
+            deliveries: DeliveryPool::new(),
             log: Vec::new(),
             halted: None,
             dropped: VecDeque::new(),
@@ -297,9 +300,17 @@ impl LedgerApp {
         Ok(accepted)
     }
 
-    /// Metered deliveries waiting for a block of this node.
-    pub fn delivery_pool(&self) -> &[SignedDelivery] {
+    /// Metered deliveries waiting for a block of this node, by interval and participant.
+    pub fn delivery_pool(&self) -> &DeliveryPool {
         &self.deliveries
+    }
+
+    /// Whether the pool holds exactly `delivery` (its signature verified on the way in).
+    fn delivery_pool_holds(&self, delivery: &SignedDelivery) -> bool {
+        let t = &delivery.ticket;
+        self.deliveries
+            .get(&(t.interval_start, t.participant.clone()))
+            .is_some_and(|held| held == delivery)
     }
 
     /// Takes metered deliveries for the next blocks this node proposes, each if the committed
@@ -319,7 +330,7 @@ impl LedgerApp {
                     delivery.ticket.interval_start,
                     delivery.ticket.participant.clone(),
                 );
-                if self.delivery_keys.contains(&key) {
+                if self.deliveries.contains_key(&key) {
                     return Err(DeliveryRejection::Duplicate {
                         participant: key.1.to_string(),
                         interval_start: key.0,
@@ -328,8 +339,7 @@ impl LedgerApp {
                 if self.deliveries.len() >= DELIVERY_POOL {
                     return Err(DeliveryRejection::PoolFull);
                 }
-                self.delivery_keys.insert(key);
-                self.deliveries.push(delivery);
+                self.deliveries.insert(key, delivery);
                 Ok(())
             })
             .collect()
@@ -519,14 +529,39 @@ impl LedgerApp {
             .zip(&held)
             .map(|(valid, &held)| held || valid == Some(true))
             .collect();
+        // Deliveries this node's pool holds were verified when it took them; the others' in
+        // one batch.
+        let pooled: Vec<bool> = body
+            .deliveries
+            .iter()
+            .map(|d| self.delivery_pool_holds(d))
+            .collect();
+        let to_check: Vec<&SignedDelivery> = body
+            .deliveries
+            .iter()
+            .zip(&pooled)
+            .filter(|(_, &held)| !held)
+            .map(|(d, _)| d)
+            .collect();
+        let mut checked =
+            voltmesh_wire::delivery::signatures_valid(&to_check, &self.genesis.neighborhood)
+                .into_iter();
+        let delivery_verified: Vec<bool> = pooled
+            .iter()
+            .map(|&held| held || checked.next() == Some(true))
+            .collect();
         let mut state = (*parent).clone();
         // The block's height, whatever the parent's state was built with (a validator change
         // records the height of its block).
         state.height = height.saturating_sub(1);
         let clearings = state
-            .execute_with(&self.genesis, &body, block_time_ms, |index| {
-                verified.get(index).copied().unwrap_or(false)
-            })
+            .execute_with(
+                &self.genesis,
+                &body,
+                block_time_ms,
+                |index| verified.get(index).copied().unwrap_or(false),
+                |index| delivery_verified.get(index).copied().unwrap_or(false),
+            )
             .map_err(|e| Reject::new(e.to_string()))?;
         Ok(After {
             height,
@@ -555,7 +590,7 @@ impl LedgerApp {
         );
         // Deliveries fill what room the payload has left (a state digest aside).
         let mut used = body.encode().len() + DIGEST_ROOM;
-        for delivery in &self.deliveries {
+        for delivery in self.deliveries.values() {
             if body.deliveries.len() == MAX_DELIVERIES_PER_BLOCK {
                 break;
             }
@@ -681,15 +716,10 @@ impl App for LedgerApp {
         // Deliveries the chain now holds, or would refuse (late), leave the pool.
         if !self.deliveries.is_empty() {
             let (committed, genesis) = (&self.committed, &self.genesis);
-            let keys = &mut self.delivery_keys;
-            self.deliveries.retain(|d| {
-                let keep = committed
+            self.deliveries.retain(|_, d| {
+                committed
                     .admit_delivery_unsigned(genesis, d, now_ms)
-                    .is_ok();
-                if !keep {
-                    keys.remove(&(d.ticket.interval_start, d.ticket.participant.clone()));
-                }
-                keep
+                    .is_ok()
             });
         }
         let dropped = self

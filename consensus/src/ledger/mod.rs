@@ -29,8 +29,8 @@ pub mod snapshot;
 mod state;
 
 pub use app::{
-    CommittedBlock, DroppedOrder, LedgerApp, ProposalAccepted, DELIVERY_POOL, DROPPED_RECORD,
-    MEMPOOL_CAPACITY, PROPOSAL_POOL,
+    CommittedBlock, DeliveryPool, DroppedOrder, LedgerApp, ProposalAccepted, DELIVERY_POOL,
+    DROPPED_RECORD, MEMPOOL_CAPACITY, PROPOSAL_POOL,
 };
 pub use body::{
     BlockBody, MAX_DELIVERIES_PER_BLOCK, MAX_ORDERS_PER_BLOCK, MAX_PROPOSALS_PER_BLOCK,

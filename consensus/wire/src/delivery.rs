@@ -157,6 +157,44 @@ impl SignedDelivery {
     }
 }
 
+/// Whether each delivery's signature is valid, as [`SignedDelivery::signature_valid`] says,
+/// checked in one ZIP-215 batch (as orders are: [`crate::order::signatures_valid`]); if the
+/// batch fails, each is checked on its own.
+#[must_use]
+pub fn signatures_valid(deliveries: &[&SignedDelivery], neighborhood: &str) -> Vec<bool> {
+    use rand_chacha::rand_core::SeedableRng;
+    if deliveries.len() < 2 {
+        return deliveries
+            .iter()
+            .map(|d| d.signature_valid(neighborhood))
+            .collect();
+    }
+    let messages: Vec<Vec<u8>> = deliveries
+        .iter()
+        .map(|d| d.ticket.signing_bytes(neighborhood))
+        .collect();
+    let mut batch = ed25519_zebra::batch::Verifier::new();
+    for (delivery, message) in deliveries.iter().zip(&messages) {
+        batch.queue((
+            ed25519_zebra::VerificationKeyBytes::from(delivery.public_key.0),
+            ed25519_zebra::Signature::from(delivery.signature),
+            message,
+        ));
+    }
+    let mut seed = [0u8; 32];
+    if getrandom::getrandom(&mut seed).is_ok()
+        && batch
+            .verify(rand_chacha::ChaCha20Rng::from_seed(seed))
+            .is_ok()
+    {
+        return vec![true; deliveries.len()];
+    }
+    deliveries
+        .iter()
+        .map(|d| d.signature_valid(neighborhood))
+        .collect()
+}
+
 /// Why a delivery is refused (by the node API or a validator).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryRejection {
@@ -280,6 +318,23 @@ mod tests {
         let json = serde_json::to_string(&signed).unwrap();
         let back: SignedDelivery = serde_json::from_str(&json).unwrap();
         assert_eq!(back, signed);
+    }
+
+    #[test]
+    fn a_batch_finds_the_one_bad_signature() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let good = ticket().sign("nb", &key);
+        let mut bad = good.clone();
+        bad.ticket.export_wh += 1;
+        let mut other = ticket();
+        other.interval_start += 900;
+        let other = other.sign("nb", &key);
+        assert_eq!(
+            signatures_valid(&[&good, &bad, &other], "nb"),
+            [true, false, true]
+        );
+        assert_eq!(signatures_valid(&[&good, &other], "nb"), [true, true]);
+        assert_eq!(signatures_valid(&[&bad], "nb"), [false]);
     }
 
     #[test]
