@@ -29,7 +29,8 @@
 //! 672), `VOLTMESH_SCALE_PUBLISH_SECS` (seconds between a meter's readings; default 1 s up to
 //! 2,000 households, else 5 s), `VOLTMESH_SCALE_HOME_ASSISTANT` (set: the bridge runs with its
 //! Home Assistant discovery and price signal, its defaults; unset: both off, so the figures are
-//! the ledger's and the orders' path). It needs the release binary (`$VOLTMESH_BIN` or
+//! the ledger's and the orders' path), `VOLTMESH_SCALE_DELIVERIES` (set: the bridge submits every
+//! household's metered delivery after each interval, its default; unset: off). It needs the release binary (`$VOLTMESH_BIN` or
 //! `target/release/voltmesh`) and Debian's `mosquitto`, and skips with a message without them.
 //! Everything it starts is stopped when it ends, even on panic.
 
@@ -275,8 +276,9 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
     } = size;
     let household_services = std::env::var_os("VOLTMESH_SCALE_HOME_ASSISTANT").is_some();
     println!(
-        "scale/{count}_households: {NODES} node processes, bridge process, Mosquitto; {interval_secs} s intervals (= 15 profile minutes), meters every {publish_secs} s; 2 x {intervals} intervals; the bridge submits half the time between an interval's start and its gate before the gate; Home Assistant discovery and price signal {}",
-        if household_services { "on" } else { "off" }
+        "scale/{count}_households: {NODES} node processes, bridge process, Mosquitto; {interval_secs} s intervals (= 15 profile minutes), meters every {publish_secs} s; 2 x {intervals} intervals; the bridge submits half the time between an interval's start and its gate before the gate; Home Assistant discovery and price signal {}, metered deliveries {}",
+        if household_services { "on" } else { "off" },
+        if std::env::var_os("VOLTMESH_SCALE_DELIVERIES").is_some() { "on" } else { "off" }
     );
     let dir = std::env::temp_dir().join(format!("voltmesh-scale-{}-{count}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -384,8 +386,11 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
         toml
     } else {
         toml.home_assistant_discovery(false).price_signal_horizon(0)
-    }
-    .to_string();
+    };
+    // Metered deliveries (issue 14) likewise only on request.
+    let toml = toml
+        .submit_deliveries(std::env::var_os("VOLTMESH_SCALE_DELIVERIES").is_some())
+        .to_string();
     let bridge_toml = dir.join("bridge.toml");
     std::fs::write(&bridge_toml, toml).expect("write bridge.toml");
     procs.spawn(

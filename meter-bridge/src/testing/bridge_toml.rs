@@ -68,6 +68,8 @@ pub struct NodeSection {
     pub failover: Vec<String>,
     /// `submit_lead_secs`.
     pub submit_lead_secs: Option<u32>,
+    /// `submit_deliveries` (the bridge's default, on, when `None`).
+    pub submit_deliveries: Option<bool>,
 }
 
 /// `[settlement]`: tariffs and fee, as decimal strings.
@@ -173,6 +175,7 @@ impl BridgeToml {
             genesis: None,
             failover: Vec::new(),
             submit_lead_secs: None,
+            submit_deliveries: None,
         });
         self
     }
@@ -201,6 +204,19 @@ impl BridgeToml {
             .as_mut()
             .expect("BridgeToml::node before BridgeToml::submit_lead_secs")
             .submit_lead_secs = Some(secs);
+        self
+    }
+
+    /// Sets `[node]` `submit_deliveries` (after [`BridgeToml::node`]).
+    ///
+    /// # Panics
+    /// If `[node]` is not set yet.
+    #[must_use]
+    pub fn submit_deliveries(mut self, on: bool) -> Self {
+        self.node
+            .as_mut()
+            .expect("BridgeToml::node before BridgeToml::submit_deliveries")
+            .submit_deliveries = Some(on);
         self
     }
 
@@ -342,6 +358,9 @@ impl fmt::Display for BridgeToml {
             }
             if let Some(secs) = n.submit_lead_secs {
                 writeln!(out, "submit_lead_secs = {secs}")?;
+            }
+            if let Some(on) = n.submit_deliveries {
+                writeln!(out, "submit_deliveries = {on}")?;
             }
         }
         if let Some((length, lead)) = self.market {
