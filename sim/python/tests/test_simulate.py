@@ -99,6 +99,23 @@ SCENARIOS = [
         ],
     ),
     (
+        {
+            "start": "2016-06-20",
+            "days": 1,
+            "pv_share": 0.5,
+            "flex_share": 0.5,
+            "flex_kwh": 8,
+            "flex_from_hour": 0,
+            "flex_hours": 24,
+            "flex_strategy": "price",
+        },
+        [
+            "--from", "2016-06-20", "--days", "1", "--pv-share", "0.5", "--flex-share", "0.5",
+            "--flex-kwh", "8", "--flex-from-hour", "0", "--flex-hours", "24",
+            "--flex-strategy", "price",
+        ],
+    ),
+    (
         {"start": "2016-07-01 10:00", "days": 0.5, "mechanism": "cda", "vm_max": 1.02, "k": 0.5},
         ["--from", "2016-07-01 10:00", "--days", "0.5", "--mechanism", "cda", "--vm-max", "1.02"],
     ),
@@ -197,6 +214,11 @@ BAD = [
     ({"interval_minutes": 20}, ["--interval-minutes", "20"]),
     ({"seed": -1}, ["--seed=-1"]),
     ({"retail": "0.1234567"}, ["--retail", "0.1234567"]),
+    (
+        {"flex_share": 0.5, "flex_strategy": "later"},
+        ["--flex-share", "0.5", "--flex-strategy", "later"],
+    ),
+    ({"flex_share": 0.5, "flex_hours": 25}, ["--flex-share", "0.5", "--flex-hours", "25"]),
 ]
 
 

@@ -151,6 +151,12 @@ def simulate(
     seed: int | None = None,
     vm_min: float | None = None,
     vm_max: float | None = None,
+    flex_share: float | None = None,
+    flex_kwh: float | None = None,
+    flex_kw: float | None = None,
+    flex_from_hour: int | None = None,
+    flex_hours: int | None = None,
+    flex_strategy: str | None = None,
     out: str | _os.PathLike[str] | None = None,
 ) -> SimResult:
     """Simulate a neighbourhood trading on a SimBench grid: ``voltmesh sim``.
@@ -160,7 +166,10 @@ def simulate(
     profiles' start, 7 days, ``pv_scale=1``, ``pv_share=0``, ``pv_kwp=5``, ``battery_share=0``,
     ``battery_kwh=10``, ``battery_kw=5``, ``retail=0.30``, ``feed_in=0.08``,
     ``network_fee=0.02``, ``mechanism="uniform"`` (or ``"pay-as-bid"``, ``"cda"``), ``k=0.5``,
-    ``interval_minutes=15``, ``seed=42``, ``vm_min=0.9``, ``vm_max=1.1``.
+    ``interval_minutes=15``, ``seed=42``, ``vm_min=0.9``, ``vm_max=1.1``; flexible loads (a car
+    or a heat pump with a tank, ``sim/README.md``): ``flex_share=0`` (none), ``flex_kwh=10`` a
+    day, ``flex_kw=3.7``, ``flex_from_hour=18``, ``flex_hours=13``, ``flex_strategy="price"``
+    (or ``"asap"``).
 
     Args:
         grid: A SimBench grid folder.
@@ -199,6 +208,12 @@ def simulate(
         seed=seed,
         vm_min=vm_min,
         vm_max=vm_max,
+        flex_share=flex_share,
+        flex_kwh=flex_kwh,
+        flex_kw=flex_kw,
+        flex_from_hour=flex_from_hour,
+        flex_hours=flex_hours,
+        flex_strategy=flex_strategy,
     )
     out_dir = None if out is None else _os.fspath(out)
     intervals, households, summary = _native.simulate(argv, out_dir)
