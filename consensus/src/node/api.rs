@@ -260,21 +260,28 @@ async fn submit_batch(tx: &mpsc::Sender<ApiRequest>, body: &[u8]) -> Response {
         );
     }
     match ask(tx, |reply| ApiRequest::SubmitBatch(orders, reply)).await {
-        Ok(results) => Json(BatchAnswer {
-            results: results
-                .into_iter()
-                .map(|result| match result {
-                    Ok(()) => BatchResult::Accepted(Accepted::default()),
-                    Err(rejection) => BatchResult::Refused(ErrorBody::new(
-                        rejection.kind(),
-                        rejection.to_string(),
-                    )),
-                })
-                .collect(),
-        })
-        .into_response(),
+        Ok(results) => batch_answer(results, OrderRejection::kind),
         Err(response) => response,
     }
+}
+
+/// 200 with one result per submission, in order: accepted, or the error body of its refusal.
+fn batch_answer<E: std::fmt::Display>(
+    results: Vec<Result<(), E>>,
+    kind: impl Fn(&E) -> &'static str,
+) -> Response {
+    Json(BatchAnswer {
+        results: results
+            .into_iter()
+            .map(|result| match result {
+                Ok(()) => BatchResult::Accepted(Accepted::default()),
+                Err(rejection) => {
+                    BatchResult::Refused(ErrorBody::new(kind(&rejection), rejection.to_string()))
+                }
+            })
+            .collect(),
+    })
+    .into_response()
 }
 
 fn parse_interval(text: &str) -> Option<i64> {
@@ -445,19 +452,7 @@ async fn submit_deliveries(
         );
     }
     match ask(&tx, |reply| ApiRequest::SubmitDeliveries(deliveries, reply)).await {
-        Ok(results) => Json(BatchAnswer {
-            results: results
-                .into_iter()
-                .map(|result| match result {
-                    Ok(()) => BatchResult::Accepted(Accepted::default()),
-                    Err(rejection) => BatchResult::Refused(ErrorBody::new(
-                        rejection.kind(),
-                        rejection.to_string(),
-                    )),
-                })
-                .collect(),
-        })
-        .into_response(),
+        Ok(results) => batch_answer(results, DeliveryRejection::kind),
         Err(response) => response,
     }
 }

@@ -146,14 +146,11 @@ impl SignedDelivery {
     /// Whether the signature is valid for the ticket under `public_key` (ZIP-215).
     #[must_use]
     pub fn signature_valid(&self, neighborhood: &str) -> bool {
-        let Ok(key) = ed25519_zebra::VerificationKey::try_from(self.public_key.0) else {
-            return false;
-        };
-        key.verify(
-            &ed25519_zebra::Signature::from(self.signature),
+        crate::signature::valid(
+            self.public_key.0,
+            self.signature,
             &self.ticket.signing_bytes(neighborhood),
         )
-        .is_ok()
     }
 }
 
@@ -162,37 +159,17 @@ impl SignedDelivery {
 /// batch fails, each is checked on its own.
 #[must_use]
 pub fn signatures_valid(deliveries: &[&SignedDelivery], neighborhood: &str) -> Vec<bool> {
-    use rand_chacha::rand_core::SeedableRng;
-    if deliveries.len() < 2 {
-        return deliveries
-            .iter()
-            .map(|d| d.signature_valid(neighborhood))
-            .collect();
-    }
-    let messages: Vec<Vec<u8>> = deliveries
+    let entries: Vec<_> = deliveries
         .iter()
-        .map(|d| d.ticket.signing_bytes(neighborhood))
+        .map(|d| {
+            (
+                d.public_key.0,
+                d.signature,
+                d.ticket.signing_bytes(neighborhood),
+            )
+        })
         .collect();
-    let mut batch = ed25519_zebra::batch::Verifier::new();
-    for (delivery, message) in deliveries.iter().zip(&messages) {
-        batch.queue((
-            ed25519_zebra::VerificationKeyBytes::from(delivery.public_key.0),
-            ed25519_zebra::Signature::from(delivery.signature),
-            message,
-        ));
-    }
-    let mut seed = [0u8; 32];
-    if getrandom::getrandom(&mut seed).is_ok()
-        && batch
-            .verify(rand_chacha::ChaCha20Rng::from_seed(seed))
-            .is_ok()
-    {
-        return vec![true; deliveries.len()];
-    }
-    deliveries
-        .iter()
-        .map(|d| d.signature_valid(neighborhood))
-        .collect()
+    crate::signature::batch_valid(&entries)
 }
 
 /// Why a delivery is refused (by the node API or a validator).

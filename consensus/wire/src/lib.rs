@@ -31,6 +31,7 @@ pub mod key;
 pub mod openapi;
 pub mod order;
 pub mod reject;
+mod signature;
 
 pub use clearing::IntervalClearing;
 pub use currency::{Currency, CurrencyError};

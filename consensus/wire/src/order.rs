@@ -29,7 +29,6 @@
 //! its participant's.
 
 use ed25519_dalek::{Signer, SigningKey};
-use rand_chacha::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{OrderId, ParticipantId, Price, Side, Wh};
 
@@ -143,14 +142,11 @@ impl SignedOrder {
     /// Whether the signature is valid for the ticket under `public_key`, by the ZIP-215 rules
     /// (module docs).
     pub fn signature_valid(&self, neighborhood: &str) -> bool {
-        let Ok(key) = ed25519_zebra::VerificationKey::try_from(self.public_key.0) else {
-            return false;
-        };
-        key.verify(
-            &ed25519_zebra::Signature::from(self.signature),
+        crate::signature::valid(
+            self.public_key.0,
+            self.signature,
             &self.ticket.signing_bytes(neighborhood),
         )
-        .is_ok()
     }
 }
 
@@ -165,36 +161,17 @@ impl SignedOrder {
 /// coefficients come from the operating system, so nobody can craft a bad signature that passes
 /// it (a batch accepts a bad signature with probability below 2^-128).
 pub fn signatures_valid(orders: &[&SignedOrder], neighborhood: &str) -> Vec<bool> {
-    if orders.len() < 2 {
-        return orders
-            .iter()
-            .map(|o| o.signature_valid(neighborhood))
-            .collect();
-    }
-    let messages: Vec<Vec<u8>> = orders
+    let entries: Vec<_> = orders
         .iter()
-        .map(|o| o.ticket.signing_bytes(neighborhood))
+        .map(|o| {
+            (
+                o.public_key.0,
+                o.signature,
+                o.ticket.signing_bytes(neighborhood),
+            )
+        })
         .collect();
-    let mut batch = ed25519_zebra::batch::Verifier::new();
-    for (order, message) in orders.iter().zip(&messages) {
-        batch.queue((
-            ed25519_zebra::VerificationKeyBytes::from(order.public_key.0),
-            ed25519_zebra::Signature::from(order.signature),
-            message,
-        ));
-    }
-    let mut seed = [0u8; 32];
-    if getrandom::getrandom(&mut seed).is_ok()
-        && batch
-            .verify(rand_chacha::ChaCha20Rng::from_seed(seed))
-            .is_ok()
-    {
-        return vec![true; orders.len()];
-    }
-    orders
-        .iter()
-        .map(|o| o.signature_valid(neighborhood))
-        .collect()
+    crate::signature::batch_valid(&entries)
 }
 
 pub(crate) mod hex_signature {
