@@ -457,7 +457,10 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
                 }
                 continue;
             };
-            if (i + 1) % 96 == 0 || i + 1 == total {
+            // Every 96th interval, and any that committed fewer orders than households or took
+            // more than 5 s (what to look into in the logs, kept with VOLTMESH_SCALE_KEEP).
+            let short = s.orders < count || s.delay > Duration::from_secs(5);
+            if short || (i + 1) % 96 == 0 || i + 1 == total {
                 println!(
                     "  interval {:>5}/{total}: {} orders, committed {:.2} s after the gate",
                     i + 1,
