@@ -14,7 +14,7 @@ use voltmesh_consensus::wire::api::{
 };
 use voltmesh_consensus::wire::api::{CommunityView, ProposalAnswer};
 use voltmesh_consensus::wire::client::{ClientError, NodeClient, SubmitCounts, Submitted};
-use voltmesh_consensus::wire::delivery::{DeliveryRejection, DeliveryTicket};
+use voltmesh_consensus::wire::delivery::{DeliveryRejection, DeliveryTicket, SignedDelivery};
 use voltmesh_consensus::wire::governance::{
     Action, GovernanceRejection, Policies, Policy, Proposal, Scope, SignedProposal,
 };
@@ -412,19 +412,21 @@ async fn a_batch_is_answered_order_by_order() {
     assert_eq!(answer.error().unwrap().error, error_kind::MALFORMED_BODY);
 }
 
+/// `participant`'s metered delivery for the cleared interval (the stub takes `hh-1`'s only).
+fn delivery(participant: &str) -> SignedDelivery {
+    DeliveryTicket {
+        participant: participant.into(),
+        interval_start: CLEARED,
+        import_wh: 100,
+        export_wh: 0,
+        meters: vec!["m-1".into()],
+    }
+    .sign("nb", &ed25519_dalek::SigningKey::from_bytes(&[1; 32]))
+}
+
 #[tokio::test]
 async fn deliveries_are_answered_one_by_one() {
     let node = node(Some(Vec::new())).await;
-    let delivery = |participant: &str| {
-        DeliveryTicket {
-            participant: participant.into(),
-            interval_start: CLEARED,
-            import_wh: 100,
-            export_wh: 0,
-            meters: vec!["m-1".into()],
-        }
-        .sign("nb", &ed25519_dalek::SigningKey::from_bytes(&[1; 32]))
-    };
     let answers = node
         .submit_deliveries(&[delivery("hh-1"), delivery("hh-9")])
         .await
@@ -822,16 +824,6 @@ async fn every_answer_validates_against_the_served_openapi_document() {
         400,
     ));
     cases.push(("get", "/v1/governance", "/v1/governance".into(), None, 200));
-    let delivery = |participant: &str| {
-        DeliveryTicket {
-            participant: participant.into(),
-            interval_start: CLEARED,
-            import_wh: 100,
-            export_wh: 0,
-            meters: vec!["m-1".into()],
-        }
-        .sign("nb", &ed25519_dalek::SigningKey::from_bytes(&[1; 32]))
-    };
     cases.push((
         "post",
         "/v1/deliveries",

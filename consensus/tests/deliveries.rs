@@ -3,39 +3,23 @@
 //! the participant; every refusal has its own kind; blocks carry them, validators re-check them,
 //! snapshots keep them, and a closed window forgets them.
 
+mod ledger_support;
+
+use ledger_support::{at, child, key, pk, t0, T0};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::SigningKey;
 use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerApp, LedgerState};
-use voltmesh_consensus::protocol::{App, Block, QuorumCert, ValidatorIndex};
+use voltmesh_consensus::protocol::{App, Block};
 use voltmesh_consensus::wire::delivery::{DeliveryRules, DeliveryTicket, SignedDelivery};
 use voltmesh_consensus::wire::governance::{Action, Proposal, SignedProposal};
-use voltmesh_consensus::wire::{Genesis, GenesisValidator, PublicKey};
+use voltmesh_consensus::wire::{Genesis, GenesisValidator};
 use voltmesh_engine::{
     AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, Tariffs, K,
 };
 
-const T0: &str = "2026-11-22T10:00:00Z";
 const NB: &str = "meters";
-
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_bytes(&[n; 32])
-}
-
-fn pk(n: u8) -> PublicKey {
-    PublicKey(key(n).verifying_key().to_bytes())
-}
-
-fn t0() -> i64 {
-    T0.parse::<DateTime<Utc>>().unwrap().timestamp()
-}
-
-/// Milliseconds at `T0 + secs`.
-fn at(secs: i64) -> u64 {
-    (t0() + secs) as u64 * 1000
-}
 
 /// Four validators (keys 100..=103); h1 (key 1) and h2 (key 2); a one-hour delivery window.
 fn genesis() -> Genesis {
@@ -137,18 +121,6 @@ fn every_refusal_has_its_own_kind() {
         kind(&state, &delivery(2, "h2", 1800, 10), 2700),
         Err("participant_removed")
     );
-}
-
-/// A block on `parent` at `T0 + secs` carrying `payload`.
-fn child(parent: &Block, secs: i64, payload: Vec<u8>) -> Block {
-    Block::new(
-        parent.height() + 1,
-        parent.view() + 1,
-        ValidatorIndex(0),
-        at(secs),
-        QuorumCert::empty(parent.hash()),
-        payload,
-    )
 }
 
 #[test]

@@ -3,13 +3,16 @@
 //! refusal has its own kind; validators re-executing a proposer's bodies reach the same state,
 //! and a snapshot carries the community; a validator change ends the epoch at its block.
 
+mod ledger_support;
+
+use ledger_support::{at, child, key, pk, t0, T0};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerApp, LedgerState};
-use voltmesh_consensus::protocol::{App, Block, QuorumCert, ValidatorIndex};
+use voltmesh_consensus::protocol::{App, Block};
 use voltmesh_consensus::wire::governance::{
     Action, GovernanceRejection, Policy, Proposal, Rules, Scope, SignedProposal,
 };
@@ -20,28 +23,10 @@ use voltmesh_engine::{
     AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, Price, Side, Tariffs, K,
 };
 
-const T0: &str = "2026-11-22T10:00:00Z";
 const NB: &str = "testville";
-
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_bytes(&[n; 32])
-}
-
-fn pk(n: u8) -> PublicKey {
-    PublicKey(key(n).verifying_key().to_bytes())
-}
 
 fn p(s: &str) -> Price {
     s.parse().unwrap()
-}
-
-fn t0() -> i64 {
-    T0.parse::<DateTime<Utc>>().unwrap().timestamp()
-}
-
-/// Milliseconds at `T0 + secs`.
-fn at(secs: i64) -> u64 {
-    (t0() + secs) as u64 * 1000
 }
 
 /// The interval `n` intervals after the one of T0 (15 minutes each; the gate closes 5 minutes
@@ -642,18 +627,6 @@ fn replace_103() -> Proposal {
         address: "/ip4/127.0.0.1/tcp/104".into(),
     });
     proposal("replace-103", Action::SetValidators { validators })
-}
-
-/// A block on `parent` at `T0 + secs` carrying `payload`.
-fn child(parent: &Block, secs: i64, payload: Vec<u8>) -> Block {
-    Block::new(
-        parent.height() + 1,
-        parent.view() + 1,
-        ValidatorIndex(0),
-        at(secs),
-        QuorumCert::empty(parent.hash()),
-        payload,
-    )
 }
 
 #[test]

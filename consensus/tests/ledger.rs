@@ -1,29 +1,21 @@
 //! The ledger application on its own: orders are checked, intervals clear at gate closure by block
 //! time, and validators accept exactly the bodies an honest proposer builds.
 
+mod ledger_support;
+
+use ledger_support::{at, child, key, pk, T0};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::SigningKey;
 use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerApp, LedgerState};
 use voltmesh_consensus::protocol::{App, Block};
 use voltmesh_consensus::wire::{
-    Genesis, GenesisValidator, OrderRejection, OrderTicket, PublicKey, SignedOrder,
+    Genesis, GenesisValidator, OrderRejection, OrderTicket, SignedOrder,
 };
 use voltmesh_engine::{
     AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, Price, Side, Tariffs, K,
 };
-
-const T0: &str = "2026-11-22T10:00:00Z";
-
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_bytes(&[n; 32])
-}
-
-fn pk(n: u8) -> PublicKey {
-    PublicKey(key(n).verifying_key().to_bytes())
-}
 
 fn p(s: &str) -> Price {
     s.parse().unwrap()
@@ -62,11 +54,6 @@ fn genesis() -> Genesis {
     }
     .validate()
     .unwrap()
-}
-
-/// Milliseconds at `T0 + secs`.
-fn at(secs: i64) -> u64 {
-    (T0.parse::<DateTime<Utc>>().unwrap().timestamp() + secs) as u64 * 1000
 }
 
 /// The 10:15 interval (gate closes at 10:10).
@@ -416,19 +403,6 @@ fn engine_ids_of_different_participants_never_collide() {
             at(60),
         )
         .unwrap();
-}
-
-/// A block at `height` on `parent` carrying `payload`.
-fn child(parent: &Block, secs: i64, payload: Vec<u8>) -> Block {
-    use voltmesh_consensus::protocol::{QuorumCert, ValidatorIndex};
-    Block::new(
-        parent.height() + 1,
-        parent.view() + 1,
-        ValidatorIndex(0),
-        at(secs),
-        QuorumCert::empty(parent.hash()),
-        payload,
-    )
 }
 
 /// Audit H3: a replica that knows only the committed tip (say after a restart) learns the state of
