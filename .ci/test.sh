@@ -21,6 +21,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Home Assistant for sim/stack/tests/home_assistant.rs: a venv with the pinned packages of
+# sim/stack/tests/home-assistant/requirements.txt in the target dir, kept while that file is
+# unchanged (about 2 minutes the first time). The test fails under CI=true without it.
+if [ -z "${VOLTMESH_HASS:-}" ]; then
+    VOLTMESH_HASS=$(bash sim/stack/tests/home-assistant/install.sh)
+fi
+export VOLTMESH_HASS
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
 else
