@@ -135,40 +135,35 @@ impl Household {
         }
     }
 
-    /// The order for the coming interval (or none if the forecast is zero).
+    /// The order for the coming interval from the persistence forecast (none if it is zero),
+    /// with id `id`: a run gives each household one id for good ([`Household::order_id`]),
+    /// as a book holds one interval with at most one order per household.
     pub fn order(
         &self,
+        id: &OrderId,
         scenario: &Scenario,
         rng: &mut ChaCha8Rng,
-        interval: usize,
-        seq: u64,
-    ) -> Option<Order> {
-        self.order_with(&mut String::new(), scenario, rng, interval, seq)
-    }
-
-    /// As [`Household::order`], writing the order id in `scratch` first (its capacity is reused
-    /// from one call to the next; the id is `<participant>@<interval>`).
-    pub fn order_with(
-        &self,
-        scratch: &mut String,
-        scenario: &Scenario,
-        rng: &mut ChaCha8Rng,
-        interval: usize,
         seq: u64,
     ) -> Option<Order> {
         let forecast = self.last_net_wh;
         let jitter: f64 = rng.gen_range(-0.05..=0.05);
-        self.order_for(scratch, scenario, forecast, jitter, interval, seq)
+        self.order_for(id, scenario, forecast, jitter, seq)
+    }
+
+    /// The id of this household's orders: its participant id (unique within an interval,
+    /// which is all the engine asks of an order id). Built once per run and cloned per order,
+    /// so an interval allocates no id.
+    pub fn order_id(&self) -> OrderId {
+        OrderId::from(self.id.as_str())
     }
 
     /// The order for a net export of `forecast` Wh with limit jitter `jitter` (none if zero).
     pub fn order_for(
         &self,
-        scratch: &mut String,
+        id: &OrderId,
         scenario: &Scenario,
         forecast: i64,
         jitter: f64,
-        interval: usize,
         seq: u64,
     ) -> Option<Order> {
         if forecast == 0 {
@@ -185,12 +180,8 @@ impl Household {
             (Side::Buy, ceiling - round_i64(b * spread))
         };
         let limit_price = Price::from_micros(micros.clamp(feed_in, ceiling)).ok()?;
-        scratch.clear();
-        scratch.push_str(self.id.as_str());
-        scratch.push('@');
-        push_decimal(scratch, interval);
         Some(Order {
-            id: OrderId::from(scratch.as_str()),
+            id: id.clone(),
             participant: self.id.clone(),
             side,
             quantity_wh: forecast.unsigned_abs(),
@@ -200,36 +191,7 @@ impl Household {
     }
 }
 
-/// Appends `n` in decimal, as `Display` writes it.
-fn push_decimal(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
-}
-
 /// Draws a household's markups.
 pub(crate) fn markups(rng: &mut ChaCha8Rng) -> (f64, f64) {
     (rng.gen_range(0.05..0.5), rng.gen_range(0.05..0.5))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_are_written_as_display_writes_them() {
-        for n in [0, 7, 10, 99, 100, 35_135, 1_234_567_890, usize::MAX] {
-            let mut s = String::from("x");
-            push_decimal(&mut s, n);
-            assert_eq!(s, format!("x{n}"));
-        }
-    }
 }

@@ -20,8 +20,8 @@ use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 use voltmesh_engine::settlement::settle;
 use voltmesh_engine::{
-    marginal_prices, CallAuction, ClearingOutcome, MarketRules, Money, Order, ParticipantId, Price,
-    Settlement, Tariffs,
+    marginal_prices, CallAuction, ClearingOutcome, MarketRules, Money, Order, OrderId,
+    ParticipantId, Price, Settlement, Tariffs,
 };
 
 use crate::flex::FlexLoad;
@@ -194,26 +194,35 @@ fn solve_into(
     solution: &mut Solution,
     band: VoltageBand,
     acc: &mut Physical,
-) {
+) -> bool {
     match pf.solve(power, solution) {
         Ok(_) => {
-            let (lo, hi) = solution.vm_range();
-            acc.vm_min = acc.vm_min.min(lo);
-            acc.vm_max = acc.vm_max.max(hi);
-            acc.line = acc.line.max(solution.max_line_loading());
-            acc.trafo = acc.trafo.max(solution.max_trafo_loading());
-            acc.ext_p += solution.ext_grid_p_mw;
-            let v = solution.violations(band);
-            acc.violations += v.total();
-            acc.worst = Violations {
-                undervoltage_buses: acc.worst.undervoltage_buses.max(v.undervoltage_buses),
-                overvoltage_buses: acc.worst.overvoltage_buses.max(v.overvoltage_buses),
-                overloaded_lines: acc.worst.overloaded_lines.max(v.overloaded_lines),
-                overloaded_trafos: acc.worst.overloaded_trafos.max(v.overloaded_trafos),
-            };
+            accumulate(solution, band, acc);
+            true
         }
-        Err(_) => acc.failed += 1,
+        Err(_) => {
+            acc.failed += 1;
+            false
+        }
     }
+}
+
+/// Adds one converged step's `solution` to `acc`.
+fn accumulate(solution: &Solution, band: VoltageBand, acc: &mut Physical) {
+    let (lo, hi) = solution.vm_range();
+    acc.vm_min = acc.vm_min.min(lo);
+    acc.vm_max = acc.vm_max.max(hi);
+    acc.line = acc.line.max(solution.max_line_loading());
+    acc.trafo = acc.trafo.max(solution.max_trafo_loading());
+    acc.ext_p += solution.ext_grid_p_mw;
+    let v = solution.violations(band);
+    acc.violations += v.total();
+    acc.worst = Violations {
+        undervoltage_buses: acc.worst.undervoltage_buses.max(v.undervoltage_buses),
+        overvoltage_buses: acc.worst.overvoltage_buses.max(v.overvoltage_buses),
+        overloaded_lines: acc.worst.overloaded_lines.max(v.overloaded_lines),
+        overloaded_trafos: acc.worst.overloaded_trafos.max(v.overloaded_trafos),
+    };
 }
 
 /// Runs `scenario` on `grid` over `window`, calling `progress(done, total)` after each interval.
@@ -312,8 +321,6 @@ struct RunState<'a> {
     /// Per household, its metered net export in each interval of the last day, Wh, by the
     /// interval's slot in the day (the flexible loads' forecast books; empty without them).
     history: Vec<Vec<i64>>,
-    /// Where the forecast orders' ids are written.
-    forecast_id: String,
     /// Per generator: whether a household owns it (the others still feed the grid).
     owned: Vec<bool>,
     grids: Grids,
@@ -332,8 +339,8 @@ struct RunState<'a> {
     metered: BTreeMap<ParticipantId, i64>,
     /// Whether the households' ids are distinct (the keys of `metered` are then fixed).
     distinct_ids: bool,
-    /// Where [`Household::order_with`] writes each order id.
-    order_id: String,
+    /// Each household's order id ([`Household::order_id`]), cloned into its orders.
+    order_ids: Vec<OrderId>,
     /// The last interval's book, reset and reused by the next (absent while an interval runs).
     auction: Option<Book>,
     start: Start,
@@ -412,7 +419,6 @@ impl<'a> RunState<'a> {
             } else {
                 Vec::new()
             },
-            forecast_id: String::new(),
             owned,
             grids,
             mid_micros: (scenario.feed_in.micros() + scenario.retail.micros()) / 2,
@@ -423,7 +429,7 @@ impl<'a> RunState<'a> {
             baseline_net: vec![0.0; homes.len()],
             metered,
             distinct_ids,
-            order_id: String::new(),
+            order_ids: homes.iter().map(Household::order_id).collect(),
             auction: None,
             start: Start::Warm,
             homes,
@@ -436,7 +442,7 @@ impl<'a> RunState<'a> {
         first: usize,
         observer: &mut impl IntervalObserver,
     ) -> Result<IntervalRecord, SimError> {
-        let (auction, outcome, orders) = self.market_step(first);
+        let (auction, outcome, orders) = self.market_step();
         let start = self.grid.load_profiles.time_of(first);
         let mut rec = IntervalRecord {
             time: minute_text(start),
@@ -476,20 +482,14 @@ impl<'a> RunState<'a> {
 
     /// Every household's order from its persistence forecast, cleared by the engine. Returns the
     /// auction (its book), the outcome and how many orders it admitted.
-    fn market_step(&mut self, first: usize) -> (Book, ClearingOutcome, u32) {
+    fn market_step(&mut self) -> (Book, ClearingOutcome, u32) {
         let mut auction = self.auction.take().unwrap_or_else(|| {
             CallAuction::with_capacity_and_hasher(self.rules, self.homes.len(), FxBuildHasher)
         });
         auction.reset();
         let mut orders = 0;
-        for (seq, home) in self.homes.iter().enumerate() {
-            let order = home.order_with(
-                &mut self.order_id,
-                self.scenario,
-                &mut self.rng,
-                first,
-                seq as u64,
-            );
+        for (seq, (home, id)) in self.homes.iter().zip(&self.order_ids).enumerate() {
+            let order = home.order(id, self.scenario, &mut self.rng, seq as u64);
             if let Some(order) = order {
                 if auction.submit(order).is_ok() {
                     orders += 1;
@@ -530,14 +530,7 @@ impl<'a> RunState<'a> {
                         .enumerate()
                         .filter_map(|(i, home)| {
                             let net = self.history[i].get(slot).copied().unwrap_or(0);
-                            home.order_for(
-                                &mut self.forecast_id,
-                                self.scenario,
-                                net,
-                                0.0,
-                                slot,
-                                i as u64,
-                            )
+                            home.order_for(&self.order_ids[i], self.scenario, net, 0.0, i as u64)
                         })
                         .collect();
                     let p = marginal_prices(
@@ -639,14 +632,22 @@ impl<'a> RunState<'a> {
             if self.start == Start::Cold {
                 grids.market.reset();
             }
-            solve_into(
+            let converged = solve_into(
                 &mut grids.market,
                 &grids.power,
                 &mut grids.solution,
                 grids.band,
                 &mut phys,
             );
-            if self.separate_baseline {
+            if self.separate_baseline && grids.baseline_power == grids.power {
+                // No battery or flexible load dispatched differently this step: the baseline's
+                // flow is the market's (the next step starts it from the market's again).
+                if converged {
+                    accumulate(&grids.solution, grids.band, &mut base_phys);
+                } else {
+                    base_phys.failed += 1;
+                }
+            } else if self.separate_baseline {
                 // The baseline differs from the market only by the batteries' (and flexible
                 // loads') dispatch, so this
                 // step's market solution is a nearer start than the baseline's previous step
