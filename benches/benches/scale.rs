@@ -8,7 +8,10 @@
 //! round after round, each household with limits of its own). A simulated week is 672
 //! intervals. The run lasts two simulated periods of `VOLTMESH_SCALE_INTERVALS` (default: a
 //! week each), and prints, per size:
-//! - orders committed per interval (min / median / max) against the households;
+//! - orders committed per interval (min / median / max) against the households, and against
+//!   what the bridge says it planned and the node took (its planner's log lines): a household
+//!   whose forecast is under the bridge's minimum order (10 Wh) has nothing to trade that
+//!   interval, but every order the node took must be in the committed clearing;
 //! - gate-to-committed-clearing time: from an interval's gate closure until node 0's API
 //!   serves its clearing (polled every 50 ms), p50 / p99 / max, and how many intervals took
 //!   more than 5 s;
@@ -54,6 +57,9 @@ use voltmesh_wire::client::NodeClient;
 const NODES: usize = 4;
 /// Intervals played before the first one measured (the bridge needs readings to forecast).
 const WARM_UP: usize = 3;
+/// The bridge's log filter: warnings, and the planner's lines per interval (orders planned and
+/// signed; submitted, with those taken and refused), which [`BridgeLog`] reads.
+const BRIDGE_LOG: &str = "warn,voltmesh_meter_bridge::runtime::planner=info";
 /// Simulated intervals in a year.
 const INTERVALS_PER_YEAR: f64 = 365.0 * 96.0;
 
@@ -129,15 +135,24 @@ struct Processes {
 }
 
 impl Processes {
-    fn spawn(&mut self, name: &str, bin: &Path, args: &[&str], config: &Path, log: &Path) {
+    /// Starts `bin args config` with its stderr in `log`, logging at `filter` (or
+    /// `VOLTMESH_SCALE_LOG`, which replaces every process's filter when debugging).
+    fn spawn(
+        &mut self,
+        name: &str,
+        bin: &Path,
+        args: &[&str],
+        config: &Path,
+        log: &Path,
+        filter: &str,
+    ) {
         let log = std::fs::File::create(log).expect("create a log file");
         let child = Command::new(bin)
             .args(args)
             .arg(config)
-            // `VOLTMESH_SCALE_LOG` replaces the log filter of every process when debugging.
             .env(
                 "RUST_LOG",
-                std::env::var("VOLTMESH_SCALE_LOG").unwrap_or_else(|_| "warn".to_owned()),
+                std::env::var("VOLTMESH_SCALE_LOG").unwrap_or_else(|_| filter.to_owned()),
             )
             .stdout(Stdio::null())
             .stderr(log)
@@ -217,9 +232,106 @@ fn report_period(label: &str, from: &Sample, to: &Sample) {
 /// What one interval showed.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
+    /// The interval's start (Unix seconds).
+    start: i64,
+    /// Orders in its committed clearing (filled or not).
     orders: usize,
     /// Gate closure to the clearing on node 0's API.
     delay: Duration,
+}
+
+/// What the bridge said of one interval's orders.
+#[derive(Debug, Clone, Copy, Default)]
+struct Submitted {
+    /// Orders planned and signed (households with less than the bridge's minimum order to
+    /// trade get none).
+    signed: usize,
+    /// Refused by the node for good.
+    refused: usize,
+    /// Still not taken at gate closure.
+    expired: usize,
+}
+
+impl Submitted {
+    /// Orders the node took: each must be in the interval's committed clearing.
+    fn taken(&self) -> usize {
+        self.signed.saturating_sub(self.refused + self.expired)
+    }
+}
+
+/// The bridge's log (filter [`BRIDGE_LOG`]), read as it grows: per interval, the orders planned
+/// and signed, refused and expired.
+struct BridgeLog {
+    path: PathBuf,
+    read: usize,
+    intervals: std::collections::BTreeMap<i64, Submitted>,
+}
+
+impl BridgeLog {
+    fn new(path: PathBuf) -> Self {
+        BridgeLog {
+            path,
+            read: 0,
+            intervals: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Reads the complete lines written since the last call.
+    fn refresh(&mut self) {
+        let Ok(bytes) = std::fs::read(&self.path) else {
+            return;
+        };
+        let Some(end) = bytes[self.read.min(bytes.len())..]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|i| self.read + i + 1)
+        else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&bytes[self.read..end]).lines() {
+            let line = strip_ansi(line);
+            let Some(interval) = field(&line, "interval") else {
+                continue;
+            };
+            let entry = self.intervals.entry(interval).or_default();
+            if line.contains("orders planned and signed") {
+                entry.signed = field(&line, "orders").unwrap_or(0) as usize;
+            } else if line.contains("orders submitted") {
+                entry.refused = field(&line, "refused").unwrap_or(0) as usize;
+            } else if line.contains("gate closed before the node took every order") {
+                entry.expired = field(&line, "expired").unwrap_or(0) as usize;
+            }
+        }
+        self.read = end;
+    }
+}
+
+/// `line` without its terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The whole number of the structured field ` name=` in a log line.
+fn field(line: &str, name: &str) -> Option<i64> {
+    let at = line.find(&format!(" {name}="))? + name.len() + 2;
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -256,6 +368,7 @@ async fn clearing_of(
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
             return Some(Seen {
+                start,
                 orders,
                 delay: (now() - gate).to_std().unwrap_or_default(),
             });
@@ -315,6 +428,7 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
             &["node", "--config"],
             &node_dir.join("node.toml"),
             &node_dir.join("node.log"),
+            "warn",
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -387,9 +501,12 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
     } else {
         toml.home_assistant_discovery(false).price_signal_horizon(0)
     };
-    // Metered deliveries (issue 14) likewise only on request.
+    // Metered deliveries (issue 14) likewise only on request. Every household with any energy
+    // to trade bids (1 Wh, not the default 10 Wh: a small load's night or a PV roof's evening
+    // crossing stays a whole interval under 10 Wh), so the node sees the full 10,000 orders.
     let toml = toml
         .submit_deliveries(std::env::var_os("VOLTMESH_SCALE_DELIVERIES").is_some())
+        .min_order_wh(1)
         .to_string();
     let bridge_toml = dir.join("bridge.toml");
     std::fs::write(&bridge_toml, toml).expect("write bridge.toml");
@@ -399,11 +516,14 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
         &["bridge", "--config"],
         &bridge_toml,
         &dir.join("bridge.log"),
+        // The planner's two lines per interval say how many orders the node took.
+        BRIDGE_LOG,
     );
 
     let meters: Vec<fleet::SimMeter> = homes.iter().map(|h| h.meter.clone()).collect();
     drop(homes);
     let pids = procs.pids();
+    let mut bridge_log = BridgeLog::new(dir.join("bridge.log"));
     let (seen, samples, missed) = runtime.block_on(async {
         let mut mqtt = rumqttc::MqttOptions::new("voltmesh-scale-meters", "127.0.0.1", broker.port);
         mqtt.set_keep_alive(Duration::from_secs(30));
@@ -457,12 +577,19 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
                 }
                 continue;
             };
-            // Every 96th interval, and any that committed fewer orders than households or took
-            // more than 5 s (what to look into in the logs, kept with VOLTMESH_SCALE_KEEP).
-            let short = s.orders < count || s.delay > Duration::from_secs(5);
+            // Every 96th interval, and any that committed fewer orders than the node took from
+            // the bridge or took more than 5 s (what to look into in the logs, kept with
+            // VOLTMESH_SCALE_KEEP).
+            bridge_log.refresh();
+            let submitted = bridge_log.intervals.get(&start).copied();
+            let short = submitted.is_none_or(|b| s.orders < b.taken())
+                || s.delay > Duration::from_secs(5);
             if short || (i + 1) % 96 == 0 || i + 1 == total {
+                let of = submitted.map_or("? (not in the bridge's log)".to_owned(), |b| {
+                    format!("{} taken ({} planned, {} households)", b.taken(), b.signed, count)
+                });
                 println!(
-                    "  interval {:>5}/{total}: {} orders, committed {:.2} s after the gate",
+                    "  interval {:>5}/{total}: {} orders of {of}, committed {:.2} s after the gate",
                     i + 1,
                     s.orders,
                     s.delay.as_secs_f64()
@@ -487,6 +614,36 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
         procs.keep = true;
         return;
     }
+    bridge_log.refresh();
+    let mut planned = Vec::with_capacity(seen.len());
+    let (mut lost, mut unknown, mut refused, mut expired) = (0usize, 0usize, 0usize, 0usize);
+    for s in &seen {
+        match bridge_log.intervals.get(&s.start) {
+            Some(b) => {
+                planned.push(b.signed);
+                refused += b.refused;
+                expired += b.expired;
+                lost += usize::from(s.orders < b.taken());
+            }
+            None => unknown += 1,
+        }
+    }
+    planned.sort_unstable();
+    if let (Some(min), Some(max)) = (planned.first(), planned.last()) {
+        println!(
+            "scale/{count}_households: orders the bridge planned per interval min {min} / median {} / max {max} (a household whose forecast is under the bridge's minimum order has nothing to trade); refused by the node {refused}, still not taken at the gate {expired}",
+            planned[planned.len() / 2],
+        );
+    }
+    println!(
+        "scale/{count}_households: {lost} of {} intervals committed fewer orders than the node took from the bridge{}",
+        seen.len(),
+        if unknown > 0 {
+            format!(" ({unknown} intervals not in the bridge's log)")
+        } else {
+            String::new()
+        }
+    );
     let mut orders: Vec<usize> = seen.iter().map(|s| s.orders).collect();
     orders.sort_unstable();
     let mut delays: Vec<Duration> = seen.iter().map(|s| s.delay).collect();
@@ -518,8 +675,8 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
     println!(
         "scale/{count}_households: {missed} of {total} intervals did not clear within the timeout"
     );
-    if missed > 0 {
-        // Keep the logs of a run that missed intervals.
+    if missed > 0 || lost > 0 {
+        // Keep the logs of a run that missed intervals or lost orders.
         procs.keep = true;
     }
     let finished = seen.len() + missed == total;

@@ -140,6 +140,8 @@ pub struct BridgeToml {
     pub settlement: Option<SettlementSection>,
     /// `[ingest]` `dedupe_window`.
     pub dedupe_window: Option<u64>,
+    /// `[ingest.orders]` `min_order_wh` (the bridge's default, 10 Wh, when `None`).
+    pub min_order_wh: Option<u64>,
     /// `[home_assistant]` `discovery` (the bridge's default, on, when `None`).
     pub home_assistant_discovery: Option<bool>,
     /// `[price_signal]` `horizon_intervals` (the bridge's default when `None`; 0 turns it off).
@@ -255,6 +257,13 @@ impl BridgeToml {
     #[must_use]
     pub fn dedupe_window(mut self, window: u64) -> Self {
         self.dedupe_window = Some(window);
+        self
+    }
+
+    /// Sets `[ingest.orders]` `min_order_wh`: forecasts smaller than this give no order.
+    #[must_use]
+    pub fn min_order_wh(mut self, wh: u64) -> Self {
+        self.min_order_wh = Some(wh);
         self
     }
 
@@ -385,6 +394,10 @@ impl fmt::Display for BridgeToml {
             table(&mut out, "[ingest]");
             writeln!(out, "dedupe_window = {window}")?;
         }
+        if let Some(wh) = self.min_order_wh {
+            table(&mut out, "[ingest.orders]");
+            writeln!(out, "min_order_wh = {wh}")?;
+        }
         if let Some(on) = self.home_assistant_discovery {
             table(&mut out, "[home_assistant]");
             writeln!(out, "discovery = {on}")?;
@@ -454,6 +467,23 @@ buy_limit = "0.30"
 sell_limit = "0.10"
 enabled = false
 "#
+        );
+    }
+
+    #[test]
+    fn ingest_tables_reach_the_config() {
+        let config = BridgeToml::new(BrokerSection::new(1883, "b"))
+            .subscribe("voltmesh/meters/+", "native")
+            .dedupe_window(8)
+            .min_order_wh(1)
+            .to_config()
+            .expect("a valid config");
+        assert_eq!(config.ingest.dedupe_window, 8);
+        assert_eq!(config.ingest.orders.min_order_wh, 1);
+        assert_eq!(
+            config.ingest.orders.max_order_wh,
+            crate::household::plan::OrderPolicy::default().max_order_wh,
+            "the other bound keeps its default"
         );
     }
 }
