@@ -38,11 +38,14 @@ pub fn check_interval(
         ));
     }
     // Each order with what it has filled so far, by id (Fx hashing: the ids are the
-    // simulation's own, and this runs every interval).
-    let mut by_id: FxHashMap<&OrderId, (&Order, u64)> =
-        FxHashMap::with_capacity_and_hasher(orders.len(), Default::default());
-    for o in orders {
-        by_id.insert(&o.id, (o, 0));
+    // simulation's own, and this runs every interval); not built for an interval without trades
+    // (every night).
+    let mut by_id: FxHashMap<&OrderId, (&Order, u64)> = FxHashMap::default();
+    if !outcome.trades.is_empty() {
+        by_id.reserve(orders.len());
+        for o in orders {
+            by_id.insert(&o.id, (o, 0));
+        }
     }
     for t in &outcome.trades {
         let fills = [(&t.buy_id, Side::Buy), (&t.sell_id, Side::Sell)]
