@@ -1,13 +1,11 @@
 //! A real Home Assistant for the process tests: where its `hass` is, a minimal configuration
-//! directory, the process (killed with its process group when dropped, also on a panic), and a
-//! small HTTP/1.1 client for its REST API.
+//! directory, the process (killed with its process group when dropped, also on a panic), and
+//! requests to its REST API.
 //!
 //! Home Assistant is installed by `sim/stack/tests/home-assistant/install.sh` (`.ci/test.sh` runs
 //! it) into `<target dir>/home-assistant-venv`, pinned by the `requirements.txt` beside it; it is
 //! started with `--skip-pip`, so it never installs anything at start.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -66,88 +64,45 @@ impl Answer {
     }
 }
 
-/// One HTTP/1.1 request to 127.0.0.1:`port` (`Connection: close`, 30 s timeouts).
+/// What a request sends.
+pub(crate) enum Body<'a> {
+    None,
+    Json(&'a Value),
+    Form(&'a [(&'a str, &'a str)]),
+}
+
+/// One request to 127.0.0.1:`port` (30 s timeout), with `token` as its bearer.
 ///
 /// # Errors
-/// If the connection fails or the answer is not HTTP.
+/// If the connection fails or the answer cannot be read.
 pub(crate) fn request(
     port: u16,
-    method: &str,
+    method: reqwest::Method,
     path: &str,
     token: Option<&str>,
-    body: Option<(&str, Vec<u8>)>,
-) -> std::io::Result<Answer> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Accept: application/json\r\n"
-    );
+    body: Body<'_>,
+) -> reqwest::Result<Answer> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let mut request = client
+        .request(method, format!("http://127.0.0.1:{port}{path}"))
+        .header(reqwest::header::ACCEPT, "application/json");
     if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        request = request.bearer_auth(token);
     }
-    let body = body.map(|(content_type, bytes)| {
-        head.push_str(&format!("Content-Type: {content_type}\r\n"));
-        bytes
-    });
-    let body = body.unwrap_or_default();
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(&body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_answer(&raw).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not an HTTP answer: {}", String::from_utf8_lossy(&raw)),
-        )
-    })
-}
-
-fn parse_answer(raw: &[u8]) -> Option<Answer> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let mut rest = &raw[end + 4..];
-    if !chunked {
-        return Some(Answer {
-            status,
-            body: rest.to_vec(),
-        });
-    }
-    let mut body = Vec::new();
-    loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size = std::str::from_utf8(&rest[..line_end]).ok()?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Some(Answer { status, body });
-        }
-        body.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
-}
-
-/// Form-encodes `pairs` (the values here are URL-safe already but for `:` and `/`).
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let encode = |s: &str| {
-        s.replace('%', "%25")
-            .replace(':', "%3A")
-            .replace('/', "%2F")
+    request = match body {
+        Body::None => request,
+        Body::Json(value) => request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(value).expect("json")),
+        Body::Form(pairs) => request.form(pairs),
     };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
+    let answer = request.send()?;
+    Ok(Answer {
+        status: answer.status().as_u16(),
+        body: answer.bytes()?.to_vec(),
+    })
 }
 
 /// A Home Assistant process on 127.0.0.1, with its own configuration directory; killed with its
@@ -239,7 +194,13 @@ impl HomeAssistant {
     pub(crate) fn wait_up(&mut self, patience: Duration) {
         let start = Instant::now();
         loop {
-            if let Ok(answer) = request(self.port, "GET", "/api/onboarding", None, None) {
+            if let Ok(answer) = request(
+                self.port,
+                reqwest::Method::GET,
+                "/api/onboarding",
+                None,
+                Body::None,
+            ) {
                 if answer.status == 200 {
                     return;
                 }
@@ -277,17 +238,16 @@ impl HomeAssistant {
             .as_str()
             .unwrap_or_else(|| panic!("no auth_code: {}", answer.text()))
             .to_owned();
-        let body = form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("client_id", &client_id),
-        ]);
         let answer = request(
             self.port,
-            "POST",
+            reqwest::Method::POST,
             "/auth/token",
             None,
-            Some(("application/x-www-form-urlencoded", body)),
+            Body::Form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("client_id", &client_id),
+            ]),
         )
         .expect("token answer");
         assert_eq!(answer.status, 200, "token: {}", answer.text());
@@ -313,14 +273,13 @@ impl HomeAssistant {
         self.token = Some(token);
     }
 
-    fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> std::io::Result<Answer> {
-        let bytes = serde_json::to_vec(body).expect("json");
+    fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Result<Answer> {
         request(
             self.port,
-            "POST",
+            reqwest::Method::POST,
             path,
             token,
-            Some(("application/json", bytes)),
+            Body::Json(body),
         )
     }
 
@@ -332,8 +291,14 @@ impl HomeAssistant {
 
     /// `GET path` as the owner.
     pub(crate) fn get(&self, path: &str) -> Answer {
-        request(self.port, "GET", path, self.token.as_deref(), None)
-            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log_tail(40)))
+        request(
+            self.port,
+            reqwest::Method::GET,
+            path,
+            self.token.as_deref(),
+            Body::None,
+        )
+        .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log_tail(40)))
     }
 
     /// Adds the MQTT integration for the broker on 127.0.0.1:`broker_port` through its config
