@@ -263,7 +263,10 @@ impl Submitted {
 /// and signed, refused and expired.
 struct BridgeLog {
     path: PathBuf,
-    read: usize,
+    /// The log, once it exists; each read continues where the last one stopped.
+    file: Option<std::fs::File>,
+    /// Bytes read after the last complete line.
+    partial: Vec<u8>,
     intervals: std::collections::BTreeMap<i64, Submitted>,
 }
 
@@ -271,24 +274,29 @@ impl BridgeLog {
     fn new(path: PathBuf) -> Self {
         BridgeLog {
             path,
-            read: 0,
+            file: None,
+            partial: Vec::new(),
             intervals: std::collections::BTreeMap::new(),
         }
     }
 
     /// Reads the complete lines written since the last call.
     fn refresh(&mut self) {
-        let Ok(bytes) = std::fs::read(&self.path) else {
+        use std::io::Read;
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let Some(file) = self.file.as_mut() else {
             return;
         };
-        let Some(end) = bytes[self.read.min(bytes.len())..]
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map(|i| self.read + i + 1)
-        else {
+        if file.read_to_end(&mut self.partial).is_err() {
+            return;
+        }
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
             return;
         };
-        for line in String::from_utf8_lossy(&bytes[self.read..end]).lines() {
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        for line in String::from_utf8_lossy(&complete).lines() {
             let line = strip_ansi(line);
             let Some(interval) = field(&line, "interval") else {
                 continue;
@@ -302,7 +310,6 @@ impl BridgeLog {
                 entry.expired = field(&line, "expired").unwrap_or(0) as usize;
             }
         }
-        self.read = end;
     }
 }
 
