@@ -71,6 +71,7 @@ fn grow(index: &mut Index, from: u32, to: u32) {
                 timestamp_ms: height * 1_000,
                 orders: Vec::new(),
                 clearings: vec![clearing(interval)],
+                bills: Vec::new(),
                 snapshot: None,
             })
             .expect("apply");

@@ -5,52 +5,13 @@
 
 mod ledger_support;
 
-use ledger_support::{at, child, key, pk, t0, T0};
-use std::collections::BTreeMap;
+use ledger_support::{at, child, key, meters_genesis as genesis, t0, NB};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerApp, LedgerState};
 use voltmesh_consensus::protocol::{App, Block};
-use voltmesh_consensus::wire::delivery::{DeliveryRules, DeliveryTicket, SignedDelivery};
+use voltmesh_consensus::wire::delivery::{DeliveryTicket, SignedDelivery};
 use voltmesh_consensus::wire::governance::{Action, Proposal, SignedProposal};
-use voltmesh_consensus::wire::{Genesis, GenesisValidator};
-use voltmesh_engine::{
-    AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, Tariffs, K,
-};
-
-const NB: &str = "meters";
-
-/// Four validators (keys 100..=103); h1 (key 1) and h2 (key 2); a one-hour delivery window.
-fn genesis() -> Genesis {
-    Genesis {
-        neighborhood: NB.into(),
-        genesis_time: T0.parse::<DateTime<Utc>>().unwrap(),
-        currency: voltmesh_wire::Currency::EUR,
-        market: MarketConfig {
-            mechanism: Mechanism::Uniform { k: K::HALF },
-            rules: MarketRules {
-                tariffs: Tariffs::new("0.08".parse().unwrap(), "0.32".parse().unwrap()).unwrap(),
-                max_order_wh: 1_000_000,
-            },
-            network_fee: "0.01".parse().unwrap(),
-            interval: IntervalSpec::DEFAULT,
-            admission: AdmissionLimits::DEFAULT,
-        },
-        validators: (100..104)
-            .map(|n| GenesisValidator {
-                public_key: pk(n),
-                address: format!("/ip4/127.0.0.1/tcp/{n}"),
-            })
-            .collect(),
-        participants: BTreeMap::from([("h1".into(), vec![pk(1)]), ("h2".into(), vec![pk(2)])]),
-        snapshot_interval_blocks: 0,
-        governance: None,
-        deliveries: DeliveryRules::default(),
-    }
-    .validate()
-    .unwrap()
-}
 
 /// `participant`'s delivery for the interval starting at `T0 + start_secs`, signed with `signer`.
 fn delivery(signer: u8, participant: &str, start_secs: i64, import_wh: u64) -> SignedDelivery {

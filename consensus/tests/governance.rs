@@ -611,10 +611,13 @@ fn a_named_supplier_publishes_per_interval_tariffs_before_their_gates() {
             .kind(),
         "retroactive"
     );
-    // Once interval 2 has cleared, its published tariffs are forgotten (memory stays flat).
+    // Interval 2's tariffs outlive its clearing (its bills need them) and are forgotten once its
+    // delivery window (an hour after its end) has closed: memory stays flat.
     state.build(&g, &[], [].iter(), at(1200), 10);
     assert_eq!(state.community().prices().len(), 1);
-    state.build(&g, &[], [].iter(), at(2100), 10);
+    state.build(&g, &[], [].iter(), at(2700 + 3600), 10);
+    assert_eq!(state.community().prices().len(), 1);
+    state.build(&g, &[], [].iter(), at(2700 + 3600 + 1), 10);
     assert!(state.community().prices().is_empty());
 }
 

@@ -452,6 +452,7 @@ fn a_committed_block_that_does_not_execute_halts_the_ledger() {
             clearings: Vec::new(),
             actions: Vec::new(),
             deliveries: Vec::new(),
+            bills: Vec::new(),
             state: None,
         }
         .encode(),
@@ -829,6 +830,7 @@ fn only_the_exact_pending_order_skips_signature_verification() {
             clearings: Vec::new(),
             actions: Vec::new(),
             deliveries: Vec::new(),
+            bills: Vec::new(),
             state: None,
         }
         .encode()
@@ -914,6 +916,7 @@ fn a_forged_signature_among_unheld_orders_gets_the_block_refused() {
             clearings: Vec::new(),
             actions: Vec::new(),
             deliveries: Vec::new(),
+            bills: Vec::new(),
             state: None,
         }
         .encode()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::body::{MAX_DELIVERIES_PER_BLOCK, MAX_ORDERS_PER_BLOCK};
 use super::mempool::{key_of, MempoolError, OrderKey};
+use voltmesh_wire::bill::IntervalBills;
 use voltmesh_wire::delivery::{DeliveryRejection, SignedDelivery};
 use voltmesh_wire::governance::{Epoch, GovernanceRejection, SignedProposal};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
@@ -29,6 +30,9 @@ pub struct CommittedBlock {
     /// Intervals the block cleared: the full clearings, as this node computed them (the block
     /// carries their [`ClearingRecord`]s).
     pub clearings: Vec<IntervalClearing>,
+    /// Intervals the block settled: every bill, as this node computed them (the block carries
+    /// their [`voltmesh_wire::bill::BillsRecord`]s).
+    pub bills: Vec<IntervalBills>,
     /// At a snapshot height ([`super::snapshot::is_snapshot_height`]), the snapshot bytes of
     /// the state after this block, for the node to store and serve.
     pub snapshot: Option<Vec<u8>>,
@@ -98,6 +102,8 @@ struct After {
     height: u64,
     state: Arc<LedgerState>,
     clearings: Vec<IntervalClearing>,
+    /// The bills it settled.
+    bills: Vec<IntervalBills>,
     /// The block's orders, decoded once at execution (the commit log takes a copy).
     orders: Vec<SignedOrder>,
 }
@@ -165,6 +171,7 @@ impl LedgerApp {
                 height: tip.height(),
                 state: Arc::clone(&initial),
                 clearings: Vec::new(),
+                bills: Vec::new(),
                 orders: Vec::new(),
             }),
         );
@@ -505,6 +512,7 @@ impl LedgerApp {
                 height,
                 state: parent,
                 clearings: Vec::new(),
+                bills: Vec::new(),
                 orders: Vec::new(),
             });
         }
@@ -554,7 +562,7 @@ impl LedgerApp {
         // The block's height, whatever the parent's state was built with (a validator change
         // records the height of its block).
         state.height = height.saturating_sub(1);
-        let clearings = state
+        let executed = state
             .execute_with(
                 &self.genesis,
                 &body,
@@ -566,7 +574,8 @@ impl LedgerApp {
         Ok(After {
             height,
             state: Arc::new(state),
-            clearings,
+            clearings: executed.clearings,
+            bills: executed.bills,
             orders: body.orders,
         })
     }
@@ -744,6 +753,7 @@ impl App for LedgerApp {
             timestamp_ms: now_ms,
             orders,
             clearings: after.clearings.clone(),
+            bills: after.bills.clone(),
             snapshot: is_snapshot_height(&self.genesis, block.height())
                 .then(|| after.state.snapshot_bytes()),
         });
@@ -757,8 +767,14 @@ impl App for LedgerApp {
             || self.work_due_at().is_some_and(|at| at <= now_ms)
     }
 
+    /// The next gate, or the next interval whose bills are due (its delivery window closed).
     fn work_due_at(&self) -> Option<u64> {
-        self.committed.next_gate_ms(&self.genesis)
+        let gate = self.committed.next_gate_ms(&self.genesis);
+        let bills = self.committed.next_settlement_ms(&self.genesis);
+        match (gate, bills) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn is_empty(&self, payload: &[u8]) -> bool {

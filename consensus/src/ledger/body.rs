@@ -1,6 +1,7 @@
 //! Block payloads.
 
 use serde::{Deserialize, Serialize};
+use voltmesh_wire::bill::BillsRecord;
 use voltmesh_wire::delivery::SignedDelivery;
 use voltmesh_wire::governance::SignedProposal;
 use voltmesh_wire::SignedOrder;
@@ -46,6 +47,11 @@ pub struct BlockBody {
     /// [`MAX_DELIVERIES_PER_BLOCK`]); absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<SignedDelivery>,
+    /// Records of the bills of the intervals whose delivery window closed by this block's time
+    /// and that are cleared, oldest first ([`voltmesh_wire::bill`]); executed before anything
+    /// else; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bills: Vec<BillsRecord>,
     /// At the heights right after a snapshot height ([`super::snapshot::carries_digest`]), the
     /// digest of the state after the parent ([`super::snapshot::digest`]); absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -25,7 +25,7 @@ pub struct Metered {
 
 /// The end of the interval starting at `interval_start`, and when its delivery window closes,
 /// ms since the Unix epoch; `None` off the chain's grid.
-fn window_of(genesis: &Genesis, interval_start: i64) -> Option<(u64, u64)> {
+pub(super) fn window_of(genesis: &Genesis, interval_start: i64) -> Option<(u64, u64)> {
     let spec = genesis.market.interval;
     let interval = DateTime::from_timestamp(interval_start, 0)
         .and_then(|start| Interval::starting_at(spec, start))?;
@@ -163,20 +163,5 @@ impl LedgerState {
                 export_wh: ticket.export_wh,
             },
         );
-    }
-
-    /// Forgets the deliveries of the intervals whose window closed before `block_ms` (a no-op,
-    /// and no copy, when there are none).
-    pub(super) fn close_delivery_windows(&mut self, genesis: &Genesis, block_ms: u64) {
-        let closed =
-            |start: i64| window_of(genesis, start).is_none_or(|(_, closes)| closes < block_ms);
-        if self
-            .deliveries
-            .keys()
-            .next()
-            .is_some_and(|(start, _)| closed(*start))
-        {
-            std::sync::Arc::make_mut(&mut self.deliveries).retain(|(start, _), _| !closed(*start));
-        }
     }
 }

@@ -11,7 +11,10 @@
 //! participant, id not yet used by the participant in the interval, interval still open at block
 //! time, the market's rules) and re-runs the engine on each closing interval's book; it votes
 //! only if the records in the body are byte-for-byte those of the clearings it computed, which it
-//! keeps to serve. Gate closure is decided from block time only.
+//! keeps to serve. Gate closure is decided from block time only. Once an interval's delivery
+//! window has closed, the next block settles it ([`billing`]): every validator computes every
+//! participant's bill from the committed trades and metered deliveries and votes only if the
+//! block's [`voltmesh_wire::bill::BillsRecord`]s are those of the bills it computed.
 //!
 //! # Canonical encoding
 //! Bodies are compact JSON of these types (fixed field order, `BTreeMap`s only, prices as 6-decimal
@@ -19,6 +22,7 @@
 //! so one value has exactly one encoding.
 
 mod app;
+pub mod billing;
 mod body;
 mod clearing_record;
 mod community;
@@ -40,4 +44,4 @@ pub use clearing_record::ClearingRecord;
 pub use community::{Community, Pending, Prepared};
 pub use mempool::{key_of, Mempool, MempoolError, OrderKey};
 pub use reject::BlockRejection;
-pub use state::{LedgerState, MAX_INTERVALS_AHEAD};
+pub use state::{Executed, LedgerState, MAX_INTERVALS_AHEAD};

@@ -40,6 +40,23 @@ pub enum BlockRejection {
         /// How many the body carried.
         got: usize,
     },
+    /// The bills differ from what the settlement computes ([`voltmesh_wire::bill`]).
+    #[error("bills differ from the settlement's: expected {expected} interval(s), got {got}")]
+    WrongBills {
+        /// How many intervals the validator settled.
+        expected: usize,
+        /// How many the body carried.
+        got: usize,
+    },
+    /// An interval's settlement does not balance: participants' totals differ from the
+    /// utility's and the network operator's revenue (a bug, never a proposer's fault alone).
+    #[error("settlement of interval {interval_start} does not balance by {imbalance}")]
+    Unbalanced {
+        /// The interval.
+        interval_start: i64,
+        /// Participants' totals minus everyone else's revenue.
+        imbalance: voltmesh_engine::Money,
+    },
     /// The state digest is missing, wrong, or present at a height that carries none
     /// ([`super::snapshot`]).
     #[error("state digest: expected {expected:?}, got {got:?}")]

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use voltmesh_engine::{CallAuction, Order, ParticipantId, Tariffs};
+use voltmesh_engine::{CallAuction, Money, Order, ParticipantId, Tariffs, Trade};
 use voltmesh_wire::governance::{Epoch, Member, Policies, ProposalHash, Rules, SignedProposal};
 use voltmesh_wire::Genesis;
 
@@ -45,6 +45,35 @@ pub struct StateSnapshot {
     /// (absent when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<DeliverySnapshot>,
+    /// Trades of the cleared intervals waiting for their bills, by interval (absent when there
+    /// are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settling: Vec<SettlingSnapshot>,
+    /// Every party's amount not billed yet (absent while all are zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carries: Option<CarriesSnapshot>,
+}
+
+/// A cleared interval's trades, waiting for its bills ([`super::billing`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlingSnapshot {
+    /// The interval.
+    pub interval_start: i64,
+    /// Its trades, as the clearing made them.
+    pub trades: Vec<Trade>,
+}
+
+/// The carries of [`super::billing::Carries`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarriesSnapshot {
+    /// Participants with a non-zero carry.
+    pub participants: BTreeMap<ParticipantId, Money>,
+    /// The utility's.
+    pub utility: Money,
+    /// The network operator's.
+    pub network: Money,
 }
 
 /// One metered delivery in a snapshot.
@@ -216,6 +245,21 @@ impl LedgerState {
                     export_wh: m.export_wh,
                 })
                 .collect(),
+            settling: self
+                .settling
+                .iter()
+                .map(|(&interval_start, trades)| SettlingSnapshot {
+                    interval_start,
+                    trades: trades.to_vec(),
+                })
+                .collect(),
+            carries: (*self.carries != super::billing::Carries::default()).then(|| {
+                CarriesSnapshot {
+                    participants: self.carries.participants.clone(),
+                    utility: self.carries.utility,
+                    network: self.carries.network,
+                }
+            }),
         };
         // Plain structs of strings, integers and vectors always serialize.
         serde_json::to_vec(&snapshot).unwrap_or_default()
@@ -243,7 +287,33 @@ impl LedgerState {
             height: 0,
             community: Arc::new(community),
             deliveries: Arc::default(),
+            settling: Arc::default(),
+            carries: Arc::default(),
         };
+        let mut settling = BTreeMap::new();
+        for interval in snapshot.settling {
+            if settling
+                .last_key_value()
+                .is_some_and(|(&last, _)| last >= interval.interval_start)
+                || interval.trades.is_empty()
+            {
+                return Err(SnapshotError::Malformed(
+                    "settling intervals are not in ascending order, or one has no trades".into(),
+                ));
+            }
+            settling.insert(interval.interval_start, interval.trades.into());
+        }
+        state.settling = Arc::new(settling);
+        if let Some(carries) = snapshot.carries {
+            if carries.participants.values().any(|c| *c == Money::ZERO) {
+                return Err(SnapshotError::Malformed("a zero carry is not kept".into()));
+            }
+            state.carries = Arc::new(super::billing::Carries {
+                participants: carries.participants,
+                utility: carries.utility,
+                network: carries.network,
+            });
+        }
         let mut deliveries = BTreeMap::new();
         for d in snapshot.deliveries {
             let key = (d.interval_start, d.participant);

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::DateTime;
-use voltmesh_engine::{CallAuction, Interval, Order, OrderId, ParticipantId};
+use voltmesh_engine::{CallAuction, Interval, Order, OrderId, ParticipantId, Trade};
+use voltmesh_wire::bill::{BillsRecord, IntervalBills};
 
 use voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK;
 use voltmesh_wire::governance::{Action, GovernanceRejection, SignedProposal};
@@ -63,6 +64,19 @@ pub struct LedgerState {
     /// Metered deliveries of the intervals whose window is open ([`super::deliveries`]),
     /// shared between states until a block changes them.
     pub(super) deliveries: Arc<BTreeMap<(i64, ParticipantId), super::deliveries::Metered>>,
+    /// Trades of the cleared intervals whose bills are not committed yet ([`super::billing`]).
+    pub(super) settling: Arc<BTreeMap<i64, Arc<[Trade]>>>,
+    /// Every party's exact amount not billed yet ([`super::billing::Carries`]).
+    pub(super) carries: Arc<super::billing::Carries>,
+}
+
+/// What a block's execution produced: the full clearings and bills its records stand for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Executed {
+    /// Intervals the block cleared.
+    pub clearings: Vec<IntervalClearing>,
+    /// Intervals the block settled.
+    pub bills: Vec<IntervalBills>,
 }
 
 impl LedgerState {
@@ -76,6 +90,8 @@ impl LedgerState {
             height: 0,
             community: Arc::new(Community::genesis(genesis)),
             deliveries: Arc::default(),
+            settling: Arc::default(),
+            carries: Arc::default(),
         }
     }
 
@@ -373,13 +389,12 @@ impl LedgerState {
             self.counts = self
                 .counts
                 .split_off(&(interval_start.saturating_add(1), ParticipantId::from("")));
+            let outcome = book.clear(self.community.rules_for(interval_start).mechanism);
+            self.hold_for_settlement(interval_start, &outcome.trades);
             clearings.push(IntervalClearing {
                 interval_start,
-                outcome: book.clear(self.community.rules_for(interval_start).mechanism),
+                outcome,
             });
-            if self.community.has_prices_through(interval_start) {
-                Arc::make_mut(&mut self.community).forget_prices_through(interval_start);
-            }
         }
         clearings
     }
@@ -405,7 +420,15 @@ impl LedgerState {
         max_orders: usize,
     ) -> BlockBody {
         self.height += 1;
-        self.close_delivery_windows(genesis, block_ms);
+        // Settlement cannot fail on a state that executed (it balances by construction); if it
+        // ever did, the block carries no bills and every validator refuses it.
+        let bills: Vec<BillsRecord> = match self.settle_closed_windows(genesis, block_ms) {
+            Ok(bills) => bills.iter().map(BillsRecord::of).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "settlement failed while building a block");
+                Vec::new()
+            }
+        };
         self.expire_proposals(block_ms);
         let mut actions = Vec::new();
         let mut bytes = 0usize;
@@ -453,6 +476,7 @@ impl LedgerState {
             clearings,
             actions,
             deliveries: Vec::new(),
+            bills,
             state: None,
         }
     }
@@ -470,6 +494,19 @@ impl LedgerState {
         body: &BlockBody,
         block_ms: u64,
     ) -> Result<Vec<IntervalClearing>, BlockRejection> {
+        Ok(self.execute_settled(genesis, body, block_ms)?.clearings)
+    }
+
+    /// As [`LedgerState::execute`], with the bills the block settled.
+    ///
+    /// # Errors
+    /// As [`LedgerState::execute`].
+    pub fn execute_settled(
+        &mut self,
+        genesis: &Genesis,
+        body: &BlockBody,
+        block_ms: u64,
+    ) -> Result<Executed, BlockRejection> {
         self.execute_with(genesis, body, block_ms, |_| false, |_| false)
     }
 
@@ -488,7 +525,7 @@ impl LedgerState {
         block_ms: u64,
         verified: impl Fn(usize) -> bool,
         delivery_verified: impl Fn(usize) -> bool,
-    ) -> Result<Vec<IntervalClearing>, BlockRejection> {
+    ) -> Result<Executed, BlockRejection> {
         if block_ms < self.last_block_ms {
             return Err(BlockRejection::TimeWentBackwards {
                 block_ms,
@@ -496,7 +533,7 @@ impl LedgerState {
             });
         }
         self.height += 1;
-        self.close_delivery_windows(genesis, block_ms);
+        let bills = self.settle_checked(genesis, block_ms, &body.bills)?;
         self.expire_proposals(block_ms);
         let epoch = self.community.epoch().number;
         for (index, proposal) in body.actions.iter().enumerate() {
@@ -538,7 +575,7 @@ impl LedgerState {
             inserted.map_err(|reason| BlockRejection::Delivery { index, reason })?;
         }
         self.last_block_ms = block_ms;
-        Ok(clearings)
+        Ok(Executed { clearings, bills })
     }
 }
 

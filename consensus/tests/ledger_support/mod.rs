@@ -42,3 +42,45 @@ pub fn child(parent: &Block, secs: i64, payload: Vec<u8>) -> Block {
         payload,
     )
 }
+
+/// The neighborhood of [`meters_genesis`].
+pub const NB: &str = "meters";
+
+/// Four validators (keys 100..=103); households h1 to h4 (keys 1 to 4); tariffs 0.08 / 0.32,
+/// network fee 0.01; 15-minute intervals; a one-hour delivery window.
+pub fn meters_genesis() -> voltmesh_consensus::wire::Genesis {
+    use voltmesh_consensus::wire::delivery::DeliveryRules;
+    use voltmesh_consensus::wire::{Genesis, GenesisValidator};
+    use voltmesh_engine::{
+        AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, Tariffs, K,
+    };
+    Genesis {
+        neighborhood: NB.into(),
+        genesis_time: T0.parse::<DateTime<Utc>>().unwrap(),
+        currency: voltmesh_wire::Currency::EUR,
+        market: MarketConfig {
+            mechanism: Mechanism::Uniform { k: K::HALF },
+            rules: MarketRules {
+                tariffs: Tariffs::new("0.08".parse().unwrap(), "0.32".parse().unwrap()).unwrap(),
+                max_order_wh: 1_000_000,
+            },
+            network_fee: "0.01".parse().unwrap(),
+            interval: IntervalSpec::DEFAULT,
+            admission: AdmissionLimits::DEFAULT,
+        },
+        validators: (100..104)
+            .map(|n| GenesisValidator {
+                public_key: pk(n),
+                address: format!("/ip4/127.0.0.1/tcp/{n}"),
+            })
+            .collect(),
+        participants: (1..=4)
+            .map(|n| (format!("h{n}").as_str().into(), vec![pk(n)]))
+            .collect(),
+        snapshot_interval_blocks: 0,
+        governance: None,
+        deliveries: DeliveryRules::default(),
+    }
+    .validate()
+    .unwrap()
+}

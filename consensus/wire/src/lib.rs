@@ -7,6 +7,7 @@
 //! | [`order`] | [`OrderTicket`], [`SignedOrder`] and the signing bytes (`voltmesh/order/v1`; prices with six decimals) |
 //! | [`clearing`] | [`IntervalClearing`]: one interval's clearing |
 //! | [`delivery`] | [`delivery::SignedDelivery`]: what a participant's meters recorded in an interval, signed (`voltmesh/delivery/v1`), and [`delivery::DeliveryRejection`] |
+//! | [`bill`] | [`bill::IntervalBills`]: an interval's bills as the validators computed them, and the [`bill::BillsRecord`] a block carries |
 //! | [`reject`] | [`OrderRejection`] and its stable [`kind`](OrderRejection::kind) |
 //! | [`governance`] | [`governance::SignedProposal`], [`governance::Action`], policies and the signing bytes (`voltmesh/governance/v1`) |
 //! | [`genesis`] | [`Genesis`] (parse and validate), [`PublicKey`], [`GenesisError`] |
@@ -19,6 +20,7 @@
 //! No networking stack, store or server: a household app can depend on this crate alone.
 
 pub mod api;
+pub mod bill;
 pub mod clearing;
 #[cfg(feature = "client")]
 pub mod client;

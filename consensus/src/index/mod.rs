@@ -1,5 +1,5 @@
 //! What the node API reads: committed clearings by interval, trades and balances by participant,
-//! and where each committed order is; kept on disk in the node's redb store, next to the blocks.
+//! where each committed order is, and the committed bills ([`bills`]); kept on disk in the node's redb store, next to the blocks.
 //!
 //! # Invariants
 //! - The index is a pure function of the committed chain up to [`Index::height`]: blocks are
@@ -21,6 +21,8 @@ use voltmesh_wire::api::{
     Balance, OrderState, OrderStatusEntry, OrderStatusView, ParticipantTrade,
 };
 use voltmesh_wire::IntervalClearing;
+
+pub mod bills;
 
 use crate::ledger::{CommittedBlock, LedgerApp};
 use crate::store::StoreError;
@@ -81,6 +83,7 @@ impl Index {
         tx.open_table(TRADES).map_err(db_err)?;
         tx.open_table(BALANCES).map_err(db_err)?;
         tx.open_table(ORDERS).map_err(db_err)?;
+        bills::create_tables(&tx)?;
         let (height, orders, last) = {
             let counters = tx.open_table(COUNTERS).map_err(db_err)?;
             let read = |key: &str| -> Result<Option<u64>, StoreError> {
@@ -196,6 +199,7 @@ impl Index {
                     .insert(who.as_str(), bytes.as_slice())
                     .map_err(db_err)?;
             }
+            bills::apply(&tx, block)?;
             let mut counters = tx.open_table(COUNTERS).map_err(db_err)?;
             counters.insert("height", block.height).map_err(db_err)?;
             counters
@@ -422,6 +426,7 @@ mod tests {
             timestamp_ms: height * 1_000,
             orders: Vec::new(),
             clearings,
+            bills: Vec::new(),
             snapshot: None,
         }
     }
