@@ -68,6 +68,7 @@ fn genesis() -> Genesis {
         snapshot_interval_blocks: 0,
         governance: None,
         deliveries: Default::default(),
+        billing_keys: Vec::new(),
     }
     .validate()
     .expect("a valid genesis")

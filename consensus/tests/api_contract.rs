@@ -7,17 +7,23 @@ use chrono::DateTime;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use voltmesh_consensus::node::api::{router, ApiRequest};
+use voltmesh_consensus::node::api_reads::ReadAuth;
 use voltmesh_consensus::wire::api::ParticipantTrade;
 use voltmesh_consensus::wire::api::{
     error_kind, Balance, BlockView, OrderState, OrderStatusEntry, OrderStatusView, ParticipantView,
     StatusView, MAX_BATCH_ORDERS,
 };
-use voltmesh_consensus::wire::api::{CommunityView, ProposalAnswer};
+use voltmesh_consensus::wire::api::{
+    BillsView, CommunityView, ProposalAnswer, SettlementView, SettlementsView,
+};
+use voltmesh_consensus::wire::bill::{Bill, CommittedBill, PartyLine, Settled, Statement};
 use voltmesh_consensus::wire::client::{ClientError, NodeClient, SubmitCounts, Submitted};
 use voltmesh_consensus::wire::delivery::{DeliveryRejection, DeliveryTicket, SignedDelivery};
 use voltmesh_consensus::wire::governance::{
     Action, GovernanceRejection, Policies, Policy, Proposal, Scope, SignedProposal,
 };
+use voltmesh_consensus::wire::read::ReadRejection;
+use voltmesh_consensus::wire::Currency;
 use voltmesh_consensus::wire::{IntervalClearing, OrderRejection, OrderTicket, SignedOrder};
 use voltmesh_engine::{
     ClearingOutcome, IntervalSpec, Mechanism, Money, PriceRange, RejectReason, Side, Trade,
@@ -220,8 +226,47 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         ApiRequest::Block(height, reply) => {
                             let _ = reply.send((height == HEIGHT).then(|| block(&signed())));
                         }
-                        ApiRequest::Participant(participant, _query, reply) => {
-                            let _ = reply.send(ParticipantView {
+                        // The stub refuses unsigned reads; who may read what is decided by the
+                        // node (tested in sim/stack/tests/bills.rs with real nodes).
+                        ApiRequest::Bills(participant, _, auth, reply) => {
+                            let _ = reply.send(signed_read(&auth).map(|()| BillsView {
+                                bills: vec![committed_bill(&participant)],
+                                participant,
+                                next_from: None,
+                            }));
+                        }
+                        ApiRequest::Statement(participant, period, auth, reply) => {
+                            let _ = reply.send(signed_read(&auth).map(|()| {
+                                let mut statement = Statement::new(
+                                    participant.clone(),
+                                    Currency::EUR,
+                                    period.from,
+                                    period.to,
+                                );
+                                statement.add(&committed_bill(&participant));
+                                statement
+                            }));
+                        }
+                        ApiRequest::Settlements(_, reply) => {
+                            let _ = reply.send(SettlementsView {
+                                settled: vec![settled()],
+                                next_from: None,
+                            });
+                        }
+                        ApiRequest::Settlement(start, auth, reply) => {
+                            let _ = reply.send(signed_read(&auth).map(|()| {
+                                (start == CLEARED).then(|| SettlementView {
+                                    settled: settled(),
+                                    bills: vec![committed_bill(&"hh-1".into()).bill],
+                                })
+                            }));
+                        }
+                        ApiRequest::Participant(participant, _query, auth, reply) => {
+                            if let Err(e) = signed_read(&auth) {
+                                let _ = reply.send(Err(e));
+                                continue;
+                            }
+                            let _ = reply.send(Ok(ParticipantView {
                                 participant,
                                 balance: Balance {
                                     bought_wh: 100,
@@ -237,7 +282,7 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                                     trade: trade(),
                                 }],
                                 next_from: None,
-                            });
+                            }));
                         }
                         ApiRequest::Status(reply) => {
                             let _ = reply.send(status());
@@ -295,7 +340,62 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router(tx)).await;
     });
-    NodeClient::new(&format!("http://{addr}")).unwrap()
+    NodeClient::new(&format!("http://{addr}"))
+        .unwrap()
+        .with_read_key("nb", ed25519_dalek::SigningKey::from_bytes(&[7; 32]))
+}
+
+/// Whether a read carried a signature (the stub checks no more).
+fn signed_read(auth: &ReadAuth) -> Result<(), ReadRejection> {
+    auth.signature
+        .as_ref()
+        .map(|_| ())
+        .ok_or(ReadRejection::Unsigned)
+}
+
+fn settled() -> Settled {
+    Settled {
+        interval_start: CLEARED,
+        height: HEIGHT,
+        block: "ab".repeat(32),
+        currency: Currency::EUR,
+        feed_in: "0.08".parse().unwrap(),
+        retail: "0.32".parse().unwrap(),
+        network_fee: "0.01".parse().unwrap(),
+        bills: 1,
+        unmetered: 0,
+        utility: PartyLine {
+            revenue: Money::from_nanos(32_000_000),
+            billed: Money::from_nanos(30_000_000),
+            carry: Money::from_nanos(2_000_000),
+        },
+        network: PartyLine::default(),
+    }
+}
+
+fn committed_bill(participant: &voltmesh_engine::ParticipantId) -> CommittedBill {
+    CommittedBill {
+        interval_start: CLEARED,
+        height: HEIGHT,
+        block: "ab".repeat(32),
+        currency: Currency::EUR,
+        bill: Bill {
+            participant: participant.clone(),
+            bought_wh: 0,
+            sold_wh: 0,
+            metered: true,
+            metered_net_export_wh: -100,
+            from_utility_wh: 100,
+            to_utility_wh: 0,
+            local_energy: Money::ZERO,
+            network_fees: Money::ZERO,
+            utility: Money::from_nanos(32_000_000),
+            total: Money::from_nanos(32_000_000),
+            billed: Money::from_nanos(30_000_000),
+            carry: Money::from_nanos(2_000_000),
+            no_market: Money::from_nanos(32_000_000),
+        },
+    }
 }
 
 fn signed() -> SignedOrder {
@@ -824,6 +924,45 @@ async fn every_answer_validates_against_the_served_openapi_document() {
         400,
     ));
     cases.push(("get", "/v1/governance", "/v1/governance".into(), None, 200));
+    for (route, path, status) in [
+        (
+            "/v1/participants/{id}/bills",
+            "/v1/participants/hh-1/bills?from=0&to=9999999999",
+            200,
+        ),
+        (
+            "/v1/participants/{id}/bills",
+            "/v1/participants/hh-1/bills?from=0",
+            400,
+        ),
+        (
+            "/v1/participants/{id}/statement",
+            "/v1/participants/hh-1/statement?from=0&to=9999999999",
+            200,
+        ),
+        (
+            "/v1/participants/{id}/statement",
+            "/v1/participants/hh-1/statement?to=x",
+            400,
+        ),
+        (
+            "/v1/settlements",
+            "/v1/settlements?from=0&to=9999999999",
+            200,
+        ),
+        ("/v1/settlements", "/v1/settlements?from=9&to=0", 400),
+        ("/v1/settlements/{start}", "/v1/settlements/0", 404),
+        ("/v1/settlements/{start}", "/v1/settlements/x", 400),
+    ] {
+        cases.push(("get", route, path.into(), None, status));
+    }
+    cases.push((
+        "get",
+        "/v1/settlements/{start}",
+        format!("/v1/settlements/{cleared}"),
+        None,
+        200,
+    ));
     cases.push((
         "post",
         "/v1/deliveries",
@@ -852,6 +991,31 @@ async fn every_answer_validates_against_the_served_openapi_document() {
         validate(&doc, schema, &value, &format!("{method} {path} {status}"))
             .unwrap_or_else(|e| panic!("{e}\n{value}"));
         routes.insert(route);
+    }
+    // An unsigned read of a participant's data is refused 401, as documented.
+    let unsigned = NodeClient::new(node.base()).unwrap();
+    for (route, path) in [
+        ("/v1/participants/{id}", "/v1/participants/hh-1".to_owned()),
+        (
+            "/v1/participants/{id}/bills",
+            "/v1/participants/hh-1/bills?from=0&to=1".to_owned(),
+        ),
+        (
+            "/v1/participants/{id}/statement",
+            "/v1/participants/hh-1/statement?from=0&to=1".to_owned(),
+        ),
+        (
+            "/v1/settlements/{start}",
+            format!("/v1/settlements/{cleared}"),
+        ),
+    ] {
+        let answer = unsigned.raw("GET", &path, None).await.unwrap();
+        assert_eq!(answer.status, 401, "{path}");
+        assert_eq!(answer.error().unwrap().error, "unsigned_read");
+        let schema = &doc["paths"][route]["get"]["responses"]["401"]["content"]["application/json"]
+            ["schema"];
+        let value: Value = serde_json::from_slice(&answer.body).unwrap();
+        validate(&doc, schema, &value, &path).unwrap_or_else(|e| panic!("{e}"));
     }
     // A node whose driver is gone answers 503, as documented on every route.
     let gone = crate::node(None).await;

@@ -51,6 +51,7 @@ fn genesis() -> Genesis {
         snapshot_interval_blocks: 0,
         governance: None,
         deliveries: Default::default(),
+        billing_keys: Vec::new(),
     }
     .validate()
     .unwrap()

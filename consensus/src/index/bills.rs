@@ -20,8 +20,7 @@ const SETTLED: TableDefinition<'_, i64, &[u8]> = TableDefinition::new("index_set
 /// (interval start, participant) → the participant's bill ([`Bill`]), JSON.
 const BILLS: TableDefinition<'_, (i64, &str), &[u8]> = TableDefinition::new("index_bills");
 
-/// Most settled intervals one page of bills covers.
-pub const MAX_SETTLED_PAGE: usize = 2_976;
+pub use voltmesh_wire::api::MAX_SETTLED_PAGE;
 
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SETTLED).map_err(db_err)?;
@@ -67,22 +66,36 @@ pub struct SettledBills {
 
 impl Index {
     /// The settlement summaries of the intervals `from..to` (Unix seconds), oldest first, at
-    /// most `limit` (capped at [`MAX_SETTLED_PAGE`]).
+    /// most `limit` (capped at [`MAX_SETTLED_PAGE`]), with the interval the next page starts at
+    /// when the range holds more.
     ///
     /// # Errors
     /// [`StoreError`] on a read failure or a record that does not decode.
-    pub fn settled(&self, from: i64, to: i64, limit: usize) -> Result<Vec<Settled>, StoreError> {
+    pub fn settled_page(
+        &self,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<(Vec<Settled>, Option<i64>), StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(SETTLED).map_err(db_err)?;
         let mut out = Vec::new();
         for entry in table.range(from..to).map_err(db_err)? {
+            let (start, bytes) = entry.map_err(db_err)?;
             if out.len() == limit.clamp(1, MAX_SETTLED_PAGE) {
-                break;
+                return Ok((out, Some(start.value())));
             }
-            let (_, bytes) = entry.map_err(db_err)?;
             out.push(serde_json::from_slice(bytes.value()).map_err(corrupt("settled"))?);
         }
-        Ok(out)
+        Ok((out, None))
+    }
+
+    /// As [`Index::settled_page`], without the next page's start.
+    ///
+    /// # Errors
+    /// As [`Index::settled_page`].
+    pub fn settled(&self, from: i64, to: i64, limit: usize) -> Result<Vec<Settled>, StoreError> {
+        Ok(self.settled_page(from, to, limit)?.0)
     }
 
     /// One interval's settlement with every bill, if it is settled.

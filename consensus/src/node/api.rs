@@ -10,7 +10,8 @@
 //! | POST | `/v1/orders` | one order: 202 `{"status":"accepted"}`; 400 `malformed_body`; 422 with `error` = `bad_signature`, `unknown_participant`, `key_not_allowed`, `participant_removed`, `bad_order_id`, `order_id_too_long`, `participant_interval_full`, `interval_full`, `participant_pending_full`, `replayed_nonce` (older nodes), `wrong_interval`, `closed_interval`, `price_outside_tariffs`, `duplicate_id`, `market_rules`, `mempool_full` |
 //! | GET | `/v1/orders/{participant}/{id}` | [`OrderStatusView`]: the order's state (pending, committed, expired, refused) in every interval the node knows the id in, or only in `?interval=`; 400 `malformed_interval`; 404 `unknown_order` |
 //! | GET | `/v1/intervals/{start}` | the interval's clearing and trades (`start` in Unix seconds or RFC 3339); 404 before it clears |
-//! | GET | `/v1/participants/{id}` | [`ParticipantView`]: the participant's balance and its trades of the intervals `?from=` (inclusive) to `?to=` (exclusive), oldest first, at most `?limit=` (default [`DEFAULT_TRADES_PAGE`]) in whole intervals, with `next_from` when more follow; 400 `malformed_interval`, `malformed_query` |
+//! | GET | `/v1/participants/{id}` | signed by one of the participant's keys or a billing key ([`voltmesh_wire::read`]; 401/403 otherwise): [`ParticipantView`]: the participant's balance and its trades of the intervals `?from=` (inclusive) to `?to=` (exclusive), oldest first, at most `?limit=` (default [`DEFAULT_TRADES_PAGE`]) in whole intervals, with `next_from` when more follow; 400 `malformed_interval`, `malformed_query` |
+//! | GET | `/v1/participants/{id}/bills`, `/statement`; `/v1/settlements`, `/v1/settlements/{start}` | bills and statements: see `api_reads.rs` |
 //! | GET | `/v1/blocks/{height}` | a committed block, decoded ([`BlockView`]: `timestamp_ms`, orders, clearings) |
 //! | GET | `/v1/openapi.json` | the API's OpenAPI document, generated from the wire types ([`voltmesh_wire::openapi`]) |
 //! | GET | `/v1/snapshot` | [`SnapshotView`]: the latest ledger snapshot and the committed blocks that prove it, for state sync; 404 `no_snapshot` |
@@ -45,11 +46,13 @@ use voltmesh_wire::api::{
     self as wire_api, error_kind, Accepted, BatchAnswer, BatchResult, BlockView, ErrorBody,
     OrderStatusView, ParticipantView, SnapshotView, StatusView,
 };
-use voltmesh_wire::api::{CommunityView, ProposalAnswer};
+use voltmesh_wire::api::{BillsView, CommunityView, ProposalAnswer};
+use voltmesh_wire::bill::Statement;
 use voltmesh_wire::delivery::{DeliveryRejection, SignedDelivery};
 use voltmesh_wire::governance::{GovernanceRejection, SignedProposal};
 use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
 
+use super::api_reads::{self, Period, ReadAuth, ReadReply, SettlementReply, SettlementsReply};
 use crate::index::Index;
 use crate::ledger::BlockBody;
 use crate::protocol::Block;
@@ -74,8 +77,21 @@ pub enum ApiRequest {
     ),
     /// An interval's clearing.
     Interval(i64, oneshot::Sender<Option<IntervalClearing>>),
-    /// A participant's balance and a page of its trades.
-    Participant(ParticipantId, TradeQuery, oneshot::Sender<ParticipantView>),
+    /// A participant's balance and a page of its trades, for a signed reader.
+    Participant(
+        ParticipantId,
+        TradeQuery,
+        ReadAuth,
+        ReadReply<ParticipantView>,
+    ),
+    /// A participant's committed bills of a period, for a signed reader.
+    Bills(ParticipantId, Period, ReadAuth, ReadReply<BillsView>),
+    /// A participant's statement for a period, for a signed reader.
+    Statement(ParticipantId, Period, ReadAuth, ReadReply<Statement>),
+    /// The settled intervals of a period, aggregates only.
+    Settlements(Period, SettlementsReply),
+    /// One interval's settlement with every bill, for a billing key.
+    Settlement(i64, ReadAuth, SettlementReply),
     /// A committed block.
     Block(u64, oneshot::Sender<Option<BlockView>>),
     /// The node's status.
@@ -96,7 +112,7 @@ pub enum ApiRequest {
     ),
 }
 
-fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     (status, Json(ErrorBody::new(kind, message))).into_response()
 }
 
@@ -170,7 +186,7 @@ fn trade_query(query: Option<&str>) -> Result<TradeQuery, (&'static str, String)
     Ok(parsed)
 }
 
-async fn ask<T>(
+pub(super) async fn ask<T>(
     tx: &mpsc::Sender<ApiRequest>,
     make: impl FnOnce(oneshot::Sender<T>) -> ApiRequest,
 ) -> Result<T, Response> {
@@ -284,7 +300,7 @@ fn batch_answer<E: std::fmt::Display>(
     .into_response()
 }
 
-fn parse_interval(text: &str) -> Option<i64> {
+pub(super) fn parse_interval(text: &str) -> Option<i64> {
     text.parse::<i64>().ok().or_else(|| {
         chrono::DateTime::parse_from_rfc3339(text)
             .ok()
@@ -354,17 +370,24 @@ async fn participant(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
 ) -> Response {
     let query = match trade_query(query.as_deref()) {
         Ok(query) => query,
         Err((kind, message)) => return error(StatusCode::BAD_REQUEST, kind, message),
     };
+    let auth = match api_reads::read_auth(&headers, &uri) {
+        Ok(auth) => auth,
+        Err(rejection) => return api_reads::refused(&rejection),
+    };
     match ask(&tx, |reply| {
-        ApiRequest::Participant(ParticipantId::from(id), query, reply)
+        ApiRequest::Participant(ParticipantId::from(id), query, auth, reply)
     })
     .await
     {
-        Ok(view) => Json(view).into_response(),
+        Ok(Ok(view)) => Json(view).into_response(),
+        Ok(Err(rejection)) => api_reads::refused(&rejection),
         Err(response) => response,
     }
 }
@@ -583,6 +606,10 @@ fn routes(tx: mpsc::Sender<ApiRequest>) -> Router {
         .route(wire_api::ORDER_STATUS, get(order_status))
         .route(wire_api::INTERVAL, get(interval))
         .route(wire_api::PARTICIPANT, get(participant))
+        .route(wire_api::PARTICIPANT_BILLS, get(api_reads::bills))
+        .route(wire_api::PARTICIPANT_STATEMENT, get(api_reads::statement))
+        .route(wire_api::SETTLEMENTS, get(api_reads::settlements))
+        .route(wire_api::SETTLEMENT, get(api_reads::settlement))
         .route(wire_api::BLOCK, get(block))
         .route(wire_api::STATUS, get(status))
         .route(wire_api::SNAPSHOT, get(snapshot))

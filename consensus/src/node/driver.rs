@@ -8,9 +8,10 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
+use voltmesh_engine::ParticipantId;
 use voltmesh_wire::api::{
-    Balance, CommunityView, ParticipantView, PendingProposalView, ProposalAnswer, ScheduledRules,
-    SnapshotView, StatusView,
+    Balance, BillsView, CommunityView, ParticipantView, PendingProposalView, ProposalAnswer,
+    ScheduledRules, SettlementView, SettlementsView, SnapshotView, StatusView,
 };
 use voltmesh_wire::{Genesis, OrderRejection, SignedOrder};
 
@@ -184,6 +185,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         }
     }
     let base = store.base().map_err(store_file)?;
+    // The store holds the chain from genesis (the API index then holds every bill).
+    let full_history = base.is_none();
     // What the replica needs: the retained committed tail and the uncommitted blocks.
     let mut recovered = store
         .recover(replica_config.retained_committed_blocks)
@@ -300,6 +303,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         &genesis,
         config.metrics.node.as_deref(),
         me.0,
+        (store.database(), &index, full_history),
     )?;
 
     // Network: the adapter numbers validators by their position in the list it is given: the
@@ -751,6 +755,21 @@ impl Driver {
         results
     }
 
+    /// Whether a read may see `participant`'s data (`None`: every participant's).
+    fn authorize(
+        &self,
+        participant: Option<&ParticipantId>,
+        auth: &super::api_reads::ReadAuth,
+    ) -> Result<(), voltmesh_wire::read::ReadRejection> {
+        super::read_access::authorize(
+            &self.genesis,
+            self.replica.app().committed().community(),
+            participant,
+            auth,
+            now_ms(),
+        )
+    }
+
     fn on_api(&mut self, request: ApiRequest) -> Result<(), NodeError> {
         match request {
             ApiRequest::SubmitOrder(order, reply) => {
@@ -769,11 +788,15 @@ impl Driver {
             ApiRequest::Interval(start, reply) => {
                 let _ = reply.send(self.index.clearing(start)?);
             }
-            ApiRequest::Participant(participant, query, reply) => {
+            ApiRequest::Participant(participant, query, auth, reply) => {
+                if let Err(refused) = self.authorize(Some(&participant), &auth) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
                 let page = self
                     .index
                     .trades_of(&participant, query.from, query.to, query.limit)?;
-                let _ = reply.send(ParticipantView {
+                let _ = reply.send(Ok(ParticipantView {
                     balance: Balance {
                         currency: self.genesis.currency,
                         ..self.index.balance_of(&participant)?
@@ -781,7 +804,51 @@ impl Driver {
                     trades: page.trades,
                     next_from: page.next_from,
                     participant,
+                }));
+            }
+            ApiRequest::Bills(participant, period, auth, reply) => {
+                if let Err(refused) = self.authorize(Some(&participant), &auth) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
+                let (bills, next_from) =
+                    self.index
+                        .bills_of(&participant, period.from, period.to, period.limit)?;
+                let _ = reply.send(Ok(BillsView {
+                    participant,
+                    bills,
+                    next_from,
+                }));
+            }
+            ApiRequest::Statement(participant, period, auth, reply) => {
+                if let Err(refused) = self.authorize(Some(&participant), &auth) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
+                let statement = self.index.statement(
+                    &participant,
+                    self.genesis.currency,
+                    period.from,
+                    period.to,
+                )?;
+                let _ = reply.send(Ok(statement));
+            }
+            ApiRequest::Settlements(period, reply) => {
+                let (settled, next_from) =
+                    self.index
+                        .settled_page(period.from, period.to, period.limit)?;
+                let _ = reply.send(SettlementsView { settled, next_from });
+            }
+            ApiRequest::Settlement(start, auth, reply) => {
+                if let Err(refused) = self.authorize(None, &auth) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
+                let view = self.index.settled_bills(start)?.map(|s| SettlementView {
+                    settled: s.settled,
+                    bills: s.bills,
                 });
+                let _ = reply.send(Ok(view));
             }
             ApiRequest::Block(height, reply) => {
                 let block = self.store.committed_block(height)?;
@@ -927,7 +994,8 @@ impl Driver {
             }
             if self.metrics.is_enabled() {
                 let health = self.health();
-                self.metrics.committed(&committed, now_ms(), health);
+                self.metrics
+                    .committed(&committed, &self.index, now_ms(), health);
             }
         }
         if let Some(reason) = self.replica.app().halted() {

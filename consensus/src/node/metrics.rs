@@ -7,10 +7,20 @@
 //! * from each COMMITTED block only (data flows meters → bridge → nodes → ledger → dashboards):
 //!   one `order` per order (time = block time plus the order's position in the block in
 //!   nanoseconds, so two orders of one household in one block stay two points), and per interval
-//!   the block clears one `clearing` and the `trade`s (time = interval start).
+//!   the block clears one `clearing` and the `trade`s (time = interval start); per interval the
+//!   block settles, one `settlement` per bill and the participant's `balance` after it (time =
+//!   interval start), as `voltmesh sim` writes them ([`bill_points`]).
 //!
 //! Every validator writes the same ledger points; they carry no `node` tag, so they are the same
 //! series and points and the database keeps one copy.
+//!
+//! # Balances
+//! A `balance` point carries the participant's totals since the ledger began (the dashboard
+//! shows the last one), read from and added to a table in the node's store, not a map in memory
+//! ([`super::bill_totals`] says why). A node whose store does not hold the chain from genesis
+//! (state-synced) writes no `balance` points, only `settlement`s: its totals would undercount
+//! and overwrite the other validators' points of the same series. The `settlement` and
+//! `balance` amounts are the bills' exact totals (nano-units), not the rounded `billed`.
 //!
 //! # Determinism
 //! Nothing here feeds back into consensus: the driver hands in the time it read (`now_ms`, the
@@ -19,17 +29,22 @@
 //! [`MetricsHandle::record`]: voltmesh_metrics::MetricsHandle::record
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use voltmesh_engine::Tariffs;
+use voltmesh_metrics::schema::{money_value, wh_value};
 use voltmesh_metrics::{
-    clearing_point_from_outcome, trade_points, ConfigError, ConsensusHealth, ConsensusRejection,
-    HouseholdId, IdError, MechanismTag, MetricsConfig, MetricsHandle, MetricsWriter, Neighborhood,
-    NodeId, OrderPoint, RejectionReason, Side, WriterStats,
+    clearing_point_from_outcome, trade_points, Balance, ConfigError, ConsensusHealth,
+    ConsensusRejection, HouseholdId, IdError, MechanismTag, MetricsConfig, MetricsHandle,
+    MetricsWriter, Neighborhood, NodeId, OrderPoint, RejectionReason, SettlementPoint, Side,
+    WriterStats,
 };
-
+use voltmesh_wire::bill::Bill;
 use voltmesh_wire::{Genesis, OrderRejection};
 
+use super::bill_totals::{BillTotals, Totals};
+use crate::index::Index;
 use crate::ledger::CommittedBlock;
 
 /// How often health and rejection counters are written when nothing commits.
@@ -70,6 +85,9 @@ pub(crate) struct NodeMetrics {
     node: NodeId,
     mechanism: MechanismTag,
     tariffs: Tariffs,
+    /// The participants' running totals for `balance` points (`None`: metrics off, the store
+    /// could not keep them, or the node does not hold the chain from genesis).
+    totals: Option<BillTotals>,
     /// Order refusals by reason since start (a `BTreeMap`: written in a fixed order).
     rejections: BTreeMap<RejectionReason, u64>,
     last_commit_latency_ms: Option<f64>,
@@ -78,7 +96,9 @@ pub(crate) struct NodeMetrics {
 
 impl NodeMetrics {
     /// Starts the writer (on the current tokio runtime) if `config` has a URL; otherwise every
-    /// call is a no-op. `validator` names the node when `node` is `None`.
+    /// call is a no-op. `validator` names the node when `node` is `None`. With a URL, the
+    /// participants' running totals are kept in `db` (the node's store) and caught up with
+    /// `index`; `full_history`: the store holds the chain from genesis ([`super::bill_totals`]).
     ///
     /// # Errors
     /// [`NodeMetricsError`] if the configuration or a tag is invalid.
@@ -87,6 +107,7 @@ impl NodeMetrics {
         genesis: &Genesis,
         node: Option<&str>,
         validator: u16,
+        (db, index, full_history): (Arc<redb::Database>, &Index, bool),
     ) -> Result<NodeMetrics, NodeMetricsError> {
         let neighborhood = Neighborhood::lossy(&genesis.neighborhood)?;
         let node = match node {
@@ -99,6 +120,21 @@ impl NodeMetrics {
         } else {
             (MetricsHandle::disabled(), None)
         };
+        let totals = if handle.is_enabled() {
+            match BillTotals::open(db, index, full_history) {
+                Ok(totals) if totals.is_complete() => Some(totals),
+                Ok(_) => {
+                    tracing::info!("the store does not hold the chain from genesis: writing settlement points but no balance points");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(cause = %e, "cannot keep the bill totals: writing no balance points");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(NodeMetrics {
             handle,
             writer,
@@ -106,6 +142,7 @@ impl NodeMetrics {
             node,
             mechanism: MechanismTag::from(genesis.market.mechanism),
             tariffs: genesis.market.rules.tariffs,
+            totals,
             rejections: BTreeMap::new(),
             last_commit_latency_ms: None,
             next_health_ms: 0,
@@ -162,8 +199,15 @@ impl NodeMetrics {
         }
     }
 
-    /// Writes the ledger points of a block just committed, and the node's health after it.
-    pub(crate) fn committed(&mut self, block: &CommittedBlock, now_ms: u64, health: Health) {
+    /// Writes the ledger points of a block just committed (`index` has it already), and the
+    /// node's health after it.
+    pub(crate) fn committed(
+        &mut self,
+        block: &CommittedBlock,
+        index: &Index,
+        now_ms: u64,
+        health: Health,
+    ) {
         if !self.is_enabled() {
             return;
         }
@@ -201,7 +245,42 @@ impl NodeMetrics {
                 self.handle.record(trade);
             }
         }
+        self.bills(block, index);
         self.health(now_ms, health);
+    }
+
+    /// Writes the `settlement` and `balance` points of the intervals `block` settled.
+    fn bills(&mut self, block: &CommittedBlock, index: &Index) {
+        if block.bills.is_empty() {
+            return;
+        }
+        let totals = match self.totals.as_mut().map(|t| t.add(index, &block.bills)) {
+            Some(Ok(totals)) => Some(totals),
+            Some(Err(e)) => {
+                // The next block's catch-up adds these intervals from the index.
+                tracing::warn!(cause = %e, height = block.height, "cannot add to the bill totals: no balance points for this block");
+                None
+            }
+            None => None,
+        };
+        for (i, interval) in block.bills.iter().enumerate() {
+            let Some(start) = DateTime::<Utc>::from_timestamp(interval.interval_start, 0) else {
+                continue;
+            };
+            let after = totals.as_ref().and_then(|t| t.get(i));
+            for (j, bill) in interval.bills.iter().enumerate() {
+                let running = after.and_then(|t| t.get(j)).copied();
+                let Some((settlement, balance)) =
+                    bill_points(start, &self.neighborhood, bill, running)
+                else {
+                    continue;
+                };
+                self.handle.record(settlement);
+                if let Some(balance) = balance {
+                    self.handle.record(balance);
+                }
+            }
+        }
     }
 
     /// Lets the writer flush (a bounded number of attempts if the database is down) and returns
@@ -237,6 +316,41 @@ fn reason_of(rejection: &OrderRejection) -> RejectionReason {
         OrderRejection::MempoolFull => RejectionReason::QueueFull,
         OrderRejection::Market(reason) => RejectionReason::from(reason),
     }
+}
+
+/// One committed bill's `settlement` point and, given the participant's totals after it, its
+/// `balance` point, at the interval start `time`; `None` for a participant whose id cannot be a
+/// household tag (empty).
+pub(crate) fn bill_points(
+    time: DateTime<Utc>,
+    neighborhood: &Neighborhood,
+    bill: &Bill,
+    totals: Option<Totals>,
+) -> Option<(SettlementPoint, Option<Balance>)> {
+    let household = HouseholdId::lossy(bill.participant.as_str()).ok()?;
+    let balance = totals.map(|t| Balance {
+        time,
+        neighborhood: neighborhood.clone(),
+        household: household.clone(),
+        amount_total: money_value(t.amount),
+        bought_wh_total: wh_value(t.bought_wh),
+        sold_wh_total: wh_value(t.sold_wh),
+    });
+    let settlement = SettlementPoint {
+        time,
+        neighborhood: neighborhood.clone(),
+        household,
+        bought_wh: wh_value(bill.bought_wh),
+        sold_wh: wh_value(bill.sold_wh),
+        metered_net_export_wh: bill.metered_net_export_wh,
+        from_utility_wh: wh_value(bill.from_utility_wh),
+        to_utility_wh: wh_value(bill.to_utility_wh),
+        local_energy: money_value(bill.local_energy),
+        network_fees: money_value(bill.network_fees),
+        utility: money_value(bill.utility),
+        total: money_value(bill.total),
+    };
+    Some((settlement, balance))
 }
 
 fn time_of_ms(ms: u64) -> DateTime<Utc> {
@@ -299,6 +413,71 @@ mod tests {
             "{base}[metrics]\nurll = \"x\"\n"
         ))
         .is_err());
+    }
+
+    #[test]
+    fn a_committed_bill_becomes_a_settlement_and_a_balance_point() {
+        use voltmesh_engine::Money;
+        let nb = Neighborhood::new("nb").expect("id");
+        let time = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("in range");
+        let bill = Bill {
+            participant: "hh 1".into(),
+            bought_wh: 300,
+            sold_wh: 0,
+            metered: true,
+            metered_net_export_wh: -500,
+            from_utility_wh: 200,
+            to_utility_wh: 0,
+            local_energy: Money::from_nanos(60_000_000),
+            network_fees: Money::from_nanos(3_000_000),
+            utility: Money::from_nanos(64_000_000),
+            total: Money::from_nanos(127_000_000),
+            billed: Money::from_nanos(130_000_000),
+            carry: Money::from_nanos(-3_000_000),
+            no_market: Money::from_nanos(160_000_000),
+        };
+        let totals = Totals {
+            amount: Money::from_nanos(-1_250_000_001),
+            bought_wh: 300,
+            sold_wh: 9_000,
+        };
+        let (settlement, balance) =
+            bill_points(time, &nb, &bill, Some(totals)).expect("a household");
+        assert_eq!(
+            settlement,
+            SettlementPoint {
+                time,
+                neighborhood: nb.clone(),
+                household: HouseholdId::new("hh_1").expect("id"),
+                bought_wh: 300,
+                sold_wh: 0,
+                metered_net_export_wh: -500,
+                from_utility_wh: 200,
+                to_utility_wh: 0,
+                local_energy: 0.06,
+                network_fees: 0.003,
+                utility: 0.064,
+                total: 0.127,
+            }
+        );
+        let balance = balance.expect("with totals");
+        assert_eq!(balance.household, settlement.household);
+        assert_eq!(
+            (
+                balance.amount_total,
+                balance.bought_wh_total,
+                balance.sold_wh_total
+            ),
+            (-1.250_000_001, 300, 9_000)
+        );
+        // The exact total, not the rounded `billed`; no totals, no balance.
+        let (_, none) = bill_points(time, &nb, &bill, None).expect("a household");
+        assert_eq!(none, None);
+        let nobody = Bill {
+            participant: "".into(),
+            ..bill
+        };
+        assert_eq!(bill_points(time, &nb, &nobody, Some(totals)), None);
     }
 
     #[test]

@@ -9,11 +9,14 @@
 
 pub mod api;
 mod api_listener;
+pub mod api_reads;
+mod bill_totals;
 mod config;
 mod driver;
 mod epochs;
 mod gossip;
 pub mod metrics;
+mod read_access;
 mod timer;
 
 pub use config::{NodeConfig, NodeConfigError, NodeFault, Testing};

@@ -80,6 +80,7 @@ pub fn meters_genesis() -> voltmesh_consensus::wire::Genesis {
         snapshot_interval_blocks: 0,
         governance: None,
         deliveries: DeliveryRules::default(),
+        billing_keys: Vec::new(),
     }
     .validate()
     .unwrap()

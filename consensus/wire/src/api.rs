@@ -44,8 +44,20 @@ pub const ORDERS: &str = "/v1/orders";
 pub const ORDER_STATUS: &str = "/v1/orders/{participant}/{id}";
 /// `GET`: an interval's clearing.
 pub const INTERVAL: &str = "/v1/intervals/{start}";
-/// `GET`: a participant's trades and balance.
+/// `GET`, signed ([`crate::read`]): a participant's trades and balance.
 pub const PARTICIPANT: &str = "/v1/participants/{id}";
+/// `GET`, signed: a participant's committed bills of `?from=` (inclusive) to `?to=` (exclusive)
+/// ([`BillsView`]).
+pub const PARTICIPANT_BILLS: &str = "/v1/participants/{id}/bills";
+/// `GET`, signed: a participant's statement for `?from=` to `?to=`
+/// ([`crate::bill::Statement`]).
+pub const PARTICIPANT_STATEMENT: &str = "/v1/participants/{id}/statement";
+/// `GET`: the neighborhood's settled intervals of `?from=` to `?to=`, aggregates only
+/// ([`SettlementsView`]).
+pub const SETTLEMENTS: &str = "/v1/settlements";
+/// `GET`, signed by a billing key: one interval's settlement with every bill
+/// ([`SettlementView`]).
+pub const SETTLEMENT: &str = "/v1/settlements/{start}";
 /// `GET`: a committed block.
 pub const BLOCK: &str = "/v1/blocks/{height}";
 /// `GET`: the node's status.
@@ -93,6 +105,30 @@ pub fn participant_path(id: &str) -> String {
     format!("/v1/participants/{id}")
 }
 
+/// Most settled intervals one page of [`PARTICIPANT_BILLS`] or [`SETTLEMENTS`] looks at (a
+/// month of 15-minute intervals).
+pub const MAX_SETTLED_PAGE: usize = 2_976;
+
+/// The path of [`PARTICIPANT_BILLS`] for `id` and the intervals `from..to`.
+pub fn bills_path(id: &str, from: i64, to: i64) -> String {
+    format!("/v1/participants/{id}/bills?from={from}&to={to}")
+}
+
+/// The path of [`PARTICIPANT_STATEMENT`] for `id` and the intervals `from..to`.
+pub fn statement_path(id: &str, from: i64, to: i64) -> String {
+    format!("/v1/participants/{id}/statement?from={from}&to={to}")
+}
+
+/// The path of [`SETTLEMENTS`] for the intervals `from..to`.
+pub fn settlements_path(from: i64, to: i64) -> String {
+    format!("/v1/settlements?from={from}&to={to}")
+}
+
+/// The path of [`SETTLEMENT`] for `start`.
+pub fn settlement_path(start: i64) -> String {
+    format!("/v1/settlements/{start}")
+}
+
 /// The path of [`BLOCK`] for `height`.
 pub fn block_path(height: u64) -> String {
     format!("/v1/blocks/{height}")
@@ -117,6 +153,8 @@ pub mod error_kind {
     /// 404: the node knows no order of the participant with that id (never submitted here, or
     /// dropped so long ago that the node no longer remembers it).
     pub const UNKNOWN_ORDER: &str = "unknown_order";
+    /// 404: the interval's bills are not committed (yet).
+    pub const NOT_SETTLED: &str = "not_settled";
     /// 503: the node's request queue is full; retry.
     pub const BUSY: &str = "busy";
     /// 503: the node is shutting down.
@@ -418,6 +456,42 @@ pub struct ParticipantView {
     /// When the range holds more trades than the page: the `from` of the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_from: Option<i64>,
+}
+
+/// `GET /v1/participants/{id}/bills`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BillsView {
+    /// The pseudonym.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub participant: ParticipantId,
+    /// Its committed bills of the intervals asked for, oldest first.
+    pub bills: Vec<crate::bill::CommittedBill>,
+    /// When more intervals are settled in the range than one page looks at: the `from` of the
+    /// next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_from: Option<i64>,
+}
+
+/// `GET /v1/settlements`: aggregates anyone may read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SettlementsView {
+    /// The settled intervals asked for, oldest first.
+    pub settled: Vec<crate::bill::Settled>,
+    /// When the range holds more: the `from` of the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_from: Option<i64>,
+}
+
+/// `GET /v1/settlements/{start}`: for billing keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SettlementView {
+    /// The summary, with the block that committed it.
+    pub settled: crate::bill::Settled,
+    /// Every bill, by participant.
+    pub bills: Vec<crate::bill::Bill>,
 }
 
 /// `GET /v1/status`.

@@ -158,12 +158,38 @@ impl RawAnswer {
     }
 }
 
+/// The client's wall clock, ms since the Unix epoch: a signed read carries it and the node
+/// checks it against its own ([`crate::read::MAX_SKEW_MS`]).
+#[allow(clippy::disallowed_methods)] // A client's reads are stamped with its own clock.
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A node's HTTP API (module docs for the classification of answers).
 #[derive(Debug, Clone)]
 pub struct NodeClient {
     client: reqwest::Client,
     base: Arc<str>,
     counters: Arc<Counters>,
+    /// Signs every GET when set ([`NodeClient::with_read_key`]).
+    reader: Option<Arc<ReadKey>>,
+}
+
+/// The key a [`NodeClient`] signs its reads with, and the neighborhood it signs for.
+struct ReadKey {
+    neighborhood: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl std::fmt::Debug for ReadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadKey")
+            .field("neighborhood", &self.neighborhood)
+            .field("key", &hex::encode(self.key.verifying_key().to_bytes()))
+            .finish()
+    }
 }
 
 impl NodeClient {
@@ -193,7 +219,19 @@ impl NodeClient {
             client,
             base: Arc::from(base),
             counters: Arc::default(),
+            reader: None,
         })
+    }
+
+    /// This client, signing every read with `key` for `neighborhood` ([`crate::read`]): a
+    /// participant's own key (or its bridge's) reads its data, a billing key everyone's.
+    #[must_use]
+    pub fn with_read_key(mut self, neighborhood: &str, key: ed25519_dalek::SigningKey) -> Self {
+        self.reader = Some(Arc::new(ReadKey {
+            neighborhood: neighborhood.to_owned(),
+            key,
+        }));
+        self
     }
 
     /// The base URL, without a trailing `/`.
@@ -231,6 +269,18 @@ impl NodeClient {
         let url = format!("{}{path}", self.base);
         let request = |body: Option<Vec<u8>>| {
             let mut request = self.client.request(method.clone(), url.as_str());
+            if let Some(reader) = self
+                .reader
+                .as_deref()
+                .filter(|_| method == reqwest::Method::GET)
+            {
+                let now_ms = wall_clock_ms();
+                for (name, value) in
+                    crate::read::sign(&reader.neighborhood, "GET", path, now_ms, &reader.key)
+                {
+                    request = request.header(name, value);
+                }
+            }
             if let Some(body) = body {
                 request = request
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -418,6 +468,16 @@ impl NodeClient {
                 }
             }),
             404 => Ok(None),
+            401 | 403 => Err(match answer.error() {
+                Some(e) => ClientError::Rejected {
+                    kind: e.error,
+                    message: e.message,
+                },
+                None => ClientError::Unexpected {
+                    status: answer.status,
+                    body: snippet(&answer.body),
+                },
+            }),
             s if s >= 500 => Err(ClientError::Unavailable(format!(
                 "HTTP {s}: {}",
                 snippet(&answer.body)
@@ -497,6 +557,57 @@ impl NodeClient {
         let path = format!("{}?from=0&to=0", api::participant_path(id));
         let view: ParticipantView = self.view(&path).await?.ok_or_else(not_found)?;
         Ok(view.balance)
+    }
+
+    /// `GET /v1/participants/{id}/bills`: the participant's committed bills of the intervals
+    /// `from..to` (one page; `next_from` says where the next starts). Needs a read key
+    /// ([`NodeClient::with_read_key`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] (`unsigned_read`, `forbidden`, ...) for a refused read;
+    /// otherwise as [`NodeClient::participant`].
+    pub async fn bills(&self, id: &str, from: i64, to: i64) -> Result<api::BillsView, ClientError> {
+        self.view(&api::bills_path(id, from, to))
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// `GET /v1/participants/{id}/statement` for the intervals `from..to`. Needs a read key.
+    ///
+    /// # Errors
+    /// As [`NodeClient::bills`].
+    pub async fn statement(
+        &self,
+        id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<crate::bill::Statement, ClientError> {
+        self.view(&api::statement_path(id, from, to))
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// `GET /v1/settlements`: the settled intervals of `from..to`, aggregates only (one page).
+    ///
+    /// # Errors
+    /// As [`NodeClient::participant`].
+    pub async fn settlements(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<api::SettlementsView, ClientError> {
+        self.view(&api::settlements_path(from, to))
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// `GET /v1/settlements/{start}`: one interval's settlement with every bill, `None` while it
+    /// is not settled. Needs a billing key.
+    ///
+    /// # Errors
+    /// As [`NodeClient::bills`].
+    pub async fn settlement(&self, start: i64) -> Result<Option<api::SettlementView>, ClientError> {
+        self.view(&api::settlement_path(start)).await
     }
 
     /// `POST /v1/governance`: hands a signed proposal to the node, which puts its approvals in
@@ -786,6 +897,50 @@ impl BlockingNodeClient {
     /// As [`NodeClient::participant`].
     pub fn participant(&self, id: &str) -> Result<ParticipantView, ClientError> {
         self.run(|c| c.participant(id))
+    }
+
+    /// This client, signing its reads ([`NodeClient::with_read_key`]).
+    #[must_use]
+    pub fn with_read_key(mut self, neighborhood: &str, key: ed25519_dalek::SigningKey) -> Self {
+        self.client = self.client.clone().with_read_key(neighborhood, key);
+        self
+    }
+
+    /// [`NodeClient::bills`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::bills`].
+    pub fn bills(&self, id: &str, from: i64, to: i64) -> Result<api::BillsView, ClientError> {
+        self.run(|c| c.bills(id, from, to))
+    }
+
+    /// [`NodeClient::statement`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::statement`].
+    pub fn statement(
+        &self,
+        id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<crate::bill::Statement, ClientError> {
+        self.run(|c| c.statement(id, from, to))
+    }
+
+    /// [`NodeClient::settlements`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::settlements`].
+    pub fn settlements(&self, from: i64, to: i64) -> Result<api::SettlementsView, ClientError> {
+        self.run(|c| c.settlements(from, to))
+    }
+
+    /// [`NodeClient::settlement`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::settlement`].
+    pub fn settlement(&self, start: i64) -> Result<Option<api::SettlementView>, ClientError> {
+        self.run(|c| c.settlement(start))
     }
 }
 

@@ -126,6 +126,10 @@ pub struct Genesis {
     /// defaults.
     #[serde(default, skip_serializing_if = "is_default_deliveries")]
     pub deliveries: DeliveryRules,
+    /// Keys the community names for billing: besides a participant's own keys, only these may
+    /// read its trades, bills and statements ([`crate::read`]); absent: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub billing_keys: Vec<PublicKey>,
 }
 
 fn is_default_deliveries(rules: &DeliveryRules) -> bool {
@@ -286,6 +290,7 @@ mod tests {
             snapshot_interval_blocks: DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
             governance: None,
             deliveries: Default::default(),
+            billing_keys: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! | [`clearing`] | [`IntervalClearing`]: one interval's clearing |
 //! | [`delivery`] | [`delivery::SignedDelivery`]: what a participant's meters recorded in an interval, signed (`voltmesh/delivery/v1`), and [`delivery::DeliveryRejection`] |
 //! | [`bill`] | [`bill::IntervalBills`]: an interval's bills as the validators computed them, and the [`bill::BillsRecord`] a block carries |
+//! | [`read`] | signed reads of a participant's data (`voltmesh/read/v1` headers) and [`read::ReadRejection`] |
 //! | [`reject`] | [`OrderRejection`] and its stable [`kind`](OrderRejection::kind) |
 //! | [`governance`] | [`governance::SignedProposal`], [`governance::Action`], policies and the signing bytes (`voltmesh/governance/v1`) |
 //! | [`genesis`] | [`Genesis`] (parse and validate), [`PublicKey`], [`GenesisError`] |
@@ -32,6 +33,7 @@ pub mod key;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod order;
+pub mod read;
 pub mod reject;
 mod signature;
 

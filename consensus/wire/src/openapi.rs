@@ -18,6 +18,8 @@ use crate::api::{
     OrderStatusEntry, OrderStatusView, OrderSubmission, ParticipantTrade, ParticipantView,
     ProposalAnswer, SnapshotView, StatusView,
 };
+use crate::api::{BillsView, SettlementView, SettlementsView};
+use crate::bill::{Bill, CommittedBill, PartyLine, Settled, Statement};
 use crate::delivery::{DeliveryTicket, SignedDelivery};
 use crate::governance::{Approval, SignedProposal};
 use crate::{IntervalClearing, OrderTicket, SignedOrder};
@@ -149,12 +151,16 @@ fn order_status() {}
 fn interval() {}
 
 /// A participant's balance and a page of its committed trades, oldest first, whole intervals at
-/// a time; `next_from` names the next page's `from` when the range holds more.
+/// a time; `next_from` names the next page's `from` when the range holds more. Only for a
+/// request signed by one of the participant's keys or a billing key.
 #[utoipa::path(
     get,
     path = "/v1/participants/{id}",
     params(
         ("id" = String, Path, description = "The participant's pseudonym"),
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
         ("from" = Option<String>, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
         ("to" = Option<String>, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
         ("limit" = Option<u64>, Query, description = "Most trades in the page (default 1000, at most 10000); a page ends at an interval boundary"),
@@ -162,10 +168,100 @@ fn interval() {}
     responses(
         (status = 200, description = "Balance and trades", body = ParticipantView),
         (status = 400, description = "`malformed_interval` or `malformed_query`", body = ErrorBody),
+        (status = 401, description = "`unsigned_read`, `malformed_signature`, `stale_read` or `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the key is neither the participant's nor a billing key", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
     )
 )]
 fn participant() {}
+
+/// A participant's committed bills of a period (one page of at most 2,976 settled intervals;
+/// `next_from` names the next). Only for a request signed by one of the participant's keys or a
+/// billing key.
+#[utoipa::path(
+    get,
+    path = "/v1/participants/{id}/bills",
+    params(
+        ("id" = String, Path, description = "The participant's pseudonym"),
+        ("from" = String, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
+        ("to" = String, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
+        ("limit" = Option<u64>, Query, description = "Most settled intervals the page looks at (default and maximum 2976)"),
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+    ),
+    responses(
+        (status = 200, description = "The bills, oldest first, each with the block that holds it", body = BillsView),
+        (status = 400, description = "`malformed_interval` or `malformed_query` (`from` and `to` are required)", body = ErrorBody),
+        (status = 401, description = "`unsigned_read`, `malformed_signature`, `stale_read` or `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the key is neither the participant's nor a billing key", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn bills() {}
+
+/// A participant's statement for a period: its committed bills summed, with the heights of the
+/// blocks that hold them. Only for a request signed by one of its keys or a billing key.
+#[utoipa::path(
+    get,
+    path = "/v1/participants/{id}/statement",
+    params(
+        ("id" = String, Path, description = "The participant's pseudonym"),
+        ("from" = String, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
+        ("to" = String, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+    ),
+    responses(
+        (status = 200, description = "The statement", body = Statement),
+        (status = 400, description = "`malformed_interval` or `malformed_query`", body = ErrorBody),
+        (status = 401, description = "`unsigned_read`, `malformed_signature`, `stale_read` or `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the key is neither the participant's nor a billing key", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn statement() {}
+
+/// The neighborhood's settled intervals of a period: aggregates anyone may read (the utility's
+/// and the network operator's lines, bill counts, tariffs, the block that holds them).
+#[utoipa::path(
+    get,
+    path = "/v1/settlements",
+    params(
+        ("from" = String, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
+        ("to" = String, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
+        ("limit" = Option<u64>, Query, description = "Most intervals in the page (default and maximum 2976)"),
+    ),
+    responses(
+        (status = 200, description = "The settled intervals, oldest first", body = SettlementsView),
+        (status = 400, description = "`malformed_interval` or `malformed_query`", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn settlements() {}
+
+/// One interval's settlement with every participant's bill. Only for a request signed by a
+/// billing key (genesis `billing_keys`).
+#[utoipa::path(
+    get,
+    path = "/v1/settlements/{start}",
+    params(
+        ("start" = String, Path, description = "Interval start, Unix seconds or RFC 3339"),
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+    ),
+    responses(
+        (status = 200, description = "The settlement", body = SettlementView),
+        (status = 400, description = "`malformed_interval`", body = ErrorBody),
+        (status = 401, description = "`unsigned_read`, `malformed_signature`, `stale_read` or `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the key is neither the participant's nor a billing key", body = ErrorBody),
+        (status = 404, description = "`not_settled`: not (yet) settled", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn settlement() {}
 
 /// A committed block, decoded.
 #[utoipa::path(
@@ -264,6 +360,10 @@ fn openapi() {}
         order_status,
         interval,
         participant,
+        bills,
+        statement,
+        settlements,
+        settlement,
         block,
         status,
         snapshot,
@@ -301,7 +401,15 @@ fn openapi() {}
         ProposalAnswer,
         CommunityView,
         SignedDelivery,
-        DeliveryTicket
+        DeliveryTicket,
+        BillsView,
+        SettlementsView,
+        SettlementView,
+        Bill,
+        CommittedBill,
+        Settled,
+        PartyLine,
+        Statement
     ))
 )]
 struct ApiDoc;
@@ -345,6 +453,10 @@ mod tests {
             crate::api::ORDERS,
             crate::api::INTERVAL,
             crate::api::PARTICIPANT,
+            crate::api::PARTICIPANT_BILLS,
+            crate::api::PARTICIPANT_STATEMENT,
+            crate::api::SETTLEMENTS,
+            crate::api::SETTLEMENT,
             crate::api::BLOCK,
             crate::api::STATUS,
             crate::api::SNAPSHOT,

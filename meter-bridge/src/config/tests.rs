@@ -166,6 +166,7 @@ fn genesis_json() -> String {
         snapshot_interval_blocks: 0,
         governance: None,
         deliveries: Default::default(),
+        billing_keys: Vec::new(),
     };
     serde_json::to_string(&genesis).unwrap()
 }

@@ -230,6 +230,22 @@ fn home_assistant_shows_the_households_market_and_switches_its_trading_off() {
         }
     };
 
+    // The demo's directory holds the bridge key, which genesis allows for every household.
+    let demo_dir = output
+        .lines()
+        .iter()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("directory ")
+                .map(std::path::PathBuf::from)
+        })
+        .expect("the demo names its directory");
+    let bridge_key =
+        voltmesh_wire::key::read(&demo_dir.join("bridge.key")).expect("the demo's bridge key");
+    let reader = voltmesh_wire::client::BlockingNodeClient::new(&format!("http://{api}"))
+        .expect("node client")
+        .with_read_key(NEIGHBORHOOD, bridge_key);
+
     // Wait until Home Assistant shows real values: the market's clearing price and indicative
     // prices, and a household that bought locally whose four totals are exactly the ledger's.
     let deadline = Instant::now() + FIRST_VALUES;
@@ -246,8 +262,14 @@ fn home_assistant_shows_the_households_market_and_switches_its_trading_off() {
                 if !(priced && bought.is_some_and(|b| b > 0.0)) {
                     continue;
                 }
-                let Ok((200, ledger)) =
-                    support::http(&api, "GET", &format!("/v1/participants/{p}"), None)
+                // A household's data is served to its keys only: the bridge's signs.
+                let Some(ledger) = reader
+                    .raw("GET", &format!("/v1/participants/{p}"), None)
+                    .ok()
+                    .filter(|answer| answer.status == 200)
+                    .and_then(|answer| {
+                        serde_json::from_slice::<serde_json::Value>(&answer.body).ok()
+                    })
                 else {
                     continue;
                 };

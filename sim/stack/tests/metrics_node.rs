@@ -1,6 +1,7 @@
 //! Four real `voltmesh node` processes write to a real time-series database on loopback (Debian's
 //! `victoria-metrics`): each node's consensus health, and from the committed ledger the orders,
-//! the interval's clearing and its trades.
+//! the interval's clearing, its trades, and once its bills commit (a one-second delivery window)
+//! each household's `settlement` and `balance`.
 //!
 //! The nodes find the database through `VOLTMESH_INFLUX_URL`, which they inherit from this test
 //! process (one test per file: the variable is process-wide).
@@ -28,7 +29,11 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
     let vm = VictoriaMetrics::start(free_port()).await;
     std::env::set_var("VOLTMESH_INFLUX_URL", vm.base_url());
     std::env::remove_var("VOLTMESH_INFLUX_TOKEN");
-    let cluster = support::start("metrics-node", 4, &[]);
+    let options = voltmesh::testing::cluster::ClusterOptions {
+        delivery_window_secs: 1,
+        ..voltmesh::testing::cluster::ClusterOptions::new(4)
+    };
+    let cluster = support::start_with("metrics-node", &options);
     let (start, orders) = support::submit_four_orders(&cluster);
     // A refused order (a replayed nonce) shows up as a rejection with its reason.
     let (status, _) = cluster.submit(0, &orders[0].1);
@@ -120,4 +125,47 @@ async fn nodes_write_consensus_health_and_the_committed_ledger() {
         "{:?}",
         rejections.iter().map(|s| &s.metric).collect::<Vec<_>>()
     );
+
+    // Bills: no delivery reached the ledger, so every trader is settled at its contract: the
+    // buyers pay 0.20 plus the 0.01 network fee per kWh, the sellers receive 0.20. One point
+    // per household at the interval start; its balance (the first bill) is the same amount.
+    let totals = vm
+        .wait_for_series("settlement_total", 60, |s| {
+            s.iter()
+                .filter(|x| x.samples().iter().any(|(ts, _)| *ts == t))
+                .count()
+                == 4
+        })
+        .await;
+    let per_household = |series: &[voltmesh_metrics::testing::Series]| {
+        series
+            .iter()
+            .filter_map(|s| {
+                let (_, v) = s.samples().into_iter().find(|(ts, _)| *ts == t)?;
+                Some((s.tag("household")?.to_owned(), v))
+            })
+            .collect::<std::collections::BTreeMap<String, f64>>()
+    };
+    let paid = per_household(&totals);
+    let fees: f64 = paid.values().sum();
+    assert!((fees - 0.007).abs() < 1e-9, "700 Wh at 0.01: {paid:?}");
+    let bought = per_household(&vm.export("settlement_bought_wh").await);
+    let sold = per_household(&vm.export("settlement_sold_wh").await);
+    assert_eq!(bought.values().sum::<f64>(), 700.0, "{bought:?}");
+    assert_eq!(sold.values().sum::<f64>(), 700.0, "{sold:?}");
+    for s in &totals {
+        assert_eq!(s.tag("neighborhood"), Some("testnet"));
+        assert_eq!(s.tag("node"), None, "ledger points carry no node tag");
+    }
+    let balances = vm
+        .wait_for_series("balance_amount_total", 30, |s| {
+            s.iter()
+                .filter(|x| x.samples().iter().any(|(ts, _)| *ts == t))
+                .count()
+                == 4
+        })
+        .await;
+    assert_eq!(per_household(&balances), paid);
+    let bought_total = per_household(&vm.export("balance_bought_wh_total").await);
+    assert_eq!(bought_total, bought);
 }

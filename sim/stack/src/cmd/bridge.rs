@@ -41,7 +41,11 @@ fn serve(args: &BridgeArgs) -> anyhow::Result<()> {
         .api_url
         .urls()
         .iter()
-        .map(|url| NodeClient::new(url))
+        // Reads of the households' balances are signed with the bridge's key, which genesis
+        // allows for every household it serves (issue 14: a household's data is private).
+        .map(|url| {
+            NodeClient::new(url).map(|c| c.with_read_key(&config.node.neighborhood, key.clone()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let nodes = clients
         .iter()

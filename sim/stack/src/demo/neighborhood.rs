@@ -164,6 +164,7 @@ pub fn write(
                 / interval_secs.max(1),
             ..DeliveryRules::default()
         },
+        billing_keys: Vec::new(),
     };
     let text = serde_json::to_string_pretty(&genesis).map_err(|e| setup(&e))?;
     // Validate exactly what the nodes will read.

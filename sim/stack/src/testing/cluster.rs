@@ -121,6 +121,12 @@ pub fn bridge_key() -> SigningKey {
     SigningKey::from_bytes(&[0xB7; 32])
 }
 
+/// The test community's billing key: genesis names it in `billing_keys`, so it reads every
+/// participant's trades, bills and statements; every node's [`Node::client`] signs with it.
+pub fn billing_key() -> SigningKey {
+    SigningKey::from_bytes(&[0xB1; 32])
+}
+
 /// The name of the `p`-th participant that only the bridge key signs for
 /// ([`ClusterOptions::bridge_participants`]).
 pub fn bridge_participant(p: u32) -> String {
@@ -146,6 +152,9 @@ pub struct ClusterOptions {
     /// The nodes' `idle_block_interval_ms` (0: a block every `block_interval_ms`, as the
     /// cluster tests were written for).
     pub idle_block_interval_ms: u64,
+    /// Genesis `deliveries.window_secs`: an interval's bills commit in the first block after
+    /// its end plus this window (3600 by default: no bills within a short test).
+    pub delivery_window_secs: u32,
 }
 
 impl ClusterOptions {
@@ -159,6 +168,7 @@ impl ClusterOptions {
             admission: None,
             snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
             idle_block_interval_ms: 0,
+            delivery_window_secs: 3600,
         }
     }
 }
@@ -184,7 +194,7 @@ impl Node {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Its API, through the wire contract's client.
+    /// Its API, through the wire contract's client, signing reads with [`billing_key`].
     pub fn client(&self) -> &BlockingNodeClient {
         &self.client
     }
@@ -279,7 +289,8 @@ impl Cluster {
             let api = format!("127.0.0.1:{}", free_port().map_err(io("find a free port"))?);
             nodes.push(Node {
                 client: BlockingNodeClient::new(&format!("http://{api}"))
-                    .map_err(|e| ClusterError::Client(e.to_string()))?,
+                    .map_err(|e| ClusterError::Client(e.to_string()))?
+                    .with_read_key(NEIGHBORHOOD, billing_key()),
                 api,
                 dir,
                 p2p_port,
@@ -317,9 +328,10 @@ impl Cluster {
             },
             "validators": validators,
             "participants": participants,
+            "billing_keys": [hex::encode(billing_key().verifying_key().to_bytes())],
             "snapshot_interval_blocks": options.snapshot_interval_blocks,
             // Test meters play accelerated time: a 50 kW connection's 15 minutes in an interval.
-            "deliveries": {"window_secs": 3600, "max_connection_kw": 50 * 900 / INTERVAL_SECS},
+            "deliveries": {"window_secs": options.delivery_window_secs, "max_connection_kw": 50 * 900 / INTERVAL_SECS},
         });
         std::fs::write(
             root.join("genesis.json"),

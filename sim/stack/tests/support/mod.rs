@@ -79,16 +79,15 @@ pub(crate) fn wait_logged(
     panic!("timed out waiting for {what}; log:\n{}", tail.join("\n"));
 }
 
-/// `GET /v1/participants/{id}` on node `i` (`null` if it does not answer).
+/// `GET /v1/participants/{id}` on node `i`, signed with the cluster's billing key (`null` if it
+/// does not answer).
 pub(crate) fn participant(cluster: &Cluster, i: usize, id: &str) -> serde_json::Value {
-    http(
-        &cluster.nodes[i].api,
-        "GET",
-        &format!("/v1/participants/{id}"),
-        None,
-    )
-    .map(|(_, v)| v)
-    .unwrap_or(serde_json::Value::Null)
+    cluster.nodes[i]
+        .client()
+        .raw("GET", &format!("/v1/participants/{id}"), None)
+        .ok()
+        .and_then(|answer| serde_json::from_slice(&answer.body).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// `id`'s committed balance field `key` (`bought_wh`, `sold_wh`) on node `i` (0 if unknown).

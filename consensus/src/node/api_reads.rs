@@ -1,0 +1,214 @@
+//! The API's private reads (issue 14, deliverables 4 and 6): a participant's trades, bills and
+//! statements, served only to requests signed by one of its keys or by a billing key
+//! ([`voltmesh_wire::read`]), and the neighborhood's settlements: aggregates for anyone, every
+//! bill for billing keys.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/v1/participants/{id}/bills` | signed: [`BillsView`], bills of `?from=` to `?to=` (both required) |
+//! | GET | `/v1/participants/{id}/statement` | signed: [`voltmesh_wire::bill::Statement`] of `?from=` to `?to=` (both required) |
+//! | GET | `/v1/settlements` | [`SettlementsView`]: the settled intervals of `?from=` to `?to=`, aggregates only |
+//! | GET | `/v1/settlements/{start}` | signed by a billing key: [`SettlementView`]; 404 `not_settled` |
+//!
+//! A refused read answers 401 (`unsigned_read`, `malformed_signature`, `stale_read`,
+//! `bad_signature`) or 403 (`forbidden`).
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tokio::sync::{mpsc, oneshot};
+use voltmesh_engine::ParticipantId;
+use voltmesh_wire::api::{error_kind, BillsView, SettlementView, SettlementsView};
+use voltmesh_wire::bill::Statement;
+use voltmesh_wire::read::{
+    ReadRejection, ReadSignature, KEY_HEADER, SIGNATURE_HEADER, TIME_HEADER,
+};
+
+use super::api::{ask, error, parse_interval, ApiRequest};
+
+/// What a request offers to prove who reads: its signature headers, and the path and query
+/// they must cover.
+#[derive(Debug, Clone)]
+pub struct ReadAuth {
+    /// The signature, if the request carried one.
+    pub signature: Option<ReadSignature>,
+    /// The path and query as the request named them.
+    pub path_and_query: String,
+}
+
+/// A range of intervals, `from..to`, and a page size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// First interval (inclusive), Unix seconds.
+    pub from: i64,
+    /// End (exclusive), Unix seconds.
+    pub to: i64,
+    /// Most settled intervals a page looks at.
+    pub limit: usize,
+}
+
+/// A private read's answer: the view, or why the reader may not have it.
+pub type ReadReply<T> = oneshot::Sender<Result<T, ReadRejection>>;
+
+/// The reader's signature headers and the request's path and query.
+///
+/// # Errors
+/// [`ReadRejection::Malformed`] for headers that do not parse.
+pub(super) fn read_auth(headers: &HeaderMap, uri: &Uri) -> Result<ReadAuth, ReadRejection> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature = ReadSignature::from_headers(
+        header(KEY_HEADER),
+        header(TIME_HEADER),
+        header(SIGNATURE_HEADER),
+    )?;
+    Ok(ReadAuth {
+        signature,
+        path_and_query: uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+    })
+}
+
+/// The answer to a refused read.
+pub(super) fn refused(rejection: &ReadRejection) -> Response {
+    let status = match rejection {
+        ReadRejection::Forbidden { .. } => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    error(status, rejection.kind(), rejection.to_string())
+}
+
+/// `from`, `to` (both required, `from <= to`) and `limit`; a bad one is `(error kind,
+/// message)`.
+fn period(query: Option<&str>) -> Result<Period, (&'static str, String)> {
+    let (mut from, mut to, mut limit) = (None, None, voltmesh_wire::api::MAX_SETTLED_PAGE);
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad = || {
+            (
+                error_kind::MALFORMED_INTERVAL,
+                format!("{key}: use Unix seconds or RFC 3339"),
+            )
+        };
+        match key {
+            "from" => from = Some(parse_interval(value).ok_or_else(bad)?),
+            "to" => to = Some(parse_interval(value).ok_or_else(bad)?),
+            "limit" => {
+                limit = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    (
+                        error_kind::MALFORMED_QUERY,
+                        "limit: a positive integer".to_owned(),
+                    )
+                })?;
+            }
+            _ => {}
+        }
+    }
+    match (from, to) {
+        (Some(from), Some(to)) if from <= to => Ok(Period { from, to, limit }),
+        _ => Err((
+            error_kind::MALFORMED_QUERY,
+            "from and to (from <= to) are required".to_owned(),
+        )),
+    }
+}
+
+/// The period and the reader of a request, or the answer that refuses it.
+fn parse(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<(Period, ReadAuth), Box<Response>> {
+    let period = period(query)
+        .map_err(|(kind, message)| Box::new(error(StatusCode::BAD_REQUEST, kind, message)))?;
+    let auth = read_auth(headers, uri).map_err(|e| Box::new(refused(&e)))?;
+    Ok((period, auth))
+}
+
+fn answer<T: serde::Serialize>(result: Result<Result<T, ReadRejection>, Response>) -> Response {
+    match result {
+        Ok(Ok(view)) => Json(view).into_response(),
+        Ok(Err(rejection)) => refused(&rejection),
+        Err(response) => response,
+    }
+}
+
+pub(super) async fn bills(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let (period, auth) = match parse(query.as_deref(), &headers, &uri) {
+        Ok(parsed) => parsed,
+        Err(response) => return *response,
+    };
+    let who = ParticipantId::from(id);
+    answer::<BillsView>(ask(&tx, |reply| ApiRequest::Bills(who, period, auth, reply)).await)
+}
+
+pub(super) async fn statement(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let (period, auth) = match parse(query.as_deref(), &headers, &uri) {
+        Ok(parsed) => parsed,
+        Err(response) => return *response,
+    };
+    let who = ParticipantId::from(id);
+    answer::<Statement>(ask(&tx, |reply| ApiRequest::Statement(who, period, auth, reply)).await)
+}
+
+pub(super) async fn settlements(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let period = match period(query.as_deref()) {
+        Ok(period) => period,
+        Err((kind, message)) => return error(StatusCode::BAD_REQUEST, kind, message),
+    };
+    match ask(&tx, |reply| ApiRequest::Settlements(period, reply)).await {
+        Ok(view) => Json(view).into_response(),
+        Err(response) => response,
+    }
+}
+
+pub(super) async fn settlement(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    Path(start): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let Some(start) = parse_interval(&start) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            error_kind::MALFORMED_INTERVAL,
+            "use Unix seconds or RFC 3339",
+        );
+    };
+    let auth = match read_auth(&headers, &uri) {
+        Ok(auth) => auth,
+        Err(rejection) => return refused(&rejection),
+    };
+    match ask(&tx, |reply| ApiRequest::Settlement(start, auth, reply)).await {
+        Ok(Ok(Some(view))) => Json(view).into_response(),
+        Ok(Ok(None)) => error(
+            StatusCode::NOT_FOUND,
+            error_kind::NOT_SETTLED,
+            format!("interval {start} is not settled (yet)"),
+        ),
+        Ok(Err(rejection)) => refused(&rejection),
+        Err(response) => response,
+    }
+}
+
+/// The views the driver answers [`ApiRequest::Settlements`] and [`ApiRequest::Settlement`]
+/// with.
+pub type SettlementReply = oneshot::Sender<Result<Option<SettlementView>, ReadRejection>>;
+/// See [`SettlementReply`].
+pub type SettlementsReply = oneshot::Sender<SettlementsView>;
