@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use voltmesh::cmd::{self, admin, bridge, clear, demo, node, sim};
+use voltmesh::cmd::{self, admin, bridge, clear, demo, export, node, sim};
 
 /// Voltmesh: a peer-to-peer energy exchange for one neighborhood.
 ///
@@ -29,6 +29,10 @@ enum Command {
     Keygen(voltmesh_consensus::cli::KeygenArgs),
     /// Re-execute a stopped node's committed ledger from genesis and report the first mismatch.
     Verify(voltmesh_consensus::cli::VerifyArgs),
+    /// Write the community's billing for a period as CSV (members.csv, intervals.csv) from a
+    /// node's committed bills, signed with a billing key; every interval and period reconciles
+    /// to zero.
+    Export(export::ExportArgs),
     /// Governance: draft, sign, combine and submit proposals (members, keys, rules, policies);
     /// show the community.
     Admin(admin::AdminArgs),
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node::node(&args),
         Command::Keygen(args) => node::keygen(&args),
         Command::Verify(args) => node::verify(&args),
+        Command::Export(args) => export::run(&args),
         Command::Admin(args) => admin::run(&args),
         Command::Bridge(args) => bridge::run(&args),
         Command::Clear(args) => clear::run(&args),

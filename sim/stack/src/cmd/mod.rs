@@ -6,6 +6,7 @@ pub mod admin;
 pub mod bridge;
 pub mod clear;
 pub mod demo;
+pub mod export;
 pub mod node;
 pub mod sim;
 

@@ -503,8 +503,11 @@ fn start_parts(
         ..options.node_metrics.clone()
     };
     let households_prefix = config.topics.households_prefix.clone();
+    // The bridge reads its households' balances signed with its key (genesis allows it for
+    // every household): a household's data is served to its keys only.
     let sink = NodeClient::new(&format!("http://{}", hood.nodes[0].api))
-        .map_err(|e| DemoError::Bridge(e.to_string()))?;
+        .map_err(|e| DemoError::Bridge(e.to_string()))?
+        .with_read_key(&hood.genesis.neighborhood, hood.bridge_key.clone());
     let (stop_all, _) = tokio::sync::broadcast::channel::<()>(1);
     let signal = {
         let stop_all = stop_all.clone();

@@ -1,0 +1,363 @@
+//! `voltmesh export`: the community's billing for a period, from a node's committed bills
+//! (issue 14, deliverable 4), as two CSV files that reconcile to zero.
+//!
+//! - `intervals.csv`: one row per party and settled interval: every participant's bill, and
+//!   the utility's and the network operator's lines, with the block height and hash that hold
+//!   them.
+//! - `members.csv`: one row per party and billing period (`--period month|day|all`, UTC): the
+//!   interval rows summed, with the carry before the period's first bill and after its last.
+//!
+//! # Signs and reconciliation
+//! Every amount is what the party pays: a participant's bill as the ledger has it, the
+//! utility's and the network operator's revenue negated. So in every interval and every period
+//! the parties' exact `total`s sum to zero, and every row's `billed` equals `total + carry_in -
+//! carry_out` (the rounding rule of [`voltmesh_wire::bill`]). The export checks both before it
+//! writes anything and fails, naming the interval, if the node's bills do not reconcile.
+//!
+//! The reads are signed with a billing key (genesis `billing_keys`): a participant's bills are
+//! not served to anyone else.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use voltmesh_engine::{Money, Wh};
+use voltmesh_wire::api::SettlementView;
+use voltmesh_wire::bill::Bill;
+use voltmesh_wire::client::BlockingNodeClient;
+
+use super::BadInput;
+
+/// How `members.csv` groups intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Period {
+    /// Calendar months (UTC).
+    Month,
+    /// Days (UTC).
+    Day,
+    /// The whole range as one period.
+    All,
+}
+
+/// Arguments of `voltmesh export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// A node's API, e.g. `http://127.0.0.1:7600`.
+    #[arg(long)]
+    pub node: String,
+    /// The billing key file (a key genesis names in `billing_keys`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// First day (inclusive), `YYYY-MM-DD` (UTC), or an interval start in Unix seconds.
+    #[arg(long)]
+    pub from: String,
+    /// Last day (exclusive), `YYYY-MM-DD` (UTC), or an interval start in Unix seconds.
+    #[arg(long)]
+    pub to: String,
+    /// The billing period of the rows of `members.csv`.
+    #[arg(long, value_enum, default_value = "month")]
+    pub period: Period,
+    /// Directory to write `members.csv` and `intervals.csv` to (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// One party's line of one interval, signed as the party pays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Line {
+    bought_wh: Wh,
+    sold_wh: Wh,
+    from_utility_wh: Wh,
+    to_utility_wh: Wh,
+    local_energy: Money,
+    network_fees: Money,
+    utility: Money,
+    total: Money,
+    billed: Money,
+    carry_in: Money,
+    carry_out: Money,
+    no_market: Money,
+    unmetered: u64,
+    intervals: u64,
+}
+
+impl Line {
+    fn of(bill: &Bill) -> Line {
+        Line {
+            bought_wh: bill.bought_wh,
+            sold_wh: bill.sold_wh,
+            from_utility_wh: bill.from_utility_wh,
+            to_utility_wh: bill.to_utility_wh,
+            local_energy: bill.local_energy,
+            network_fees: bill.network_fees,
+            utility: bill.utility,
+            total: bill.total,
+            billed: bill.billed,
+            carry_in: bill.billed + bill.carry - bill.total,
+            carry_out: bill.carry,
+            no_market: bill.no_market,
+            unmetered: u64::from(!bill.metered),
+            intervals: 1,
+        }
+    }
+
+    /// A revenue line (utility, network operator) as what the party pays.
+    fn revenue(line: &voltmesh_wire::bill::PartyLine) -> Line {
+        let neg = |m: Money| Money::ZERO - m;
+        Line {
+            total: neg(line.revenue),
+            billed: neg(line.billed),
+            carry_in: neg(line.billed + line.carry - line.revenue),
+            carry_out: neg(line.carry),
+            intervals: 1,
+            ..Line::default()
+        }
+    }
+
+    /// Adds a later interval's line.
+    fn add(&mut self, later: &Line) {
+        if self.intervals == 0 {
+            self.carry_in = later.carry_in;
+        }
+        self.bought_wh += later.bought_wh;
+        self.sold_wh += later.sold_wh;
+        self.from_utility_wh += later.from_utility_wh;
+        self.to_utility_wh += later.to_utility_wh;
+        self.local_energy += later.local_energy;
+        self.network_fees += later.network_fees;
+        self.utility += later.utility;
+        self.total += later.total;
+        self.billed += later.billed;
+        self.carry_out = later.carry_out;
+        self.no_market += later.no_market;
+        self.unmetered += later.unmetered;
+        self.intervals += later.intervals;
+    }
+}
+
+/// The parties of a settlement, in order: members by id, then `utility`, then `network`.
+fn lines(view: &SettlementView) -> Vec<(String, &'static str, Line)> {
+    let mut out: Vec<(String, &'static str, Line)> = view
+        .bills
+        .iter()
+        .map(|b| (b.participant.to_string(), "member", Line::of(b)))
+        .collect();
+    out.push((
+        "utility".into(),
+        "utility",
+        Line::revenue(&view.settled.utility),
+    ));
+    out.push((
+        "network".into(),
+        "network_operator",
+        Line::revenue(&view.settled.network),
+    ));
+    out
+}
+
+fn parse_bound(text: &str) -> anyhow::Result<i64> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(secs);
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| BadInput(anyhow::anyhow!("{text:?}: use YYYY-MM-DD or Unix seconds")))?;
+    Ok(day
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        .timestamp())
+}
+
+fn period_of(period: Period, interval_start: i64) -> String {
+    let at = DateTime::<Utc>::from_timestamp(interval_start, 0).unwrap_or_default();
+    match period {
+        Period::Month => format!("{:04}-{:02}", at.year(), at.month()),
+        Period::Day => at.format("%Y-%m-%d").to_string(),
+        Period::All => "all".into(),
+    }
+}
+
+/// `voltmesh export` (module docs).
+///
+/// # Errors
+/// Bad arguments, a node that does not answer or refuses the key, bills that do not reconcile,
+/// or files that cannot be written.
+pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
+    let (from, to) = (parse_bound(&args.from)?, parse_bound(&args.to)?);
+    if from > to {
+        return Err(BadInput(anyhow::anyhow!("--from is after --to")).into());
+    }
+    let key = voltmesh_wire::key::read(&args.key)
+        .with_context(|| format!("billing key file {}", args.key.display()))?;
+    let plain =
+        BlockingNodeClient::new(&args.node).with_context(|| format!("node API {}", args.node))?;
+    let neighborhood = plain
+        .status()
+        .with_context(|| format!("reading {}", args.node))?
+        .neighborhood;
+    let client = plain.with_read_key(&neighborhood, key);
+    let mut settled = Vec::new();
+    let mut next = Some(from);
+    while let Some(at) = next {
+        let page = client
+            .settlements(at, to)
+            .with_context(|| format!("listing settlements on {}", args.node))?;
+        settled.extend(page.settled);
+        next = page.next_from;
+    }
+    let mut currency = None;
+    let mut detail = csv::Writer::from_writer(Vec::new());
+    detail.write_record([
+        "interval_start",
+        "party",
+        "kind",
+        "metered",
+        "bought_wh",
+        "sold_wh",
+        "from_utility_wh",
+        "to_utility_wh",
+        "local_energy",
+        "network_fees",
+        "utility",
+        "total",
+        "billed",
+        "carry_in",
+        "carry_out",
+        "no_market",
+        "currency",
+        "height",
+        "block",
+    ])?;
+    let mut periods: BTreeMap<(String, String), (&'static str, Line)> = BTreeMap::new();
+    for summary in &settled {
+        let start = summary.interval_start;
+        let view = client
+            .settlement(start)
+            .with_context(|| format!("reading the bills of interval {start}"))?
+            .with_context(|| format!("interval {start} is listed as settled but not served"))?;
+        currency.get_or_insert(view.settled.currency);
+        let lines = lines(&view);
+        let sum: Money = lines.iter().map(|(_, _, l)| l.total).sum();
+        if sum != Money::ZERO {
+            bail!(
+                "the bills of interval {start} do not reconcile: the parties' totals sum to {sum}"
+            );
+        }
+        let time = DateTime::<Utc>::from_timestamp(start, 0)
+            .unwrap_or_default()
+            .to_rfc3339();
+        for (party, kind, line) in &lines {
+            if line.billed != line.total + line.carry_in - line.carry_out {
+                bail!(
+                    "interval {start}, {party}: billed {} is not total + carry in - carry out",
+                    line.billed
+                );
+            }
+            let metered = if *kind == "member" {
+                (line.unmetered == 0).to_string()
+            } else {
+                String::new()
+            };
+            detail.write_record([
+                time.clone(),
+                party.clone(),
+                (*kind).to_owned(),
+                metered,
+                line.bought_wh.to_string(),
+                line.sold_wh.to_string(),
+                line.from_utility_wh.to_string(),
+                line.to_utility_wh.to_string(),
+                line.local_energy.to_string(),
+                line.network_fees.to_string(),
+                line.utility.to_string(),
+                line.total.to_string(),
+                line.billed.to_string(),
+                line.carry_in.to_string(),
+                line.carry_out.to_string(),
+                line.no_market.to_string(),
+                view.settled.currency.code().to_owned(),
+                view.settled.height.to_string(),
+                view.settled.block.clone(),
+            ])?;
+            periods
+                .entry((period_of(args.period, start), party.clone()))
+                .or_insert_with(|| (kind, Line::default()))
+                .1
+                .add(line);
+        }
+    }
+    let mut members = csv::Writer::from_writer(Vec::new());
+    members.write_record([
+        "period",
+        "party",
+        "kind",
+        "intervals",
+        "unmetered_intervals",
+        "bought_wh",
+        "sold_wh",
+        "from_utility_wh",
+        "to_utility_wh",
+        "local_energy",
+        "network_fees",
+        "utility",
+        "total",
+        "carry_in",
+        "billed",
+        "carry_out",
+        "no_market",
+        "savings",
+        "currency",
+    ])?;
+    let code = currency.map_or("", |c| c.code()).to_owned();
+    let mut per_period: BTreeMap<&str, Money> = BTreeMap::new();
+    for ((period, party), (kind, line)) in &periods {
+        *per_period.entry(period).or_default() += line.total;
+        let savings = if *kind == "member" {
+            (line.no_market - line.total).to_string()
+        } else {
+            String::new()
+        };
+        members.write_record([
+            period.clone(),
+            party.clone(),
+            (*kind).to_owned(),
+            line.intervals.to_string(),
+            line.unmetered.to_string(),
+            line.bought_wh.to_string(),
+            line.sold_wh.to_string(),
+            line.from_utility_wh.to_string(),
+            line.to_utility_wh.to_string(),
+            line.local_energy.to_string(),
+            line.network_fees.to_string(),
+            line.utility.to_string(),
+            line.total.to_string(),
+            line.carry_in.to_string(),
+            line.billed.to_string(),
+            line.carry_out.to_string(),
+            line.no_market.to_string(),
+            savings,
+            code.clone(),
+        ])?;
+    }
+    if let Some((period, sum)) = per_period.iter().find(|(_, sum)| **sum != Money::ZERO) {
+        bail!("period {period} does not reconcile: the parties' totals sum to {sum}");
+    }
+    write(&args.out, "intervals.csv", detail)?;
+    write(&args.out, "members.csv", members)?;
+    super::print(&format!(
+        "{} settled intervals, {} period rows; every interval and period reconciles to zero; wrote {} and {}\n",
+        settled.len(),
+        periods.len(),
+        args.out.join("members.csv").display(),
+        args.out.join("intervals.csv").display(),
+    ));
+    Ok(())
+}
+
+fn write(dir: &Path, name: &str, writer: csv::Writer<Vec<u8>>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let bytes = writer.into_inner().context("CSV buffer")?;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+}
