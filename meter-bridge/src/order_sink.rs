@@ -24,6 +24,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use voltmesh_engine::{Interval, Order, ParticipantId};
 use voltmesh_wire::api::{Balance, CommunityView, OrderState};
+use voltmesh_wire::bill::CommittedBill;
 use voltmesh_wire::delivery::SignedDelivery;
 use voltmesh_wire::{IntervalClearing, OrderTicket, SignedOrder};
 
@@ -70,8 +71,8 @@ pub enum SinkError {
     /// unavailable (retry), rejected, malformed or unexpected (do not retry).
     #[error(transparent)]
     Node(#[from] ClientError),
-    /// This sink cannot read clearings or order states.
-    #[error("this order sink cannot read clearings or order states")]
+    /// This sink cannot do that (read clearings, order states, bills, ...).
+    #[error("this order sink does not support the request")]
     Unsupported,
 }
 
@@ -168,6 +169,24 @@ pub trait OrderSink: Send + Sync + 'static {
         deliveries: &[SignedDelivery],
     ) -> impl Future<Output = Result<Vec<Result<(), SinkError>>, SinkError>> + Send {
         let _ = deliveries;
+        async { Err(SinkError::Unsupported) }
+    }
+
+    /// `participant`'s committed bills of the intervals starting in `from..to` (Unix seconds,
+    /// `to` exclusive; `GET /v1/participants/{id}/bills`, every page), oldest first, each with
+    /// the height and hash of the block that holds it. The node serves them only to a signed
+    /// read ([`voltmesh_wire::client::NodeClient::with_read_key`]).
+    ///
+    /// # Errors
+    /// [`SinkError::Unsupported`] (the default) if the sink serves no bills, else why it could
+    /// not (a refused read is a non-retryable [`SinkError::Node`]).
+    fn bills(
+        &self,
+        participant: &ParticipantId,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<CommittedBill>, SinkError>> + Send {
+        let _ = (participant, from, to);
         async { Err(SinkError::Unsupported) }
     }
 }
@@ -284,6 +303,15 @@ impl<S: OrderSink> OrderSink for Counted<S> {
         deliveries: &[SignedDelivery],
     ) -> Result<Vec<Result<(), SinkError>>, SinkError> {
         self.inner.submit_deliveries(deliveries).await
+    }
+
+    async fn bills(
+        &self,
+        participant: &ParticipantId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<CommittedBill>, SinkError> {
+        self.inner.bills(participant, from, to).await
     }
 }
 

@@ -6,18 +6,20 @@ use std::path::Path;
 
 use tracing::warn;
 use voltmesh_engine::IntervalSpec;
+use voltmesh_wire::delivery::DeliveryRules;
 use voltmesh_wire::Genesis;
 
 use super::{ConfigError, RawConfig, SettlementConfig};
 
 impl RawConfig {
-    /// The market interval and settlement values: genesis's if `node.genesis` is given (the
-    /// deprecated tables must then agree with it), else the deprecated tables' or their defaults,
-    /// with a warning. Resolves `node.genesis` against `dir`.
+    /// The market interval, settlement values and delivery rules: genesis's if `node.genesis` is
+    /// given (the deprecated tables must then agree with it), else the deprecated tables' or
+    /// their defaults, with a warning (and the default delivery rules). Resolves `node.genesis`
+    /// against `dir`.
     pub(super) fn market_and_settlement(
         &mut self,
         dir: &Path,
-    ) -> Result<(IntervalSpec, SettlementConfig), ConfigError> {
+    ) -> Result<(IntervalSpec, SettlementConfig, DeliveryRules), ConfigError> {
         let Some(file) = &self.node.genesis else {
             let tables: Vec<&str> = [
                 self.market.is_some().then_some("[market]"),
@@ -41,6 +43,7 @@ impl RawConfig {
             return Ok((
                 self.market.unwrap_or(IntervalSpec::DEFAULT),
                 self.settlement.unwrap_or_default(),
+                DeliveryRules::default(),
             ));
         };
         let path = dir.join(file);
@@ -97,6 +100,6 @@ impl RawConfig {
             );
         }
         self.node.genesis = Some(path);
-        Ok((market, settlement))
+        Ok((market, settlement, genesis.deliveries))
     }
 }

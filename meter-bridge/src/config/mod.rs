@@ -15,7 +15,8 @@
 //! * The household registry is valid ([`Registry::from_config`]).
 //! * `ingest.formats` holds each subscription's literal prefix (the filter up to its first
 //!   wildcard) mapped to its format, for subscriptions with a format and a non-empty prefix.
-//! * `market` and `settlement` are the neighborhood genesis's (`node.genesis`) when one is given.
+//! * `market`, `settlement` and `deliveries` are the neighborhood genesis's (`node.genesis`) when
+//!   one is given.
 //!
 //! # Genesis
 //! `node.genesis` names the neighborhood's `genesis.json` (relative to the config file's
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::{IntervalSpec, Price, Tariffs};
+use voltmesh_wire::delivery::DeliveryRules;
 
 use crate::household::registry::{Registry, RegistryConfig, RegistryError};
 use crate::household::topic::{check_filter, check_topic_name, literal_prefix};
@@ -238,6 +240,10 @@ pub struct Config {
     pub market: IntervalSpec,
     /// Tariffs and network fee: genesis's (`node.genesis`), else `[settlement]` or its default.
     pub settlement: SettlementConfig,
+    /// What the ledger admits of metered deliveries, in particular how long after an interval's
+    /// end its bills commit (`window_secs`): genesis's `deliveries` (`node.genesis`), else the
+    /// default (one hour).
+    pub deliveries: DeliveryRules,
     /// `[ingest]`, with the subscriptions' formats merged into `formats`.
     pub ingest: IngestConfig,
     /// `[metrics]` (before `VOLTMESH_INFLUX_*` fallbacks; see [`MetricsSection::to_config`]).
@@ -371,7 +377,7 @@ impl RawConfig {
         if self.node.neighborhood.is_empty() {
             return Err(ConfigError::EmptyNeighborhood);
         }
-        let (market, settlement) = self.market_and_settlement(dir)?;
+        let (market, settlement, deliveries) = self.market_and_settlement(dir)?;
         if let Some(lead) = self.node.submit_lead_secs {
             if lead == 0 || lead >= market.length_secs() {
                 return Err(ConfigError::BadSubmitLead {
@@ -404,6 +410,7 @@ impl RawConfig {
             node: self.node,
             market,
             settlement,
+            deliveries,
             ingest,
             metrics: self.metrics,
             price_signal: PriceSignalConfig {

@@ -274,6 +274,10 @@ pub struct NodeConfig {
     /// Sign and submit every household's metered energy after each interval
     /// ([`crate::runtime::deliveries`]): what the ledger's bills are computed from.
     pub submit_deliveries: bool,
+    /// After each interval's bills commit (genesis `deliveries.window_secs` after its end), read
+    /// every household's committed bill from the node and publish it on the household's `bill`
+    /// topic ([`crate::runtime::bills`]).
+    pub publish_bills: bool,
 }
 
 impl Default for NodeConfig {
@@ -285,6 +289,7 @@ impl Default for NodeConfig {
             genesis: None,
             submit_lead_secs: None,
             submit_deliveries: true,
+            publish_bills: true,
         }
     }
 }

@@ -14,6 +14,12 @@ fn the_default_file_is_valid_and_complete() {
     assert_eq!(config.node, NodeConfig::default());
     assert_eq!(config.market, IntervalSpec::DEFAULT);
     assert_eq!(config.settlement, SettlementConfig::default());
+    assert_eq!(
+        config.deliveries,
+        Default::default(),
+        "no genesis: the default window"
+    );
+    assert!(config.node.publish_bills, "on by default");
     assert_eq!(config.subscriptions.len(), 5);
     // `+/events/rpc` has no literal prefix: sniffed, not mapped.
     assert_eq!(config.ingest.formats.len(), 4);
@@ -165,7 +171,10 @@ fn genesis_json() -> String {
         participants: [("h1".into(), vec![key(2)])].into(),
         snapshot_interval_blocks: 0,
         governance: None,
-        deliveries: Default::default(),
+        deliveries: voltmesh_wire::delivery::DeliveryRules {
+            window_secs: 1_800,
+            max_connection_kw: 50,
+        },
         billing_keys: Vec::new(),
     };
     serde_json::to_string(&genesis).unwrap()
@@ -184,6 +193,7 @@ fn genesis_supplies_the_market_and_settlement() {
     assert_eq!(config.settlement.feed_in, "0.07".parse().unwrap());
     assert_eq!(config.settlement.retail, "0.30".parse().unwrap());
     assert_eq!(config.settlement.network_fee, "0.02".parse().unwrap());
+    assert_eq!(config.deliveries.window_secs, 1_800, "the bills' window");
     assert_eq!(
         config.node.genesis.as_deref(),
         Some(dir.path().join("genesis.json").as_path())

@@ -8,7 +8,8 @@
 //! | `<hprefix>/households/<participant>/orders/set` | household → bridge | [`HouseholdOrder`](crate::household::own_order::HouseholdOrder) or a JSON array of them | no |
 //! | `<hprefix>/households/<participant>/preferences` | household → bridge | [`PreferencesMessage`](crate::household::preferences::PreferencesMessage) (limit prices, on/off) | yes |
 //! | `<prefix>/households/<participant>/fills` | bridge → household | [`HouseholdFills`](crate::runtime::mqtt::HouseholdFills) | yes |
-//! | `<prefix>/households/<participant>/settlement` | bridge → household | [`SettlementNotice`](crate::runtime::mqtt::SettlementNotice) | yes |
+//! | `<prefix>/households/<participant>/settlement` | bridge → household | [`SettlementNotice`](crate::runtime::mqtt::SettlementNotice): the bridge's own estimate, from its registers | yes |
+//! | `<prefix>/households/<participant>/bill` | bridge → household | [`CommittedBill`](voltmesh_wire::bill::CommittedBill): the ledger's bill, with the height and hash of the block holding it ([`crate::runtime::bills`]) | yes |
 //! | `<prefix>/market/clearing` | bridge → everyone | [`ClearingSummary`](crate::runtime::mqtt::ClearingSummary) | yes |
 //! | `<prefix>/households/<participant>/totals` | bridge → household | [`Totals`](crate::household::home_assistant::Totals): the ledger's totals | yes |
 //! | `<prefix>/households/<participant>/controls` | bridge → household | [`Controls`](crate::household::home_assistant::Controls): trading on/off and limits in force | yes |
@@ -44,6 +45,8 @@ pub const PREFERENCES_SUFFIX: &str = "preferences";
 pub const FILLS_SUFFIX: &str = "fills";
 /// The suffix of a household's settlement topic.
 pub const SETTLEMENT_SUFFIX: &str = "settlement";
+/// The suffix of a household's committed bill topic.
+pub const BILL_SUFFIX: &str = "bill";
 
 /// The suffix of a household's totals topic.
 pub const TOTALS_SUFFIX: &str = "totals";
@@ -130,6 +133,18 @@ pub fn fills_topic(prefix: &str, participant: &ParticipantId) -> Result<String, 
 pub fn settlement_topic(prefix: &str, participant: &ParticipantId) -> Result<String, ResultsError> {
     Ok(format!(
         "{prefix}/households/{}/{SETTLEMENT_SUFFIX}",
+        level(participant)?
+    ))
+}
+
+/// `<prefix>/households/<participant>/bill`: the household's committed bill of each interval,
+/// as the ledger holds it.
+///
+/// # Errors
+/// [`ResultsError::BadParticipant`] if the participant id is not one safe topic level.
+pub fn bill_topic(prefix: &str, participant: &ParticipantId) -> Result<String, ResultsError> {
+    Ok(format!(
+        "{prefix}/households/{}/{BILL_SUFFIX}",
         level(participant)?
     ))
 }
@@ -351,11 +366,13 @@ mod tests {
             settlement_topic("vm", &p).unwrap(),
             "vm/households/hh-01/settlement"
         );
+        assert_eq!(bill_topic("vm", &p).unwrap(), "vm/households/hh-01/bill");
         assert_eq!(clearing_topic("vm"), "vm/market/clearing");
         for bad in ["", "a/b", "+", "#", "a\0"] {
             let bad = ParticipantId::from(bad);
             assert!(fills_topic("vm", &bad).is_err(), "{bad}");
             assert!(settlement_topic("vm", &bad).is_err(), "{bad}");
+            assert!(bill_topic("vm", &bad).is_err(), "{bad}");
         }
         assert_eq!(
             parse_topic("vm", &fills_topic("vm", &p).unwrap()),

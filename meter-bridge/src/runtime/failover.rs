@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing::warn;
 use voltmesh_engine::ParticipantId;
 use voltmesh_wire::api::{Balance, CommunityView, OrderState};
+use voltmesh_wire::bill::CommittedBill;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
 
 use crate::order_sink::{OrderSink, SinkError, Submitted};
@@ -160,6 +161,16 @@ impl<S: OrderSink> OrderSink for Failover<S> {
             self.sinks[i].submit_deliveries(deliveries)
         })
         .await
+    }
+
+    async fn bills(
+        &self,
+        participant: &ParticipantId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<CommittedBill>, SinkError> {
+        self.attempt("bills", |i| self.sinks[i].bills(participant, from, to))
+            .await
     }
 }
 
@@ -310,6 +321,61 @@ mod tests {
             "same orders, same ids"
         );
         assert_eq!(sink.current(), 1);
+    }
+
+    /// A node that serves one bill, or is down.
+    #[derive(Debug)]
+    struct Billing {
+        down: bool,
+        asked: AtomicUsize,
+    }
+
+    impl OrderSink for Billing {
+        async fn submit(&self, _: &SignedOrder) -> Result<Submitted, SinkError> {
+            Ok(Submitted::Accepted)
+        }
+
+        async fn clearing(&self, _: i64) -> Result<Option<IntervalClearing>, SinkError> {
+            Ok(None)
+        }
+
+        async fn bills(
+            &self,
+            participant: &ParticipantId,
+            from: i64,
+            _: i64,
+        ) -> Result<Vec<CommittedBill>, SinkError> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            if self.down {
+                return down().map(|_| Vec::new());
+            }
+            Ok(vec![crate::runtime::bills::sample::committed(
+                participant.as_str(),
+                from,
+                3,
+            )])
+        }
+    }
+
+    #[tokio::test]
+    async fn bills_are_read_from_the_next_node_when_one_is_down() {
+        let node = |down| Billing {
+            down,
+            asked: AtomicUsize::new(0),
+        };
+        let sink = Failover::new(vec![node(true), node(false)]).unwrap();
+        let bills = sink.bills(&"h1".into(), 900, 1_800).await.unwrap();
+        assert_eq!(bills.len(), 1);
+        assert_eq!(sink.current(), 1);
+        let asked: Vec<usize> = sink
+            .sinks()
+            .iter()
+            .map(|s| s.asked.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(asked, [1, 1]);
+        let all_down = Failover::new(vec![node(true), node(true)]).unwrap();
+        let e = all_down.bills(&"h1".into(), 900, 1_800).await.unwrap_err();
+        assert!(e.is_retryable(), "{e}");
     }
 
     #[test]

@@ -398,7 +398,7 @@ async fn carry_out(
             total = %s.bill.total,
             "settlement published"
         ),
-        ResultMessage::Fills(_) | ResultMessage::PriceSignal(_) => {}
+        ResultMessage::Fills(_) | ResultMessage::PriceSignal(_) | ResultMessage::Bill(_) => {}
     }
     tokio::select! {
         biased;
@@ -511,6 +511,7 @@ mod tests {
                     format!("settlement {}", s.bill.participant)
                 }
                 Decision::Publish(ResultMessage::PriceSignal(_)) => "price signal".to_owned(),
+                Decision::Publish(ResultMessage::Bill(b)) => format!("bill {}", b.bill.participant),
                 Decision::NotSettled { participant, .. } => format!("not settled {participant}"),
                 Decision::GaveUp { cleared, .. } => format!("gave up (cleared: {cleared})"),
             })
@@ -703,6 +704,7 @@ mod tests {
                 ResultMessage::Clearing(_) => "clearing".to_owned(),
                 ResultMessage::Settlement(s) => format!("settlement {}", s.bill.participant),
                 ResultMessage::PriceSignal(_) => "price signal".to_owned(),
+                ResultMessage::Bill(b) => format!("bill {}", b.bill.participant),
             })
             .collect();
         assert_eq!(

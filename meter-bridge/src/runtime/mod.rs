@@ -10,7 +10,10 @@
 //! * the follow-up task ([`followups`]): reads each interval's committed clearing from the node
 //!   once the gate has closed, and with the registers decides (a pure state machine,
 //!   [`FollowUps`]) each household's fills, the clearing summary and, once its meters have read
-//!   past the interval's end, its settlement; they go to
+//!   past the interval's end, its settlement (the bridge's estimate); they go to
+//! * the bills task, unless `node.publish_bills = false` ([`bills`]): once per interval, after
+//!   the bills of an interval have committed on the ledger, reads every household's committed
+//!   bill from the node and hands the new ones to
 //! * the results task: [`ResultMessage`]s → household topics ([`crate::household::topic`]),
 //!   retained, on the publishing connection; a second one publishes what tests hand in on
 //!   [`Io::results`], if given;
@@ -73,6 +76,7 @@ use crate::runtime::mqtt::subscriber::{Handler, Subscriber, REQUEST_QUEUE};
 use crate::runtime::planner::run_planner;
 use crate::shutdown::Shutdown;
 
+pub mod bills;
 pub mod clock;
 pub mod deliveries;
 pub mod failover;
@@ -336,6 +340,16 @@ pub async fn run<S: OrderSink>(
         io.clock.clone(),
         Shutdown::new(notify.subscribe()),
     )));
+    if config.node.publish_bills {
+        spawn(Box::pin(bills::run_bills(
+            sink.clone(),
+            ingest.clone(),
+            bills::CommittedBills::new(config.market, config.deliveries.window_secs),
+            results_tx.clone(),
+            io.clock.clone(),
+            Shutdown::new(notify.subscribe()),
+        )));
+    }
     if let Some(reload) = io.reload {
         spawn(Box::pin(reload::run_reloads(
             reload,

@@ -9,6 +9,7 @@ use voltmesh_engine::ParticipantId;
 use voltmesh_wire::api::{
     Balance, CommunityView, OrderState, MAX_BATCH_DELIVERIES, MAX_BATCH_ORDERS,
 };
+use voltmesh_wire::bill::CommittedBill;
 use voltmesh_wire::client::{ClientError, NodeClient};
 use voltmesh_wire::delivery::SignedDelivery;
 use voltmesh_wire::{IntervalClearing, SignedOrder};
@@ -89,6 +90,32 @@ impl OrderSink for NodeClient {
         }
         Ok(results)
     }
+
+    /// `GET /v1/participants/{id}/bills`, page after page while the node names a `next_from`
+    /// inside the range; a node without the route (404) is [`SinkError::Unsupported`].
+    async fn bills(
+        &self,
+        participant: &ParticipantId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<CommittedBill>, SinkError> {
+        let mut bills = Vec::new();
+        let mut page_from = from;
+        loop {
+            let view = match NodeClient::bills(self, participant.as_str(), page_from, to).await {
+                Ok(view) => view,
+                Err(ClientError::Unexpected { status: 404, .. }) => {
+                    return Err(SinkError::Unsupported)
+                }
+                Err(e) => return Err(SinkError::Node(e)),
+            };
+            bills.extend(view.bills);
+            match view.next_from {
+                Some(next) if next > page_from && next < to => page_from = next,
+                _ => return Ok(bills),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +151,70 @@ mod tests {
         }
     }
 
+    /// A node serving `/v1/participants/{id}/bills` from three bills, two intervals a page, or
+    /// 404 for every path (`bills: false`, a node older than bills on the ledger).
+    async fn bills_node(bills: bool) -> (NodeClient, tokio::task::JoinHandle<()>) {
+        use axum::extract::{Path, RawQuery};
+        use voltmesh_wire::api::BillsView;
+        let mut router = axum::Router::new();
+        if bills {
+            router = router.route(
+                voltmesh_wire::api::PARTICIPANT_BILLS,
+                axum::routing::get(|Path(id): Path<String>, RawQuery(q): RawQuery| async move {
+                    let q = q.unwrap_or_default();
+                    let arg = |k: &str| -> i64 {
+                        q.split('&')
+                            .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_default()
+                    };
+                    let (from, to) = (arg("from"), arg("to"));
+                    let page: Vec<i64> = [900, 1800, 2700]
+                        .into_iter()
+                        .filter(|s| (from..to).contains(s))
+                        .collect();
+                    let next_from = page.get(2).copied();
+                    axum::Json(BillsView {
+                        participant: ParticipantId::from(id.as_str()),
+                        bills: page
+                            .iter()
+                            .take(2)
+                            .map(|&s| crate::runtime::bills::sample::committed(&id, s, 7))
+                            .collect(),
+                        next_from,
+                    })
+                }),
+            );
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        (NodeClient::new(&format!("http://{addr}")).unwrap(), server)
+    }
+
+    #[tokio::test]
+    async fn bills_are_read_page_after_page_and_a_node_without_them_is_unsupported() {
+        let (client, server) = bills_node(true).await;
+        let hh = ParticipantId::from("hh-1");
+        let all = OrderSink::bills(&client, &hh, 0, 3_600).await.unwrap();
+        let starts: Vec<(i64, &str)> = all
+            .iter()
+            .map(|b| (b.interval_start, b.bill.participant.as_str()))
+            .collect();
+        assert_eq!(starts, [(900, "hh-1"), (1_800, "hh-1"), (2_700, "hh-1")]);
+        let some = OrderSink::bills(&client, &hh, 1_800, 2_700).await.unwrap();
+        assert_eq!(some.len(), 1);
+        server.abort();
+        let (old, server) = bills_node(false).await;
+        assert_eq!(
+            OrderSink::bills(&old, &hh, 0, 3_600).await,
+            Err(SinkError::Unsupported)
+        );
+        server.abort();
+    }
+
     #[tokio::test]
     async fn an_absent_node_is_worth_retrying() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -146,6 +237,10 @@ mod tests {
         let e = OrderSink::submit(&absent, &order).await.unwrap_err();
         assert!(e.is_retryable(), "refused: {e}");
         assert!(OrderSink::clearing(&absent, 0)
+            .await
+            .unwrap_err()
+            .is_retryable());
+        assert!(OrderSink::bills(&absent, &"hh-1".into(), 0, 900)
             .await
             .unwrap_err()
             .is_retryable());

@@ -70,6 +70,8 @@ pub struct NodeSection {
     pub submit_lead_secs: Option<u32>,
     /// `submit_deliveries` (the bridge's default, on, when `None`).
     pub submit_deliveries: Option<bool>,
+    /// `publish_bills` (the bridge's default, on, when `None`).
+    pub publish_bills: Option<bool>,
 }
 
 /// `[settlement]`: tariffs and fee, as decimal strings.
@@ -178,6 +180,7 @@ impl BridgeToml {
             failover: Vec::new(),
             submit_lead_secs: None,
             submit_deliveries: None,
+            publish_bills: None,
         });
         self
     }
@@ -219,6 +222,19 @@ impl BridgeToml {
             .as_mut()
             .expect("BridgeToml::node before BridgeToml::submit_deliveries")
             .submit_deliveries = Some(on);
+        self
+    }
+
+    /// Sets `[node]` `publish_bills` (after [`BridgeToml::node`]).
+    ///
+    /// # Panics
+    /// If `[node]` is not set yet.
+    #[must_use]
+    pub fn publish_bills(mut self, on: bool) -> Self {
+        self.node
+            .as_mut()
+            .expect("BridgeToml::node before BridgeToml::publish_bills")
+            .publish_bills = Some(on);
         self
     }
 
@@ -370,6 +386,9 @@ impl fmt::Display for BridgeToml {
             }
             if let Some(on) = n.submit_deliveries {
                 writeln!(out, "submit_deliveries = {on}")?;
+            }
+            if let Some(on) = n.publish_bills {
+                writeln!(out, "publish_bills = {on}")?;
             }
         }
         if let Some((length, lead)) = self.market {

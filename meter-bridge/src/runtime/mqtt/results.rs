@@ -2,9 +2,10 @@
 //!
 //! # Topics
 //! The whole topic tree lives in [`crate::household::topic`]: [`HouseholdFills`] go to
-//! `<prefix>/households/<participant>/fills`, [`ClearingSummary`] to `<prefix>/market/clearing`
-//! and [`SettlementNotice`] to `<prefix>/households/<participant>/settlement` (under
-//! `topics.results_prefix`, default `voltmesh`; JSON; QoS 1; retained).
+//! `<prefix>/households/<participant>/fills`, [`ClearingSummary`] to `<prefix>/market/clearing`,
+//! [`SettlementNotice`] to `<prefix>/households/<participant>/settlement` and the ledger's
+//! [`CommittedBill`] to `<prefix>/households/<participant>/bill` (under `topics.results_prefix`,
+//! default `voltmesh`; JSON; QoS 1; retained).
 //!
 //! Retained, so a household that connects later still gets its latest result; every message
 //! carries its interval, so a household can tell an old result from a new one.
@@ -12,20 +13,25 @@
 //! The data comes from the node's committed clearing ([`ClearingOutcome`]) and the bridge's own
 //! meter registers; the constructors here turn it into per-household messages
 //! ([`HouseholdFills::for_households`], [`ClearingSummary::from_outcome`],
-//! [`SettlementNotice::for_household`]). Participant ids that are not safe as one topic level (empty,
+//! [`SettlementNotice::for_household`]). A [`SettlementNotice`] is therefore the bridge's
+//! estimate; the bill the validators agreed on is the [`CommittedBill`], published as the node
+//! serves it ([`crate::runtime::bills`]). Participant ids that are not safe as one topic level (empty,
 //! or containing `/`, `+`, `#` or NUL) are refused with [`ResultsError::BadParticipant`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::household::price_signal::{emhass_forecast, evcc_forecast, IndicativePrice};
 pub use crate::household::topic::ResultsError;
-use crate::household::topic::{clearing_topic, fills_topic, price_signal_topic, settlement_topic};
+use crate::household::topic::{
+    bill_topic, clearing_topic, fills_topic, price_signal_topic, settlement_topic,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use voltmesh_engine::settlement::{settle, SettlementError};
 use voltmesh_engine::{
     Bill, ClearingOutcome, Interval, ParticipantId, Price, Settlement, Side, Tariffs, Trade, Wh,
 };
+use voltmesh_wire::bill::CommittedBill;
 use voltmesh_wire::Currency;
 
 /// One fill of a household's order.
@@ -104,8 +110,11 @@ pub enum ResultMessage {
     Fills(HouseholdFills),
     /// The market summary.
     Clearing(ClearingSummary),
-    /// One household's settlement.
+    /// One household's settlement, as the bridge computed it from its registers (an estimate).
     Settlement(SettlementNotice),
+    /// One household's bill as the ledger committed it, published exactly as the node served
+    /// it.
+    Bill(CommittedBill),
     /// The price signal, published in full and in evcc's and EMHASS's formats.
     PriceSignal(PriceSignal),
 }
@@ -274,6 +283,7 @@ impl ResultMessage {
             ResultMessage::Fills(f) => fills_topic(prefix, &f.participant),
             ResultMessage::Clearing(_) => Ok(clearing_topic(prefix)),
             ResultMessage::Settlement(s) => settlement_topic(prefix, &s.bill.participant),
+            ResultMessage::Bill(b) => bill_topic(prefix, &b.bill.participant),
             ResultMessage::PriceSignal(_) => Ok(price_signal_topic(prefix, None)),
         }
     }
@@ -287,6 +297,7 @@ impl ResultMessage {
             ResultMessage::Fills(f) => serde_json::to_vec(f),
             ResultMessage::Clearing(c) => serde_json::to_vec(c),
             ResultMessage::Settlement(s) => serde_json::to_vec(s),
+            ResultMessage::Bill(b) => serde_json::to_vec(b),
             ResultMessage::PriceSignal(p) => serde_json::to_vec(p),
         }
     }
@@ -442,5 +453,25 @@ mod tests {
         assert_eq!(e.bill.total.to_string(), "-0.160000000");
         let msg = ResultMessage::Settlement(e);
         assert_eq!(msg.topic("vm").unwrap(), "vm/households/e/settlement");
+    }
+
+    #[test]
+    fn a_committed_bill_goes_out_as_the_node_served_it() {
+        let bill = crate::runtime::bills::sample::committed("hh-7", 1_790_000_100, 42);
+        let msg = ResultMessage::Bill(bill.clone());
+        assert_eq!(msg.topic("vm").unwrap(), "vm/households/hh-7/bill");
+        let payload = msg.payload().unwrap();
+        let back: CommittedBill = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(back, bill);
+        let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(json["interval_start"], 1_790_000_100);
+        assert_eq!(json["height"], 42);
+        assert_eq!(json["block"], format!("{:064x}", 42));
+        assert_eq!(json["currency"], "EUR");
+        assert_eq!(json["bill"]["participant"], "hh-7");
+        assert_eq!(json["bill"]["total"], bill.bill.total.to_string());
+        let mut bad = bill;
+        bad.bill.participant = p("a/b");
+        assert!(ResultMessage::Bill(bad).topic("vm").is_err());
     }
 }
