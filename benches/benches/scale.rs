@@ -33,7 +33,8 @@
 //! 2,000 households, else 5 s), `VOLTMESH_SCALE_HOME_ASSISTANT` (set: the bridge runs with its
 //! Home Assistant discovery and price signal, its defaults; unset: both off, so the figures are
 //! the ledger's and the orders' path), `VOLTMESH_SCALE_DELIVERIES` (set: the bridge submits every
-//! household's metered delivery after each interval, its default; unset: off). It needs the release binary (`$VOLTMESH_BIN` or
+//! household's metered delivery after each interval and publishes their committed bills, its
+//! defaults; unset: both off). It needs the release binary (`$VOLTMESH_BIN` or
 //! `target/release/voltmesh`) and Debian's `mosquitto`, and skips with a message without them.
 //! Everything it starts is stopped when it ends, even on panic.
 
@@ -513,6 +514,9 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
     // crossing stays a whole interval under 10 Wh), so the node sees the full 10,000 orders.
     let toml = toml
         .submit_deliveries(std::env::var_os("VOLTMESH_SCALE_DELIVERIES").is_some())
+        // Reading every household's committed bill after each window is part of the same
+        // household services: on with them, off by default.
+        .publish_bills(std::env::var_os("VOLTMESH_SCALE_DELIVERIES").is_some())
         .min_order_wh(1)
         .to_string();
     let bridge_toml = dir.join("bridge.toml");

@@ -8,10 +8,7 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -23,62 +20,6 @@ use voltmesh_meter_bridge::testing::{
 
 /// Longest wait for anything in these tests (a few 20 s intervals).
 const PATIENCE: Duration = Duration::from_secs(150);
-
-/// Everything `mosquitto_sub` received on the result topics, one `topic payload` line each.
-struct Results {
-    _sub: Proc,
-    lines: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-impl Results {
-    fn subscribe(port: u16) -> Results {
-        let mut child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-v"])
-            .args(["-t", "voltmesh/households/#", "-t", "voltmesh/market/#"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto_sub");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if let Some((topic, payload)) = line.split_once(' ') {
-                    let value = serde_json::from_str(payload).unwrap_or(Value::Null);
-                    sink.lock()
-                        .expect("results lock")
-                        .push((topic.to_owned(), value));
-                }
-            }
-        });
-        Results {
-            _sub: Proc::new(child),
-            lines,
-        }
-    }
-
-    /// The latest message on `topic`, if any.
-    fn latest(&self, topic: &str) -> Option<Value> {
-        let lines = self.lines.lock().expect("results lock");
-        lines
-            .iter()
-            .rev()
-            .find(|(t, _)| t == topic)
-            .map(|(_, v)| v.clone())
-    }
-
-    /// Every message on `topic`, oldest first.
-    fn all(&self, topic: &str) -> Vec<Value> {
-        let lines = self.lines.lock().expect("results lock");
-        lines
-            .iter()
-            .filter(|(t, _)| t == topic)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-}
 
 /// Two meters publishing native readings every second: `m-h1` exports 6 Wh per second,
 /// `m-h2` imports 4.
@@ -137,7 +78,8 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
         .unwrap_or_else(|e| panic!("{e}"));
     let broker = Mosquitto::start(&BrokerOptions::default());
     let port = broker.port;
-    let results = Results::subscribe(port);
+    let results =
+        support::Subscription::start(port, &["voltmesh/households/#", "voltmesh/market/#"]);
     let (mut bridge, log) = start_bridge(
         &dir,
         port,
@@ -167,7 +109,7 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
     // The first message of that interval on `topic`.
     let of_interval_on = |topic: &str| {
         results
-            .all(topic)
+            .messages(topic)
             .into_iter()
             .find(of_interval)
             .unwrap_or_else(|| panic!("no message of interval {interval} on {topic}"))
@@ -176,7 +118,7 @@ fn meters_to_orders_on_the_node_and_results_back_to_households() {
     let each_has_one = |topics: &[&str]| {
         topics
             .iter()
-            .all(|t| results.all(t).iter().any(of_interval))
+            .all(|t| results.messages(t).iter().any(of_interval))
     };
     wait("fills and clearing on MQTT", &log, || {
         each_has_one(&[

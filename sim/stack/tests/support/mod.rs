@@ -155,3 +155,59 @@ impl Drop for Meters {
         }
     }
 }
+
+/// Everything `mosquitto_sub` receives on some topics (MQTT wildcards allowed), one
+/// `(topic, JSON payload)` each; stopped when dropped.
+pub(crate) struct Subscription {
+    _sub: Proc,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl Subscription {
+    pub(crate) fn start(port: u16, topics: &[&str]) -> Subscription {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new("mosquitto_sub");
+        command.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-v"]);
+        for topic in topics {
+            command.args(["-t", topic]);
+        }
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mosquitto_sub");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some((topic, payload)) = line.split_once(' ') {
+                    let value = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
+                    sink.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((topic.to_owned(), value));
+                }
+            }
+        });
+        Subscription {
+            _sub: Proc::new(child),
+            lines,
+        }
+    }
+
+    /// Every message on `topic`, oldest first.
+    pub(crate) fn messages(&self, topic: &str) -> Vec<serde_json::Value> {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The latest message on `topic`, if any.
+    pub(crate) fn latest(&self, topic: &str) -> Option<serde_json::Value> {
+        self.messages(topic).pop()
+    }
+}
