@@ -100,7 +100,11 @@ fn bills_commit_by_consensus_and_every_reader_gets_what_it_may() {
     );
     let _meters = support::Meters::start(broker.port, &[("m-h1", 6, 0), ("m-h2", 0, 4)]);
 
-    // h3 outbids h2 for 50 Wh of an interval a little ahead and never delivers.
+    // Once the bridge's households trade, h3 outbids h2 for 50 Wh of an interval a little ahead
+    // and never delivers.
+    support::wait_logged("the bridge's orders committed", &log, PATIENCE, || {
+        support::balance(&cluster, 0, "h1", "sold_wh") > 0
+    });
     let interval = open_interval(INTERVAL_SECS);
     cluster.submit_accepted(1, &order(3, "h3-buys", interval, Side::Buy, 50, "0.31", 1));
     let clearing = cluster
@@ -110,7 +114,7 @@ fn bills_commit_by_consensus_and_every_reader_gets_what_it_may() {
     assert!(
         trades.iter().any(|t| t.buyer.as_str() == "h3")
             && trades.iter().any(|t| t.seller.as_str() == "h1"),
-        "{trades:?}"
+        "h1 sells to h3 in interval {interval}: {trades:?}"
     );
 
     // Its bills commit once its window closes, the same on every node.
