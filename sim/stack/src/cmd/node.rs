@@ -56,8 +56,14 @@ pub fn node(args: &NodeArgs) -> anyhow::Result<()> {
 pub fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let report = voltmesh_consensus::verify::verify(&args.data_dir)?;
     say(format!(
-        "all {} blocks check out ({} orders, {} interval clearings re-executed)",
-        report.blocks, report.orders, report.clearings
+        "all {} blocks check out ({} orders, {} interval clearings re-executed, {} intervals \
+         settled with {} bills recomputed); the index serves the same bills through height {}",
+        report.blocks,
+        report.orders,
+        report.clearings,
+        report.settled_intervals,
+        report.bills,
+        report.index_height
     ));
     Ok(())
 }
