@@ -8,40 +8,14 @@ mod ledger_support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ledger_support::{at, child, key, meters_genesis, t0, NB};
+use ledger_support::{
+    at, child, meters_delivery as delivery, meters_genesis, meters_order as order, t0,
+    METERS_INTERVAL as INTERVAL, NB,
+};
 use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerApp, LedgerState};
 use voltmesh_consensus::protocol::{App, Block};
 use voltmesh_consensus::wire::bill::{BillsRecord, IntervalBills};
-use voltmesh_consensus::wire::delivery::{DeliveryTicket, SignedDelivery};
-use voltmesh_consensus::wire::{OrderTicket, SignedOrder};
 use voltmesh_engine::{Money, Price, Side, Trade};
-
-/// The 10:15 interval: gate at 10:10, ends 10:30, window closes 11:30.
-const INTERVAL: i64 = 900;
-
-fn order(n: u8, side: Side, wh: u64, price: &str) -> SignedOrder {
-    OrderTicket {
-        participant: format!("h{n}").as_str().into(),
-        interval_start: t0() + INTERVAL,
-        id: format!("o{n}").as_str().into(),
-        side,
-        quantity_wh: wh,
-        limit_price: price.parse().unwrap(),
-        nonce: 0,
-    }
-    .sign(NB, &key(n))
-}
-
-fn delivery(n: u8, import_wh: u64, export_wh: u64) -> SignedDelivery {
-    DeliveryTicket {
-        participant: format!("h{n}").as_str().into(),
-        interval_start: t0() + INTERVAL,
-        import_wh,
-        export_wh,
-        meters: vec![format!("meter-h{n}")],
-    }
-    .sign(NB, &key(n))
-}
 
 /// Four validators' apps on one chain; each block is proposed by the first and validated and
 /// committed by all.

@@ -8,47 +8,21 @@ mod ledger_support;
 use std::path::Path;
 use std::sync::Arc;
 
-use ledger_support::{at, child, key, meters_genesis, t0, NB};
+use ledger_support::{
+    at, child, meters_delivery as delivery, meters_genesis, meters_order as order, t0,
+    METERS_INTERVAL as INTERVAL,
+};
 use redb::{Database, ReadableTable, TableDefinition};
 use voltmesh_consensus::index::Index;
 use voltmesh_consensus::ledger::LedgerApp;
 use voltmesh_consensus::protocol::App;
 use voltmesh_consensus::store::Store;
 use voltmesh_consensus::verify::{verify, VerifyError};
-use voltmesh_consensus::wire::delivery::{DeliveryTicket, SignedDelivery};
-use voltmesh_consensus::wire::{OrderTicket, SignedOrder};
 use voltmesh_engine::Side;
-
-/// The 10:15 interval: gate at 10:10, ends 10:30, window closes 11:30.
-const INTERVAL: i64 = 900;
 
 /// The index's tables, as `consensus/src/index/bills.rs` defines them.
 const BILLS: TableDefinition<'_, (i64, &str), &[u8]> = TableDefinition::new("index_bills");
 const SETTLED: TableDefinition<'_, i64, &[u8]> = TableDefinition::new("index_settled");
-
-fn order(n: u8, side: Side, wh: u64, price: &str) -> SignedOrder {
-    OrderTicket {
-        participant: format!("h{n}").as_str().into(),
-        interval_start: t0() + INTERVAL,
-        id: format!("o{n}").as_str().into(),
-        side,
-        quantity_wh: wh,
-        limit_price: price.parse().unwrap(),
-        nonce: 0,
-    }
-    .sign(NB, &key(n))
-}
-
-fn delivery(n: u8, import_wh: u64, export_wh: u64) -> SignedDelivery {
-    DeliveryTicket {
-        participant: format!("h{n}").as_str().into(),
-        interval_start: t0() + INTERVAL,
-        import_wh,
-        export_wh,
-        meters: vec![format!("meter-h{n}")],
-    }
-    .sign(NB, &key(n))
-}
 
 /// Writes a node's data directory in `dir`: h1 sells to h2 and h3, h1, h2 and h4 deliver, and
 /// the block after the window settles the interval (four bills). Returns the committed height.

@@ -85,3 +85,42 @@ pub fn meters_genesis() -> voltmesh_consensus::wire::Genesis {
     .validate()
     .unwrap()
 }
+
+/// The 10:15 interval of [`meters_genesis`], seconds after `T0`: gate at 10:10, ends 10:30,
+/// delivery window closes 11:30.
+pub const METERS_INTERVAL: i64 = 900;
+
+/// Household `h<n>`'s order for the [`METERS_INTERVAL`], signed with its key.
+pub fn meters_order(
+    n: u8,
+    side: voltmesh_engine::Side,
+    wh: u64,
+    price: &str,
+) -> voltmesh_consensus::wire::SignedOrder {
+    voltmesh_consensus::wire::OrderTicket {
+        participant: format!("h{n}").as_str().into(),
+        interval_start: t0() + METERS_INTERVAL,
+        id: format!("o{n}").as_str().into(),
+        side,
+        quantity_wh: wh,
+        limit_price: price.parse().unwrap(),
+        nonce: 0,
+    }
+    .sign(NB, &key(n))
+}
+
+/// Household `h<n>`'s metered delivery for the [`METERS_INTERVAL`], signed with its key.
+pub fn meters_delivery(
+    n: u8,
+    import_wh: u64,
+    export_wh: u64,
+) -> voltmesh_consensus::wire::delivery::SignedDelivery {
+    voltmesh_consensus::wire::delivery::DeliveryTicket {
+        participant: format!("h{n}").as_str().into(),
+        interval_start: t0() + METERS_INTERVAL,
+        import_wh,
+        export_wh,
+        meters: vec![format!("meter-h{n}")],
+    }
+    .sign(NB, &key(n))
+}
