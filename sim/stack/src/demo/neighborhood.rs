@@ -158,11 +158,12 @@ pub fn write(
         snapshot_interval_blocks: voltmesh_wire::genesis::DEFAULT_SNAPSHOT_INTERVAL_BLOCKS,
         governance: None,
         // Every interval plays 15 profile minutes in `interval_secs`: a 50 kW connection's
-        // energy in 15 minutes must pass as one interval's delivery.
+        // energy in 15 minutes must pass as one interval's delivery, and the delivery window
+        // (after which the interval's bills commit) is the default hour of profile time.
         deliveries: voltmesh_wire::delivery::DeliveryRules {
             max_connection_kw: DeliveryRules::default().max_connection_kw * 900
                 / interval_secs.max(1),
-            ..DeliveryRules::default()
+            window_secs: (DeliveryRules::default().window_secs * interval_secs / 900).max(1),
         },
         billing_keys: Vec::new(),
     };
