@@ -4,7 +4,7 @@
 //!
 //! # Invariants
 //! Written in the transaction of the block that committed them ([`super::Index::apply`]); an
-//! interval is in [`SETTLED`] if and only if its bills are in [`BILLS`].
+//! interval is in `SETTLED` if and only if its bills are in `BILLS`.
 
 use redb::{TableDefinition, WriteTransaction};
 use voltmesh_engine::ParticipantId;

@@ -5,7 +5,7 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | GET | `/v1/participants/{id}/bills` | signed: [`BillsView`], bills of `?from=` to `?to=` (both required) |
+//! | GET | `/v1/participants/{id}/bills` | signed: [`voltmesh_wire::api::BillsView`], bills of `?from=` to `?to=` (both required) |
 //! | GET | `/v1/participants/{id}/statement` | signed: [`voltmesh_wire::bill::Statement`] of `?from=` to `?to=` (both required) |
 //! | GET | `/v1/settlements` | [`SettlementsView`]: the settled intervals of `?from=` to `?to=`, aggregates only |
 //! | GET | `/v1/settlements/{start}` | signed by a billing key: [`SettlementView`]; 404 `not_settled` |
@@ -19,8 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tokio::sync::{mpsc, oneshot};
 use voltmesh_engine::ParticipantId;
-use voltmesh_wire::api::{error_kind, BillsView, SettlementView, SettlementsView};
-use voltmesh_wire::bill::Statement;
+use voltmesh_wire::api::{error_kind, SettlementView, SettlementsView};
 use voltmesh_wire::read::{
     ReadRejection, ReadSignature, KEY_HEADER, SIGNATURE_HEADER, TIME_HEADER,
 };
@@ -141,12 +140,7 @@ pub(super) async fn bills(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let (period, auth) = match parse(query.as_deref(), &headers, &uri) {
-        Ok(parsed) => parsed,
-        Err(response) => return *response,
-    };
-    let who = ParticipantId::from(id);
-    answer::<BillsView>(ask(&tx, |reply| ApiRequest::Bills(who, period, auth, reply)).await)
+    private_read(&tx, id, query.as_deref(), &headers, &uri, ApiRequest::Bills).await
 }
 
 pub(super) async fn statement(
@@ -156,12 +150,32 @@ pub(super) async fn statement(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let (period, auth) = match parse(query.as_deref(), &headers, &uri) {
+    private_read(
+        &tx,
+        id,
+        query.as_deref(),
+        &headers,
+        &uri,
+        ApiRequest::Statement,
+    )
+    .await
+}
+
+/// A participant's data over a period, for the reader the request's signature names.
+async fn private_read<T: serde::Serialize>(
+    tx: &mpsc::Sender<ApiRequest>,
+    id: String,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    uri: &Uri,
+    make: fn(ParticipantId, Period, ReadAuth, ReadReply<T>) -> ApiRequest,
+) -> Response {
+    let (period, auth) = match parse(query, headers, uri) {
         Ok(parsed) => parsed,
         Err(response) => return *response,
     };
     let who = ParticipantId::from(id);
-    answer::<Statement>(ask(&tx, |reply| ApiRequest::Statement(who, period, auth, reply)).await)
+    answer(ask(tx, |reply| make(who, period, auth, reply)).await)
 }
 
 pub(super) async fn settlements(

@@ -9,7 +9,7 @@
 //!   nanoseconds, so two orders of one household in one block stay two points), and per interval
 //!   the block clears one `clearing` and the `trade`s (time = interval start); per interval the
 //!   block settles, one `settlement` per bill and the participant's `balance` after it (time =
-//!   interval start), as `voltmesh sim` writes them ([`bill_points`]).
+//!   interval start), as `voltmesh sim` writes them (`bill_points`).
 //!
 //! Every validator writes the same ledger points; they carry no `node` tag, so they are the same
 //! series and points and the database keeps one copy.
@@ -17,7 +17,7 @@
 //! # Balances
 //! A `balance` point carries the participant's totals since the ledger began (the dashboard
 //! shows the last one), read from and added to a table in the node's store, not a map in memory
-//! ([`super::bill_totals`] says why). A node whose store does not hold the chain from genesis
+//! (`bill_totals.rs` says why). A node whose store does not hold the chain from genesis
 //! (state-synced) writes no `balance` points, only `settlement`s: its totals would undercount
 //! and overwrite the other validators' points of the same series. The `settlement` and
 //! `balance` amounts are the bills' exact totals (nano-units), not the rounded `billed`.

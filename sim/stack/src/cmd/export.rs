@@ -83,6 +83,40 @@ struct Line {
 }
 
 impl Line {
+    /// The names of [`Line::cells`], in order (both files have these columns).
+    const COLUMNS: [&'static str; 12] = [
+        "bought_wh",
+        "sold_wh",
+        "from_utility_wh",
+        "to_utility_wh",
+        "local_energy",
+        "network_fees",
+        "utility",
+        "total",
+        "billed",
+        "carry_in",
+        "carry_out",
+        "no_market",
+    ];
+
+    /// The line's energy and money, as [`Line::COLUMNS`] name them.
+    fn cells(&self) -> [String; 12] {
+        [
+            self.bought_wh.to_string(),
+            self.sold_wh.to_string(),
+            self.from_utility_wh.to_string(),
+            self.to_utility_wh.to_string(),
+            self.local_energy.to_string(),
+            self.network_fees.to_string(),
+            self.utility.to_string(),
+            self.total.to_string(),
+            self.billed.to_string(),
+            self.carry_in.to_string(),
+            self.carry_out.to_string(),
+            self.no_market.to_string(),
+        ]
+    }
+
     fn of(bill: &Bill) -> Line {
         Line {
             bought_wh: bill.bought_wh,
@@ -208,27 +242,12 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     }
     let mut currency = None;
     let mut detail = csv::Writer::from_writer(Vec::new());
-    detail.write_record([
-        "interval_start",
-        "party",
-        "kind",
-        "metered",
-        "bought_wh",
-        "sold_wh",
-        "from_utility_wh",
-        "to_utility_wh",
-        "local_energy",
-        "network_fees",
-        "utility",
-        "total",
-        "billed",
-        "carry_in",
-        "carry_out",
-        "no_market",
-        "currency",
-        "height",
-        "block",
-    ])?;
+    detail.write_record(
+        ["interval_start", "party", "kind", "metered"]
+            .into_iter()
+            .chain(Line::COLUMNS)
+            .chain(["currency", "height", "block"]),
+    )?;
     let mut periods: BTreeMap<(String, String), (&'static str, Line)> = BTreeMap::new();
     for summary in &settled {
         let start = summary.interval_start;
@@ -259,27 +278,16 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            detail.write_record([
-                time.clone(),
-                party.clone(),
-                (*kind).to_owned(),
-                metered,
-                line.bought_wh.to_string(),
-                line.sold_wh.to_string(),
-                line.from_utility_wh.to_string(),
-                line.to_utility_wh.to_string(),
-                line.local_energy.to_string(),
-                line.network_fees.to_string(),
-                line.utility.to_string(),
-                line.total.to_string(),
-                line.billed.to_string(),
-                line.carry_in.to_string(),
-                line.carry_out.to_string(),
-                line.no_market.to_string(),
-                view.settled.currency.code().to_owned(),
-                view.settled.height.to_string(),
-                view.settled.block.clone(),
-            ])?;
+            detail.write_record(
+                [time.clone(), party.clone(), (*kind).to_owned(), metered]
+                    .into_iter()
+                    .chain(line.cells())
+                    .chain([
+                        view.settled.currency.code().to_owned(),
+                        view.settled.height.to_string(),
+                        view.settled.block.clone(),
+                    ]),
+            )?;
             periods
                 .entry((period_of(args.period, start), party.clone()))
                 .or_insert_with(|| (kind, Line::default()))
@@ -288,27 +296,18 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         }
     }
     let mut members = csv::Writer::from_writer(Vec::new());
-    members.write_record([
-        "period",
-        "party",
-        "kind",
-        "intervals",
-        "unmetered_intervals",
-        "bought_wh",
-        "sold_wh",
-        "from_utility_wh",
-        "to_utility_wh",
-        "local_energy",
-        "network_fees",
-        "utility",
-        "total",
-        "carry_in",
-        "billed",
-        "carry_out",
-        "no_market",
-        "savings",
-        "currency",
-    ])?;
+    members.write_record(
+        [
+            "period",
+            "party",
+            "kind",
+            "intervals",
+            "unmetered_intervals",
+        ]
+        .into_iter()
+        .chain(Line::COLUMNS)
+        .chain(["savings", "currency"]),
+    )?;
     let code = currency.map_or("", |c| c.code()).to_owned();
     let mut per_period: BTreeMap<&str, Money> = BTreeMap::new();
     for ((period, party), (kind, line)) in &periods {
@@ -318,27 +317,18 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        members.write_record([
-            period.clone(),
-            party.clone(),
-            (*kind).to_owned(),
-            line.intervals.to_string(),
-            line.unmetered.to_string(),
-            line.bought_wh.to_string(),
-            line.sold_wh.to_string(),
-            line.from_utility_wh.to_string(),
-            line.to_utility_wh.to_string(),
-            line.local_energy.to_string(),
-            line.network_fees.to_string(),
-            line.utility.to_string(),
-            line.total.to_string(),
-            line.carry_in.to_string(),
-            line.billed.to_string(),
-            line.carry_out.to_string(),
-            line.no_market.to_string(),
-            savings,
-            code.clone(),
-        ])?;
+        members.write_record(
+            [
+                period.clone(),
+                party.clone(),
+                (*kind).to_owned(),
+                line.intervals.to_string(),
+                line.unmetered.to_string(),
+            ]
+            .into_iter()
+            .chain(line.cells())
+            .chain([savings, code.clone()]),
+        )?;
     }
     if let Some((period, sum)) = per_period.iter().find(|(_, sum)| **sum != Money::ZERO) {
         bail!("period {period} does not reconcile: the parties' totals sum to {sum}");
