@@ -336,20 +336,9 @@ pub(crate) fn bill_points(
         bought_wh_total: wh_value(t.bought_wh),
         sold_wh_total: wh_value(t.sold_wh),
     });
-    let settlement = SettlementPoint {
-        time,
-        neighborhood: neighborhood.clone(),
-        household,
-        bought_wh: wh_value(bill.bought_wh),
-        sold_wh: wh_value(bill.sold_wh),
-        metered_net_export_wh: bill.metered_net_export_wh,
-        from_utility_wh: wh_value(bill.from_utility_wh),
-        to_utility_wh: wh_value(bill.to_utility_wh),
-        local_energy: money_value(bill.local_energy),
-        network_fees: money_value(bill.network_fees),
-        utility: money_value(bill.utility),
-        total: money_value(bill.total),
-    };
+    // The same point `voltmesh sim` writes for the engine's bill.
+    let settlement =
+        SettlementPoint::from_bill(time, neighborhood.clone(), household, &bill.engine_bill());
     Some((settlement, balance))
 }
 

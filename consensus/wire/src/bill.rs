@@ -77,6 +77,25 @@ pub struct Bill {
     pub no_market: Money,
 }
 
+impl Bill {
+    /// The engine's settlement bill this bill extends (without the rounding and `no_market`).
+    #[must_use]
+    pub fn engine_bill(&self) -> voltmesh_engine::Bill {
+        voltmesh_engine::Bill {
+            participant: self.participant.clone(),
+            bought_wh: self.bought_wh,
+            sold_wh: self.sold_wh,
+            metered_net_export_wh: self.metered_net_export_wh,
+            from_utility_wh: self.from_utility_wh,
+            to_utility_wh: self.to_utility_wh,
+            local_energy: self.local_energy,
+            network_fees: self.network_fees,
+            utility: self.utility,
+            total: self.total,
+        }
+    }
+}
+
 /// The utility's or the network operator's line of an interval's settlement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
