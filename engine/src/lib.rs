@@ -57,7 +57,7 @@ pub use money::Money;
 pub use order::{Order, OrderId, ParticipantId, RejectReason, Side};
 pub use outcome::{ClearingOutcome, PriceRange, Trade, Unfilled};
 pub use price::{Price, PriceError};
-pub use settlement::{Bill, Settlement, SettlementError};
+pub use settlement::{Bill, Settlement, SettlementError, UtilityExchange};
 
 /// Energy in watt-hours, as meters count it.
 pub type Wh = u64;

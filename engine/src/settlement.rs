@@ -75,6 +75,45 @@ pub enum SettlementError {
     MissingReading(ParticipantId),
 }
 
+/// What a participant settles with the utility: the deviation of its metered net export from
+/// its contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtilityExchange {
+    /// Supplied by the utility (delivered less than the contract), Wh.
+    pub from_utility_wh: Wh,
+    /// Taken by the utility (delivered more than the contract), Wh.
+    pub to_utility_wh: Wh,
+    /// Paid to the utility at retail minus received at feed-in.
+    pub utility: Money,
+}
+
+/// The utility's side of the rule (module docs) for one participant: `contract_wh` is sold
+/// minus bought, `metered_net_export_wh` export minus import. Corrections from official
+/// metering data re-apply it with the official reading.
+#[must_use]
+pub fn utility_exchange(
+    contract_wh: i128,
+    metered_net_export_wh: i64,
+    tariffs: Tariffs,
+) -> UtilityExchange {
+    let deviation = i128::from(metered_net_export_wh) - contract_wh;
+    let to_utility_wh = Wh::try_from(deviation.max(0)).unwrap_or(Wh::MAX);
+    let from_utility_wh = Wh::try_from((-deviation).max(0)).unwrap_or(Wh::MAX);
+    UtilityExchange {
+        from_utility_wh,
+        to_utility_wh,
+        utility: Money::of(from_utility_wh, tariffs.retail)
+            - Money::of(to_utility_wh, tariffs.feed_in),
+    }
+}
+
+/// What `metered_net_export_wh` would cost with no market: all of it with the utility, at
+/// retail (net import) or feed-in (net export).
+#[must_use]
+pub fn no_market(metered_net_export_wh: i64, tariffs: Tariffs) -> Money {
+    utility_exchange(0, metered_net_export_wh, tariffs).utility
+}
+
 /// Settles one interval.
 ///
 /// `metered_net_export_wh` holds each participant's export minus import over the interval.
@@ -116,11 +155,11 @@ pub fn settle(
     for (participant, &metered) in metered_net_export_wh {
         let pos = positions.remove(participant).unwrap_or_default();
         let contract = i128::from(pos.sold_wh) - i128::from(pos.bought_wh);
-        let deviation = i128::from(metered) - contract;
-        let to_utility_wh = Wh::try_from(deviation.max(0)).unwrap_or(Wh::MAX);
-        let from_utility_wh = Wh::try_from((-deviation).max(0)).unwrap_or(Wh::MAX);
-        let utility =
-            Money::of(from_utility_wh, tariffs.retail) - Money::of(to_utility_wh, tariffs.feed_in);
+        let UtilityExchange {
+            from_utility_wh,
+            to_utility_wh,
+            utility,
+        } = utility_exchange(contract, metered, tariffs);
         utility_revenue += utility;
         network_revenue += pos.network_fees;
         bills.push(Bill {

@@ -3,9 +3,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::body::{MAX_DELIVERIES_PER_BLOCK, MAX_ORDERS_PER_BLOCK};
+use super::body::{
+    MAX_CORRECTIONS_PER_BLOCK, MAX_CORRECTION_BYTES, MAX_DELIVERIES_PER_BLOCK, MAX_ORDERS_PER_BLOCK,
+};
 use super::mempool::{key_of, MempoolError, OrderKey};
 use voltmesh_wire::bill::IntervalBills;
+use voltmesh_wire::correction::{CorrectionRejection, IntervalCorrections, SignedCorrection};
 use voltmesh_wire::delivery::{DeliveryRejection, SignedDelivery};
 use voltmesh_wire::governance::{Epoch, GovernanceRejection, SignedProposal};
 use voltmesh_wire::{Genesis, IntervalClearing, OrderRejection, SignedOrder};
@@ -33,6 +36,8 @@ pub struct CommittedBlock {
     /// Intervals the block settled: every bill, as this node computed them (the block carries
     /// their [`voltmesh_wire::bill::BillsRecord`]s).
     pub bills: Vec<IntervalBills>,
+    /// Intervals the block's correction imports corrected, as this node computed them.
+    pub corrections: Vec<IntervalCorrections>,
     /// At a snapshot height ([`super::snapshot::is_snapshot_height`]), the snapshot bytes of
     /// the state after this block, for the node to store and serve.
     pub snapshot: Option<Vec<u8>>,
@@ -73,6 +78,9 @@ pub struct LedgerApp {
     /// its blocks until committed or refused (at most [`DELIVERY_POOL`]), by interval and
     /// participant (oldest intervals go into blocks first).
     deliveries: DeliveryPool,
+    /// Correction imports this node took through its API, waiting for its blocks until
+    /// committed or refused (at most [`CORRECTION_POOL`]).
+    corrections: Vec<SignedCorrection>,
     log: Vec<CommittedBlock>,
     halted: Option<String>,
     /// The last [`DROPPED_RECORD`] accepted orders that were dropped without being committed,
@@ -104,6 +112,8 @@ struct After {
     clearings: Vec<IntervalClearing>,
     /// The bills it settled.
     bills: Vec<IntervalBills>,
+    /// The corrections it executed.
+    corrections: Vec<IntervalCorrections>,
     /// The block's orders, decoded once at execution (the commit log takes a copy).
     orders: Vec<SignedOrder>,
 }
@@ -142,6 +152,9 @@ pub const MEMPOOL_CAPACITY: usize = 100_000;
 /// and more.
 pub const DELIVERY_POOL: usize = 50_000;
 
+/// Correction imports a node holds for its blocks at most.
+pub const CORRECTION_POOL: usize = 16;
+
 /// A node's metered deliveries waiting for its blocks, by interval and participant.
 pub type DeliveryPool =
     std::collections::BTreeMap<(i64, voltmesh_engine::ParticipantId), SignedDelivery>;
@@ -172,6 +185,7 @@ impl LedgerApp {
                 state: Arc::clone(&initial),
                 clearings: Vec::new(),
                 bills: Vec::new(),
+                corrections: Vec::new(),
                 orders: Vec::new(),
             }),
         );
@@ -185,6 +199,7 @@ impl LedgerApp {
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             proposals: Vec::new(),
             deliveries: DeliveryPool::new(),
+            corrections: Vec::new(),
             log: Vec::new(),
             halted: None,
             dropped: VecDeque::new(),
@@ -352,6 +367,37 @@ impl LedgerApp {
             .collect()
     }
 
+    /// Correction imports waiting for a block of this node.
+    pub fn correction_pool(&self) -> &[SignedCorrection] {
+        &self.corrections
+    }
+
+    /// Takes a correction import for the next blocks this node proposes, if the committed
+    /// state would take it and it is not larger than [`MAX_CORRECTION_BYTES`].
+    ///
+    /// # Errors
+    /// [`CorrectionRejection`] saying why; the pool's own: `duplicate_correction`, `pool_full`.
+    pub fn submit_correction(
+        &mut self,
+        correction: SignedCorrection,
+    ) -> Result<(), CorrectionRejection> {
+        let bytes = serde_json::to_vec(&correction).map_or(usize::MAX, |v| v.len());
+        if bytes > MAX_CORRECTION_BYTES {
+            return Err(CorrectionRejection::Malformed(format!(
+                "{bytes} bytes exceed the per-import maximum {MAX_CORRECTION_BYTES}; split it"
+            )));
+        }
+        self.committed.admit_correction(&self.genesis, &correction)?;
+        if self.corrections.contains(&correction) {
+            return Err(CorrectionRejection::Duplicate);
+        }
+        if self.corrections.len() >= CORRECTION_POOL {
+            return Err(CorrectionRejection::PoolFull);
+        }
+        self.corrections.push(correction);
+        Ok(())
+    }
+
     /// Accepts an order into the mempool if the committed state would take it at `now_ms`.
     ///
     /// # Errors
@@ -513,6 +559,7 @@ impl LedgerApp {
                 state: parent,
                 clearings: Vec::new(),
                 bills: Vec::new(),
+                corrections: Vec::new(),
                 orders: Vec::new(),
             });
         }
@@ -576,6 +623,7 @@ impl LedgerApp {
             state: Arc::new(state),
             clearings: executed.clearings,
             bills: executed.bills,
+            corrections: executed.corrections,
             orders: body.orders,
         })
     }
@@ -613,6 +661,20 @@ impl LedgerApp {
             {
                 used += size;
                 body.deliveries.push(delivery.clone());
+            }
+        }
+        // Correction imports after them, while they fit.
+        for correction in &self.corrections {
+            if body.corrections.len() == MAX_CORRECTIONS_PER_BLOCK {
+                break;
+            }
+            let size = serde_json::to_vec(correction).map_or(usize::MAX, |v| v.len() + 1);
+            if used.saturating_add(size) > crate::protocol::MAX_PAYLOAD_BYTES {
+                continue;
+            }
+            if state.apply_correction(&self.genesis, correction).is_ok() {
+                used += size;
+                body.corrections.push(correction.clone());
             }
         }
         body.state = digest;
@@ -731,6 +793,17 @@ impl App for LedgerApp {
                     .is_ok()
             });
         }
+        // Imports the chain now holds no longer prove against its roots; refused ones go too.
+        if !self.corrections.is_empty() {
+            let (committed, genesis) = (&self.committed, &self.genesis);
+            self.corrections.retain(|c| {
+                let kept = committed.admit_correction(genesis, c);
+                if let Err(e) = &kept {
+                    tracing::debug!(import = %c.ticket.id, reason = e.kind(), "correction import left the pool");
+                }
+                kept.is_ok()
+            });
+        }
         let dropped = self
             .mempool
             .prune(&self.genesis, &self.committed, now_ms, &changed);
@@ -754,6 +827,7 @@ impl App for LedgerApp {
             orders,
             clearings: after.clearings.clone(),
             bills: after.bills.clone(),
+            corrections: after.corrections.clone(),
             snapshot: is_snapshot_height(&self.genesis, block.height())
                 .then(|| after.state.snapshot_bytes()),
         });
@@ -764,6 +838,7 @@ impl App for LedgerApp {
         !self.mempool.is_empty()
             || !self.proposals.is_empty()
             || !self.deliveries.is_empty()
+            || !self.corrections.is_empty()
             || self.work_due_at().is_some_and(|at| at <= now_ms)
     }
 

@@ -32,6 +32,10 @@ pub struct Carries {
     pub utility: Money,
     /// The network operator's.
     pub network: Money,
+    /// Participants with a non-zero correction carry ([`voltmesh_wire::correction`]).
+    pub corrections: BTreeMap<ParticipantId, Money>,
+    /// The utility's correction carry.
+    pub utility_corrections: Money,
 }
 
 impl LedgerState {
@@ -99,9 +103,12 @@ impl LedgerState {
         }
         starts.sort_unstable();
         starts.dedup();
+        self.forget_uncorrectable(genesis, block_ms);
         let mut settled = Vec::with_capacity(starts.len());
         for start in starts {
-            settled.push(self.settle_interval(genesis, start)?);
+            let bills = self.settle_interval(genesis, start)?;
+            self.keep_correctable(&bills);
+            settled.push(bills);
         }
         // Published tariffs of intervals that can no longer be billed are not needed any more.
         let spec = genesis.market.interval;
@@ -186,11 +193,7 @@ impl LedgerState {
                     carries.participants.insert(bill.participant.clone(), carry);
                 }
                 let net = bill.metered_net_export_wh;
-                let no_market = if net >= 0 {
-                    Money::ZERO - Money::of(net.unsigned_abs(), tariffs.feed_in)
-                } else {
-                    Money::of(net.unsigned_abs(), tariffs.retail)
-                };
+                let no_market = voltmesh_engine::settlement::no_market(net, tariffs);
                 Bill {
                     metered: unmetered.binary_search(&bill.participant).is_err(),
                     participant: bill.participant,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use voltmesh_wire::bill::BillsRecord;
+use voltmesh_wire::correction::SignedCorrection;
 use voltmesh_wire::delivery::SignedDelivery;
 use voltmesh_wire::governance::SignedProposal;
 use voltmesh_wire::SignedOrder;
@@ -21,6 +22,14 @@ pub const MAX_PROPOSALS_PER_BLOCK: usize = 16;
 
 /// The most metered deliveries one block carries (a consensus rule).
 pub const MAX_DELIVERIES_PER_BLOCK: usize = 5_000;
+
+/// The most correction imports one block carries (a consensus rule).
+pub const MAX_CORRECTIONS_PER_BLOCK: usize = 4;
+
+/// The most bytes of JSON one correction import may have: a node refuses a larger one (it
+/// would crowd a block out), so an importer splits its data
+/// ([`voltmesh_wire::correction::MAX_CORRECTIONS`] leaves bound it too).
+pub const MAX_CORRECTION_BYTES: usize = 1024 * 1024;
 
 /// Room for the body's own JSON around its orders, and for its clearing records (at most
 /// [`voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK`], each under 200 bytes).
@@ -52,6 +61,10 @@ pub struct BlockBody {
     /// else; absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bills: Vec<BillsRecord>,
+    /// Signed correction imports from official metering data ([`voltmesh_wire::correction`]),
+    /// executed last (at most [`MAX_CORRECTIONS_PER_BLOCK`]); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrections: Vec<SignedCorrection>,
     /// At the heights right after a snapshot height ([`super::snapshot::carries_digest`]), the
     /// digest of the state after the parent ([`super::snapshot::digest`]); absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +109,12 @@ impl BlockBody {
             return Err(BlockRejection::Malformed(format!(
                 "{} proposals exceed the per-block maximum {MAX_PROPOSALS_PER_BLOCK}",
                 body.actions.len()
+            )));
+        }
+        if body.corrections.len() > MAX_CORRECTIONS_PER_BLOCK {
+            return Err(BlockRejection::Malformed(format!(
+                "{} correction imports exceed the per-block maximum {MAX_CORRECTIONS_PER_BLOCK}",
+                body.corrections.len()
             )));
         }
         if body.deliveries.len() > MAX_DELIVERIES_PER_BLOCK {

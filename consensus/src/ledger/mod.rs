@@ -26,6 +26,7 @@ pub mod billing;
 mod body;
 mod clearing_record;
 mod community;
+pub mod corrections;
 pub mod deliveries;
 mod mempool;
 mod reject;
@@ -33,12 +34,12 @@ pub mod snapshot;
 mod state;
 
 pub use app::{
-    CommittedBlock, DeliveryPool, DroppedOrder, LedgerApp, ProposalAccepted, DELIVERY_POOL,
-    DROPPED_RECORD, MEMPOOL_CAPACITY, PROPOSAL_POOL,
+    CommittedBlock, DeliveryPool, DroppedOrder, LedgerApp, ProposalAccepted, CORRECTION_POOL,
+    DELIVERY_POOL, DROPPED_RECORD, MEMPOOL_CAPACITY, PROPOSAL_POOL,
 };
 pub use body::{
-    BlockBody, MAX_DELIVERIES_PER_BLOCK, MAX_ORDERS_PER_BLOCK, MAX_PROPOSALS_PER_BLOCK,
-    ORDER_BYTES_BUDGET,
+    BlockBody, MAX_CORRECTIONS_PER_BLOCK, MAX_CORRECTION_BYTES, MAX_DELIVERIES_PER_BLOCK,
+    MAX_ORDERS_PER_BLOCK, MAX_PROPOSALS_PER_BLOCK, ORDER_BYTES_BUDGET,
 };
 pub use clearing_record::ClearingRecord;
 pub use community::{Community, Pending, Prepared};

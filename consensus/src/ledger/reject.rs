@@ -32,6 +32,14 @@ pub enum BlockRejection {
         /// Why.
         reason: voltmesh_wire::delivery::DeliveryRejection,
     },
+    /// A correction import in the body is refused.
+    #[error("correction {index} is refused: {reason}")]
+    Correction {
+        /// Position in the body.
+        index: usize,
+        /// Why.
+        reason: voltmesh_wire::correction::CorrectionRejection,
+    },
     /// The clearings differ from what the engine computes.
     #[error("clearings differ from the engine's: expected {expected} interval(s), got {got}")]
     WrongClearing {

@@ -52,6 +52,24 @@ pub struct StateSnapshot {
     /// Every party's amount not billed yet (absent while all are zero).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carries: Option<CarriesSnapshot>,
+    /// Settled intervals that may still be corrected, by interval (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub correctable: Vec<CorrectableSnapshot>,
+}
+
+/// What the state keeps of a settled interval for corrections
+/// ([`super::corrections::Correctable`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectableSnapshot {
+    /// The interval.
+    pub interval_start: i64,
+    /// The Merkle root of its leaves as corrected so far, hex.
+    pub root: String,
+    /// Its number of bills.
+    pub leaves: u32,
+    /// The tariffs its bills were settled with.
+    pub tariffs: Tariffs,
 }
 
 /// A cleared interval's trades, waiting for its bills ([`super::billing`]).
@@ -74,6 +92,17 @@ pub struct CarriesSnapshot {
     pub utility: Money,
     /// The network operator's.
     pub network: Money,
+    /// Participants with a non-zero correction carry (absent when there are none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub corrections: BTreeMap<ParticipantId, Money>,
+    /// The utility's correction carry (absent while zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub utility_corrections: Money,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(m: &Money) -> bool {
+    *m == Money::ZERO
 }
 
 /// One metered delivery in a snapshot.
@@ -258,8 +287,20 @@ impl LedgerState {
                     participants: self.carries.participants.clone(),
                     utility: self.carries.utility,
                     network: self.carries.network,
+                    corrections: self.carries.corrections.clone(),
+                    utility_corrections: self.carries.utility_corrections,
                 }
             }),
+            correctable: self
+                .correctable
+                .iter()
+                .map(|(&interval_start, c)| CorrectableSnapshot {
+                    interval_start,
+                    root: hex::encode(c.root),
+                    leaves: c.leaves,
+                    tariffs: c.tariffs,
+                })
+                .collect(),
         };
         // Plain structs of strings, integers and vectors always serialize.
         serde_json::to_vec(&snapshot).unwrap_or_default()
@@ -289,6 +330,7 @@ impl LedgerState {
             deliveries: Arc::default(),
             settling: Arc::default(),
             carries: Arc::default(),
+            correctable: Arc::default(),
         };
         let mut settling = BTreeMap::new();
         for interval in snapshot.settling {
@@ -305,15 +347,45 @@ impl LedgerState {
         }
         state.settling = Arc::new(settling);
         if let Some(carries) = snapshot.carries {
-            if carries.participants.values().any(|c| *c == Money::ZERO) {
+            if carries
+                .participants
+                .values()
+                .chain(carries.corrections.values())
+                .any(|c| *c == Money::ZERO)
+            {
                 return Err(SnapshotError::Malformed("a zero carry is not kept".into()));
             }
             state.carries = Arc::new(super::billing::Carries {
                 participants: carries.participants,
                 utility: carries.utility,
                 network: carries.network,
+                corrections: carries.corrections,
+                utility_corrections: carries.utility_corrections,
             });
         }
+        let mut correctable = BTreeMap::new();
+        for c in snapshot.correctable {
+            let mut root = [0u8; 32];
+            if hex::decode_to_slice(&c.root, &mut root).is_err()
+                || correctable
+                    .last_key_value()
+                    .is_some_and(|(&last, _)| last >= c.interval_start)
+            {
+                return Err(SnapshotError::Malformed(
+                    "correctable intervals are not in ascending order, or a root is not hex"
+                        .into(),
+                ));
+            }
+            correctable.insert(
+                c.interval_start,
+                super::corrections::Correctable {
+                    root,
+                    leaves: c.leaves,
+                    tariffs: c.tariffs,
+                },
+            );
+        }
+        state.correctable = Arc::new(correctable);
         let mut deliveries = BTreeMap::new();
         for d in snapshot.deliveries {
             let key = (d.interval_start, d.participant);

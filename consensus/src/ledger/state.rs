@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::DateTime;
 use voltmesh_engine::{CallAuction, Interval, Order, OrderId, ParticipantId, Trade};
 use voltmesh_wire::bill::{BillsRecord, IntervalBills};
+use voltmesh_wire::correction::IntervalCorrections;
 
 use voltmesh_wire::genesis::MAX_CLEARINGS_PER_BLOCK;
 use voltmesh_wire::governance::{Action, GovernanceRejection, SignedProposal};
@@ -68,6 +69,8 @@ pub struct LedgerState {
     pub(super) settling: Arc<BTreeMap<i64, Arc<[Trade]>>>,
     /// Every party's exact amount not billed yet ([`super::billing::Carries`]).
     pub(super) carries: Arc<super::billing::Carries>,
+    /// Settled intervals that may still be corrected ([`super::corrections`]).
+    pub(super) correctable: Arc<BTreeMap<i64, super::corrections::Correctable>>,
 }
 
 /// What a block's execution produced: the full clearings and bills its records stand for.
@@ -77,6 +80,8 @@ pub struct Executed {
     pub clearings: Vec<IntervalClearing>,
     /// Intervals the block settled.
     pub bills: Vec<IntervalBills>,
+    /// Intervals the block's correction imports corrected, import by import.
+    pub corrections: Vec<IntervalCorrections>,
 }
 
 impl LedgerState {
@@ -92,6 +97,7 @@ impl LedgerState {
             deliveries: Arc::default(),
             settling: Arc::default(),
             carries: Arc::default(),
+            correctable: Arc::default(),
         }
     }
 
@@ -477,6 +483,7 @@ impl LedgerState {
             actions,
             deliveries: Vec::new(),
             bills,
+            corrections: Vec::new(),
             state: None,
         }
     }
@@ -574,8 +581,20 @@ impl LedgerState {
             };
             inserted.map_err(|reason| BlockRejection::Delivery { index, reason })?;
         }
+        // Corrections come last (a proposer adds them after the deliveries).
+        let mut corrections = Vec::new();
+        for (index, correction) in body.corrections.iter().enumerate() {
+            corrections.extend(
+                self.apply_correction(genesis, correction)
+                    .map_err(|reason| BlockRejection::Correction { index, reason })?,
+            );
+        }
         self.last_block_ms = block_ms;
-        Ok(Executed { clearings, bills })
+        Ok(Executed {
+            clearings,
+            bills,
+            corrections,
+        })
     }
 }
 

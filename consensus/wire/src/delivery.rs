@@ -39,6 +39,10 @@ pub struct DeliveryRules {
     /// The largest connection a participant may have, kW (default 50): a delivery with more
     /// energy either way than this power over one interval is absurd.
     pub max_connection_kw: u32,
+    /// How long after an interval ends official metering data may correct its bills, seconds
+    /// (default 62 days; [`crate::correction`]). The ledger keeps about 100 bytes per settled
+    /// interval for this long.
+    pub correction_window_secs: u32,
 }
 
 impl Default for DeliveryRules {
@@ -46,6 +50,7 @@ impl Default for DeliveryRules {
         DeliveryRules {
             window_secs: 3600,
             max_connection_kw: 50,
+            correction_window_secs: 62 * 86_400,
         }
     }
 }

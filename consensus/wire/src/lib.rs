@@ -23,6 +23,7 @@
 pub mod api;
 pub mod bill;
 pub mod clearing;
+pub mod correction;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod currency;

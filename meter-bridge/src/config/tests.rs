@@ -173,7 +173,7 @@ fn genesis_json() -> String {
         governance: None,
         deliveries: voltmesh_wire::delivery::DeliveryRules {
             window_secs: 1_800,
-            max_connection_kw: 50,
+            ..Default::default()
         },
         billing_keys: Vec::new(),
     };

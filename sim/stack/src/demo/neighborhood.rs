@@ -164,6 +164,14 @@ pub fn write(
             max_connection_kw: DeliveryRules::default().max_connection_kw * 900
                 / interval_secs.max(1),
             window_secs: (DeliveryRules::default().window_secs * interval_secs / 900).max(1),
+            // Two months of profile time, as the default is of real time.
+            correction_window_secs: u32::try_from(
+                u64::from(DeliveryRules::default().correction_window_secs)
+                    * u64::from(interval_secs)
+                    / 900,
+            )
+            .unwrap_or(u32::MAX)
+            .max(1),
         },
         billing_keys: Vec::new(),
     };
