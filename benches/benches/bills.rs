@@ -157,6 +157,7 @@ fn bills(c: &mut Criterion) {
         orders: Vec::new(),
         clearings: Vec::new(),
         bills: vec![interval],
+        corrections: Vec::new(),
         snapshot: None,
     };
     group.bench_function("index_bills/10000_households", |b| {

@@ -72,6 +72,7 @@ fn grow(index: &mut Index, from: u32, to: u32) {
                 orders: Vec::new(),
                 clearings: vec![clearing(interval)],
                 bills: Vec::new(),
+                corrections: Vec::new(),
                 snapshot: None,
             })
             .expect("apply");

@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use voltmesh_consensus::node::api::{router, ApiRequest};
 use voltmesh_consensus::node::api_reads::ReadAuth;
+use voltmesh_consensus::wire::api::CorrectionsView;
 use voltmesh_consensus::wire::api::ParticipantTrade;
 use voltmesh_consensus::wire::api::{
     error_kind, Balance, BlockView, OrderState, OrderStatusEntry, OrderStatusView, ParticipantView,
@@ -18,6 +19,11 @@ use voltmesh_consensus::wire::api::{
 };
 use voltmesh_consensus::wire::bill::{Bill, CommittedBill, PartyLine, Settled, Statement};
 use voltmesh_consensus::wire::client::{ClientError, NodeClient, SubmitCounts, Submitted};
+use voltmesh_consensus::wire::correction::{
+    CommittedCorrections, CorrectionEntry, CorrectionRejection, CorrectionTicket,
+    IntervalCorrection, IntervalCorrections, LeafCorrection, ParticipantCorrection, SettledLeaf,
+    SignedCorrection, UtilityExchange,
+};
 use voltmesh_consensus::wire::delivery::{DeliveryRejection, DeliveryTicket, SignedDelivery};
 use voltmesh_consensus::wire::governance::{
     Action, GovernanceRejection, Policies, Policy, Proposal, Scope, SignedProposal,
@@ -244,6 +250,12 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                                     period.to,
                                 );
                                 statement.add(&committed_bill(&participant));
+                                if let Some(c) = ParticipantCorrection::of(
+                                    &committed_corrections(),
+                                    &participant,
+                                ) {
+                                    statement.add_correction(c);
+                                }
                                 statement
                             }));
                         }
@@ -258,6 +270,7 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                                 (start == CLEARED).then(|| SettlementView {
                                     settled: settled(),
                                     bills: vec![committed_bill(&"hh-1".into()).bill],
+                                    corrections: vec![committed_corrections()],
                                 })
                             }));
                         }
@@ -310,6 +323,21 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         }
                         ApiRequest::Community(reply) => {
                             let _ = reply.send(community());
+                        }
+                        ApiRequest::SubmitCorrection(signed, reply) => {
+                            // The ledger's answers are tested in consensus/tests/corrections.rs;
+                            // the stub takes the import named "ok" and refuses the others.
+                            let _ = reply.send(if signed.ticket.id == "ok" {
+                                Ok(signed.digest())
+                            } else {
+                                Err(CorrectionRejection::BadProof(CLEARED))
+                            });
+                        }
+                        ApiRequest::Corrections(_, auth, reply) => {
+                            let _ = reply.send(signed_read(&auth).map(|()| CorrectionsView {
+                                corrections: vec![committed_corrections()],
+                                next_from: None,
+                            }));
                         }
                         ApiRequest::SubmitDeliveries(deliveries, reply) => {
                             // The ledger's answers are tested in consensus/tests/deliveries.rs;
@@ -396,6 +424,83 @@ fn committed_bill(participant: &voltmesh_engine::ParticipantId) -> CommittedBill
             no_market: Money::from_nanos(32_000_000),
         },
     }
+}
+
+/// hh-1's bill of [`committed_bill`] corrected: the official data says it imported 80 Wh, not
+/// 100.
+fn committed_corrections() -> CommittedCorrections {
+    let tariffs =
+        voltmesh_engine::Tariffs::new("0.08".parse().unwrap(), "0.32".parse().unwrap()).unwrap();
+    let leaf = SettledLeaf {
+        participant: "hh-1".into(),
+        contract_wh: 0,
+        metered: true,
+        metered_net_export_wh: -100,
+    };
+    let corrected = SettledLeaf {
+        metered_net_export_wh: -80,
+        ..leaf.clone()
+    };
+    let (before, after) = (
+        UtilityExchange::of(&leaf, tariffs),
+        UtilityExchange::of(&corrected, tariffs),
+    );
+    let total = after.utility - before.utility;
+    CommittedCorrections {
+        height: HEIGHT + 9,
+        block: "cd".repeat(32),
+        corrections: IntervalCorrections {
+            interval_start: CLEARED,
+            import: "eda-2026-11".into(),
+            source: "EDA".into(),
+            digest: "ef".repeat(32),
+            currency: Currency::EUR,
+            feed_in: tariffs.feed_in,
+            retail: tariffs.retail,
+            entries: vec![CorrectionEntry {
+                participant: "hh-1".into(),
+                metering_points: vec!["AT0030000000000000000000000001".into()],
+                import_wh: 80,
+                export_wh: 0,
+                was_metered: true,
+                before,
+                after,
+                total,
+                carry_in: Money::ZERO,
+                billed: Money::from_nanos(-10_000_000),
+                carry: total + Money::from_nanos(10_000_000),
+            }],
+            utility: PartyLine {
+                revenue: total,
+                billed: Money::from_nanos(-10_000_000),
+                carry: total + Money::from_nanos(10_000_000),
+            },
+        },
+    }
+}
+
+fn correction(id: &str) -> SignedCorrection {
+    CorrectionTicket {
+        id: id.into(),
+        source: "EDA".into(),
+        intervals: vec![IntervalCorrection {
+            interval_start: CLEARED,
+            corrections: vec![LeafCorrection {
+                index: 0,
+                leaf: SettledLeaf {
+                    participant: "hh-1".into(),
+                    contract_wh: 0,
+                    metered: true,
+                    metered_net_export_wh: -100,
+                },
+                metering_points: vec!["AT0030000000000000000000000001".into()],
+                import_wh: 80,
+                export_wh: 0,
+            }],
+            proof: Vec::new(),
+        }],
+    }
+    .sign("nb", &ed25519_dalek::SigningKey::from_bytes(&[7; 32]))
 }
 
 fn signed() -> SignedOrder {
@@ -951,6 +1056,12 @@ async fn every_answer_validates_against_the_served_openapi_document() {
             200,
         ),
         ("/v1/settlements", "/v1/settlements?from=9&to=0", 400),
+        (
+            "/v1/corrections",
+            "/v1/corrections?from=0&to=9999999999",
+            200,
+        ),
+        ("/v1/corrections", "/v1/corrections?from=x&to=1", 400),
         ("/v1/settlements/{start}", "/v1/settlements/0", 404),
         ("/v1/settlements/{start}", "/v1/settlements/x", 400),
     ] {
@@ -975,6 +1086,22 @@ async fn every_answer_validates_against_the_served_openapi_document() {
         "/v1/deliveries",
         "/v1/deliveries".into(),
         Some(b"{}".to_vec()),
+        400,
+    ));
+    for (id, status) in [("ok", 202), ("stale", 422)] {
+        cases.push((
+            "post",
+            "/v1/corrections",
+            "/v1/corrections".into(),
+            Some(serde_json::to_vec(&correction(id)).unwrap()),
+            status,
+        ));
+    }
+    cases.push((
+        "post",
+        "/v1/corrections",
+        "/v1/corrections".into(),
+        Some(b"[]".to_vec()),
         400,
     ));
     let mut routes = std::collections::BTreeSet::new();
@@ -1008,6 +1135,7 @@ async fn every_answer_validates_against_the_served_openapi_document() {
             "/v1/settlements/{start}",
             format!("/v1/settlements/{cleared}"),
         ),
+        ("/v1/corrections", "/v1/corrections?from=0&to=1".to_owned()),
     ] {
         let answer = unsigned.raw("GET", &path, None).await.unwrap();
         assert_eq!(answer.status, 401, "{path}");

@@ -6,48 +6,15 @@
 mod ledger_support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use ledger_support::{
-    at, child, meters_delivery as delivery, meters_genesis, meters_order as order, t0,
-    METERS_INTERVAL as INTERVAL, NB,
+    at, meters_delivery as delivery, meters_genesis, meters_order as order, t0,
+    MetersChain as Chain, METERS_INTERVAL as INTERVAL,
 };
-use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerApp, LedgerState};
-use voltmesh_consensus::protocol::{App, Block};
+use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerState};
+use voltmesh_consensus::protocol::App;
 use voltmesh_consensus::wire::bill::{BillsRecord, IntervalBills};
 use voltmesh_engine::{Money, Price, Side, Trade};
-
-/// Four validators' apps on one chain; each block is proposed by the first and validated and
-/// committed by all.
-struct Chain {
-    apps: Vec<LedgerApp>,
-    tip: Block,
-}
-
-impl Chain {
-    fn new() -> Chain {
-        let g = Arc::new(meters_genesis());
-        let genesis_block = Block::genesis(g.genesis_time_ms(), NB.as_bytes().to_vec());
-        Chain {
-            apps: (0..4)
-                .map(|_| LedgerApp::new(Arc::clone(&g), &genesis_block))
-                .collect(),
-            tip: genesis_block,
-        }
-    }
-
-    fn block(&mut self, secs: i64) -> BlockBody {
-        let payload = self.apps[0].propose(&self.tip, at(secs));
-        let block = child(&self.tip, secs, payload);
-        for app in &mut self.apps {
-            app.validate(&self.tip, block.payload(), at(secs)).unwrap();
-            app.certified(&block);
-            app.commit(&block);
-        }
-        self.tip = block;
-        BlockBody::decode(self.tip.payload()).unwrap()
-    }
-}
 
 /// The naive bill: what `who` pays for `trades` and a metered net export, with no engine code.
 fn naive_total(who: &str, trades: &[Trade], net_export: Option<i64>) -> (Money, bool) {

@@ -454,6 +454,7 @@ fn a_committed_block_that_does_not_execute_halts_the_ledger() {
             actions: Vec::new(),
             deliveries: Vec::new(),
             bills: Vec::new(),
+            corrections: Vec::new(),
             state: None,
         }
         .encode(),
@@ -832,6 +833,7 @@ fn only_the_exact_pending_order_skips_signature_verification() {
             actions: Vec::new(),
             deliveries: Vec::new(),
             bills: Vec::new(),
+            corrections: Vec::new(),
             state: None,
         }
         .encode()
@@ -918,6 +920,7 @@ fn a_forged_signature_among_unheld_orders_gets_the_block_refused() {
             actions: Vec::new(),
             deliveries: Vec::new(),
             bills: Vec::new(),
+            corrections: Vec::new(),
             state: None,
         }
         .encode()

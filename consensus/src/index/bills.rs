@@ -180,6 +180,9 @@ impl Index {
             }
             next = more;
         }
+        for correction in self.corrections_of(participant, from, to)? {
+            statement.add_correction(correction);
+        }
         Ok(statement)
     }
 }

@@ -23,6 +23,7 @@ use voltmesh_wire::api::{
 use voltmesh_wire::IntervalClearing;
 
 pub mod bills;
+pub mod corrections;
 
 use crate::ledger::{CommittedBlock, LedgerApp};
 use crate::store::StoreError;
@@ -84,6 +85,7 @@ impl Index {
         tx.open_table(BALANCES).map_err(db_err)?;
         tx.open_table(ORDERS).map_err(db_err)?;
         bills::create_tables(&tx)?;
+        corrections::create_tables(&tx)?;
         let (height, orders, last) = {
             let counters = tx.open_table(COUNTERS).map_err(db_err)?;
             let read = |key: &str| -> Result<Option<u64>, StoreError> {
@@ -200,6 +202,7 @@ impl Index {
                     .map_err(db_err)?;
             }
             bills::apply(&tx, block)?;
+            corrections::apply(&tx, block)?;
             let mut counters = tx.open_table(COUNTERS).map_err(db_err)?;
             counters.insert("height", block.height).map_err(db_err)?;
             counters
@@ -427,6 +430,7 @@ mod tests {
             orders: Vec::new(),
             clearings,
             bills: Vec::new(),
+            corrections: Vec::new(),
             snapshot: None,
         }
     }

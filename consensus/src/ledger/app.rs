@@ -387,7 +387,8 @@ impl LedgerApp {
                 "{bytes} bytes exceed the per-import maximum {MAX_CORRECTION_BYTES}; split it"
             )));
         }
-        self.committed.admit_correction(&self.genesis, &correction)?;
+        self.committed
+            .admit_correction(&self.genesis, &correction)?;
         if self.corrections.contains(&correction) {
             return Err(CorrectionRejection::Duplicate);
         }

@@ -60,7 +60,11 @@ struct Planned<'a> {
     interval_start: i64,
     new_root: [u8; 32],
     tariffs: Tariffs,
-    entries: Vec<(&'a voltmesh_wire::correction::LeafCorrection, UtilityExchange, UtilityExchange)>,
+    entries: Vec<(
+        &'a voltmesh_wire::correction::LeafCorrection,
+        UtilityExchange,
+        UtilityExchange,
+    )>,
 }
 
 impl LedgerState {
@@ -81,7 +85,8 @@ impl LedgerState {
     pub(super) fn forget_uncorrectable(&mut self, genesis: &Genesis, block_ms: u64) {
         let window_ms = u64::from(genesis.deliveries.correction_window_secs) * 1000;
         let closed = |start: i64| {
-            window_of(genesis, start).is_none_or(|(ends, _)| ends.saturating_add(window_ms) < block_ms)
+            window_of(genesis, start)
+                .is_none_or(|(ends, _)| ends.saturating_add(window_ms) < block_ms)
         };
         if self.correctable.keys().next().is_some_and(|&s| closed(s)) {
             let kept = Arc::make_mut(&mut self.correctable);
@@ -197,7 +202,9 @@ impl LedgerState {
                     if line.carry_out == Money::ZERO {
                         carries.corrections.remove(&participant);
                     } else {
-                        carries.corrections.insert(participant.clone(), line.carry_out);
+                        carries
+                            .corrections
+                            .insert(participant.clone(), line.carry_out);
                     }
                     CorrectionEntry {
                         participant,

@@ -372,8 +372,7 @@ impl LedgerState {
                     .is_some_and(|(&last, _)| last >= c.interval_start)
             {
                 return Err(SnapshotError::Malformed(
-                    "correctable intervals are not in ascending order, or a root is not hex"
-                        .into(),
+                    "correctable intervals are not in ascending order, or a root is not hex".into(),
                 ));
             }
             correctable.insert(

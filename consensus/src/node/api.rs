@@ -42,12 +42,14 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use voltmesh_engine::ParticipantId;
+use voltmesh_wire::api::CorrectionsView;
 use voltmesh_wire::api::{
     self as wire_api, error_kind, Accepted, BatchAnswer, BatchResult, BlockView, ErrorBody,
     OrderStatusView, ParticipantView, SnapshotView, StatusView,
 };
 use voltmesh_wire::api::{BillsView, CommunityView, ProposalAnswer};
 use voltmesh_wire::bill::Statement;
+use voltmesh_wire::correction::{CorrectionRejection, SignedCorrection};
 use voltmesh_wire::delivery::{DeliveryRejection, SignedDelivery};
 use voltmesh_wire::governance::{GovernanceRejection, SignedProposal};
 use voltmesh_wire::{IntervalClearing, OrderRejection, SignedOrder};
@@ -110,6 +112,13 @@ pub enum ApiRequest {
         Vec<SignedDelivery>,
         oneshot::Sender<Vec<Result<(), DeliveryRejection>>>,
     ),
+    /// Submit a correction import; answered with its digest.
+    SubmitCorrection(
+        SignedCorrection,
+        oneshot::Sender<Result<String, CorrectionRejection>>,
+    ),
+    /// The corrections of a period, for a billing key.
+    Corrections(Period, ReadAuth, ReadReply<CorrectionsView>),
 }
 
 pub(super) fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
@@ -615,6 +624,10 @@ fn routes(tx: mpsc::Sender<ApiRequest>) -> Router {
         .route(wire_api::SNAPSHOT, get(snapshot))
         .route(wire_api::GOVERNANCE, get(community).post(submit_proposal))
         .route(wire_api::DELIVERIES, post(submit_deliveries))
+        .route(
+            wire_api::CORRECTIONS,
+            get(api_reads::corrections).post(api_reads::submit_correction),
+        )
         .route(wire_api::OPENAPI, get(openapi))
         .with_state(tx)
 }

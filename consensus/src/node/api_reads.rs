@@ -8,7 +8,9 @@
 //! | GET | `/v1/participants/{id}/bills` | signed: [`voltmesh_wire::api::BillsView`], bills of `?from=` to `?to=` (both required) |
 //! | GET | `/v1/participants/{id}/statement` | signed: [`voltmesh_wire::bill::Statement`] of `?from=` to `?to=` (both required) |
 //! | GET | `/v1/settlements` | [`SettlementsView`]: the settled intervals of `?from=` to `?to=`, aggregates only |
-//! | GET | `/v1/settlements/{start}` | signed by a billing key: [`SettlementView`]; 404 `not_settled` |
+//! | GET | `/v1/settlements/{start}` | signed by a billing key: [`SettlementView`] (the bills and their corrections); 404 `not_settled` |
+//! | GET | `/v1/corrections` | signed by a billing key: [`voltmesh_wire::api::CorrectionsView`], the corrections of `?from=` to `?to=` |
+//! | POST | `/v1/corrections` | a [`SignedCorrection`] (signed by a billing key inside): 202 [`CorrectionAnswer`]; 422 with its refusal's kind |
 //!
 //! A refused read answers 401 (`unsigned_read`, `malformed_signature`, `stale_read`,
 //! `bad_signature`) or 403 (`forbidden`).
@@ -23,6 +25,11 @@ use voltmesh_wire::api::{error_kind, SettlementView, SettlementsView};
 use voltmesh_wire::read::{
     ReadRejection, ReadSignature, KEY_HEADER, SIGNATURE_HEADER, TIME_HEADER,
 };
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use voltmesh_wire::api::CorrectionAnswer;
+use voltmesh_wire::correction::SignedCorrection;
 
 use super::api::{ask, error, parse_interval, ApiRequest};
 
@@ -226,3 +233,38 @@ pub(super) async fn settlement(
 pub type SettlementReply = oneshot::Sender<Result<Option<SettlementView>, ReadRejection>>;
 /// See [`SettlementReply`].
 pub type SettlementsReply = oneshot::Sender<SettlementsView>;
+
+pub(super) async fn corrections(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let (period, auth) = match parse(query.as_deref(), &headers, &uri) {
+        Ok(parsed) => parsed,
+        Err(response) => return *response,
+    };
+    answer(ask(&tx, |reply| ApiRequest::Corrections(period, auth, reply)).await)
+}
+
+pub(super) async fn submit_correction(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let signed: SignedCorrection =
+        match body.map_err(|e| (e.status(), e.body_text())).and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+        }) {
+            Ok(signed) => signed,
+            Err((status, message)) => return error(status, error_kind::MALFORMED_BODY, message),
+        };
+    match ask(&tx, |reply| ApiRequest::SubmitCorrection(signed, reply)).await {
+        Ok(Ok(digest)) => (StatusCode::ACCEPTED, Json(CorrectionAnswer { digest })).into_response(),
+        Ok(Err(rejection)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            rejection.kind(),
+            rejection.to_string(),
+        ),
+        Err(response) => response,
+    }
+}

@@ -316,6 +316,7 @@ mod tests {
                 orders: Vec::new(),
                 clearings: Vec::new(),
                 bills,
+                corrections: Vec::new(),
                 snapshot: None,
             })
             .expect("apply");

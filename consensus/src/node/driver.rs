@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 use voltmesh_engine::ParticipantId;
 use voltmesh_wire::api::{
-    Balance, BillsView, CommunityView, ParticipantView, PendingProposalView, ProposalAnswer,
-    ScheduledRules, SettlementView, SettlementsView, SnapshotView, StatusView,
+    Balance, BillsView, CommunityView, CorrectionsView, ParticipantView, PendingProposalView,
+    ProposalAnswer, ScheduledRules, SettlementView, SettlementsView, SnapshotView, StatusView,
 };
 use voltmesh_wire::{Genesis, OrderRejection, SignedOrder};
 
@@ -844,10 +844,14 @@ impl Driver {
                     let _ = reply.send(Err(refused));
                     return Ok(());
                 }
-                let view = self.index.settled_bills(start)?.map(|s| SettlementView {
-                    settled: s.settled,
-                    bills: s.bills,
-                });
+                let view = match self.index.settled_bills(start)? {
+                    Some(s) => Some(SettlementView {
+                        settled: s.settled,
+                        bills: s.bills,
+                        corrections: self.index.corrections(start, start.saturating_add(1))?,
+                    }),
+                    None => None,
+                };
                 let _ = reply.send(Ok(view));
             }
             ApiRequest::Block(height, reply) => {
@@ -885,6 +889,36 @@ impl Driver {
             }
             ApiRequest::Community(reply) => {
                 let _ = reply.send(self.community_view());
+            }
+            ApiRequest::Corrections(period, auth, reply) => {
+                if let Err(refused) = self.authorize(None, &auth) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
+                let (corrections, next_from) =
+                    self.index
+                        .corrections_page(period.from, period.to, period.limit)?;
+                let _ = reply.send(Ok(CorrectionsView {
+                    corrections,
+                    next_from,
+                }));
+            }
+            ApiRequest::SubmitCorrection(correction, reply) => {
+                let digest = correction.digest();
+                let id = correction.ticket.id.clone();
+                let result = self
+                    .replica
+                    .app_mut()
+                    .submit_correction(correction)
+                    .map(|()| digest.clone());
+                match &result {
+                    Ok(_) => info!(import = %id, digest = %digest, "correction import taken"),
+                    Err(rejection) => {
+                        info!(import = %id, reason = rejection.kind(), error = %rejection, "correction import refused")
+                    }
+                }
+                let _ = reply.send(result);
+                self.wake_if_quiet()?;
             }
             ApiRequest::SubmitDeliveries(deliveries, reply) => {
                 let results = self

@@ -124,3 +124,50 @@ pub fn meters_delivery(
     }
     .sign(NB, &key(n))
 }
+
+/// Four validators' apps on one chain of `genesis`; each block is proposed by the first and
+/// validated and committed by all.
+pub struct MetersChain {
+    /// The validators' apps.
+    pub apps: Vec<voltmesh_consensus::ledger::LedgerApp>,
+    /// The last block.
+    pub tip: Block,
+}
+
+impl MetersChain {
+    /// A chain of [`meters_genesis`].
+    pub fn new() -> MetersChain {
+        MetersChain::of(meters_genesis())
+    }
+
+    /// A chain of `genesis`.
+    pub fn of(genesis: voltmesh_consensus::wire::Genesis) -> MetersChain {
+        let g = std::sync::Arc::new(genesis);
+        let genesis_block = Block::genesis(g.genesis_time_ms(), NB.as_bytes().to_vec());
+        MetersChain {
+            apps: (0..4)
+                .map(|_| {
+                    voltmesh_consensus::ledger::LedgerApp::new(
+                        std::sync::Arc::clone(&g),
+                        &genesis_block,
+                    )
+                })
+                .collect(),
+            tip: genesis_block,
+        }
+    }
+
+    /// The first app proposes a block at `secs` after `T0`; every app validates and commits it.
+    pub fn block(&mut self, secs: i64) -> voltmesh_consensus::ledger::BlockBody {
+        use voltmesh_consensus::protocol::App;
+        let payload = self.apps[0].propose(&self.tip, at(secs));
+        let block = child(&self.tip, secs, payload);
+        for app in &mut self.apps {
+            app.validate(&self.tip, block.payload(), at(secs)).unwrap();
+            app.certified(&block);
+            app.commit(&block);
+        }
+        self.tip = block;
+        voltmesh_consensus::ledger::BlockBody::decode(self.tip.payload()).unwrap()
+    }
+}

@@ -58,6 +58,10 @@ pub const SETTLEMENTS: &str = "/v1/settlements";
 /// `GET`, signed by a billing key: one interval's settlement with every bill
 /// ([`SettlementView`]).
 pub const SETTLEMENT: &str = "/v1/settlements/{start}";
+/// `POST`, signed by a billing key inside the body: a correction import
+/// ([`crate::correction::SignedCorrection`]), answered 202 [`CorrectionAnswer`]; `GET`, signed
+/// by a billing key: the corrections of `?from=` to `?to=` ([`CorrectionsView`]).
+pub const CORRECTIONS: &str = "/v1/corrections";
 /// `GET`: a committed block.
 pub const BLOCK: &str = "/v1/blocks/{height}";
 /// `GET`: the node's status.
@@ -122,6 +126,11 @@ pub fn statement_path(id: &str, from: i64, to: i64) -> String {
 /// The path of [`SETTLEMENTS`] for the intervals `from..to`.
 pub fn settlements_path(from: i64, to: i64) -> String {
     format!("/v1/settlements?from={from}&to={to}")
+}
+
+/// The path of [`CORRECTIONS`] for the intervals `from..to`.
+pub fn corrections_path(from: i64, to: i64) -> String {
+    format!("/v1/corrections?from={from}&to={to}")
 }
 
 /// The path of [`SETTLEMENT`] for `start`.
@@ -492,6 +501,29 @@ pub struct SettlementView {
     pub settled: crate::bill::Settled,
     /// Every bill, by participant.
     pub bills: Vec<crate::bill::Bill>,
+    /// The interval's corrections committed so far, as committed
+    /// ([`crate::correction`]); the bills above stand as billed.
+    pub corrections: Vec<crate::correction::CommittedCorrections>,
+}
+
+/// `GET /v1/corrections`: for billing keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CorrectionsView {
+    /// The corrections of the intervals asked for, by interval then as committed.
+    pub corrections: Vec<crate::correction::CommittedCorrections>,
+    /// When the range holds more: the `from` of the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_from: Option<i64>,
+}
+
+/// `POST /v1/corrections`: the import was taken for the node's next blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CorrectionAnswer {
+    /// The signed import's digest ([`crate::correction::SignedCorrection::digest`]): the
+    /// committed corrections name it.
+    pub digest: String,
 }
 
 /// `GET /v1/status`.

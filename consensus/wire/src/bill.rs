@@ -326,6 +326,22 @@ pub struct Statement {
     pub savings: Money,
     /// The heights of the blocks holding the bills, ascending, each once.
     pub heights: Vec<u64>,
+    /// Corrections of the period's bills from official metering data committed so far
+    /// ([`crate::correction`]), by interval then as committed; the bills above stand as billed.
+    pub corrections: Vec<crate::correction::ParticipantCorrection>,
+    /// The corrections' exact totals summed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub corrections_total: Money,
+    /// What the corrections billed (their rounded amounts summed).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub corrections_billed: Money,
+    /// `total + corrections_total`: the period on the official data, exact.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub corrected_total: Money,
+    /// What the market saved on the official data: `no_market` with each correction's
+    /// change, minus `corrected_total`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub corrected_savings: Money,
 }
 
 impl Statement {
@@ -352,6 +368,11 @@ impl Statement {
             no_market: Money::ZERO,
             savings: Money::ZERO,
             heights: Vec::new(),
+            corrections: Vec::new(),
+            corrections_total: Money::ZERO,
+            corrections_billed: Money::ZERO,
+            corrected_total: Money::ZERO,
+            corrected_savings: Money::ZERO,
         }
     }
 
@@ -375,5 +396,24 @@ impl Statement {
         if self.heights.last() != Some(&bill.height) {
             self.heights.push(bill.height);
         }
+        self.corrected();
+    }
+
+    /// Adds one correction of a bill of the period.
+    pub fn add_correction(&mut self, correction: crate::correction::ParticipantCorrection) {
+        self.corrections_total += correction.entry.total;
+        self.corrections_billed += correction.entry.billed;
+        self.corrections.push(correction);
+        self.corrected();
+    }
+
+    fn corrected(&mut self) {
+        self.corrected_total = self.total + self.corrections_total;
+        let no_market_change: Money = self
+            .corrections
+            .iter()
+            .map(|c| c.entry.after.no_market - c.entry.before.no_market)
+            .sum();
+        self.corrected_savings = self.no_market + no_market_change - self.corrected_total;
     }
 }

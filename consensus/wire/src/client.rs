@@ -621,8 +621,45 @@ impl NodeClient {
         &self,
         signed: &crate::governance::SignedProposal,
     ) -> Result<api::ProposalAnswer, ClientError> {
-        let body = serde_json::to_vec(signed).map_err(|e| ClientError::Malformed(e.to_string()))?;
-        let answer = self.raw("POST", api::GOVERNANCE, Some(body)).await?;
+        self.post_for_202(api::GOVERNANCE, signed).await
+    }
+
+    /// `POST /v1/corrections`: hands a signed correction import to the node, which puts it in
+    /// the next block it proposes; the answer names its digest.
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] with a [`crate::correction::CorrectionRejection::kind`] if the
+    /// node refuses it; otherwise as [`NodeClient::submit_proposal`].
+    pub async fn submit_correction(
+        &self,
+        signed: &crate::correction::SignedCorrection,
+    ) -> Result<api::CorrectionAnswer, ClientError> {
+        self.post_for_202(api::CORRECTIONS, signed).await
+    }
+
+    /// `GET /v1/corrections`: the corrections of `from..to` (one page). Needs a billing key.
+    ///
+    /// # Errors
+    /// As [`NodeClient::bills`].
+    pub async fn corrections(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<api::CorrectionsView, ClientError> {
+        self.view(&api::corrections_path(from, to))
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// POSTs `value` as JSON to `path`, whose documented answers are 202 with a `T` and 422
+    /// with a refusal.
+    async fn post_for_202<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        value: &impl serde::Serialize,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(value).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let answer = self.raw("POST", path, Some(body)).await?;
         match (answer.status, answer.error()) {
             (202, _) => serde_json::from_slice(&answer.body).map_err(|e| ClientError::Unexpected {
                 status: 202,
@@ -941,6 +978,25 @@ impl BlockingNodeClient {
     /// As [`NodeClient::settlement`].
     pub fn settlement(&self, start: i64) -> Result<Option<api::SettlementView>, ClientError> {
         self.run(|c| c.settlement(start))
+    }
+
+    /// [`NodeClient::submit_correction`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::submit_correction`].
+    pub fn submit_correction(
+        &self,
+        signed: &crate::correction::SignedCorrection,
+    ) -> Result<api::CorrectionAnswer, ClientError> {
+        self.run(|c| c.submit_correction(signed))
+    }
+
+    /// [`NodeClient::corrections`].
+    ///
+    /// # Errors
+    /// As [`NodeClient::corrections`].
+    pub fn corrections(&self, from: i64, to: i64) -> Result<api::CorrectionsView, ClientError> {
+        self.run(|c| c.corrections(from, to))
     }
 }
 

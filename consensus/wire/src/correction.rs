@@ -464,6 +464,50 @@ pub struct CommittedCorrections {
     pub corrections: IntervalCorrections,
 }
 
+/// One participant's correction entry, with where the chain holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantCorrection {
+    /// The corrected interval's start, Unix seconds.
+    pub interval_start: i64,
+    /// Height of the block that committed the correction.
+    pub height: u64,
+    /// That block's hash, hex.
+    pub block: String,
+    /// The import's id.
+    pub import: String,
+    /// The import's source.
+    pub source: String,
+    /// The currency of every amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "EUR"))]
+    pub currency: Currency,
+    /// The entry.
+    pub entry: CorrectionEntry,
+}
+
+impl ParticipantCorrection {
+    /// `participant`'s entry in `committed`, if it has one (at most one: an import corrects a
+    /// leaf once).
+    #[must_use]
+    pub fn of(
+        committed: &CommittedCorrections,
+        participant: &ParticipantId,
+    ) -> Option<ParticipantCorrection> {
+        let c = &committed.corrections;
+        let entry = c.entries.iter().find(|e| &e.participant == participant)?;
+        Some(ParticipantCorrection {
+            interval_start: c.interval_start,
+            height: committed.height,
+            block: committed.block.clone(),
+            import: c.import.clone(),
+            source: c.source.clone(),
+            currency: c.currency,
+            entry: entry.clone(),
+        })
+    }
+}
+
 /// Why a correction import is refused (by the node API or a validator).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CorrectionRejection {
@@ -573,10 +617,7 @@ mod tests {
             root_from_proof(&proof, &[2, 1], &[hashes[2], hashes[1]], 4),
             None
         );
-        assert_eq!(
-            root_from_proof(&["zz".into()], &[1], &[hashes[1]], 4),
-            None
-        );
+        assert_eq!(root_from_proof(&["zz".into()], &[1], &[hashes[1]], 4), None);
     }
 
     /// The exact bytes of `voltmesh/correction/v1`: changing them is a protocol change.
@@ -606,7 +647,7 @@ mod tests {
         let signed = ticket.sign("nb", &key);
         assert!(signed.signature_valid("nb"));
         assert!(!signed.signature_valid("other"));
-        let mut changed = signed.clone();
+        let mut changed = signed;
         changed.ticket.intervals[0].corrections[0].import_wh += 1;
         assert!(!changed.signature_valid("nb"));
     }

@@ -23,9 +23,9 @@
 pub mod api;
 pub mod bill;
 pub mod clearing;
-pub mod correction;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod correction;
 pub mod currency;
 pub mod delivery;
 pub mod genesis;

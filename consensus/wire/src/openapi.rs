@@ -18,8 +18,13 @@ use crate::api::{
     OrderStatusEntry, OrderStatusView, OrderSubmission, ParticipantTrade, ParticipantView,
     ProposalAnswer, SnapshotView, StatusView,
 };
-use crate::api::{BillsView, SettlementView, SettlementsView};
+use crate::api::{BillsView, CorrectionAnswer, CorrectionsView, SettlementView, SettlementsView};
 use crate::bill::{Bill, CommittedBill, PartyLine, Settled, Statement};
+use crate::correction::{
+    CommittedCorrections, CorrectionEntry, CorrectionTicket, IntervalCorrection,
+    IntervalCorrections, LeafCorrection, ParticipantCorrection, SettledLeaf, SignedCorrection,
+    UtilityExchange,
+};
 use crate::delivery::{DeliveryTicket, SignedDelivery};
 use crate::governance::{Approval, SignedProposal};
 use crate::{IntervalClearing, OrderTicket, SignedOrder};
@@ -330,6 +335,45 @@ fn submit_proposal() {}
 )]
 fn submit_deliveries() {}
 
+/// A correction import from official metering data (EDA, MSCONS) for the node's next blocks,
+/// signed inside by a billing key: every validator checks its Merkle proofs against the
+/// settled intervals' roots and re-settles the leaves it names as new correction entries.
+#[utoipa::path(
+    post,
+    path = "/v1/corrections",
+    request_body = SignedCorrection,
+    responses(
+        (status = 202, description = "Taken for the node's next blocks; the digest the committed corrections name", body = CorrectionAnswer),
+        (status = 400, description = "`malformed_body`", body = ErrorBody),
+        (status = 422, description = "Refused: `malformed_correction`, `not_billing_key`, `bad_signature`, `not_correctable` (not settled, or past the correction window), `bad_proof` (stale or forged leaves), `absurd_energy`, `duplicate_correction`, `pool_full`", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn submit_correction() {}
+
+/// The committed corrections of a period, every participant's. Only for a request signed by a
+/// billing key.
+#[utoipa::path(
+    get,
+    path = "/v1/corrections",
+    params(
+        ("from" = String, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
+        ("to" = String, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
+        ("limit" = Option<u64>, Query, description = "Most corrections in the page (whole intervals; default and maximum 2976)"),
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+    ),
+    responses(
+        (status = 200, description = "The corrections, by interval then as committed", body = CorrectionsView),
+        (status = 400, description = "`malformed_interval` or `malformed_query`", body = ErrorBody),
+        (status = 401, description = "`unsigned_read`, `malformed_signature`, `stale_read` or `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a billing key", body = ErrorBody),
+        (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
+    )
+)]
+fn corrections() {}
+
 /// The community as the node's committed ledger says.
 #[utoipa::path(
     get,
@@ -370,6 +414,8 @@ fn openapi() {}
         submit_proposal,
         community,
         submit_deliveries,
+        submit_correction,
+        corrections,
         openapi
     ),
     components(schemas(
@@ -409,7 +455,19 @@ fn openapi() {}
         CommittedBill,
         Settled,
         PartyLine,
-        Statement
+        Statement,
+        SignedCorrection,
+        CorrectionTicket,
+        IntervalCorrection,
+        LeafCorrection,
+        SettledLeaf,
+        CorrectionAnswer,
+        CorrectionsView,
+        CommittedCorrections,
+        IntervalCorrections,
+        CorrectionEntry,
+        UtilityExchange,
+        ParticipantCorrection
     ))
 )]
 struct ApiDoc;

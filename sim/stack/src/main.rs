@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use voltmesh::cmd::{self, admin, bridge, clear, demo, export, node, sim};
+use voltmesh::cmd::{self, admin, bridge, clear, correct, demo, export, node, sim};
 
 /// Voltmesh: a peer-to-peer energy exchange for one neighborhood.
 ///
@@ -33,6 +33,9 @@ enum Command {
     /// node's committed bills, signed with a billing key; every interval and period reconciles
     /// to zero.
     Export(export::ExportArgs),
+    /// Import the grid operator's official metering data (EDA, MSCONS as CSV) as corrections
+    /// of settled intervals, signed with a billing key; bills stay, corrections are new entries.
+    Correct(correct::CorrectArgs),
     /// Governance: draft, sign, combine and submit proposals (members, keys, rules, policies);
     /// show the community.
     Admin(admin::AdminArgs),
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => node::keygen(&args),
         Command::Verify(args) => node::verify(&args),
         Command::Export(args) => export::run(&args),
+        Command::Correct(args) => correct::run(&args),
         Command::Admin(args) => admin::run(&args),
         Command::Bridge(args) => bridge::run(&args),
         Command::Clear(args) => clear::run(&args),

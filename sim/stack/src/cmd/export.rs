@@ -1,11 +1,17 @@
 //! `voltmesh export`: the community's billing for a period, from a node's committed bills
 //! (issue 14, deliverable 4), as two CSV files that reconcile to zero.
 //!
-//! - `intervals.csv`: one row per party and settled interval: every participant's bill, and
-//!   the utility's and the network operator's lines, with the block height and hash that hold
-//!   them.
-//! - `members.csv`: one row per party and billing period (`--period month|day|all`, UTC): the
-//!   interval rows summed, with the carry before the period's first bill and after its last.
+//! - `intervals.csv`: one row per party and settled interval (`entry` `bill`): every
+//!   participant's bill, and the utility's and the network operator's lines, with the block
+//!   height and hash that hold them; then one row per party of each correction of the interval
+//!   from official metering data (`entry` `correction`, the import's id in `import`; members'
+//!   energy columns are the changes, `from_utility_wh` and `to_utility_wh` signed), with the
+//!   block that committed it. Bills are never rewritten: a corrected interval has both.
+//! - `members.csv`: one row per party, billing period (`--period month|day|all`, UTC) and
+//!   entry: the interval rows summed; a `bill` row has the carry before the period's first bill
+//!   and after its last, a `correction` row the sums of its entries' carries (corrections of a
+//!   period's intervals arrive whenever the official data does, so their carries do not chain
+//!   within a period).
 //!
 //! # Signs and reconciliation
 //! Every amount is what the party pays: a participant's bill as the ledger has it, the
@@ -25,7 +31,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use voltmesh_engine::{Money, Wh};
 use voltmesh_wire::api::SettlementView;
 use voltmesh_wire::bill::Bill;
-use voltmesh_wire::client::BlockingNodeClient;
+use voltmesh_wire::correction::{CorrectionEntry, IntervalCorrections};
 
 use super::BadInput;
 
@@ -66,10 +72,10 @@ pub struct ExportArgs {
 /// One party's line of one interval, signed as the party pays.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Line {
-    bought_wh: Wh,
-    sold_wh: Wh,
-    from_utility_wh: Wh,
-    to_utility_wh: Wh,
+    bought_wh: i64,
+    sold_wh: i64,
+    from_utility_wh: i64,
+    to_utility_wh: i64,
     local_energy: Money,
     network_fees: Money,
     utility: Money,
@@ -119,10 +125,10 @@ impl Line {
 
     fn of(bill: &Bill) -> Line {
         Line {
-            bought_wh: bill.bought_wh,
-            sold_wh: bill.sold_wh,
-            from_utility_wh: bill.from_utility_wh,
-            to_utility_wh: bill.to_utility_wh,
+            bought_wh: wh(bill.bought_wh),
+            sold_wh: wh(bill.sold_wh),
+            from_utility_wh: wh(bill.from_utility_wh),
+            to_utility_wh: wh(bill.to_utility_wh),
             local_energy: bill.local_energy,
             network_fees: bill.network_fees,
             utility: bill.utility,
@@ -133,6 +139,23 @@ impl Line {
             no_market: bill.no_market,
             unmetered: u64::from(!bill.metered),
             intervals: 1,
+        }
+    }
+
+    /// A correction entry: what changed with the utility.
+    fn correction(entry: &CorrectionEntry) -> Line {
+        let (before, after) = (&entry.before, &entry.after);
+        Line {
+            from_utility_wh: wh(after.from_utility_wh) - wh(before.from_utility_wh),
+            to_utility_wh: wh(after.to_utility_wh) - wh(before.to_utility_wh),
+            utility: entry.total,
+            total: entry.total,
+            billed: entry.billed,
+            carry_in: entry.carry_in,
+            carry_out: entry.carry,
+            no_market: after.no_market - before.no_market,
+            intervals: 1,
+            ..Line::default()
         }
     }
 
@@ -149,10 +172,16 @@ impl Line {
         }
     }
 
-    /// Adds a later interval's line.
-    fn add(&mut self, later: &Line) {
-        if self.intervals == 0 {
-            self.carry_in = later.carry_in;
+    /// Adds a later interval's line: bills' carries chain (the first's in, the last's out),
+    /// corrections' are summed (module docs).
+    fn add(&mut self, later: &Line, entry: Entry) {
+        match entry {
+            Entry::Bill if self.intervals == 0 => self.carry_in = later.carry_in,
+            Entry::Bill => {}
+            Entry::Correction => {
+                self.carry_in += later.carry_in;
+                self.carry_out += later.carry_out;
+            }
         }
         self.bought_wh += later.bought_wh;
         self.sold_wh += later.sold_wh;
@@ -163,11 +192,49 @@ impl Line {
         self.utility += later.utility;
         self.total += later.total;
         self.billed += later.billed;
-        self.carry_out = later.carry_out;
+        if entry == Entry::Bill {
+            self.carry_out = later.carry_out;
+        }
         self.no_market += later.no_market;
         self.unmetered += later.unmetered;
         self.intervals += later.intervals;
     }
+}
+
+/// Whether a row is a bill or a correction of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Entry {
+    Bill,
+    Correction,
+}
+
+impl Entry {
+    fn name(self) -> &'static str {
+        match self {
+            Entry::Bill => "bill",
+            Entry::Correction => "correction",
+        }
+    }
+}
+
+fn wh(energy: Wh) -> i64 {
+    i64::try_from(energy).unwrap_or(i64::MAX)
+}
+
+/// The parties of one correction of an interval: the members it corrects by id, then
+/// `utility`.
+fn correction_lines(corrections: &IntervalCorrections) -> Vec<(String, &'static str, Line)> {
+    let mut out: Vec<(String, &'static str, Line)> = corrections
+        .entries
+        .iter()
+        .map(|e| (e.participant.to_string(), "member", Line::correction(e)))
+        .collect();
+    out.push((
+        "utility".into(),
+        "utility",
+        Line::revenue(&corrections.utility),
+    ));
+    out
 }
 
 /// The parties of a settlement, in order: members by id, then `utility`, then `network`.
@@ -222,15 +289,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     if from > to {
         return Err(BadInput(anyhow::anyhow!("--from is after --to")).into());
     }
-    let key = voltmesh_wire::key::read(&args.key)
-        .with_context(|| format!("billing key file {}", args.key.display()))?;
-    let plain =
-        BlockingNodeClient::new(&args.node).with_context(|| format!("node API {}", args.node))?;
-    let neighborhood = plain
-        .status()
-        .with_context(|| format!("reading {}", args.node))?
-        .neighborhood;
-    let client = plain.with_read_key(&neighborhood, key);
+    let (client, _, _) = super::billing_client(&args.node, &args.key)?;
     let mut settled = Vec::new();
     let mut next = Some(from);
     while let Some(at) = next {
@@ -243,12 +302,20 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let mut currency = None;
     let mut detail = csv::Writer::from_writer(Vec::new());
     detail.write_record(
-        ["interval_start", "party", "kind", "metered"]
-            .into_iter()
-            .chain(Line::COLUMNS)
-            .chain(["currency", "height", "block"]),
+        [
+            "interval_start",
+            "party",
+            "kind",
+            "entry",
+            "import",
+            "metered",
+        ]
+        .into_iter()
+        .chain(Line::COLUMNS)
+        .chain(["currency", "height", "block"]),
     )?;
-    let mut periods: BTreeMap<(String, String), (&'static str, Line)> = BTreeMap::new();
+    let mut periods: BTreeMap<(String, String, Entry), (&'static str, Line)> = BTreeMap::new();
+    let mut corrections = 0usize;
     for summary in &settled {
         let start = summary.interval_start;
         let view = client
@@ -256,43 +323,69 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
             .with_context(|| format!("reading the bills of interval {start}"))?
             .with_context(|| format!("interval {start} is listed as settled but not served"))?;
         currency.get_or_insert(view.settled.currency);
-        let lines = lines(&view);
-        let sum: Money = lines.iter().map(|(_, _, l)| l.total).sum();
-        if sum != Money::ZERO {
-            bail!(
-                "the bills of interval {start} do not reconcile: the parties' totals sum to {sum}"
-            );
+        let mut groups = vec![(
+            Entry::Bill,
+            String::new(),
+            view.settled.height,
+            view.settled.block.clone(),
+            lines(&view),
+        )];
+        for c in &view.corrections {
+            corrections += 1;
+            groups.push((
+                Entry::Correction,
+                c.corrections.import.clone(),
+                c.height,
+                c.block.clone(),
+                correction_lines(&c.corrections),
+            ));
         }
-        let time = DateTime::<Utc>::from_timestamp(start, 0)
-            .unwrap_or_default()
-            .to_rfc3339();
-        for (party, kind, line) in &lines {
-            if line.billed != line.total + line.carry_in - line.carry_out {
+        for (entry, import, height, block, lines) in groups {
+            let sum: Money = lines.iter().map(|(_, _, l)| l.total).sum();
+            if sum != Money::ZERO {
                 bail!(
-                    "interval {start}, {party}: billed {} is not total + carry in - carry out",
-                    line.billed
+                    "the {} lines of interval {start} do not reconcile: the parties' totals sum to {sum}",
+                    entry.name()
                 );
             }
-            let metered = if *kind == "member" {
-                (line.unmetered == 0).to_string()
-            } else {
-                String::new()
-            };
-            detail.write_record(
-                [time.clone(), party.clone(), (*kind).to_owned(), metered]
+            let time = DateTime::<Utc>::from_timestamp(start, 0)
+                .unwrap_or_default()
+                .to_rfc3339();
+            for (party, kind, line) in &lines {
+                if line.billed != line.total + line.carry_in - line.carry_out {
+                    bail!(
+                        "interval {start}, {party}: billed {} is not total + carry in - carry out",
+                        line.billed
+                    );
+                }
+                let metered = if *kind == "member" && entry == Entry::Bill {
+                    (line.unmetered == 0).to_string()
+                } else {
+                    String::new()
+                };
+                detail.write_record(
+                    [
+                        time.clone(),
+                        party.clone(),
+                        (*kind).to_owned(),
+                        entry.name().to_owned(),
+                        import.clone(),
+                        metered,
+                    ]
                     .into_iter()
                     .chain(line.cells())
                     .chain([
                         view.settled.currency.code().to_owned(),
-                        view.settled.height.to_string(),
-                        view.settled.block.clone(),
+                        height.to_string(),
+                        block.clone(),
                     ]),
-            )?;
-            periods
-                .entry((period_of(args.period, start), party.clone()))
-                .or_insert_with(|| (kind, Line::default()))
-                .1
-                .add(line);
+                )?;
+                periods
+                    .entry((period_of(args.period, start), party.clone(), entry))
+                    .or_insert_with(|| (kind, Line::default()))
+                    .1
+                    .add(line, entry);
+            }
         }
     }
     let mut members = csv::Writer::from_writer(Vec::new());
@@ -301,6 +394,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
             "period",
             "party",
             "kind",
+            "entry",
             "intervals",
             "unmetered_intervals",
         ]
@@ -310,7 +404,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     )?;
     let code = currency.map_or("", |c| c.code()).to_owned();
     let mut per_period: BTreeMap<&str, Money> = BTreeMap::new();
-    for ((period, party), (kind, line)) in &periods {
+    for ((period, party, entry), (kind, line)) in &periods {
         *per_period.entry(period).or_default() += line.total;
         let savings = if *kind == "member" {
             (line.no_market - line.total).to_string()
@@ -322,6 +416,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
                 period.clone(),
                 party.clone(),
                 (*kind).to_owned(),
+                entry.name().to_owned(),
                 line.intervals.to_string(),
                 line.unmetered.to_string(),
             ]
@@ -336,8 +431,9 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     write(&args.out, "intervals.csv", detail)?;
     write(&args.out, "members.csv", members)?;
     super::print(&format!(
-        "{} settled intervals, {} period rows; every interval and period reconciles to zero; wrote {} and {}\n",
+        "{} settled intervals, {} corrections, {} period rows; every interval, correction and period reconciles to zero; wrote {} and {}\n",
         settled.len(),
+        corrections,
         periods.len(),
         args.out.join("members.csv").display(),
         args.out.join("intervals.csv").display(),

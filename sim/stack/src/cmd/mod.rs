@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod bridge;
 pub mod clear;
+pub mod correct;
 pub mod demo;
 pub mod export;
 pub mod node;
@@ -50,4 +51,33 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
 /// Writes `text` to stdout; a closed stdout (`| head`) is not worth a panic.
 pub(crate) fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// A client of the node at `node` whose reads are signed with the key in `key_file` (a billing
+/// key for `voltmesh export` and `voltmesh correct`), with the key and the node's neighborhood.
+///
+/// # Errors
+/// An unreadable key file, a bad address or a node that does not answer.
+pub(crate) fn billing_client(
+    node: &str,
+    key_file: &std::path::Path,
+) -> anyhow::Result<(
+    voltmesh_wire::client::BlockingNodeClient,
+    ed25519_dalek::SigningKey,
+    String,
+)> {
+    use anyhow::Context;
+    let key = voltmesh_wire::key::read(key_file)
+        .with_context(|| format!("billing key file {}", key_file.display()))?;
+    let plain = voltmesh_wire::client::BlockingNodeClient::new(node)
+        .with_context(|| format!("node API {node}"))?;
+    let neighborhood = plain
+        .status()
+        .with_context(|| format!("reading {node}"))?
+        .neighborhood;
+    Ok((
+        plain.with_read_key(&neighborhood, key.clone()),
+        key,
+        neighborhood,
+    ))
 }
