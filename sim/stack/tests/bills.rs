@@ -6,6 +6,8 @@
 //! household without a delivery, a statement sums the bills, reads are refused without the
 //! participant's key, the export reconciles to zero and to the statement, and `voltmesh verify`
 //! re-executes every bill. The bridge publishes each household's committed bill over MQTT.
+//! Official metering data imported with `voltmesh correct` re-settles exactly the interval and
+//! households it names, as correction entries beside the bills.
 
 #[allow(dead_code, unused_imports)]
 mod support;
@@ -229,9 +231,123 @@ fn bills_commit_by_consensus_and_every_reader_gets_what_it_may() {
         "published once"
     );
 
-    // The export of every settled interval so far reconciles to zero and to the statements.
+    // The grid operator's official data arrives (EDA): h1's two metering points say it fed in
+    // 10 Wh less than its bridge delivered, h2's is what was billed, h3 (billed at its
+    // contract) imported 60 Wh; a later interval is not settled yet.
     let key_file = dir.join("billing.key");
     voltmesh_wire::key::write(&key_file, &billing_key()).expect("key file");
+    let later = interval + 50 * INTERVAL_SECS;
+    let readings = dir.join("eda.csv");
+    std::fs::write(
+        &readings,
+        format!(
+            "metering_point,interval_start,import_wh,export_wh\n\
+             AT-h1-a,{interval},0,{}\n\
+             AT-h1-b,{interval},0,0\n\
+             AT-h2,{interval},{},0\n\
+             AT-h3,{interval},60,0\n\
+             AT-h1-a,{later},0,7\n",
+            h1.metered_net_export_wh - 10,
+            -h2.metered_net_export_wh,
+        ),
+    )
+    .expect("readings");
+    let points = dir.join("points.csv");
+    std::fs::write(
+        &points,
+        "metering_point,participant\nAT-h1-a,h1\nAT-h1-b,h1\nAT-h2,h2\nAT-h3,h3\n",
+    )
+    .expect("points");
+    let correct = |key: &Path| {
+        support::voltmesh()
+            .args([
+                "correct",
+                "--node",
+                &format!("http://{}", cluster.nodes[1].api),
+            ])
+            .args(["--key", support::path_str(key)])
+            .args(["--readings", support::path_str(&readings)])
+            .args(["--points", support::path_str(&points)])
+            .args(["--id", "eda-test", "--wait-secs", "120"])
+            .output()
+            .expect("voltmesh correct")
+    };
+    // A household's key may not import official data (nor read everyone's bills).
+    let h1_key = dir.join("h1.key");
+    voltmesh_wire::key::write(&h1_key, &household_key(1)).expect("key file");
+    let out = correct(&h1_key);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = correct(&key_file);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("interval {later}: not settled")),
+        "{stdout}"
+    );
+    // Every node serves exactly one correction, of exactly the interval the data names, with
+    // entries for exactly h1 and h3, each the naive difference of the utility amounts.
+    let span = (interval - 100 * INTERVAL_SECS, later + INTERVAL_SECS);
+    let corrections: Vec<_> = billing
+        .iter()
+        .map(|c| {
+            c.corrections(span.0, span.1)
+                .expect("corrections")
+                .corrections
+        })
+        .collect();
+    assert!(
+        corrections.iter().all(|c| *c == corrections[0]),
+        "{corrections:?}"
+    );
+    let [committed] = &corrections[0][..] else {
+        panic!("one correction: {corrections:?}")
+    };
+    let c = &committed.corrections;
+    assert_eq!(c.interval_start, interval);
+    assert_eq!((c.import.as_str(), c.source.as_str()), ("eda-test", "EDA"));
+    let who: Vec<&str> = c.entries.iter().map(|e| e.participant.as_str()).collect();
+    assert_eq!(who, ["h1", "h3"], "{c:?}");
+    for (e, billed, official) in [
+        (
+            &c.entries[0],
+            h1.metered_net_export_wh,
+            h1.metered_net_export_wh - 10,
+        ),
+        (&c.entries[1], -50, -60),
+    ] {
+        let who = e.participant.as_str();
+        assert_eq!(
+            e.total,
+            naive_total(who, &trades, official) - naive_total(who, &trades, billed),
+            "{e:?}"
+        );
+        assert_eq!(e.billed + e.carry, e.total + e.carry_in, "{e:?}");
+    }
+    assert_eq!(c.imbalance(), Money::ZERO);
+    assert_eq!(
+        c.entries[0].metering_points,
+        ["AT-h1-a", "AT-h1-b"],
+        "h1's points summed"
+    );
+    // History is not rewritten: the interval's bills are as committed, beside the correction.
+    let after = billing[2].settlement(interval).unwrap().unwrap();
+    assert_eq!(after.bills, view.bills);
+    assert_eq!(after.corrections, corrections[0]);
+    let corrected = own.statement("h1", interval, to).expect("statement");
+    assert_eq!(corrected.total, h1.total, "the bill stands");
+    assert_eq!(corrected.corrections.len(), 1);
+    assert_eq!(corrected.corrected_total, h1.total + c.entries[0].total);
+
+    // The export of every settled interval so far reconciles to zero and to the statements.
     let out_dir = dir.join("export");
     let from = interval - 100 * INTERVAL_SECS;
     let out = support::voltmesh()
@@ -262,20 +378,20 @@ fn bills_commit_by_consensus_and_every_reader_gets_what_it_may() {
             serde_json::from_value(serde_json::Value::from(&row[total])).expect("money");
         sum += amount;
         if &row[party] == "h1" {
-            h1_total = Some(amount);
+            *h1_total.get_or_insert(Money::ZERO) += amount;
         }
     }
     assert_eq!(sum, Money::ZERO, "the export reconciles to zero");
     let h1_statement = own.statement("h1", from, to).expect("statement");
     assert_eq!(
         h1_total,
-        Some(h1_statement.total),
-        "the export reconciles to h1's statement"
+        Some(h1_statement.corrected_total),
+        "the export (bill and correction rows) reconciles to h1's statement"
     );
     let detail = std::fs::read_to_string(out_dir.join("intervals.csv")).expect("intervals.csv");
     assert!(
-        detail.contains(&view.settled.block),
-        "the detail names the block"
+        detail.contains(&view.settled.block) && detail.contains(&committed.block),
+        "the detail names the blocks of the bill and of the correction"
     );
 
     // `voltmesh verify` re-executes the chain, every bill included, on a stopped node.
