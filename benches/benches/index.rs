@@ -46,6 +46,7 @@ fn clearing(interval: u32) -> IntervalClearing {
         })
         .collect();
     IntervalClearing {
+        withheld: None,
         interval_start: start,
         outcome: ClearingOutcome {
             volume_wh: trades.iter().map(|t| t.quantity_wh).sum(),

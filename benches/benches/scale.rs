@@ -447,7 +447,11 @@ fn run(bin: &Path, grid: &Grid, size: Size) {
     let apis: Vec<NodeClient> = hood
         .nodes
         .iter()
-        .map(|n| NodeClient::new(&format!("http://{}", n.api)).expect("client"))
+        .map(|n| {
+            NodeClient::new(&format!("http://{}", n.api))
+                .expect("client")
+                .with_read_key(&hood.genesis.neighborhood, hood.bridge_key.clone())
+        })
         .collect();
     runtime.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -160,7 +160,8 @@ pub fn verify(
     })
 }
 
-/// Asks every peer (node API base URLs) for its latest snapshot and returns the highest one
+/// Asks every peer (node API base URLs) for its latest snapshot, signing the reads with this
+/// node's `key` (peers serve snapshots to validators' keys only), and returns the highest one
 /// that checks out.
 ///
 /// # Errors
@@ -169,12 +170,14 @@ pub async fn fetch(
     peers: &[String],
     chain: &Chain,
     genesis: &Arc<Genesis>,
+    key: &ed25519_dalek::SigningKey,
 ) -> Result<VerifiedSnapshot, StateSyncError> {
     let mut best: Option<VerifiedSnapshot> = None;
     let mut problems = Vec::new();
     for peer in peers {
+        // Snapshots are served to validators' (and billing) keys only: this node signs its read.
         let client = match NodeClient::new(peer) {
-            Ok(client) => client,
+            Ok(client) => client.with_read_key(&genesis.neighborhood, key.clone()),
             Err(e) => {
                 problems.push(format!("{peer}: {e}"));
                 continue;

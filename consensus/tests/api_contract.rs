@@ -70,6 +70,7 @@ fn trade() -> Trade {
 /// A clearing with every part of an outcome present (trades, unfilled, price and range).
 fn clearing(start: i64) -> IntervalClearing {
     IntervalClearing {
+        withheld: None,
         interval_start: start,
         outcome: ClearingOutcome {
             trades: vec![trade()],
@@ -222,15 +223,17 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                                     .collect(),
                             );
                         }
-                        ApiRequest::Interval(start, reply) => {
-                            let _ = reply.send((start == CLEARED).then(|| clearing(start)));
+                        // How much of a clearing or block a reader sees is decided by the node
+                        // (tested with real nodes in sim/stack/tests/node_cluster.rs).
+                        ApiRequest::Interval(start, _, reply) => {
+                            let _ = reply.send(Ok((start == CLEARED).then(|| clearing(start))));
                         }
                         ApiRequest::OrderStatus(participant, id, interval, reply) => {
                             let known = participant.as_str() == "hh-1" && id == "hh-1-x-sell";
                             let _ = reply.send(order_status(interval).filter(|_| known));
                         }
-                        ApiRequest::Block(height, reply) => {
-                            let _ = reply.send((height == HEIGHT).then(|| block(&signed())));
+                        ApiRequest::Block(height, _, reply) => {
+                            let _ = reply.send(Ok((height == HEIGHT).then(|| block(&signed()))));
                         }
                         // The stub refuses unsigned reads; who may read what is decided by the
                         // node (tested in sim/stack/tests/bills.rs with real nodes).
@@ -300,9 +303,9 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         ApiRequest::Status(reply) => {
                             let _ = reply.send(status());
                         }
-                        ApiRequest::Snapshot(reply) => {
+                        ApiRequest::Snapshot(auth, reply) => {
                             // The stub has no ledger to snapshot: the 404 `no_snapshot` path.
-                            let _ = reply.send(None);
+                            let _ = reply.send(signed_read(&auth).map(|()| None));
                         }
                         ApiRequest::SubmitProposal(signed, reply) => {
                             // The ledger's answers are tested with real nodes
@@ -1136,6 +1139,7 @@ async fn every_answer_validates_against_the_served_openapi_document() {
             format!("/v1/settlements/{cleared}"),
         ),
         ("/v1/corrections", "/v1/corrections?from=0&to=1".to_owned()),
+        ("/v1/snapshot", "/v1/snapshot".to_owned()),
     ] {
         let answer = unsigned.raw("GET", &path, None).await.unwrap();
         assert_eq!(answer.status, 401, "{path}");

@@ -54,6 +54,7 @@ async fn fills_clearing_and_settlement_are_published() {
     messages.push(ResultMessage::Clearing(ClearingSummary::from_outcome(
         interval,
         &outcome,
+        Default::default(),
         chf(),
     )));
     messages.extend(
@@ -238,6 +239,7 @@ async fn the_market_topics_are_served_over_http_as_published() {
         .send(ResultMessage::Clearing(ClearingSummary::from_outcome(
             first,
             &outcome,
+            Default::default(),
             chf(),
         )))
         .await

@@ -410,6 +410,7 @@ mod tests {
             })
             .collect();
         IntervalClearing {
+            withheld: None,
             interval_start: start,
             outcome: ClearingOutcome {
                 volume_wh: 100 * trades.len() as u64,

@@ -866,6 +866,7 @@ impl App for LedgerApp {
                 record.volume_wh += 1;
             }
             None => body.clearings.push(ClearingRecord::of(&IntervalClearing {
+                withheld: None,
                 interval_start: 0,
                 outcome: voltmesh_engine::uniform::clear(&[], voltmesh_engine::K::HALF),
             })),

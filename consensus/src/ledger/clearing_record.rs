@@ -67,6 +67,7 @@ mod tests {
             seq: 0,
         };
         IntervalClearing {
+            withheld: None,
             interval_start: 900,
             outcome: uniform::clear(
                 &[

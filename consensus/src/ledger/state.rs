@@ -398,6 +398,7 @@ impl LedgerState {
             let outcome = book.clear(self.community.rules_for(interval_start).mechanism);
             self.hold_for_settlement(interval_start, &outcome.trades);
             clearings.push(IntervalClearing {
+                withheld: None,
                 interval_start,
                 outcome,
             });

@@ -34,7 +34,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -77,8 +77,8 @@ pub enum ApiRequest {
         Option<i64>,
         oneshot::Sender<Option<OrderStatusView>>,
     ),
-    /// An interval's clearing.
-    Interval(i64, oneshot::Sender<Option<IntervalClearing>>),
+    /// An interval's clearing, as much of it as the reader may see.
+    Interval(i64, ReadAuth, ReadReply<Option<IntervalClearing>>),
     /// A participant's balance and a page of its trades, for a signed reader.
     Participant(
         ParticipantId,
@@ -94,12 +94,12 @@ pub enum ApiRequest {
     Settlements(Period, SettlementsReply),
     /// One interval's settlement with every bill, for a billing key.
     Settlement(i64, ReadAuth, SettlementReply),
-    /// A committed block.
-    Block(u64, oneshot::Sender<Option<BlockView>>),
+    /// A committed block, as much of it as the reader may see.
+    Block(u64, ReadAuth, ReadReply<Option<BlockView>>),
     /// The node's status.
     Status(oneshot::Sender<StatusView>),
-    /// The latest ledger snapshot with its proof.
-    Snapshot(oneshot::Sender<Option<Arc<SnapshotView>>>),
+    /// The latest ledger snapshot with its proof, for a billing or validator key.
+    Snapshot(ReadAuth, ReadReply<Option<Arc<SnapshotView>>>),
     /// Submit a signed governance proposal.
     SubmitProposal(
         SignedProposal,
@@ -320,6 +320,8 @@ pub(super) fn parse_interval(text: &str) -> Option<i64> {
 async fn interval(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(start): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let Some(start) = parse_interval(&start) else {
         return error(
@@ -328,9 +330,14 @@ async fn interval(
             "use Unix seconds or RFC 3339",
         );
     };
-    match ask(&tx, |reply| ApiRequest::Interval(start, reply)).await {
-        Ok(Some(clearing)) => Json(clearing).into_response(),
-        Ok(None) => error(
+    let auth = match api_reads::read_auth(&headers, &uri) {
+        Ok(auth) => auth,
+        Err(rejection) => return api_reads::refused(&rejection),
+    };
+    match ask(&tx, |reply| ApiRequest::Interval(start, auth, reply)).await {
+        Ok(Err(rejection)) => api_reads::refused(&rejection),
+        Ok(Ok(Some(clearing))) => Json(clearing).into_response(),
+        Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,
             error_kind::NOT_CLEARED,
             format!("interval {start} has not cleared"),
@@ -401,7 +408,12 @@ async fn participant(
     }
 }
 
-async fn block(State(tx): State<mpsc::Sender<ApiRequest>>, Path(height): Path<String>) -> Response {
+async fn block(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    Path(height): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let Ok(height) = height.parse::<u64>() else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -409,9 +421,14 @@ async fn block(State(tx): State<mpsc::Sender<ApiRequest>>, Path(height): Path<St
             "height is a non-negative integer",
         );
     };
-    match ask(&tx, |reply| ApiRequest::Block(height, reply)).await {
-        Ok(Some(block)) => Json(block).into_response(),
-        Ok(None) => error(
+    let auth = match api_reads::read_auth(&headers, &uri) {
+        Ok(auth) => auth,
+        Err(rejection) => return api_reads::refused(&rejection),
+    };
+    match ask(&tx, |reply| ApiRequest::Block(height, auth, reply)).await {
+        Ok(Err(rejection)) => api_reads::refused(&rejection),
+        Ok(Ok(Some(block))) => Json(block).into_response(),
+        Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,
             error_kind::NOT_COMMITTED,
             format!("no committed block at {height}"),
@@ -427,10 +444,19 @@ async fn status(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
     }
 }
 
-async fn snapshot(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
-    match ask(&tx, ApiRequest::Snapshot).await {
-        Ok(Some(view)) => Json(&*view).into_response(),
-        Ok(None) => error(
+async fn snapshot(
+    State(tx): State<mpsc::Sender<ApiRequest>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let auth = match api_reads::read_auth(&headers, &uri) {
+        Ok(auth) => auth,
+        Err(rejection) => return api_reads::refused(&rejection),
+    };
+    match ask(&tx, |reply| ApiRequest::Snapshot(auth, reply)).await {
+        Ok(Err(rejection)) => api_reads::refused(&rejection),
+        Ok(Ok(Some(view))) => Json(&*view).into_response(),
+        Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,
             error_kind::NO_SNAPSHOT,
             "this node has no snapshot yet (or its genesis turns snapshots off)",

@@ -170,7 +170,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
     // An empty store (a new or wiped node) starts from a verified snapshot when it can.
     let mut state_synced = false;
     if store.committed_height().map_err(store_file)? == 0 && !config.state_sync.peers.is_empty() {
-        match state_sync::fetch(&config.state_sync.peers, &genesis_chain, &genesis).await {
+        match state_sync::fetch(&config.state_sync.peers, &genesis_chain, &genesis, &signing).await
+        {
             Ok(snapshot) => {
                 store
                     .install_snapshot(&snapshot.block, &snapshot.bytes)
@@ -770,6 +771,19 @@ impl Driver {
         )
     }
 
+    /// What the reader `auth` describes may see of intervals, blocks and snapshots.
+    fn scope(
+        &self,
+        auth: &super::api_reads::ReadAuth,
+    ) -> Result<super::read_access::Scope, voltmesh_wire::read::ReadRejection> {
+        super::read_access::Scope::of(
+            &self.genesis,
+            self.replica.app().committed().community(),
+            auth,
+            now_ms(),
+        )
+    }
+
     fn on_api(&mut self, request: ApiRequest) -> Result<(), NodeError> {
         match request {
             ApiRequest::SubmitOrder(order, reply) => {
@@ -785,8 +799,12 @@ impl Driver {
                 let app = self.replica.app();
                 let _ = reply.send(self.index.order_status(app, &participant, &id, interval)?);
             }
-            ApiRequest::Interval(start, reply) => {
-                let _ = reply.send(self.index.clearing(start)?);
+            ApiRequest::Interval(start, auth, reply) => {
+                let answer = match self.scope(&auth) {
+                    Ok(scope) => Ok(self.index.clearing(start)?.map(|c| scope.clearing(c))),
+                    Err(refused) => Err(refused),
+                };
+                let _ = reply.send(answer);
             }
             ApiRequest::Participant(participant, query, auth, reply) => {
                 if let Err(refused) = self.authorize(Some(&participant), &auth) {
@@ -854,15 +872,27 @@ impl Driver {
                 };
                 let _ = reply.send(Ok(view));
             }
-            ApiRequest::Block(height, reply) => {
+            ApiRequest::Block(height, auth, reply) => {
+                let scope = match self.scope(&auth) {
+                    Ok(scope) => scope,
+                    Err(refused) => {
+                        let _ = reply.send(Err(refused));
+                        return Ok(());
+                    }
+                };
                 let block = self.store.committed_block(height)?;
                 let view = block
                     .map(|b| api::block_view(&b, &self.index))
                     .transpose()?;
-                let _ = reply.send(view);
+                let _ = reply.send(Ok(view.map(|v| scope.block(v))));
             }
-            ApiRequest::Snapshot(reply) => {
-                let _ = reply.send(self.latest_snapshot()?);
+            ApiRequest::Snapshot(auth, reply) => {
+                let allowed = self.scope(&auth).and_then(|scope| scope.snapshot(&auth));
+                let answer = match allowed {
+                    Ok(()) => Ok(self.latest_snapshot()?),
+                    Err(refused) => Err(refused),
+                };
+                let _ = reply.send(answer);
             }
             ApiRequest::SubmitProposal(signed, reply) => {
                 let hash = signed.proposal.hash(&self.genesis.neighborhood);

@@ -20,6 +20,7 @@ use crate::api::{
 };
 use crate::api::{BillsView, CorrectionAnswer, CorrectionsView, SettlementView, SettlementsView};
 use crate::bill::{Bill, CommittedBill, PartyLine, Settled, Statement};
+use crate::clearing::Withheld;
 use crate::correction::{
     CommittedCorrections, CorrectionEntry, CorrectionTicket, IntervalCorrection,
     IntervalCorrections, LeafCorrection, ParticipantCorrection, SettledLeaf, SignedCorrection,
@@ -141,14 +142,22 @@ fn submit_order() {}
 )]
 fn order_status() {}
 
-/// An interval's committed clearing.
+/// An interval's committed clearing, as much as the reader may see: price and volume for
+/// anyone; the trades and unfilled orders of the participants the signing key may sign for
+/// (every one for a billing or validator key); none for an unsigned request.
 #[utoipa::path(
     get,
     path = "/v1/intervals/{start}",
-    params(("start" = String, Path, description = "Interval start: Unix seconds or RFC 3339")),
+    params(
+        ("start" = String, Path, description = "Interval start: Unix seconds or RFC 3339"),
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+    ),
     responses(
         (status = 200, description = "The clearing", body = IntervalClearing),
         (status = 400, description = "`malformed_interval`", body = ErrorBody),
+        (status = 401, description = "`malformed_signature`, `stale_read` or `bad_signature` (an unsigned read gets the aggregates)", body = ErrorBody),
         (status = 404, description = "`not_cleared`: not (yet) cleared", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
     )
@@ -268,26 +277,43 @@ fn settlements() {}
 )]
 fn settlement() {}
 
-/// A committed block, decoded.
+/// A committed block, decoded, as much as the reader may see: its header and counts for
+/// anyone; the orders (and clearings' trades) of the participants the signing key may sign for
+/// (every one for a billing or validator key); none for an unsigned request.
 #[utoipa::path(
     get,
     path = "/v1/blocks/{height}",
-    params(("height" = u64, Path, description = "Block height")),
+    params(
+        ("height" = u64, Path, description = "Block height"),
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+    ),
     responses(
         (status = 200, description = "The block", body = BlockView),
         (status = 400, description = "`malformed_height`", body = ErrorBody),
+        (status = 401, description = "`malformed_signature`, `stale_read` or `bad_signature` (an unsigned read gets the header and counts)", body = ErrorBody),
         (status = 404, description = "`not_committed`", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
     )
 )]
 fn block() {}
 
-/// The node's latest ledger snapshot and the committed blocks that prove it (state sync).
+/// The node's latest ledger snapshot and the committed blocks that prove it (state sync). Only
+/// for a request signed by a validator's or a billing key: it holds every participant's open
+/// orders and metered deliveries.
 #[utoipa::path(
     get,
     path = "/v1/snapshot",
+    params(
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+    ),
     responses(
         (status = 200, description = "The snapshot and its proof", body = SnapshotView),
+        (status = 401, description = "`unsigned_read`, `malformed_signature`, `stale_read` or `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: neither a validator's nor a billing key", body = ErrorBody),
         (status = 404, description = "`no_snapshot`", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
     )
@@ -456,6 +482,7 @@ fn openapi() {}
         Settled,
         PartyLine,
         Statement,
+        Withheld,
         SignedCorrection,
         CorrectionTicket,
         IntervalCorrection,

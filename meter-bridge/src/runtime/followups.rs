@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use voltmesh_engine::settlement::SettlementError;
 use voltmesh_engine::{ClearingOutcome, Interval, ParticipantId, Price, Tariffs, Trade};
+use voltmesh_wire::clearing::Withheld;
 use voltmesh_wire::Currency;
 
 use crate::community::IntervalRules;
@@ -54,8 +55,9 @@ const POLL_MAX: Duration = Duration::from_secs(5);
 /// The node's answer to "what did this interval clear?".
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClearingAnswer {
-    /// Committed: the engine's outcome.
-    Cleared(ClearingOutcome),
+    /// Committed: the engine's outcome as the node showed it to the bridge (its households'
+    /// trades and unfilled orders), and how many of the others it withheld.
+    Cleared(ClearingOutcome, Withheld),
     /// Not committed yet (404): ask again later.
     NotYet,
     /// The node could not be asked (down, busy, timeout): ask again later.
@@ -208,7 +210,7 @@ impl FollowUps {
             return Vec::new();
         }
         match answer {
-            ClearingAnswer::Cleared(outcome) => {
+            ClearingAnswer::Cleared(outcome, withheld) => {
                 let mut decisions: Vec<Decision> = HouseholdFills::for_households(
                     f.interval,
                     &outcome,
@@ -219,7 +221,7 @@ impl FollowUps {
                 .map(|fills| Decision::Publish(ResultMessage::Fills(fills)))
                 .collect();
                 decisions.push(Decision::Publish(ResultMessage::Clearing(
-                    ClearingSummary::from_outcome(f.interval, &outcome, self.currency),
+                    ClearingSummary::from_outcome(f.interval, &outcome, withheld, self.currency),
                 )));
                 f.trades = Some(outcome.trades);
                 decisions
@@ -325,7 +327,13 @@ pub(crate) async fn run_followups<S: OrderSink>(
         let mut decisions = Vec::new();
         for start in followups.due(clock.now()) {
             let (answer, failure) = match sink.clearing(start).await {
-                Ok(Some(clearing)) => (ClearingAnswer::Cleared(clearing.outcome), None),
+                Ok(Some(clearing)) => (
+                    ClearingAnswer::Cleared(
+                        clearing.outcome,
+                        clearing.withheld.unwrap_or_default(),
+                    ),
+                    None,
+                ),
                 Ok(None) => (ClearingAnswer::NotYet, None),
                 Err(SinkError::Unsupported) => (ClearingAnswer::Unsupported, None),
                 Err(e) => (ClearingAnswer::Failed, Some(e)),
@@ -552,7 +560,7 @@ mod tests {
         let now = i.gate_closure() + TimeDelta::seconds(3);
         let decisions = f.on_clearing(
             i.start_unix(),
-            ClearingAnswer::Cleared(testing::outcome("hh-01", "hh-02", 300)),
+            ClearingAnswer::Cleared(testing::outcome("hh-01", "hh-02", 300), Withheld::default()),
             now,
         );
         assert_eq!(
@@ -567,7 +575,7 @@ mod tests {
         assert!(f.due(now + TimeDelta::hours(1)).is_empty(), "read once");
         let again = f.on_clearing(
             i.start_unix(),
-            ClearingAnswer::Cleared(testing::outcome("hh-01", "hh-02", 300)),
+            ClearingAnswer::Cleared(testing::outcome("hh-01", "hh-02", 300), Withheld::default()),
             now,
         );
         assert!(again.is_empty(), "published once");
@@ -585,7 +593,10 @@ mod tests {
         );
         f.on_clearing(
             i.start_unix(),
-            ClearingAnswer::Cleared(testing::outcome("hh-01", "hh-02", 1_000)),
+            ClearingAnswer::Cleared(
+                testing::outcome("hh-01", "hh-02", 1_000),
+                Withheld::default(),
+            ),
             now,
         );
         let decisions = f.tick(now, |p, _| (p.as_str() == "hh-01").then_some(-1_500));
@@ -626,7 +637,7 @@ mod tests {
         f.follow(i, households(&["hh-01", "hh-02"]));
         f.on_clearing(
             i.start_unix(),
-            ClearingAnswer::Cleared(testing::outcome("hh-01", "hh-02", 100)),
+            ClearingAnswer::Cleared(testing::outcome("hh-01", "hh-02", 100), Withheld::default()),
             i.end(),
         );
         let decisions = f.tick(give_up + TimeDelta::seconds(1), |p, _| {

@@ -181,6 +181,7 @@ impl OrderSink for FakeSink {
             .as_ref()
             .filter(|(from, _)| now >= *from)
             .map(|(_, outcome)| IntervalClearing {
+                withheld: None,
                 interval_start,
                 outcome: outcome.clone(),
             }))

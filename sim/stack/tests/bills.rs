@@ -112,6 +112,7 @@ fn bills_commit_by_consensus_and_every_reader_gets_what_it_may() {
     let clearing = cluster
         .wait_cleared(interval, PATIENCE)
         .unwrap_or_else(|e| panic!("{e}"));
+    let volume_wh = clearing.outcome.volume_wh;
     let trades = clearing.outcome.trades;
     assert!(
         trades.iter().any(|t| t.buyer.as_str() == "h3")
@@ -209,6 +210,35 @@ fn bills_commit_by_consensus_and_every_reader_gets_what_it_may() {
         refused(client(&cluster, 2, household_key(2)).statement("h1", interval, to)),
         "forbidden"
     );
+
+    // The ledger's replication surface: an unsigned read of the interval gets its price and
+    // volume, h1's key its own trades, a billing key every trade; the snapshot goes to billing
+    // and validator keys only.
+    let public = unsigned.interval(interval).expect("read").expect("cleared");
+    assert_eq!(public.outcome.volume_wh, volume_wh);
+    assert!(public.outcome.trades.is_empty() && public.outcome.unfilled.is_empty());
+    let mine = own.interval(interval).expect("read").expect("cleared");
+    assert!(!mine.outcome.trades.is_empty());
+    assert_eq!(
+        mine.outcome.trades,
+        trades
+            .iter()
+            .filter(|t| t.buyer.as_str() == "h1" || t.seller.as_str() == "h1")
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    let all = billing[2]
+        .interval(interval)
+        .expect("read")
+        .expect("cleared");
+    assert_eq!(all.outcome.trades, trades);
+    let refused_snapshot =
+        |result: Result<Option<voltmesh_wire::api::SnapshotView>, ClientError>| match result {
+            Err(ClientError::Rejected { kind, .. }) => kind,
+            other => panic!("not refused: {}", other.is_ok()),
+        };
+    assert_eq!(refused_snapshot(unsigned.snapshot()), "unsigned_read");
+    assert_eq!(refused_snapshot(own.snapshot()), "forbidden");
 
     // The bridge publishes each household's committed bill, byte for byte what the nodes
     // serve, with the height and block that hold it.

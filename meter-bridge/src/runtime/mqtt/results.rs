@@ -32,6 +32,7 @@ use voltmesh_engine::{
     Bill, ClearingOutcome, Interval, ParticipantId, Price, Settlement, Side, Tariffs, Trade, Wh,
 };
 use voltmesh_wire::bill::CommittedBill;
+use voltmesh_wire::clearing::Withheld;
 use voltmesh_wire::Currency;
 
 /// One fill of a household's order.
@@ -192,18 +193,21 @@ impl HouseholdFills {
 }
 
 impl ClearingSummary {
-    /// The summary of `outcome`.
+    /// The summary of `outcome`, of which the node withheld `withheld` from the bridge (the
+    /// trades and orders of households it does not serve): the counts are the interval's.
     pub fn from_outcome(
         interval: Interval,
         outcome: &ClearingOutcome,
+        withheld: Withheld,
         currency: Currency,
     ) -> ClearingSummary {
+        let count = |shown: usize, hidden: u64| shown + usize::try_from(hidden).unwrap_or(0);
         ClearingSummary {
             interval_start: interval.start(),
             clearing_price: outcome.clearing_price,
             volume_wh: outcome.volume_wh,
-            trades: outcome.trades.len(),
-            unfilled_orders: outcome.unfilled.len(),
+            trades: count(outcome.trades.len(), withheld.trades),
+            unfilled_orders: count(outcome.unfilled.len(), withheld.unfilled),
             currency,
         }
     }
@@ -381,7 +385,8 @@ mod tests {
         assert_eq!(msg.topic("vm").unwrap(), "vm/households/hh-1/fills");
         let json: serde_json::Value = serde_json::from_slice(&msg.payload().unwrap()).unwrap();
         assert_eq!(json["sold_wh"], 500);
-        let summary = ClearingSummary::from_outcome(interval, &outcome, Currency::EUR);
+        let summary =
+            ClearingSummary::from_outcome(interval, &outcome, Withheld::default(), Currency::EUR);
         assert_eq!((summary.volume_wh, summary.trades), (500, 2));
         assert_eq!(
             ResultMessage::Clearing(summary).topic("vm").unwrap(),

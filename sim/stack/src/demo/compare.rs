@@ -179,6 +179,7 @@ mod tests {
         assert_eq!(outcome.trades[0].buy_id.as_str(), "b:b-buy");
         let by_interval = BTreeMap::from([(1_800_000_000, orders)]);
         let clearing = IntervalClearing {
+            withheld: None,
             interval_start: 1_800_000_000,
             outcome,
         };

@@ -27,10 +27,14 @@ pub struct NodeApi {
 }
 
 impl NodeApi {
-    /// The API at `addr` (`host:port`).
-    pub fn new(addr: &str) -> NodeApi {
+    /// The API at `addr` (`host:port`), its reads signed with `key`: an unsigned read of an
+    /// interval or a block gets the aggregates only; the demo signs with its bridge's key,
+    /// which genesis allows for every household, so it sees every trade and order.
+    pub fn new(addr: &str, neighborhood: &str, key: &ed25519_dalek::SigningKey) -> NodeApi {
         NodeApi {
-            client: NodeClient::new(&format!("http://{addr}")).ok(),
+            client: NodeClient::new(&format!("http://{addr}"))
+                .ok()
+                .map(|c| c.with_read_key(neighborhood, key.clone())),
         }
     }
 

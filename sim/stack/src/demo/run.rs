@@ -322,7 +322,11 @@ async fn run_until(
         ),
     );
     let spec = hood.genesis.market.interval;
-    let apis: Vec<NodeApi> = hood.nodes.iter().map(|n| NodeApi::new(&n.api)).collect();
+    let apis: Vec<NodeApi> = hood
+        .nodes
+        .iter()
+        .map(|n| NodeApi::new(&n.api, &hood.genesis.neighborhood, &hood.bridge_key))
+        .collect();
     let mut running = Running {
         nodes: nodes::start(&hood.nodes)?,
         stop_parts: None,

@@ -456,7 +456,8 @@ impl Cluster {
         std::fs::write(dir.join("node.toml"), config).map_err(io("write node.toml"))?;
         let node = Node {
             client: BlockingNodeClient::new(&format!("http://{api}"))
-                .map_err(|e| ClusterError::Client(e.to_string()))?,
+                .map_err(|e| ClusterError::Client(e.to_string()))?
+                .with_read_key(NEIGHBORHOOD, billing_key()),
             api,
             dir,
             p2p_port,
