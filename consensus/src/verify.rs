@@ -49,6 +49,8 @@ pub struct VerifyReport {
     pub settled_intervals: u64,
     /// Bills recomputed.
     pub bills: u64,
+    /// Correction entries recomputed (official metering data), each compared with the index's.
+    pub corrections: u64,
     /// The index's height: the bills the blocks up to it settled were compared with the ones
     /// the index serves.
     pub index_height: u64,
@@ -124,6 +126,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
         clearings: 0,
         settled_intervals: 0,
         bills: 0,
+        corrections: 0,
         index_height: index.height(),
     };
     // Intervals compared with the index (settled at or below its height).
@@ -160,6 +163,12 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
                     compared += 1;
                 }
             }
+            for corrections in &committed.corrections {
+                report.corrections += corrections.entries.len() as u64;
+            }
+            if committed.height <= report.index_height {
+                check_corrections_served(&index, &committed)?;
+            }
         }
         let body = BlockBody::decode(block.payload()).map_err(|e| fail(e.to_string()))?;
         report.blocks += 1;
@@ -170,6 +179,44 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
     })?;
     check_no_extra(&store, &index, compared)?;
     Ok(report)
+}
+
+/// Compares the corrections a block's re-execution made with the ones the index serves for it.
+fn check_corrections_served(
+    index: &Index,
+    committed: &crate::ledger::CommittedBlock,
+) -> Result<(), VerifyError> {
+    let mut intervals: Vec<i64> = committed
+        .corrections
+        .iter()
+        .map(|c| c.interval_start)
+        .collect();
+    intervals.sort_unstable();
+    intervals.dedup();
+    for start in intervals {
+        let ours: Vec<_> = committed
+            .corrections
+            .iter()
+            .filter(|c| c.interval_start == start)
+            .collect();
+        let served = index.corrections(start, start.saturating_add(1))?;
+        let theirs: Vec<_> = served
+            .iter()
+            .filter(|c| c.height == committed.height)
+            .map(|c| &c.corrections)
+            .collect();
+        if ours != theirs {
+            return Err(VerifyError::IndexMismatch {
+                interval_start: start,
+                participant: None,
+                reason: format!(
+                    "the corrections committed at height {} differ from the ones served",
+                    committed.height
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Compares the recomputed settlement `bills` (committed as `summary`) with what the index

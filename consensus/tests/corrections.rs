@@ -6,20 +6,14 @@
 mod ledger_support;
 
 use ledger_support::{
-    at, key, meters_delivery as delivery, meters_genesis, meters_order as order, pk, t0,
-    MetersChain, METERS_INTERVAL as INTERVAL, NB,
+    at, correction_import as import, meters_delivery as delivery, meters_genesis,
+    meters_order as order, pk, t0, MetersChain, BILLING, METERS_INTERVAL as INTERVAL,
 };
 use voltmesh_consensus::ledger::{BlockBody, LedgerState};
 use voltmesh_consensus::protocol::App;
 use voltmesh_consensus::wire::bill::{Bill, IntervalBills};
-use voltmesh_consensus::wire::correction::{
-    settlement_proof, settlement_root, CorrectionTicket, IntervalCorrection, IntervalCorrections,
-    LeafCorrection, SettledLeaf, SignedCorrection,
-};
+use voltmesh_consensus::wire::correction::{settlement_root, IntervalCorrections, SettledLeaf};
 use voltmesh_engine::{Money, Price, Side};
-
-/// The billing key's seed.
-const BILLING: u8 = 50;
 
 /// The interval's window closes at 11:30; this block settles it.
 const SETTLES: i64 = INTERVAL + 900 + 3601;
@@ -83,45 +77,6 @@ fn take_corrections(chain: &mut MetersChain) -> Vec<IntervalCorrections> {
         .collect();
     assert!(logs.iter().all(|l| *l == logs[0]), "validators disagree");
     logs.into_iter().next().unwrap()
-}
-
-/// An import of official `(participant, import, export)` readings for the interval whose
-/// current leaves are `leaves`, signed by key `signer`.
-fn import(
-    leaves: &[SettledLeaf],
-    readings: &[(&str, u64, u64)],
-    id: &str,
-    signer: u8,
-) -> SignedCorrection {
-    let hashes: Vec<[u8; 32]> = leaves.iter().map(SettledLeaf::hash).collect();
-    let mut corrections: Vec<LeafCorrection> = readings
-        .iter()
-        .map(|&(who, import_wh, export_wh)| {
-            let index = leaves
-                .iter()
-                .position(|l| l.participant.as_str() == who)
-                .unwrap();
-            LeafCorrection {
-                index: index as u32,
-                leaf: leaves[index].clone(),
-                metering_points: vec![format!("AT00300000000000000000000{who}")],
-                import_wh,
-                export_wh,
-            }
-        })
-        .collect();
-    corrections.sort_by_key(|c| c.index);
-    let indices: Vec<usize> = corrections.iter().map(|c| c.index as usize).collect();
-    CorrectionTicket {
-        id: id.into(),
-        source: "EDA".into(),
-        intervals: vec![IntervalCorrection {
-            interval_start: t0() + INTERVAL,
-            proof: settlement_proof(&hashes, &indices),
-            corrections,
-        }],
-    }
-    .sign(NB, &key(signer))
 }
 
 /// What `who` settles with the utility for a contract and a reading, with no engine code

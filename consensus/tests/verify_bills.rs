@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ledger_support::{
-    at, child, meters_delivery as delivery, meters_genesis, meters_order as order, t0,
-    METERS_INTERVAL as INTERVAL,
+    at, child, correction_import, meters_delivery as delivery, meters_genesis,
+    meters_order as order, pk, t0, BILLING, METERS_INTERVAL as INTERVAL,
 };
 use redb::{Database, ReadableTable, TableDefinition};
 use voltmesh_consensus::index::Index;
@@ -18,16 +18,19 @@ use voltmesh_consensus::ledger::LedgerApp;
 use voltmesh_consensus::protocol::App;
 use voltmesh_consensus::store::Store;
 use voltmesh_consensus::verify::{verify, VerifyError};
+use voltmesh_consensus::wire::correction::SettledLeaf;
 use voltmesh_engine::Side;
 
 /// The index's tables, as `consensus/src/index/bills.rs` defines them.
 const BILLS: TableDefinition<'_, (i64, &str), &[u8]> = TableDefinition::new("index_bills");
 const SETTLED: TableDefinition<'_, i64, &[u8]> = TableDefinition::new("index_settled");
 
-/// Writes a node's data directory in `dir`: h1 sells to h2 and h3, h1, h2 and h4 deliver, and
-/// the block after the window settles the interval (four bills). Returns the committed height.
+/// Writes a node's data directory in `dir`: h1 sells to h2 and h3, h1, h2 and h4 deliver, the
+/// block after the window settles the interval (four bills), and the next one carries a
+/// billing key's correction of h1's reading. Returns the committed height.
 fn honest_data_dir(dir: &Path) -> u64 {
-    let genesis = meters_genesis();
+    let mut genesis = meters_genesis();
+    genesis.billing_keys = vec![pk(BILLING)];
     let text = serde_json::to_vec(&genesis).unwrap();
     let chain = voltmesh_consensus::chain_of(&genesis, &text).unwrap();
     let store = Store::open(dir).unwrap();
@@ -42,7 +45,8 @@ fn honest_data_dir(dir: &Path) -> u64 {
         app.submit(o, at(0)).unwrap();
     }
     let mut tip = chain.genesis().clone();
-    let mut settled = 0;
+    let (mut settled, mut corrected) = (0, 0);
+    let mut bills = Vec::new();
     for secs in [1, 601, 1900, INTERVAL + 900 + 3601, INTERVAL + 900 + 3700] {
         if secs == 1900 {
             let answers = app.submit_deliveries(
@@ -55,6 +59,16 @@ fn honest_data_dir(dir: &Path) -> u64 {
             );
             assert!(answers.iter().all(Result::is_ok), "{answers:?}");
         }
+        if secs == INTERVAL + 900 + 3700 {
+            let leaves: Vec<SettledLeaf> = bills.iter().map(SettledLeaf::of).collect();
+            app.submit_correction(correction_import(
+                &leaves,
+                &[("h1", 0, 1_500)],
+                "eda",
+                BILLING,
+            ))
+            .unwrap();
+        }
         let payload = app.propose(&tip, at(secs));
         let block = child(&tip, secs, payload);
         app.validate(&tip, block.payload(), at(secs)).unwrap();
@@ -64,6 +78,8 @@ fn honest_data_dir(dir: &Path) -> u64 {
         store.commit(&block).unwrap();
         for committed in app.take_committed() {
             settled += committed.bills.len();
+            bills.extend(committed.bills.iter().flat_map(|b| b.bills.clone()));
+            corrected += committed.corrections.len();
             index.apply(&committed).unwrap();
         }
         tip = block;
@@ -72,6 +88,7 @@ fn honest_data_dir(dir: &Path) -> u64 {
         settled, 1,
         "the block after the window settled the interval"
     );
+    assert_eq!(corrected, 1, "the last block corrected it");
     tip.height()
 }
 
@@ -90,7 +107,10 @@ fn verify_recomputes_every_bill_and_the_index_serves_the_same() {
     let height = honest_data_dir(dir.path());
     let report = verify(dir.path()).unwrap();
     assert_eq!(report.blocks, height);
-    assert_eq!((report.settled_intervals, report.bills), (1, 4));
+    assert_eq!(
+        (report.settled_intervals, report.bills, report.corrections),
+        (1, 4, 1)
+    );
     assert_eq!(
         report.index_height, height,
         "every settled bill was compared"
@@ -181,6 +201,42 @@ fn verify_fails_on_a_served_bill_or_settlement_the_ledger_never_committed() {
         } => {
             assert_eq!((interval_start, participant), (fake, None));
             assert!(reason.contains("did not settle it"), "{reason}");
+        }
+        other => panic!("expected an index mismatch, got {other}"),
+    }
+}
+
+#[test]
+fn verify_fails_on_a_served_correction_the_ledger_never_committed() {
+    const CORRECTIONS: TableDefinition<'_, (i64, u64, u32), &[u8]> =
+        TableDefinition::new("index_corrections");
+    let dir = tempfile::tempdir().unwrap();
+    honest_data_dir(dir.path());
+    let start = t0() + INTERVAL;
+    // h1's correction says it receives one unit more.
+    tamper(dir.path(), |tx| {
+        let mut table = tx.open_table(CORRECTIONS).unwrap();
+        let (key, stored) = {
+            let (k, v) = table.first().unwrap().unwrap();
+            (k.value(), v.value().to_vec())
+        };
+        let mut c: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+        let total: voltmesh_engine::Money =
+            serde_json::from_value(c["corrections"]["entries"][0]["total"].clone()).unwrap();
+        let lower = total - voltmesh_engine::Money::from_nanos(1_000_000_000);
+        c["corrections"]["entries"][0]["total"] = serde_json::to_value(lower).unwrap();
+        table
+            .insert(key, serde_json::to_vec(&c).unwrap().as_slice())
+            .unwrap();
+    });
+    match verify(dir.path()).unwrap_err() {
+        VerifyError::IndexMismatch {
+            interval_start,
+            reason,
+            ..
+        } => {
+            assert_eq!(interval_start, start);
+            assert!(reason.contains("corrections"), "{reason}");
         }
         other => panic!("expected an index mismatch, got {other}"),
     }

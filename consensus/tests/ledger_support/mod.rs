@@ -171,3 +171,48 @@ impl MetersChain {
         voltmesh_consensus::ledger::BlockBody::decode(self.tip.payload()).unwrap()
     }
 }
+
+/// The seed of the billing key the correction tests name in genesis.
+pub const BILLING: u8 = 50;
+
+/// A correction import of official `(participant, import Wh, export Wh)` readings for the
+/// [`METERS_INTERVAL`], whose leaves are now `leaves`, signed with key `signer`.
+pub fn correction_import(
+    leaves: &[voltmesh_consensus::wire::correction::SettledLeaf],
+    readings: &[(&str, u64, u64)],
+    id: &str,
+    signer: u8,
+) -> voltmesh_consensus::wire::correction::SignedCorrection {
+    use voltmesh_consensus::wire::correction::{
+        settlement_proof, CorrectionTicket, IntervalCorrection, LeafCorrection,
+    };
+    let hashes: Vec<[u8; 32]> = leaves.iter().map(|l| l.hash()).collect();
+    let mut corrections: Vec<LeafCorrection> = readings
+        .iter()
+        .map(|&(who, import_wh, export_wh)| {
+            let index = leaves
+                .iter()
+                .position(|l| l.participant.as_str() == who)
+                .unwrap();
+            LeafCorrection {
+                index: index as u32,
+                leaf: leaves[index].clone(),
+                metering_points: vec![format!("AT00300000000000000000000{who}")],
+                import_wh,
+                export_wh,
+            }
+        })
+        .collect();
+    corrections.sort_by_key(|c| c.index);
+    let indices: Vec<usize> = corrections.iter().map(|c| c.index as usize).collect();
+    CorrectionTicket {
+        id: id.into(),
+        source: "EDA".into(),
+        intervals: vec![IntervalCorrection {
+            interval_start: t0() + METERS_INTERVAL,
+            proof: settlement_proof(&hashes, &indices),
+            corrections,
+        }],
+    }
+    .sign(NB, &key(signer))
+}

@@ -57,12 +57,14 @@ pub fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let report = voltmesh_consensus::verify::verify(&args.data_dir)?;
     say(format!(
         "all {} blocks check out ({} orders, {} interval clearings re-executed, {} intervals \
-         settled with {} bills recomputed); the index serves the same bills through height {}",
+         settled with {} bills and {} correction entries recomputed); the index serves the same \
+         bills and corrections through height {}",
         report.blocks,
         report.orders,
         report.clearings,
         report.settled_intervals,
         report.bills,
+        report.corrections,
         report.index_height
     ));
     Ok(())
