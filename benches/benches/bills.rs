@@ -2,7 +2,10 @@
 //! validator (the block at the delivery window's close: the engine's settlement of 5,000 trades
 //! against 10,000 metered deliveries, rounding with carries, the record's SHA-256), and what
 //! storing its bills costs a node (the API index's write of 10,000 bills, and the bytes it
-//! keeps per bill, printed as MB per household-year).
+//! keeps per bill, printed as MB per household-year). Then corrections from official metering
+//! data: what the state keeps per settled interval for them (printed, as a snapshot encodes
+//! it), and what executing an import of 100 corrected households in that 10,000-bill interval
+//! costs a validator (multi-proof check, re-settlement, new root).
 //!
 //! `cargo bench -p voltmesh-benches --bench bills`
 
@@ -15,6 +18,9 @@ use voltmesh_consensus::protocol::BlockHash;
 use voltmesh_engine::{
     AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, Price, Side, Tariffs, K,
 };
+use voltmesh_wire::correction::{
+    settlement_proof, CorrectionTicket, IntervalCorrection, LeafCorrection, SettledLeaf,
+};
 use voltmesh_wire::delivery::DeliveryTicket;
 use voltmesh_wire::{Genesis, GenesisValidator, OrderTicket, PublicKey};
 
@@ -25,6 +31,11 @@ fn key(n: u32) -> SigningKey {
     let mut seed = [9u8; 32];
     seed[..4].copy_from_slice(&n.to_le_bytes());
     SigningKey::from_bytes(&seed)
+}
+
+/// The community's billing key (it signs correction imports).
+fn billing() -> SigningKey {
+    key(2_000_000)
 }
 
 fn price(s: &str) -> Price {
@@ -66,7 +77,7 @@ fn genesis() -> Genesis {
         snapshot_interval_blocks: 0,
         governance: None,
         deliveries: Default::default(),
-        billing_keys: Vec::new(),
+        billing_keys: vec![PublicKey(billing().verifying_key().to_bytes())],
     }
     .validate()
     .expect("a valid genesis")
@@ -130,6 +141,47 @@ fn bills(c: &mut Criterion) {
         .expect("the settling block executes");
     let interval = settled.bills[0].clone();
     assert_eq!(interval.bills.len(), HOUSEHOLDS as usize);
+    let mut after = state.clone();
+    after.execute_settled(&g, &body, at).expect("executes");
+    let snapshot: serde_json::Value =
+        serde_json::from_slice(&after.snapshot_bytes()).expect("snapshot json");
+    let kept = &snapshot["correctable"][0];
+    let kept_bytes = serde_json::to_vec(kept).expect("json").len();
+    println!(
+        "corrections: {kept_bytes} bytes of snapshot JSON per settled interval kept for corrections = {:.0} kB for the default 62-day window of 15-minute intervals",
+        kept_bytes as f64 * 62.0 * 96.0 / 1e3
+    );
+    // Official data for every 100th household: 10 Wh more imported than delivered.
+    let leaves: Vec<SettledLeaf> = interval.bills.iter().map(SettledLeaf::of).collect();
+    let hashes: Vec<[u8; 32]> = leaves.iter().map(SettledLeaf::hash).collect();
+    let indices: Vec<usize> = (0..leaves.len()).step_by(100).collect();
+    let corrections = indices
+        .iter()
+        .map(|&i| {
+            let net = leaves[i].metered_net_export_wh - 10;
+            LeafCorrection {
+                index: u32::try_from(i).expect("small"),
+                leaf: leaves[i].clone(),
+                metering_points: vec![format!("AT-{i}")],
+                import_wh: u64::try_from((-net).max(0)).expect("small"),
+                export_wh: u64::try_from(net.max(0)).expect("small"),
+            }
+        })
+        .collect();
+    let import = CorrectionTicket {
+        id: "eda-bench".into(),
+        source: "EDA".into(),
+        intervals: vec![IntervalCorrection {
+            interval_start: interval.interval_start,
+            proof: settlement_proof(&hashes, &indices),
+            corrections,
+        }],
+    }
+    .sign("benchville", &billing());
+    let import_bytes = serde_json::to_vec(&import).expect("json").len();
+    println!(
+        "corrections: an import of 100 households in a 10,000-bill interval is {import_bytes} bytes of JSON"
+    );
     let bytes: usize = interval
         .bills
         .iter()
@@ -150,6 +202,15 @@ fn bills(c: &mut Criterion) {
             BatchSize::LargeInput,
         );
     });
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("correct/100_of_10000_households", |b| {
+        b.iter_batched(
+            || after.clone(),
+            |mut s| s.apply_correction(&g, &import).expect("applies"),
+            BatchSize::LargeInput,
+        );
+    });
+    group.throughput(Throughput::Elements(u64::from(HOUSEHOLDS)));
     let block = CommittedBlock {
         height: 1,
         hash: BlockHash([1; 32]),

@@ -8,7 +8,7 @@ mod ledger_support;
 use std::collections::BTreeMap;
 
 use ledger_support::{
-    at, meters_delivery as delivery, meters_genesis, meters_order as order, t0,
+    at, meters_book, meters_delivery as delivery, meters_genesis, meters_order as order, t0,
     MetersChain as Chain, METERS_INTERVAL as INTERVAL,
 };
 use voltmesh_consensus::ledger::{BlockBody, BlockRejection, LedgerState};
@@ -43,11 +43,7 @@ fn naive_total(who: &str, trades: &[Trade], net_export: Option<i64>) -> (Money, 
 #[test]
 fn the_first_block_after_the_window_settles_every_participant_and_validators_agree() {
     let mut chain = Chain::new();
-    for o in [
-        order(1, Side::Sell, 1_500, "0.10"),
-        order(2, Side::Buy, 1_000, "0.30"),
-        order(3, Side::Buy, 500, "0.25"),
-    ] {
+    for o in meters_book() {
         chain.apps[0].submit(o, at(0)).unwrap();
     }
     chain.block(1);

@@ -6,14 +6,14 @@
 mod ledger_support;
 
 use ledger_support::{
-    at, correction_import as import, meters_delivery as delivery, meters_genesis,
-    meters_order as order, pk, t0, MetersChain, BILLING, METERS_INTERVAL as INTERVAL,
+    at, correction_import as import, meters_book, meters_delivery as delivery, meters_genesis, pk,
+    t0, MetersChain, BILLING, METERS_INTERVAL as INTERVAL,
 };
 use voltmesh_consensus::ledger::{BlockBody, LedgerState};
 use voltmesh_consensus::protocol::App;
 use voltmesh_consensus::wire::bill::{Bill, IntervalBills};
 use voltmesh_consensus::wire::correction::{settlement_root, IntervalCorrections, SettledLeaf};
-use voltmesh_engine::{Money, Price, Side};
+use voltmesh_engine::{Money, Price};
 
 /// The interval's window closes at 11:30; this block settles it.
 const SETTLES: i64 = INTERVAL + 900 + 3601;
@@ -25,11 +25,7 @@ fn settled_chain() -> (MetersChain, IntervalBills) {
     let mut genesis = meters_genesis();
     genesis.billing_keys = vec![pk(BILLING)];
     let mut chain = MetersChain::of(genesis);
-    for o in [
-        order(1, Side::Sell, 1_500, "0.10"),
-        order(2, Side::Buy, 1_000, "0.30"),
-        order(3, Side::Buy, 500, "0.25"),
-    ] {
+    for o in meters_book() {
         chain.apps[0].submit(o, at(0)).unwrap();
     }
     chain.block(1);

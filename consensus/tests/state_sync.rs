@@ -8,8 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::{http, write_node_with, RunningNode};
+use voltmesh_consensus::net::keyfile;
 use voltmesh_consensus::state_sync::{verify, StateSyncError};
 use voltmesh_consensus::wire::api::SnapshotView;
+use voltmesh_consensus::wire::client::{ClientError, NodeClient};
 use voltmesh_consensus::wire::{Genesis, OrderTicket};
 use voltmesh_engine::Side;
 
@@ -19,9 +21,20 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn snapshot(node: &RunningNode) -> Option<SnapshotView> {
-    let (status, body) = http(node.api, "GET", "/v1/snapshot", b"").await.ok()?;
-    (status == 200).then(|| serde_json::from_slice(&body).expect("a SnapshotView"))
+/// The node's snapshot, read signed with its own (validator) key: snapshots are served to
+/// validators' and billing keys only.
+async fn snapshot(node: &RunningNode, dir: &std::path::Path) -> Option<SnapshotView> {
+    let keypair = keyfile::load_keypair(&dir.join("node.key")).expect("node key");
+    let key = ed25519_dalek::SigningKey::from_bytes(
+        &keyfile::secret_key_bytes(&keypair).expect("secret key"),
+    );
+    NodeClient::new(&format!("http://{}", node.api))
+        .expect("client")
+        .with_read_key("solo", key)
+        .snapshot()
+        .await
+        .ok()
+        .flatten()
 }
 
 #[tokio::test]
@@ -58,7 +71,7 @@ async fn a_served_snapshot_verifies_and_tampering_is_refused() {
     // A snapshot taken after both orders committed.
     let served = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if let Some(s) = snapshot(&node).await {
+            if let Some(s) = snapshot(&node, dir.path()).await {
                 if s.state.contains("h1:o1") && s.state.contains("h2:o1") {
                     return s;
                 }
@@ -69,6 +82,22 @@ async fn a_served_snapshot_verifies_and_tampering_is_refused() {
     .await
     .expect("a snapshot with both orders within 30 s");
     assert_eq!(served.height % 8, 0);
+    // Unsigned, or signed by a participant's key, the snapshot is refused: it holds every
+    // participant's open orders.
+    let (status, _) = http(node.api, "GET", "/v1/snapshot", b"")
+        .await
+        .expect("get");
+    assert_eq!(status, 401);
+    let member = NodeClient::new(&format!("http://{}", node.api))
+        .expect("client")
+        .with_read_key("solo", ed25519_dalek::SigningKey::from_bytes(&[1; 32]));
+    match member.snapshot().await {
+        Err(ClientError::Rejected { kind, .. }) => assert_eq!(kind, "forbidden"),
+        other => panic!(
+            "a member read the snapshot: {:?}",
+            other.map(|s| s.is_some())
+        ),
+    }
     let verified = verify(&chain, &genesis, &served).expect("the served snapshot checks out");
     assert_eq!(verified.block.height(), served.height);
     assert_eq!(verified.state.orders_in(interval), 2);
@@ -111,7 +140,9 @@ async fn a_served_snapshot_verifies_and_tampering_is_refused() {
     node.stop().await.expect("clean stop");
     let node = RunningNode::start(&config);
     node.wait_height(before + 3, Duration::from_secs(30)).await;
-    let again = snapshot(&node).await.expect("still serves a snapshot");
+    let again = snapshot(&node, dir.path())
+        .await
+        .expect("still serves a snapshot");
     verify(&chain, &genesis, &again).expect("checks out after the restart");
     node.stop().await.expect("clean stop");
 }

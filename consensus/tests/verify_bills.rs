@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ledger_support::{
-    at, child, correction_import, meters_delivery as delivery, meters_genesis,
-    meters_order as order, pk, t0, BILLING, METERS_INTERVAL as INTERVAL,
+    at, child, correction_import, meters_book, meters_delivery as delivery, meters_genesis, pk, t0,
+    BILLING, METERS_INTERVAL as INTERVAL,
 };
 use redb::{Database, ReadableTable, TableDefinition};
 use voltmesh_consensus::index::Index;
@@ -19,7 +19,6 @@ use voltmesh_consensus::protocol::App;
 use voltmesh_consensus::store::Store;
 use voltmesh_consensus::verify::{verify, VerifyError};
 use voltmesh_consensus::wire::correction::SettledLeaf;
-use voltmesh_engine::Side;
 
 /// The index's tables, as `consensus/src/index/bills.rs` defines them.
 const BILLS: TableDefinition<'_, (i64, &str), &[u8]> = TableDefinition::new("index_bills");
@@ -37,11 +36,7 @@ fn honest_data_dir(dir: &Path) -> u64 {
     store.bind_genesis(&text).unwrap();
     let mut index = Index::open(store.database()).unwrap();
     let mut app = LedgerApp::new(Arc::new(genesis), chain.genesis());
-    for o in [
-        order(1, Side::Sell, 1_500, "0.10"),
-        order(2, Side::Buy, 1_000, "0.30"),
-        order(3, Side::Buy, 500, "0.25"),
-    ] {
+    for o in meters_book() {
         app.submit(o, at(0)).unwrap();
     }
     let mut tip = chain.genesis().clone();

@@ -216,3 +216,15 @@ pub fn correction_import(
     }
     .sign(NB, &key(signer))
 }
+
+/// The book the bills, corrections and verify tests share for the [`METERS_INTERVAL`]: h1 sells
+/// 1,500 Wh at 0.10 or more, h2 buys 1,000 at up to 0.30, h3 500 at up to 0.25 (h1 sells to
+/// both).
+pub fn meters_book() -> [voltmesh_consensus::wire::SignedOrder; 3] {
+    use voltmesh_engine::Side;
+    [
+        meters_order(1, Side::Sell, 1_500, "0.10"),
+        meters_order(2, Side::Buy, 1_000, "0.30"),
+        meters_order(3, Side::Buy, 500, "0.25"),
+    ]
+}

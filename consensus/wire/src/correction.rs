@@ -223,13 +223,7 @@ impl CorrectionTicket {
     /// The bytes a signature covers (module docs).
     #[must_use]
     pub fn signing_bytes(&self, neighborhood: &str) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(512);
-        bytes.extend_from_slice(b"voltmesh/correction/v1\n");
-        bytes.extend_from_slice(neighborhood.as_bytes());
-        bytes.push(b'\n');
-        // Strings, integers, booleans and vectors always serialize.
-        bytes.extend_from_slice(&serde_json::to_vec(self).unwrap_or_default());
-        bytes
+        crate::signature::signing_bytes("voltmesh/correction/v1", neighborhood, self)
     }
 
     /// Signs the import.

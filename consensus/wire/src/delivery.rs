@@ -104,13 +104,7 @@ impl DeliveryTicket {
     /// The bytes a signature covers (module docs).
     #[must_use]
     pub fn signing_bytes(&self, neighborhood: &str) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(160);
-        bytes.extend_from_slice(b"voltmesh/delivery/v1\n");
-        bytes.extend_from_slice(neighborhood.as_bytes());
-        bytes.push(b'\n');
-        // Serializing a struct of strings and integers cannot fail.
-        bytes.extend_from_slice(&serde_json::to_vec(self).unwrap_or_default());
-        bytes
+        crate::signature::signing_bytes("voltmesh/delivery/v1", neighborhood, self)
     }
 
     /// Signs the ticket.

@@ -376,13 +376,7 @@ impl Proposal {
     /// The bytes an approval signs (module docs).
     #[must_use]
     pub fn signing_bytes(&self, neighborhood: &str) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(256);
-        bytes.extend_from_slice(b"voltmesh/governance/v1\n");
-        bytes.extend_from_slice(neighborhood.as_bytes());
-        bytes.push(b'\n');
-        // Plain structs of strings, integers and vectors always serialize.
-        bytes.extend_from_slice(&serde_json::to_vec(self).unwrap_or_default());
-        bytes
+        crate::signature::signing_bytes("voltmesh/governance/v1", neighborhood, self)
     }
 
     /// The proposal's identity in `neighborhood`.

@@ -118,13 +118,7 @@ impl OrderTicket {
     /// in another neighborhood) and the ticket's canonical JSON (module docs: prices with six
     /// decimals).
     pub fn signing_bytes(&self, neighborhood: &str) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(160);
-        bytes.extend_from_slice(b"voltmesh/order/v1\n");
-        bytes.extend_from_slice(neighborhood.as_bytes());
-        bytes.push(b'\n');
-        // Serializing a struct of strings and integers cannot fail.
-        bytes.extend_from_slice(&serde_json::to_vec(self).unwrap_or_default());
-        bytes
+        crate::signature::signing_bytes("voltmesh/order/v1", neighborhood, self)
     }
 
     /// Signs the ticket.

@@ -3,6 +3,25 @@
 
 use rand_chacha::rand_core::SeedableRng;
 
+/// The bytes every signed object of the ledger is signed over: `<domain>\n<neighborhood>\n`
+/// and the compact JSON of `value` (the domain keeps a signature for one kind of object from
+/// passing for another, the neighborhood keeps it from being replayed in another one).
+pub(crate) fn signing_bytes(
+    domain: &str,
+    neighborhood: &str,
+    value: &impl serde::Serialize,
+) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(256);
+    bytes.extend_from_slice(domain.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(neighborhood.as_bytes());
+    bytes.push(b'\n');
+    // The ledger's objects are plain structs of strings, integers, booleans and vectors, which
+    // always serialize.
+    bytes.extend_from_slice(&serde_json::to_vec(value).unwrap_or_default());
+    bytes
+}
+
 /// Whether `signature` by `key` over `message` is valid (ZIP-215).
 pub(crate) fn valid(key: [u8; 32], signature: [u8; 64], message: &[u8]) -> bool {
     let Ok(key) = ed25519_zebra::VerificationKey::try_from(key) else {
