@@ -19,7 +19,8 @@ use voltmesh_engine::{
     AdmissionLimits, IntervalSpec, MarketConfig, MarketRules, Mechanism, Price, Side, Tariffs, K,
 };
 use voltmesh_wire::correction::{
-    settlement_proof, CorrectionTicket, IntervalCorrection, LeafCorrection, SettledLeaf,
+    settlement_proof, settlement_root, CorrectionTicket, IntervalCorrection, LeafCorrection,
+    SettledLeaf,
 };
 use voltmesh_wire::delivery::DeliveryTicket;
 use voltmesh_wire::{Genesis, GenesisValidator, OrderTicket, PublicKey};
@@ -201,6 +202,16 @@ fn bills(c: &mut Criterion) {
             |mut s| s.execute_settled(&g, &body, at).expect("executes"),
             BatchSize::LargeInput,
         );
+    });
+    group.bench_function("leaves_root/10000_households", |b| {
+        b.iter(|| {
+            let hashes: Vec<[u8; 32]> = interval
+                .bills
+                .iter()
+                .map(|bill| SettledLeaf::of(bill).hash())
+                .collect();
+            settlement_root(&hashes)
+        });
     });
     group.throughput(Throughput::Elements(100));
     group.bench_function("correct/100_of_10000_households", |b| {

@@ -13,7 +13,8 @@
 //! interval settles, its state keeps, for the correction window (genesis
 //! `deliveries.correction_window_days`, default 62), the interval's tariffs and a SHA-256
 //! Merkle root over one [`SettledLeaf`] per bill, in bill (participant) order
-//! ([`settlement_root`]; about 100 bytes an interval). An import carries, per interval, the
+//! ([`settlement_root`]; 171 bytes of snapshot JSON an interval, the bills bench measures). An
+//! import carries, per interval, the
 //! leaves it corrects with their indices and one multi-proof (rs_merkle's, over
 //! [`SettledLeaf::hash`]es); the validator checks the proof against its root, re-settles each
 //! leaf with the official reading ([`UtilityExchange`] before and after, the engine's rule), and
