@@ -228,9 +228,12 @@ async fn node(answers: Option<Vec<Result<(), OrderRejection>>>) -> NodeClient {
                         ApiRequest::Interval(start, _, reply) => {
                             let _ = reply.send(Ok((start == CLEARED).then(|| clearing(start))));
                         }
-                        ApiRequest::OrderStatus(participant, id, interval, reply) => {
+                        ApiRequest::OrderStatus(participant, id, interval, auth, reply) => {
                             let known = participant.as_str() == "hh-1" && id == "hh-1-x-sell";
-                            let _ = reply.send(order_status(interval).filter(|_| known));
+                            let _ = reply.send(
+                                signed_read(&auth)
+                                    .map(|()| order_status(interval).filter(|_| known)),
+                            );
                         }
                         ApiRequest::Block(height, _, reply) => {
                             let _ = reply.send(Ok((height == HEIGHT).then(|| block(&signed()))));
@@ -1140,6 +1143,10 @@ async fn every_answer_validates_against_the_served_openapi_document() {
         ),
         ("/v1/corrections", "/v1/corrections?from=0&to=1".to_owned()),
         ("/v1/snapshot", "/v1/snapshot".to_owned()),
+        (
+            "/v1/orders/{participant}/{id}",
+            "/v1/orders/hh-1/hh-1-x-sell".to_owned(),
+        ),
     ] {
         let answer = unsigned.raw("GET", &path, None).await.unwrap();
         assert_eq!(answer.status, 401, "{path}");
@@ -1236,7 +1243,9 @@ async fn order_status_answers_every_interval_or_one() {
     );
     let base = node.base().to_owned();
     let blocking = tokio::task::spawn_blocking(move || {
-        let client = voltmesh_consensus::wire::client::BlockingNodeClient::new(&base).unwrap();
+        let client = voltmesh_consensus::wire::client::BlockingNodeClient::new(&base)
+            .unwrap()
+            .with_read_key("nb", ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
         client.order_status("hh-1", "hh-1-x-sell", Some(CLEARED + 900))
     })
     .await

@@ -75,7 +75,8 @@ pub enum ApiRequest {
         ParticipantId,
         String,
         Option<i64>,
-        oneshot::Sender<Option<OrderStatusView>>,
+        ReadAuth,
+        ReadReply<Option<OrderStatusView>>,
     ),
     /// An interval's clearing, as much of it as the reader may see.
     Interval(i64, ReadAuth, ReadReply<Option<IntervalClearing>>),
@@ -350,6 +351,8 @@ async fn order_status(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path((participant, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     // The only parameter is `interval` (Unix seconds or RFC 3339); others are ignored.
     let wanted = query
@@ -366,14 +369,19 @@ async fn order_status(
             )
         }
     };
+    let auth = match api_reads::read_auth(&headers, &uri) {
+        Ok(auth) => auth,
+        Err(rejection) => return api_reads::refused(&rejection),
+    };
     let who = ParticipantId::from(participant.as_str());
     match ask(&tx, |reply| {
-        ApiRequest::OrderStatus(who, id.clone(), interval, reply)
+        ApiRequest::OrderStatus(who, id.clone(), interval, auth, reply)
     })
     .await
     {
-        Ok(Some(view)) => Json(view).into_response(),
-        Ok(None) => error(
+        Ok(Err(rejection)) => api_reads::refused(&rejection),
+        Ok(Ok(Some(view))) => Json(view).into_response(),
+        Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,
             error_kind::UNKNOWN_ORDER,
             format!("no order {id} of {participant} is known here"),

@@ -795,9 +795,14 @@ impl Driver {
                 let _ = reply.send(results);
                 self.wake_if_quiet()?;
             }
-            ApiRequest::OrderStatus(participant, id, interval, reply) => {
+            ApiRequest::OrderStatus(participant, id, interval, auth, reply) => {
+                if let Err(refused) = self.authorize(Some(&participant), &auth) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
                 let app = self.replica.app();
-                let _ = reply.send(self.index.order_status(app, &participant, &id, interval)?);
+                let status = self.index.order_status(app, &participant, &id, interval)?;
+                let _ = reply.send(Ok(status));
             }
             ApiRequest::Interval(start, auth, reply) => {
                 let answer = match self.scope(&auth) {

@@ -125,17 +125,23 @@ pub struct ClearingOutcome {
 fn submit_order() {}
 
 /// What became of a participant's order (every interval the node knows the id in, oldest first).
+/// Only for a request signed by one of the participant's keys or a billing key.
 #[utoipa::path(
     get,
     path = "/v1/orders/{participant}/{id}",
     params(
         ("participant" = String, Path, description = "The participant's pseudonym"),
         ("id" = String, Path, description = "The order id"),
-        ("interval" = Option<i64>, Query, description = "Only this interval (Unix seconds)")
+        ("interval" = Option<i64>, Query, description = "Only this interval (Unix seconds)"),
+        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
+        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
+        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
     ),
     responses(
         (status = 200, description = "The order's state in each interval", body = OrderStatusView),
         (status = 400, description = "`malformed_interval`", body = ErrorBody),
+        (status = 401, description = "`unsigned_read`, `malformed_signature`, `stale_read` or `bad_signature`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the key is neither the participant's nor a billing key", body = ErrorBody),
         (status = 404, description = "`unknown_order`", body = ErrorBody),
         (status = 503, description = "`busy` or `stopping`", body = ErrorBody),
     )
