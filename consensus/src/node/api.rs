@@ -34,7 +34,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -321,8 +321,7 @@ pub(super) fn parse_interval(text: &str) -> Option<i64> {
 async fn interval(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(start): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
+    auth: ReadAuth,
 ) -> Response {
     let Some(start) = parse_interval(&start) else {
         return error(
@@ -330,10 +329,6 @@ async fn interval(
             error_kind::MALFORMED_INTERVAL,
             "use Unix seconds or RFC 3339",
         );
-    };
-    let auth = match api_reads::read_auth(&headers, &uri) {
-        Ok(auth) => auth,
-        Err(rejection) => return api_reads::refused(&rejection),
     };
     match ask(&tx, |reply| ApiRequest::Interval(start, auth, reply)).await {
         Ok(Err(rejection)) => api_reads::refused(&rejection),
@@ -351,8 +346,7 @@ async fn order_status(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path((participant, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    uri: Uri,
+    auth: ReadAuth,
 ) -> Response {
     // The only parameter is `interval` (Unix seconds or RFC 3339); others are ignored.
     let wanted = query
@@ -368,10 +362,6 @@ async fn order_status(
                 "use Unix seconds or RFC 3339",
             )
         }
-    };
-    let auth = match api_reads::read_auth(&headers, &uri) {
-        Ok(auth) => auth,
-        Err(rejection) => return api_reads::refused(&rejection),
     };
     let who = ParticipantId::from(participant.as_str());
     match ask(&tx, |reply| {
@@ -394,16 +384,11 @@ async fn participant(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    headers: axum::http::HeaderMap,
-    uri: axum::http::Uri,
+    auth: ReadAuth,
 ) -> Response {
     let query = match trade_query(query.as_deref()) {
         Ok(query) => query,
         Err((kind, message)) => return error(StatusCode::BAD_REQUEST, kind, message),
-    };
-    let auth = match api_reads::read_auth(&headers, &uri) {
-        Ok(auth) => auth,
-        Err(rejection) => return api_reads::refused(&rejection),
     };
     match ask(&tx, |reply| {
         ApiRequest::Participant(ParticipantId::from(id), query, auth, reply)
@@ -419,8 +404,7 @@ async fn participant(
 async fn block(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(height): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
+    auth: ReadAuth,
 ) -> Response {
     let Ok(height) = height.parse::<u64>() else {
         return error(
@@ -428,10 +412,6 @@ async fn block(
             error_kind::MALFORMED_HEIGHT,
             "height is a non-negative integer",
         );
-    };
-    let auth = match api_reads::read_auth(&headers, &uri) {
-        Ok(auth) => auth,
-        Err(rejection) => return api_reads::refused(&rejection),
     };
     match ask(&tx, |reply| ApiRequest::Block(height, auth, reply)).await {
         Ok(Err(rejection)) => api_reads::refused(&rejection),
@@ -452,15 +432,7 @@ async fn status(State(tx): State<mpsc::Sender<ApiRequest>>) -> Response {
     }
 }
 
-async fn snapshot(
-    State(tx): State<mpsc::Sender<ApiRequest>>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    let auth = match api_reads::read_auth(&headers, &uri) {
-        Ok(auth) => auth,
-        Err(rejection) => return api_reads::refused(&rejection),
-    };
+async fn snapshot(State(tx): State<mpsc::Sender<ApiRequest>>, auth: ReadAuth) -> Response {
     match ask(&tx, |reply| ApiRequest::Snapshot(auth, reply)).await {
         Ok(Err(rejection)) => api_reads::refused(&rejection),
         Ok(Ok(Some(view))) => Json(&*view).into_response(),

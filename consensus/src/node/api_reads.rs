@@ -54,6 +54,19 @@ pub struct Period {
     pub limit: usize,
 }
 
+/// Every read handler takes its reader this way: the signature headers parsed (headers that do
+/// not parse are answered 401 before the handler runs).
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReadAuth {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<ReadAuth, Response> {
+        read_auth(&parts.headers, &parts.uri).map_err(|e| refused(&e))
+    }
+}
+
 /// A private read's answer: the view, or why the reader may not have it.
 pub type ReadReply<T> = oneshot::Sender<Result<T, ReadRejection>>;
 
@@ -120,18 +133,6 @@ fn period(query: Option<&str>) -> Result<Period, (&'static str, String)> {
     }
 }
 
-/// The period and the reader of a request, or the answer that refuses it.
-fn parse(
-    query: Option<&str>,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<(Period, ReadAuth), Box<Response>> {
-    let period = period(query)
-        .map_err(|(kind, message)| Box::new(error(StatusCode::BAD_REQUEST, kind, message)))?;
-    let auth = read_auth(headers, uri).map_err(|e| Box::new(refused(&e)))?;
-    Ok((period, auth))
-}
-
 fn answer<T: serde::Serialize>(result: Result<Result<T, ReadRejection>, Response>) -> Response {
     match result {
         Ok(Ok(view)) => Json(view).into_response(),
@@ -144,28 +145,18 @@ pub(super) async fn bills(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    uri: Uri,
+    auth: ReadAuth,
 ) -> Response {
-    private_read(&tx, id, query.as_deref(), &headers, &uri, ApiRequest::Bills).await
+    private_read(&tx, id, query.as_deref(), auth, ApiRequest::Bills).await
 }
 
 pub(super) async fn statement(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    uri: Uri,
+    auth: ReadAuth,
 ) -> Response {
-    private_read(
-        &tx,
-        id,
-        query.as_deref(),
-        &headers,
-        &uri,
-        ApiRequest::Statement,
-    )
-    .await
+    private_read(&tx, id, query.as_deref(), auth, ApiRequest::Statement).await
 }
 
 /// A participant's data over a period, for the reader the request's signature names.
@@ -173,13 +164,12 @@ async fn private_read<T: serde::Serialize>(
     tx: &mpsc::Sender<ApiRequest>,
     id: String,
     query: Option<&str>,
-    headers: &HeaderMap,
-    uri: &Uri,
+    auth: ReadAuth,
     make: fn(ParticipantId, Period, ReadAuth, ReadReply<T>) -> ApiRequest,
 ) -> Response {
-    let (period, auth) = match parse(query, headers, uri) {
-        Ok(parsed) => parsed,
-        Err(response) => return *response,
+    let period = match period(query) {
+        Ok(period) => period,
+        Err((kind, message)) => return error(StatusCode::BAD_REQUEST, kind, message),
     };
     let who = ParticipantId::from(id);
     answer(ask(tx, |reply| make(who, period, auth, reply)).await)
@@ -202,8 +192,7 @@ pub(super) async fn settlements(
 pub(super) async fn settlement(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     Path(start): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
+    auth: ReadAuth,
 ) -> Response {
     let Some(start) = parse_interval(&start) else {
         return error(
@@ -211,10 +200,6 @@ pub(super) async fn settlement(
             error_kind::MALFORMED_INTERVAL,
             "use Unix seconds or RFC 3339",
         );
-    };
-    let auth = match read_auth(&headers, &uri) {
-        Ok(auth) => auth,
-        Err(rejection) => return refused(&rejection),
     };
     match ask(&tx, |reply| ApiRequest::Settlement(start, auth, reply)).await {
         Ok(Ok(Some(view))) => Json(view).into_response(),
@@ -237,12 +222,11 @@ pub type SettlementsReply = oneshot::Sender<SettlementsView>;
 pub(super) async fn corrections(
     State(tx): State<mpsc::Sender<ApiRequest>>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    uri: Uri,
+    auth: ReadAuth,
 ) -> Response {
-    let (period, auth) = match parse(query.as_deref(), &headers, &uri) {
-        Ok(parsed) => parsed,
-        Err(response) => return *response,
+    let period = match period(query.as_deref()) {
+        Ok(period) => period,
+        Err((kind, message)) => return error(StatusCode::BAD_REQUEST, kind, message),
     };
     answer(ask(&tx, |reply| ApiRequest::Corrections(period, auth, reply)).await)
 }
