@@ -124,6 +124,22 @@ pub struct ClearingOutcome {
 )]
 fn submit_order() {}
 
+/// The headers of a signed read (`voltmesh/read/v1`, [`crate::read`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only its OpenAPI description is used
+struct SignedRead {
+    /// Signed read (`voltmesh/read/v1`): the signer's public key, hex
+    #[param(rename = "x-voltmesh-key")]
+    key: Option<String>,
+    /// Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)
+    #[param(rename = "x-voltmesh-time")]
+    time: Option<u64>,
+    /// Signed read: ed25519 signature of `voltmesh/read/v1\n<neighborhood>\nGET\n<path and query>\n<time>`, hex
+    #[param(rename = "x-voltmesh-signature")]
+    signature: Option<String>,
+}
+
 /// What became of a participant's order (every interval the node knows the id in, oldest first).
 /// Only for a request signed by one of the participant's keys or a billing key.
 #[utoipa::path(
@@ -133,9 +149,7 @@ fn submit_order() {}
         ("participant" = String, Path, description = "The participant's pseudonym"),
         ("id" = String, Path, description = "The order id"),
         ("interval" = Option<i64>, Query, description = "Only this interval (Unix seconds)"),
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
     ),
     responses(
         (status = 200, description = "The order's state in each interval", body = OrderStatusView),
@@ -156,9 +170,7 @@ fn order_status() {}
     path = "/v1/intervals/{start}",
     params(
         ("start" = String, Path, description = "Interval start: Unix seconds or RFC 3339"),
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
     ),
     responses(
         (status = 200, description = "The clearing", body = IntervalClearing),
@@ -178,9 +190,7 @@ fn interval() {}
     path = "/v1/participants/{id}",
     params(
         ("id" = String, Path, description = "The participant's pseudonym"),
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
         ("from" = Option<String>, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
         ("to" = Option<String>, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
         ("limit" = Option<u64>, Query, description = "Most trades in the page (default 1000, at most 10000); a page ends at an interval boundary"),
@@ -206,9 +216,7 @@ fn participant() {}
         ("from" = String, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
         ("to" = String, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
         ("limit" = Option<u64>, Query, description = "Most settled intervals the page looks at (default and maximum 2976)"),
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
     ),
     responses(
         (status = 200, description = "The bills, oldest first, each with the block that holds it", body = BillsView),
@@ -229,9 +237,7 @@ fn bills() {}
         ("id" = String, Path, description = "The participant's pseudonym"),
         ("from" = String, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
         ("to" = String, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
     ),
     responses(
         (status = 200, description = "The statement", body = Statement),
@@ -268,9 +274,7 @@ fn settlements() {}
     path = "/v1/settlements/{start}",
     params(
         ("start" = String, Path, description = "Interval start, Unix seconds or RFC 3339"),
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
     ),
     responses(
         (status = 200, description = "The settlement", body = SettlementView),
@@ -291,9 +295,7 @@ fn settlement() {}
     path = "/v1/blocks/{height}",
     params(
         ("height" = u64, Path, description = "Block height"),
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
     ),
     responses(
         (status = 200, description = "The block", body = BlockView),
@@ -312,9 +314,7 @@ fn block() {}
     get,
     path = "/v1/snapshot",
     params(
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
     ),
     responses(
         (status = 200, description = "The snapshot and its proof", body = SnapshotView),
@@ -392,9 +392,7 @@ fn submit_correction() {}
         ("from" = String, Query, description = "First interval start (inclusive), Unix seconds or RFC 3339"),
         ("to" = String, Query, description = "Last interval start (exclusive), Unix seconds or RFC 3339"),
         ("limit" = Option<u64>, Query, description = "Most corrections in the page (whole intervals; default and maximum 2976)"),
-        ("x-voltmesh-key" = Option<String>, Header, description = "Signed read (`voltmesh/read/v1`): the signer's public key, hex"),
-        ("x-voltmesh-time" = Option<u64>, Header, description = "Signed read: the request's time, ms since the Unix epoch (within 300 s of the node's clock)"),
-        ("x-voltmesh-signature" = Option<String>, Header, description = "Signed read: ed25519 signature of `voltmesh/read/v1\\n<neighborhood>\\nGET\\n<path and query>\\n<time>`, hex"),
+        SignedRead,
     ),
     responses(
         (status = 200, description = "The corrections, by interval then as committed", body = CorrectionsView),
