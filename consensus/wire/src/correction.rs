@@ -602,6 +602,32 @@ mod tests {
         }
     }
 
+    /// Whatever proof an import carries, checking it never panics (a validator runs it on
+    /// anyone's block): random hashes, counts and ascending indices against trees of every size.
+    #[test]
+    fn random_proofs_never_panic() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |bound: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % bound.max(1)
+        };
+        for _ in 0..5_000 {
+            let total = 1 + next(300) as usize;
+            let mut indices: Vec<usize> = (0..1 + next(6))
+                .map(|_| next(total as u64) as usize)
+                .collect();
+            indices.sort_unstable();
+            indices.dedup();
+            let leaves: Vec<[u8; 32]> = indices.iter().map(|&i| leaf(i % 50).hash()).collect();
+            let proof: Vec<String> = (0..next(20))
+                .map(|_| hex::encode(leaf(next(50) as usize).hash()))
+                .collect();
+            let _ = root_from_proof(&proof, &indices, &leaves, total);
+        }
+    }
+
     #[test]
     fn proofs_with_bad_indices_give_no_root() {
         let hashes: Vec<[u8; 32]> = (0..4).map(|i| leaf(i).hash()).collect();
