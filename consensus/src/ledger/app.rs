@@ -367,11 +367,6 @@ impl LedgerApp {
             .collect()
     }
 
-    /// Correction imports waiting for a block of this node.
-    pub fn correction_pool(&self) -> &[SignedCorrection] {
-        &self.corrections
-    }
-
     /// Takes a correction import for the next blocks this node proposes, if the committed
     /// state would take it and it is not larger than [`MAX_CORRECTION_BYTES`].
     ///
